@@ -1,0 +1,138 @@
+import { mkdir, realpath } from 'node:fs/promises';
+import { join, posix, relative } from 'node:path';
+import type { VolumeConfig } from '../core/config.js';
+import { SnapguardError } from '../core/errors.js';
+import type { Exec } from '../system/exec.js';
+import { mountOf, readMounts } from '../system/mounts.js';
+import type { BackendCallOptions, ListOptions, PoolUsage, RawSnapshot, SnapshotBackend } from './types.js';
+import { statfsUsage } from './usage.js';
+
+// btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
+const btrfsEnv = { TZ: 'UTC', LC_ALL: 'C' };
+
+const listLine =
+  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+) otime (\S+ \S+|-)(?: parent_uuid (\S+))?(?: received_uuid (\S+))?(?: uuid (\S+))? path (.*)$/;
+
+export interface BtrfsListEntry {
+  id: string;
+  generation: number;
+  otime: Date | undefined;
+  parentUuid: string | undefined;
+  uuid: string | undefined;
+  path: string;
+}
+
+export function parseSubvolumeList(text: string): BtrfsListEntry[] {
+  const entries: BtrfsListEntry[] = [];
+  for (const line of text.split('\n')) {
+    const match = listLine.exec(line.trim());
+    if (!match) continue;
+    const [, id, gen, , , otime, parentUuid, , uuid, path] = match;
+    entries.push({
+      id: id as string,
+      generation: Number(gen),
+      otime: otime && otime !== '-' ? new Date(`${otime.replace(' ', 'T')}Z`) : undefined,
+      parentUuid: parentUuid && parentUuid !== '-' ? parentUuid : undefined,
+      uuid: uuid && uuid !== '-' ? uuid : undefined,
+      path: (path as string).replace(/^<FS_TREE>\//, ''),
+    });
+  }
+  return entries;
+}
+
+export function parseSubvolumeShow(text: string): { createdAt?: Date; readOnly: boolean; id?: string; generation?: number; uuid?: string; parentUuid?: string } {
+  const field = (label: string) => new RegExp(`^\\s*${label}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const created = field('Creation time');
+  const uuid = field('UUID');
+  const parentUuid = field('Parent UUID');
+  return {
+    ...(created ? { createdAt: new Date(created.replace(' ', 'T').replace(' ', '')) } : {}),
+    readOnly: /\breadonly\b/.test(field('Flags') ?? ''),
+    ...(field('Subvolume ID') ? { id: field('Subvolume ID') } : {}),
+    ...(field('Generation') ? { generation: Number(field('Generation')) } : {}),
+    ...(uuid && uuid !== '-' ? { uuid } : {}),
+    ...(parentUuid && parentUuid !== '-' ? { parentUuid } : {}),
+  };
+}
+
+async function realDir(dir: string): Promise<string | undefined> {
+  try {
+    return await realpath(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export function createBtrfsBackend(exec: Exec): SnapshotBackend {
+  const btrfs = (args: string[], options: BackendCallOptions = {}) =>
+    exec('btrfs', args, { env: btrfsEnv, signal: options.signal, timeoutMs: 300_000 });
+
+  return {
+    kind: 'btrfs',
+
+    async create(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot> {
+      await mkdir(volume.snapshotDir, { recursive: true });
+      const target = join(volume.snapshotDir, name);
+      const startedAt = new Date();
+      await btrfs(['subvolume', 'snapshot', '-r', volume.path, target], options);
+      return { name, path: target, createdAt: startedAt, readOnly: true };
+    },
+
+    async list(volume: VolumeConfig, options: ListOptions = {}): Promise<RawSnapshot[]> {
+      const dir = options.dir ?? volume.snapshotDir;
+      const real = await realDir(dir);
+      if (!real) return [];
+      const mount = mountOf(real, readMounts());
+      if (!mount || mount.fsType !== 'btrfs') {
+        throw new SnapguardError('NOT_SUPPORTED', `${dir} is not on a btrfs filesystem (found ${mount?.fsType ?? 'no mount'}).`, 'Point snapshotDir (or the external path) at a folder on the btrfs pool, or use backend: dir.');
+      }
+      // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
+      const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
+      const prefix = inTree ? `${inTree}/` : '';
+      const [all, readOnly] = await Promise.all([
+        btrfs(['subvolume', 'list', '-s', '-o', '-u', '-q', real], options),
+        btrfs(['subvolume', 'list', '-s', '-o', '-r', real], options),
+      ]);
+      const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      const snapshots: RawSnapshot[] = [];
+      for (const entry of parseSubvolumeList(all.stdout)) {
+        if (!entry.path.startsWith(prefix)) continue;
+        const name = entry.path.slice(prefix.length);
+        if (!name || name.includes('/')) continue;
+        snapshots.push({
+          name,
+          path: join(dir, name),
+          createdAt: entry.otime ?? new Date(0),
+          readOnly: readOnlyIds.has(entry.id),
+          id: entry.id,
+          generation: entry.generation,
+          ...(entry.uuid ? { uuid: entry.uuid } : {}),
+          ...(entry.parentUuid ? { parentUuid: entry.parentUuid } : {}),
+        });
+      }
+      return snapshots;
+    },
+
+    async show(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot | undefined> {
+      const path = join(volume.snapshotDir, name);
+      if (!(await realDir(path))) return undefined;
+      try {
+        const result = await btrfs(['subvolume', 'show', path], options);
+        const info = parseSubvolumeShow(result.stdout);
+        return { ...info, name, path, createdAt: info.createdAt ?? new Date(0) };
+      } catch (error) {
+        if (error instanceof SnapguardError && /not a subvolume/i.test(error.message)) return undefined;
+        throw error;
+      }
+    },
+
+    async delete(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<void> {
+      await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
+    },
+
+    async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
+      return statfsUsage(volume.path);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VolumeConfig } from '../core/config.js';
+import type { Exec } from '../system/exec.js';
+import type { BackendCallOptions, ListOptions, PoolUsage, RawSnapshot, SnapshotBackend } from './types.js';
+import { statfsUsage } from './usage.js';
+
+/** Copies in progress carry this prefix, so a half-made copy never looks like a snapshot. */
+export const PARTIAL_PREFIX = '.snapguard-partial-';
+
+/**
+ * Copy-based snapshots for filesystems without native ones. `cp -a --reflink=auto` shares blocks
+ * where the filesystem can (XFS, btrfs) and copies otherwise. The copy is not write-protected:
+ * readOnly is reported as false.
+ */
+export function createDirBackend(exec: Exec): SnapshotBackend {
+  return {
+    kind: 'dir',
+
+    async create(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot> {
+      await mkdir(volume.snapshotDir, { recursive: true });
+      const target = join(volume.snapshotDir, name);
+      const partial = join(volume.snapshotDir, `${PARTIAL_PREFIX}${name}`);
+      const startedAt = new Date();
+      try {
+        await exec('cp', ['-a', '--reflink=auto', '--', volume.path, partial], { signal: options.signal, timeoutMs: 6 * 3600_000 });
+        await rename(partial, target);
+      } catch (error) {
+        await rm(partial, { recursive: true, force: true });
+        throw error;
+      }
+      return { name, path: target, createdAt: startedAt, readOnly: false };
+    },
+
+    async list(volume: VolumeConfig, options: ListOptions = {}): Promise<RawSnapshot[]> {
+      const dir = options.dir ?? volume.snapshotDir;
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw error;
+      }
+      const snapshots: RawSnapshot[] = [];
+      for (const entry of entries) {
+        if (!entry.isDirectory() || entry.name.startsWith(PARTIAL_PREFIX)) continue;
+        const path = join(dir, entry.name);
+        const stats = await lstat(path);
+        snapshots.push({ name: entry.name, path, createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime, readOnly: false, id: String(stats.ino) });
+      }
+      return snapshots;
+    },
+
+    async show(volume: VolumeConfig, name: string): Promise<RawSnapshot | undefined> {
+      const path = join(volume.snapshotDir, name);
+      try {
+        const stats = await lstat(path);
+        if (!stats.isDirectory()) return undefined;
+        return { name, path, createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime, readOnly: false, id: String(stats.ino) };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      }
+    },
+
+    async delete(volume: VolumeConfig, name: string): Promise<void> {
+      await rm(join(volume.snapshotDir, name), { recursive: true, force: false });
+    },
+
+    async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
+      return statfsUsage(volume.path);
+    },
+  };
+}

@@ -1,0 +1,42 @@
+import type { VolumeConfig } from '../core/config.js';
+
+/** What a backend knows about one snapshot, owned or not. */
+export interface RawSnapshot {
+  name: string;
+  path: string;
+  createdAt: Date;
+  readOnly: boolean;
+  /** btrfs subvolume id / generation, zfs guid: used to fingerprint state. */
+  id?: string;
+  generation?: number;
+  uuid?: string;
+  parentUuid?: string;
+}
+
+export interface PoolUsage {
+  totalBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+  /** used / total, 0..1, the number maxPoolUsage is compared with. */
+  ratio: number;
+}
+
+export interface BackendCallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface ListOptions extends BackendCallOptions {
+  /** List this folder instead of the volume's snapshotDir (external copies). */
+  dir?: string;
+}
+
+export interface SnapshotBackend {
+  readonly kind: 'btrfs' | 'zfs' | 'dir';
+  /** Creates a read-only snapshot named `name` in the volume's snapshotDir. */
+  create(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot>;
+  /** Every snapshot directly in the folder, owned or foreign, in one pass (never a process per snapshot). */
+  list(volume: VolumeConfig, options?: ListOptions): Promise<RawSnapshot[]>;
+  show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
+  delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
+  poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
+}

@@ -1,0 +1,234 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { SnapguardError } from './errors.js';
+import { tryParseDuration, tryParseSize } from './units.js';
+
+export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
+export type Tier = (typeof TIERS)[number];
+
+const durationString = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const seconds = tryParseDuration(value);
+    if (seconds === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; write it like 30s, 5m, 1h, 7d or 4w` });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
+export const sizeString = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const bytes = tryParseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; write it like 512M, 2G or 1T` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const ratio = z.number().gt(0, 'must be a ratio above 0, e.g. 0.90').lte(1, 'must be a ratio of at most 1, e.g. 0.90');
+
+export const ServicesSchema = z.strictObject({
+  units: z.array(z.string().regex(/^[A-Za-z0-9@:._\\-]+$/, 'must be a systemd unit name like jellyfin.service')).default([]),
+  scope: z.enum(['system', 'user']).default('system'),
+  /** argv prefix that reaches systemctl: [systemctl] locally, [nsenter, -t, PID, -a, systemctl], [ssh, host, systemctl]. */
+  systemctl: z.array(z.string().min(1)).min(1).default(['systemctl']),
+  settleTime: durationString.default(2),
+});
+
+export const ExternalSchema = z.strictObject({
+  kind: z.enum(['btrfs', 'zfs', 'dir', 'restic']),
+  path: z.string().optional(),
+  dataset: z.string().optional(),
+  repository: z.string().optional(),
+  passwordFile: z.string().optional(),
+});
+
+export const VolumeSchema = z
+  .strictObject({
+    backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir'),
+    path: z.string().min(1).optional(),
+    snapshotDir: z.string().min(1).optional(),
+    dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'must be a ZFS dataset name like tank/containers').optional(),
+    tier: z.enum(TIERS, `must be one of ${TIERS.join(', ')}`).default('standard'),
+    services: ServicesSchema.optional(),
+    minInterval: durationString.optional(),
+    retention: z.string().optional(),
+    external: z.array(ExternalSchema).default([]),
+  })
+  .superRefine((volume, ctx) => {
+    if (volume.backend === 'zfs' && !volume.dataset) {
+      ctx.addIssue({ code: 'custom', path: ['dataset'], message: 'is required for the zfs backend (e.g. tank/containers)' });
+    }
+    if (volume.backend !== 'zfs' && !volume.path) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: `is required for the ${volume.backend} backend` });
+    }
+  });
+
+export const ConfigSchema = z.strictObject({
+  contextDir: z.string().min(1).default('.claude/context'),
+  stateDir: z.string().min(1).default('/var/lib/snapguard'),
+  host: z.string().min(1).optional(),
+  confirm: z.enum(['elicit-or-token', 'token', 'never'], 'must be one of elicit-or-token, token, never').default('elicit-or-token'),
+  readOnly: z.boolean().default(false),
+  logFile: z.string().optional(),
+  volumes: z
+    .record(z.string().regex(VOLUME_ID_PATTERN, 'volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters'), VolumeSchema)
+    .default({}),
+  health: z
+    .strictObject({
+      maxPoolUsage: ratio.default(0.9),
+      maxSnapshotShare: ratio.default(0.1),
+      restoreTestMaxAge: durationString.default(35 * 86_400),
+    })
+    .prefault({}),
+  metrics: z.strictObject({ textfile: z.string().optional() }).prefault({}),
+  history: z
+    .strictObject({
+      /** Entries per section kept in backup-history.json; older ones move to yearly archive files. */
+      liveEntries: z.number().int().min(10).default(1000),
+    })
+    .prefault({}),
+  orchestrate: z.unknown().optional(),
+});
+
+export type ConfigInput = z.input<typeof ConfigSchema>;
+type ParsedConfig = z.output<typeof ConfigSchema>;
+type ParsedVolume = z.output<typeof VolumeSchema>;
+
+export interface VolumeConfig extends Omit<ParsedVolume, 'path' | 'snapshotDir'> {
+  id: string;
+  /** Mount path of the volume (for zfs the dataset's mountpoint when given). */
+  path: string;
+  snapshotDir: string;
+}
+
+export interface Config extends Omit<ParsedConfig, 'volumes' | 'host'> {
+  host: string;
+  volumes: Record<string, VolumeConfig>;
+  /** The file this config came from, or undefined for an in-memory config. */
+  sourceFile: string | undefined;
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  return path.map((part) => String(part)).join('.') || '(top level)';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length ? `${keyPath(issue.path)}: ` : '';
+    return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling against docs/configuration.md`;
+  }
+  if (issue.code === 'invalid_type' && issue.input === undefined) {
+    return `${keyPath(issue.path)}: is required (expected ${issue.expected})`;
+  }
+  return `${keyPath(issue.path)}: ${issue.message}`;
+}
+
+/** Validates a raw config object; relative paths resolve against baseDir. */
+export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string): Config {
+  const result = ConfigSchema.safeParse(raw ?? {});
+  const where = sourceFile ?? 'the configuration';
+  if (!result.success) {
+    const problems = result.error.issues.map(describeIssue);
+    throw new SnapguardError('CONFIG_INVALID', `Invalid configuration in ${where}:\n  - ${problems.join('\n  - ')}`, `Fix the keys named above in ${where}; the reference is docs/configuration.md.`, {
+      details: { problems },
+    });
+  }
+  const parsed = result.data;
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const volumes: Record<string, VolumeConfig> = {};
+  for (const [id, volume] of Object.entries(parsed.volumes)) {
+    const path = abs(volume.path ?? `/${volume.dataset}`);
+    volumes[id] = {
+      ...volume,
+      id,
+      path,
+      snapshotDir: volume.snapshotDir ? abs(volume.snapshotDir) : resolve(dirname(path), '.snapshots', id),
+      external: volume.external.map((ext) => ({
+        ...ext,
+        ...(ext.path ? { path: abs(ext.path) } : {}),
+        ...(ext.passwordFile ? { passwordFile: abs(ext.passwordFile) } : {}),
+        ...(ext.repository && !ext.repository.includes(':') ? { repository: abs(ext.repository) } : {}),
+      })),
+    };
+  }
+  for (const volume of Object.values(volumes)) {
+    const inside = (child: string, parent: string) => child === parent || child.startsWith(`${parent}/`);
+    if (volume.backend !== 'zfs' && (inside(volume.snapshotDir, volume.path) || inside(volume.path, volume.snapshotDir))) {
+      throw new SnapguardError('CONFIG_INVALID', `Invalid configuration in ${where}:\n  - volumes.${volume.id}.snapshotDir: ${volume.snapshotDir} overlaps the volume path ${volume.path}`, `Put volumes.${volume.id}.snapshotDir outside the volume (the default is <parent of path>/.snapshots/${volume.id}).`);
+    }
+  }
+  return {
+    ...parsed,
+    host: parsed.host ?? hostname(),
+    contextDir: abs(parsed.contextDir),
+    stateDir: abs(parsed.stateDir),
+    ...(parsed.logFile ? { logFile: abs(parsed.logFile) } : {}),
+    metrics: { ...parsed.metrics, ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}) },
+    volumes,
+    sourceFile,
+  };
+}
+
+export interface ConfigLookup {
+  explicit?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** The documented search order: --config, $SNAPGUARD_CONFIG, ./snapguard.yaml, /etc/snapguard/snapguard.yaml. */
+export function findConfigFile(lookup: ConfigLookup = {}): { file: string; via: string } | undefined {
+  const env = lookup.env ?? process.env;
+  const cwd = lookup.cwd ?? process.cwd();
+  if (lookup.explicit) return { file: resolve(cwd, lookup.explicit), via: '--config' };
+  if (env.SNAPGUARD_CONFIG) return { file: resolve(cwd, env.SNAPGUARD_CONFIG), via: '$SNAPGUARD_CONFIG' };
+  for (const candidate of [resolve(cwd, 'snapguard.yaml'), '/etc/snapguard/snapguard.yaml']) {
+    if (existsSync(candidate)) return { file: candidate, via: candidate };
+  }
+  return undefined;
+}
+
+export async function loadConfig(lookup: ConfigLookup = {}): Promise<Config> {
+  const found = findConfigFile(lookup);
+  if (!found) {
+    throw new SnapguardError(
+      'CONFIG_NOT_FOUND',
+      'No snapguard configuration found (looked at --config, $SNAPGUARD_CONFIG, ./snapguard.yaml, /etc/snapguard/snapguard.yaml).',
+      'Create snapguard.yaml (see docs/configuration.md) or pass --config FILE; `snapguard demo` runs without one.',
+    );
+  }
+  let text: string;
+  try {
+    text = await readFile(found.file, 'utf8');
+  } catch (error) {
+    throw new SnapguardError('CONFIG_NOT_FOUND', `Cannot read the configuration ${found.file} (named by ${found.via}): ${(error as Error).message}`, 'Check the path and its permissions.');
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new SnapguardError('CONFIG_INVALID', `${found.file} is not valid YAML: ${(error as Error).message}`, 'Fix the YAML syntax at the line given.');
+  }
+  return buildConfig(raw, dirname(found.file), found.file);
+}
+
+export function requireVolume(config: Config, id: unknown): VolumeConfig {
+  if (typeof id !== 'string' || !VOLUME_ID_PATTERN.test(id)) {
+    throw new SnapguardError('BAD_INPUT', `"${String(id).slice(0, 80)}" is not a valid volume id.`, `Use one of the configured volumes: ${Object.keys(config.volumes).join(', ') || '(none configured)'}.`);
+  }
+  const volume = config.volumes[id];
+  if (!volume) {
+    throw new SnapguardError('UNKNOWN_VOLUME', `Volume "${id}" is not configured.`, `Use one of: ${Object.keys(config.volumes).join(', ') || '(none configured; add volumes to snapguard.yaml)'}.`);
+  }
+  return volume;
+}

@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { SnapshotTypeSchema } from '../naming.js';
+
+/**
+ * The layout of backup-history.json. homelab-deployment scripts read it with jq, so keys are
+ * snake_case and the layout of the original design is kept. Objects are loose: keys written by a
+ * newer snapguard survive a rewrite by an older one.
+ */
+export const SNAPSHOT_OUTCOMES = ['pending', 'success', 'failed', 'validation_failed', 'command_failed'] as const;
+export const SnapshotOutcomeSchema = z.enum(SNAPSHOT_OUTCOMES);
+
+const isoTime = z.string().describe('ISO 8601 time in UTC');
+
+export const SnapshotEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string(),
+  subvolume: z.string().describe('the snapguard volume id'),
+  type: SnapshotTypeSchema,
+  operation: z.string().nullable(),
+  operation_id: z.string().nullable(),
+  snapshot_name: z.string(),
+  path: z.string(),
+  outcome: SnapshotOutcomeSchema,
+  size_mb: z.number().nullable().describe('exclusive size in MiB when known (btrfs qgroups), else null'),
+  backend: z.enum(['btrfs', 'zfs', 'dir']).optional(),
+  read_only: z.boolean().optional(),
+  completed_at: isoTime.optional(),
+  notes: z.string().optional(),
+});
+
+export const RecoveryEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  subvolume: z.string(),
+  restored_snapshot: z.string(),
+  mode: z.enum(['rollback', 'files']),
+  paths: z.array(z.string()),
+  reason: z.string().nullable(),
+  duration_seconds: z.number(),
+  outcome: z.enum(['success', 'failed', 'reverted']),
+  safety_backup: z.string().nullable(),
+  operation_id: z.string().nullable().optional(),
+  validation: z.array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string().optional() })).optional(),
+});
+
+export const RestoreTestEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  subvolume: z.string(),
+  snapshot: z.string(),
+  source: z.enum(['local', 'external', 'restic']),
+  mode: z.enum(['sample', 'full']),
+  files_checked: z.number().int(),
+  bytes: z.number(),
+  duration_seconds: z.number(),
+  outcome: z.enum(['pass', 'fail']),
+  failures: z.array(z.looseObject({ path: z.string(), check: z.string(), expected: z.string().optional(), actual: z.string().optional() })),
+});
+
+export const OrchestrationEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  exit_code: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  status: z.string().optional(),
+  stages: z.array(z.looseObject({ name: z.string(), status: z.string() })),
+  duration_seconds: z.number(),
+});
+
+export const HistorySchema = z
+  .looseObject({
+    version: z.literal(1),
+    snapshots: z.array(SnapshotEntrySchema),
+    recoveries: z.array(RecoveryEntrySchema),
+    restore_tests: z.array(RestoreTestEntrySchema),
+    orchestrations: z.array(OrchestrationEntrySchema),
+  })
+  .describe('snapguard backup history: snapshots, recoveries, restore tests and orchestrations of one host');
+
+export type SnapshotEntry = z.infer<typeof SnapshotEntrySchema>;
+export type RecoveryEntry = z.infer<typeof RecoveryEntrySchema>;
+export type RestoreTestEntry = z.infer<typeof RestoreTestEntrySchema>;
+export type OrchestrationEntry = z.infer<typeof OrchestrationEntrySchema>;
+export type History = z.infer<typeof HistorySchema>;
+
+export const HISTORY_SECTIONS = ['snapshots', 'recoveries', 'restore_tests', 'orchestrations'] as const;
+export type HistorySection = (typeof HISTORY_SECTIONS)[number];
+
+/**
+ * What a file must look like to be read at all. Entries are not validated one by one on read: a
+ * hand-edited entry must not make snapguard set the whole file aside.
+ */
+export const HistoryFileShape = z.looseObject({
+  version: z.number().optional(),
+  snapshots: z.array(z.looseObject({})).default([]),
+  recoveries: z.array(z.looseObject({})).default([]),
+  restore_tests: z.array(z.looseObject({})).default([]),
+  orchestrations: z.array(z.looseObject({})).default([]),
+});
+
+export function emptyHistory(): History {
+  return { version: 1, snapshots: [], recoveries: [], restore_tests: [], orchestrations: [] };
+}
+
+export function historyJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://snapguard.dev/schema/backup-history.schema.json',
+    ...z.toJSONSchema(HistorySchema, { target: 'draft-2020-12', io: 'output' }),
+    title: 'backup-history.json',
+  };
+}

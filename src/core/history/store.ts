@@ -1,0 +1,247 @@
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { SnapguardError } from '../errors.js';
+import { withLock } from '../lock.js';
+import { formatTimestamp } from '../naming.js';
+import { emptyHistory, HISTORY_SECTIONS, HistoryFileShape, type History, type HistorySection } from './schema.js';
+
+export const HISTORY_FILE = 'backup-history.json';
+export const ARCHIVE_DIR = 'backup-history.d';
+
+export interface HistoryReadResult {
+  history: History;
+  /** Set when the file exists but does not parse; the file is left where it is on read. */
+  corrupt?: string | undefined;
+}
+
+export interface HistoryUpdateResult<T> {
+  result: T;
+  /** Where a corrupt file was moved before this write, if it was. */
+  movedAside?: string | undefined;
+}
+
+export interface HistoryStoreOptions {
+  contextDir: string;
+  /** Entries per section kept in the live file; older ones go to yearly archives. */
+  liveEntries?: number;
+  logger?: Logger | undefined;
+  clock?: () => Date;
+}
+
+async function writeFileDurably(file: string, text: string): Promise<void> {
+  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(text);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function parseHistory(text: string): History {
+  const parsed = HistoryFileShape.parse(JSON.parse(text));
+  return { ...parsed, version: 1 } as History;
+}
+
+/**
+ * backup-history.json, shared by every snapguard process of a host (MCP server, CLI, timers).
+ * Each write takes a cross-process lock, writes a temp file, fsyncs it, renames it over the old
+ * one and fsyncs the folder, so a reader sees the old or the new file, never a mix.
+ *
+ * To keep writes cheap as history grows, the live file holds the newest `liveEntries` entries
+ * per section; when a section grows past that, its oldest quarter moves to
+ * backup-history.d/backup-history-<year>.json (same layout). Archives are written before the live
+ * file, so a crash in between can duplicate an entry (deduplicated by id) but never lose one.
+ */
+export class HistoryStore {
+  readonly file: string;
+  readonly contextDir: string;
+  private readonly liveEntries: number;
+  private readonly logger: Logger | undefined;
+  private readonly clock: () => Date;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(options: HistoryStoreOptions) {
+    this.contextDir = options.contextDir;
+    this.file = join(options.contextDir, HISTORY_FILE);
+    this.liveEntries = options.liveEntries ?? 1000;
+    this.logger = options.logger;
+    this.clock = options.clock ?? (() => new Date());
+  }
+
+  private get lockFile(): string {
+    return join(this.contextDir, `.${HISTORY_FILE}.lock`);
+  }
+
+  async read(): Promise<HistoryReadResult> {
+    let text: string;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { history: emptyHistory() };
+      throw error;
+    }
+    try {
+      return { history: parseHistory(text) };
+    } catch (error) {
+      return { history: emptyHistory(), corrupt: (error as Error).message };
+    }
+  }
+
+  /** Runs `mutate` on the current history under the lock and writes the result durably. */
+  async update<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
+    await mkdir(this.contextDir, { recursive: true });
+    const outcome = await withLock(this.lockFile, { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' }, async () => {
+      let history = emptyHistory();
+      let movedAside: string | undefined;
+      let text: string | undefined;
+      try {
+        text = await readFile(this.file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+      if (text !== undefined) {
+        try {
+          history = parseHistory(text);
+        } catch (error) {
+          movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
+          await rename(this.file, movedAside);
+          this.logger?.error({ file: this.file, movedAside, reason: (error as Error).message }, 'history file did not parse; moved aside and started a new one');
+        }
+      }
+      const result = await mutate(history);
+      try {
+        await this.archiveOverflow(history);
+        await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
+        await syncDir(this.contextDir);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        throw new SnapguardError(
+          'HISTORY_WRITE_FAILED',
+          `Could not write ${this.file}: ${(error as Error).message}. The previous file is unchanged.`,
+          code === 'ENOSPC' ? 'The filesystem holding the context directory is full: free space there.' : 'Check that the context directory is writable.',
+          { cause: error },
+        );
+      }
+      return { result, movedAside };
+    });
+    for (const listener of this.listeners) listener();
+    return outcome;
+  }
+
+  private async archiveOverflow(history: History): Promise<void> {
+    const byYear = new Map<string, Partial<Record<HistorySection, unknown[]>>>();
+    for (const section of HISTORY_SECTIONS) {
+      const entries = history[section] as { timestamp?: string }[];
+      if (entries.length <= this.liveEntries) continue;
+      const keep = Math.floor(this.liveEntries * 0.75);
+      const moved = entries.splice(0, entries.length - keep);
+      for (const entry of moved) {
+        const year = /^\d{4}/.exec(entry.timestamp ?? '')?.[0] ?? 'undated';
+        const bucket = byYear.get(year) ?? {};
+        (bucket[section] ??= []).push(entry);
+        byYear.set(year, bucket);
+      }
+    }
+    if (byYear.size === 0) return;
+    const dir = join(this.contextDir, ARCHIVE_DIR);
+    await mkdir(dir, { recursive: true });
+    for (const [year, sections] of byYear) {
+      const file = join(dir, `backup-history-${year}.json`);
+      let archive = emptyHistory();
+      try {
+        archive = parseHistory(await readFile(file, 'utf8'));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+          const aside = `${file}.corrupt-${formatTimestamp(this.clock())}`;
+          await rename(file, aside).catch(() => undefined);
+          this.logger?.error({ file, movedAside: aside }, 'archive did not parse; moved aside');
+        }
+      }
+      for (const section of HISTORY_SECTIONS) {
+        const add = sections[section];
+        if (!add) continue;
+        const target = archive[section] as { id?: string }[];
+        const seen = new Set(target.map((entry) => entry.id));
+        for (const entry of add as { id?: string }[]) if (!seen.has(entry.id)) target.push(entry);
+      }
+      await writeFileDurably(file, `${JSON.stringify(archive)}\n`);
+    }
+    await syncDir(dir);
+    this.logger?.info({ archiveDir: dir, years: [...byYear.keys()] }, 'moved old history entries to the yearly archive');
+  }
+
+  /** Reads the yearly archives, oldest year first (for reports and lookups of old entries). */
+  async readArchives(): Promise<History[]> {
+    const dir = join(this.contextDir, ARCHIVE_DIR);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((name) => /^backup-history-.*\.json$/.test(name)).sort();
+    } catch {
+      return [];
+    }
+    const archives: History[] = [];
+    for (const name of names) {
+      try {
+        archives.push(parseHistory(await readFile(join(dir, name), 'utf8')));
+      } catch {
+        this.logger?.warn({ file: join(dir, name) }, 'skipping an archive that does not parse');
+      }
+    }
+    return archives;
+  }
+
+  /** Files set aside because they did not parse; health_check reports them. */
+  async corruptFiles(): Promise<string[]> {
+    try {
+      return (await readdir(this.contextDir)).filter((name) => name.startsWith(`${HISTORY_FILE}.corrupt-`)).map((name) => join(this.contextDir, name));
+    } catch {
+      return [];
+    }
+  }
+
+  /** In-process listeners, called after every write by this process. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Watches the file for writes by other processes (CLI calls, timers). */
+  watch(listener: () => void): () => void {
+    let watcher: FSWatcher | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      watcher = watch(this.contextDir, { persistent: false }, (_event, name) => {
+        if (name !== HISTORY_FILE) return;
+        clearTimeout(timer);
+        timer = setTimeout(listener, 50);
+      });
+      watcher.on('error', () => undefined);
+    } catch {
+      // The folder does not exist yet: nothing has been written, nothing to watch.
+    }
+    return () => {
+      clearTimeout(timer);
+      watcher?.close();
+    };
+  }
+}

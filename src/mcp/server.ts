@@ -1,0 +1,38 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Deps } from '../core/deps.js';
+import { VERSION } from '../core/version.js';
+import { installAudit } from './audit.js';
+import { registerResources } from './resources.js';
+import { registerTools } from './tools/index.js';
+
+export const INSTRUCTIONS = [
+  'snapguard makes filesystem snapshots a step of every risky change on this host.',
+  'Before a deployment or config change: create_snapshot (type pre-deploy/pre-change, an operation name), do the change, validate it, then complete_operation with success or failed.',
+  'Snapshots are read-only; snapguard only ever changes snapshots it made itself, never those of other tools.',
+  'Destructive tools (recover, prune_snapshots) never act on the first call: they return a plan and ask the user for confirmation.',
+  'The history of snapshots and recoveries is the snapguard://history resource.',
+].join('\n');
+
+export interface CreatedServer {
+  server: McpServer;
+  tools: string[];
+  cleanup: () => Promise<void>;
+}
+
+export function createServer(deps: Deps): CreatedServer {
+  const server = new McpServer(
+    { name: 'snapguard', title: 'snapguard', version: VERSION },
+    { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true }, tools: { listChanged: false } }, instructions: INSTRUCTIONS },
+  );
+  const tools = registerTools(server, deps);
+  installAudit(server, deps.logger);
+  const stopResources = registerResources(server, deps);
+  return {
+    server,
+    tools,
+    cleanup: async () => {
+      stopResources();
+      await server.close();
+    },
+  };
+}

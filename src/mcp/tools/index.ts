@@ -1,0 +1,24 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Deps } from '../../core/deps.js';
+import { registerCompleteOperationTool } from './complete-operation.js';
+import { registerCreateSnapshotTool } from './create-snapshot.js';
+import { registerListSnapshotsTool } from './list-snapshots.js';
+
+export interface ToolEntry {
+  name: string;
+  /** Read-only tools stay registered when the config says readOnly: true (guardrail 8). */
+  readOnly: boolean;
+  register(server: McpServer, deps: Deps): void;
+}
+
+export const tools: readonly ToolEntry[] = [
+  { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
+  { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
+  { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+];
+
+export function registerTools(server: McpServer, deps: Deps): string[] {
+  const chosen = tools.filter((tool) => tool.readOnly || !deps.config.readOnly);
+  for (const tool of chosen) tool.register(server, deps);
+  return chosen.map((tool) => tool.name);
+}

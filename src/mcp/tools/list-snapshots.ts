@@ -1,0 +1,31 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Deps } from '../../core/deps.js';
+import { ListSnapshotsInput, ListSnapshotsResultSchema } from '../../core/schemas.js';
+import { listSnapshots } from '../../core/snapshots.js';
+import { runTool } from '../result.js';
+
+export function registerListSnapshotsTool(server: McpServer, deps: Deps): void {
+  server.registerTool(
+    'list_snapshots',
+    {
+      title: 'List snapshots',
+      description: [
+        'Lists snapshots of the configured volumes, newest first, with age, type, operation and the outcome recorded in history.',
+        'Filter by volume, type, operation, since (24h, 7d or an ISO time) and limit; location external lists received copies on backup targets.',
+        'Snapshots made by other tools (snapper, btrbk, timeshift, sanoid) are hidden unless includeForeign is true; they are listed with owned: false and snapguard never changes them.',
+        'Read-only: it changes nothing.',
+      ].join(' '),
+      inputSchema: ListSnapshotsInput,
+      outputSchema: ListSnapshotsResultSchema,
+      annotations: { title: 'List snapshots', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+    },
+    async (args, extra) =>
+      runTool(
+        () => listSnapshots(deps, args, { signal: extra.signal }),
+        (result) => {
+          const shown = result.snapshots.slice(0, 5).map((s) => `${s.name} (${s.location}${s.owned ? '' : ', foreign'})`);
+          return `${result.total} snapshot(s)${result.snapshots.length < result.total ? `, ${result.snapshots.length} shown` : ''}${shown.length ? `; newest: ${shown.join(', ')}` : ''}.`;
+        },
+      ),
+  );
+}
