@@ -31,6 +31,9 @@ export function tryParseSize(text: string): number | undefined {
 
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
+  if (s >= 86_400 && s % 86_400 === 0) return `${s / 86_400}d`;
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600}h`;
+  if (s >= 60 && s % 60 === 0 && s < 5400) return `${s / 60}m`;
   if (s < 90) return `${s}s`;
   if (s < 5400) return `${Math.round(s / 60)}m`;
   if (s < 172_800) return `${Math.round(s / 3600)}h`;

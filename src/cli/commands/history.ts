@@ -1,0 +1,88 @@
+import { Command, Option } from 'commander';
+import { HISTORY_SECTIONS, type History, type HistorySection } from '../../core/history/schema.js';
+import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import { printJson, printLine, renderTable } from '../output.js';
+
+const kindAliases: Record<string, HistorySection> = {
+  snapshot: 'snapshots',
+  snapshots: 'snapshots',
+  recovery: 'recoveries',
+  recoveries: 'recoveries',
+  'restore-test': 'restore_tests',
+  'restore-tests': 'restore_tests',
+  restore_tests: 'restore_tests',
+  orchestration: 'orchestrations',
+  orchestrations: 'orchestrations',
+};
+
+type Row = Record<string, unknown>;
+const columns: Record<HistorySection, [string, (e: Row) => unknown][]> = {
+  snapshots: [
+    ['TIME', (e) => e.timestamp],
+    ['VOLUME', (e) => e.subvolume],
+    ['TYPE', (e) => e.type],
+    ['OPERATION', (e) => e.operation],
+    ['SNAPSHOT', (e) => e.snapshot_name],
+    ['OUTCOME', (e) => e.outcome],
+  ],
+  recoveries: [
+    ['TIME', (e) => e.timestamp],
+    ['VOLUME', (e) => e.subvolume],
+    ['MODE', (e) => e.mode],
+    ['SNAPSHOT', (e) => e.restored_snapshot],
+    ['REASON', (e) => e.reason],
+    ['SECONDS', (e) => e.duration_seconds],
+    ['OUTCOME', (e) => e.outcome],
+  ],
+  restore_tests: [
+    ['TIME', (e) => e.timestamp],
+    ['VOLUME', (e) => e.subvolume],
+    ['SOURCE', (e) => e.source],
+    ['MODE', (e) => e.mode],
+    ['FILES', (e) => e.files_checked],
+    ['SECONDS', (e) => e.duration_seconds],
+    ['OUTCOME', (e) => e.outcome],
+  ],
+  orchestrations: [
+    ['TIME', (e) => e.timestamp],
+    ['EXIT', (e) => e.exit_code],
+    ['STATUS', (e) => e.status],
+    ['SECONDS', (e) => e.duration_seconds],
+  ],
+};
+
+export function renderHistory(history: History, kinds: readonly HistorySection[], limit: number): string {
+  const parts: string[] = [];
+  for (const kind of kinds) {
+    const entries = (history[kind] as Row[]).slice(-limit).reverse();
+    if (entries.length === 0) continue;
+    const cols = columns[kind];
+    parts.push(`${kind.replace('_', ' ')} (${entries.length} newest of ${history[kind].length})`);
+    parts.push(renderTable(cols.map(([h]) => h), entries.map((e) => cols.map(([, get]) => (get(e) === null || get(e) === undefined ? undefined : String(get(e)))))));
+    parts.push('');
+  }
+  return parts.length ? parts.join('\n').trimEnd() : 'The history is empty.';
+}
+
+export function historyCommand(): Command {
+  return withCommon(
+    new Command('history')
+      .description('show backup-history.json: snapshots, recoveries, restore tests, orchestrations')
+      .addOption(new Option('-k, --kind <kind>', 'only one kind').choices(Object.keys(kindAliases)))
+      .option('-n, --limit <n>', 'newest n entries per kind', parseIntOption('--limit'), 20),
+  ).action(
+    action(async (options: CommonOptions & { kind?: string; limit: number }) => {
+      const deps = await loadDeps(options);
+      const { history, corrupt } = await deps.history.read();
+      const kinds = options.kind ? [kindAliases[options.kind] as HistorySection] : HISTORY_SECTIONS;
+      if (options.json) {
+        printJson({ file: deps.history.file, ...(corrupt ? { corrupt } : {}), ...Object.fromEntries(kinds.map((kind) => [kind, history[kind].slice(-options.limit)])) });
+      } else {
+        printLine(`${deps.history.file}`);
+        if (corrupt) process.stderr.write(`warning: the history file does not parse (${corrupt}); the next write moves it aside.\n`);
+        printLine(renderHistory(history, kinds, options.limit));
+      }
+      return corrupt ? 1 : 0;
+    }),
+  );
+}

@@ -1,0 +1,98 @@
+import { Command, Option } from 'commander';
+import { SNAPSHOT_TYPES } from '../../core/naming.js';
+import { createSnapshots, listSnapshots } from '../../core/snapshots.js';
+import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import { age, printJson, printLine, renderTable } from '../output.js';
+
+interface CreateOptions extends CommonOptions {
+  type: string;
+  operation?: string;
+  force?: boolean;
+  dryRun?: boolean;
+}
+
+interface ListOptions extends CommonOptions {
+  type?: string;
+  operation?: string;
+  since?: string;
+  limit?: number;
+  allLocations?: boolean;
+  external?: boolean;
+  includeForeign?: boolean;
+}
+
+export function snapshotCommand(): Command {
+  const snapshot = new Command('snapshot').description('create and list snapshots');
+
+  withCommon(
+    snapshot
+      .command('create')
+      .description('take read-only snapshots of volumes and record them in the history')
+      .argument('<volume...>', 'configured volume ids')
+      .addOption(new Option('-t, --type <type>', 'snapshot type').choices(SNAPSHOT_TYPES).default('manual'))
+      .option('-o, --operation <name>', 'what the snapshot protects, e.g. deploy-immich')
+      .option('-f, --force', 'snapshot even when the pool is nearly full or a recent snapshot exists')
+      .option('-n, --dry-run', 'show what would be created, change nothing'),
+  ).action(
+    action(async (volumes: string[], options: CreateOptions) => {
+      const deps = await loadDeps(options);
+      const result = await createSnapshots(deps, { volumes, type: options.type, operation: options.operation, force: Boolean(options.force), dryRun: Boolean(options.dryRun) });
+      if (options.json) {
+        printJson(result);
+      } else {
+        const made = result.dryRun ? result.planned : result.created;
+        printLine(`${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`);
+        for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
+        for (const skip of result.skipped) printLine(`  ${skip.volume}: skipped, ${skip.reason}${skip.existing ? `\n    existing: ${skip.existing.name}` : ''}`);
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+        if (!result.dryRun && made.length) printLine(`Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`);
+      }
+      return result.warnings.length > 0 ? 1 : 0;
+    }),
+  );
+
+  withCommon(
+    snapshot
+      .command('list')
+      .description('list snapshots, newest first')
+      .argument('[volume]', 'only this volume')
+      .addOption(new Option('-t, --type <type>', 'only this type').choices(SNAPSHOT_TYPES))
+      .option('-o, --operation <name>', 'only this operation')
+      .option('--since <when>', 'only newer than a duration (24h, 7d) or an ISO time')
+      .option('--limit <n>', 'at most n snapshots', parseIntOption('--limit'))
+      .option('--all-locations', 'local snapshots and external copies')
+      .option('--external', 'only external copies')
+      .option('--include-foreign', 'also snapshots made by other tools (listed, never touched)'),
+  ).action(
+    action(async (volume: string | undefined, options: ListOptions) => {
+      const deps = await loadDeps(options);
+      const location = options.allLocations ? 'all' : options.external ? 'external' : 'local';
+      const result = await listSnapshots(deps, {
+        ...(volume ? { volume } : {}),
+        ...(options.type ? { type: options.type } : {}),
+        ...(options.operation ? { operation: options.operation } : {}),
+        ...(options.since ? { since: options.since } : {}),
+        ...(options.limit ? { limit: options.limit } : {}),
+        location,
+        includeForeign: Boolean(options.includeForeign),
+      });
+      if (options.json) {
+        printJson(result);
+        return 0;
+      }
+      if (result.total === 0) {
+        printLine('No snapshots.');
+        return 0;
+      }
+      printLine(
+        renderTable(
+          ['VOLUME', 'NAME', 'TYPE', 'AGE', 'LOCATION', 'OUTCOME', 'OWNER'],
+          result.snapshots.map((s) => [s.volume, s.name, s.type, age(s.ageSeconds), s.location, s.outcome, s.owned ? 'snapguard' : 'foreign']),
+        ),
+      );
+      if (result.snapshots.length < result.total) printLine(`(${result.snapshots.length} of ${result.total} shown)`);
+      return 0;
+    }),
+  );
+  return snapshot;
+}

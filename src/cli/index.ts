@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../core/version.js';
+import { completeCommand } from './commands/complete.js';
+import { demoCommand } from './commands/demo.js';
+import { historyCommand } from './commands/history.js';
+import { mcpCommand } from './commands/mcp.js';
+import { snapshotCommand } from './commands/snapshot.js';
+
+export function buildProgram(): Command {
+  const program = new Command('snapguard')
+    .description('Snapshots before every risky change, recovery behind a confirmation gate, proof that backups restore.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const command of [snapshotCommand(), completeCommand(), historyCommand(), mcpCommand(), demoCommand()]) {
+    program.addCommand(command);
+  }
+  // Usage errors of subcommands exit with 3 as well.
+  const override = (command: Command) => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  override(program);
+  return program;
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version exit 0; everything else commander rejects is bad usage.
+      process.exitCode = error.exitCode === 0 ? 0 : 3;
+      return;
+    }
+    throw error;
+  }
+}
+
+await main();

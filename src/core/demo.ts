@@ -1,0 +1,151 @@
+import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createExec, type Exec } from '../system/exec.js';
+import { createLoopBtrfs, type LoopBtrfs } from '../system/loop.js';
+import { buildConfig } from './config.js';
+import { createDeps, type Deps } from './deps.js';
+import type { History } from './history/schema.js';
+import { silentLogger } from './logger.js';
+import { completeOperation, createSnapshots, listSnapshots } from './snapshots.js';
+
+export type DemoBackend = 'btrfs' | 'dir';
+
+export interface DemoOptions {
+  backend?: DemoBackend | 'auto';
+  /** Leave the sandbox in place and say where it is. */
+  keep?: boolean;
+  exec?: Exec;
+}
+
+export interface DemoStep {
+  title: string;
+  lines: string[];
+}
+
+export interface DemoResult {
+  backend: DemoBackend;
+  sandbox: string;
+  kept: boolean;
+  operationId: string;
+  snapshots: string[];
+  history: History;
+  ok: boolean;
+}
+
+export async function canUseBtrfs(exec: Exec): Promise<{ ok: boolean; reason: string }> {
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'not running as root (loop mounts need root)' };
+  try {
+    await exec('btrfs', ['--version'], { timeoutMs: 10_000 });
+    await exec('mkfs.btrfs', ['--version'], { timeoutMs: 10_000 });
+    return { ok: true, reason: 'root with btrfs-progs' };
+  } catch {
+    return { ok: false, reason: 'btrfs-progs is not installed' };
+  }
+}
+
+const sampleFiles: Record<string, string> = {
+  'immich/docker-compose.yml': 'services:\n  immich-server:\n    image: ghcr.io/immich-app/immich-server:v1.120.0\n    ports: ["2283:2283"]\n',
+  'immich/.env': 'UPLOAD_LOCATION=/mnt/pool/photos\nDB_PASSWORD=demo-only\n',
+  'jellyfin/config/system.xml': '<ServerConfiguration><EnableUPnP>false</EnableUPnP></ServerConfiguration>\n',
+  'traefik/traefik.yml': 'entryPoints:\n  websecure:\n    address: ":443"\n',
+};
+
+/**
+ * The whole story on a throwaway sandbox: a loop-mounted btrfs image when root and btrfs-progs
+ * are there, otherwise copy-based snapshots in a temp folder. Everything is removed afterwards.
+ */
+export async function runDemo(options: DemoOptions, report: (step: DemoStep) => void): Promise<DemoResult> {
+  const exec = options.exec ?? createExec();
+  let backend: DemoBackend;
+  let why: string;
+  if (options.backend === 'btrfs' || options.backend === 'dir') {
+    backend = options.backend;
+    why = 'chosen with --backend';
+  } else {
+    const probe = await canUseBtrfs(exec);
+    backend = probe.ok ? 'btrfs' : 'dir';
+    why = probe.ok ? probe.reason : `${probe.reason}, so copy-based snapshots stand in`;
+  }
+  const sandbox = await mkdtemp(join(tmpdir(), 'snapguard-demo-'));
+  let loop: LoopBtrfs | undefined;
+  const onSignal = () => undefined; // keep the process alive until cleanup below has run
+  process.on('SIGINT', onSignal);
+  try {
+    let poolDir: string;
+    if (backend === 'btrfs') {
+      loop = await createLoopBtrfs(exec, sandbox, 256 * 1024 * 1024);
+      poolDir = loop.mountPoint;
+      await exec('btrfs', ['subvolume', 'create', join(poolDir, 'containers')]);
+    } else {
+      poolDir = join(sandbox, 'pool');
+      await mkdir(join(poolDir, 'containers'), { recursive: true });
+    }
+    report({ title: `Sandbox (${backend})`, lines: [`${sandbox}`, `backend: ${backend} (${why})`] });
+
+    const volumePath = join(poolDir, 'containers');
+    for (const [rel, content] of Object.entries(sampleFiles)) {
+      await mkdir(join(volumePath, rel, '..'), { recursive: true });
+      await writeFile(join(volumePath, rel), content);
+    }
+    report({ title: 'Sample data', lines: Object.keys(sampleFiles).map((rel) => `containers/${rel}`) });
+
+    const config = buildConfig(
+      {
+        contextDir: join(sandbox, 'context'),
+        stateDir: join(sandbox, 'state'),
+        host: 'demo-host',
+        confirm: 'never',
+        volumes: { containers: { backend, path: volumePath, tier: 'critical', minInterval: '1h' } },
+      },
+      sandbox,
+    );
+    const deps: Deps = createDeps(config, { exec, logger: silentLogger() });
+
+    // Another tool's snapshot in the same folder: listed as foreign, never touched.
+    const foreign = join(config.volumes.containers!.snapshotDir, 'containers.20261120T0200');
+    await mkdir(config.volumes.containers!.snapshotDir, { recursive: true });
+    if (backend === 'btrfs') await exec('btrfs', ['subvolume', 'snapshot', '-r', volumePath, foreign]);
+    else await exec('cp', ['-a', volumePath, foreign]);
+
+    const created = await createSnapshots(deps, { volumes: ['containers'], type: 'pre-deploy', operation: 'deploy-immich' });
+    report({
+      title: 'Pre-deploy snapshot (create_snapshot)',
+      lines: [`operation ${created.operationId}`, ...created.created.map((s) => `created ${s.name} (read-only: ${s.readOnly})`)],
+    });
+
+    const again = await createSnapshots(deps, { volumes: ['containers'], type: 'pre-deploy', operation: 'deploy-immich' });
+    report({ title: 'A second pre-deploy snapshot right after (minInterval 1h)', lines: again.skipped.map((s) => `skipped ${s.volume}: ${s.reason}`) });
+
+    await writeFile(join(volumePath, 'immich/docker-compose.yml'), sampleFiles['immich/docker-compose.yml']!.replace('v1.120.0', 'v1.121.0'));
+    const snapshotCopy = await readFile(join(created.created[0]!.path, 'immich/docker-compose.yml'), 'utf8');
+    report({
+      title: 'The deployment changes the live volume; the snapshot keeps the old state',
+      lines: [`live:     ${(await readFile(join(volumePath, 'immich/docker-compose.yml'), 'utf8')).split('\n')[2]!.trim()}`, `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`],
+    });
+
+    const listed = await listSnapshots(deps, { includeForeign: true });
+    report({
+      title: 'list_snapshots (includeForeign)',
+      lines: listed.snapshots.map((s) => `${s.name.padEnd(52)} ${s.owned ? 'owned  ' : 'foreign'} ${s.type ?? '-'}`),
+    });
+
+    const completed = await completeOperation(deps, { operationId: created.operationId, outcome: 'success', notes: 'demo deployment validated' });
+    report({ title: 'complete_operation', lines: completed.snapshots.map((s) => `${s.name}: ${s.outcome}`) });
+
+    const { history } = await deps.history.read();
+    report({
+      title: `History (${deps.history.file})`,
+      lines: history.snapshots.map((e) => `${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`),
+    });
+
+    const ok = created.created.length === 1 && again.skipped.length === 1 && listed.snapshots.some((s) => !s.owned) && completed.snapshots[0]?.outcome === 'success';
+    return { backend, sandbox, kept: Boolean(options.keep), operationId: created.operationId, snapshots: listed.snapshots.map((s) => s.name), history, ok };
+  } finally {
+    process.off('SIGINT', onSignal);
+    if (!options.keep) {
+      await loop?.cleanup();
+      await rm(sandbox, { recursive: true, force: true });
+    }
+  }
+}
