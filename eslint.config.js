@@ -6,7 +6,16 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', URL: 'readonly', Buffer: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        URL: 'readonly',
+        Buffer: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'off',
@@ -17,14 +26,24 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/mcp/**', '**/cli/**', '@modelcontextprotocol/*'], message: 'core, backends and system must not depend on the MCP or CLI layers' }] },
+        {
+          patterns: [
+            {
+              group: ['**/mcp/**', '**/cli/**', '@modelcontextprotocol/*'],
+              message: 'core, backends and system must not depend on the MCP or CLI layers',
+            },
+          ],
+        },
       ],
     },
   },
   {
     files: ['src/cli/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['@modelcontextprotocol/*'], message: 'keep the MCP SDK inside src/mcp/' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@modelcontextprotocol/*'], message: 'keep the MCP SDK inside src/mcp/' }] },
+      ],
     },
   },
 );

@@ -40,7 +40,14 @@ export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   return entries;
 }
 
-export function parseSubvolumeShow(text: string): { createdAt?: Date; readOnly: boolean; id?: string; generation?: number; uuid?: string; parentUuid?: string } {
+export function parseSubvolumeShow(text: string): {
+  createdAt?: Date;
+  readOnly: boolean;
+  id?: string;
+  generation?: number;
+  uuid?: string;
+  parentUuid?: string;
+} {
   const field = (label: string) => new RegExp(`^\\s*${label}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
   const created = field('Creation time');
   const uuid = field('UUID');
@@ -85,7 +92,11 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       if (!real) return [];
       const mount = mountOf(real, readMounts());
       if (!mount || mount.fsType !== 'btrfs') {
-        throw new SnapguardError('NOT_SUPPORTED', `${dir} is not on a btrfs filesystem (found ${mount?.fsType ?? 'no mount'}).`, 'Point snapshotDir (or the external path) at a folder on the btrfs pool, or use backend: dir.');
+        throw new SnapguardError(
+          'NOT_SUPPORTED',
+          `${dir} is not on a btrfs filesystem (found ${mount?.fsType ?? 'no mount'}).`,
+          'Point snapshotDir (or the external path) at a folder on the btrfs pool, or use backend: dir.',
+        );
       }
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
@@ -114,7 +125,11 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return snapshots;
     },
 
-    async show(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot | undefined> {
+    async show(
+      volume: VolumeConfig,
+      name: string,
+      options: BackendCallOptions = {},
+    ): Promise<RawSnapshot | undefined> {
       const path = join(volume.snapshotDir, name);
       if (!(await realDir(path))) return undefined;
       try {

@@ -23,7 +23,10 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       const partial = join(volume.snapshotDir, `${PARTIAL_PREFIX}${name}`);
       const startedAt = new Date();
       try {
-        await exec('cp', ['-a', '--reflink=auto', '--', volume.path, partial], { signal: options.signal, timeoutMs: 6 * 3600_000 });
+        await exec('cp', ['-a', '--reflink=auto', '--', volume.path, partial], {
+          signal: options.signal,
+          timeoutMs: 6 * 3600_000,
+        });
         await rename(partial, target);
       } catch (error) {
         await rm(partial, { recursive: true, force: true });
@@ -46,7 +49,13 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
         if (!entry.isDirectory() || entry.name.startsWith(PARTIAL_PREFIX)) continue;
         const path = join(dir, entry.name);
         const stats = await lstat(path);
-        snapshots.push({ name: entry.name, path, createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime, readOnly: false, id: String(stats.ino) });
+        snapshots.push({
+          name: entry.name,
+          path,
+          createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime,
+          readOnly: false,
+          id: String(stats.ino),
+        });
       }
       return snapshots;
     },
@@ -56,7 +65,13 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       try {
         const stats = await lstat(path);
         if (!stats.isDirectory()) return undefined;
-        return { name, path, createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime, readOnly: false, id: String(stats.ino) };
+        return {
+          name,
+          path,
+          createdAt: stats.birthtimeMs > 0 ? stats.birthtime : stats.mtime,
+          readOnly: false,
+          id: String(stats.ino),
+        };
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw error;

@@ -15,7 +15,11 @@ export function createBackendResolver(exec: Exec): BackendResolver {
   return (volume) => {
     const backend = backends[volume.backend];
     if (!backend) {
-      throw new SnapguardError('NOT_SUPPORTED', `The ${volume.backend} backend is not available in this build.`, 'Use backend: btrfs or dir for this volume.');
+      throw new SnapguardError(
+        'NOT_SUPPORTED',
+        `The ${volume.backend} backend is not available in this build.`,
+        'Use backend: btrfs or dir for this volume.',
+      );
     }
     return backend;
   };

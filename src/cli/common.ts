@@ -1,7 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../core/config.js';
 import { createDeps, type Deps } from '../core/deps.js';
-import { SnapguardError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { reportError } from './output.js';
 
@@ -13,18 +12,29 @@ export interface CommonOptions {
 
 /** Adds the options every verb takes. */
 export function withCommon(command: Command): Command {
-  return command.option('-c, --config <file>', 'configuration file (default: $SNAPGUARD_CONFIG, ./snapguard.yaml, /etc/snapguard/snapguard.yaml)').option('--json', 'print machine-readable JSON on stdout').option('-v, --verbose', 'log progress to stderr');
+  return command
+    .option(
+      '-c, --config <file>',
+      'configuration file (default: $SNAPGUARD_CONFIG, ./snapguard.yaml, /etc/snapguard/snapguard.yaml)',
+    )
+    .option('--json', 'print machine-readable JSON on stdout')
+    .option('-v, --verbose', 'log progress to stderr');
 }
 
 export async function loadDeps(options: CommonOptions): Promise<Deps> {
   const config: Config = await loadConfig({ explicit: options.config });
   // The CLI talks to humans on stdout/stderr; its logs stay quiet unless asked or sent to a file.
-  const logger = createLogger({ file: config.logFile, level: options.verbose ? 'debug' : config.logFile ? 'info' : 'warn' });
+  const logger = createLogger({
+    file: config.logFile,
+    level: options.verbose ? 'debug' : config.logFile ? 'info' : 'warn',
+  });
   return createDeps(config, { logger });
 }
 
 /** Runs a verb: the action returns its exit code; errors are printed with their hint and mapped to 3 or 2. */
-export function action<A extends unknown[]>(run: (...args: A) => Promise<number>): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(
+  run: (...args: A) => Promise<number>,
+): (...args: A) => Promise<void> {
   return async (...args: A) => {
     const command = args[args.length - 1] as Command;
     const options = command.optsWithGlobals() as CommonOptions;
@@ -42,7 +52,8 @@ export function collect(value: string, previous: string[] = []): string[] {
 
 export function parseIntOption(name: string) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name} must be a whole number, got "${value}".`);
+    if (!/^\d+$/.test(value))
+      throw new InvalidArgumentError(`${name} must be a whole number, got "${value}".`);
     return Number(value);
   };
 }

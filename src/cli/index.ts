@@ -9,11 +9,19 @@ import { snapshotCommand } from './commands/snapshot.js';
 
 export function buildProgram(): Command {
   const program = new Command('snapguard')
-    .description('Snapshots before every risky change, recovery behind a confirmation gate, proof that backups restore.')
+    .description(
+      'Snapshots before every risky change, recovery behind a confirmation gate, proof that backups restore.',
+    )
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const command of [snapshotCommand(), completeCommand(), historyCommand(), mcpCommand(), demoCommand()]) {
+  for (const command of [
+    snapshotCommand(),
+    completeCommand(),
+    historyCommand(),
+    mcpCommand(),
+    demoCommand(),
+  ]) {
     program.addCommand(command);
   }
   // Usage errors of subcommands exit with 3 as well.

@@ -15,8 +15,14 @@ export function printLine(text = ''): void {
 /** A plain text table: columns padded to their widest cell, no colour, safe to pipe. */
 export function renderTable(headers: string[], rows: (string | number | undefined)[][]): string {
   const cells = rows.map((row) => row.map((cell) => (cell === undefined ? '-' : String(cell))));
-  const widths = headers.map((header, i) => Math.max(header.length, ...cells.map((row) => row[i]?.length ?? 0)));
-  const format = (row: string[]) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  const widths = headers.map((header, i) =>
+    Math.max(header.length, ...cells.map((row) => row[i]?.length ?? 0)),
+  );
+  const format = (row: string[]) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [format(headers), format(widths.map((w) => '-'.repeat(w))), ...cells.map(format)].join('\n');
 }
 
@@ -24,7 +30,14 @@ export function renderTable(headers: string[], rows: (string | number | undefine
 export function reportError(error: unknown, options: OutputOptions): number {
   const failure = toSnapguardError(error);
   if (options.json) {
-    printJson({ error: { code: failure.code, message: failure.message, hint: failure.hint, ...(failure.details ? { details: failure.details } : {}) } });
+    printJson({
+      error: {
+        code: failure.code,
+        message: failure.message,
+        hint: failure.hint,
+        ...(failure.details ? { details: failure.details } : {}),
+      },
+    });
   } else {
     process.stderr.write(`snapguard: ${failure.message}\n  what to do: ${failure.hint}\n`);
   }

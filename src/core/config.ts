@@ -11,34 +11,38 @@ export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
 export type Tier = (typeof TIERS)[number];
 
-const durationString = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    if (typeof value === 'number') return value;
-    const seconds = tryParseDuration(value);
-    if (seconds === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration; write it like 30s, 5m, 1h, 7d or 4w` });
-      return z.NEVER;
-    }
-    return seconds;
-  });
+const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const seconds = tryParseDuration(value);
+  if (seconds === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a duration; write it like 30s, 5m, 1h, 7d or 4w`,
+    });
+    return z.NEVER;
+  }
+  return seconds;
+});
 
-export const sizeString = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    if (typeof value === 'number') return value;
-    const bytes = tryParseSize(value);
-    if (bytes === undefined) {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; write it like 512M, 2G or 1T` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
+export const sizeString = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const bytes = tryParseSize(value);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; write it like 512M, 2G or 1T` });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
-const ratio = z.number().gt(0, 'must be a ratio above 0, e.g. 0.90').lte(1, 'must be a ratio of at most 1, e.g. 0.90');
+const ratio = z
+  .number()
+  .gt(0, 'must be a ratio above 0, e.g. 0.90')
+  .lte(1, 'must be a ratio of at most 1, e.g. 0.90');
 
 export const ServicesSchema = z.strictObject({
-  units: z.array(z.string().regex(/^[A-Za-z0-9@:._\\-]+$/, 'must be a systemd unit name like jellyfin.service')).default([]),
+  units: z
+    .array(z.string().regex(/^[A-Za-z0-9@:._\\-]+$/, 'must be a systemd unit name like jellyfin.service'))
+    .default([]),
   scope: z.enum(['system', 'user']).default('system'),
   /** argv prefix that reaches systemctl: [systemctl] locally, [nsenter, -t, PID, -a, systemctl], [ssh, host, systemctl]. */
   systemctl: z.array(z.string().min(1)).min(1).default(['systemctl']),
@@ -58,7 +62,10 @@ export const VolumeSchema = z
     backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir'),
     path: z.string().min(1).optional(),
     snapshotDir: z.string().min(1).optional(),
-    dataset: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'must be a ZFS dataset name like tank/containers').optional(),
+    dataset: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'must be a ZFS dataset name like tank/containers')
+      .optional(),
     tier: z.enum(TIERS, `must be one of ${TIERS.join(', ')}`).default('standard'),
     services: ServicesSchema.optional(),
     minInterval: durationString.optional(),
@@ -67,10 +74,18 @@ export const VolumeSchema = z
   })
   .superRefine((volume, ctx) => {
     if (volume.backend === 'zfs' && !volume.dataset) {
-      ctx.addIssue({ code: 'custom', path: ['dataset'], message: 'is required for the zfs backend (e.g. tank/containers)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dataset'],
+        message: 'is required for the zfs backend (e.g. tank/containers)',
+      });
     }
     if (volume.backend !== 'zfs' && !volume.path) {
-      ctx.addIssue({ code: 'custom', path: ['path'], message: `is required for the ${volume.backend} backend` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message: `is required for the ${volume.backend} backend`,
+      });
     }
   });
 
@@ -78,11 +93,21 @@ export const ConfigSchema = z.strictObject({
   contextDir: z.string().min(1).default('.claude/context'),
   stateDir: z.string().min(1).default('/var/lib/snapguard'),
   host: z.string().min(1).optional(),
-  confirm: z.enum(['elicit-or-token', 'token', 'never'], 'must be one of elicit-or-token, token, never').default('elicit-or-token'),
+  confirm: z
+    .enum(['elicit-or-token', 'token', 'never'], 'must be one of elicit-or-token, token, never')
+    .default('elicit-or-token'),
   readOnly: z.boolean().default(false),
   logFile: z.string().optional(),
   volumes: z
-    .record(z.string().regex(VOLUME_ID_PATTERN, 'volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters'), VolumeSchema)
+    .record(
+      z
+        .string()
+        .regex(
+          VOLUME_ID_PATTERN,
+          'volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters',
+        ),
+      VolumeSchema,
+    )
     .default({}),
   health: z
     .strictObject({
@@ -140,9 +165,14 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
   const where = sourceFile ?? 'the configuration';
   if (!result.success) {
     const problems = result.error.issues.map(describeIssue);
-    throw new SnapguardError('CONFIG_INVALID', `Invalid configuration in ${where}:\n  - ${problems.join('\n  - ')}`, `Fix the keys named above in ${where}; the reference is docs/configuration.md.`, {
-      details: { problems },
-    });
+    throw new SnapguardError(
+      'CONFIG_INVALID',
+      `Invalid configuration in ${where}:\n  - ${problems.join('\n  - ')}`,
+      `Fix the keys named above in ${where}; the reference is docs/configuration.md.`,
+      {
+        details: { problems },
+      },
+    );
   }
   const parsed = result.data;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -164,8 +194,15 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
   }
   for (const volume of Object.values(volumes)) {
     const inside = (child: string, parent: string) => child === parent || child.startsWith(`${parent}/`);
-    if (volume.backend !== 'zfs' && (inside(volume.snapshotDir, volume.path) || inside(volume.path, volume.snapshotDir))) {
-      throw new SnapguardError('CONFIG_INVALID', `Invalid configuration in ${where}:\n  - volumes.${volume.id}.snapshotDir: ${volume.snapshotDir} overlaps the volume path ${volume.path}`, `Put volumes.${volume.id}.snapshotDir outside the volume (the default is <parent of path>/.snapshots/${volume.id}).`);
+    if (
+      volume.backend !== 'zfs' &&
+      (inside(volume.snapshotDir, volume.path) || inside(volume.path, volume.snapshotDir))
+    ) {
+      throw new SnapguardError(
+        'CONFIG_INVALID',
+        `Invalid configuration in ${where}:\n  - volumes.${volume.id}.snapshotDir: ${volume.snapshotDir} overlaps the volume path ${volume.path}`,
+        `Put volumes.${volume.id}.snapshotDir outside the volume (the default is <parent of path>/.snapshots/${volume.id}).`,
+      );
     }
   }
   return {
@@ -174,7 +211,10 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     contextDir: abs(parsed.contextDir),
     stateDir: abs(parsed.stateDir),
     ...(parsed.logFile ? { logFile: abs(parsed.logFile) } : {}),
-    metrics: { ...parsed.metrics, ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}) },
+    metrics: {
+      ...parsed.metrics,
+      ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}),
+    },
     volumes,
     sourceFile,
   };
@@ -211,24 +251,40 @@ export async function loadConfig(lookup: ConfigLookup = {}): Promise<Config> {
   try {
     text = await readFile(found.file, 'utf8');
   } catch (error) {
-    throw new SnapguardError('CONFIG_NOT_FOUND', `Cannot read the configuration ${found.file} (named by ${found.via}): ${(error as Error).message}`, 'Check the path and its permissions.');
+    throw new SnapguardError(
+      'CONFIG_NOT_FOUND',
+      `Cannot read the configuration ${found.file} (named by ${found.via}): ${(error as Error).message}`,
+      'Check the path and its permissions.',
+    );
   }
   let raw: unknown;
   try {
     raw = parseYaml(text);
   } catch (error) {
-    throw new SnapguardError('CONFIG_INVALID', `${found.file} is not valid YAML: ${(error as Error).message}`, 'Fix the YAML syntax at the line given.');
+    throw new SnapguardError(
+      'CONFIG_INVALID',
+      `${found.file} is not valid YAML: ${(error as Error).message}`,
+      'Fix the YAML syntax at the line given.',
+    );
   }
   return buildConfig(raw, dirname(found.file), found.file);
 }
 
 export function requireVolume(config: Config, id: unknown): VolumeConfig {
   if (typeof id !== 'string' || !VOLUME_ID_PATTERN.test(id)) {
-    throw new SnapguardError('BAD_INPUT', `"${String(id).slice(0, 80)}" is not a valid volume id.`, `Use one of the configured volumes: ${Object.keys(config.volumes).join(', ') || '(none configured)'}.`);
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `"${String(id).slice(0, 80)}" is not a valid volume id.`,
+      `Use one of the configured volumes: ${Object.keys(config.volumes).join(', ') || '(none configured)'}.`,
+    );
   }
   const volume = config.volumes[id];
   if (!volume) {
-    throw new SnapguardError('UNKNOWN_VOLUME', `Volume "${id}" is not configured.`, `Use one of: ${Object.keys(config.volumes).join(', ') || '(none configured; add volumes to snapguard.yaml)'}.`);
+    throw new SnapguardError(
+      'UNKNOWN_VOLUME',
+      `Volume "${id}" is not configured.`,
+      `Use one of: ${Object.keys(config.volumes).join(', ') || '(none configured; add volumes to snapguard.yaml)'}.`,
+    );
   }
   return volume;
 }

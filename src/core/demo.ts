@@ -45,7 +45,8 @@ export async function canUseBtrfs(exec: Exec): Promise<{ ok: boolean; reason: st
 }
 
 const sampleFiles: Record<string, string> = {
-  'immich/docker-compose.yml': 'services:\n  immich-server:\n    image: ghcr.io/immich-app/immich-server:v1.120.0\n    ports: ["2283:2283"]\n',
+  'immich/docker-compose.yml':
+    'services:\n  immich-server:\n    image: ghcr.io/immich-app/immich-server:v1.120.0\n    ports: ["2283:2283"]\n',
   'immich/.env': 'UPLOAD_LOCATION=/mnt/pool/photos\nDB_PASSWORD=demo-only\n',
   'jellyfin/config/system.xml': '<ServerConfiguration><EnableUPnP>false</EnableUPnP></ServerConfiguration>\n',
   'traefik/traefik.yml': 'entryPoints:\n  websecure:\n    address: ":443"\n',
@@ -108,39 +109,80 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     if (backend === 'btrfs') await exec('btrfs', ['subvolume', 'snapshot', '-r', volumePath, foreign]);
     else await exec('cp', ['-a', volumePath, foreign]);
 
-    const created = await createSnapshots(deps, { volumes: ['containers'], type: 'pre-deploy', operation: 'deploy-immich' });
+    const created = await createSnapshots(deps, {
+      volumes: ['containers'],
+      type: 'pre-deploy',
+      operation: 'deploy-immich',
+    });
     report({
       title: 'Pre-deploy snapshot (create_snapshot)',
-      lines: [`operation ${created.operationId}`, ...created.created.map((s) => `created ${s.name} (read-only: ${s.readOnly})`)],
+      lines: [
+        `operation ${created.operationId}`,
+        ...created.created.map((s) => `created ${s.name} (read-only: ${s.readOnly})`),
+      ],
     });
 
-    const again = await createSnapshots(deps, { volumes: ['containers'], type: 'pre-deploy', operation: 'deploy-immich' });
-    report({ title: 'A second pre-deploy snapshot right after (minInterval 1h)', lines: again.skipped.map((s) => `skipped ${s.volume}: ${s.reason}`) });
+    const again = await createSnapshots(deps, {
+      volumes: ['containers'],
+      type: 'pre-deploy',
+      operation: 'deploy-immich',
+    });
+    report({
+      title: 'A second pre-deploy snapshot right after (minInterval 1h)',
+      lines: again.skipped.map((s) => `skipped ${s.volume}: ${s.reason}`),
+    });
 
-    await writeFile(join(volumePath, 'immich/docker-compose.yml'), sampleFiles['immich/docker-compose.yml']!.replace('v1.120.0', 'v1.121.0'));
+    await writeFile(
+      join(volumePath, 'immich/docker-compose.yml'),
+      sampleFiles['immich/docker-compose.yml']!.replace('v1.120.0', 'v1.121.0'),
+    );
     const snapshotCopy = await readFile(join(created.created[0]!.path, 'immich/docker-compose.yml'), 'utf8');
     report({
       title: 'The deployment changes the live volume; the snapshot keeps the old state',
-      lines: [`live:     ${(await readFile(join(volumePath, 'immich/docker-compose.yml'), 'utf8')).split('\n')[2]!.trim()}`, `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`],
+      lines: [
+        `live:     ${(await readFile(join(volumePath, 'immich/docker-compose.yml'), 'utf8')).split('\n')[2]!.trim()}`,
+        `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`,
+      ],
     });
 
     const listed = await listSnapshots(deps, { includeForeign: true });
     report({
       title: 'list_snapshots (includeForeign)',
-      lines: listed.snapshots.map((s) => `${s.name.padEnd(52)} ${s.owned ? 'owned  ' : 'foreign'} ${s.type ?? '-'}`),
+      lines: listed.snapshots.map(
+        (s) => `${s.name.padEnd(52)} ${s.owned ? 'owned  ' : 'foreign'} ${s.type ?? '-'}`,
+      ),
     });
 
-    const completed = await completeOperation(deps, { operationId: created.operationId, outcome: 'success', notes: 'demo deployment validated' });
+    const completed = await completeOperation(deps, {
+      operationId: created.operationId,
+      outcome: 'success',
+      notes: 'demo deployment validated',
+    });
     report({ title: 'complete_operation', lines: completed.snapshots.map((s) => `${s.name}: ${s.outcome}`) });
 
     const { history } = await deps.history.read();
     report({
       title: `History (${deps.history.file})`,
-      lines: history.snapshots.map((e) => `${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`),
+      lines: history.snapshots.map(
+        (e) =>
+          `${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
+      ),
     });
 
-    const ok = created.created.length === 1 && again.skipped.length === 1 && listed.snapshots.some((s) => !s.owned) && completed.snapshots[0]?.outcome === 'success';
-    return { backend, sandbox, kept: Boolean(options.keep), operationId: created.operationId, snapshots: listed.snapshots.map((s) => s.name), history, ok };
+    const ok =
+      created.created.length === 1 &&
+      again.skipped.length === 1 &&
+      listed.snapshots.some((s) => !s.owned) &&
+      completed.snapshots[0]?.outcome === 'success';
+    return {
+      backend,
+      sandbox,
+      kept: Boolean(options.keep),
+      operationId: created.operationId,
+      snapshots: listed.snapshots.map((s) => s.name),
+      history,
+      ok,
+    };
   } finally {
     process.off('SIGINT', onSignal);
     if (!options.keep) {

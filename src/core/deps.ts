@@ -24,7 +24,14 @@ export function createDeps(config: Config, overrides: Partial<Omit<Deps, 'config
     exec,
     clock,
     logger,
-    history: overrides.history ?? new HistoryStore({ contextDir: config.contextDir, liveEntries: config.history.liveEntries, logger, clock }),
+    history:
+      overrides.history ??
+      new HistoryStore({
+        contextDir: config.contextDir,
+        liveEntries: config.history.liveEntries,
+        logger,
+        clock,
+      }),
     backendFor: overrides.backendFor ?? createBackendResolver(exec),
   };
 }

@@ -70,7 +70,13 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  */
 export async function acquireLock(file: string, options: LockOptions): Promise<HeldLock> {
   await mkdir(dirname(file), { recursive: true });
-  const owner: LockOwner = { pid: process.pid, host: hostname(), procStart: processStart(process.pid), purpose: options.purpose, since: new Date().toISOString() };
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    procStart: processStart(process.pid),
+    purpose: options.purpose,
+    since: new Date().toISOString(),
+  };
   const ownerText = JSON.stringify(owner);
   const deadline = Date.now() + (options.waitMs ?? 0);
   let delay = 5;
@@ -85,7 +91,8 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
         file,
         release: async () => {
           const current = await readOwner(file);
-          if (current && current !== 'missing' && current.pid === owner.pid && current.since === owner.since) await unlink(file).catch(() => undefined);
+          if (current && current !== 'missing' && current.pid === owner.pid && current.since === owner.since)
+            await unlink(file).catch(() => undefined);
         },
       };
     } catch (error) {
@@ -109,14 +116,21 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
   }
 }
 
-async function takeOverStale(file: string, seen: LockOwner | undefined, options: LockOptions): Promise<boolean> {
+async function takeOverStale(
+  file: string,
+  seen: LockOwner | undefined,
+  options: LockOptions,
+): Promise<boolean> {
   const guard = `${file}.takeover`;
   try {
     await writeFile(guard, String(process.pid), { flag: 'wx' });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     // A takeover guard older than 10 s belongs to a process that died mid-takeover.
-    const age = await stat(guard).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(guard).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     if (age > 10_000) await unlink(guard).catch(() => undefined);
     return false;
   }
@@ -126,7 +140,10 @@ async function takeOverStale(file: string, seen: LockOwner | undefined, options:
     if (!unchanged) return false;
     if (again !== 'missing') {
       await unlink(file).catch(() => undefined);
-      options.logger?.warn({ lockFile: file, stalePid: seen?.pid, staleHost: seen?.host, stalePurpose: seen?.purpose }, `took over a stale lock from pid ${seen?.pid ?? 'unknown'} (process no longer running)`);
+      options.logger?.warn(
+        { lockFile: file, stalePid: seen?.pid, staleHost: seen?.host, stalePurpose: seen?.purpose },
+        `took over a stale lock from pid ${seen?.pid ?? 'unknown'} (process no longer running)`,
+      );
     }
     return true;
   } finally {

@@ -1,19 +1,33 @@
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 
-export const SNAPSHOT_TYPES = ['pre-deploy', 'pre-update', 'pre-change', 'pre-recover', 'manual', 'scheduled'] as const;
+export const SNAPSHOT_TYPES = [
+  'pre-deploy',
+  'pre-update',
+  'pre-change',
+  'pre-recover',
+  'manual',
+  'scheduled',
+] as const;
 export type SnapshotType = (typeof SNAPSHOT_TYPES)[number];
 export const SnapshotTypeSchema = z.enum(SNAPSHOT_TYPES);
 
 /** Pre-change types: the ones minInterval applies to. */
-export const PRE_CHANGE_TYPES: ReadonlySet<SnapshotType> = new Set(['pre-deploy', 'pre-update', 'pre-change']);
+export const PRE_CHANGE_TYPES: ReadonlySet<SnapshotType> = new Set([
+  'pre-deploy',
+  'pre-update',
+  'pre-change',
+]);
 
 /** Operation names end up in snapshot names and file paths: letters, digits, ".", "_", "-" only. */
 export const OPERATION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const OperationSchema = z
   .string()
   .max(64, 'operation names are at most 64 characters')
-  .regex(OPERATION_PATTERN, 'operation names use letters, digits, ".", "_" and "-" only, starting with a letter or digit');
+  .regex(
+    OPERATION_PATTERN,
+    'operation names use letters, digits, ".", "_" and "-" only, starting with a letter or digit',
+  );
 
 export interface ParsedName {
   volume: string;
@@ -32,7 +46,13 @@ export function formatTimestamp(date: Date): string {
   return `${date.getUTCFullYear()}${pad(date.getUTCMonth() + 1)}${pad(date.getUTCDate())}-${pad(date.getUTCHours())}${pad(date.getUTCMinutes())}${pad(date.getUTCSeconds())}`;
 }
 
-export function formatSnapshotName(volume: string, type: SnapshotType, operation: string | undefined, date: Date, sequence = 1): string {
+export function formatSnapshotName(
+  volume: string,
+  type: SnapshotType,
+  operation: string | undefined,
+  date: Date,
+  sequence = 1,
+): string {
   const parts = [volume, type, ...(operation ? [operation] : []), formatTimestamp(date)];
   if (sequence > 1) parts.push(String(sequence));
   return parts.join('-');
@@ -40,7 +60,8 @@ export function formatSnapshotName(volume: string, type: SnapshotType, operation
 
 // Longest first so that no type is read as a prefix of another.
 const typesByLength = [...SNAPSHOT_TYPES].sort((a, b) => b.length - a.length);
-const tailPattern = /^(?:-([A-Za-z0-9][A-Za-z0-9._-]*?))?-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-(\d{1,4}))?$/;
+const tailPattern =
+  /^(?:-([A-Za-z0-9][A-Za-z0-9._-]*?))?-(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-(\d{1,4}))?$/;
 
 /** Parses a name made by formatSnapshotName for this volume; undefined when it is not one of ours. */
 export function parseSnapshotName(volume: string, name: string): ParsedName | undefined {
@@ -51,7 +72,9 @@ export function parseSnapshotName(volume: string, name: string): ParsedName | un
   const match = tailPattern.exec(rest.slice(type.length));
   if (!match) return undefined;
   const [, operation, y, mo, d, h, mi, s, seq] = match;
-  const createdAt = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)));
+  const createdAt = new Date(
+    Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)),
+  );
   // Reject impossible dates (month 13, Feb 30) instead of letting Date roll them over.
   if (formatTimestamp(createdAt) !== `${y}${mo}${d}-${h}${mi}${s}`) return undefined;
   const sequence = seq === undefined ? 1 : Number(seq);
@@ -61,12 +84,22 @@ export function parseSnapshotName(volume: string, name: string): ParsedName | un
 }
 
 /** The first free name for a new snapshot, given the names already present. */
-export function nextFreeName(volume: string, type: SnapshotType, operation: string | undefined, date: Date, taken: ReadonlySet<string>): string {
+export function nextFreeName(
+  volume: string,
+  type: SnapshotType,
+  operation: string | undefined,
+  date: Date,
+  taken: ReadonlySet<string>,
+): string {
   for (let sequence = 1; sequence < 10_000; sequence++) {
     const candidate = formatSnapshotName(volume, type, operation, date, sequence);
     if (!taken.has(candidate)) return candidate;
   }
-  throw new SnapguardError('INTERNAL', 'Could not find a free snapshot name within one second.', 'Wait a second and retry.');
+  throw new SnapguardError(
+    'INTERNAL',
+    'Could not find a free snapshot name within one second.',
+    'Wait a second and retry.',
+  );
 }
 
 /** A plain snapshot name, safe as a single path component. */
@@ -75,4 +108,7 @@ export const SnapshotNameSchema = z
   .min(1)
   .max(255, 'snapshot names are at most 255 characters')
   .refine((name) => !name.includes('\0'), 'snapshot names cannot contain NUL')
-  .refine((name) => !name.includes('/') && name !== '.' && name !== '..', 'a snapshot name is a single name, not a path');
+  .refine(
+    (name) => !name.includes('/') && name !== '.' && name !== '..',
+    'a snapshot name is a single name, not a path',
+  );

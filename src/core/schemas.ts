@@ -32,7 +32,13 @@ export const ListedSnapshotSchema = SnapshotSchema.extend({
 export type ListedSnapshot = z.infer<typeof ListedSnapshotSchema>;
 
 export const OPERATION_ID_PATTERN = /^op-\d{8}-\d{6}-[0-9a-f]{6}$/;
-export const OperationIdSchema = z.string().max(64).regex(OPERATION_ID_PATTERN, 'operation ids look like op-20261121-143000-1a2b3c (returned by create_snapshot)');
+export const OperationIdSchema = z
+  .string()
+  .max(64)
+  .regex(
+    OPERATION_ID_PATTERN,
+    'operation ids look like op-20261121-143000-1a2b3c (returned by create_snapshot)',
+  );
 
 export const CreateSnapshotInput = z.object({
   volumes: z.array(VolumeIdSchema).min(1, 'name at least one volume').max(64),

@@ -5,7 +5,13 @@ import { volumeLockFile, type Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
 import type { SnapshotEntry } from './history/schema.js';
 import { acquireLock, type HeldLock } from './lock.js';
-import { formatTimestamp, nextFreeName, parseSnapshotName, PRE_CHANGE_TYPES, type SnapshotType } from './naming.js';
+import {
+  formatTimestamp,
+  nextFreeName,
+  parseSnapshotName,
+  PRE_CHANGE_TYPES,
+  type SnapshotType,
+} from './naming.js';
 import {
   CompleteOperationInput,
   CreateSnapshotInput,
@@ -28,11 +34,24 @@ export function newOperationId(now: Date): string {
 }
 
 /** Volume locks, always taken in sorted order so two multi-volume calls cannot deadlock. */
-export async function lockVolumes(deps: Deps, volumeIds: readonly string[], purpose: string, signal?: AbortSignal): Promise<() => Promise<void>> {
+export async function lockVolumes(
+  deps: Deps,
+  volumeIds: readonly string[],
+  purpose: string,
+  signal?: AbortSignal,
+): Promise<() => Promise<void>> {
   const held: HeldLock[] = [];
   try {
     for (const id of [...new Set(volumeIds)].sort()) {
-      held.push(await acquireLock(volumeLockFile(deps.config, id), { purpose, waitMs: 60_000, logger: deps.logger, signal, what: `Volume "${id}"` }));
+      held.push(
+        await acquireLock(volumeLockFile(deps.config, id), {
+          purpose,
+          waitMs: 60_000,
+          logger: deps.logger,
+          signal,
+          what: `Volume "${id}"`,
+        }),
+      );
     }
   } catch (error) {
     for (const lock of held.reverse()) await lock.release();
@@ -47,7 +66,12 @@ export function isOwned(volume: VolumeConfig, raw: RawSnapshot): boolean {
   return parseSnapshotName(volume.id, raw.name) !== undefined;
 }
 
-function toSnapshot(volume: VolumeConfig, raw: RawSnapshot, location: 'local' | 'external', entry?: SnapshotEntry): Snapshot {
+function toSnapshot(
+  volume: VolumeConfig,
+  raw: RawSnapshot,
+  location: 'local' | 'external',
+  entry?: SnapshotEntry,
+): Snapshot {
   const parsed = parseSnapshotName(volume.id, raw.name);
   return {
     name: raw.name,
@@ -80,7 +104,11 @@ function entryToSnapshot(entry: SnapshotEntry): Snapshot {
 }
 
 /** The owned snapshots of a volume, newest first. */
-export async function ownedSnapshots(deps: Deps, volume: VolumeConfig, signal?: AbortSignal): Promise<{ raw: RawSnapshot; createdAt: Date }[]> {
+export async function ownedSnapshots(
+  deps: Deps,
+  volume: VolumeConfig,
+  signal?: AbortSignal,
+): Promise<{ raw: RawSnapshot; createdAt: Date }[]> {
   const all = await deps.backendFor(volume).list(volume, { signal });
   return all
     .flatMap((raw) => {
@@ -91,26 +119,62 @@ export async function ownedSnapshots(deps: Deps, volume: VolumeConfig, signal?: 
 }
 
 /** Resolves an owned, existing snapshot of a volume or explains why not (guardrail 1). */
-export async function requireOwnedSnapshot(deps: Deps, volume: VolumeConfig, name: unknown, signal?: AbortSignal): Promise<RawSnapshot> {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 255 || name.includes('\0') || name.includes('/') || name === '.' || name === '..') {
-    throw new SnapguardError('BAD_INPUT', `"${String(name).slice(0, 80)}" is not a snapshot name.`, 'Pass the bare name of a snapshot as shown by list_snapshots, not a path.');
+export async function requireOwnedSnapshot(
+  deps: Deps,
+  volume: VolumeConfig,
+  name: unknown,
+  signal?: AbortSignal,
+): Promise<RawSnapshot> {
+  if (
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    name.length > 255 ||
+    name.includes('\0') ||
+    name.includes('/') ||
+    name === '.' ||
+    name === '..'
+  ) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `"${String(name).slice(0, 80)}" is not a snapshot name.`,
+      'Pass the bare name of a snapshot as shown by list_snapshots, not a path.',
+    );
   }
   if (!parseSnapshotName(volume.id, name)) {
-    throw new SnapguardError('NOT_OWNED', `"${name}" is not a snapguard snapshot of volume "${volume.id}".`, 'snapguard only acts on snapshots it made (named <volume>-<type>-...); list them with list_snapshots.');
+    throw new SnapguardError(
+      'NOT_OWNED',
+      `"${name}" is not a snapguard snapshot of volume "${volume.id}".`,
+      'snapguard only acts on snapshots it made (named <volume>-<type>-...); list them with list_snapshots.',
+    );
   }
   const raw = await deps.backendFor(volume).show(volume, name, { signal });
   if (!raw) {
-    throw new SnapguardError('SNAPSHOT_NOT_FOUND', `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`, 'List the existing snapshots with list_snapshots.');
+    throw new SnapguardError(
+      'SNAPSHOT_NOT_FOUND',
+      `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
+      'List the existing snapshots with list_snapshots.',
+    );
   }
   return raw;
 }
 
-export async function createSnapshots(deps: Deps, input: unknown, call: CallContext = {}): Promise<CreateSnapshotResult> {
+export async function createSnapshots(
+  deps: Deps,
+  input: unknown,
+  call: CallContext = {},
+): Promise<CreateSnapshotResult> {
   const request = parseInput(CreateSnapshotInput, input, 'create_snapshot');
   const volumes = [...new Set(request.volumes)].map((id) => requireVolume(deps.config, id));
   const started = deps.clock();
   const operationId = newOperationId(started);
-  const release = request.dryRun ? async () => undefined : await lockVolumes(deps, volumes.map((v) => v.id), `create_snapshot ${operationId}`, call.signal);
+  const release = request.dryRun
+    ? async () => undefined
+    : await lockVolumes(
+        deps,
+        volumes.map((v) => v.id),
+        `create_snapshot ${operationId}`,
+        call.signal,
+      );
   try {
     const plans: { volume: VolumeConfig; name: string }[] = [];
     const skipped: CreateSnapshotResult['skipped'] = [];
@@ -124,9 +188,18 @@ export async function createSnapshots(deps: Deps, input: unknown, call: CallCont
           const parsed = parseSnapshotName(volume.id, raw.name);
           return parsed ? [{ raw, parsed }] : [];
         })
-        .sort((a, b) => b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence);
+        .sort(
+          (a, b) =>
+            b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() ||
+            b.parsed.sequence - a.parsed.sequence,
+        );
       const newest = owned[0];
-      if (!request.force && volume.minInterval !== undefined && PRE_CHANGE_TYPES.has(request.type) && newest) {
+      if (
+        !request.force &&
+        volume.minInterval !== undefined &&
+        PRE_CHANGE_TYPES.has(request.type) &&
+        newest
+      ) {
         const age = (started.getTime() - newest.parsed.createdAt.getTime()) / 1000;
         if (age < volume.minInterval) {
           skipped.push({
@@ -142,14 +215,22 @@ export async function createSnapshots(deps: Deps, input: unknown, call: CallCont
       if (usage.ratio >= limit) {
         const message = `Pool of volume "${volume.id}" is ${(usage.ratio * 100).toFixed(1)}% full (${formatBytes(usage.availableBytes)} available), at or above maxPoolUsage ${(limit * 100).toFixed(0)}%.`;
         if (!request.force) {
-          throw new SnapguardError('POOL_FULL', `${message} No snapshot was created.`, 'Free space (prune old snapshots with prune_snapshots, delete data) or pass force: true to snapshot anyway.', {
-            details: { volume: volume.id, ratio: usage.ratio, maxPoolUsage: limit },
-          });
+          throw new SnapguardError(
+            'POOL_FULL',
+            `${message} No snapshot was created.`,
+            'Free space (prune old snapshots with prune_snapshots, delete data) or pass force: true to snapshot anyway.',
+            {
+              details: { volume: volume.id, ratio: usage.ratio, maxPoolUsage: limit },
+            },
+          );
         }
         warnings.push(`${message} Snapshotting anyway because force was given.`);
       }
       const taken = new Set(existing.map((raw) => raw.name));
-      plans.push({ volume, name: nextFreeName(volume.id, request.type as SnapshotType, request.operation, started, taken) });
+      plans.push({
+        volume,
+        name: nextFreeName(volume.id, request.type as SnapshotType, request.operation, started, taken),
+      });
     }
 
     if (request.dryRun) {
@@ -177,7 +258,10 @@ export async function createSnapshots(deps: Deps, input: unknown, call: CallCont
     let failure: unknown;
     for (const { volume, name } of plans) {
       try {
-        created.push({ volume, raw: await deps.backendFor(volume).create(volume, name, { signal: call.signal }) });
+        created.push({
+          volume,
+          raw: await deps.backendFor(volume).create(volume, name, { signal: call.signal }),
+        });
       } catch (error) {
         failure = error;
         break;
@@ -203,11 +287,19 @@ export async function createSnapshots(deps: Deps, input: unknown, call: CallCont
         const { movedAside } = await deps.history.update((history) => {
           history.snapshots.push(...entries);
         });
-        if (movedAside) warnings.push(`The history file did not parse and was moved to ${movedAside}; a new one was started.`);
+        if (movedAside)
+          warnings.push(
+            `The history file did not parse and was moved to ${movedAside}; a new one was started.`,
+          );
       } catch (error) {
         const names = created.map(({ raw }) => raw.name).join(', ');
         const cause = error instanceof SnapguardError ? error : undefined;
-        throw new SnapguardError('HISTORY_WRITE_FAILED', `Created ${names} but could not record ${created.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`, cause?.hint ?? 'Check the context directory.', { cause: error });
+        throw new SnapguardError(
+          'HISTORY_WRITE_FAILED',
+          `Created ${names} but could not record ${created.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
+          cause?.hint ?? 'Check the context directory.',
+          { cause: error },
+        );
       }
     }
     if (failure) {
@@ -223,7 +315,11 @@ export async function createSnapshots(deps: Deps, input: unknown, call: CallCont
     return {
       operationId,
       dryRun: false,
-      created: created.map(({ volume, raw }) => ({ ...toSnapshot(volume, raw, 'local'), operationId, outcome: 'pending' as const })),
+      created: created.map(({ volume, raw }) => ({
+        ...toSnapshot(volume, raw, 'local'),
+        operationId,
+        outcome: 'pending' as const,
+      })),
       planned: [],
       skipped,
       warnings,
@@ -238,28 +334,44 @@ function parseSince(since: string, now: Date): Date {
   if (seconds !== undefined) return new Date(now.getTime() - seconds * 1000);
   const time = Date.parse(since);
   if (Number.isNaN(time) || !/^\d{4}-\d{2}-\d{2}/.test(since)) {
-    throw new SnapguardError('BAD_INPUT', `since: "${since}" is neither a duration nor an ISO time.`, 'Use a duration such as 24h or 7d, or a time such as 2026-11-20T00:00:00Z.');
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `since: "${since}" is neither a duration nor an ISO time.`,
+      'Use a duration such as 24h or 7d, or a time such as 2026-11-20T00:00:00Z.',
+    );
   }
   return new Date(time);
 }
 
-export async function listSnapshots(deps: Deps, input: unknown, call: CallContext = {}): Promise<ListSnapshotsResult> {
+export async function listSnapshots(
+  deps: Deps,
+  input: unknown,
+  call: CallContext = {},
+): Promise<ListSnapshotsResult> {
   const request = parseInput(ListSnapshotsInput, input, 'list_snapshots');
-  const volumes = request.volume ? [requireVolume(deps.config, request.volume)] : Object.values(deps.config.volumes);
+  const volumes = request.volume
+    ? [requireVolume(deps.config, request.volume)]
+    : Object.values(deps.config.volumes);
   const now = deps.clock();
   const since = request.since ? parseSince(request.since, now) : undefined;
   const { history } = await deps.history.read();
-  const entryByName = new Map(history.snapshots.map((entry) => [`${entry.subvolume}/${entry.snapshot_name}`, entry]));
+  const entryByName = new Map(
+    history.snapshots.map((entry) => [`${entry.subvolume}/${entry.snapshot_name}`, entry]),
+  );
   const found: ListedSnapshot[] = [];
   for (const volume of volumes) {
     const backend = deps.backendFor(volume);
     const sources: { location: 'local' | 'external'; dir?: string }[] = [];
     if (request.location !== 'external') sources.push({ location: 'local' });
     if (request.location !== 'local') {
-      for (const external of volume.external) if (external.path && (external.kind === volume.backend || external.kind === 'dir')) sources.push({ location: 'external', dir: external.path });
+      for (const external of volume.external)
+        if (external.path && (external.kind === volume.backend || external.kind === 'dir'))
+          sources.push({ location: 'external', dir: external.path });
     }
     for (const source of sources) {
-      const raws = await (source.dir ? backend.list(volume, { dir: source.dir, signal: call.signal }) : backend.list(volume, { signal: call.signal }));
+      const raws = await (source.dir
+        ? backend.list(volume, { dir: source.dir, signal: call.signal })
+        : backend.list(volume, { signal: call.signal }));
       for (const raw of raws) {
         const owned = isOwned(volume, raw);
         if (!owned && !request.includeForeign) continue;
@@ -269,7 +381,11 @@ export async function listSnapshots(deps: Deps, input: unknown, call: CallContex
         if (request.operation && snapshot.operation !== request.operation) continue;
         const created = new Date(snapshot.createdAt);
         if (since && created < since) continue;
-        found.push({ ...snapshot, owned, ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)) });
+        found.push({
+          ...snapshot,
+          owned,
+          ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
+        });
       }
     }
   }
@@ -283,7 +399,11 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
   const { result } = await deps.history.update((history) => {
     const matching = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
     if (matching.length === 0) {
-      throw new SnapguardError('OPERATION_NOT_FOUND', `No snapshots recorded for operation ${request.operationId}.`, 'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.');
+      throw new SnapguardError(
+        'OPERATION_NOT_FOUND',
+        `No snapshots recorded for operation ${request.operationId}.`,
+        'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
+      );
     }
     for (const entry of matching) {
       entry.outcome = request.outcome;

@@ -1,7 +1,14 @@
 import { SnapguardError } from './errors.js';
 
 const durationUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800, y: 31_536_000 };
-const sizeUnits: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4, P: 1024 ** 5 };
+const sizeUnits: Record<string, number> = {
+  '': 1,
+  K: 1024,
+  M: 1024 ** 2,
+  G: 1024 ** 3,
+  T: 1024 ** 4,
+  P: 1024 ** 5,
+};
 
 /** Parses `30s`, `5m`, `1h`, `7d`, `4w` (also `1h30m`) into seconds; returns undefined when malformed. */
 export function tryParseDuration(text: string): number | undefined {
@@ -17,7 +24,11 @@ export function tryParseDuration(text: string): number | undefined {
 export function parseDuration(text: string, what = 'duration'): number {
   const seconds = tryParseDuration(text);
   if (seconds === undefined) {
-    throw new SnapguardError('BAD_INPUT', `Invalid ${what} "${text}".`, 'Use a number with a unit: 30s, 5m, 1h, 7d, 4w.');
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `Invalid ${what} "${text}".`,
+      'Use a number with a unit: 30s, 5m, 1h, 7d, 4w.',
+    );
   }
   return seconds;
 }

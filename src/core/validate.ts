@@ -9,7 +9,12 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
     const field = issue.path.map(String).join('.') || 'input';
     return `${field}: ${issue.message}`;
   });
-  throw new SnapguardError('BAD_INPUT', `Invalid ${what} input: ${problems.join('; ')}.`, 'Fix the fields named and call again; nothing was changed.', {
-    details: { problems },
-  });
+  throw new SnapguardError(
+    'BAD_INPUT',
+    `Invalid ${what} input: ${problems.join('; ')}.`,
+    'Fix the fields named and call again; nothing was changed.',
+    {
+      details: { problems },
+    },
+  );
 }

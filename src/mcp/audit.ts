@@ -2,7 +2,10 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from '../core/logger.js';
 
-type RequestHandler = (request: { params?: { name?: string; arguments?: Record<string, unknown> } }, extra: unknown) => Promise<unknown>;
+type RequestHandler = (
+  request: { params?: { name?: string; arguments?: Record<string, unknown> } },
+  extra: unknown,
+) => Promise<unknown>;
 
 function volumesOf(args: Record<string, unknown> | undefined): string | undefined {
   if (!args) return undefined;
@@ -21,7 +24,8 @@ const SDK_VALIDATION = /^MCP error -32602: Input validation error: /;
  * table, which is why it lives here, next to the SDK, and nowhere else.
  */
 export function installAudit(server: McpServer, logger: Logger): void {
-  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })._requestHandlers;
+  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
+    ._requestHandlers;
   const inner = handlers.get('tools/call');
   if (!inner) throw new Error('installAudit must run after the tools are registered');
   handlers.set('tools/call', async (request, extra) => {
@@ -36,11 +40,33 @@ export function installAudit(server: McpServer, logger: Logger): void {
           first.text = `[BAD_INPUT] ${first.text.replace(SDK_VALIDATION, '')}\nWhat to do: fix the fields named and call again; nothing was changed.`;
         }
       }
-      const code = result.isError ? /^\[([A-Z_]+)\]/.exec(String((result.content?.[0] as { text?: string })?.text ?? ''))?.[1] : undefined;
-      logger.info({ audit: true, tool, volume, outcome: result.isError ? 'error' : 'ok', errorCode: code, durationMs: Math.round(performance.now() - started) }, 'tool call');
+      const code = result.isError
+        ? /^\[([A-Z_]+)\]/.exec(String((result.content?.[0] as { text?: string })?.text ?? ''))?.[1]
+        : undefined;
+      logger.info(
+        {
+          audit: true,
+          tool,
+          volume,
+          outcome: result.isError ? 'error' : 'ok',
+          errorCode: code,
+          durationMs: Math.round(performance.now() - started),
+        },
+        'tool call',
+      );
       return result;
     } catch (error) {
-      logger.info({ audit: true, tool, volume, outcome: 'error', errorCode: 'PROTOCOL', durationMs: Math.round(performance.now() - started) }, 'tool call');
+      logger.info(
+        {
+          audit: true,
+          tool,
+          volume,
+          outcome: 'error',
+          errorCode: 'PROTOCOL',
+          durationMs: Math.round(performance.now() - started),
+        },
+        'tool call',
+      );
       throw error;
     }
   });

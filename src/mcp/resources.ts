@@ -12,20 +12,29 @@ export function registerResources(server: McpServer, deps: Deps): () => void {
     HISTORY_URI,
     {
       title: 'Backup history',
-      description: 'backup-history.json: snapshots with their outcome, recoveries, restore tests and orchestrations (newest entries; older ones are archived yearly).',
+      description:
+        'backup-history.json: snapshots with their outcome, recoveries, restore tests and orchestrations (newest entries; older ones are archived yearly).',
       mimeType: 'application/json',
     },
     async (uri) => {
       const { history, corrupt } = await deps.history.read();
-      const text = corrupt ? JSON.stringify({ error: `backup-history.json does not parse: ${corrupt}` }) : JSON.stringify(history, null, 2);
+      const text = corrupt
+        ? JSON.stringify({ error: `backup-history.json does not parse: ${corrupt}` })
+        : JSON.stringify(history, null, 2);
       return { contents: [{ uri: uri.href, mimeType: 'application/json', text }] };
     },
   );
   server.registerResource(
     'config',
     CONFIG_URI,
-    { title: 'snapguard configuration', description: 'The effective configuration: volumes, their paths, tiers and services, after defaults.', mimeType: 'application/json' },
-    async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(deps.config, null, 2) }] }),
+    {
+      title: 'snapguard configuration',
+      description: 'The effective configuration: volumes, their paths, tiers and services, after defaults.',
+      mimeType: 'application/json',
+    },
+    async (uri) => ({
+      contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(deps.config, null, 2) }],
+    }),
   );
 
   const subscribed = new Set<string>();
@@ -39,7 +48,11 @@ export function registerResources(server: McpServer, deps: Deps): () => void {
   });
   const notify = () => {
     if (!subscribed.has(HISTORY_URI) || !server.isConnected()) return;
-    server.server.sendResourceUpdated({ uri: HISTORY_URI }).catch((error: unknown) => deps.logger.debug({ error: String(error) }, 'resource update notification failed'));
+    server.server
+      .sendResourceUpdated({ uri: HISTORY_URI })
+      .catch((error: unknown) =>
+        deps.logger.debug({ error: String(error) }, 'resource update notification failed'),
+      );
   };
   // Own writes notify at once; writes by other processes (CLI, timers) arrive through the file watch.
   const stopOwn = deps.history.onChange(notify);

@@ -2,7 +2,10 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { toSnapguardError } from '../core/errors.js';
 
 export function okResult(structured: object, summary: string): CallToolResult {
-  return { content: [{ type: 'text', text: summary }], structuredContent: structured as Record<string, unknown> };
+  return {
+    content: [{ type: 'text', text: summary }],
+    structuredContent: structured as Record<string, unknown>,
+  };
 }
 
 export function errorResult(error: unknown): CallToolResult {
@@ -14,7 +17,10 @@ export function errorResult(error: unknown): CallToolResult {
 }
 
 /** Runs one core call and turns its result or error into a tool result. */
-export async function runTool<T extends object>(work: () => Promise<T>, summarize: (result: T) => string): Promise<CallToolResult> {
+export async function runTool<T extends object>(
+  work: () => Promise<T>,
+  summarize: (result: T) => string,
+): Promise<CallToolResult> {
   try {
     const result = await work();
     return okResult(result, summarize(result));

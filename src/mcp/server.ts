@@ -22,7 +22,14 @@ export interface CreatedServer {
 export function createServer(deps: Deps): CreatedServer {
   const server = new McpServer(
     { name: 'snapguard', title: 'snapguard', version: VERSION },
-    { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true }, tools: { listChanged: false } }, instructions: INSTRUCTIONS },
+    {
+      capabilities: {
+        logging: {},
+        resources: { subscribe: true, listChanged: true },
+        tools: { listChanged: false },
+      },
+      instructions: INSTRUCTIONS,
+    },
   );
   const tools = registerTools(server, deps);
   installAudit(server, deps.logger);

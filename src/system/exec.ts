@@ -40,7 +40,9 @@ const defaultInstallHints: Record<string, string> = {
 };
 
 export function describeCommand(file: string, args: readonly string[]): string {
-  return [file, ...args].map((part) => (/^[\w@%+=:,./-]+$/.test(part) ? part : JSON.stringify(part))).join(' ');
+  return [file, ...args]
+    .map((part) => (/^[\w@%+=:,./-]+$/.test(part) ? part : JSON.stringify(part)))
+    .join(' ');
 }
 
 function lastLines(text: string, count: number): string {
@@ -81,7 +83,11 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
     if (result.isCanceled) {
-      throw new SnapguardError('CANCELLED', `Cancelled while running \`${command}\`.`, 'Run it again when ready.');
+      throw new SnapguardError(
+        'CANCELLED',
+        `Cancelled while running \`${command}\`.`,
+        'Run it again when ready.',
+      );
     }
     if (result.timedOut) {
       throw new SnapguardError(
@@ -102,9 +108,14 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
           { details: { command } },
         );
       }
-      throw new SnapguardError('COMMAND_FAILED', `\`${command}\` could not be started: ${result.shortMessage}`, 'Check permissions and PATH.', {
-        details: { command },
-      });
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${command}\` could not be started: ${result.shortMessage}`,
+        'Check permissions and PATH.',
+        {
+          details: { command },
+        },
+      );
     }
     const exitCode = result.exitCode ?? 0;
     if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {

@@ -10,7 +10,12 @@ export interface LoopBtrfs {
 }
 
 /** A btrfs filesystem in a sparse image file, loop-mounted under `dir`. Needs root. */
-export async function createLoopBtrfs(exec: Exec, dir: string, sizeBytes: number, name = 'pool'): Promise<LoopBtrfs> {
+export async function createLoopBtrfs(
+  exec: Exec,
+  dir: string,
+  sizeBytes: number,
+  name = 'pool',
+): Promise<LoopBtrfs> {
   const image = join(dir, `${name}.img`);
   const mountPoint = join(dir, name);
   await mkdir(mountPoint, { recursive: true });

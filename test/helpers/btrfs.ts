@@ -24,7 +24,11 @@ export interface BtrfsSandbox {
 export async function createBtrfsSandbox(sizeMb = 256, label = 'sg'): Promise<BtrfsSandbox> {
   const dir = await mkdtemp(join(tmpdir(), `snapguard-test-${label}-`));
   const pool = await createLoopBtrfs(exec, dir, sizeMb * 1024 * 1024);
-  const config = (input: ConfigInput) => buildConfig({ contextDir: join(dir, 'context'), stateDir: join(dir, 'state'), host: 'test-host', ...input }, dir);
+  const config = (input: ConfigInput) =>
+    buildConfig(
+      { contextDir: join(dir, 'context'), stateDir: join(dir, 'state'), host: 'test-host', ...input },
+      dir,
+    );
   return {
     dir,
     pool,
@@ -34,7 +38,8 @@ export async function createBtrfsSandbox(sizeMb = 256, label = 'sg'): Promise<Bt
       return path;
     },
     config,
-    deps: (input, overrides = {}) => createDeps(config(input), { logger: silentLogger(), exec, ...overrides }),
+    deps: (input, overrides = {}) =>
+      createDeps(config(input), { logger: silentLogger(), exec, ...overrides }),
     async cleanup() {
       await pool.cleanup();
       await rm(dir, { recursive: true, force: true });

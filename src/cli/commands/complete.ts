@@ -8,14 +8,25 @@ export function completeCommand(): Command {
     new Command('complete')
       .description('record the outcome of an operation on its snapshots')
       .argument('<operation-id>', 'the id printed by snapshot create')
-      .addOption(new Option('--outcome <outcome>', 'how the change went').choices(['success', 'failed']).makeOptionMandatory())
+      .addOption(
+        new Option('--outcome <outcome>', 'how the change went')
+          .choices(['success', 'failed'])
+          .makeOptionMandatory(),
+      )
       .option('--notes <text>', 'a note stored with the snapshots'),
   ).action(
     action(async (operationId: string, options: CommonOptions & { outcome: string; notes?: string }) => {
       const deps = await loadDeps(options);
-      const result = await completeOperation(deps, { operationId, outcome: options.outcome, ...(options.notes ? { notes: options.notes } : {}) });
+      const result = await completeOperation(deps, {
+        operationId,
+        outcome: options.outcome,
+        ...(options.notes ? { notes: options.notes } : {}),
+      });
       if (options.json) printJson(result);
-      else printLine(`Marked ${result.snapshots.length} snapshot(s) of ${operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}`);
+      else
+        printLine(
+          `Marked ${result.snapshots.length} snapshot(s) of ${operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}`,
+        );
       return 0;
     }),
   );

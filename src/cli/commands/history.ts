@@ -58,7 +58,14 @@ export function renderHistory(history: History, kinds: readonly HistorySection[]
     if (entries.length === 0) continue;
     const cols = columns[kind];
     parts.push(`${kind.replace('_', ' ')} (${entries.length} newest of ${history[kind].length})`);
-    parts.push(renderTable(cols.map(([h]) => h), entries.map((e) => cols.map(([, get]) => (get(e) === null || get(e) === undefined ? undefined : String(get(e)))))));
+    parts.push(
+      renderTable(
+        cols.map(([h]) => h),
+        entries.map((e) =>
+          cols.map(([, get]) => (get(e) === null || get(e) === undefined ? undefined : String(get(e)))),
+        ),
+      ),
+    );
     parts.push('');
   }
   return parts.length ? parts.join('\n').trimEnd() : 'The history is empty.';
@@ -76,10 +83,17 @@ export function historyCommand(): Command {
       const { history, corrupt } = await deps.history.read();
       const kinds = options.kind ? [kindAliases[options.kind] as HistorySection] : HISTORY_SECTIONS;
       if (options.json) {
-        printJson({ file: deps.history.file, ...(corrupt ? { corrupt } : {}), ...Object.fromEntries(kinds.map((kind) => [kind, history[kind].slice(-options.limit)])) });
+        printJson({
+          file: deps.history.file,
+          ...(corrupt ? { corrupt } : {}),
+          ...Object.fromEntries(kinds.map((kind) => [kind, history[kind].slice(-options.limit)])),
+        });
       } else {
         printLine(`${deps.history.file}`);
-        if (corrupt) process.stderr.write(`warning: the history file does not parse (${corrupt}); the next write moves it aside.\n`);
+        if (corrupt)
+          process.stderr.write(
+            `warning: the history file does not parse (${corrupt}); the next write moves it aside.\n`,
+          );
         printLine(renderHistory(history, kinds, options.limit));
       }
       return corrupt ? 1 : 0;

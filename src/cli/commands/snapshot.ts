@@ -36,16 +36,30 @@ export function snapshotCommand(): Command {
   ).action(
     action(async (volumes: string[], options: CreateOptions) => {
       const deps = await loadDeps(options);
-      const result = await createSnapshots(deps, { volumes, type: options.type, operation: options.operation, force: Boolean(options.force), dryRun: Boolean(options.dryRun) });
+      const result = await createSnapshots(deps, {
+        volumes,
+        type: options.type,
+        operation: options.operation,
+        force: Boolean(options.force),
+        dryRun: Boolean(options.dryRun),
+      });
       if (options.json) {
         printJson(result);
       } else {
         const made = result.dryRun ? result.planned : result.created;
-        printLine(`${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`);
+        printLine(
+          `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
+        );
         for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
-        for (const skip of result.skipped) printLine(`  ${skip.volume}: skipped, ${skip.reason}${skip.existing ? `\n    existing: ${skip.existing.name}` : ''}`);
+        for (const skip of result.skipped)
+          printLine(
+            `  ${skip.volume}: skipped, ${skip.reason}${skip.existing ? `\n    existing: ${skip.existing.name}` : ''}`,
+          );
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
-        if (!result.dryRun && made.length) printLine(`Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`);
+        if (!result.dryRun && made.length)
+          printLine(
+            `Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`,
+          );
       }
       return result.warnings.length > 0 ? 1 : 0;
     }),
@@ -87,10 +101,19 @@ export function snapshotCommand(): Command {
       printLine(
         renderTable(
           ['VOLUME', 'NAME', 'TYPE', 'AGE', 'LOCATION', 'OUTCOME', 'OWNER'],
-          result.snapshots.map((s) => [s.volume, s.name, s.type, age(s.ageSeconds), s.location, s.outcome, s.owned ? 'snapguard' : 'foreign']),
+          result.snapshots.map((s) => [
+            s.volume,
+            s.name,
+            s.type,
+            age(s.ageSeconds),
+            s.location,
+            s.outcome,
+            s.owned ? 'snapguard' : 'foreign',
+          ]),
         ),
       );
-      if (result.snapshots.length < result.total) printLine(`(${result.snapshots.length} of ${result.total} shown)`);
+      if (result.snapshots.length < result.total)
+        printLine(`(${result.snapshots.length} of ${result.total} shown)`);
       return 0;
     }),
   );

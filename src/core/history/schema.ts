@@ -6,7 +6,13 @@ import { SnapshotTypeSchema } from '../naming.js';
  * snake_case and the layout of the original design is kept. Objects are loose: keys written by a
  * newer snapguard survive a rewrite by an older one.
  */
-export const SNAPSHOT_OUTCOMES = ['pending', 'success', 'failed', 'validation_failed', 'command_failed'] as const;
+export const SNAPSHOT_OUTCOMES = [
+  'pending',
+  'success',
+  'failed',
+  'validation_failed',
+  'command_failed',
+] as const;
 export const SnapshotOutcomeSchema = z.enum(SNAPSHOT_OUTCOMES);
 
 const isoTime = z.string().describe('ISO 8601 time in UTC');
@@ -42,7 +48,9 @@ export const RecoveryEntrySchema = z.looseObject({
   outcome: z.enum(['success', 'failed', 'reverted']),
   safety_backup: z.string().nullable(),
   operation_id: z.string().nullable().optional(),
-  validation: z.array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string().optional() })).optional(),
+  validation: z
+    .array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string().optional() }))
+    .optional(),
 });
 
 export const RestoreTestEntrySchema = z.looseObject({
@@ -57,7 +65,14 @@ export const RestoreTestEntrySchema = z.looseObject({
   bytes: z.number(),
   duration_seconds: z.number(),
   outcome: z.enum(['pass', 'fail']),
-  failures: z.array(z.looseObject({ path: z.string(), check: z.string(), expected: z.string().optional(), actual: z.string().optional() })),
+  failures: z.array(
+    z.looseObject({
+      path: z.string(),
+      check: z.string(),
+      expected: z.string().optional(),
+      actual: z.string().optional(),
+    }),
+  ),
 });
 
 export const OrchestrationEntrySchema = z.looseObject({

@@ -6,7 +6,13 @@ import type { Logger } from 'pino';
 import { SnapguardError } from '../errors.js';
 import { withLock } from '../lock.js';
 import { formatTimestamp } from '../naming.js';
-import { emptyHistory, HISTORY_SECTIONS, HistoryFileShape, type History, type HistorySection } from './schema.js';
+import {
+  emptyHistory,
+  HISTORY_SECTIONS,
+  HistoryFileShape,
+  type History,
+  type HistorySection,
+} from './schema.js';
 
 export const HISTORY_FILE = 'backup-history.json';
 export const ARCHIVE_DIR = 'backup-history.d';
@@ -110,40 +116,49 @@ export class HistoryStore {
   /** Runs `mutate` on the current history under the lock and writes the result durably. */
   async update<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
     await mkdir(this.contextDir, { recursive: true });
-    const outcome = await withLock(this.lockFile, { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' }, async () => {
-      let history = emptyHistory();
-      let movedAside: string | undefined;
-      let text: string | undefined;
-      try {
-        text = await readFile(this.file, 'utf8');
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      }
-      if (text !== undefined) {
+    const outcome = await withLock(
+      this.lockFile,
+      { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' },
+      async () => {
+        let history = emptyHistory();
+        let movedAside: string | undefined;
+        let text: string | undefined;
         try {
-          history = parseHistory(text);
+          text = await readFile(this.file, 'utf8');
         } catch (error) {
-          movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
-          await rename(this.file, movedAside);
-          this.logger?.error({ file: this.file, movedAside, reason: (error as Error).message }, 'history file did not parse; moved aside and started a new one');
+          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         }
-      }
-      const result = await mutate(history);
-      try {
-        await this.archiveOverflow(history);
-        await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
-        await syncDir(this.contextDir);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        throw new SnapguardError(
-          'HISTORY_WRITE_FAILED',
-          `Could not write ${this.file}: ${(error as Error).message}. The previous file is unchanged.`,
-          code === 'ENOSPC' ? 'The filesystem holding the context directory is full: free space there.' : 'Check that the context directory is writable.',
-          { cause: error },
-        );
-      }
-      return { result, movedAside };
-    });
+        if (text !== undefined) {
+          try {
+            history = parseHistory(text);
+          } catch (error) {
+            movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
+            await rename(this.file, movedAside);
+            this.logger?.error(
+              { file: this.file, movedAside, reason: (error as Error).message },
+              'history file did not parse; moved aside and started a new one',
+            );
+          }
+        }
+        const result = await mutate(history);
+        try {
+          await this.archiveOverflow(history);
+          await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
+          await syncDir(this.contextDir);
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          throw new SnapguardError(
+            'HISTORY_WRITE_FAILED',
+            `Could not write ${this.file}: ${(error as Error).message}. The previous file is unchanged.`,
+            code === 'ENOSPC'
+              ? 'The filesystem holding the context directory is full: free space there.'
+              : 'Check that the context directory is writable.',
+            { cause: error },
+          );
+        }
+        return { result, movedAside };
+      },
+    );
     for (const listener of this.listeners) listener();
     return outcome;
   }
@@ -187,7 +202,10 @@ export class HistoryStore {
       await writeFileDurably(file, `${JSON.stringify(archive)}\n`);
     }
     await syncDir(dir);
-    this.logger?.info({ archiveDir: dir, years: [...byYear.keys()] }, 'moved old history entries to the yearly archive');
+    this.logger?.info(
+      { archiveDir: dir, years: [...byYear.keys()] },
+      'moved old history entries to the yearly archive',
+    );
   }
 
   /** Reads the yearly archives, oldest year first (for reports and lookups of old entries). */
@@ -213,7 +231,9 @@ export class HistoryStore {
   /** Files set aside because they did not parse; health_check reports them. */
   async corruptFiles(): Promise<string[]> {
     try {
-      return (await readdir(this.contextDir)).filter((name) => name.startsWith(`${HISTORY_FILE}.corrupt-`)).map((name) => join(this.contextDir, name));
+      return (await readdir(this.contextDir))
+        .filter((name) => name.startsWith(`${HISTORY_FILE}.corrupt-`))
+        .map((name) => join(this.contextDir, name));
     } catch {
       return [];
     }

@@ -15,12 +15,19 @@ export function registerCompleteOperationTool(server: McpServer, deps: Deps): vo
       ].join(' '),
       inputSchema: CompleteOperationInput,
       outputSchema: CompleteOperationResultSchema,
-      annotations: { title: 'Complete an operation', readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      annotations: {
+        title: 'Complete an operation',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
     },
     async (args) =>
       runTool(
         () => completeOperation(deps, args),
-        (result) => `Marked ${result.snapshots.length} snapshot(s) of ${result.operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}.`,
+        (result) =>
+          `Marked ${result.snapshots.length} snapshot(s) of ${result.operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}.`,
       ),
   );
 }

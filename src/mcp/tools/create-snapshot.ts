@@ -13,22 +13,36 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
         'Takes a read-only snapshot of each named volume, recorded in backup-history.json with outcome "pending".',
         'Call it BEFORE a deployment, update or config change, with type pre-deploy / pre-update / pre-change and an operation name (e.g. "deploy-immich").',
         'Keep the returned operationId and call complete_operation with success or failed when the change is done.',
-        'It will not snapshot when the pool is at or above maxPoolUsage (force: true overrides), and for pre-* types it returns the existing snapshot instead of a new one when that one is younger than the volume\'s minInterval (reported in skipped).',
+        "It will not snapshot when the pool is at or above maxPoolUsage (force: true overrides), and for pre-* types it returns the existing snapshot instead of a new one when that one is younger than the volume's minInterval (reported in skipped).",
         'dryRun: true shows the names it would create and changes nothing. Volumes are the ids from list_snapshots or the snapguard://config resource.',
       ].join(' '),
       inputSchema: CreateSnapshotInput,
       outputSchema: CreateSnapshotResultSchema,
-      annotations: { title: 'Create snapshots', readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+      annotations: {
+        title: 'Create snapshots',
+        readOnlyHint: false,
+        destructiveHint: false,
+        idempotentHint: false,
+        openWorldHint: false,
+      },
     },
     async (args, extra) =>
       runTool(
         () => createSnapshots(deps, args, { signal: extra.signal }),
         (result) => {
           const made = result.dryRun ? result.planned : result.created;
-          const lines = [`${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s) for ${result.operationId}: ${made.map((s) => s.name).join(', ') || 'none'}.`];
-          for (const skip of result.skipped) lines.push(`Skipped ${skip.volume}: ${skip.reason}${skip.existing ? ` (existing: ${skip.existing.name})` : ''}.`);
+          const lines = [
+            `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s) for ${result.operationId}: ${made.map((s) => s.name).join(', ') || 'none'}.`,
+          ];
+          for (const skip of result.skipped)
+            lines.push(
+              `Skipped ${skip.volume}: ${skip.reason}${skip.existing ? ` (existing: ${skip.existing.name})` : ''}.`,
+            );
           lines.push(...result.warnings);
-          if (!result.dryRun && made.length > 0) lines.push(`When the change is done, call complete_operation with operationId ${result.operationId}.`);
+          if (!result.dryRun && made.length > 0)
+            lines.push(
+              `When the change is done, call complete_operation with operationId ${result.operationId}.`,
+            );
           return lines.join('\n');
         },
       ),

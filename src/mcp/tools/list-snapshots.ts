@@ -17,13 +17,21 @@ export function registerListSnapshotsTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: ListSnapshotsInput,
       outputSchema: ListSnapshotsResultSchema,
-      annotations: { title: 'List snapshots', readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      annotations: {
+        title: 'List snapshots',
+        readOnlyHint: true,
+        destructiveHint: false,
+        idempotentHint: true,
+        openWorldHint: false,
+      },
     },
     async (args, extra) =>
       runTool(
         () => listSnapshots(deps, args, { signal: extra.signal }),
         (result) => {
-          const shown = result.snapshots.slice(0, 5).map((s) => `${s.name} (${s.location}${s.owned ? '' : ', foreign'})`);
+          const shown = result.snapshots
+            .slice(0, 5)
+            .map((s) => `${s.name} (${s.location}${s.owned ? '' : ', foreign'})`);
           return `${result.total} snapshot(s)${result.snapshots.length < result.total ? `, ${result.snapshots.length} shown` : ''}${shown.length ? `; newest: ${shown.join(', ')}` : ''}.`;
         },
       ),

@@ -13,7 +13,10 @@ export async function serveStdio(deps: Deps): Promise<void> {
     process.once('SIGTERM', () => resolve());
   });
   await server.connect(transport);
-  deps.logger.info({ transport: 'stdio', tools, readOnly: deps.config.readOnly }, 'snapguard MCP server ready');
+  deps.logger.info(
+    { transport: 'stdio', tools, readOnly: deps.config.readOnly },
+    'snapguard MCP server ready',
+  );
   await closed;
   await cleanup();
 }
