@@ -11,6 +11,20 @@ export interface RawSnapshot {
   generation?: number;
   uuid?: string;
   parentUuid?: string;
+  /** zfs: who made it, by its name (snapguard, sanoid, syncoid, foreign). */
+  producer?: 'snapguard' | 'sanoid' | 'syncoid' | 'foreign';
+  /** zfs: number of holds (userrefs); a held snapshot cannot be destroyed. */
+  holds?: number;
+  /** zfs: bytes only this snapshot references (`used`). */
+  usedBytes?: number;
+}
+
+/** A snapshot's contents opened for reading; close() removes whatever was set up (e.g. a clone). */
+export interface SnapshotReader {
+  path: string;
+  /** snapdir: the snapshot's own folder; clone: a temporary read-only clone. */
+  via: 'snapdir' | 'clone' | 'path';
+  close(): Promise<void>;
 }
 
 export interface PoolUsage {
@@ -39,4 +53,10 @@ export interface SnapshotBackend {
   show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
   delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
   poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
+  /** Backends with native holds (zfs): a held snapshot cannot be destroyed. Idempotent. */
+  hold?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  /** Releases a hold set by hold(); releasing a tag that is not there is not an error. */
+  release?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  /** Backends whose snapshots have no plain readable path everywhere (zfs): open one for reading. */
+  openSnapshot?(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }
