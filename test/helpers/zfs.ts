@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,7 +28,13 @@ async function daemonAnswers(): Promise<boolean> {
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  // A daemon that exited but was not reaped (no init reaping here) is a zombie: dead for our purpose.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
@@ -67,6 +73,22 @@ export async function ensureZfsDaemon(): Promise<void> {
     throw new Error('zfs-fuse was started but zpool list does not answer after 10 s');
   } finally {
     await lock.release();
+  }
+}
+
+/**
+ * zfs-fuse reports a freshly mounted nested dataset (and so its pool) as busy for a while after
+ * its mount (seen: 10-40 s); retries a destroy for up to 90 s before giving up.
+ */
+export async function retryBusy<T>(action: () => Promise<T>, deadlineMs = 90_000): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    try {
+      return await action();
+    } catch (error) {
+      if (!/busy/i.test((error as Error).message) || Date.now() - started > deadlineMs) throw error;
+      await sleep(500);
+    }
   }
 }
 
@@ -158,18 +180,10 @@ export async function createZfsSandbox(label: string, sizeMb = 128): Promise<Zfs
     async cleanup() {
       const failures: string[] = [];
       for (const created of pools.reverse()) {
-        // zfs-fuse may report a pool busy for a moment after its last unmount: retry before giving up.
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await exec('zpool', ['destroy', '-f', created.name], { timeoutMs: 60_000 });
-            break;
-          } catch (error) {
-            if (attempt >= 20) {
-              failures.push(`${created.name}: ${(error as Error).message}`);
-              break;
-            }
-            await sleep(500);
-          }
+        try {
+          await retryBusy(() => exec('zpool', ['destroy', '-f', created.name], { timeoutMs: 60_000 }));
+        } catch (error) {
+          failures.push(`${created.name}: ${(error as Error).message}`);
         }
       }
       await rm(dir, { recursive: true, force: true });

@@ -1,12 +1,12 @@
 import { chmod, chown, lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createZfsBackend } from '../../src/backends/zfs.js';
 import { planZfsRevert, restoreZfsPaths, revertZfsDataset } from '../../src/backends/zfs-recover.js';
 import type { VolumeConfig } from '../../src/core/config.js';
 import { SnapguardError } from '../../src/core/errors.js';
 import { requireComponents } from '../helpers/env.js';
-import { createZfsSandbox, exec, type ZfsSandbox } from '../helpers/zfs.js';
+import { createZfsSandbox, exec, retryBusy, type ZfsSandbox } from '../helpers/zfs.js';
 
 const run = requireComponents(['zfs-fuse', 'zfs', 'zpool', 'cp', 'rm']);
 
@@ -233,6 +233,7 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
 
   it('refuses a rollback when a child dataset is mounted inside, and changes nothing', async () => {
     await exec('zfs', ['create', `${dataset}/child`]);
+    onTestFinished(() => retryBusy(() => exec('zfs', ['destroy', `${dataset}/child`])).then(() => undefined));
     const before = await snapshotGuids(dataset);
     const error = await revertZfsDataset(
       backend,
