@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { createZfsBackend } from '../dist/backends/zfs.js';
 import { revertZfsDataset } from '../dist/backends/zfs-recover.js';
 import { buildConfig } from '../dist/core/config.js';
