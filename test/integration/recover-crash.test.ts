@@ -11,7 +11,7 @@ import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js'
 import { recover } from '../../src/core/recovery/recover.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
-import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
 
