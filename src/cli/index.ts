@@ -3,9 +3,12 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { recoverCommand } from './commands/recover.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { wrapCommand } from './commands/wrap.js';
 
 export function buildProgram(): Command {
   const program = new Command('snapguard')
@@ -21,6 +24,9 @@ export function buildProgram(): Command {
     historyCommand(),
     mcpCommand(),
     demoCommand(),
+    recoverCommand(),
+    wrapCommand(),
+    doctorCommand(),
   ]) {
     program.addCommand(command);
   }

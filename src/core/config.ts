@@ -71,6 +71,15 @@ export const VolumeSchema = z
     minInterval: durationString.optional(),
     retention: z.string().optional(),
     external: z.array(ExternalSchema).default([]),
+    /** Checks run after a recovery (and by wrap): argv arrays, never a shell. */
+    validate: z
+      .array(
+        z.strictObject({
+          command: z.array(z.string().min(1)).min(1),
+          timeout: durationString.default(60),
+        }),
+      )
+      .default([]),
   })
   .superRefine((volume, ctx) => {
     if (volume.backend === 'zfs' && !volume.dataset) {
