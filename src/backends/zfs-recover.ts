@@ -46,7 +46,16 @@ function childMounts(mountpoint: string): string[] {
     .filter((mp) => mp.startsWith(`${mountpoint}/`));
 }
 
-async function resolveMountpoint(backend: ZfsBackend, volume: VolumeConfig, options: BackendCallOptions) {
+/**
+ * The dataset's mountpoint, when it is mounted where the volume's path says. Rollback
+ * (`nested: 'refuse'`) also refuses when another filesystem is mounted inside, since its contents
+ * are not part of the dataset's snapshots; files mode checks its paths instead.
+ */
+export async function requireZfsMount(
+  backend: ZfsBackend,
+  volume: VolumeConfig,
+  options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
+): Promise<string> {
   const mount = await backend.mountInfo(volume, options);
   if (!mount.mounted || !mount.mountpoint) {
     throw new SnapguardError(
@@ -63,7 +72,7 @@ async function resolveMountpoint(backend: ZfsBackend, volume: VolumeConfig, opti
       `Set volumes.${volume.id}.path to ${mount.mountpoint} so snapguard restores into the dataset it snapshots.`,
     );
   }
-  const nested = childMounts(mount.mountpoint);
+  const nested = options.nested === 'allow' ? [] : childMounts(mount.mountpoint);
   if (nested.length > 0) {
     throw new SnapguardError(
       'NOT_SUPPORTED',
@@ -80,9 +89,9 @@ export async function planZfsRevert(
   volume: VolumeConfig,
   target: string,
   safetyName: string,
-  options: BackendCallOptions = {},
+  options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
 ): Promise<ZfsRevertPlan> {
-  const mountpoint = await resolveMountpoint(backend, volume, options);
+  const mountpoint = await requireZfsMount(backend, volume, options);
   const all = await backend.list(volume, options);
   const index = all.findIndex((raw) => raw.name === target);
   const found = all[index];
@@ -141,6 +150,31 @@ async function clearDirectory(exec: Exec, dir: string, options: BackendCallOptio
 }
 
 /**
+ * Replaces every file under the mounted dataset with the tree of snapshot `name`, without taking
+ * a safety snapshot first: the caller has one (revert), or is putting one back after a failure.
+ */
+export async function replaceTreeFromSnapshot(
+  backend: ZfsBackend,
+  exec: Exec,
+  volume: VolumeConfig,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<'snapdir' | 'clone' | 'path'> {
+  const mountpoint = await requireZfsMount(backend, volume, options);
+  const reader = await backend.openSnapshot(volume, name, options);
+  try {
+    await clearDirectory(exec, mountpoint, options);
+    await exec('cp', ['-a', '--', `${reader.path}/.`, `${mountpoint}/`], {
+      signal: options.signal,
+      timeoutMs: 6 * 3600_000,
+    });
+  } finally {
+    await reader.close();
+  }
+  return reader.via;
+}
+
+/**
  * Makes the dataset's live files those of `target`, keeping the current state as the snapshot
  * `safetyName` (an owned pre-recover name chosen by the caller). Idempotent: after a crash, calling
  * it again with the same names reuses the safety snapshot and finishes the copy. Undo is the same
@@ -165,17 +199,8 @@ export async function revertZfsDataset(
   const safetySnapshot = plan.safetyExists
     ? ((await backend.show(volume, safetyName, options)) as RawSnapshot)
     : await backend.create(volume, safetyName, options);
-  const reader = await backend.openSnapshot(volume, target, options);
-  try {
-    await clearDirectory(exec, plan.mountpoint, options);
-    await exec('cp', ['-a', '--', `${reader.path}/.`, `${plan.mountpoint}/`], {
-      signal: options.signal,
-      timeoutMs: 6 * 3600_000,
-    });
-  } finally {
-    await reader.close();
-  }
-  return { plan, safetySnapshot, via: reader.via };
+  const via = await replaceTreeFromSnapshot(backend, exec, volume, target, options);
+  return { plan, safetySnapshot, via };
 }
 
 /** A relative path that stays inside its root: no absolute forms, no `..`, no NUL. */
@@ -231,7 +256,7 @@ export async function restoreZfsPaths(
   if (relative.length === 0) {
     throw new SnapguardError('BAD_INPUT', 'No paths to restore.', 'Name at least one path.');
   }
-  const plan = await planZfsRevert(backend, volume, target, safetyName, options);
+  const plan = await planZfsRevert(backend, volume, target, safetyName, { ...options, nested: 'allow' });
   const reader = await backend.openSnapshot(volume, target, options);
   try {
     const sourceRoot = await realpath(reader.path);

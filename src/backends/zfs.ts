@@ -186,6 +186,10 @@ export interface ZfsBackend extends SnapshotBackend {
   openSnapshot(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }
 
+export function isZfsBackend(backend: SnapshotBackend): backend is ZfsBackend {
+  return backend.kind === 'zfs' && 'openSnapshot' in backend && 'mountInfo' in backend;
+}
+
 export function createZfsBackend(exec: Exec): ZfsBackend {
   const zfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 });

@@ -2,6 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
+import { isZfsBackend, type ZfsBackend } from '../../backends/zfs.js';
+import {
+  planZfsRevert,
+  replaceTreeFromSnapshot,
+  requireZfsMount,
+  restoreZfsPaths,
+} from '../../backends/zfs-recover.js';
 import { createSystemdDriver } from '../../system/systemd.js';
 import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
@@ -71,6 +78,37 @@ interface Target {
 }
 
 const safetyPathOf = (item: { snapshotDir: string; safety: string }) => join(item.snapshotDir, item.safety);
+
+function zfsBackendOf(deps: Deps, volume: VolumeConfig): ZfsBackend {
+  const backend = deps.backendFor(volume);
+  if (!isZfsBackend(backend)) {
+    throw new SnapguardError('INTERNAL', `Volume "${volume.id}" has no zfs backend.`, 'Report this.');
+  }
+  return backend;
+}
+
+/** Runs `work` on a readable folder of a zfs snapshot (.zfs/snapshot or a temporary clone). */
+async function withZfsSnapshot<T>(
+  deps: Deps,
+  volume: VolumeConfig,
+  name: string,
+  work: (path: string) => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  const reader = await zfsBackendOf(deps, volume).openSnapshot(volume, name, { signal });
+  try {
+    return await work(reader.path);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Whether a snapshot exists, asked the backend's way: zfs snapshots have no folder on every system. */
+async function snapshotThere(deps: Deps, item: JournalItem, name: string): Promise<boolean> {
+  if (item.backend === 'zfs')
+    return (await deps.backendFor(volumeOf(deps, item)).show(volumeOf(deps, item), name)) !== undefined;
+  return exists(join(item.snapshotDir, name));
+}
 
 async function exists(path: string): Promise<boolean> {
   try {
@@ -144,7 +182,16 @@ async function resolveTargets(
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal);
   if (request.mode === 'files') {
-    const resolved = await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    const resolved =
+      volume.backend === 'zfs'
+        ? await withZfsSnapshot(
+            deps,
+            volume,
+            snapshot.name,
+            (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
+            signal,
+          )
+        : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
     return [{ volume, snapshot, paths: resolved.paths, removeOnly: resolved.removeOnly }];
   }
   if (request.paths && request.paths.length > 0) {
@@ -160,11 +207,11 @@ async function resolveTargets(
 async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files'): Promise<void> {
   const { volume } = target;
   if (volume.backend === 'zfs') {
-    throw new SnapguardError(
-      'NOT_SUPPORTED',
-      `Recovery of zfs volume "${volume.id}" is not available in this build.`,
-      'Use `zfs rollback` by hand, or restore files from the .zfs/snapshot folder.',
-    );
+    // No `zfs rollback`: the dataset stays mounted and its files are replaced (see docs/zfs.md).
+    await requireZfsMount(zfsBackendOf(deps, volume), volume, {
+      nested: mode === 'rollback' ? 'refuse' : 'allow',
+    });
+    return;
   }
   let real: string;
   try {
@@ -214,7 +261,23 @@ function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes'
   for (const item of items) {
     const units = item.services.units;
     const scope = item.services.scope === 'user' ? ' (user scope)' : '';
-    if (mode === 'files') {
+    if (item.backend === 'zfs') {
+      if (mode === 'rollback' && units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
+      steps.push(
+        `${item.volume}: zfs snapshot of the current state as ${item.safetyBackup} (kept; recover it to undo)`,
+      );
+      if (mode === 'files' && units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
+      steps.push(
+        mode === 'rollback'
+          ? `${item.volume}: replace every file under ${item.volumePath} with the files of ${item.snapshot} (cp -a; no zfs rollback, nothing destroyed)`
+          : `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (cp -a): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
+      );
+      if (mode === 'files' && item.removeOnly?.length)
+        steps.push(
+          `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
+        );
+      if (item.newerSnapshotsEffect) steps.push(`${item.volume}: ${item.newerSnapshotsEffect}`);
+    } else if (mode === 'files') {
       steps.push(
         `${item.volume}: snapshot the current state read-only as ${item.safetyBackup} (kept; recover it to undo)`,
       );
@@ -285,23 +348,50 @@ export async function planRecovery(
             )
         : undefined;
       changes =
-        volume.backend === 'btrfs'
-          ? await btrfsChangeSummary(deps.exec, {
-              volumePath: volume.path,
-              snapshotDir: volume.snapshotDir,
-              targetPath: snapshot.path,
-              workDir: join(deps.config.stateDir, 'tmp'),
-              ...(filter ? { filter } : {}),
-              signal: context.signal,
-            })
-          : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
+        volume.backend === 'zfs'
+          ? await withZfsSnapshot(
+              deps,
+              volume,
+              snapshot.name,
+              (root) => walkChangeSummary(volume.path, root, 20, filter),
+              context.signal,
+            )
+          : volume.backend === 'btrfs'
+            ? await btrfsChangeSummary(deps.exec, {
+                volumePath: volume.path,
+                snapshotDir: volume.snapshotDir,
+                targetPath: snapshot.path,
+                workDir: join(deps.config.stateDir, 'tmp'),
+                ...(filter ? { filter } : {}),
+                signal: context.signal,
+              })
+            : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
     }
+    const safetyBackup = await safetyName(deps, volume, now, context.signal);
+    const zfsPlan =
+      volume.backend === 'zfs'
+        ? await planZfsRevert(zfsBackendOf(deps, volume), volume, snapshot.name, safetyBackup, {
+            signal: context.signal,
+            nested: request.mode === 'rollback' ? 'refuse' : 'allow',
+          })
+        : undefined;
     volumes.push({
       volume: volume.id,
       snapshot: snapshot.name,
       snapshotPath: snapshot.path,
       volumePath: volume.path,
-      safetyBackup: await safetyName(deps, volume, now, context.signal),
+      safetyBackup,
+      ...(zfsPlan
+        ? {
+            backend: 'zfs' as const,
+            newerSnapshots: zfsPlan.newerSnapshots.map((s) => ({
+              name: s.name,
+              ...(s.producer ? { producer: s.producer } : {}),
+              effect: s.effect,
+            })),
+            newerSnapshotsEffect: zfsPlan.newerSnapshotsEffect,
+          }
+        : {}),
       ...(target.paths ? { paths: target.paths } : {}),
       ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
       services: { units: services.units, scope: services.scope },
@@ -382,8 +472,8 @@ async function takeSafetySnapshot(
   item: JournalItem,
   signal?: AbortSignal,
 ): Promise<void> {
-  // Both backends make a snapshot appear under its name only when complete.
-  if (await exists(safetyPathOf(item))) return;
+  // Every backend makes a snapshot appear under its name only when complete.
+  if (await snapshotThere(deps, item, item.safety)) return;
   await deps.backendFor(volume).create(volume, item.safety, { signal });
 }
 
@@ -427,6 +517,21 @@ async function copyPaths(
   await rm(staging, { recursive: true, force: true });
 }
 
+/** The zfs swap step: the whole tree (rollback) or the named paths (files) from the target. */
+async function zfsCopy(deps: Deps, journal: Journal, item: JournalItem, signal?: AbortSignal): Promise<void> {
+  const volume = volumeOf(deps, item);
+  const backend = zfsBackendOf(deps, volume);
+  if (journal.mode === 'rollback') {
+    await replaceTreeFromSnapshot(backend, deps.exec, volume, item.target, { signal });
+    return;
+  }
+  if (item.paths.length > 0)
+    await restoreZfsPaths(backend, deps.exec, volume, item.target, item.paths, item.safety, { signal });
+  for (const rel of item.removeOnly ?? []) {
+    await deps.exec('rm', ['-rf', '--one-file-system', '--', join(item.path, rel)], { signal });
+  }
+}
+
 async function recordHistory(
   deps: Deps,
   journal: Journal,
@@ -436,10 +541,24 @@ async function recordHistory(
   note?: string,
 ): Promise<void> {
   const multi = journal.items.length > 1;
+  // Asked before taking the history lock: for zfs this runs a command.
+  const safetyByVolume = new Map<string, { exists: boolean; path: string }>();
+  for (const item of journal.items) {
+    if (item.backend === 'zfs') {
+      const volume = volumeOf(deps, item);
+      const shown = await deps.backendFor(volume).show(volume, item.safety);
+      safetyByVolume.set(item.volume, {
+        exists: shown !== undefined,
+        path: shown?.path ?? safetyPathOf(item),
+      });
+    } else {
+      safetyByVolume.set(item.volume, { exists: await exists(safetyPathOf(item)), path: safetyPathOf(item) });
+    }
+  }
   await deps.history.update(async (history) => {
     for (const item of journal.items) {
       const id = multi ? `${journal.recoveryId}-${item.volume}` : journal.recoveryId;
-      const safetyExists = await exists(safetyPathOf(item));
+      const safetyExists = safetyByVolume.get(item.volume)?.exists ?? false;
       if (!history.recoveries.some((entry) => entry.id === id)) {
         const entry: RecoveryEntry = {
           id,
@@ -475,11 +594,11 @@ async function recordHistory(
           operation: null,
           operation_id: journal.operationId,
           snapshot_name: item.safety,
-          path: safetyPathOf(item),
+          path: safetyByVolume.get(item.volume)?.path ?? safetyPathOf(item),
           outcome: 'success',
           size_mb: null,
           backend: item.backend,
-          read_only: item.backend === 'btrfs',
+          read_only: item.backend !== 'dir',
           notes: `state before recovery ${journal.recoveryId} to ${item.target}; recover it to undo`,
         };
         history.snapshots.push(snap);
@@ -509,11 +628,19 @@ async function runJournal(
   const signal = context.signal;
   const swapSteps: readonly RecoveryStep[] =
     journal.mode === 'rollback'
-      ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+      ? ['stop-services', 'move-aside', 'restore', 'protect-safety', 'safety-snapshot', 'copy']
       : ['safety-snapshot', 'stop-services', 'copy'];
+  // zfs datasets are never swapped: a safety snapshot, then their files are replaced (docs/zfs.md).
+  const stepsOf = (item: JournalItem): readonly RecoveryStep[] =>
+    item.backend === 'zfs'
+      ? ['stop-services', 'safety-snapshot', 'copy']
+      : journal.mode === 'rollback'
+        ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+        : ['safety-snapshot', 'stop-services', 'copy'];
   try {
     for (const name of swapSteps) {
       for (const item of journal.items) {
+        if (!stepsOf(item).includes(name)) continue;
         const volume = volumeOf(deps, item);
         const driver = drivers.get(item.volume);
         await step(deps, journal, item, name, async () => {
@@ -535,7 +662,8 @@ async function runJournal(
               await takeSafetySnapshot(deps, volume, item, signal);
               break;
             case 'copy':
-              await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
+              if (item.backend === 'zfs') await zfsCopy(deps, journal, item, signal);
+              else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
               break;
             default:
               break;
@@ -590,7 +718,16 @@ async function revertJournal(
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
     const safety = safetyPathOf(item);
-    if (journal.mode === 'rollback') {
+    if (item.backend === 'zfs') {
+      const copyBegan = item.done.includes('copy') || item.current === 'copy';
+      if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
+        const volume = volumeOf(deps, item);
+        await replaceTreeFromSnapshot(zfsBackendOf(deps, volume), deps.exec, volume, item.safety);
+        notes.push(`${item.volume}: its files were put back from ${item.safety}, which is kept`);
+      } else {
+        notes.push(`${item.volume}: nothing had changed`);
+      }
+    } else if (journal.mode === 'rollback') {
       const pathThere = await exists(item.path);
       const safetyThere = await exists(safety);
       if (safetyThere && !pathThere) {
@@ -818,11 +955,9 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
   // Did the swap begin for any volume? Look at the filesystem, not only at the journal.
   let swapBegan = false;
   for (const item of journal.items) {
-    if (await exists(safetyPathOf(item))) swapBegan = true;
+    if (await snapshotThere(deps, item, item.safety)) swapBegan = true;
   }
-  const targetsThere = await Promise.all(
-    journal.items.map((item) => exists(join(item.snapshotDir, item.target))),
-  );
+  const targetsThere = await Promise.all(journal.items.map((item) => snapshotThere(deps, item, item.target)));
   const drivers = new Map<string, ServiceDriver | undefined>();
   for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
   let action: 'completed' | 'reverted';
@@ -832,9 +967,13 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
   if (swapBegan && targetsThere.every(Boolean)) {
     // Re-derive the done steps from the filesystem for the swap, then continue the journal.
     for (const item of journal.items) {
-      const safetyThere = await exists(safetyPathOf(item));
+      const safetyThere = await snapshotThere(deps, item, item.safety);
       const pathThere = await exists(item.path);
-      if (journal.mode === 'rollback') {
+      if (item.backend === 'zfs') {
+        // A zfs copy is redone from the start: it is idempotent, the safety snapshot is reused.
+        if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
+        item.done = item.done.filter((s) => s !== 'copy');
+      } else if (journal.mode === 'rollback') {
         if (safetyThere && !item.done.includes('move-aside')) item.done.push('move-aside');
         if (safetyThere && pathThere && !item.done.includes('restore')) {
           // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.
