@@ -125,6 +125,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Where sample restores go (default: the system temp folder); full btrfs drills use the pool. */
       scratchDir: z.string().optional(),
+      /** Where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir). */
+      drillDir: z.string().optional(),
       sampleSize: z.number().int().min(1).max(100_000).default(50),
     })
     .prefault({}),
@@ -225,6 +227,7 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     restoreTest: {
       ...parsed.restoreTest,
       ...(parsed.restoreTest.scratchDir ? { scratchDir: abs(parsed.restoreTest.scratchDir) } : {}),
+      ...(parsed.restoreTest.drillDir ? { drillDir: abs(parsed.restoreTest.drillDir) } : {}),
     },
     metrics: {
       ...parsed.metrics,

@@ -7,7 +7,7 @@ import { requireVolume, type Tier, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { HealthSampleEntry, History } from '../history/schema.js';
-import { parseSnapshotName } from '../naming.js';
+import { listExternalCopies } from '../restore-test/external.js';
 import { hashFile, errorCode } from '../restore-test/files.js';
 import { sampleTree } from '../restore-test/sampler.js';
 import { ownedSnapshots } from '../snapshots.js';
@@ -131,11 +131,8 @@ async function externalAge(
           });
           continue;
         }
-        const copies = await deps.backendFor(volume).list(volume, { dir: external.path, signal });
-        for (const raw of copies) {
-          const parsed = parseSnapshotName(volume.id, raw.name);
-          if (parsed) newest = Math.max(newest ?? 0, parsed.createdAt.getTime());
-        }
+        for (const copy of await listExternalCopies(volume, external.path))
+          newest = Math.max(newest ?? 0, copy.createdAt.getTime());
       }
     } catch (error) {
       if (error instanceof SnapguardError && error.code === 'CANCELLED') throw error;

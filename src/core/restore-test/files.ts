@@ -19,8 +19,8 @@ export interface FileReference {
   mode: number;
   uid: number;
   gid: number;
-  /** Milliseconds, truncated: utimes(2) via Node keeps microseconds at best. */
-  mtimeMs: number;
+  /** Microseconds since the epoch: utimes via Node keeps ~0.1 µs, so times are compared in µs. */
+  mtimeUs: number;
   size: number;
   sha256?: string | undefined;
   linkTarget?: string | undefined;
@@ -60,17 +60,27 @@ export async function hashFile(
  * reflink: the point is to prove the blocks are readable), then owner, mode and times.
  * Returns the sha256 of what was read. Xattrs are applied afterwards in one batch.
  */
+function seconds(ns: bigint): number {
+  return Number(ns) / 1e9;
+}
+
+export function isoMicro(us: number): string {
+  const ms = Math.floor(us / 1000);
+  const micro = String(Math.round(us - ms * 1000)).padStart(3, '0');
+  return new Date(ms).toISOString().replace('Z', `${micro}Z`);
+}
+
 export async function restoreEntry(
   source: string,
   target: string,
   signal?: AbortSignal,
 ): Promise<{ sha256?: string; bytes: number }> {
-  const info = await lstat(source);
+  const info = await lstat(source, { bigint: true });
   await mkdir(dirname(target), { recursive: true });
   if (info.isSymbolicLink()) {
     await symlink(await readlink(source), target);
-    await lchown(target, info.uid, info.gid);
-    await lutimes(target, info.atime, info.mtime);
+    await lchown(target, Number(info.uid), Number(info.gid));
+    await lutimes(target, seconds(info.atimeNs), seconds(info.mtimeNs));
     return { bytes: 0 };
   }
   const hash = createHash('sha256');
@@ -96,22 +106,22 @@ export async function restoreEntry(
     await input.close();
   }
   // Owner first: chown clears setuid/setgid, so the mode goes on afterwards.
-  await lchown(target, info.uid, info.gid);
-  await chmod(target, info.mode & 0o7777);
-  await lutimes(target, info.atime, info.mtime);
+  await lchown(target, Number(info.uid), Number(info.gid));
+  await chmod(target, Number(info.mode) & 0o7777);
+  await lutimes(target, seconds(info.atimeNs), seconds(info.mtimeNs));
   return { sha256: hash.digest('hex'), bytes };
 }
 
 /** lstat into a FileReference (no content hash, no xattrs). */
 export async function referenceOf(path: string): Promise<FileReference> {
-  const info = await lstat(path);
+  const info = await lstat(path, { bigint: true });
   return {
     kind: info.isSymbolicLink() ? 'symlink' : info.isFile() ? 'file' : 'other',
-    mode: info.mode & 0o7777,
-    uid: info.uid,
-    gid: info.gid,
-    mtimeMs: Math.floor(info.mtimeMs),
-    size: info.size,
+    mode: Number(info.mode) & 0o7777,
+    uid: Number(info.uid),
+    gid: Number(info.gid),
+    mtimeUs: Number(info.mtimeNs / 1000n),
+    size: Number(info.size),
     ...(info.isSymbolicLink() ? { linkTarget: await readlink(path) } : {}),
   };
 }
@@ -184,7 +194,7 @@ export function compareEntry(
   path: string,
   expected: FileReference,
   actual: FileReference,
-  options: { content?: boolean; owner?: boolean; xattrs?: boolean } = {},
+  options: { content?: boolean; owner?: boolean; xattrs?: boolean; mtimeToleranceUs?: number } = {},
 ): RestoreFailure[] {
   const failures: RestoreFailure[] = [];
   const fail = (check: string, want: string, got: string) =>
@@ -206,8 +216,8 @@ export function compareEntry(
     if (expected.uid !== actual.uid) fail('uid', String(expected.uid), String(actual.uid));
     if (expected.gid !== actual.gid) fail('gid', String(expected.gid), String(actual.gid));
   }
-  if (expected.mtimeMs !== actual.mtimeMs)
-    fail('mtime', new Date(expected.mtimeMs).toISOString(), new Date(actual.mtimeMs).toISOString());
+  if (Math.abs(expected.mtimeUs - actual.mtimeUs) > (options.mtimeToleranceUs ?? 1))
+    fail('mtime', isoMicro(expected.mtimeUs), isoMicro(actual.mtimeUs));
   if (options.xattrs !== false && expected.xattrs && actual.xattrs) {
     const names = new Set([...expected.xattrs.keys(), ...actual.xattrs.keys()]);
     for (const name of [...names].sort()) {

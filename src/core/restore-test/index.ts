@@ -22,6 +22,7 @@ import {
   type FileReference,
   type RestoreFailure,
 } from './files.js';
+import { listExternalCopies } from './external.js';
 import { censusTree, sampleTree, ReservoirSampler, topLevelGroup, type TreeCensus } from './sampler.js';
 import { RunRestoreTestInput, type RestoreTestResult, type RunRestoreTestResult } from './schemas.js';
 
@@ -52,6 +53,7 @@ interface VolumeRun {
 
 interface Outcome {
   snapshot: string;
+  checkedPaths: string[];
   population: number;
   filesChecked: number;
   bytesRestored: number;
@@ -104,6 +106,7 @@ export async function runRestoreTest(
         throw error;
       outcome = {
         snapshot: '',
+        checkedPaths: [],
         population: 0,
         filesChecked: 0,
         bytesRestored: 0,
@@ -130,6 +133,7 @@ export async function runRestoreTest(
       durationSeconds: round(durationSeconds),
       throughputBytesPerSecond: timed > 0 ? Math.round(outcome.bytesRestored / timed) : 0,
       rtoEstimateSeconds: outcome.rtoEstimateSeconds,
+      checkedPaths: outcome.checkedPaths,
       failures: outcome.failures,
       drift: outcome.drift,
     });
@@ -206,13 +210,8 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
         `Add volumes.${volume.id}.external: [{ kind: ${volume.backend}, path: /path/to/received/snapshots }].`,
       );
     }
-    const copies = (await deps.backendFor(volume).list(volume, { dir: external.path, signal: call.signal }))
-      .flatMap((raw) => {
-        const parsed = parseSnapshotName(volume.id, raw.name);
-        return parsed ? [{ raw, createdAt: parsed.createdAt }] : [];
-      })
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.raw.name.localeCompare(a.raw.name));
-    const chosen = request.snapshot ? copies.find((copy) => copy.raw.name === request.snapshot) : copies[0];
+    const copies = await listExternalCopies(volume, external.path);
+    const chosen = request.snapshot ? copies.find((copy) => copy.name === request.snapshot) : copies[0];
     if (!chosen) {
       throw new SnapguardError(
         'SNAPSHOT_NOT_FOUND',
@@ -222,14 +221,14 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
         'Replicate a snapshot there first (btrfs send | btrfs receive), or test source: local.',
       );
     }
-    sourceSnapshot = chosen.raw;
-    const local = await deps.backendFor(volume).show(volume, chosen.raw.name, { signal: call.signal });
+    sourceSnapshot = chosen;
+    const local = await deps.backendFor(volume).show(volume, chosen.name, { signal: call.signal });
     if (local) {
       referenceRoot = local.path;
     } else {
-      referenceRoot = chosen.raw.path;
+      referenceRoot = chosen.path;
       run.warnings.push(
-        `${volume.id}: no local snapshot ${chosen.raw.name} to compare with; the external copy was verified against itself (readability and restore only).`,
+        `${volume.id}: no local snapshot ${chosen.name} to compare with; the external copy was verified against itself (readability and restore only).`,
       );
     }
   }
@@ -440,6 +439,7 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
     ];
     return {
       snapshot: snapshot.name,
+      checkedPaths: sample.paths,
       population: sample.population,
       filesChecked: verified.checked,
       bytesRestored: verified.bytes,
@@ -501,7 +501,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       'Run mode: sample for this volume, or a full drill from its restic copy (source: restic).',
     );
   }
-  const base = deps.config.restoreTest.scratchDir ?? dirname(volume.snapshotDir);
+  const base = deps.config.restoreTest.drillDir ?? dirname(volume.snapshotDir);
   const scratch = await makeScratch(deps, base, volume.id);
   const fifo = join(scratch, 'stream');
   const receiveDir = join(scratch, 'received');
@@ -518,7 +518,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
     const env = { LC_ALL: 'C' };
     const options = { signal: pair.signal, env, timeoutMs: 24 * 3600_000 };
     try {
-      await Promise.all([
+      const settled = await Promise.allSettled([
         deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch((error: unknown) => {
           stopBoth();
           throw error;
@@ -528,6 +528,14 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
           throw error;
         }),
       ]);
+      call.signal?.throwIfAborted();
+      // Report the command that failed first, not the one stopped because of it.
+      const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+      const cause =
+        errors.find(
+          (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
+        ) ?? errors[0];
+      if (cause) throw cause;
     } finally {
       call.signal?.removeEventListener('abort', stopBoth);
     }
@@ -553,6 +561,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
     const live = await liveBytes(volume, call.signal);
     return {
       snapshot: snapshot.name,
+      checkedPaths: [],
       population: expected.files + expected.symlinks,
       filesChecked: actual.files + actual.symlinks,
       bytesRestored: actual.bytes,
@@ -581,8 +590,12 @@ async function removeScratch(deps: Deps, scratch: string, received: string): Pro
   });
 }
 
-function resticMtimeMs(node: ResticNode): number {
-  return Math.floor(Date.parse(node.mtime));
+/** restic prints nanoseconds with a zone offset; Date keeps milliseconds, the fraction is added back. */
+function resticMtimeUs(node: ResticNode): number {
+  const fraction = /\.(\d+)/.exec(node.mtime)?.[1] ?? '';
+  const ms = Date.parse(node.mtime);
+  const extraUs = Number((fraction + '000000').slice(3, 6));
+  return Math.floor(ms) * 1000 + extraUs;
 }
 
 /** Restic source: restore the sampled paths (or all) with restic restore, verify against the listing and the live files. */
@@ -680,7 +693,7 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
         mode: node.mode & 0o777,
         uid: node.uid,
         gid: node.gid,
-        mtimeMs: resticMtimeMs(node),
+        mtimeUs: resticMtimeUs(node),
         size: node.type === 'symlink' ? 0 : node.size,
         ...(node.linktarget ? { linkTarget: node.linktarget } : {}),
       };
@@ -707,7 +720,8 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
       if (expected.kind === 'file') {
         try {
           const live = await lstat(join(root, rel));
-          if (live.mtimeMs <= chosen.time.getTime() && Math.floor(live.mtimeMs) === expected.mtimeMs) {
+          const liveUs = Number((await lstat(join(root, rel), { bigint: true })).mtimeNs / 1000n);
+          if (live.mtimeMs <= chosen.time.getTime() && Math.abs(liveUs - expected.mtimeUs) <= 1) {
             expected.sha256 = (await hashFile(join(root, rel), call.signal)).sha256;
           } else {
             drift.push({
@@ -732,6 +746,7 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
     }
     return {
       snapshot: chosen.shortId,
+      checkedPaths: request.mode === 'full' ? [] : picked,
       population: sampler.population,
       filesChecked: checked,
       bytesRestored: bytes,

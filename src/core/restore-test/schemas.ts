@@ -62,6 +62,9 @@ export const RestoreTestResultSchema = z.object({
     .number()
     .nullable()
     .describe("full mode: time to restore the volume's current size at the measured throughput"),
+  checkedPaths: z
+    .array(z.string())
+    .describe('the sampled paths, relative to the snapshot (empty in full mode)'),
   failures: z.array(RestoreFailureSchema),
   drift: z
     .array(DriftSchema)
