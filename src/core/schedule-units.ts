@@ -32,13 +32,7 @@ function execLine(options: UnitOptions, args: string[]): string {
  * systemd records as a failed run (visible in `systemctl --failed` and OnFailure= hooks).
  */
 export function renderUnits(options: UnitOptions): UnitFile[] {
-  const hardening = [
-    'PrivateTmp=yes',
-    'ProtectHome=read-only',
-    'NoNewPrivileges=yes',
-    'Nice=10',
-    'IOSchedulingClass=idle',
-  ];
+  const hardening = ['PrivateTmp=yes', 'NoNewPrivileges=yes', 'Nice=10', 'IOSchedulingClass=idle'];
   return [
     {
       name: 'snapguard-restore-test.service',
