@@ -135,6 +135,24 @@ describe.runIf(run)('run_restore_test on real btrfs', () => {
     expect(await scratchLeftovers(scratchBase)).toEqual([]);
   });
 
+  it('refuses snapshot names it does not own, paths and unknown volumes (guardrail 1)', async () => {
+    await expect(runRestoreTest(deps, { volume: 'data', snapshot: '../../etc' })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+    await expect(
+      runRestoreTest(deps, { volume: 'data', snapshot: 'timeshift-2026-01-01' }),
+    ).rejects.toMatchObject({
+      code: 'NOT_OWNED',
+    });
+    await expect(
+      runRestoreTest(deps, { volume: 'data', snapshot: 'data-manual-20200101-000000' }),
+    ).rejects.toMatchObject({
+      code: 'SNAPSHOT_NOT_FOUND',
+    });
+    await expect(runRestoreTest(deps, { volume: '../data' })).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    await expect(runRestoreTest(deps, { volume: 'other' })).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
+  });
+
   it('full mode: send | receive into scratch on the pool, verifies the tree, records timing and an RTO estimate', async () => {
     const result = await runRestoreTest(deps, { volume: 'data', mode: 'full', sampleSize: 10, seed: 9 });
     const [only] = result.results;
