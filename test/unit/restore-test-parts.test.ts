@@ -13,7 +13,7 @@ describe('reservoir sampling', () => {
     for (let seed = 0; seed < 4000; seed++) {
       const sampler = new ReservoirSampler(5, seed);
       for (let i = 0; i < 20; i++) sampler.offer(String(i));
-      for (const item of sampler.result()) counts[Number(item)]++;
+      for (const item of sampler.result()) counts[Number(item)] = (counts[Number(item)] ?? 0) + 1;
     }
     // Expected 4000 * 5 / 20 = 1000 per item.
     for (const count of counts) expect(Math.abs(count - 1000)).toBeLessThan(120);
