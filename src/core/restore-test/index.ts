@@ -153,6 +153,24 @@ export async function runRestoreTest(
   };
 }
 
+/** Files restored and verified at once: enough to keep a disk busy, few enough to stay gentle. */
+const FILE_CONCURRENCY = 8;
+
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(workers);
+}
+
 function round(value: number): number {
   return Math.round(value * 1000) / 1000;
 }
@@ -281,7 +299,8 @@ async function restoreAndVerify(
   const restoredHashes = new Map<string, string | undefined>();
   let bytes = 0;
   const readable: string[] = [];
-  for (const [index, path] of paths.entries()) {
+  let restoredCount = 0;
+  await forEachLimit(paths, FILE_CONCURRENCY, async (path) => {
     call.signal?.throwIfAborted();
     try {
       if (options.restore) {
@@ -297,22 +316,35 @@ async function restoreAndVerify(
       if (error instanceof Error && error.name === 'AbortError') throw error;
       failures.push({ path, check: 'read-error', expected: 'readable', actual: errorCode(error) });
     }
+    restoredCount++;
     call.onProgress?.({
-      progress: index + 1,
+      progress: restoredCount,
       total: paths.length * 2,
-      message: `${run.volume.id}: restored ${index + 1}/${paths.length}`,
+      message: `${run.volume.id}: restored ${restoredCount}/${paths.length}`,
     });
-  }
+  });
+  // Keep the sample order in results whatever order the copies finished in.
+  const order = new Map(paths.map((path, index) => [path, index]));
+  readable.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+  let sourceXattrs: Awaited<ReturnType<typeof readXattrs>> | undefined;
   if (options.restore && readable.length > 0) {
-    const sourceXattrs = await readXattrs(deps.exec, sourceRoot, readable, call.signal);
+    sourceXattrs = await readXattrs(deps.exec, sourceRoot, readable, call.signal);
     await applyXattrs(deps.exec, targetRoot, sourceXattrs.dump, call.signal);
   }
-  const referenceXattrs = await readXattrs(deps.exec, referenceRoot, readable, call.signal);
-  const restoredXattrs = await readXattrs(deps.exec, targetRoot, readable, call.signal);
+  const [referenceXattrs, restoredXattrs] = await Promise.all([
+    sourceXattrs && referenceRoot === sourceRoot
+      ? sourceXattrs
+      : readXattrs(deps.exec, referenceRoot, readable, call.signal),
+    readXattrs(deps.exec, targetRoot, readable, call.signal),
+  ]);
   const references = new Map<string, FileReference>();
   let checked = 0;
-  for (const [index, path] of readable.entries()) {
+  const perFile = new Map<string, RestoreFailure[]>();
+  let verifiedCount = 0;
+  await forEachLimit(readable, FILE_CONCURRENCY, async (path) => {
     call.signal?.throwIfAborted();
+    const fileFailures: RestoreFailure[] = [];
+    perFile.set(path, fileFailures);
     const expected = await expectedFrom(
       referenceRoot,
       path,
@@ -320,8 +352,8 @@ async function restoreAndVerify(
       call.signal,
     );
     if (expected.failure) {
-      failures.push(expected.failure);
-      continue;
+      fileFailures.push(expected.failure);
+      return;
     }
     expected.reference.xattrs = referenceXattrs.byPath.get(path);
     references.set(path, expected.reference);
@@ -332,23 +364,25 @@ async function restoreAndVerify(
         actual.sha256 = (await hashFile(join(targetRoot, path), call.signal)).sha256;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      failures.push({
+      fileFailures.push({
         path,
         check: code === 'ENOENT' ? 'missing' : 'read-error',
         expected: 'restored',
         actual: errorCode(error),
       });
-      continue;
+      return;
     }
     actual.xattrs = restoredXattrs.byPath.get(path);
-    failures.push(...compareEntry(path, expected.reference, actual));
+    fileFailures.push(...compareEntry(path, expected.reference, actual));
     checked++;
+    verifiedCount++;
     call.onProgress?.({
-      progress: paths.length + index + 1,
+      progress: paths.length + verifiedCount,
       total: paths.length * 2,
-      message: `${run.volume.id}: verified ${index + 1}/${readable.length}`,
+      message: `${run.volume.id}: verified ${verifiedCount}/${readable.length}`,
     });
-  }
+  });
+  for (const path of readable) failures.push(...(perFile.get(path) ?? []));
   return { failures, bytes, checked, references };
 }
 

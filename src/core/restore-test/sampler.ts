@@ -1,17 +1,6 @@
+import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-
-/** mulberry32: a small, fast 32-bit PRNG; the same seed gives the same sequence on every machine. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 export interface SampleOptions {
   seed: number;
@@ -30,47 +19,107 @@ export interface TreeSample {
   unreadable: { path: string; code: string }[];
 }
 
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const FNV_PRIME = 0x01000193;
+
+/** FNV-1a over `text`, continuing from `state`: hashing a folder's path once serves all its files. */
+export function fnvContinue(state: number, text: string): number {
+  let h = state;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, FNV_PRIME);
+  }
+  return h >>> 0;
+}
+
+/** The hash state every item's hash starts from under `seed`. */
+export function seedState(seed: number): number {
+  return (0x811c9dc5 ^ seed) >>> 0;
+}
+
+/** Turns a finished FNV state into the item's pseudo-random priority (32 bits, well mixed). */
+export function finishPriority(state: number): number {
+  return fmix32(state);
+}
+
+/** The pseudo-random priority of `item` under `seed`: the same pair always gives the same number. */
+export function samplePriority(seed: number, item: string): number {
+  return finishPriority(fnvContinue(seedState(seed), item));
+}
+
+interface Group {
+  items: { item: string; priority: number }[];
+  /** Index of the largest priority in items (the one a better item replaces). */
+  worst: number;
+}
+
 /**
- * Reservoir sampling (algorithm R) with optional groups: memory holds `size` items per group,
- * never the population. With one group the pick is uniform over everything offered.
+ * Uniform sampling in one pass with memory bounded by the sample (bottom-k sampling, a form of
+ * reservoir sampling): every item gets a seeded pseudo-random priority and the `size` smallest
+ * are kept. Unlike algorithm R the result does not depend on the order items arrive in, so the
+ * tree can be walked concurrently and a seed picks the same files on every run; files added
+ * elsewhere in the tree do not change which of the old ones are picked unless they outrank them.
+ * Groups (top-level folders with spread) each keep their own `size` best.
  */
 export class ReservoirSampler {
-  private readonly random: () => number;
-  private readonly groups = new Map<string, { seen: number; items: string[] }>();
+  private readonly groups = new Map<string, Group>();
   population = 0;
 
   constructor(
     private readonly size: number,
-    seed: number,
-  ) {
-    this.random = seededRandom(seed);
-  }
+    private readonly seed: number,
+  ) {}
 
   offer(item: string, group = ''): void {
-    this.population++;
-    let reservoir = this.groups.get(group);
-    if (!reservoir) {
-      reservoir = { seen: 0, items: [] };
-      this.groups.set(group, reservoir);
-    }
-    reservoir.seen++;
-    if (reservoir.items.length < this.size) {
-      reservoir.items.push(item);
-      return;
-    }
-    const slot = Math.floor(this.random() * reservoir.seen);
-    if (slot < this.size) reservoir.items[slot] = item;
+    this.offerWithPriority(item, samplePriority(this.seed, item), group);
   }
 
-  /** The sample: one group as is; several groups shuffled and taken from in turn (name order). */
+  /** Like offer with a precomputed priority (= samplePriority(seed, item)); `item` may be built lazily. */
+  offerWithPriority(item: string | (() => string), priority: number, group = ''): void {
+    this.population++;
+    let bucket = this.groups.get(group);
+    if (!bucket) {
+      bucket = { items: [], worst: 0 };
+      this.groups.set(group, bucket);
+    }
+    if (bucket.items.length < this.size) {
+      bucket.items.push({ item: typeof item === 'string' ? item : item(), priority });
+      if (priority > (bucket.items[bucket.worst]?.priority ?? -1)) bucket.worst = bucket.items.length - 1;
+      return;
+    }
+    const worst = bucket.items[bucket.worst] as { item: string; priority: number };
+    if (priority > worst.priority) return;
+    const name = typeof item === 'string' ? item : item();
+    if (priority === worst.priority && name >= worst.item) return;
+    bucket.items[bucket.worst] = { item: name, priority };
+    let index = 0;
+    for (let i = 1; i < bucket.items.length; i++)
+      if ((bucket.items[i]?.priority ?? 0) > (bucket.items[index]?.priority ?? 0)) index = i;
+    bucket.worst = index;
+  }
+
+  /** The sample in priority order; with several groups, taken from each group in turn (group names in order). */
   result(): string[] {
-    const keys = [...this.groups.keys()].sort();
-    if (keys.length <= 1) return keys.length ? (this.groups.get(keys[0] as string)?.items ?? []) : [];
-    const groups = keys.map((key) => shuffle([...(this.groups.get(key)?.items ?? [])], this.random));
+    const ordered = [...this.groups.keys()]
+      .sort()
+      .map((key) =>
+        [...(this.groups.get(key)?.items ?? [])]
+          .sort((a, b) => a.priority - b.priority || (a.item < b.item ? -1 : 1))
+          .map((entry) => entry.item),
+      );
+    if (ordered.length <= 1) return ordered[0] ?? [];
     const picked: string[] = [];
     for (let round = 0; picked.length < this.size; round++) {
       let took = false;
-      for (const group of groups) {
+      for (const group of ordered) {
         const item = group[round];
         if (item !== undefined && picked.length < this.size) {
           picked.push(item);
@@ -83,54 +132,93 @@ export class ReservoirSampler {
   }
 }
 
-function shuffle<T>(items: T[], random: () => number): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-  return items;
-}
-
 /** The group of a relative path when spreading: its top-level folder ('' for files at the root). */
 export function topLevelGroup(rel: string): string {
   const slash = rel.indexOf('/');
   return slash < 0 ? '' : rel.slice(0, slash);
 }
 
+/** Folders read at once: the walk is bound by directory reads, which a disk (or loop image) serves in parallel. */
+const WALK_CONCURRENCY = 8;
+
+/** Walks the tree under root with a few concurrent readdir calls; `visit` gets each folder's entries and returns its subfolders. */
+async function walkTree(
+  root: string,
+  signal: AbortSignal | undefined,
+  visit: (rel: string, entries: Dirent[]) => string[] | Promise<string[]>,
+  unreadable: { path: string; code: string }[],
+): Promise<number> {
+  const pending: string[] = [''];
+  let directories = 0;
+  let active = 0;
+  let failure: unknown;
+  await new Promise<void>((resolveAll) => {
+    const pump = () => {
+      if (failure !== undefined || pending.length === 0) {
+        if (active === 0) resolveAll();
+        return;
+      }
+      while (active < WALK_CONCURRENCY && pending.length > 0) {
+        const rel = pending.pop() as string;
+        active++;
+        (async () => {
+          signal?.throwIfAborted();
+          let entries: Dirent[];
+          try {
+            entries = await readdir(rel ? join(root, rel) : root, { withFileTypes: true });
+          } catch (error) {
+            unreadable.push({ path: rel || '.', code: (error as NodeJS.ErrnoException).code ?? 'EIO' });
+            return;
+          }
+          directories++;
+          for (const sub of await visit(rel, entries)) pending.push(sub);
+        })()
+          .catch((error: unknown) => {
+            failure ??= error;
+          })
+          .finally(() => {
+            active--;
+            pump();
+          });
+      }
+    };
+    pump();
+  });
+  if (failure !== undefined) throw failure;
+  return directories;
+}
+
 /**
- * Picks `size` files uniformly at random in one streaming pass over the tree (reservoir
- * sampling, algorithm R). Memory holds the sample and the folders still to visit, never the
- * whole tree. Names are sorted per folder so a seed picks the same files on every run.
+ * Picks `size` files uniformly at random in one streaming pass over the tree (bottom-k
+ * reservoir sampling). Memory holds the sample and the folders still to visit, never the whole
+ * tree; the same seed picks the same files whatever order the folders are read in.
  * With `spread`, each top-level folder (and the root's own files) keeps its own reservoir and the
  * sample takes from them in turn, so memory is bounded by size x top-level folders.
  */
 export async function sampleTree(root: string, size: number, options: SampleOptions): Promise<TreeSample> {
   const sampler = new ReservoirSampler(size, options.seed);
-  const pending: string[] = [''];
-  let directories = 0;
   const unreadable: TreeSample['unreadable'] = [];
-  while (pending.length > 0) {
-    options.signal?.throwIfAborted();
-    const rel = pending.pop() as string;
-    let entries;
-    try {
-      entries = await readdir(rel ? join(root, rel) : root, { withFileTypes: true });
-    } catch (error) {
-      unreadable.push({ path: rel || '.', code: (error as NodeJS.ErrnoException).code ?? 'EIO' });
-      continue;
-    }
-    directories++;
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const subdirs: string[] = [];
-    for (const entry of entries) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) subdirs.push(child);
-      else if (entry.isFile() || entry.isSymbolicLink())
-        sampler.offer(child, options.spread ? topLevelGroup(child) : '');
-    }
-    // Reverse so the stack visits folders in name order (determinism only; any fixed order would do).
-    for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i] as string);
-  }
+  const start = seedState(options.seed);
+  const directories = await walkTree(
+    root,
+    options.signal,
+    (rel, entries) => {
+      const subdirs: string[] = [];
+      // Hash the folder part once; each file then only hashes its own name.
+      const prefix = rel ? `${rel}/` : '';
+      const dirState = rel ? fnvContinue(start, prefix) : start;
+      const group = options.spread && rel ? topLevelGroup(prefix) : '';
+      for (const entry of entries) {
+        if (entry.isDirectory()) subdirs.push(prefix + entry.name);
+        else if (entry.isFile() || entry.isSymbolicLink()) {
+          const name = entry.name;
+          sampler.offerWithPriority(() => prefix + name, finishPriority(fnvContinue(dirState, name)), group);
+        }
+      }
+      return subdirs;
+    },
+    unreadable,
+  );
   return { paths: sampler.result(), population: sampler.population, directories, unreadable };
 }
 
@@ -148,29 +236,25 @@ export async function censusTree(
   options: { signal?: AbortSignal | undefined; sizeOf: (path: string) => Promise<number> },
 ): Promise<TreeCensus> {
   const census: TreeCensus = { files: 0, symlinks: 0, directories: 0, bytes: 0, unreadable: [] };
-  const pending: string[] = [''];
-  while (pending.length > 0) {
-    options.signal?.throwIfAborted();
-    const rel = pending.pop() as string;
-    let entries;
-    try {
-      entries = await readdir(rel ? join(root, rel) : root, { withFileTypes: true });
-    } catch (error) {
-      census.unreadable.push({ path: rel || '.', code: (error as NodeJS.ErrnoException).code ?? 'EIO' });
-      continue;
-    }
-    census.directories++;
-    const sizes: Promise<number>[] = [];
-    for (const entry of entries) {
-      const child = rel ? `${rel}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) pending.push(child);
-      else if (entry.isSymbolicLink()) census.symlinks++;
-      else if (entry.isFile()) {
-        census.files++;
-        sizes.push(options.sizeOf(join(root, child)));
+  census.directories = await walkTree(
+    root,
+    options.signal,
+    async (rel, entries) => {
+      const subdirs: string[] = [];
+      const sizes: Promise<number>[] = [];
+      for (const entry of entries) {
+        const child = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory()) subdirs.push(child);
+        else if (entry.isSymbolicLink()) census.symlinks++;
+        else if (entry.isFile()) {
+          census.files++;
+          sizes.push(options.sizeOf(join(root, child)));
+        }
       }
-    }
-    for (const size of await Promise.all(sizes)) census.bytes += size;
-  }
+      for (const size of await Promise.all(sizes)) census.bytes += size;
+      return subdirs;
+    },
+    census.unreadable,
+  );
   return census;
 }
