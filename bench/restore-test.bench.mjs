@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
@@ -18,7 +19,8 @@ const { createSnapshots } = await import(join(dist, 'core/snapshots.js'));
 
 const FILES = Number(process.env.BENCH_FILES ?? 200_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const sh = (script, ...args) => execFileSync('sh', ['-c', script, 'sh', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
+const sh = (script, ...args) =>
+  execFileSync('sh', ['-c', script, 'sh', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const time = (fn) => {
   const t = performance.now();
@@ -97,9 +99,13 @@ try {
         { encoding: 'utf8' },
       ).trim(),
     );
-  const baseRss = Number(execFileSync(process.execPath, ['-e', 'console.log(process.resourceUsage().maxRSS)'], { encoding: 'utf8' }).trim());
+  const baseRss = Number(
+    execFileSync(process.execPath, ['-e', 'console.log(process.resourceUsage().maxRSS)'], {
+      encoding: 'utf8',
+    }).trim(),
+  );
   const rssFull = rss(snap);
-  const rssTenth = rss(join(snap, 'top-0')) ; // 1/200 of the tree
+  const rssTenth = rss(join(snap, 'top-0')); // 1/200 of the tree
   const oursMs = median(ours);
   const naiveMs = median(naive);
   out.push(
@@ -130,7 +136,8 @@ try {
     drill.push(performance.now() - t);
     drillThroughput.push(result.results[0].throughputBytesPerSecond);
     bytes = result.results[0].bytesRestored;
-    if (result.overall !== 'PASS') throw new Error(`drill failed: ${JSON.stringify(result.results[0].failures.slice(0, 3))}`);
+    if (result.overall !== 'PASS')
+      throw new Error(`drill failed: ${JSON.stringify(result.results[0].failures.slice(0, 3))}`);
     dropCaches();
     const target = mkdtempSync(join(mnt, '.raw-'));
     raw.push(time(() => sh('btrfs send -q "$1" | btrfs receive "$2" >/dev/null', snap, target)));
