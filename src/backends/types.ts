@@ -39,4 +39,11 @@ export interface SnapshotBackend {
   show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
   delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
   poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
+  /**
+   * Optional native protection for a pinned snapshot, on top of snapguard's own pin file. A ZFS
+   * backend implements it with `zfs hold <tag> <dataset>@<name>` (and `zfs release`), so that not
+   * even a manual `zfs destroy` removes a pinned snapshot. btrfs and dir have no such thing.
+   */
+  hold?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
+  release?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
 }

@@ -1,0 +1,453 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { RawSnapshot, SnapshotBackend } from '../../backends/types.js';
+import { requireVolume, type VolumeConfig } from '../config.js';
+import type { Deps } from '../deps.js';
+import { SnapguardError, toSnapguardError } from '../errors.js';
+import type { PruneEntry } from '../history/schema.js';
+import { parseSnapshotName } from '../naming.js';
+import { VolumeIdSchema } from '../schemas.js';
+import { lockVolumes, type CallContext } from '../snapshots.js';
+import { formatDuration } from '../units.js';
+import { parseInput } from '../validate.js';
+import { readPins } from './pins.js';
+import { buildPolicy, formatPolicy, type PolicyInput, type RetentionPolicy } from './policy.js';
+import { snapshotsInUnfinishedRecoveries } from './recovery-refs.js';
+import { schedule } from './schedule.js';
+
+export const PROTECTIONS = [
+  'foreign',
+  'newest',
+  'pinned',
+  'recovery-safety',
+  'unfinished-recovery',
+  'common-parent',
+] as const;
+export type Protection = (typeof PROTECTIONS)[number];
+
+export const PruneSnapshotsInput = z.object({
+  volume: VolumeIdSchema.optional().describe('only this volume; default every configured volume'),
+  location: z
+    .enum(['local', 'external', 'all'])
+    .default('all')
+    .describe('local snapshots, external copies (btrfs/dir targets), or both'),
+  dryRun: z.boolean().default(false).describe('only return the plan; never deletes'),
+  confirmationToken: z
+    .string()
+    .max(512)
+    .optional()
+    .describe('the token returned by the previous call, to confirm the deletions it listed'),
+});
+export type PruneSnapshotsRequest = z.input<typeof PruneSnapshotsInput>;
+
+export const PruneVerdictSchema = z.object({
+  volume: z.string(),
+  location: z.enum(['local', 'external']),
+  locationPath: z.string(),
+  name: z.string(),
+  createdAt: z.string(),
+  owned: z.boolean(),
+  action: z.enum(['keep', 'delete']),
+  reason: z.string().describe('why: "preserve daily: first of 2026-11-20, 1 day ago", "pinned", "newest"'),
+  protectedBy: z.array(z.enum(PROTECTIONS)).describe('never-delete rules that hold this snapshot'),
+  policyReason: z.string().optional().describe('what the retention policy alone said'),
+  result: z
+    .enum(['kept', 'planned', 'deleted', 'failed'])
+    .describe('planned: would be deleted; deleted/failed: after a real prune'),
+  error: z.string().optional(),
+});
+export type PruneVerdict = z.infer<typeof PruneVerdictSchema>;
+
+export const PruneTargetSchema = z.object({
+  volume: z.string(),
+  location: z.enum(['local', 'external']),
+  locationPath: z.string(),
+  policy: z.string(),
+  kept: z.number().int(),
+  toDelete: z.number().int(),
+  deleted: z.number().int(),
+  failed: z.number().int(),
+});
+
+export const PruneSnapshotsResultSchema = z.object({
+  status: z
+    .enum(['planned', 'confirmation_required', 'pruned', 'partial', 'nothing_to_do'])
+    .describe('partial: some deletions failed and are listed in failures; the others went through'),
+  dryRun: z.boolean(),
+  keep: z.array(PruneVerdictSchema),
+  delete: z.array(PruneVerdictSchema),
+  targets: z.array(PruneTargetSchema),
+  failures: z.array(z.object({ volume: z.string(), snapshot: z.string(), error: z.string() })),
+  fingerprint: z.string().describe('hash of the planned deletions and the newest snapshots'),
+  confirmationToken: z.string().optional(),
+  expiresAt: z.string().optional(),
+  durationSeconds: z.number(),
+});
+export type PruneSnapshotsResult = z.infer<typeof PruneSnapshotsResultSchema>;
+
+interface Target {
+  volume: VolumeConfig;
+  /** The volume as seen by the backend: snapshotDir is the folder pruned here. */
+  view: VolumeConfig;
+  backend: SnapshotBackend;
+  location: 'local' | 'external';
+  policy: RetentionPolicy;
+  raws: RawSnapshot[];
+}
+
+export interface PrunePlan {
+  targets: { target: Target; verdicts: PruneVerdict[] }[];
+  fingerprint: string;
+}
+
+function policyFor(deps: Deps, volume: VolumeConfig, location: 'local' | 'external'): RetentionPolicy {
+  const defaults = deps.config.retention;
+  const own = volume.retention;
+  const rules: PolicyInput | undefined =
+    typeof own === 'string' ? (location === 'local' ? { preserve: own } : undefined) : own;
+  const forLocation = location === 'local' ? rules : typeof own === 'object' ? own.external : undefined;
+  const fallback: PolicyInput = {
+    ...(location === 'external' ? defaults.external : defaults),
+  };
+  // Hour of day and day of week are shared by both locations unless set per location.
+  const anchors: PolicyInput = {
+    preserveHourOfDay: rules?.preserveHourOfDay ?? defaults.preserveHourOfDay,
+    preserveDayOfWeek: rules?.preserveDayOfWeek ?? defaults.preserveDayOfWeek,
+  };
+  return buildPolicy(forLocation, { ...anchors, ...definedOnly(fallback) });
+}
+
+function definedOnly(input: PolicyInput): PolicyInput {
+  return Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)) as PolicyInput;
+}
+
+async function collectTargets(
+  deps: Deps,
+  volumes: VolumeConfig[],
+  location: 'local' | 'external' | 'all',
+  signal?: AbortSignal,
+): Promise<Target[]> {
+  const targets: Target[] = [];
+  for (const volume of volumes) {
+    const backend = deps.backendFor(volume);
+    if (location !== 'external') {
+      targets.push({
+        volume,
+        view: volume,
+        backend,
+        location: 'local',
+        policy: policyFor(deps, volume, 'local'),
+        raws: await backend.list(volume, { signal }),
+      });
+    }
+    if (location !== 'local') {
+      for (const external of volume.external) {
+        if (!external.path || (external.kind !== volume.backend && external.kind !== 'dir')) continue;
+        const view: VolumeConfig = {
+          ...volume,
+          backend: external.kind as VolumeConfig['backend'],
+          snapshotDir: external.path,
+        };
+        const externalBackend = deps.backendFor(view);
+        targets.push({
+          volume,
+          view,
+          backend: externalBackend,
+          location: 'external',
+          policy: policyFor(deps, volume, 'external'),
+          raws: await externalBackend.list(view, { signal }),
+        });
+      }
+    }
+  }
+  return targets;
+}
+
+function protectionReason(protection: Protection, detail: string | undefined): string {
+  switch (protection) {
+    case 'foreign':
+      return 'foreign: not made by snapguard, never touched';
+    case 'newest':
+      return 'newest snapshot of the volume here';
+    case 'pinned':
+      return `pinned${detail ? `: ${detail}` : ''}`;
+    case 'recovery-safety':
+      return `recovery safety snapshot, ${detail ?? ''}`.trim();
+    case 'unfinished-recovery':
+      return 'referenced by an unfinished recovery';
+    case 'common-parent':
+      return 'newest snapshot common to local and external (the incremental parent)';
+  }
+}
+
+/** Gives every snapshot of every target a verdict: the policy's, overruled by the never-delete rules. */
+export async function planPrune(
+  deps: Deps,
+  volumes: VolumeConfig[],
+  location: 'local' | 'external' | 'all',
+  signal?: AbortSignal,
+): Promise<PrunePlan> {
+  const now = deps.clock();
+  const pins = await readPins(deps);
+  const keepSafety = deps.config.retention.keepRecoverySafety;
+  // Targets for both locations are listed even when one is pruned: the common parent needs both.
+  const all = await collectTargets(deps, volumes, 'all', signal);
+  const planned: PrunePlan['targets'] = [];
+  for (const target of all) {
+    if (location !== 'all' && target.location !== location) continue;
+    const { volume } = target;
+    const owned = target.raws.flatMap((raw) => {
+      const parsed = parseSnapshotName(volume.id, raw.name);
+      return parsed ? [{ raw, parsed }] : [];
+    });
+    const ownedNames = (t: Target) =>
+      new Set(t.raws.filter((raw) => parseSnapshotName(volume.id, raw.name)).map((raw) => raw.name));
+    // The incremental parent: the newest owned name present both locally and in one external copy.
+    const commonParents = new Set<string>();
+    const local = all.find((t) => t.volume.id === volume.id && t.location === 'local');
+    const counterparts =
+      target.location === 'local'
+        ? all.filter((t) => t.volume.id === volume.id && t.location === 'external')
+        : local
+          ? [local]
+          : [];
+    const mine = ownedNames(target);
+    for (const other of counterparts) {
+      const theirs = ownedNames(other);
+      const common = owned
+        .filter(({ raw }) => theirs.has(raw.name) && mine.has(raw.name))
+        .sort(
+          (a, b) =>
+            b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() ||
+            b.parsed.sequence - a.parsed.sequence,
+        );
+      if (common[0]) commonParents.add(common[0].raw.name);
+    }
+    const newest = [...owned].sort(
+      (a, b) =>
+        b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence,
+    )[0];
+    const unfinished = new Set(await snapshotsInUnfinishedRecoveries(deps, volume));
+    const pinByName = new Map(pins.filter((p) => p.volume === volume.id).map((p) => [p.snapshot, p]));
+    const policyVerdicts = new Map(
+      schedule(
+        owned.map(({ raw, parsed }) => ({
+          key: raw.name,
+          createdAt: parsed.createdAt,
+          sequence: parsed.sequence,
+        })),
+        target.policy,
+        now,
+      ).map((verdict) => [verdict.key, verdict]),
+    );
+    const verdicts: PruneVerdict[] = [];
+    for (const raw of target.raws) {
+      const parsed = parseSnapshotName(volume.id, raw.name);
+      const base = {
+        volume: volume.id,
+        location: target.location,
+        locationPath: target.view.snapshotDir,
+        name: raw.name,
+        createdAt: (parsed?.createdAt ?? raw.createdAt).toISOString(),
+        owned: parsed !== undefined,
+      };
+      if (!parsed) {
+        verdicts.push({
+          ...base,
+          action: 'keep',
+          reason: protectionReason('foreign', undefined),
+          protectedBy: ['foreign'],
+          result: 'kept',
+        });
+        continue;
+      }
+      const protectedBy: Protection[] = [];
+      const details: string[] = [];
+      if (newest?.raw.name === raw.name) {
+        protectedBy.push('newest');
+        details.push(protectionReason('newest', undefined));
+      }
+      const pin = pinByName.get(raw.name);
+      if (pin) {
+        protectedBy.push('pinned');
+        details.push(protectionReason('pinned', pin.reason ?? undefined));
+      }
+      const ageSeconds = (now.getTime() - parsed.createdAt.getTime()) / 1000;
+      if (parsed.type === 'pre-recover' && ageSeconds < keepSafety) {
+        protectedBy.push('recovery-safety');
+        details.push(
+          protectionReason(
+            'recovery-safety',
+            `${formatDuration(ageSeconds)} old, kept for ${formatDuration(keepSafety)}`,
+          ),
+        );
+      }
+      if (unfinished.has(raw.name)) {
+        protectedBy.push('unfinished-recovery');
+        details.push(protectionReason('unfinished-recovery', undefined));
+      }
+      if (commonParents.has(raw.name)) {
+        protectedBy.push('common-parent');
+        details.push(protectionReason('common-parent', undefined));
+      }
+      const policy = policyVerdicts.get(raw.name);
+      const policyKeeps = policy?.keep ?? true;
+      const keep = policyKeeps || protectedBy.length > 0;
+      verdicts.push({
+        ...base,
+        action: keep ? 'keep' : 'delete',
+        reason: protectedBy.length > 0 ? details.join('; ') : (policy?.reason ?? 'kept'),
+        protectedBy,
+        ...(policy ? { policyReason: policy.reason } : {}),
+        result: keep ? 'kept' : 'planned',
+      });
+    }
+    verdicts.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.name.localeCompare(b.name));
+    planned.push({ target, verdicts });
+  }
+  const hash = createHash('sha256');
+  for (const { target, verdicts } of planned) {
+    hash.update(`${target.volume.id}\0${target.location}\0${target.view.snapshotDir}\0`);
+    for (const verdict of verdicts) hash.update(`${verdict.name}\0${verdict.action}\0`);
+  }
+  return { targets: planned, fingerprint: hash.digest('hex') };
+}
+
+function summarizeTargets(plan: PrunePlan): PruneSnapshotsResult['targets'] {
+  return plan.targets.map(({ target, verdicts }) => ({
+    volume: target.volume.id,
+    location: target.location,
+    locationPath: target.view.snapshotDir,
+    policy: formatPolicy(target.policy),
+    kept: verdicts.filter((v) => v.action === 'keep').length,
+    toDelete: verdicts.filter((v) => v.action === 'delete').length,
+    deleted: verdicts.filter((v) => v.result === 'deleted').length,
+    failed: verdicts.filter((v) => v.result === 'failed').length,
+  }));
+}
+
+export function planResult(
+  plan: PrunePlan,
+  status: PruneSnapshotsResult['status'],
+  dryRun: boolean,
+  started: number,
+  extra: Partial<PruneSnapshotsResult> = {},
+): PruneSnapshotsResult {
+  const verdicts = plan.targets.flatMap(({ verdicts }) => verdicts);
+  return {
+    status,
+    dryRun,
+    keep: verdicts.filter((v) => v.action === 'keep'),
+    delete: verdicts.filter((v) => v.action === 'delete'),
+    targets: summarizeTargets(plan),
+    failures: verdicts
+      .filter((v) => v.result === 'failed')
+      .map((v) => ({ volume: v.volume, snapshot: v.name, error: v.error ?? 'unknown error' })),
+    fingerprint: plan.fingerprint,
+    durationSeconds: (performance.now() - started) / 1000,
+    ...extra,
+  };
+}
+
+export interface PruneGate {
+  /**
+   * Called with the plan (under the volume locks) before anything is deleted. Returns true to go
+   * ahead, or a result to return instead (e.g. confirmation_required with a token).
+   */
+  (plan: PrunePlan, request: z.output<typeof PruneSnapshotsInput>): Promise<true | PruneSnapshotsResult>;
+}
+
+/**
+ * Plans and, when allowed by `gate`, deletes the snapshots the plan marks. A deletion that fails
+ * is recorded on its verdict and the rest continue; every deletion goes to the history.
+ */
+export async function pruneSnapshots(
+  deps: Deps,
+  input: unknown,
+  call: CallContext & { gate: PruneGate },
+): Promise<PruneSnapshotsResult> {
+  const started = performance.now();
+  const request = parseInput(PruneSnapshotsInput, input, 'prune_snapshots');
+  const volumes = request.volume
+    ? [requireVolume(deps.config, request.volume)]
+    : Object.values(deps.config.volumes);
+  if (request.dryRun) {
+    const plan = await planPrune(deps, volumes, request.location, call.signal);
+    return planResult(plan, 'planned', true, started);
+  }
+  const release = await lockVolumes(
+    deps,
+    volumes.map((v) => v.id),
+    'prune_snapshots',
+    call.signal,
+  );
+  try {
+    const plan = await planPrune(deps, volumes, request.location, call.signal);
+    const toDelete = plan.targets.flatMap(({ verdicts }) => verdicts.filter((v) => v.action === 'delete'));
+    if (toDelete.length === 0) return planResult(plan, 'nothing_to_do', false, started);
+    const decision = await call.gate(plan, request);
+    if (decision !== true) return decision;
+    const entries: PruneEntry[] = [];
+    for (const { target, verdicts } of plan.targets) {
+      const targetStarted = performance.now();
+      for (const verdict of verdicts) {
+        if (verdict.action !== 'delete') continue;
+        call.signal?.throwIfAborted();
+        // Belt and braces: the plan only marks owned, unprotected snapshots, checked again here.
+        if (!verdict.owned || verdict.protectedBy.length > 0) {
+          throw new SnapguardError(
+            'INTERNAL',
+            `Refusing to delete ${verdict.name}: it is ${verdict.owned ? 'protected' : 'foreign'}.`,
+            'This is a bug in the prune plan; report it.',
+          );
+        }
+        try {
+          await target.backend.delete(target.view, verdict.name, { signal: call.signal });
+          verdict.result = 'deleted';
+        } catch (error) {
+          const failure = toSnapguardError(error);
+          if (failure.code === 'CANCELLED') throw failure;
+          verdict.result = 'failed';
+          verdict.error = failure.message;
+          deps.logger.warn(
+            { volume: verdict.volume, snapshot: verdict.name, error: failure.message },
+            'could not delete a snapshot; continuing with the others',
+          );
+        }
+      }
+      const deleted = verdicts.filter((v) => v.result === 'deleted');
+      const failed = verdicts.filter((v) => v.result === 'failed');
+      if (deleted.length + failed.length === 0) continue;
+      entries.push({
+        id: `prune-${randomBytes(6).toString('hex')}`,
+        timestamp: deps.clock().toISOString(),
+        host: deps.config.host,
+        subvolume: target.volume.id,
+        location: target.location,
+        location_path: target.view.snapshotDir,
+        policy: formatPolicy(target.policy),
+        deleted: deleted.map((v) => ({ snapshot_name: v.name, reason: v.reason })),
+        failed: failed.map((v) => ({ snapshot_name: v.name, error: v.error ?? '' })),
+        kept: verdicts.filter((v) => v.action === 'keep').length,
+        duration_seconds: (performance.now() - targetStarted) / 1000,
+      });
+    }
+    if (entries.length > 0) {
+      const deletedAt = deps.clock().toISOString();
+      await deps.history.update((history) => {
+        (history.prunes ??= []).push(...entries);
+        const gone = new Set(
+          entries
+            .filter((entry) => entry.location === 'local')
+            .flatMap((entry) => entry.deleted.map((d) => `${entry.subvolume}/${d.snapshot_name}`)),
+        );
+        for (const snapshot of history.snapshots)
+          if (gone.has(`${snapshot.subvolume}/${snapshot.snapshot_name}`)) snapshot.deleted_at = deletedAt;
+      });
+    }
+    const anyFailed = toDelete.some((v) => v.result === 'failed');
+    return planResult(plan, anyFailed ? 'partial' : 'pruned', false, started);
+  } finally {
+    await release();
+  }
+}
