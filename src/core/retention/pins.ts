@@ -54,13 +54,15 @@ export async function readPins(deps: Deps): Promise<Pin[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  const parsed = PinFileSchema.safeParse((() => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      return undefined;
-    }
-  })());
+  const parsed = PinFileSchema.safeParse(
+    (() => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return undefined;
+      }
+    })(),
+  );
   if (!parsed.success) {
     // Pins protect snapshots from deletion: without a readable list, pruning must stop.
     throw new SnapguardError(

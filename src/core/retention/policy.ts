@@ -20,10 +20,7 @@ export const DAYS_OF_WEEK = [
 export type DayOfWeek = (typeof DAYS_OF_WEEK)[number];
 
 export type PreserveMin =
-  | { kind: 'all' }
-  | { kind: 'latest' }
-  | { kind: 'no' }
-  | { kind: 'window'; count: number; period: Period };
+  { kind: 'all' } | { kind: 'latest' } | { kind: 'no' } | { kind: 'window'; count: number; period: Period };
 
 /** How many periods back each "first of period" is kept; 'all' for `*`; absent when not kept. */
 export type PreserveMatrix = Partial<Record<Period, number | 'all'>>;
@@ -122,7 +119,8 @@ export function buildPolicy(input: PolicyInput | undefined, fallback?: PolicyInp
 
 /** True when policy `tight` keeps no more periods than `loose` in every respect (for property tests). */
 export function isTighterOrEqual(tight: RetentionPolicy, loose: RetentionPolicy): boolean {
-  const rank = (n: number | 'all' | undefined) => (n === undefined ? -1 : n === 'all' ? Infinity : n);
+  const rank = (n: number | 'all' | undefined) =>
+    n === undefined || n === 0 ? -1 : n === 'all' ? Infinity : n;
   const minRank = (m: PreserveMin): number => {
     if (m.kind === 'all') return Infinity;
     if (m.kind === 'no') return -2;

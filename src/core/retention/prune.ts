@@ -10,7 +10,7 @@ import { VolumeIdSchema } from '../schemas.js';
 import { lockVolumes, type CallContext } from '../snapshots.js';
 import { formatDuration } from '../units.js';
 import { parseInput } from '../validate.js';
-import { readPins } from './pins.js';
+import { readPins, type Pin } from './pins.js';
 import { buildPolicy, formatPolicy, type PolicyInput, type RetentionPolicy } from './policy.js';
 import { snapshotsInUnfinishedRecoveries } from './recovery-refs.js';
 import { schedule } from './schedule.js';
@@ -180,6 +180,115 @@ function protectionReason(protection: Protection, detail: string | undefined): s
   }
 }
 
+export interface TargetDecisionInput {
+  volumeId: string;
+  location: 'local' | 'external';
+  locationPath: string;
+  /** Every snapshot in the folder, owned or not. */
+  snapshots: { name: string; createdAt: Date }[];
+  policy: RetentionPolicy;
+  now: Date;
+  pins: Pin[];
+  unfinishedRecovery: readonly string[];
+  commonParents: readonly string[];
+  keepRecoverySafetySeconds: number;
+}
+
+/**
+ * The verdicts for one folder of snapshots, pure: the policy decides first, then the never-delete
+ * rules overrule any delete. Only owned snapshots can ever get `delete`.
+ */
+export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
+  const { volumeId, now } = input;
+  const owned = input.snapshots.flatMap((snapshot) => {
+    const parsed = parseSnapshotName(volumeId, snapshot.name);
+    return parsed ? [{ snapshot, parsed }] : [];
+  });
+  const newest = [...owned].sort(
+    (a, b) =>
+      b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence,
+  )[0];
+  const unfinished = new Set(input.unfinishedRecovery);
+  const commonParents = new Set(input.commonParents);
+  const pinByName = new Map(input.pins.filter((p) => p.volume === volumeId).map((p) => [p.snapshot, p]));
+  const keepSafety = input.keepRecoverySafetySeconds;
+  const policyVerdicts = new Map(
+    schedule(
+      owned.map(({ snapshot, parsed }) => ({
+        key: snapshot.name,
+        createdAt: parsed.createdAt,
+        sequence: parsed.sequence,
+      })),
+      input.policy,
+      now,
+    ).map((verdict) => [verdict.key, verdict]),
+  );
+  const verdicts: PruneVerdict[] = [];
+  for (const snapshot of input.snapshots) {
+    const parsed = parseSnapshotName(volumeId, snapshot.name);
+    const base = {
+      volume: volumeId,
+      location: input.location,
+      locationPath: input.locationPath,
+      name: snapshot.name,
+      createdAt: (parsed?.createdAt ?? snapshot.createdAt).toISOString(),
+      owned: parsed !== undefined,
+    };
+    if (!parsed) {
+      verdicts.push({
+        ...base,
+        action: 'keep',
+        reason: protectionReason('foreign', undefined),
+        protectedBy: ['foreign'],
+        result: 'kept',
+      });
+      continue;
+    }
+    const protectedBy: Protection[] = [];
+    const details: string[] = [];
+    if (newest?.snapshot.name === snapshot.name) {
+      protectedBy.push('newest');
+      details.push(protectionReason('newest', undefined));
+    }
+    const pin = pinByName.get(snapshot.name);
+    if (pin) {
+      protectedBy.push('pinned');
+      details.push(protectionReason('pinned', pin.reason ?? undefined));
+    }
+    const ageSeconds = (now.getTime() - parsed.createdAt.getTime()) / 1000;
+    if (parsed.type === 'pre-recover' && ageSeconds < keepSafety) {
+      protectedBy.push('recovery-safety');
+      details.push(
+        protectionReason(
+          'recovery-safety',
+          `${formatDuration(ageSeconds)} old, kept for ${formatDuration(keepSafety)}`,
+        ),
+      );
+    }
+    if (unfinished.has(snapshot.name)) {
+      protectedBy.push('unfinished-recovery');
+      details.push(protectionReason('unfinished-recovery', undefined));
+    }
+    if (commonParents.has(snapshot.name)) {
+      protectedBy.push('common-parent');
+      details.push(protectionReason('common-parent', undefined));
+    }
+    const policy = policyVerdicts.get(snapshot.name);
+    const policyKeeps = policy?.keep ?? true;
+    const keep = policyKeeps || protectedBy.length > 0;
+    verdicts.push({
+      ...base,
+      action: keep ? 'keep' : 'delete',
+      reason: protectedBy.length > 0 ? details.join('; ') : (policy?.reason ?? 'kept'),
+      protectedBy,
+      ...(policy ? { policyReason: policy.reason } : {}),
+      result: keep ? 'kept' : 'planned',
+    });
+  }
+  verdicts.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.name.localeCompare(b.name));
+  return verdicts;
+}
+
 /** Gives every snapshot of every target a verdict: the policy's, overruled by the never-delete rules. */
 export async function planPrune(
   deps: Deps,
@@ -223,86 +332,19 @@ export async function planPrune(
         );
       if (common[0]) commonParents.add(common[0].raw.name);
     }
-    const newest = [...owned].sort(
-      (a, b) =>
-        b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence,
-    )[0];
-    const unfinished = new Set(await snapshotsInUnfinishedRecoveries(deps, volume));
-    const pinByName = new Map(pins.filter((p) => p.volume === volume.id).map((p) => [p.snapshot, p]));
-    const policyVerdicts = new Map(
-      schedule(
-        owned.map(({ raw, parsed }) => ({
-          key: raw.name,
-          createdAt: parsed.createdAt,
-          sequence: parsed.sequence,
-        })),
-        target.policy,
-        now,
-      ).map((verdict) => [verdict.key, verdict]),
-    );
-    const verdicts: PruneVerdict[] = [];
-    for (const raw of target.raws) {
-      const parsed = parseSnapshotName(volume.id, raw.name);
-      const base = {
-        volume: volume.id,
-        location: target.location,
-        locationPath: target.view.snapshotDir,
-        name: raw.name,
-        createdAt: (parsed?.createdAt ?? raw.createdAt).toISOString(),
-        owned: parsed !== undefined,
-      };
-      if (!parsed) {
-        verdicts.push({
-          ...base,
-          action: 'keep',
-          reason: protectionReason('foreign', undefined),
-          protectedBy: ['foreign'],
-          result: 'kept',
-        });
-        continue;
-      }
-      const protectedBy: Protection[] = [];
-      const details: string[] = [];
-      if (newest?.raw.name === raw.name) {
-        protectedBy.push('newest');
-        details.push(protectionReason('newest', undefined));
-      }
-      const pin = pinByName.get(raw.name);
-      if (pin) {
-        protectedBy.push('pinned');
-        details.push(protectionReason('pinned', pin.reason ?? undefined));
-      }
-      const ageSeconds = (now.getTime() - parsed.createdAt.getTime()) / 1000;
-      if (parsed.type === 'pre-recover' && ageSeconds < keepSafety) {
-        protectedBy.push('recovery-safety');
-        details.push(
-          protectionReason(
-            'recovery-safety',
-            `${formatDuration(ageSeconds)} old, kept for ${formatDuration(keepSafety)}`,
-          ),
-        );
-      }
-      if (unfinished.has(raw.name)) {
-        protectedBy.push('unfinished-recovery');
-        details.push(protectionReason('unfinished-recovery', undefined));
-      }
-      if (commonParents.has(raw.name)) {
-        protectedBy.push('common-parent');
-        details.push(protectionReason('common-parent', undefined));
-      }
-      const policy = policyVerdicts.get(raw.name);
-      const policyKeeps = policy?.keep ?? true;
-      const keep = policyKeeps || protectedBy.length > 0;
-      verdicts.push({
-        ...base,
-        action: keep ? 'keep' : 'delete',
-        reason: protectedBy.length > 0 ? details.join('; ') : (policy?.reason ?? 'kept'),
-        protectedBy,
-        ...(policy ? { policyReason: policy.reason } : {}),
-        result: keep ? 'kept' : 'planned',
-      });
-    }
-    verdicts.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.name.localeCompare(b.name));
+    const unfinished = await snapshotsInUnfinishedRecoveries(deps, volume);
+    const verdicts = decideTarget({
+      volumeId: volume.id,
+      location: target.location,
+      locationPath: target.view.snapshotDir,
+      snapshots: target.raws.map((raw) => ({ name: raw.name, createdAt: raw.createdAt })),
+      policy: target.policy,
+      now,
+      pins: pins.filter((p) => p.volume === volume.id),
+      unfinishedRecovery: unfinished,
+      commonParents: [...commonParents],
+      keepRecoverySafetySeconds: keepSafety,
+    });
     planned.push({ target, verdicts });
   }
   const hash = createHash('sha256');

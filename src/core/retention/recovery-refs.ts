@@ -8,10 +8,7 @@ import type { Deps } from '../deps.js';
  * The recovery journal (stateDir, guardrail 6) is not part of this module: until it lands this
  * returns no names, and the hook is the one place to connect it.
  */
-export async function snapshotsInUnfinishedRecoveries(
-  deps: Deps,
-  volume: VolumeConfig,
-): Promise<string[]> {
+export async function snapshotsInUnfinishedRecoveries(deps: Deps, volume: VolumeConfig): Promise<string[]> {
   void deps;
   void volume;
   return [];

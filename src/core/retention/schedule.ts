@@ -98,8 +98,9 @@ function place(item: ScheduleItem, now: Date, policy: RetentionPolicy): Placed {
   };
 }
 
+/** A count of 0 keeps nothing, the same as leaving the period out (as in btrbk). */
 function within(limit: number | 'all' | undefined, delta: number): boolean {
-  return limit !== undefined && (limit === 'all' || delta <= limit);
+  return limit !== undefined && limit !== 0 && (limit === 'all' || delta <= limit);
 }
 
 function ago(count: number, unit: string): string {
@@ -183,7 +184,8 @@ export function schedule(
       period: 'm',
       rule: 'monthly',
       bucket: (p) => p.deltaMonths,
-      reason: (p) => `preserve monthly: first weekly of ${p.year}-${pad(p.month)}, ${ago(p.deltaMonths, 'month')}`,
+      reason: (p) =>
+        `preserve monthly: first weekly of ${p.year}-${pad(p.month)}, ${ago(p.deltaMonths, 'month')}`,
     },
     {
       period: 'y',
