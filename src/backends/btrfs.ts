@@ -10,8 +10,9 @@ import { statfsUsage } from './usage.js';
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
 const btrfsEnv = { TZ: 'UTC', LC_ALL: 'C' };
 
+// cgen and otime are printed only with -s; received subvolumes (external copies) are listed without it.
 const listLine =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+) otime (\S+ \S+|-)(?: parent_uuid (\S+))?(?: received_uuid (\S+))?(?: uuid (\S+))? path (.*)$/;
+  /^ID (\d+) gen (\d+)(?: cgen (\d+))? top level (\d+)(?: otime (\S+ \S+|-))?(?:\s+parent_uuid (\S+))?(?:\s+received_uuid (\S+))?(?:\s+uuid (\S+))?\s+path (.*)$/;
 
 export interface BtrfsListEntry {
   id: string;
@@ -101,11 +102,16 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      const [all, readOnly] = await Promise.all([
-        btrfs(['subvolume', 'list', '-s', '-o', '-u', '-q', real], options),
-        btrfs(['subvolume', 'list', '-s', '-o', '-r', real], options),
+      // -s alone would hide received subvolumes (they are not snapshots to btrfs): list all, take otime from -s.
+      const [all, snapshotsOnly, readOnly] = await Promise.all([
+        btrfs(['subvolume', 'list', '-o', '-u', '-q', real], options),
+        btrfs(['subvolume', 'list', '-s', '-o', real], options),
+        btrfs(['subvolume', 'list', '-o', '-r', real], options),
       ]);
       const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      const otimes = new Map(
+        parseSubvolumeList(snapshotsOnly.stdout).map((entry) => [entry.id, entry.otime]),
+      );
       const snapshots: RawSnapshot[] = [];
       for (const entry of parseSubvolumeList(all.stdout)) {
         if (!entry.path.startsWith(prefix)) continue;
@@ -114,7 +120,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         snapshots.push({
           name,
           path: join(dir, name),
-          createdAt: entry.otime ?? new Date(0),
+          createdAt: otimes.get(entry.id) ?? entry.otime ?? new Date(0),
           readOnly: readOnlyIds.has(entry.id),
           id: entry.id,
           generation: entry.generation,

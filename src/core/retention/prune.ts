@@ -71,7 +71,7 @@ export const PruneTargetSchema = z.object({
 
 export const PruneSnapshotsResultSchema = z.object({
   status: z
-    .enum(['planned', 'confirmation_required', 'pruned', 'partial', 'nothing_to_do'])
+    .enum(['planned', 'confirmation_required', 'declined', 'cancelled', 'pruned', 'partial', 'nothing_to_do'])
     .describe('partial: some deletions failed and are listed in failures; the others went through'),
   dryRun: z.boolean(),
   keep: z.array(PruneVerdictSchema),
@@ -393,8 +393,9 @@ export function planResult(
 
 export interface PruneGate {
   /**
-   * Called with the plan (under the volume locks) before anything is deleted. Returns true to go
-   * ahead, or a result to return instead (e.g. confirmation_required with a token).
+   * Called with the plan before anything is deleted (and before the volume locks are taken; the
+   * plan is made again under the locks and must be the same). Returns true to go ahead, or a result
+   * to return instead (e.g. confirmation_required with a token).
    */
   (plan: PrunePlan, request: z.output<typeof PruneSnapshotsInput>): Promise<true | PruneSnapshotsResult>;
 }
@@ -413,10 +414,13 @@ export async function pruneSnapshots(
   const volumes = request.volume
     ? [requireVolume(deps.config, request.volume)]
     : Object.values(deps.config.volumes);
-  if (request.dryRun) {
-    const plan = await planPrune(deps, volumes, request.location, call.signal);
-    return planResult(plan, 'planned', true, started);
-  }
+  const shown = await planPrune(deps, volumes, request.location, call.signal);
+  if (request.dryRun) return planResult(shown, 'planned', true, started);
+  if (!shown.targets.some(({ verdicts }) => verdicts.some((v) => v.action === 'delete')))
+    return planResult(shown, 'nothing_to_do', false, started);
+  // Ask before taking the locks: a user may take minutes to answer.
+  const decision = await call.gate(shown, request);
+  if (decision !== true) return decision;
   const release = await lockVolumes(
     deps,
     volumes.map((v) => v.id),
@@ -425,10 +429,14 @@ export async function pruneSnapshots(
   );
   try {
     const plan = await planPrune(deps, volumes, request.location, call.signal);
+    if (plan.fingerprint !== shown.fingerprint) {
+      throw new SnapguardError(
+        'CONFIRMATION_INVALID',
+        'The snapshots changed between the confirmed plan and the prune (a snapshot was created, deleted or pinned, or an hour passed); nothing was deleted.',
+        'Run prune again, review the new plan and confirm it.',
+      );
+    }
     const toDelete = plan.targets.flatMap(({ verdicts }) => verdicts.filter((v) => v.action === 'delete'));
-    if (toDelete.length === 0) return planResult(plan, 'nothing_to_do', false, started);
-    const decision = await call.gate(plan, request);
-    if (decision !== true) return decision;
     const entries: PruneEntry[] = [];
     for (const { target, verdicts } of plan.targets) {
       const targetStarted = performance.now();

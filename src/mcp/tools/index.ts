@@ -3,6 +3,8 @@ import type { Deps } from '../../core/deps.js';
 import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
+import { registerPinSnapshotTool } from './pin-snapshot.js';
+import { registerPruneSnapshotsTool } from './prune-snapshots.js';
 
 export interface ToolEntry {
   name: string;
@@ -15,6 +17,8 @@ export const tools: readonly ToolEntry[] = [
   { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+  { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
+  { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
