@@ -5,6 +5,7 @@ import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { planCommand } from './commands/plan.js';
 import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
 import { snapshotCommand } from './commands/snapshot.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     pruneCommand(),
     pinCommand(),
     unpinCommand(),
+    planCommand(),
   ]) {
     program.addCommand(command);
   }

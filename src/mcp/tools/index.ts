@@ -4,6 +4,7 @@ import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
 import { registerPinSnapshotTool } from './pin-snapshot.js';
+import { registerPlanStrategyTool } from './plan-strategy.js';
 import { registerPruneSnapshotsTool } from './prune-snapshots.js';
 
 export interface ToolEntry {
@@ -19,6 +20,7 @@ export const tools: readonly ToolEntry[] = [
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
   { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
   { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
+  { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
