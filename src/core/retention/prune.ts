@@ -440,9 +440,8 @@ export async function pruneSnapshots(
     const entries: PruneEntry[] = [];
     for (const { target, verdicts } of plan.targets) {
       const targetStarted = performance.now();
-      for (const verdict of verdicts) {
-        if (verdict.action !== 'delete') continue;
-        call.signal?.throwIfAborted();
+      const doomed = verdicts.filter((v) => v.action === 'delete');
+      for (const verdict of doomed) {
         // Belt and braces: the plan only marks owned, unprotected snapshots, checked again here.
         if (!verdict.owned || verdict.protectedBy.length > 0) {
           throw new SnapguardError(
@@ -451,18 +450,45 @@ export async function pruneSnapshots(
             'This is a bug in the prune plan; report it.',
           );
         }
+      }
+      const fail = (verdict: PruneVerdict, error: unknown) => {
+        const failure = toSnapguardError(error);
+        if (failure.code === 'CANCELLED') throw failure;
+        verdict.result = 'failed';
+        verdict.error = failure.message;
+        deps.logger.warn(
+          { volume: verdict.volume, snapshot: verdict.name, error: failure.message },
+          'could not delete a snapshot; continuing with the others',
+        );
+      };
+      if (target.backend.deleteMany && doomed.length > 0) {
+        call.signal?.throwIfAborted();
+        let outcomes: { name: string; error?: unknown }[] = [];
         try {
-          await target.backend.delete(target.view, verdict.name, { signal: call.signal });
-          verdict.result = 'deleted';
-        } catch (error) {
-          const failure = toSnapguardError(error);
-          if (failure.code === 'CANCELLED') throw failure;
-          verdict.result = 'failed';
-          verdict.error = failure.message;
-          deps.logger.warn(
-            { volume: verdict.volume, snapshot: verdict.name, error: failure.message },
-            'could not delete a snapshot; continuing with the others',
+          outcomes = await target.backend.deleteMany(
+            target.view,
+            doomed.map((v) => v.name),
+            { signal: call.signal },
           );
+        } catch (error) {
+          for (const verdict of doomed) fail(verdict, error);
+        }
+        const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
+        for (const verdict of doomed) {
+          const outcome = byName.get(verdict.name);
+          if (!outcome) continue;
+          if (outcome.error === undefined) verdict.result = 'deleted';
+          else fail(verdict, outcome.error);
+        }
+      } else {
+        for (const verdict of doomed) {
+          call.signal?.throwIfAborted();
+          try {
+            await target.backend.delete(target.view, verdict.name, { signal: call.signal });
+            verdict.result = 'deleted';
+          } catch (error) {
+            fail(verdict, error);
+          }
         }
       }
       const deleted = verdicts.filter((v) => v.result === 'deleted');
