@@ -100,25 +100,28 @@ export interface PrunePlan {
   fingerprint: string;
 }
 
-function policyFor(deps: Deps, volume: VolumeConfig, location: 'local' | 'external'): RetentionPolicy {
-  const defaults = deps.config.retention;
+/**
+ * The policy of one volume and location, key by key (docs/retention.md): the volume's rules for
+ * the location, then (hour of day and day of week only) the volume's local rules, then the
+ * top-level rules for the location, then (anchors only) the top-level local rules, then defaults.
+ */
+export function policyFor(deps: Deps, volume: VolumeConfig, location: 'local' | 'external'): RetentionPolicy {
+  const top = deps.config.retention;
   const own = volume.retention;
-  const rules: PolicyInput | undefined =
-    typeof own === 'string' ? (location === 'local' ? { preserve: own } : undefined) : own;
-  const forLocation = location === 'local' ? rules : typeof own === 'object' ? own.external : undefined;
-  const fallback: PolicyInput = {
-    ...(location === 'external' ? defaults.external : defaults),
-  };
-  // Hour of day and day of week are shared by both locations unless set per location.
-  const anchors: PolicyInput = {
-    preserveHourOfDay: rules?.preserveHourOfDay ?? defaults.preserveHourOfDay,
-    preserveDayOfWeek: rules?.preserveDayOfWeek ?? defaults.preserveDayOfWeek,
-  };
-  return buildPolicy(forLocation, { ...anchors, ...definedOnly(fallback) });
-}
-
-function definedOnly(input: PolicyInput): PolicyInput {
-  return Object.fromEntries(Object.entries(input).filter(([, value]) => value !== undefined)) as PolicyInput;
+  const volumeLocal: PolicyInput | undefined = typeof own === 'string' ? { preserve: own } : own;
+  const volumeRules = location === 'local' ? volumeLocal : typeof own === 'object' ? own.external : undefined;
+  const topRules: PolicyInput | undefined = location === 'local' ? top : top.external;
+  const pick = <K extends keyof PolicyInput>(key: K, anchor: boolean): PolicyInput[K] =>
+    volumeRules?.[key] ??
+    (anchor ? volumeLocal?.[key] : undefined) ??
+    topRules?.[key] ??
+    (anchor ? top[key] : undefined);
+  return buildPolicy({
+    preserveMin: pick('preserveMin', false),
+    preserve: pick('preserve', false),
+    preserveHourOfDay: pick('preserveHourOfDay', true),
+    preserveDayOfWeek: pick('preserveDayOfWeek', true),
+  });
 }
 
 async function collectTargets(
