@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
@@ -210,6 +210,27 @@ describe.runIf(run)('prune on real btrfs', () => {
     const third = await cli(['prune', 'data', '--yes', '--json']);
     expect(third.exitCode).toBe(0);
     expect(JSON.parse(third.stdout).status).toBe('nothing_to_do');
+  });
+
+  it('with the backup target unplugged, local prune goes on and keeps the remembered incremental parent', async () => {
+    const extDir = join(sandbox.pool.mountPoint, 'external/data');
+    const away = join(sandbox.pool.mountPoint, 'external/away');
+    await rename(extDir, away);
+    try {
+      const out = await cli(['prune', 'data', '--dry-run', '--json']);
+      expect(out.exitCode).toBe(1);
+      const result = JSON.parse(out.stdout) as {
+        warnings: string[];
+        keep: { name: string; location: string; protectedBy: string[] }[];
+        targets: { location: string }[];
+      };
+      expect(result.warnings.join('\n')).toMatch(/not available.*last known incremental parent/);
+      expect(result.targets.map((t) => t.location)).toEqual(['local']);
+      const parent = result.keep.find((v) => v.name === (made.get('day-7') as Made).name);
+      expect(parent?.protectedBy).toContain('common-parent');
+    } finally {
+      await rename(away, extDir);
+    }
   });
 
   it('unpin lets the policy decide again; pinning a foreign or missing snapshot is refused', async () => {

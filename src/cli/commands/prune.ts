@@ -85,8 +85,9 @@ export function pruneCommand(): Command {
           partial: `Deleted ${done} snapshot(s); ${result.failures.length} could not be deleted (see FAILED above). Fix the cause and run prune again.`,
         };
         printLine(messages[result.status]);
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
       }
-      return result.status === 'partial' ? 1 : 0;
+      return result.status === 'partial' || result.warnings.length > 0 ? 1 : 0;
     }),
   );
 }

@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { RawSnapshot, SnapshotBackend } from '../../backends/types.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
@@ -78,6 +81,7 @@ export const PruneSnapshotsResultSchema = z.object({
   delete: z.array(PruneVerdictSchema),
   targets: z.array(PruneTargetSchema),
   failures: z.array(z.object({ volume: z.string(), snapshot: z.string(), error: z.string() })),
+  warnings: z.array(z.string()).describe('e.g. an external copy that is not mounted and was skipped'),
   fingerprint: z.string().describe('hash of the planned deletions and the newest snapshots'),
   confirmationToken: z.string().optional(),
   expiresAt: z.string().optional(),
@@ -93,12 +97,44 @@ interface Target {
   location: 'local' | 'external';
   policy: RetentionPolicy;
   raws: RawSnapshot[];
+  /** Set for an external copy that cannot be listed now (backup disk not mounted). */
+  unavailable?: string;
 }
 
 export interface PrunePlan {
   targets: { target: Target; verdicts: PruneVerdict[] }[];
   fingerprint: string;
+  warnings: string[];
+  /** Newest common snapshot per volume and external path, as seen now (remembered after a prune). */
+  commonParents: Record<string, string>;
 }
+
+/** Where the last known incremental parents are remembered, for when a backup disk is away. */
+function parentsFile(deps: Deps): string {
+  return join(deps.config.stateDir, 'retention-parents.json');
+}
+
+async function readRememberedParents(deps: Deps): Promise<Record<string, string>> {
+  try {
+    const parsed = JSON.parse(await readFile(parentsFile(deps), 'utf8')) as unknown;
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}
+
+async function rememberParents(deps: Deps, parents: Record<string, string>): Promise<void> {
+  const current = await readRememberedParents(deps);
+  const merged = { ...current, ...parents };
+  if (JSON.stringify(merged) === JSON.stringify(current)) return;
+  const file = parentsFile(deps);
+  await mkdir(deps.config.stateDir, { recursive: true });
+  const temp = `${file}.tmp-${process.pid}`;
+  await writeFile(temp, `${JSON.stringify(merged, null, 2)}\n`);
+  await rename(temp, file);
+}
+
+const parentKey = (volume: string, externalPath: string) => `${volume}\u0000${externalPath}`;
 
 /**
  * The policy of one volume and location, key by key (docs/retention.md): the volume's rules for
@@ -152,13 +188,24 @@ async function collectTargets(
           snapshotDir: external.path,
         };
         const externalBackend = deps.backendFor(view);
+        let raws: RawSnapshot[] = [];
+        let unavailable: string | undefined;
+        try {
+          if (!existsSync(external.path)) unavailable = `${external.path} does not exist (not mounted?)`;
+          else raws = await externalBackend.list(view, { signal });
+        } catch (error) {
+          const failure = toSnapguardError(error);
+          if (failure.code === 'CANCELLED') throw failure;
+          unavailable = failure.message;
+        }
         targets.push({
           volume,
           view,
           backend: externalBackend,
           location: 'external',
           policy: policyFor(deps, volume, 'external'),
-          raws: await externalBackend.list(view, { signal }),
+          raws,
+          ...(unavailable ? { unavailable } : {}),
         });
       }
     }
@@ -301,40 +348,58 @@ export async function planPrune(
 ): Promise<PrunePlan> {
   const now = deps.clock();
   const pins = await readPins(deps);
+  const remembered = await readRememberedParents(deps);
   const keepSafety = deps.config.retention.keepRecoverySafety;
+  const warnings: string[] = [];
   // Targets for both locations are listed even when one is pruned: the common parent needs both.
   const all = await collectTargets(deps, volumes, 'all', signal);
+  const ownedNames = (t: Target) =>
+    new Set(t.raws.filter((raw) => parseSnapshotName(t.volume.id, raw.name)).map((raw) => raw.name));
+  const newestOf = (names: Set<string>, volumeId: string): string | undefined =>
+    [...names]
+      .map((name) => ({ name, parsed: parseSnapshotName(volumeId, name) }))
+      .sort(
+        (a, b) =>
+          (b.parsed?.createdAt.getTime() ?? 0) - (a.parsed?.createdAt.getTime() ?? 0) ||
+          (b.parsed?.sequence ?? 0) - (a.parsed?.sequence ?? 0),
+      )[0]?.name;
+  // The incremental parent of each external copy: the newest owned name present on both sides.
+  // When the copy cannot be listed now, the one remembered from the last prune stands in.
+  const parents: Record<string, string> = {};
+  const seen: Record<string, string> = {};
+  for (const external of all.filter((t) => t.location === 'external')) {
+    const key = parentKey(external.volume.id, external.view.snapshotDir);
+    const local = all.find((t) => t.volume.id === external.volume.id && t.location === 'local');
+    if (external.unavailable) {
+      warnings.push(
+        `External copy ${external.view.snapshotDir} of ${external.volume.id} is not available (${external.unavailable}); it is not pruned${remembered[key] ? `, and its last known incremental parent ${remembered[key]} is kept` : ''}.`,
+      );
+      if (remembered[key]) parents[key] = remembered[key];
+      continue;
+    }
+    if (!local) continue;
+    const theirs = ownedNames(external);
+    const common = newestOf(
+      new Set([...ownedNames(local)].filter((name) => theirs.has(name))),
+      external.volume.id,
+    );
+    if (common) {
+      parents[key] = common;
+      seen[key] = common;
+    }
+  }
   const planned: PrunePlan['targets'] = [];
   for (const target of all) {
     if (location !== 'all' && target.location !== location) continue;
+    if (target.unavailable) continue;
     const { volume } = target;
-    const owned = target.raws.flatMap((raw) => {
-      const parsed = parseSnapshotName(volume.id, raw.name);
-      return parsed ? [{ raw, parsed }] : [];
-    });
-    const ownedNames = (t: Target) =>
-      new Set(t.raws.filter((raw) => parseSnapshotName(volume.id, raw.name)).map((raw) => raw.name));
-    // The incremental parent: the newest owned name present both locally and in one external copy.
-    const commonParents = new Set<string>();
-    const local = all.find((t) => t.volume.id === volume.id && t.location === 'local');
-    const counterparts =
-      target.location === 'local'
-        ? all.filter((t) => t.volume.id === volume.id && t.location === 'external')
-        : local
-          ? [local]
-          : [];
-    const mine = ownedNames(target);
-    for (const other of counterparts) {
-      const theirs = ownedNames(other);
-      const common = owned
-        .filter(({ raw }) => theirs.has(raw.name) && mine.has(raw.name))
-        .sort(
-          (a, b) =>
-            b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() ||
-            b.parsed.sequence - a.parsed.sequence,
-        );
-      if (common[0]) commonParents.add(common[0].raw.name);
-    }
+    const commonParents = Object.entries(parents)
+      .filter(([key]) =>
+        target.location === 'local'
+          ? key.startsWith(`${volume.id}\u0000`)
+          : key === parentKey(volume.id, target.view.snapshotDir),
+      )
+      .map(([, name]) => name);
     const unfinished = await snapshotsInUnfinishedRecoveries(deps, volume);
     const verdicts = decideTarget({
       volumeId: volume.id,
@@ -345,7 +410,7 @@ export async function planPrune(
       now,
       pins: pins.filter((p) => p.volume === volume.id),
       unfinishedRecovery: unfinished,
-      commonParents: [...commonParents],
+      commonParents,
       keepRecoverySafetySeconds: keepSafety,
     });
     planned.push({ target, verdicts });
@@ -355,7 +420,7 @@ export async function planPrune(
     hash.update(`${target.volume.id}\0${target.location}\0${target.view.snapshotDir}\0`);
     for (const verdict of verdicts) hash.update(`${verdict.name}\0${verdict.action}\0`);
   }
-  return { targets: planned, fingerprint: hash.digest('hex') };
+  return { targets: planned, fingerprint: hash.digest('hex'), warnings, commonParents: seen };
 }
 
 function summarizeTargets(plan: PrunePlan): PruneSnapshotsResult['targets'] {
@@ -388,6 +453,7 @@ export function planResult(
     failures: verdicts
       .filter((v) => v.result === 'failed')
       .map((v) => ({ volume: v.volume, snapshot: v.name, error: v.error ?? 'unknown error' })),
+    warnings: plan.warnings,
     fingerprint: plan.fingerprint,
     durationSeconds: (performance.now() - started) / 1000,
     ...extra,
@@ -419,6 +485,7 @@ export async function pruneSnapshots(
     : Object.values(deps.config.volumes);
   const shown = await planPrune(deps, volumes, request.location, call.signal);
   if (request.dryRun) return planResult(shown, 'planned', true, started);
+  await rememberParents(deps, shown.commonParents);
   if (!shown.targets.some(({ verdicts }) => verdicts.some((v) => v.action === 'delete')))
     return planResult(shown, 'nothing_to_do', false, started);
   // Ask before taking the locks: a user may take minutes to answer.

@@ -67,7 +67,11 @@ export function registerPruneSnapshotsTool(server: McpServer, deps: Deps): void 
             pruned: `Deleted ${result.delete.length} snapshot(s); kept ${result.keep.length}.`,
             partial: `Deleted ${result.delete.length - result.failures.length} of ${result.delete.length} snapshot(s); ${result.failures.length} could not be deleted: ${result.failures.map((f) => `${f.volume}/${f.snapshot}: ${f.error}`).join('; ')}`,
           };
-          return [head[result.status], summarizePrunePlan(result)].join('\n');
+          return [
+            head[result.status],
+            summarizePrunePlan(result),
+            ...result.warnings.map((w) => `Warning: ${w}`),
+          ].join('\n');
         },
       ),
   );
