@@ -10,8 +10,9 @@ import { statfsUsage } from './usage.js';
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
 const btrfsEnv = { TZ: 'UTC', LC_ALL: 'C' };
 
+// cgen and otime are printed only with -s; received subvolumes (external copies) are listed without it.
 const listLine =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+) otime (\S+ \S+|-)(?: parent_uuid (\S+))?(?: received_uuid (\S+))?(?: uuid (\S+))? path (.*)$/;
+  /^ID (\d+) gen (\d+)(?: cgen (\d+))? top level (\d+)(?: otime (\S+ \S+|-))?(?:\s+parent_uuid (\S+))?(?:\s+received_uuid (\S+))?(?:\s+uuid (\S+))?\s+path (.*)$/;
 
 export interface BtrfsListEntry {
   id: string;
@@ -101,11 +102,16 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      const [all, readOnly] = await Promise.all([
-        btrfs(['subvolume', 'list', '-s', '-o', '-u', '-q', real], options),
-        btrfs(['subvolume', 'list', '-s', '-o', '-r', real], options),
+      // -s alone would hide received subvolumes (they are not snapshots to btrfs): list all, take otime from -s.
+      const [all, snapshotsOnly, readOnly] = await Promise.all([
+        btrfs(['subvolume', 'list', '-o', '-u', '-q', real], options),
+        btrfs(['subvolume', 'list', '-s', '-o', real], options),
+        btrfs(['subvolume', 'list', '-o', '-r', real], options),
       ]);
       const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      const otimes = new Map(
+        parseSubvolumeList(snapshotsOnly.stdout).map((entry) => [entry.id, entry.otime]),
+      );
       const snapshots: RawSnapshot[] = [];
       for (const entry of parseSubvolumeList(all.stdout)) {
         if (!entry.path.startsWith(prefix)) continue;
@@ -114,7 +120,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         snapshots.push({
           name,
           path: join(dir, name),
-          createdAt: entry.otime ?? new Date(0),
+          createdAt: otimes.get(entry.id) ?? entry.otime ?? new Date(0),
           readOnly: readOnlyIds.has(entry.id),
           id: entry.id,
           generation: entry.generation,
@@ -144,6 +150,38 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
 
     async delete(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<void> {
       await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
+    },
+
+    async deleteMany(
+      volume: VolumeConfig,
+      names: readonly string[],
+      options: BackendCallOptions = {},
+    ): Promise<{ name: string; error?: unknown }[]> {
+      const results: { name: string; error?: unknown }[] = [];
+      // One process per batch instead of per snapshot; btrfs goes on after a failed path.
+      for (let start = 0; start < names.length; start += 200) {
+        const batch = names.slice(start, start + 200);
+        await exec('btrfs', ['subvolume', 'delete', ...batch.map((name) => join(volume.snapshotDir, name))], {
+          env: btrfsEnv,
+          signal: options.signal,
+          timeoutMs: 600_000,
+          okExitCodes: [1],
+        });
+        for (const name of batch) {
+          if (!(await realDir(join(volume.snapshotDir, name)))) {
+            results.push({ name });
+            continue;
+          }
+          // Still there: delete it on its own, which also gives the error of this one snapshot.
+          try {
+            await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
+            results.push({ name });
+          } catch (error) {
+            results.push({ name, error });
+          }
+        }
+      }
+      return results;
     },
 
     async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {

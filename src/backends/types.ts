@@ -52,6 +52,15 @@ export interface SnapshotBackend {
   list(volume: VolumeConfig, options?: ListOptions): Promise<RawSnapshot[]>;
   show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
   delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * Optional batch delete (prune): deletes what it can and reports every name that could not be
+   * deleted with its own error; one failure never stops the others.
+   */
+  deleteMany?(
+    volume: VolumeConfig,
+    names: readonly string[],
+    options?: BackendCallOptions,
+  ): Promise<{ name: string; error?: unknown }[]>;
   poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
   /** Backends with native holds (zfs): a held snapshot cannot be destroyed. Idempotent. */
   hold?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;

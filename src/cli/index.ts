@@ -8,6 +8,8 @@ import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
 import { recoverCommand } from './commands/recover.js';
 import { restoreTestCommands } from './commands/restore-test.js';
+import { planCommand } from './commands/plan.js';
+import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { wrapCommand } from './commands/wrap.js';
 
@@ -29,6 +31,10 @@ export function buildProgram(): Command {
     wrapCommand(),
     doctorCommand(),
     ...restoreTestCommands(),
+    pruneCommand(),
+    pinCommand(),
+    unpinCommand(),
+    planCommand(),
   ]) {
     program.addCommand(command);
   }

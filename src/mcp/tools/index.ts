@@ -6,6 +6,9 @@ import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
 import { registerRecoverTool } from './recover.js';
 import { registerRunRestoreTestTool } from './run-restore-test.js';
+import { registerPinSnapshotTool } from './pin-snapshot.js';
+import { registerPlanStrategyTool } from './plan-strategy.js';
+import { registerPruneSnapshotsTool } from './prune-snapshots.js';
 
 export interface ToolEntry {
   name: string;
@@ -21,6 +24,9 @@ export const tools: readonly ToolEntry[] = [
   { name: 'recover', readOnly: false, register: registerRecoverTool },
   { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
   { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
+  { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
+  { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
+  { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
