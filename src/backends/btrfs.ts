@@ -1,4 +1,4 @@
-import { mkdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import type { VolumeConfig } from '../core/config.js';
 import { SnapguardError } from '../core/errors.js';
