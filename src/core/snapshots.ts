@@ -11,6 +11,7 @@ import {
   nextFreeName,
   parseSnapshotName,
   PRE_CHANGE_TYPES,
+  type ParsedName,
   type SnapshotType,
 } from './naming.js';
 import {
@@ -72,8 +73,8 @@ function toSnapshot(
   raw: RawSnapshot,
   location: 'local' | 'external',
   entry?: SnapshotEntry,
+  parsed: ParsedName | undefined = parseSnapshotName(volume.id, raw.name),
 ): Snapshot {
-  const parsed = parseSnapshotName(volume.id, raw.name);
   return {
     name: raw.name,
     volume: volume.id,
@@ -408,23 +409,33 @@ export async function listSnapshots(
         ? backend.list(volume, { dir: source.dir, signal: call.signal })
         : backend.list(volume, { signal: call.signal }));
       for (const raw of raws) {
-        const owned = isOwned(volume, raw);
-        if (!owned && !request.includeForeign) continue;
-        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
-        const snapshot = toSnapshot(volume, raw, source.location, entry);
-        if (request.type && snapshot.type !== request.type) continue;
-        if (request.operation && snapshot.operation !== request.operation) continue;
-        const created = new Date(snapshot.createdAt);
+        const parsed = parseSnapshotName(volume.id, raw.name);
+        if (!parsed && !request.includeForeign) continue;
+        if (request.type && parsed?.type !== request.type) continue;
+        if (request.operation && parsed?.operation !== request.operation) continue;
+        const created = parsed?.createdAt ?? raw.createdAt;
         if (since && created < since) continue;
+        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
         found.push({
-          ...snapshot,
-          owned,
+          ...toSnapshot(volume, raw, source.location, entry, parsed),
+          owned: parsed !== undefined,
           ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
         });
       }
     }
   }
-  found.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+  // ISO times of one format sort as strings; plain comparisons, no locale collation.
+  found.sort((a, b) =>
+    a.createdAt !== b.createdAt
+      ? a.createdAt < b.createdAt
+        ? 1
+        : -1
+      : a.name < b.name
+        ? 1
+        : a.name > b.name
+          ? -1
+          : 0,
+  );
   return { snapshots: request.limit ? found.slice(0, request.limit) : found, total: found.length };
 }
 
