@@ -41,6 +41,10 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       'sg-dormant.service',
       '[Unit]\nDescription=never loaded\n[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n',
     );
+    await container.writeUnit(
+      'sg-collected.service',
+      '[Unit]\nDescription=snapguard collected\nCollectMode=inactive-or-failed\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "exit 7"\n',
+    );
     // Enabled (wanted by multi-user.target), so systemd keeps it loaded after a successful run:
     // an unreferenced oneshot is unloaded at once and its timestamps are gone.
     await container.writeUnit(
@@ -67,6 +71,9 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       execMainStatus: 0,
       type: 'oneshot',
     });
+    // systemd unloaded the unit right after the run; the times come from the manager's journal.
+    expect(status.execMainStartTimestampUsec).toBeGreaterThan(Date.parse('2020-01-01') * 1000);
+    expect(status.execMainExitTimestampUsec).toBeGreaterThanOrEqual(status.execMainStartTimestampUsec!);
   });
 
   it('keeps the run timestamps of a oneshot that systemd keeps loaded', async () => {
@@ -93,6 +100,18 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     });
     expect(failure.details?.['journal']).toContain('about to fail');
     expect(await driver.show('sg-fail.service')).toMatchObject({ result: 'exit-code', execMainStatus: 3 });
+  });
+
+  it('keeps the exit status of a failed unit that systemd unloads at once (CollectMode=inactive-or-failed)', async () => {
+    const error = await driver.start('sg-collected.service').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SnapguardError);
+    expect((error as SnapguardError).message).toContain('sg-collected.service');
+    expect(unitStatusOf(error)).toMatchObject({ result: 'exit-code', execMainStatus: 7 });
+    // What `show` alone says afterwards: the unit file's defaults, no trace of the failure.
+    expect(await driver.show('sg-collected.service')).toMatchObject({
+      activeState: 'inactive',
+      execMainStatus: 0,
+    });
   });
 
   it('stops a long-running service', async () => {
@@ -176,6 +195,22 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     expect((await container.run(['systemctl', 'is-system-running'])).stdout.trim()).toMatch(
       /running|degraded/,
     );
+  });
+
+  it('returns no journal lines, and no error, when journald is unavailable', async () => {
+    await container.run([
+      'systemctl',
+      'mask',
+      '--now',
+      'systemd-journald.service',
+      'systemd-journald.socket',
+      'systemd-journald-dev-log.socket',
+    ]);
+    await container.run(['rm', '-rf', '/var/log/journal', '/run/log/journal']);
+    expect(await driver.isActive('systemd-journald.service')).toBe(false);
+    expect(await driver.journal('sg-ok.service', 10)).toEqual([]);
+    // The unit still runs and reports without the journal.
+    expect(await driver.start('sg-ok.service')).toMatchObject({ result: 'success', execMainStatus: 0 });
   });
 
   it('sees host files through a bind mount', async () => {

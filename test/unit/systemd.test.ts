@@ -5,6 +5,8 @@ import {
   createSystemdDriver,
   journalctlArgv,
   journalctlPrefix,
+  applyJournalRun,
+  parseJournalRun,
   parseListUnitFiles,
   parseListUnits,
   parseShowOutput,
@@ -231,5 +233,56 @@ describe('output parsing', () => {
       { unit: 'dbus.service', state: 'static' },
       { unit: 'sg.timer', state: 'enabled' },
     ]);
+  });
+
+  it('takes the last run from the manager journal messages, grouped by invocation', () => {
+    const line = (fields: Record<string, string>) => JSON.stringify(fields);
+    const journal = [
+      line({
+        MESSAGE_ID: '7d4958e842da4a758f6c1cdc7b36dcc5',
+        INVOCATION_ID: 'a',
+        __REALTIME_TIMESTAMP: '100',
+      }),
+      line({
+        MESSAGE_ID: '7ad2d189f7e94e70a38c781354912448',
+        INVOCATION_ID: 'a',
+        __REALTIME_TIMESTAMP: '150',
+      }),
+      line({ MESSAGE_ID: 'c772d24e9a884cbeb9ea12625c306c01', __REALTIME_TIMESTAMP: '160' }),
+      line({
+        MESSAGE_ID: '7d4958e842da4a758f6c1cdc7b36dcc5',
+        INVOCATION_ID: 'b',
+        __REALTIME_TIMESTAMP: '200',
+      }),
+      line({
+        MESSAGE_ID: '98e322203f7a4ed290d09fe03c09fe15',
+        INVOCATION_ID: 'b',
+        EXIT_CODE: 'exited',
+        EXIT_STATUS: '3',
+        __REALTIME_TIMESTAMP: '250',
+      }),
+      line({ MESSAGE_ID: 'd9b373ed55a64feb8242e02dbe79a49c', INVOCATION_ID: 'b', UNIT_RESULT: 'exit-code' }),
+      'not json',
+      '',
+    ].join('\n');
+    const run = parseJournalRun(journal);
+    expect(run).toEqual({
+      invocationId: 'b',
+      startUsec: 200,
+      exitUsec: 250,
+      exitStatus: 3,
+      result: 'exit-code',
+    });
+    const defaults = parseShowOutput(
+      'x.service',
+      'Id=x.service\nActiveState=inactive\nResult=success\nExecMainStatus=0\n',
+    );
+    expect(applyJournalRun(defaults, run!)).toMatchObject({
+      result: 'exit-code',
+      execMainStatus: 3,
+      execMainStartTimestampUsec: 200,
+      execMainExitTimestampUsec: 250,
+    });
+    expect(parseJournalRun('')).toBeUndefined();
   });
 });
