@@ -162,6 +162,24 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     await driver.stop('sg-long.service');
   });
 
+  it('says the job keeps running when a blocking start times out, and keeps the status', async () => {
+    const error = await driver.start('sg-slow.service', { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SnapguardError);
+    expect((error as SnapguardError).code).toBe('TIMEOUT');
+    expect((error as SnapguardError).message).toContain('keeps running');
+    expect(unitStatusOf(error)?.activeState).toBe('activating');
+    // Cancelling the wait leaves the unit alone as well.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const cancelled = await driver
+      .waitUntilInactive('sg-slow.service', { timeoutMs: 30_000, signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect((cancelled as SnapguardError).code).toBe('CANCELLED');
+    expect(await driver.waitUntilInactive('sg-slow.service', { timeoutMs: 30_000 })).toMatchObject({
+      result: 'success',
+    });
+  });
+
   it('reads journal lines of a unit', async () => {
     await driver.start('sg-ok.service');
     const lines = await driver.journal('sg-ok.service', 50);
