@@ -38,6 +38,10 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       '[Unit]\nDescription=snapguard slow oneshot\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "sleep 1; echo done > /srv/host/slow-done"\n',
     );
     await container.writeUnit(
+      'sg-slower.service',
+      '[Unit]\nDescription=snapguard slower oneshot\n[Service]\nType=oneshot\nExecStart=/bin/sleep 5\n',
+    );
+    await container.writeUnit(
       'sg-dormant.service',
       '[Unit]\nDescription=never loaded\n[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n',
     );
@@ -163,21 +167,32 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
   });
 
   it('says the job keeps running when a blocking start times out, and keeps the status', async () => {
-    const error = await driver.start('sg-slow.service', { timeoutMs: 300 }).catch((e: unknown) => e);
+    const error = await driver.start('sg-slower.service', { timeoutMs: 300 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SnapguardError);
     expect((error as SnapguardError).code).toBe('TIMEOUT');
     expect((error as SnapguardError).message).toContain('keeps running');
+    // The unit runs for 5 s: still activating means the call came back without waiting for it.
     expect(unitStatusOf(error)?.activeState).toBe('activating');
     // Cancelling the wait leaves the unit alone as well.
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
     const cancelled = await driver
-      .waitUntilInactive('sg-slow.service', { timeoutMs: 30_000, signal: controller.signal })
+      .waitUntilInactive('sg-slower.service', { timeoutMs: 30_000, signal: controller.signal })
       .catch((e: unknown) => e);
     expect((cancelled as SnapguardError).code).toBe('CANCELLED');
-    expect(await driver.waitUntilInactive('sg-slow.service', { timeoutMs: 30_000 })).toMatchObject({
-      result: 'success',
-    });
+    expect((await driver.show('sg-slower.service')).activeState).toBe('activating');
+    await driver.stop('sg-slower.service');
+  });
+
+  it('cancels a blocking start through nsenter at once, leaving the job to systemd', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const error = await driver
+      .start('sg-slower.service', { signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect((error as SnapguardError).code).toBe('CANCELLED');
+    expect((await driver.show('sg-slower.service')).activeState).toBe('activating');
+    await driver.stop('sg-slower.service');
   });
 
   it('reads journal lines of a unit', async () => {
