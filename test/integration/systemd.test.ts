@@ -42,6 +42,10 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       '[Unit]\nDescription=snapguard slower oneshot\n[Service]\nType=oneshot\nExecStart=/bin/sleep 5\n',
     );
     await container.writeUnit(
+      'sg-count.service',
+      '[Unit]\nDescription=snapguard counted run\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "sleep 1; echo run >> /srv/host/count"\n',
+    );
+    await container.writeUnit(
       'sg-dormant.service',
       '[Unit]\nDescription=never loaded\n[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n',
     );
@@ -193,6 +197,13 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     expect((error as SnapguardError).code).toBe('CANCELLED');
     expect((await driver.show('sg-slower.service')).activeState).toBe('activating');
     await driver.stop('sg-slower.service');
+  });
+
+  it('joins a oneshot that is already running instead of running it a second time', async () => {
+    await driver.start('sg-count.service', { noBlock: true });
+    const status = await driver.start('sg-count.service');
+    expect(status).toMatchObject({ result: 'success', execMainStatus: 0 });
+    expect(await readFile(join(hostDir, 'count'), 'utf8')).toBe('run\n');
   });
 
   it('reads journal lines of a unit', async () => {
