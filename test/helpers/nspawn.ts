@@ -36,7 +36,8 @@ export interface BootOptions {
 }
 
 const exec: Exec = createExec({ defaultTimeoutMs: 60_000 });
-const cacheDir = join(tmpdir(), 'snapguard-nspawn-cache');
+/** Shared by all test files; SNAPGUARD_NSPAWN_CACHE moves it (e.g. to a persistent CI cache). */
+const cacheDir = process.env['SNAPGUARD_NSPAWN_CACHE'] ?? join(tmpdir(), 'snapguard-nspawn-cache');
 const cachedRoot = join(cacheDir, 'bookworm-minbase');
 const cgroupRoots = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
 const allExitCodes = Array.from({ length: 255 }, (_, index) => index + 1);
