@@ -591,6 +591,35 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     );
   }
 
+  async function listUnitFiles(
+    patterns: string[],
+    opts?: UnitCallOptions,
+  ): Promise<{ unit: string; state: string }[]> {
+    patterns.forEach(validateUnitPattern);
+    // Exit 1 with no output means nothing matched.
+    const result = await systemctl(
+      ['list-unit-files', '--plain', '--no-legend', '--', ...patterns],
+      opts,
+      DEFAULT_QUERY_TIMEOUT_MS,
+      [1],
+    );
+    if (result.exitCode !== 0 && result.stdout.trim() !== '') {
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${result.command}\` failed with exit code ${result.exitCode}: ${result.stderr.trim() || 'no output'}`,
+        'Check that systemd is reachable on the target.',
+      );
+    }
+    if (result.exitCode !== 0 && result.stderr.trim() !== '') {
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${result.command}\` failed: ${result.stderr.trim()}`,
+        'Check that systemd is reachable on the target.',
+      );
+    }
+    return parseListUnitFiles(result.stdout);
+  }
+
   return {
     target: frozenTarget,
     show,
@@ -633,31 +662,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
       return result.exitCode === 0;
     },
 
-    async listUnitFiles(patterns, opts) {
-      patterns.forEach(validateUnitPattern);
-      // Exit 1 with no output means nothing matched.
-      const result = await systemctl(
-        ['list-unit-files', '--plain', '--no-legend', '--', ...patterns],
-        opts,
-        DEFAULT_QUERY_TIMEOUT_MS,
-        [1],
-      );
-      if (result.exitCode !== 0 && result.stdout.trim() !== '') {
-        throw new SnapguardError(
-          'COMMAND_FAILED',
-          `\`${result.command}\` failed with exit code ${result.exitCode}: ${result.stderr.trim() || 'no output'}`,
-          'Check that systemd is reachable on the target.',
-        );
-      }
-      if (result.exitCode !== 0 && result.stderr.trim() !== '') {
-        throw new SnapguardError(
-          'COMMAND_FAILED',
-          `\`${result.command}\` failed: ${result.stderr.trim()}`,
-          'Check that systemd is reachable on the target.',
-        );
-      }
-      return parseListUnitFiles(result.stdout);
-    },
+    listUnitFiles,
 
     async listUnits(patterns, opts) {
       patterns.forEach(validateUnitPattern);
@@ -670,7 +675,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
           )
         ).stdout,
       );
-      const files = await this.listUnitFiles(patterns, opts);
+      const files = await listUnitFiles(patterns, opts);
       const known = new Set(loaded.map((unit) => unit.unit));
       for (const file of files) {
         // Templates (name@.service) cannot run as they are; aliases name a unit listed under its own name.
