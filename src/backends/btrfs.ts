@@ -1,4 +1,4 @@
-import { mkdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import type { VolumeConfig } from '../core/config.js';
 import { SnapguardError } from '../core/errors.js';
@@ -129,6 +129,16 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         });
       }
       return snapshots;
+    },
+
+    async nameTaken(volume: VolumeConfig, name: string): Promise<boolean> {
+      return lstat(join(volume.snapshotDir, name)).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return false;
+          throw error;
+        },
+      );
     },
 
     async show(
