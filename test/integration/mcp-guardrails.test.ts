@@ -211,7 +211,11 @@ describe.runIf(enabled)('readOnly: true (guardrail 8)', () => {
     );
     try {
       const listed = await mcp.client.listTools();
-      expect(listed.tools.map((t) => t.name)).toEqual(['list_snapshots']);
+      expect(listed.tools.map((t) => t.name).sort()).toEqual([
+        'health_check',
+        'list_snapshots',
+        'plan_strategy',
+      ]);
       expect(listed.tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
       const result = await mcp.call('create_snapshot', { volumes: ['data'] });
       expect(result.isError).toBe(true);
