@@ -31,12 +31,20 @@ export interface ZfsCapabilities {
   listParsable: boolean;
   /** `zfs get -t TYPE`: OpenZFS yes, zfs-fuse no. */
   getByType: boolean;
-  /** `zfs holds` lists hold tags: OpenZFS yes, zfs-fuse no (hold/release work; the userrefs count is read instead). */
-  listHolds: boolean;
+  /**
+   * `zfs holds` lists hold tags: OpenZFS yes, zfs-fuse no (hold/release work; the userrefs count is
+   * read instead). Probed on the dataset's first snapshot; undefined while it has none.
+   */
+  listHolds: boolean | undefined;
   /** Pool feature bookmarks enabled/active (`zpool get feature@bookmarks`): zfs-fuse pools (version 23) have none. */
   bookmarks: boolean;
   /** `<mountpoint>/.zfs/snapshot/<name>` is reachable; without it snapshots are read through a temporary clone. */
   snapdir: boolean;
+  /**
+   * Extended attributes on the mounted dataset, probed read-only with getfattr (ENOTSUP vs ENODATA):
+   * zfs-fuse says `xattr=on` but supports none. undefined: not mounted, or getfattr (attr) missing.
+   */
+  xattrs: boolean | undefined;
 }
 
 /** Who made a snapshot, judged by its name. Only `snapguard` snapshots are ever changed. */
@@ -258,6 +266,34 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
     }
   }
 
+  async function probeListHolds(
+    volume: VolumeConfig,
+    dataset: string,
+    options: BackendCallOptions,
+  ): Promise<boolean | undefined> {
+    const [first] = await listInfo(dataset, options);
+    if (!first) return undefined;
+    await backend.holds(volume, first.name, options);
+    return listHolds;
+  }
+
+  async function xattrsOf(mount: ZfsDatasetMount, options: BackendCallOptions): Promise<boolean | undefined> {
+    if (!mount.mounted || !mount.mountpoint) return undefined;
+    try {
+      const result = await exec('getfattr', ['-n', 'user.snapguard-probe', '--', mount.mountpoint], {
+        env: zfsEnv,
+        signal: options.signal,
+        okExitCodes: [1],
+      });
+      if (result.exitCode === 0 || /no such attribute/i.test(result.stderr)) return true;
+      if (/operation not supported/i.test(result.stderr)) return false;
+      return undefined;
+    } catch (error) {
+      if (error instanceof SnapguardError && error.code === 'COMMAND_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
   function snapshotPath(dataset: string, mount: ZfsDatasetMount, snapdir: boolean, name: string): string {
     return snapdir && mount.mountpoint
       ? join(mount.mountpoint, '.zfs', 'snapshot', name)
@@ -320,9 +356,10 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
       const mount = await mountInfo(volume, options);
       return {
         ...caps,
-        listHolds: listHolds ?? false,
+        listHolds: listHolds ?? (await probeListHolds(volume, dataset, options)),
         bookmarks: await bookmarksOf(dataset.split('/')[0] as string, options),
         snapdir: await snapdirReachable(mount),
+        xattrs: await xattrsOf(mount, options),
       };
     },
 

@@ -155,7 +155,14 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
     const backend = createZfsBackend(exec);
     const volume = sandbox.config(input).volumes.data!;
     const caps = await backend.capabilities(volume);
-    expect(caps).toMatchObject({ listParsable: false, getByType: false, bookmarks: false, snapdir: false });
+    expect(caps).toEqual({
+      listParsable: false,
+      getByType: false,
+      listHolds: false,
+      bookmarks: false,
+      snapdir: false,
+      xattrs: false,
+    });
   });
 
   it('reports pool usage from the pool root dataset', async () => {
