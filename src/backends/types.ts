@@ -42,6 +42,8 @@ export interface BackendCallOptions {
 export interface ListOptions extends BackendCallOptions {
   /** List this folder instead of the volume's snapshotDir (external copies). */
   dir?: string;
+  /** zfs: list this dataset instead of the volume's (an external copy, e.g. a syncoid target). */
+  dataset?: string;
 }
 
 export interface SnapshotBackend {

@@ -6,6 +6,7 @@ import type { VolumeConfig } from '../core/config.js';
 import { SnapguardError } from '../core/errors.js';
 import { parseSnapshotName } from '../core/naming.js';
 import type { Exec } from '../system/exec.js';
+import { createDirBackend } from './dir.js';
 import type {
   BackendCallOptions,
   ListOptions,
@@ -202,6 +203,7 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
   const zfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 });
 
+  const folderCopies = createDirBackend(exec);
   // Command-level capabilities belong to the installed zfs: probed once per process.
   let commandCaps: Promise<Pick<ZfsCapabilities, 'listParsable' | 'getByType'>> | undefined;
   // Pool features and holds listing are probed once per pool / per first snapshot asked about.
@@ -242,7 +244,10 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
   };
 
   async function mountInfo(volume: VolumeConfig, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
-    const dataset = requireDataset(volume);
+    return mountInfoOf(requireDataset(volume), options);
+  }
+
+  async function mountInfoOf(dataset: string, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
     const result = await zfs(['get', '-H', '-o', 'property,value', 'mountpoint,mounted', dataset], options);
     const props = new Map(
       result.stdout
@@ -381,15 +386,14 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
     },
 
     async list(volume: VolumeConfig, options: ListOptions = {}) {
-      const dataset = requireDataset(volume);
-      if (options.dir !== undefined) {
-        throw new SnapguardError(
-          'NOT_SUPPORTED',
-          `Volume "${volume.id}" is a ZFS dataset; an external copy given as a folder (${options.dir}) cannot be listed as ZFS snapshots.`,
-          'Configure the replicated dataset (e.g. the syncoid target) as its own zfs volume to list its snapshots.',
-        );
-      }
-      const [infos, mount] = await Promise.all([listInfo(dataset, options), mountInfo(volume, options)]);
+      // An external copy kept as plain folders (kind dir) is listed like the dir backend does.
+      if (options.dir !== undefined)
+        return folderCopies.list(volume, { dir: options.dir, signal: options.signal });
+      const dataset =
+        options.dataset !== undefined
+          ? requireDataset({ ...volume, dataset: options.dataset })
+          : requireDataset(volume);
+      const [infos, mount] = await Promise.all([listInfo(dataset, options), mountInfoOf(dataset, options)]);
       const snapdir = await snapdirReachable(mount);
       return infos.map((info) => toRaw(volume, dataset, mount, snapdir, info));
     },

@@ -125,6 +125,22 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
     // The syncoid copy holds the replicated snapshots too.
     expect((await zfsNames(`${target.name}/copy`)).some((n) => n.includes('@syncoid_'))).toBe(true);
 
+    // The syncoid target, configured as an external zfs copy, lists the replicated owned snapshot.
+    const withExternal = sandbox.deps({
+      volumes: {
+        data: {
+          backend: 'zfs',
+          dataset,
+          path: mountPoint,
+          external: [{ kind: 'zfs', dataset: `${target.name}/copy` }],
+        },
+      },
+    });
+    const external = await listSnapshots(withExternal, { volume: 'data', location: 'external' });
+    expect(external.snapshots.map((s) => `${s.name} ${s.location}`)).toEqual([
+      `${producers.snapguard} external`,
+    ]);
+
     // The owned one is deleted; nothing else goes with it.
     await backend.delete(volume, producers.snapguard as string);
     const after = await zfsNames(dataset);
