@@ -261,3 +261,98 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(existsSync(join(volumePath, 'concurrent'))).toBe(false);
   });
 });
+
+describe.runIf(run)('recover a whole operation, and locks', () => {
+  let box: BtrfsSandbox;
+  let deps: Deps;
+  let a: string;
+  let b: string;
+  const warnings: string[] = [];
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(384, 'recover-op');
+    a = await box.subvolume('containers');
+    b = await box.subvolume('config');
+    const logger = (await import('pino')).pino(
+      { level: 'warn' },
+      { write: (line: string) => void warnings.push(line) },
+    );
+    deps = box.deps(
+      {
+        confirm: 'never',
+        volumes: { containers: { backend: 'btrfs', path: a }, config: { backend: 'btrfs', path: b } },
+      },
+      { logger },
+    );
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  it('operationId brings every volume of the operation back together, with one plan', async () => {
+    await writeFile(join(a, 'compose.yml'), 'image: v1\n');
+    await writeFile(join(b, 'proxy.conf'), 'upstream v1\n');
+    const op = await createSnapshots(deps, {
+      volumes: ['containers', 'config'],
+      type: 'pre-deploy',
+      operation: 'deploy-stack',
+    });
+    await writeFile(join(a, 'compose.yml'), 'image: v2\n');
+    await writeFile(join(b, 'proxy.conf'), 'upstream v2\n');
+    const plan = await recover(deps, { operationId: op.operationId, dryRun: true });
+    expect(plan.status).toBe('planned');
+    expect(plan.plan?.volumes.map((v) => v.volume)).toEqual(['config', 'containers']);
+    const result = await recover(deps, { operationId: op.operationId, reason: 'deploy failed' });
+    expect(result.status).toBe('recovered');
+    expect(await readFile(join(a, 'compose.yml'), 'utf8')).toBe('image: v1\n');
+    expect(await readFile(join(b, 'proxy.conf'), 'utf8')).toBe('upstream v1\n');
+    expect(result.volumes?.map((v) => v.outcome)).toEqual(['success', 'success']);
+    const { history } = await deps.history.read();
+    const entries = history.recoveries.filter((r) => r.operation_id === op.operationId);
+    expect(entries.map((e) => e.subvolume).sort()).toEqual(['config', 'containers']);
+    // files mode and a mix of operationId with volume are refused
+    await expect(recover(deps, { operationId: op.operationId, mode: 'files', paths: ['x'] })).rejects.toThrow(
+      /files mode/,
+    );
+    await expect(recover(deps, { operationId: op.operationId, volume: 'config' })).rejects.toThrow(
+      /either operationId/,
+    );
+  });
+
+  it('only configured volumes and owned, existing snapshots (guardrail 1)', async () => {
+    await expect(
+      recover(deps, { volume: 'nope', snapshot: 'nope-manual-20261121-000000' }),
+    ).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
+    await expect(
+      recover(deps, { volume: 'containers', snapshot: 'containers.20261120T0200' }),
+    ).rejects.toMatchObject({ code: 'NOT_OWNED' });
+    await expect(
+      recover(deps, { volume: 'containers', snapshot: 'containers-manual-20200101-000000' }),
+    ).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND' });
+    await expect(recover(deps, { volume: 'containers', snapshot: '../config' })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+  });
+
+  it('a stale lock of a dead process is taken over and logged', async () => {
+    const snap = (await createSnapshots(deps, { volumes: ['containers'], type: 'manual', force: true }))
+      .created[0]!;
+    const lockFile = join(deps.config.stateDir, 'locks', 'volume-containers.lock');
+    await mkdir(join(deps.config.stateDir, 'locks'), { recursive: true });
+    const dead = await exec('sh', ['-c', 'echo $$']);
+    await writeFile(
+      lockFile,
+      JSON.stringify({
+        pid: Number(dead.stdout.trim()),
+        host: (await import('node:os')).hostname(),
+        procStart: '1',
+        purpose: 'recover (crashed)',
+        since: new Date().toISOString(),
+      }),
+    );
+    const result = await recover(deps, { volume: 'containers', snapshot: snap.name });
+    expect(result.status).toBe('recovered');
+    expect(warnings.join('\n')).toMatch(/took over a stale lock from pid \d+/);
+    expect(existsSync(lockFile)).toBe(false);
+  });
+});
