@@ -10,8 +10,10 @@ import { statfsUsage } from './usage.js';
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
 const btrfsEnv = { TZ: 'UTC', LC_ALL: 'C' };
 
+// cgen and otime are printed with -s only; a listing without -s also has the plain subvolumes
+// (a volume moved aside by a rollback is one).
 const listLine =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+) otime (\S+ \S+|-)(?: parent_uuid (\S+))?(?: received_uuid (\S+))?(?: uuid (\S+))? path (.*)$/;
+  /^ID (\d+) gen (\d+)(?: cgen (\d+))? top level (\d+)(?: otime (\S+ \S+|-))?(?:\s+parent_uuid (\S+))?(?:\s+received_uuid (\S+))?(?:\s+uuid (\S+))?\s+path (.*)$/;
 
 export interface BtrfsListEntry {
   id: string;
@@ -101,13 +103,18 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      const [all, readOnly] = await Promise.all([
+      const [all, readOnly, plain] = await Promise.all([
         btrfs(['subvolume', 'list', '-s', '-o', '-u', '-q', real], options),
-        btrfs(['subvolume', 'list', '-s', '-o', '-r', real], options),
+        btrfs(['subvolume', 'list', '-o', '-r', real], options),
+        btrfs(['subvolume', 'list', '-o', '-u', '-q', real], options),
       ]);
       const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      const entries = parseSubvolumeList(all.stdout);
+      const seen = new Set(entries.map((entry) => entry.id));
+      // Plain subvolumes in the folder (not made by `snapshot`, e.g. a volume a rollback moved aside).
+      for (const entry of parseSubvolumeList(plain.stdout)) if (!seen.has(entry.id)) entries.push(entry);
       const snapshots: RawSnapshot[] = [];
-      for (const entry of parseSubvolumeList(all.stdout)) {
+      for (const entry of entries) {
         if (!entry.path.startsWith(prefix)) continue;
         const name = entry.path.slice(prefix.length);
         if (!name || name.includes('/')) continue;

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
 import { SnapguardError } from '../../src/core/errors.js';
 import { recover } from '../../src/core/recovery/recover.js';
-import { createSnapshots } from '../../src/core/snapshots.js';
+import { createSnapshots, listSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
@@ -73,6 +73,9 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(await treeState(safety)).toEqual(broken);
     const show = await exec('btrfs', ['property', 'get', '-ts', safety, 'ro']);
     expect(show.stdout.trim()).toBe('ro=true');
+    // The moved-aside volume was a plain subvolume, not a snapshot: it is still listed as one of ours.
+    const listed = await listSnapshots(deps, { volume: 'containers', type: 'pre-recover' });
+    expect(listed.snapshots.map((s) => [s.name, s.readOnly, s.owned])).toEqual([[result.safetyBackup, true, true]]);
     // The live volume is writable again.
     await writeFile(join(volumePath, 'writable-check'), 'x');
     await rm(join(volumePath, 'writable-check'));
