@@ -13,6 +13,8 @@ export interface WrapOptions {
   /** A validation command as argv (see splitCommandLine). */
   validate?: string[] | undefined;
   autoRollback?: boolean;
+  /** Take a new snapshot even when minInterval would reuse a recent one (also overrides maxPoolUsage). */
+  force?: boolean;
   commandTimeoutSeconds?: number;
   validateTimeoutSeconds?: number;
   /** Let the command and the validation write to the terminal (the CLI without --json). */
@@ -139,6 +141,7 @@ export async function runWrap(
     volumes: options.volumes,
     type: options.deploy ? 'pre-deploy' : 'pre-change',
     operation: options.operation,
+    force: Boolean(options.force),
   });
   const snapshots = [
     ...created.created.map((s) => ({ volume: s.volume, name: s.name, reused: false })),
