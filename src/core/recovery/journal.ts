@@ -79,9 +79,19 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeJournal(stateDir: string, journal: Journal): Promise<void> {
+/**
+ * Writes the journal atomically (temp file, fsync, rename). The first write of a recovery also
+ * fsyncs the folder, so the journal is on disk before anything changes; later writes replace it
+ * atomically, and after a power cut either version is a valid starting point for doctor, which
+ * reads the filesystem to see how far the recovery got.
+ */
+export async function writeJournal(
+  stateDir: string,
+  journal: Journal,
+  options: { first?: boolean } = {},
+): Promise<void> {
   const dir = journalDir(stateDir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (options.first) await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = journalFile(stateDir, journal.recoveryId);
   const temp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   const handle = await open(temp, 'wx', 0o600);
@@ -92,7 +102,7 @@ export async function writeJournal(stateDir: string, journal: Journal): Promise<
     await handle.close();
   }
   await rename(temp, file);
-  await syncDir(dir);
+  if (options.first) await syncDir(dir);
 }
 
 export async function removeJournal(stateDir: string, recoveryId: string): Promise<void> {

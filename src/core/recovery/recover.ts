@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, realpath, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
 import { createSystemdDriver } from '../../system/systemd.js';
@@ -9,7 +9,7 @@ import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { formatTimestamp, nextFreeName } from '../naming.js';
-import { lockVolumes, ownedSnapshots, requireOwnedSnapshot } from '../snapshots.js';
+import { lockVolumes, requireOwnedSnapshot } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import {
   faultPoint,
@@ -180,12 +180,21 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
   void deps;
 }
 
-async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal): Promise<string> {
+/** Names in the volume's snapshot folder (one readdir, no process): what a plan depends on. */
+async function folderNames(volume: VolumeConfig): Promise<string[]> {
+  try {
+    return (await readdir(volume.snapshotDir)).filter((name) => !name.startsWith('.')).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function fingerprintOf(deps: Deps, targets: Target[]): Promise<string> {
   const parts: string[] = [];
   for (const target of [...targets].sort((a, b) => a.volume.id.localeCompare(b.volume.id))) {
-    const owned = await ownedSnapshots(deps, target.volume, signal);
+    const info = await lstat(target.snapshot.path).catch(() => undefined);
     parts.push(
-      `${target.volume.id}|${target.snapshot.name}|${target.snapshot.uuid ?? target.snapshot.id ?? ''}|${owned.map((o) => o.raw.name).join(',')}`,
+      `${target.volume.id}|${target.snapshot.name}|${info ? `${info.ino}:${info.ctimeMs}` : 'missing'}|${(await folderNames(target.volume)).join(',')}`,
     );
   }
   const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
@@ -193,20 +202,9 @@ async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal
   return createHash('sha256').update(parts.join('\n')).digest('hex');
 }
 
-async function safetyName(
-  deps: Deps,
-  volume: VolumeConfig,
-  now: Date,
-  signal?: AbortSignal,
-): Promise<string> {
-  const taken = new Set((await deps.backendFor(volume).list(volume, { signal })).map((raw) => raw.name));
-  // A moved-aside volume that was made with `subvolume create` is not a snapshot in btrfs' eyes and
-  // may be missing from the listing: check the folder too.
-  for (;;) {
-    const name = nextFreeName(volume.id, 'pre-recover', undefined, now, taken);
-    if (!(await exists(join(volume.snapshotDir, name)))) return name;
-    taken.add(name);
-  }
+async function safetyName(volume: VolumeConfig, now: Date): Promise<string> {
+  const taken = new Set(await folderNames(volume));
+  return nextFreeName(volume.id, 'pre-recover', undefined, now, taken);
 }
 
 function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes']): string[] {
@@ -301,7 +299,7 @@ export async function planRecovery(
       snapshot: snapshot.name,
       snapshotPath: snapshot.path,
       volumePath: volume.path,
-      safetyBackup: await safetyName(deps, volume, now, context.signal),
+      safetyBackup: await safetyName(volume, now),
       ...(target.paths ? { paths: target.paths } : {}),
       ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
       services: { units: services.units, scope: services.scope },
@@ -329,7 +327,7 @@ export async function planRecovery(
     request,
     targets,
     plan,
-    fingerprint: await fingerprintOf(deps, targets, context.signal),
+    fingerprint: await fingerprintOf(deps, targets),
     summary: summaryText(plan),
   };
 }
@@ -342,16 +340,19 @@ async function step(
   item: JournalItem,
   name: RecoveryStep,
   work: () => Promise<void>,
+  options: { noop?: boolean } = {},
 ): Promise<void> {
   if (item.done.includes(name)) return;
   item.current = name;
-  await writeJournal(deps.config.stateDir, journal);
+  // A step with nothing to do (no units, no checks) changes nothing a crash could leave half done.
+  if (!options.noop) await writeJournal(deps.config.stateDir, journal);
   faultPoint('before', name);
   await work();
   faultPoint('after', name);
+  // The completion is written with the next step's intent (or when the journal is removed): after a
+  // crash the filesystem, not this flag, tells whether a step happened, and every step is safe to redo.
   item.done.push(name);
   item.current = undefined;
-  await writeJournal(deps.config.stateDir, journal);
 }
 
 async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortSignal): Promise<void> {
@@ -516,31 +517,38 @@ async function runJournal(
       for (const item of journal.items) {
         const volume = volumeOf(deps, item);
         const driver = drivers.get(item.volume);
-        await step(deps, journal, item, name, async () => {
-          switch (name) {
-            case 'stop-services':
-              if (driver) await stopUnits(driver, volume, signal);
-              break;
-            case 'move-aside':
-              await mkdir(item.snapshotDir, { recursive: true });
-              await rename(item.path, safetyPathOf(item));
-              break;
-            case 'restore':
-              await restoreInto(deps, item, signal);
-              break;
-            case 'protect-safety':
-              await protectSafety(deps, item);
-              break;
-            case 'safety-snapshot':
-              await takeSafetySnapshot(deps, volume, item, signal);
-              break;
-            case 'copy':
-              await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
-              break;
-            default:
-              break;
-          }
-        });
+        await step(
+          deps,
+          journal,
+          item,
+          name,
+          async () => {
+            switch (name) {
+              case 'stop-services':
+                if (driver) await stopUnits(driver, volume, signal);
+                break;
+              case 'move-aside':
+                await mkdir(item.snapshotDir, { recursive: true });
+                await rename(item.path, safetyPathOf(item));
+                break;
+              case 'restore':
+                await restoreInto(deps, item, signal);
+                break;
+              case 'protect-safety':
+                await protectSafety(deps, item);
+                break;
+              case 'safety-snapshot':
+                await takeSafetySnapshot(deps, volume, item, signal);
+                break;
+              case 'copy':
+                await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
+                break;
+              default:
+                break;
+            }
+          },
+          { noop: name === 'stop-services' && !driver },
+        );
       }
     }
   } catch (error) {
@@ -567,15 +575,29 @@ async function runJournal(
   for (const item of journal.items) {
     const volume = volumeOf(deps, item);
     const driver = drivers.get(item.volume);
-    await step(deps, journal, item, 'start-services', async () => {
-      if (driver) checks.push(...(await startUnits(driver, volume, signal)));
-    });
+    await step(
+      deps,
+      journal,
+      item,
+      'start-services',
+      async () => {
+        if (driver) checks.push(...(await startUnits(driver, volume, signal)));
+      },
+      { noop: !driver },
+    );
   }
   for (const item of journal.items) {
     const volume = volumeOf(deps, item);
-    await step(deps, journal, item, 'validate', async () => {
-      checks.push(...(await validateVolume(deps, drivers.get(item.volume), volume, signal)));
-    });
+    await step(
+      deps,
+      journal,
+      item,
+      'validate',
+      async () => {
+        checks.push(...(await validateVolume(deps, drivers.get(item.volume), volume, signal)));
+      },
+      { noop: !drivers.get(item.volume) && (volume.validate ?? []).length === 0 },
+    );
     outcomes.set(item.volume, checks.some((c) => c.volume === item.volume && !c.ok) ? 'failed' : 'success');
   }
   return { outcomes, checks };
@@ -673,7 +695,7 @@ export async function recover(
   );
   try {
     const now = deps.clock();
-    if ((await fingerprintOf(deps, planned.targets, context.signal)) !== planned.fingerprint) {
+    if ((await fingerprintOf(deps, planned.targets)) !== planned.fingerprint) {
       throw new SnapguardError(
         'CONFIRMATION_INVALID',
         'The volume changed while this recovery waited (another recovery or a new snapshot); the confirmed plan no longer applies. Nothing was changed.',
@@ -698,14 +720,14 @@ export async function recover(
         path: target.volume.path,
         snapshotDir: target.volume.snapshotDir,
         target: target.snapshot.name,
-        safety: await safetyName(deps, target.volume, now, context.signal),
+        safety: await safetyName(target.volume, now),
         paths: target.paths ?? [],
         ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
         units: servicesOf(target.volume).units,
         done: [],
       });
     }
-    await writeJournal(deps.config.stateDir, journal);
+    await writeJournal(deps.config.stateDir, journal, { first: true });
     const run = await runJournal(deps, journal, context);
     const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
     const first = journal.items[0] as JournalItem;
