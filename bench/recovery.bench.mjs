@@ -2,6 +2,7 @@
 // and the preview's change summary for 100k files with 1% changed. Needs root and btrfs-progs.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { buildConfig } from '../dist/core/config.js';
 import { createDeps } from '../dist/core/deps.js';

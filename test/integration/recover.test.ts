@@ -75,7 +75,9 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(show.stdout.trim()).toBe('ro=true');
     // The moved-aside volume was a plain subvolume, not a snapshot: it is still listed as one of ours.
     const listed = await listSnapshots(deps, { volume: 'containers', type: 'pre-recover' });
-    expect(listed.snapshots.map((s) => [s.name, s.readOnly, s.owned])).toEqual([[result.safetyBackup, true, true]]);
+    expect(listed.snapshots.map((s) => [s.name, s.readOnly, s.owned])).toEqual([
+      [result.safetyBackup, true, true],
+    ]);
     // The live volume is writable again.
     await writeFile(join(volumePath, 'writable-check'), 'x');
     await rm(join(volumePath, 'writable-check'));
