@@ -1,6 +1,6 @@
 import type { Deps } from './deps.js';
 import { SnapguardError, toSnapguardError } from './errors.js';
-import { recover, type RecoverContext } from './recovery/recover.js';
+import { recover, resolveUnfinishedRecoveries, type RecoverContext } from './recovery/recover.js';
 import type { RecoverResult } from './recovery/schemas.js';
 import { completeOperation, createSnapshots } from './snapshots.js';
 
@@ -137,6 +137,9 @@ export async function runWrap(
     );
   }
   const warnings: string[] = [];
+  // An interrupted recovery of these volumes is finished (or undone) before anything new starts.
+  for (const resolved of await resolveUnfinishedRecoveries(deps, { volumes: options.volumes, context }))
+    warnings.push(`interrupted recovery ${resolved.recoveryId}: ${resolved.action} (${resolved.detail})`);
   const created = await createSnapshots(deps, {
     volumes: options.volumes,
     type: options.deploy ? 'pre-deploy' : 'pre-change',

@@ -53,6 +53,8 @@ export interface RecoverContext {
   }) => Promise<true | RecoverResult>;
   /** Skip the change summary (automation that has already decided, e.g. wrap --auto-rollback). */
   skipChanges?: boolean;
+  /** Called before each step (MCP progress notifications). */
+  onProgress?: (message: string) => void;
 }
 
 function driverFor(deps: Deps, volume: VolumeConfig, context: RecoverContext): ServiceDriver | undefined {
@@ -517,6 +519,7 @@ async function runJournal(
       for (const item of journal.items) {
         const volume = volumeOf(deps, item);
         const driver = drivers.get(item.volume);
+        if (!item.done.includes(name)) context.onProgress?.(`${item.volume}: ${name}`);
         await step(
           deps,
           journal,
