@@ -667,6 +667,18 @@ function newRecoveryId(now: Date): string {
  * `recover`: plan, confirm, then (under the volume locks, with a journal) swap and validate.
  * Unfinished recoveries of the same volumes are resolved first.
  */
+/** The volumes a request touches, known before planning (an unknown id is refused by planning). */
+async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.parse>): Promise<string[]> {
+  if (request.operationId !== undefined) {
+    const { history } = await deps.history.read();
+    return history.snapshots
+      .filter((entry) => entry.operation_id === request.operationId)
+      .map((entry) => entry.subvolume)
+      .filter((id) => deps.config.volumes[id] !== undefined);
+  }
+  return request.volume !== undefined && deps.config.volumes[request.volume] ? [request.volume] : [];
+}
+
 export async function recover(
   deps: Deps,
   input: unknown,
@@ -676,10 +688,23 @@ export async function recover(
   const raw = parseInput(RecoverInput, input, 'recover');
   const resolved = raw.dryRun ? [] : await resolveUnfinishedRecoveries(deps, { context });
   const needsGate = !raw.dryRun && raw.confirmationToken === undefined && deps.config.confirm !== 'never';
-  const planned = await planRecovery(deps, input, {
-    ...context,
-    withChanges: (raw.dryRun || needsGate) && !context.skipChanges,
-  });
+  // Plan under the volume locks (briefly): a plan never sees a volume in the middle of another
+  // recovery's swap. The locks are released while the user decides.
+  const releasePlan = await lockVolumes(
+    deps,
+    await volumeIdsOf(deps, raw),
+    'recover: planning',
+    context.signal,
+  );
+  let planned: Awaited<ReturnType<typeof planRecovery>>;
+  try {
+    planned = await planRecovery(deps, input, {
+      ...context,
+      withChanges: (raw.dryRun || needsGate) && !context.skipChanges,
+    });
+  } finally {
+    await releasePlan();
+  }
   const extra = resolved.length ? { resolved } : {};
   if (raw.dryRun) return { status: 'planned', plan: planned.plan, ...extra };
   if (context.confirm) {
