@@ -627,7 +627,15 @@ async function revertJournal(
         // The swap went through for this volume; a fresh clone of the target holds no data of its own.
         const aside = `${item.path}.snapguard-undone-${journal.recoveryId}`;
         await rename(item.path, aside);
-        if (item.backend === 'btrfs') {
+        if (!(await exists(join(item.snapshotDir, item.target)))) {
+          // The target is gone, so this copy is the only one of it: keep it next to the volume.
+          if (item.backend === 'btrfs')
+            await deps
+              .exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'])
+              .catch(() => undefined);
+          await rename(safety, item.path);
+          notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
+        } else if (item.backend === 'btrfs') {
           await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
           await rename(safety, item.path);
           await deps.exec('btrfs', ['subvolume', 'delete', aside]).catch(() => undefined);
