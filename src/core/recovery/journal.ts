@@ -80,10 +80,11 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 /**
- * Writes the journal atomically (temp file, fsync, rename). The first write of a recovery also
- * fsyncs the folder, so the journal is on disk before anything changes; later writes replace it
- * atomically, and after a power cut either version is a valid starting point for doctor, which
- * reads the filesystem to see how far the recovery got.
+ * Writes the journal atomically (temp file, rename). The first write of a recovery is fsynced,
+ * folder included, so the journal is on disk before anything changes. Later writes only replace it
+ * atomically: a killed process leaves them in the page cache, and after a power cut an older
+ * version is as good a starting point for doctor, which reads the filesystem (not the journal's
+ * flags) to see how far the recovery got.
  */
 export async function writeJournal(
   stateDir: string,
@@ -97,7 +98,7 @@ export async function writeJournal(
   const handle = await open(temp, 'wx', 0o600);
   try {
     await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
-    await handle.sync();
+    if (options.first) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -106,10 +107,11 @@ export async function writeJournal(
 }
 
 export async function removeJournal(stateDir: string, recoveryId: string): Promise<void> {
+  // Not fsynced: if a power cut brings the journal back, doctor finds every step done and only
+  // confirms the history entry (written once, by id).
   await unlink(journalFile(stateDir, recoveryId)).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
   });
-  await syncDir(journalDir(stateDir)).catch(() => undefined);
 }
 
 /** Every journal left in stateDir: each is an unfinished recovery. */
