@@ -339,6 +339,32 @@ describe.runIf(run)('recover a whole operation, and locks', () => {
     });
   });
 
+  it('configured validate commands run after the swap; a failing one makes the recovery failed and is named', async () => {
+    const checked = await box.subvolume('checked');
+    const vdeps = box.deps({
+      confirm: 'never',
+      volumes: {
+        checked: {
+          backend: 'btrfs',
+          path: checked,
+          validate: [{ command: ['test', '-f', 'healthy'], timeout: '5s' }],
+        },
+      },
+    });
+    const broken = (await createSnapshots(vdeps, { volumes: ['checked'], type: 'manual' })).created[0]!;
+    await writeFile(join(checked, 'healthy'), 'yes\n');
+    const failed = await recover(vdeps, { volume: 'checked', snapshot: broken.name });
+    expect(failed.status).toBe('failed');
+    expect(failed.validation).toEqual([
+      expect.objectContaining({ volume: 'checked', check: 'command test -f healthy', ok: false }),
+    ]);
+    expect(failed.message).toMatch(/command test -f healthy/);
+    // Undo with the safety snapshot, which has the file: validation passes.
+    const undo = await recover(vdeps, { volume: 'checked', snapshot: failed.safetyBackup! });
+    expect(undo.status).toBe('recovered');
+    expect(undo.validation).toEqual([{ volume: 'checked', check: 'command test -f healthy', ok: true }]);
+  });
+
   it('a stale lock of a dead process is taken over and logged', async () => {
     const snap = (await createSnapshots(deps, { volumes: ['containers'], type: 'manual', force: true }))
       .created[0]!;
