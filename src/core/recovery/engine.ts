@@ -17,10 +17,10 @@ import {
   type ServiceDriverFactory,
 } from './services.js';
 
-/**
- * The steps of a recovery and the journal-driven runner shared by `recover` and the crash
- * recovery (resume.ts): every step is announced in the journal before it is taken.
- */
+// The steps of a recovery and the journal-driven runner shared by `recover` and the crash
+// recovery (resume.ts): every step is announced in the journal before it is taken.
+
+/** Options of one recovery call. */
 export interface RecoverContext {
   signal?: AbortSignal | undefined;
   /** How units are reached; defaults to the systemd driver. */

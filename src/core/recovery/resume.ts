@@ -17,7 +17,7 @@ import {
   type RecoverContext,
 } from './engine.js';
 
-/** Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind. */
+// Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 
 function pidAlive(pid: number): boolean {
   try {
