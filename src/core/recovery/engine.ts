@@ -241,7 +241,7 @@ export async function runJournal(
   const swapSteps: readonly RecoveryStep[] =
     journal.mode === 'rollback'
       ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
-      : ['safety-snapshot', 'stop-services', 'copy'];
+      : ['stop-services', 'safety-snapshot', 'copy'];
   try {
     for (const name of swapSteps) {
       for (const item of journal.items) {

@@ -19,8 +19,8 @@ export const ROLLBACK_STEPS = [
   'record',
 ] as const;
 export const FILES_STEPS = [
-  'safety-snapshot',
   'stop-services',
+  'safety-snapshot',
   'copy',
   'start-services',
   'validate',

@@ -159,10 +159,10 @@ function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes'
     const units = item.services.units;
     const scope = item.services.scope === 'user' ? ' (user scope)' : '';
     if (mode === 'files') {
+      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
       steps.push(
         `${item.volume}: snapshot the current state read-only as ${item.safetyBackup} (kept; recover it to undo)`,
       );
-      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
       steps.push(
         `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (owners, modes, times, xattrs, symlinks kept): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
       );
