@@ -218,6 +218,18 @@ describe.runIf(run)('run_restore_test on real btrfs', () => {
       expect(result.warnings).toEqual([]);
     });
 
+    it('full mode from the received copy: send | receive back into the pool, verified against the local snapshot', async () => {
+      const result = await runRestoreTest(deps, {
+        volume: 'data',
+        source: 'external',
+        mode: 'full',
+        sampleSize: 20,
+        seed: 2,
+      });
+      expect(result.results[0]?.failures).toEqual([]);
+      expect(result.results[0]?.rtoEstimateSeconds).toEqual(expect.any(Number));
+    });
+
     it('fails naming the check when mode, owner, an xattr or the selinux label changed on the copy', async () => {
       // Received snapshots are read-only; make it writable to damage it the way a careless copy would.
       execFileSync('btrfs', ['property', 'set', '-f', '-ts', copy, 'ro', 'false'], { stdio: 'ignore' });
