@@ -83,6 +83,20 @@ describe.runIf(run)('a snapshot with a corrupted data block', () => {
     });
   });
 
+  it('the full drill fails too: btrfs send cannot read the damaged extent, and the scratch subvolume is gone', async () => {
+    const result = await runRestoreTest(deps, { volume: 'data', mode: 'full', seed: 1 });
+    expect(result.overall).toBe('FAIL');
+    expect(result.results[0]?.failures).toEqual([
+      expect.objectContaining({
+        path: '.',
+        check: 'read-error',
+        actual: expect.stringMatching(/Input\/output error|EIO/i),
+      }),
+    ]);
+    const { stdout } = await exec('btrfs', ['subvolume', 'list', sandbox.pool.mountPoint]);
+    expect(stdout).not.toContain('.snapguard-restore-test-');
+  });
+
   it('health_check is CRITICAL: btrfs device stats count the corruption', async () => {
     const result = await healthCheck(deps, { volume: 'data' });
     expect(result.overall).toBe('CRITICAL');

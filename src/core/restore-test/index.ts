@@ -569,7 +569,28 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
         errors.find(
           (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
         ) ?? errors[0];
-      if (cause) throw cause;
+      if (cause) {
+        // A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure.
+        const message = cause instanceof Error ? cause.message : String(cause);
+        return {
+          snapshot: snapshot.name,
+          checkedPaths: [],
+          population: 0,
+          filesChecked: 0,
+          bytesRestored: 0,
+          restoreSeconds: (performance.now() - started) / 1000,
+          failures: [
+            {
+              path: '.',
+              check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
+              expected: 'btrfs send | receive completes',
+              actual: message,
+            },
+          ],
+          drift: [],
+          rtoEstimateSeconds: null,
+        };
+      }
     } finally {
       call.signal?.removeEventListener('abort', stopBoth);
     }
