@@ -258,7 +258,11 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
 async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
   const { deps, volume, request, call } = run;
   if (request.snapshot) return requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
-  const newest = (await ownedSnapshots(deps, volume, call.signal))[0];
+  // Reading the folder finds the newest by its name without running `btrfs subvolume list` twice.
+  const newest =
+    volume.backend === 'btrfs'
+      ? (await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true }))[0]
+      : (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
   if (!newest) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
@@ -266,7 +270,7 @@ async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
       `Create one with: snapguard snapshot create ${volume.id}`,
     );
   }
-  return newest.raw;
+  return newest;
 }
 
 async function makeScratch(deps: Deps, base: string | undefined, volumeId: string): Promise<string> {
