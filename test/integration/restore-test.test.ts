@@ -171,6 +171,19 @@ describe.runIf(run)('run_restore_test on real btrfs', () => {
     expect(history.restore_tests.at(-1).rto_estimate_seconds).toEqual(expect.any(Number));
   });
 
+  it('a cancelled full drill stops send and receive and removes the received subvolume', async () => {
+    const controller = new AbortController();
+    const attempt = runRestoreTest(
+      deps,
+      { volume: 'data', mode: 'full', seed: 4 },
+      { signal: controller.signal, onProgress: () => setTimeout(() => controller.abort(), 5) },
+    );
+    await expect(attempt).rejects.toThrow();
+    expect(await scratchLeftovers(join(sandbox.dir, 'pool', '.snapshots'))).toEqual([]);
+    const { stdout } = await exec('btrfs', ['subvolume', 'list', sandbox.pool.mountPoint]);
+    expect(stdout).not.toContain('.snapguard-restore-test-');
+  });
+
   describe('external source (a received copy on a second pool)', () => {
     let external: Awaited<ReturnType<typeof createBtrfsSandbox>>;
     let copy: string;
