@@ -3,6 +3,7 @@ import type { Deps } from '../../core/deps.js';
 import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
+import { registerOrchestrateTool } from './orchestrate.js';
 
 export interface ToolEntry {
   name: string;
@@ -15,6 +16,7 @@ export const tools: readonly ToolEntry[] = [
   { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+  { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
