@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeCommands } from '../../system/pipe.js';
 import type { Deps } from '../deps.js';
@@ -325,10 +326,11 @@ async function runReplicate(
         started: false,
         detail: `${volume.id} has no snapguard snapshot to replicate; run a snapshot stage first`,
       };
+    // Read the folder itself: `btrfs subvolume list -s` leaves out snapshots received in full.
     const onTarget = new Set(
-      (await deps.backendFor(volume).list(volume, { dir: job.target, signal: ctx.signal })).map(
-        (s) => s.name,
-      ),
+      (await readdir(job.target, { withFileTypes: true }))
+        .filter((entry) => entry.isDirectory() && parseSnapshotName(volume.id, entry.name))
+        .map((entry) => entry.name),
     );
     const targetPath = join(job.target, newest.raw.name);
     if (onTarget.has(newest.raw.name)) {
