@@ -159,8 +159,10 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
   const jobStart = ctx.deps.clock();
   let alreadyRunning = false;
   let started = false;
+  let runStartUsec: number | undefined;
   try {
     const before = await systemd.show(unit, { signal: ctx.signal });
+    runStartUsec = before.execMainStartTimestampUsec;
     if (before.loadState === 'not-found')
       return { result: 'failed', started, detail: `${unit} does not exist`, unit, journal: [] };
     if (isRunning(before)) {
@@ -231,8 +233,9 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
       journal: await journalOf(job),
     };
   }
-  // A run that was already going began before this job; count products from within its timeout.
-  const since = alreadyRunning ? new Date(jobStart.getTime() - job.timeoutSeconds * 1000) : jobStart;
+  // A run that was already going began before this job: its products count from its own start.
+  const since =
+    alreadyRunning && runStartUsec !== undefined ? new Date(Math.floor(runStartUsec / 1000)) : jobStart;
   const outcome = await withVerification(ctx, job.verify, since, {
     ...base,
     result: 'succeeded-unverified',

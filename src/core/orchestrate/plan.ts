@@ -113,13 +113,12 @@ async function discoverUnits(
   const found = new Map<string, boolean>();
   const globs = job.units.filter(isGlob);
   if (globs.length > 0) {
-    const loaded = await systemd.listUnits(globs, { signal });
-    // Units that are installed but not loaded (never started since boot) only show up here.
-    const files = await systemd.listUnitFiles(globs, { signal });
-    for (const unit of [...loaded, ...files]) {
-      // A template (name@.service) cannot be started without an instance.
-      if (/@\./.test(unit)) continue;
-      if (globs.some((glob) => globToRegExp(glob).test(unit))) found.set(unit, false);
+    // Loaded units plus installed unit files that are not loaded (never started since boot).
+    for (const listed of await systemd.listUnits(globs, { signal })) {
+      // Masked units cannot start; not-found ones are only referenced, with no unit file.
+      if (listed.loadState === 'masked' || listed.loadState === 'not-found') continue;
+      if (/@\./.test(listed.unit)) continue;
+      if (globs.some((glob) => globToRegExp(glob).test(listed.unit))) found.set(listed.unit, false);
     }
   }
   for (const name of job.units.filter((unit) => !isGlob(unit))) {
