@@ -3,7 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeCommands } from '../../system/pipe.js';
 import type { Deps } from '../deps.js';
-import { isSnapguardError, toSnapguardError } from '../errors.js';
+import { isSnapguardError, SnapguardError, toSnapguardError } from '../errors.js';
 import type { SnapshotEntry } from '../history/schema.js';
 import { parseSnapshotName } from '../naming.js';
 import { createSnapshots, lockVolumes, ownedSnapshots } from '../snapshots.js';
@@ -133,11 +133,18 @@ async function withVerification(
 async function stopStartedUnit(
   job: Extract<PlannedJob, { kind: 'systemd' }>,
   ctx: JobContext,
+  pendingStart?: unknown,
 ): Promise<string> {
   if (!ctx.startedUnits.has(job.unit)) return '';
   try {
     await job.systemd.stop(job.unit, { timeoutMs: 90_000 });
     ctx.stoppedUnits.push(job.unit);
+    // Stopping cancels the start job, so the blocked `systemctl start` returns now.
+    if (pendingStart instanceof Promise)
+      await Promise.race([
+        pendingStart.catch(() => undefined),
+        new Promise((r) => setTimeout(r, 10_000).unref()),
+      ]);
     return `; stopped ${job.unit}`;
   } catch (error) {
     return `; stopping ${job.unit} failed: ${toSnapguardError(error).message}`;
@@ -150,6 +157,53 @@ async function journalOf(job: Extract<PlannedJob, { kind: 'systemd' }>): Promise
   } catch (error) {
     return [`(journal not available: ${toSnapguardError(error).message})`];
   }
+}
+
+/**
+ * `systemctl start` of a oneshot unit blocks until the unit has finished: that is the wait, with
+ * no polling. The deadline and the cancellation are enforced here rather than by killing the
+ * systemctl client (behind nsenter or ssh a killed client leaves its remote half blocked and the
+ * unit running): on either, the unit is stopped, which ends the start job and the blocked client.
+ */
+async function startAndWait(
+  job: Extract<PlannedJob, { kind: 'systemd' }>,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const { systemd, unit } = job;
+  let stopReason: 'TIMEOUT' | 'CANCELLED' | undefined;
+  let onAbort: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const interrupted = new Promise<'TIMEOUT' | 'CANCELLED'>((resolve) => {
+    timer = setTimeout(() => resolve('TIMEOUT'), timeoutMs);
+    onAbort = () => resolve('CANCELLED');
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const start = systemd
+    .start(unit, { timeoutMs: timeoutMs + 120_000 })
+    .then(() => undefined)
+    .catch((error: unknown) => {
+      // A failing unit makes `systemctl start` exit non-zero; its Result, read next, says why.
+      if (isSnapguardError(error) && error.code === 'COMMAND_FAILED') return undefined;
+      throw error;
+    });
+  try {
+    stopReason = await Promise.race([start.then(() => undefined), interrupted]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener('abort', onAbort);
+  }
+  if (stopReason === undefined) return;
+  // The caller stops the unit (it records that it did); wait for the start job to end with it.
+  throw new SnapguardError(
+    stopReason,
+    stopReason === 'TIMEOUT'
+      ? `${unit} did not finish within ${Math.round(timeoutMs / 1000)} s.`
+      : `Cancelled while ${unit} ran.`,
+    'See the unit journal.',
+    { details: { pendingStart: start } },
+  );
 }
 
 async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobContext): Promise<Outcome> {
@@ -172,13 +226,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
     } else {
       started = true;
       ctx.startedUnits.add(unit);
-      try {
-        // For a oneshot unit `systemctl start` returns when the unit has finished.
-        await systemd.start(unit, { timeoutMs: remaining(), signal: ctx.signal });
-      } catch (error) {
-        // A failing unit makes `systemctl start` exit non-zero; its Result below says why.
-        if (!isSnapguardError(error) || error.code !== 'COMMAND_FAILED') throw error;
-      }
+      await startAndWait(job, remaining(), ctx.signal);
       const after = await systemd.show(unit, { signal: ctx.signal });
       if (isRunning(after))
         await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
@@ -186,7 +234,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
   } catch (error) {
     const failure = toSnapguardError(error);
     if (failure.code === 'TIMEOUT') {
-      const stopped = await stopStartedUnit(job, ctx);
+      const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
       const journal = await journalOf(job);
       return {
         result: 'timeout',
@@ -198,7 +246,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
       };
     }
     if (failure.code === 'CANCELLED') {
-      const stopped = await stopStartedUnit(job, ctx);
+      const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
       return {
         result: 'cancelled',
         started,
