@@ -1,4 +1,5 @@
 import { access, constants, readFile, realpath, unlink, writeFile } from 'node:fs/promises';
+import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { statfsUsage } from '../../backends/usage.js';
 import { mountOf } from '../../system/mounts.js';
@@ -147,6 +148,8 @@ export async function orchestrate(
   const t0 = performance.now();
   const id = `orch-${formatTimestamp(startedAt)}-${Math.random().toString(16).slice(2, 8)}`;
   const signal = call.signal ?? new AbortController().signal;
+  // Every parallel job listens on the one signal.
+  setMaxListeners(0, signal);
   const emit = (event: OrchestrateEvent) => {
     try {
       call.onEvent?.(event);

@@ -9,6 +9,7 @@ import { parseSnapshotName } from '../naming.js';
 import { createSnapshots, lockVolumes, ownedSnapshots } from '../snapshots.js';
 import type { PlannedJob } from './plan.js';
 import type { JobOutcome, VerifySpec } from './schema.js';
+import { unitStatusOf } from '../../system/systemd.js';
 import type { UnitStatus } from './systemd-port.js';
 
 export interface JobContext {
@@ -169,7 +170,7 @@ async function startAndWait(
   job: Extract<PlannedJob, { kind: 'systemd' }>,
   timeoutMs: number,
   signal: AbortSignal,
-): Promise<void> {
+): Promise<UnitStatus | undefined> {
   const { systemd, unit } = job;
   let stopReason: 'TIMEOUT' | 'CANCELLED' | undefined;
   let onAbort: (() => void) | undefined;
@@ -180,21 +181,23 @@ async function startAndWait(
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
   });
-  const start = systemd
+  const start: Promise<UnitStatus | undefined> = systemd
     .start(unit, { timeoutMs: timeoutMs + 120_000 })
-    .then(() => undefined)
     .catch((error: unknown) => {
-      // A failing unit makes `systemctl start` exit non-zero; its Result, read next, says why.
-      if (isSnapguardError(error) && error.code === 'COMMAND_FAILED') return undefined;
+      // A failing unit makes `systemctl start` exit non-zero; the error carries the unit's status.
+      if (isSnapguardError(error) && error.code === 'COMMAND_FAILED') return unitStatusOf(error);
       throw error;
     });
+  let status: UnitStatus | undefined;
   try {
-    stopReason = await Promise.race([start.then(() => undefined), interrupted]);
+    const first = await Promise.race([start.then((after) => ({ after })), interrupted]);
+    if (typeof first === 'string') stopReason = first;
+    else status = first.after;
   } finally {
     clearTimeout(timer);
     if (onAbort) signal.removeEventListener('abort', onAbort);
   }
-  if (stopReason === undefined) return;
+  if (stopReason === undefined) return status;
   // The caller stops the unit (it records that it did); wait for the start job to end with it.
   throw new SnapguardError(
     stopReason,
@@ -214,6 +217,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
   let alreadyRunning = false;
   let started = false;
   let runStartUsec: number | undefined;
+  let finalStatus: UnitStatus | undefined;
   try {
     const before = await systemd.show(unit, { signal: ctx.signal });
     runStartUsec = before.execMainStartTimestampUsec;
@@ -222,14 +226,16 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
     if (isRunning(before)) {
       // Started by its timer: wait for that run instead of queueing a second one.
       alreadyRunning = true;
-      await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
+      finalStatus = await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
     } else {
       started = true;
       ctx.startedUnits.add(unit);
-      await startAndWait(job, remaining(), ctx.signal);
-      const after = await systemd.show(unit, { signal: ctx.signal });
-      if (isRunning(after))
-        await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
+      // The status after the start saves a call per job; a non-oneshot unit is still running then.
+      const after = await startAndWait(job, remaining(), ctx.signal);
+      finalStatus =
+        after && !isRunning(after)
+          ? after
+          : await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
     }
   } catch (error) {
     const failure = toSnapguardError(error);
@@ -264,7 +270,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
       journal: await journalOf(job),
     };
   }
-  const final = await systemd.show(unit, { signal: ctx.signal });
+  const final = finalStatus ?? (await systemd.show(unit, { signal: ctx.signal }));
   const how = alreadyRunning ? 'was already running (started by its timer) and was waited for' : 'ran';
   const base = {
     started,
