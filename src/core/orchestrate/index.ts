@@ -8,7 +8,7 @@ import { toSnapguardError } from '../errors.js';
 import { acquireLock, isOwnerAlive, type HeldLock, type LockOwner } from '../lock.js';
 import { formatTimestamp } from '../naming.js';
 import { parseInput } from '../validate.js';
-import { runJob, type JobContext } from './jobs.js';
+import { readStatuses, runJob, type JobContext } from './jobs.js';
 import { orchestrationMetricsFile, renderOrchestrationMetrics, writeMetricsFile } from './metrics.js';
 import { sendWebhook } from './notify.js';
 import { planStages, type PlannedJob, type PlannedStage } from './plan.js';
@@ -265,6 +265,7 @@ export async function orchestrate(
         break;
       }
       emit({ type: 'stage-start', stage: stage.name, jobs: stage.jobs.map((job) => job.id) });
+      context.statusBefore = await readStatuses(stage.jobs, signal).catch(() => new Map());
       const jobs = await Promise.all(
         stage.jobs.map(async (job) => {
           emit({ type: 'job-start', stage: stage.name, job: job.id, kind: job.kind });

@@ -18,6 +18,37 @@ export interface JobContext {
   /** Units this run started, so a timeout or cancellation stops exactly those. */
   startedUnits: Set<string>;
   stoppedUnits: string[];
+  /** Unit statuses read in one batch at the start of the stage. */
+  statusBefore?: Map<PlannedJob, UnitStatus>;
+}
+
+/** One `systemctl show` per systemd target for all units of a stage; on failure each job asks itself. */
+export async function readStatuses(
+  jobs: PlannedJob[],
+  signal: AbortSignal,
+): Promise<Map<PlannedJob, UnitStatus>> {
+  const statuses = new Map<PlannedJob, UnitStatus>();
+  type UnitJob = Extract<PlannedJob, { kind: 'systemd' }>;
+  const byTarget = new Map<UnitJob['systemd'], UnitJob[]>();
+  for (const job of jobs) {
+    if (job.kind !== 'systemd') continue;
+    byTarget.set(job.systemd, [...(byTarget.get(job.systemd) ?? []), job]);
+  }
+  for (const [systemd, group] of byTarget) {
+    try {
+      const found = await systemd.showMany(
+        group.map((job) => job.unit),
+        { signal },
+      );
+      group.forEach((job, index) => {
+        const status = found[index];
+        if (status && status.loadState !== '') statuses.set(job, status);
+      });
+    } catch (error) {
+      if (toSnapguardError(error).code === 'CANCELLED') throw error;
+    }
+  }
+  return statuses;
 }
 
 type Outcome = Omit<JobOutcome, 'durationSeconds' | 'timeoutSeconds' | 'id' | 'kind'>;
@@ -219,7 +250,7 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
   let runStartUsec: number | undefined;
   let finalStatus: UnitStatus | undefined;
   try {
-    const before = await systemd.show(unit, { signal: ctx.signal });
+    const before = ctx.statusBefore?.get(job) ?? (await systemd.show(unit, { signal: ctx.signal }));
     runStartUsec = before.execMainStartTimestampUsec;
     if (before.loadState === 'not-found')
       return { result: 'failed', started, detail: `${unit} does not exist`, unit, journal: [] };
