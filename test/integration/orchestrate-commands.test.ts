@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type IncomingMessage } from 'node:http';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig, type ConfigInput } from '../../src/core/config.js';
@@ -356,6 +356,47 @@ describe.skipIf(!run)('orchestrate: command jobs with real restic', () => {
     } finally {
       await held.release();
     }
+  });
+
+  it('takes over a stale host lock of a dead process and says so', async () => {
+    const staleDeps = deps({
+      stages: [{ name: 's', timeout: '30s', jobs: [{ kind: 'command', name: 'ok', argv: ['true'] }] }],
+    });
+    const lockFile = orchestrationLockFile(staleDeps.config.stateDir);
+    await mkdir(join(staleDeps.config.stateDir, 'locks'), { recursive: true });
+    // pid 2^22+1 is above the kernel's pid_max limit: no process can have it.
+    await writeFile(
+      lockFile,
+      JSON.stringify({
+        pid: 4194305,
+        host: hostname(),
+        procStart: '1',
+        purpose: 'orchestrate crashed',
+        since: '2026-01-01T00:00:00Z',
+      }),
+    );
+    const result = await orchestrate(staleDeps, {});
+    expect(result.exitCode).toBe(0);
+    expect(result.notes.join('\n')).toContain('Took over the stale orchestration lock of pid 4194305');
+    expect(existsSync(lockFile)).toBe(false);
+  });
+
+  it('passes argv to the program without a shell: shell syntax stays literal', async () => {
+    const marker = join(dir, 'injected');
+    const result = await orchestrate(
+      deps({
+        stages: [
+          {
+            name: 's',
+            timeout: '30s',
+            jobs: [{ kind: 'command', name: 'echo', argv: ['echo', `$(touch ${marker}); touch ${marker}`] }],
+          },
+        ],
+      }),
+      {},
+    );
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(marker)).toBe(false);
   });
 
   it('fails pre-flight when a replication target is not a mounted disk (exit 2, nothing started)', async () => {

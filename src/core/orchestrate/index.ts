@@ -113,13 +113,17 @@ async function preflight(deps: Deps, stages: PlannedStage[], dryRun: boolean) {
   return checks;
 }
 
-async function lockHolder(file: string): Promise<LockOwner | undefined> {
+async function readOwnerFile(file: string): Promise<LockOwner | undefined> {
   try {
-    const owner = JSON.parse(await readFile(file, 'utf8')) as LockOwner;
-    return isOwnerAlive(owner) ? owner : undefined;
+    return JSON.parse(await readFile(file, 'utf8')) as LockOwner;
   } catch {
     return undefined;
   }
+}
+
+async function lockHolder(file: string): Promise<LockOwner | undefined> {
+  const owner = await readOwnerFile(file);
+  return owner && isOwnerAlive(owner) ? owner : undefined;
 }
 
 function jobFailure(stage: string, job: JobOutcome) {
@@ -172,6 +176,8 @@ export async function orchestrate(
       ? `pid ${holder.pid} runs an orchestration since ${holder.since}`
       : 'no other orchestration is running';
   } else {
+    // A lock left by a process that died is taken over (guardrail 4); say so in the result.
+    const stale = await readOwnerFile(lockFile);
     try {
       lock = await acquireLock(lockFile, {
         purpose: `orchestrate ${id}`,
@@ -181,6 +187,12 @@ export async function orchestrate(
         what: 'The orchestration lock of this host',
       });
       lockCheck.detail = `held in ${lockFile}`;
+      if (stale && !isOwnerAlive(stale)) {
+        lockCheck.detail += `; took over a stale lock of pid ${stale.pid} (${stale.purpose}, since ${stale.since}), that process is gone`;
+        notes.push(
+          `Took over the stale orchestration lock of pid ${stale.pid}; that process no longer runs.`,
+        );
+      }
     } catch (error) {
       const failure = toSnapguardError(error);
       if (failure.code !== 'LOCKED') throw failure;
