@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SnapguardError, isSnapguardError } from '../core/errors.js';
-import type { Exec, ExecResult } from './exec.js';
+import { describeCommand, type Exec, type ExecResult } from './exec.js';
 
 /**
  * How systemctl is reached. `systemctl` is the argv prefix: `['systemctl']` on this host,
@@ -163,6 +163,7 @@ const showProperties = [
   'ExecMainExitTimestamp',
   'Type',
   'Job',
+  'InvocationID',
 ] as const;
 
 export function showArgs(unit: string): string[] {
@@ -212,6 +213,69 @@ export function parseShowOutput(unit: string, stdout: string): UnitStatus {
 export function parseShowManyOutput(units: readonly string[], stdout: string): UnitStatus[] {
   const blocks = stdout.split(/\n\n/);
   return units.map((unit, index) => parseShowOutput(unit, blocks[index] ?? ''));
+}
+
+/** What the manager logged about one run (one invocation) of a unit. */
+export interface JournalRun {
+  invocationId: string;
+  startUsec?: number;
+  exitUsec?: number;
+  result?: string;
+  exitStatus?: number;
+}
+
+/** Message ids of systemd's catalog for the manager's messages about a unit's run. */
+const messageIds = {
+  starting: '7d4958e842da4a758f6c1cdc7b36dcc5',
+  processExit: '98e322203f7a4ed290d09fe03c09fe15',
+  failureResult: 'd9b373ed55a64feb8242e02dbe79a49c',
+  success: '7ad2d189f7e94e70a38c781354912448',
+} as const;
+
+/** The last run in `journalctl -o json` lines (oldest first), grouped by invocation id. */
+export function parseJournalRun(stdout: string): JournalRun | undefined {
+  let run: JournalRun | undefined;
+  for (const line of stdout.split('\n')) {
+    if (line.trim() === '') continue;
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    const text = (key: string) => (typeof entry[key] === 'string' ? (entry[key] as string) : undefined);
+    const id = text('MESSAGE_ID');
+    const invocation = text('INVOCATION_ID') ?? text('USER_INVOCATION_ID');
+    if (id === undefined || invocation === undefined || !Object.values(messageIds).includes(id as never))
+      continue;
+    if (run?.invocationId !== invocation) run = { invocationId: invocation };
+    const at = Number(text('__REALTIME_TIMESTAMP'));
+    const when = Number.isFinite(at) && at > 0 ? at : undefined;
+    if (id === messageIds.starting && when !== undefined) run.startUsec = when;
+    if (id === messageIds.processExit) {
+      if (when !== undefined) run.exitUsec = when;
+      const status = text('EXIT_STATUS');
+      if (text('EXIT_CODE') === 'exited' && status !== undefined && /^\d+$/.test(status))
+        run.exitStatus = Number(status);
+    }
+    if (id === messageIds.failureResult) run.result = text('UNIT_RESULT') ?? run.result;
+    if (id === messageIds.success) {
+      run.result = 'success';
+      run.exitUsec ??= when;
+    }
+  }
+  return run;
+}
+
+/** Completes a status read after systemd unloaded the unit with what the journal kept. */
+export function applyJournalRun(status: UnitStatus, run: JournalRun): UnitStatus {
+  const merged: UnitStatus = { ...status };
+  if (run.result !== undefined) merged.result = run.result;
+  if (run.exitStatus !== undefined) merged.execMainStatus = run.exitStatus;
+  else if (run.result === 'success') merged.execMainStatus = 0;
+  if (run.startUsec !== undefined) merged.execMainStartTimestampUsec = run.startUsec;
+  if (run.exitUsec !== undefined) merged.execMainExitTimestampUsec = run.exitUsec;
+  return merged;
 }
 
 /** `Job=84` while a start/stop job for the unit is queued or running, `Job=` otherwise. */
@@ -275,6 +339,30 @@ function describeStatus(status: UnitStatus): string {
 const busUnreachable =
   /Failed to connect to bus|Transport endpoint is not connected|Connection timed out|Failed to get D-Bus connection/i;
 const busRetries = 3;
+/** coreutils `timeout`: 124 when the deadline hit, 137 when --kill-after had to SIGKILL. */
+const timeoutExitCodes = [124, 137];
+const killAfterSeconds = 5;
+
+/** The command exec runs for argv (prefix included): wrapped in `timeout` when the prefix may fork. */
+export function wrappedCommand(
+  target: SystemdTarget,
+  argv: readonly string[],
+  timeoutMs: number,
+): { file: string; args: string[]; execTimeoutMs: number; wrapped: boolean } {
+  if (target.systemctl.length <= 1) {
+    return { file: argv[0]!, args: argv.slice(1), execTimeoutMs: timeoutMs, wrapped: false };
+  }
+  const seconds = Math.max(0.001, timeoutMs / 1000);
+  return {
+    file: 'timeout',
+    args: [`--kill-after=${killAfterSeconds}s`, `${Number(seconds.toFixed(3))}s`, ...argv],
+    execTimeoutMs: timeoutMs + (killAfterSeconds + 5) * 1000,
+    wrapped: true,
+  };
+}
+
+/** Clock difference tolerated between this host and the target when matching a run in the journal. */
+const clockSlackUsec = 5_000_000;
 
 export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdDriver {
   validateTarget(target);
@@ -288,6 +376,43 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
    * One systemctl call. A failure to reach the bus means nothing happened on the target (a
    * freshly booted container answers only after a moment), so it is retried a few times.
    */
+  /**
+   * Runs one command of the target. A prefix of more than one element (nsenter, ssh, sudo) may
+   * fork: `nsenter -a` waits for its systemctl child, which keeps the output pipes open, so a
+   * timeout or cancel that stops only nsenter would wait for the unit to finish. Such calls run
+   * under coreutils `timeout`, which puts the chain in its own process group and signals all of it
+   * (on its own deadline and when exec stops it); exec's timeout stays as a backstop.
+   */
+  async function run(
+    argv: string[],
+    opts: { timeoutMs: number; signal: AbortSignal | undefined; okExitCodes?: readonly number[] },
+  ): Promise<ExecResult> {
+    const command = wrappedCommand(frozenTarget, argv, opts.timeoutMs);
+    try {
+      return await exec(command.file, command.args, {
+        timeoutMs: command.execTimeoutMs,
+        signal: opts.signal,
+        okExitCodes: opts.okExitCodes ?? [],
+      });
+    } catch (error) {
+      if (
+        command.wrapped &&
+        isSnapguardError(error) &&
+        error.code === 'COMMAND_FAILED' &&
+        timeoutExitCodes.includes(Number(error.details?.['exitCode']))
+      ) {
+        const shown = describeCommand(argv[0]!, argv.slice(1));
+        throw new SnapguardError(
+          'TIMEOUT',
+          `\`${shown}\` did not finish within ${Math.round(opts.timeoutMs / 100) / 10} s and was stopped.`,
+          'Check the target for a hung bus or unit; raise the timeout if the work is legitimately long.',
+          { cause: error, details: { command: shown } },
+        );
+      }
+      throw error;
+    }
+  }
+
   async function systemctl(
     args: string[],
     opts: UnitCallOptions | undefined,
@@ -297,7 +422,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     const [file, ...rest] = systemctlArgv(frozenTarget, args);
     for (let attempt = 1; ; attempt++) {
       try {
-        return await exec(file!, rest, {
+        return await run([file!, ...rest], {
           timeoutMs: opts?.timeoutMs ?? defaultTimeoutMs,
           signal: opts?.signal,
           okExitCodes,
@@ -320,10 +445,14 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
   async function query(
     unit: string,
     opts?: UnitCallOptions,
-  ): Promise<{ status: UnitStatus; jobPending: boolean }> {
+  ): Promise<{ status: UnitStatus; jobPending: boolean; invocationId: string }> {
     validateUnitName(unit);
     const result = await systemctl(showArgs(unit), opts, DEFAULT_QUERY_TIMEOUT_MS);
-    return { status: parseShowOutput(unit, result.stdout), jobPending: hasPendingJob(result.stdout) };
+    return {
+      status: parseShowOutput(unit, result.stdout),
+      jobPending: hasPendingJob(result.stdout),
+      invocationId: /^InvocationID=(\S*)/m.exec(result.stdout)?.[1] ?? '',
+    };
   }
 
   async function show(unit: string, opts?: UnitCallOptions): Promise<UnitStatus> {
@@ -341,7 +470,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     }
     const [file, ...args] = journalctlArgv(frozenTarget, unit, lines);
     try {
-      const result = await exec(file!, args, {
+      const result = await run([file!, ...args], {
         timeoutMs: opts?.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
         signal: opts?.signal,
       });
@@ -361,18 +490,75 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     }
   }
 
+  /**
+   * systemd unloads an inactive unit that nothing references (a successful oneshot, or a failed
+   * one with CollectMode=inactive-or-failed) right after its run, and `show` then answers from the
+   * unit file with default values. The manager's own journal messages about the run (with their
+   * MESSAGE_IDs) still hold its result, exit status and times.
+   */
+  async function lastRunFromJournal(
+    unit: string,
+    opts: UnitCallOptions | undefined,
+  ): Promise<JournalRun | undefined> {
+    const field = frozenTarget.scope === 'user' ? 'USER_UNIT' : 'UNIT';
+    const [file, ...args] = [
+      ...journalctlPrefix(frozenTarget),
+      ...(frozenTarget.scope === 'user' ? ['--user'] : []),
+      `${field}=${unit}`,
+      '-n',
+      '40',
+      '--no-pager',
+      '-o',
+      'json',
+      '--output-fields=MESSAGE_ID,INVOCATION_ID,USER_INVOCATION_ID,UNIT_RESULT,EXIT_CODE,EXIT_STATUS',
+    ];
+    try {
+      const result = await run([file!, ...args], {
+        timeoutMs: DEFAULT_QUERY_TIMEOUT_MS,
+        signal: opts?.signal,
+      });
+      return parseJournalRun(result.stdout);
+    } catch (error) {
+      if (
+        isSnapguardError(error) &&
+        (error.code === 'COMMAND_FAILED' || error.code === 'COMMAND_NOT_FOUND')
+      ) {
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  /** The status after a run; completed from the journal when systemd has already unloaded the unit. */
+  async function statusAfterRun(
+    unit: string,
+    opts: UnitCallOptions | undefined,
+    notBeforeUsec?: number,
+  ): Promise<UnitStatus> {
+    const { status, invocationId } = await query(unit, { signal: opts?.signal });
+    if (invocationId !== '' || status.activeState !== 'inactive' || status.loadState === 'not-found') {
+      return status;
+    }
+    const run = await lastRunFromJournal(unit, opts);
+    // A run that began before this call is an older one (this start failed before running anything).
+    if (run === undefined || (notBeforeUsec !== undefined && (run.startUsec ?? 0) < notBeforeUsec))
+      return status;
+    return applyJournalRun(status, run);
+  }
+
   /** Turns a failed start/stop into an error that keeps the unit's Result and exit status. */
   async function unitError(
     verb: 'start' | 'stop',
     unit: string,
     cause: unknown,
     opts: UnitCallOptions | undefined,
+    notBeforeUsec?: number,
   ): Promise<SnapguardError> {
     if (isSnapguardError(cause) && (cause.code === 'CANCELLED' || cause.code === 'BAD_INPUT')) return cause;
     let status: UnitStatus | undefined;
     let lines: string[] = [];
     try {
-      status = await show(unit, { signal: opts?.signal });
+      status = await statusAfterRun(unit, opts, notBeforeUsec);
       lines = await journal(unit, 10, { signal: opts?.signal });
     } catch {
       // The original failure is what matters; the status is a bonus.
@@ -413,6 +599,35 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     );
   }
 
+  async function listUnitFiles(
+    patterns: string[],
+    opts?: UnitCallOptions,
+  ): Promise<{ unit: string; state: string }[]> {
+    patterns.forEach(validateUnitPattern);
+    // Exit 1 with no output means nothing matched.
+    const result = await systemctl(
+      ['list-unit-files', '--plain', '--no-legend', '--', ...patterns],
+      opts,
+      DEFAULT_QUERY_TIMEOUT_MS,
+      [1],
+    );
+    if (result.exitCode !== 0 && result.stdout.trim() !== '') {
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${result.command}\` failed with exit code ${result.exitCode}: ${result.stderr.trim() || 'no output'}`,
+        'Check that systemd is reachable on the target.',
+      );
+    }
+    if (result.exitCode !== 0 && result.stderr.trim() !== '') {
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${result.command}\` failed: ${result.stderr.trim()}`,
+        'Check that systemd is reachable on the target.',
+      );
+    }
+    return parseListUnitFiles(result.stdout);
+  }
+
   return {
     target: frozenTarget,
     show,
@@ -429,12 +644,13 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
     async start(unit, opts) {
       validateUnitName(unit);
       const args = ['start', ...(opts?.noBlock ? ['--no-block'] : []), '--', unit];
+      const notBeforeUsec = Date.now() * 1000 - clockSlackUsec;
       try {
         await systemctl(args, opts, opts?.noBlock ? DEFAULT_QUERY_TIMEOUT_MS : DEFAULT_START_TIMEOUT_MS);
       } catch (error) {
-        throw await unitError('start', unit, error, opts);
+        throw await unitError('start', unit, error, opts, notBeforeUsec);
       }
-      return show(unit, { signal: opts?.signal });
+      return opts?.noBlock ? show(unit, { signal: opts?.signal }) : statusAfterRun(unit, opts, notBeforeUsec);
     },
 
     async stop(unit, opts) {
@@ -463,31 +679,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
       return result.exitCode === 0;
     },
 
-    async listUnitFiles(patterns, opts) {
-      patterns.forEach(validateUnitPattern);
-      // Exit 1 with no output means nothing matched.
-      const result = await systemctl(
-        ['list-unit-files', '--plain', '--no-legend', '--', ...patterns],
-        opts,
-        DEFAULT_QUERY_TIMEOUT_MS,
-        [1],
-      );
-      if (result.exitCode !== 0 && result.stdout.trim() !== '') {
-        throw new SnapguardError(
-          'COMMAND_FAILED',
-          `\`${result.command}\` failed with exit code ${result.exitCode}: ${result.stderr.trim() || 'no output'}`,
-          'Check that systemd is reachable on the target.',
-        );
-      }
-      if (result.exitCode !== 0 && result.stderr.trim() !== '') {
-        throw new SnapguardError(
-          'COMMAND_FAILED',
-          `\`${result.command}\` failed: ${result.stderr.trim()}`,
-          'Check that systemd is reachable on the target.',
-        );
-      }
-      return parseListUnitFiles(result.stdout);
-    },
+    listUnitFiles,
 
     async listUnits(patterns, opts) {
       patterns.forEach(validateUnitPattern);
@@ -500,7 +692,7 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
           )
         ).stdout,
       );
-      const files = await this.listUnitFiles(patterns, opts);
+      const files = await listUnitFiles(patterns, opts);
       const known = new Set(loaded.map((unit) => unit.unit));
       for (const file of files) {
         // Templates (name@.service) cannot run as they are; aliases name a unit listed under its own name.
@@ -524,12 +716,16 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
       let interval = 100;
       for (;;) {
         const remaining = deadline - performance.now();
-        const { status, jobPending } = await query(unit, {
+        const { status, jobPending, invocationId } = await query(unit, {
           signal: opts.signal,
           timeoutMs: Math.max(1000, Math.min(DEFAULT_QUERY_TIMEOUT_MS, remaining)),
         });
         // A job still queued (start --no-block before it ran) means the run has not even begun.
-        if (!jobPending && isFinished(status)) return status;
+        if (!jobPending && isFinished(status)) {
+          if (invocationId !== '' || status.activeState !== 'inactive') return status;
+          const run = await lastRunFromJournal(unit, opts);
+          return run ? applyJournalRun(status, run) : status;
+        }
         const left = deadline - performance.now();
         if (left <= 0) {
           throw new SnapguardError(

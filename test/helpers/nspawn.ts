@@ -2,10 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { openSync, closeSync, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { acquireLock } from '../../src/core/lock.js';
+import { acquireLock, isOwnerAlive, type LockOwner } from '../../src/core/lock.js';
 import { createExec, type Exec } from '../../src/system/exec.js';
 
 /**
@@ -36,7 +36,8 @@ export interface BootOptions {
 }
 
 const exec: Exec = createExec({ defaultTimeoutMs: 60_000 });
-const cacheDir = join(tmpdir(), 'snapguard-nspawn-cache');
+/** Shared by all test files; SNAPGUARD_NSPAWN_CACHE moves it (e.g. to a persistent CI cache). */
+const cacheDir = process.env['SNAPGUARD_NSPAWN_CACHE'] ?? join(tmpdir(), 'snapguard-nspawn-cache');
 const cachedRoot = join(cacheDir, 'bookworm-minbase');
 const cgroupRoots = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd'];
 const allExitCodes = Array.from({ length: 255 }, (_, index) => index + 1);
@@ -131,59 +132,128 @@ async function isMounted(path: string): Promise<boolean> {
   return mounts.split('\n').some((line) => line.split(' ')[4] === path);
 }
 
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The process is gone or a zombie (our own child not yet reaped counts as gone). */
+async function pidGone(pid: number): Promise<boolean> {
+  if (!pidAlive(pid)) return true;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+}
+
+async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await pidGone(pid))) {
+    if (performance.now() > deadline) return false;
+    await sleep(50);
+  }
+  return true;
+}
+
+/** What is needed to tear a container down, also from another process after a crash. */
+interface ContainerRecord {
+  name: string;
+  dir: string;
+  rootfs: string;
+  nspawnPid: number;
+  leaderPid: number;
+  /** The test process that booted it; when it is dead the container is stale. */
+  owner: LockOwner;
+}
+
+const recordFile = 'container.json';
+
+/** Powers off (or kills) the container, removes its cgroups, unmounts and deletes its copy. */
+async function teardown(record: ContainerRecord): Promise<void> {
+  const { nspawnPid, leaderPid, rootfs, dir, name } = record;
+  if (nspawnPid > 0 && !(await pidGone(nspawnPid))) {
+    if (leaderPid > 0 && !(await pidGone(leaderPid))) {
+      await exec('nsenter', ['-t', String(leaderPid), '-a', 'systemctl', 'poweroff'], {
+        timeoutMs: 10_000,
+        okExitCodes: allExitCodes,
+      }).catch(() => undefined);
+    }
+    if (!(await waitGone(nspawnPid, 15_000))) {
+      // A container that does not power off: kill nspawn's process group (it runs under setsid).
+      try {
+        process.kill(-nspawnPid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+      await waitGone(nspawnPid, 5_000);
+    }
+  }
+  for (const root of cgroupRoots) await removeCgroup(join(root, name)).catch(() => undefined);
+  for (let attempt = 0; attempt < 20 && (await isMounted(rootfs)); attempt++) {
+    await exec('umount', [rootfs], { okExitCodes: allExitCodes }).catch(() => undefined);
+    if (await isMounted(rootfs)) await sleep(100);
+  }
+  if (await isMounted(rootfs)) await exec('umount', ['-l', rootfs]).catch(() => undefined);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Tears down containers left behind by test processes that died before their afterAll. */
+export async function sweepStaleContainers(): Promise<string[]> {
+  const swept: string[] = [];
+  const entries = await readdir(tmpdir()).catch(() => [] as string[]);
+  for (const entry of entries) {
+    if (!entry.startsWith('snapguard-nspawn-') || entry === 'snapguard-nspawn-cache') continue;
+    const dir = join(tmpdir(), entry);
+    let record: ContainerRecord;
+    try {
+      record = JSON.parse(await readFile(join(dir, recordFile), 'utf8')) as ContainerRecord;
+    } catch {
+      continue; // being set up right now, or not ours
+    }
+    if (record.dir !== dir || isOwnerAlive(record.owner)) continue;
+    await teardown(record).catch(() => undefined);
+    swept.push(record.name);
+  }
+  return swept;
 }
 
 export async function bootContainer(options: BootOptions = {}): Promise<Container> {
   const lower = await cachedRootfs();
+  await sweepStaleContainers();
   const name = validateName(options.name ?? `sg-${randomBytes(4).toString('hex')}`);
   const binds = (options.bind ?? []).map(bindArg);
   const dir = await mkdtemp(join(tmpdir(), `snapguard-nspawn-${name}-`));
   const rootfs = join(dir, 'root');
   for (const sub of ['upper', 'work', 'root']) await mkdir(join(dir, sub));
-  let child: ChildProcess | undefined;
-  let leaderPid = 0;
-  let stopped = false;
   const cgroups = cgroupRoots.map((root) => join(root, name));
-
-  async function stop(): Promise<void> {
-    if (stopped) return;
-    stopped = true;
-    if (child && child.exitCode === null && child.signalCode === null) {
-      if (leaderPid > 0) {
-        await exec('nsenter', ['-t', String(leaderPid), '-a', 'systemctl', 'poweroff'], {
-          timeoutMs: 10_000,
-          okExitCodes: allExitCodes,
-        }).catch(() => undefined);
-      }
-      if (!(await waitForExit(child, 15_000))) {
-        // A container that does not power off: kill nspawn's process group (it runs under setsid).
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-        await waitForExit(child, 5_000);
-      }
-    }
-    for (const cgroup of cgroups) await removeCgroup(cgroup).catch(() => undefined);
-    for (let attempt = 0; attempt < 20 && (await isMounted(rootfs)); attempt++) {
-      await exec('umount', [rootfs], { okExitCodes: allExitCodes }).catch(() => undefined);
-      if (await isMounted(rootfs)) await sleep(100);
-    }
-    if (await isMounted(rootfs)) await exec('umount', ['-l', rootfs]).catch(() => undefined);
+  if (existsSync(cgroups[0]!)) {
     await rm(dir, { recursive: true, force: true });
+    throw new Error(`a container named ${name} is already running (cgroup ${cgroups[0]} exists)`);
   }
+  const record: ContainerRecord = {
+    name,
+    dir,
+    rootfs,
+    nspawnPid: 0,
+    leaderPid: 0,
+    owner: {
+      pid: process.pid,
+      host: hostname(),
+      procStart: await readFile(`/proc/${process.pid}/stat`, 'utf8').then(
+        (stat) => stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19],
+      ),
+      purpose: 'nspawn test container',
+      since: new Date().toISOString(),
+    },
+  };
+  const saveRecord = () => writeFile(join(dir, recordFile), JSON.stringify(record));
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= teardown(record));
 
   try {
+    await saveRecord();
     await exec('mount', [
       '-t',
       'overlay',
@@ -196,6 +266,7 @@ export async function bootContainer(options: BootOptions = {}): Promise<Containe
 
     const started = performance.now();
     const log = openSync(join(dir, 'nspawn.log'), 'a');
+    let child: ChildProcess;
     try {
       // nspawn must start inside its own cgroup (no systemd as PID 1 here to create one): the
       // shell moves itself there, then execs nspawn. Arguments are positional, never interpolated.
@@ -222,19 +293,24 @@ export async function bootContainer(options: BootOptions = {}): Promise<Containe
     } finally {
       closeSync(log);
     }
+    // Reap it when it exits; the container must not keep the test process alive.
     child.unref();
-    const nspawn = child;
-    const exited = new Promise<void>((resolve) => nspawn.once('exit', () => resolve()));
     let exitedEarly = false;
-    void exited.then(() => (exitedEarly = true));
+    child.once('exit', () => (exitedEarly = true));
+    if (child.pid === undefined) throw new Error('systemd-nspawn could not be spawned');
+    record.nspawnPid = child.pid;
+    await saveRecord();
 
     const deadline = performance.now() + 60_000;
+    let leaderPid = 0;
     while (leaderPid === 0) {
       if (exitedEarly || performance.now() > deadline)
         throw new Error('systemd-nspawn did not start systemd');
-      leaderPid = (await findLeader(nspawn.pid!)) ?? 0;
+      leaderPid = (await findLeader(record.nspawnPid)) ?? 0;
       if (leaderPid === 0) await sleep(20);
     }
+    record.leaderPid = leaderPid;
+    await saveRecord();
     // The first calls may fail to reach the bus: retry until the manager answers.
     for (;;) {
       const result = await exec(

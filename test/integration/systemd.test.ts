@@ -38,8 +38,20 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       '[Unit]\nDescription=snapguard slow oneshot\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "sleep 1; echo done > /srv/host/slow-done"\n',
     );
     await container.writeUnit(
+      'sg-slower.service',
+      '[Unit]\nDescription=snapguard slower oneshot\n[Service]\nType=oneshot\nExecStart=/bin/sleep 5\n',
+    );
+    await container.writeUnit(
+      'sg-count.service',
+      '[Unit]\nDescription=snapguard counted run\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "sleep 1; echo run >> /srv/host/count"\n',
+    );
+    await container.writeUnit(
       'sg-dormant.service',
       '[Unit]\nDescription=never loaded\n[Service]\nType=oneshot\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n',
+    );
+    await container.writeUnit(
+      'sg-collected.service',
+      '[Unit]\nDescription=snapguard collected\nCollectMode=inactive-or-failed\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "exit 7"\n',
     );
     // Enabled (wanted by multi-user.target), so systemd keeps it loaded after a successful run:
     // an unreferenced oneshot is unloaded at once and its timestamps are gone.
@@ -67,6 +79,9 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
       execMainStatus: 0,
       type: 'oneshot',
     });
+    // systemd unloaded the unit right after the run; the times come from the manager's journal.
+    expect(status.execMainStartTimestampUsec).toBeGreaterThan(Date.parse('2020-01-01') * 1000);
+    expect(status.execMainExitTimestampUsec).toBeGreaterThanOrEqual(status.execMainStartTimestampUsec!);
   });
 
   it('keeps the run timestamps of a oneshot that systemd keeps loaded', async () => {
@@ -93,6 +108,18 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     });
     expect(failure.details?.['journal']).toContain('about to fail');
     expect(await driver.show('sg-fail.service')).toMatchObject({ result: 'exit-code', execMainStatus: 3 });
+  });
+
+  it('keeps the exit status of a failed unit that systemd unloads at once (CollectMode=inactive-or-failed)', async () => {
+    const error = await driver.start('sg-collected.service').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SnapguardError);
+    expect((error as SnapguardError).message).toContain('sg-collected.service');
+    expect(unitStatusOf(error)).toMatchObject({ result: 'exit-code', execMainStatus: 7 });
+    // What `show` alone says afterwards: the unit file's defaults, no trace of the failure.
+    expect(await driver.show('sg-collected.service')).toMatchObject({
+      activeState: 'inactive',
+      execMainStatus: 0,
+    });
   });
 
   it('stops a long-running service', async () => {
@@ -143,6 +170,42 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     await driver.stop('sg-long.service');
   });
 
+  it('says the job keeps running when a blocking start times out, and keeps the status', async () => {
+    const error = await driver.start('sg-slower.service', { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SnapguardError);
+    expect((error as SnapguardError).code).toBe('TIMEOUT');
+    expect((error as SnapguardError).message).toContain('keeps running');
+    // The unit runs for 5 s: still activating means the call came back without waiting for it.
+    expect(unitStatusOf(error)?.activeState).toBe('activating');
+    // Cancelling the wait leaves the unit alone as well.
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 100);
+    const cancelled = await driver
+      .waitUntilInactive('sg-slower.service', { timeoutMs: 30_000, signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect((cancelled as SnapguardError).code).toBe('CANCELLED');
+    expect((await driver.show('sg-slower.service')).activeState).toBe('activating');
+    await driver.stop('sg-slower.service');
+  });
+
+  it('cancels a blocking start through nsenter at once, leaving the job to systemd', async () => {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const error = await driver
+      .start('sg-slower.service', { signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect((error as SnapguardError).code).toBe('CANCELLED');
+    expect((await driver.show('sg-slower.service')).activeState).toBe('activating');
+    await driver.stop('sg-slower.service');
+  });
+
+  it('joins a oneshot that is already running instead of running it a second time', async () => {
+    await driver.start('sg-count.service', { noBlock: true });
+    const status = await driver.start('sg-count.service');
+    expect(status).toMatchObject({ result: 'success', execMainStatus: 0 });
+    expect(await readFile(join(hostDir, 'count'), 'utf8')).toBe('run\n');
+  });
+
   it('reads journal lines of a unit', async () => {
     await driver.start('sg-ok.service');
     const lines = await driver.journal('sg-ok.service', 50);
@@ -176,6 +239,22 @@ describe.skipIf(!run)('systemd driver against systemd 252 in a container', () =>
     expect((await container.run(['systemctl', 'is-system-running'])).stdout.trim()).toMatch(
       /running|degraded/,
     );
+  });
+
+  it('returns no journal lines, and no error, when journald is unavailable', async () => {
+    await container.run([
+      'systemctl',
+      'mask',
+      '--now',
+      'systemd-journald.service',
+      'systemd-journald.socket',
+      'systemd-journald-dev-log.socket',
+    ]);
+    await container.run(['rm', '-rf', '/var/log/journal', '/run/log/journal']);
+    expect(await driver.isActive('systemd-journald.service')).toBe(false);
+    expect(await driver.journal('sg-ok.service', 10)).toEqual([]);
+    // The unit still runs and reports without the journal.
+    expect(await driver.start('sg-ok.service')).toMatchObject({ result: 'success', execMainStatus: 0 });
   });
 
   it('sees host files through a bind mount', async () => {

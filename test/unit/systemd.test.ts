@@ -5,6 +5,8 @@ import {
   createSystemdDriver,
   journalctlArgv,
   journalctlPrefix,
+  applyJournalRun,
+  parseJournalRun,
   parseListUnitFiles,
   parseListUnits,
   parseShowOutput,
@@ -12,6 +14,7 @@ import {
   systemctlArgv,
   validateUnitName,
   validateUnitPattern,
+  wrappedCommand,
 } from '../../src/system/systemd.js';
 
 /** Records argv and answers like systemctl would; only argument building is under test here. */
@@ -72,7 +75,9 @@ describe('systemctl argument building', () => {
     await driver.stop('a.service');
     await driver.listUnits(['backup-*']);
     await driver.journal('a.service', 5);
-    const argvs = calls.map((call) => call.argv);
+    // Prefixes that may fork run under coreutils timeout: strip it to compare the command itself.
+    for (const call of calls) expect(call.argv.slice(0, 2)).toEqual(['timeout', '--kill-after=5s']);
+    const argvs = calls.map((call) => call.argv.slice(3));
     expect(argvs).toContainEqual([
       'ssh',
       'nas',
@@ -109,10 +114,38 @@ describe('systemctl argument building', () => {
       '-o',
       'cat',
     ]);
-    for (const call of calls) {
-      if (call.argv[2] === 'systemctl') expect(call.argv[3]).toBe('--user');
-      expect(call.options?.timeoutMs).toBeGreaterThan(0);
-    }
+    for (const argv of argvs) expect(argv[3]).toBe('--user');
+    for (const call of calls)
+      expect(call.options?.timeoutMs).toBeGreaterThan(Number.parseFloat(call.argv[2]!) * 1000);
+  });
+
+  it('wraps forking prefixes in timeout so the whole chain ends on timeout, but not a plain systemctl', () => {
+    const nsenter = { systemctl: ['nsenter', '-t', '42', '-a', 'systemctl'], scope: 'system' as const };
+    expect(wrappedCommand(nsenter, [...nsenter.systemctl, 'is-active', '--', 'a.service'], 1500)).toEqual({
+      file: 'timeout',
+      args: [
+        '--kill-after=5s',
+        '1.5s',
+        'nsenter',
+        '-t',
+        '42',
+        '-a',
+        'systemctl',
+        'is-active',
+        '--',
+        'a.service',
+      ],
+      execTimeoutMs: 11_500,
+      wrapped: true,
+    });
+    expect(
+      wrappedCommand({ systemctl: ['systemctl'], scope: 'system' }, ['systemctl', 'show'], 2000),
+    ).toEqual({
+      file: 'systemctl',
+      args: ['show'],
+      execTimeoutMs: 2000,
+      wrapped: false,
+    });
   });
 });
 
@@ -231,6 +264,57 @@ describe('output parsing', () => {
       { unit: 'dbus.service', state: 'static' },
       { unit: 'sg.timer', state: 'enabled' },
     ]);
+  });
+
+  it('takes the last run from the manager journal messages, grouped by invocation', () => {
+    const line = (fields: Record<string, string>) => JSON.stringify(fields);
+    const journal = [
+      line({
+        MESSAGE_ID: '7d4958e842da4a758f6c1cdc7b36dcc5',
+        INVOCATION_ID: 'a',
+        __REALTIME_TIMESTAMP: '100',
+      }),
+      line({
+        MESSAGE_ID: '7ad2d189f7e94e70a38c781354912448',
+        INVOCATION_ID: 'a',
+        __REALTIME_TIMESTAMP: '150',
+      }),
+      line({ MESSAGE_ID: 'c772d24e9a884cbeb9ea12625c306c01', __REALTIME_TIMESTAMP: '160' }),
+      line({
+        MESSAGE_ID: '7d4958e842da4a758f6c1cdc7b36dcc5',
+        INVOCATION_ID: 'b',
+        __REALTIME_TIMESTAMP: '200',
+      }),
+      line({
+        MESSAGE_ID: '98e322203f7a4ed290d09fe03c09fe15',
+        INVOCATION_ID: 'b',
+        EXIT_CODE: 'exited',
+        EXIT_STATUS: '3',
+        __REALTIME_TIMESTAMP: '250',
+      }),
+      line({ MESSAGE_ID: 'd9b373ed55a64feb8242e02dbe79a49c', INVOCATION_ID: 'b', UNIT_RESULT: 'exit-code' }),
+      'not json',
+      '',
+    ].join('\n');
+    const run = parseJournalRun(journal);
+    expect(run).toEqual({
+      invocationId: 'b',
+      startUsec: 200,
+      exitUsec: 250,
+      exitStatus: 3,
+      result: 'exit-code',
+    });
+    const defaults = parseShowOutput(
+      'x.service',
+      'Id=x.service\nActiveState=inactive\nResult=success\nExecMainStatus=0\n',
+    );
+    expect(applyJournalRun(defaults, run!)).toMatchObject({
+      result: 'exit-code',
+      execMainStatus: 3,
+      execMainStartTimestampUsec: 200,
+      execMainExitTimestampUsec: 250,
+    });
+    expect(parseJournalRun('')).toBeUndefined();
   });
 });
 
