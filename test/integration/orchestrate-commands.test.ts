@@ -399,6 +399,22 @@ describe.skipIf(!run)('orchestrate: command jobs with real restic', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
+  it('fails pre-flight when systemd cannot be reached (this host has no systemd as PID 1)', async () => {
+    const marker = join(dir, 'unreachable-marker');
+    const result = await orchestrate(
+      deps({
+        stages: [
+          { name: 'a', timeout: '30s', jobs: [{ kind: 'command', name: 'touch', argv: ['touch', marker] }] },
+          { name: 'b', timeout: '30s', jobs: [{ kind: 'systemd', units: ['restic-backup-*.service'] }] },
+        ],
+      }),
+      {},
+    );
+    expect(result).toMatchObject({ exitCode: 2, status: 'preflight-failed' });
+    expect(result.preflight.find((c) => c.check === 'discovery')?.detail).toMatch(/systemctl/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it('fails pre-flight when a replication target is not a mounted disk (exit 2, nothing started)', async () => {
     const marker = join(dir, 'preflight-marker');
     const notMounted = join(dir, 'not-mounted');

@@ -202,12 +202,25 @@ export async function orchestrate(
   }
 
   try {
-    const stages = lockCheck.ok
-      ? await planStages({ config: deps.config, systemdFor, signal }, request.stages)
-      : [];
+    // A dry run shows the plan even while another run holds the lock.
+    const mayPlan = lockCheck.ok || request.dryRun;
+    let stages: PlannedStage[] = [];
+    const discovery: OrchestrateResult['preflight'] = [];
+    if (mayPlan) {
+      try {
+        stages = await planStages({ config: deps.config, systemdFor, signal }, request.stages);
+      } catch (error) {
+        const failure = toSnapguardError(error);
+        // Bad input or config is the caller's to fix (exit 3); anything else (systemd unreachable
+        // over ssh, a broken bus) means the host is not ready: a pre-flight failure.
+        if (failure.exitCode === 3 || failure.code === 'CANCELLED') throw failure;
+        discovery.push({ check: 'discovery', ok: false, detail: failure.message });
+      }
+    }
     const preflightChecks = [
       lockCheck,
-      ...(lockCheck.ok ? await preflight(deps, stages, request.dryRun) : []),
+      ...discovery,
+      ...(mayPlan && discovery.length === 0 ? await preflight(deps, stages, request.dryRun) : []),
     ];
     const blocked = preflightChecks.filter((check) => !check.ok);
     const stageShell = (
