@@ -331,6 +331,10 @@ export async function orchestrate(
           ? `Cancelled: stopped the unit(s) this run had started: ${context.stoppedUnits.join(', ')}.`
           : 'Cancelled: no unit started by this run was still running.',
       );
+      deps.logger.warn(
+        { orchestration: id, stoppedUnits: context.stoppedUnits },
+        `orchestration ${id} cancelled; stopped the units it had started: ${context.stoppedUnits.join(', ') || 'none'}`,
+      );
     }
     const failures = outcomes.flatMap((stage) =>
       stage.jobs
