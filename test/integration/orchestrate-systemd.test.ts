@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -15,7 +15,7 @@ import { createExec } from '../../src/system/exec.js';
 import { requireComponents } from '../helpers/env.js';
 import { bootContainer, type Container } from '../helpers/nspawn.js';
 
-const run = requireComponents(['systemd-nspawn', 'nsenter', 'debootstrap']);
+const run = requireComponents(['systemd-nspawn', 'nsenter', 'debootstrap', 'restic']);
 const exec = createExec();
 
 /** A oneshot unit that logs its start and end (with a monotonic-enough clock) to /var/log/sg-order. */
@@ -83,7 +83,15 @@ describe.skipIf(!run)('orchestrate: real systemd 252 in a container', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'snapguard-test-orch-systemd-'));
-    container = await bootContainer();
+    // restic (linked only against libc, which the container shares) and a work folder at the same
+    // path inside, so a unit backs up with the real restic and snapguard verifies from the host.
+    await chmod(dir, 0o755);
+    container = await bootContainer({
+      bind: [
+        { host: '/usr/bin/restic', container: '/usr/local/bin/restic', readOnly: true },
+        { host: dir, container: dir },
+      ],
+    });
     for (const unit of designUnits) await container.writeUnit(unit, oneshot(unit, 'sleep 0.2'));
     for (const unit of decoys.filter((u) => u.endsWith('.service')))
       await container.writeUnit(unit, oneshot(unit));
@@ -344,6 +352,73 @@ describe.skipIf(!run)('orchestrate: real systemd 252 in a container', () => {
     } finally {
       await client.close();
       await cleanup();
+    }
+  });
+
+  it('verifies a restic unit by its new snapshot, and fails a unit whose restic exited 3 although it wrote one', async () => {
+    const repo = join(dir, 'restic-repo');
+    const src = join(dir, 'restic-src');
+    const env = {
+      RESTIC_PASSWORD: 'x',
+      RESTIC_REPOSITORY: repo,
+      RESTIC_CACHE_DIR: join(dir, 'restic-cache'),
+    };
+    for (const d of [repo, src, env.RESTIC_CACHE_DIR]) await mkdir(d, { recursive: true });
+    await writeFile(join(src, 'doc.txt'), 'hello');
+    await writeFile(join(src, 'private.txt'), 'root only');
+    await chmod(join(src, 'private.txt'), 0o600);
+    await exec('restic', ['init'], { env });
+    await exec('chown', ['-R', '65534:65534', repo, env.RESTIC_CACHE_DIR]);
+    const unit = (name: string, user: string) =>
+      [
+        '[Service]',
+        'Type=oneshot',
+        `User=${user}`,
+        `Environment=RESTIC_PASSWORD=x RESTIC_REPOSITORY=${repo} RESTIC_CACHE_DIR=${env.RESTIC_CACHE_DIR}`,
+        `ExecStart=/usr/local/bin/restic backup -q ${name === 'full' ? join(src, 'doc.txt') : src}`,
+        '',
+      ].join('\n');
+    await container.writeUnit('restic-backup-docs.service', unit('full', 'nobody'));
+    await container.writeUnit('restic-backup-partial.service', unit('partial', 'nobody'));
+    await container.daemonReload();
+    const count = async () =>
+      (JSON.parse((await exec('restic', ['snapshots', '--json', '--no-lock'], { env })).stdout) as unknown[])
+        .length;
+    try {
+      const result = await orchestrate(
+        deps({
+          stages: [
+            {
+              name: 'backups',
+              timeout: '2m',
+              jobs: [
+                {
+                  kind: 'systemd',
+                  units: ['restic-backup-docs.service', 'restic-backup-partial.service'],
+                  verify: { kind: 'restic', repository: repo, env: { RESTIC_PASSWORD: 'x' } },
+                },
+              ],
+            },
+          ],
+        }),
+        {},
+      );
+      // Both runs wrote a snapshot; only the clean one counts.
+      expect(await count()).toBe(2);
+      const jobs = Object.fromEntries(result.stages[0]!.jobs.map((j) => [j.id, j]));
+      expect(jobs['restic-backup-docs.service']).toMatchObject({ result: 'verified' });
+      expect(jobs['restic-backup-docs.service']!.verification).toMatch(/^restic snapshot [0-9a-f]{8} /);
+      expect(jobs['restic-backup-partial.service']).toMatchObject({ result: 'failed', exitStatus: 3 });
+      expect(jobs['restic-backup-partial.service']!.journal?.join('\n')).toContain('permission denied');
+      expect(result.exitCode).toBe(1);
+    } finally {
+      await container.run([
+        'rm',
+        '-f',
+        '/etc/systemd/system/restic-backup-docs.service',
+        '/etc/systemd/system/restic-backup-partial.service',
+      ]);
+      await container.daemonReload();
     }
   });
 });
