@@ -67,11 +67,22 @@ describe.skipIf(!run)('orchestrate: snapshot + replicate between two loop images
 
     const history = JSON.parse(
       await readFile(join(sandbox.dir, 'context', 'backup-history.json'), 'utf8'),
-    ) as { snapshots: { location?: string; path: string; incremental_parent?: string | null }[] };
+    ) as {
+      snapshots: {
+        location?: string;
+        path: string;
+        incremental_parent?: string | null;
+        operation_id: string | null;
+      }[];
+    };
     const recorded = history.snapshots.filter((s) => s.location === 'external');
     expect(recorded.map((c) => c.path)).toEqual(copies.map((name) => join(target, name)));
     expect(recorded[0]!.incremental_parent).toBeNull();
     expect(recorded[1]!.incremental_parent).toBe(copies[0]);
+    // Each copy carries the operation of the local snapshot it was sent from.
+    const localOps = history.snapshots.filter((s) => s.location !== 'external').map((s) => s.operation_id);
+    expect(recorded.map((c) => c.operation_id)).toEqual(localOps);
+    expect(localOps.every((op) => op?.startsWith('op-'))).toBe(true);
     // The local listing still shows the local snapshots' own outcome, not the copies'.
     const local = await listSnapshots(deps, { location: 'local' });
     expect(local.snapshots.map((s) => s.outcome)).toEqual(['pending', 'pending']);

@@ -469,7 +469,11 @@ async function runReplicate(
       incremental_parent: parent?.raw.name ?? null,
     };
     await deps.history.update((history) => {
-      history.snapshots.push(entry);
+      // The copy belongs to the operation of its local snapshot (so it is not counted as another one).
+      const local = history.snapshots.find(
+        (e) => e.subvolume === volume.id && e.snapshot_name === newest.raw.name && e.location !== 'external',
+      );
+      history.snapshots.push({ ...entry, operation_id: local?.operation_id ?? null });
     });
     return {
       result: 'verified',
