@@ -5,6 +5,7 @@ import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { orchestrateCommand } from './commands/orchestrate.js';
 import { restoreTestCommands } from './commands/restore-test.js';
 import { snapshotCommand } from './commands/snapshot.js';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     historyCommand(),
     mcpCommand(),
     demoCommand(),
+    orchestrateCommand(),
     ...restoreTestCommands(),
   ]) {
     program.addCommand(command);

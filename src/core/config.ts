@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
+import { OrchestrateConfigSchema } from './orchestrate/schema.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
@@ -136,7 +137,7 @@ export const ConfigSchema = z.strictObject({
       liveEntries: z.number().int().min(10).default(1000),
     })
     .prefault({}),
-  orchestrate: z.unknown().optional(),
+  orchestrate: OrchestrateConfigSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
