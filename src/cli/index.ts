@@ -7,6 +7,8 @@ import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
 import { recoverCommand } from './commands/recover.js';
+import { orchestrateCommand } from './commands/orchestrate.js';
+import { restoreTestCommands } from './commands/restore-test.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { wrapCommand } from './commands/wrap.js';
 
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
     recoverCommand(),
     wrapCommand(),
     doctorCommand(),
+    orchestrateCommand(),
+    ...restoreTestCommands(),
   ]) {
     program.addCommand(command);
   }

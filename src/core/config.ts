@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
+import { OrchestrateConfigSchema } from './orchestrate/schema.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
@@ -123,16 +124,29 @@ export const ConfigSchema = z.strictObject({
       maxPoolUsage: ratio.default(0.9),
       maxSnapshotShare: ratio.default(0.1),
       restoreTestMaxAge: durationString.default(35 * 86_400),
+      /** Per-tier thresholds for the newest snapshot's age, overriding the built-in ones (see docs/health.md). */
+      staleAfter: z
+        .record(z.enum(TIERS), z.strictObject({ warn: durationString, crit: durationString }))
+        .optional(),
     })
     .prefault({}),
   metrics: z.strictObject({ textfile: z.string().optional() }).prefault({}),
+  restoreTest: z
+    .strictObject({
+      /** Where sample restores go (default: the system temp folder); full btrfs drills use the pool. */
+      scratchDir: z.string().optional(),
+      /** Where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir). */
+      drillDir: z.string().optional(),
+      sampleSize: z.number().int().min(1).max(100_000).default(50),
+    })
+    .prefault({}),
   history: z
     .strictObject({
       /** Entries per section kept in backup-history.json; older ones move to yearly archive files. */
       liveEntries: z.number().int().min(10).default(1000),
     })
     .prefault({}),
-  orchestrate: z.unknown().optional(),
+  orchestrate: OrchestrateConfigSchema.optional(),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
@@ -161,6 +175,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   if (issue.code === 'unrecognized_keys') {
     const where = issue.path.length ? `${keyPath(issue.path)}: ` : '';
     return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling against docs/configuration.md`;
+  }
+  if (issue.code === 'invalid_key') {
+    const key = String(issue.path.at(-1));
+    return `${keyPath(issue.path.slice(0, -1))}: "${key}" is not a valid volume id; volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters`;
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) {
     return `${keyPath(issue.path)}: is required (expected ${issue.expected})`;
@@ -220,6 +238,11 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     contextDir: abs(parsed.contextDir),
     stateDir: abs(parsed.stateDir),
     ...(parsed.logFile ? { logFile: abs(parsed.logFile) } : {}),
+    restoreTest: {
+      ...parsed.restoreTest,
+      ...(parsed.restoreTest.scratchDir ? { scratchDir: abs(parsed.restoreTest.scratchDir) } : {}),
+      ...(parsed.restoreTest.drillDir ? { drillDir: abs(parsed.restoreTest.drillDir) } : {}),
+    },
     metrics: {
       ...parsed.metrics,
       ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}),

@@ -33,6 +33,16 @@ export const SnapshotEntrySchema = z.looseObject({
   read_only: z.boolean().optional(),
   completed_at: isoTime.optional(),
   notes: z.string().optional(),
+  location: z
+    .enum(['local', 'external'])
+    .optional()
+    .describe('external: a replicated copy on a backup target (absent means local)'),
+  replicated_from: z.string().optional().describe('path of the local snapshot a copy was sent from'),
+  incremental_parent: z
+    .string()
+    .nullable()
+    .optional()
+    .describe('snapshot the copy was sent incrementally against; null for a full send'),
 });
 
 export const RecoveryEntrySchema = z.looseObject({
@@ -78,6 +88,26 @@ export const RestoreTestEntrySchema = z.looseObject({
       actual: z.string().optional(),
     }),
   ),
+  population: z.number().int().optional().describe('files in the tree the sample was drawn from'),
+  seed: z.number().int().optional().describe('seed of the sample; the same seed picks the same files'),
+  throughput_bytes_per_second: z.number().optional(),
+  rto_estimate_seconds: z
+    .number()
+    .nullable()
+    .optional()
+    .describe("full mode: restore time for the volume's current size at the measured throughput"),
+});
+
+/** One health check's pool reading per volume: the series the pool-usage forecast is fitted to. */
+export const HealthSampleEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  subvolume: z.string(),
+  status: z.enum(['GOOD', 'WARNING', 'CRITICAL']),
+  pool_usage_ratio: z.number(),
+  pool_used_bytes: z.number(),
+  pool_total_bytes: z.number(),
 });
 
 export const OrchestrationEntrySchema = z.looseObject({
@@ -86,8 +116,40 @@ export const OrchestrationEntrySchema = z.looseObject({
   host: z.string().optional(),
   exit_code: z.union([z.literal(0), z.literal(1), z.literal(2)]),
   status: z.string().optional(),
-  stages: z.array(z.looseObject({ name: z.string(), status: z.string() })),
+  stages: z.array(
+    z.looseObject({
+      name: z.string(),
+      status: z.string(),
+      critical: z.boolean().optional(),
+      jobs: z
+        .array(
+          z.looseObject({
+            id: z.string(),
+            kind: z.string(),
+            result: z
+              .string()
+              .describe('verified | succeeded-unverified | failed | timeout | cancelled | skipped'),
+            duration_seconds: z.number(),
+            detail: z.string().optional(),
+            unit: z.string().optional(),
+            already_running: z.boolean().optional(),
+          }),
+        )
+        .optional(),
+    }),
+  ),
   duration_seconds: z.number(),
+  failures: z
+    .array(z.looseObject({ stage: z.string(), job: z.string(), result: z.string(), detail: z.string() }))
+    .optional(),
+  preflight: z
+    .array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string() }))
+    .optional()
+    .describe('the pre-flight checks that failed'),
+  stopped_units: z
+    .array(z.string())
+    .optional()
+    .describe('units this run started and stopped (timeout, cancel)'),
 });
 
 export const HistorySchema = z
@@ -97,6 +159,7 @@ export const HistorySchema = z
     recoveries: z.array(RecoveryEntrySchema),
     restore_tests: z.array(RestoreTestEntrySchema),
     orchestrations: z.array(OrchestrationEntrySchema),
+    health_samples: z.array(HealthSampleEntrySchema).optional(),
   })
   .describe('snapguard backup history: snapshots, recoveries, restore tests and orchestrations of one host');
 
@@ -104,6 +167,7 @@ export type SnapshotEntry = z.infer<typeof SnapshotEntrySchema>;
 export type RecoveryEntry = z.infer<typeof RecoveryEntrySchema>;
 export type RestoreTestEntry = z.infer<typeof RestoreTestEntrySchema>;
 export type OrchestrationEntry = z.infer<typeof OrchestrationEntrySchema>;
+export type HealthSampleEntry = z.infer<typeof HealthSampleEntrySchema>;
 export type History = z.infer<typeof HistorySchema>;
 
 export const HISTORY_SECTIONS = ['snapshots', 'recoveries', 'restore_tests', 'orchestrations'] as const;
@@ -119,6 +183,7 @@ export const HistoryFileShape = z.looseObject({
   recoveries: z.array(z.looseObject({})).default([]),
   restore_tests: z.array(z.looseObject({})).default([]),
   orchestrations: z.array(z.looseObject({})).default([]),
+  health_samples: z.array(z.looseObject({})).optional(),
 });
 
 export function emptyHistory(): History {

@@ -2,8 +2,11 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
+import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
 import { registerRecoverTool } from './recover.js';
+import { registerOrchestrateTool } from './orchestrate.js';
+import { registerRunRestoreTestTool } from './run-restore-test.js';
 
 export interface ToolEntry {
   name: string;
@@ -17,6 +20,9 @@ export const tools: readonly ToolEntry[] = [
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
   { name: 'recover', readOnly: false, register: registerRecoverTool },
+  { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
+  { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
+  { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
