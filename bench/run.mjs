@@ -21,7 +21,13 @@ const tool = (cmd, args) => {
 const sections = [];
 for (const file of files) {
   process.stderr.write(`bench: ${file}\n`);
-  sections.push(execFileSync(process.execPath, ['--expose-gc', join(here, file)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 }).trim());
+  sections.push(
+    execFileSync(process.execPath, ['--expose-gc', join(here, file)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 << 20,
+    }).trim(),
+  );
 }
 const header = [
   '# Benchmarks',

@@ -60,6 +60,16 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       return snapshots;
     },
 
+    async nameTaken(volume: VolumeConfig, name: string): Promise<boolean> {
+      return lstat(join(volume.snapshotDir, name)).then(
+        () => true,
+        (error: NodeJS.ErrnoException) => {
+          if (error.code === 'ENOENT') return false;
+          throw error;
+        },
+      );
+    },
+
     async show(volume: VolumeConfig, name: string): Promise<RawSnapshot | undefined> {
       const path = join(volume.snapshotDir, name);
       try {

@@ -36,6 +36,8 @@ export interface SnapshotBackend {
   create(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot>;
   /** Every snapshot directly in the folder, owned or foreign, in one pass (never a process per snapshot). */
   list(volume: VolumeConfig, options?: ListOptions): Promise<RawSnapshot[]>;
+  /** Whether a snapshot of that name exists, without listing them all (optional: list is the fallback). */
+  nameTaken?(volume: VolumeConfig, name: string): Promise<boolean>;
   show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
   delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
   /**

@@ -196,6 +196,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     const where = issue.path.length ? `${keyPath(issue.path)}: ` : '';
     return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling against docs/configuration.md`;
   }
+  if (issue.code === 'invalid_key') {
+    const key = String(issue.path.at(-1));
+    return `${keyPath(issue.path.slice(0, -1))}: "${key}" is not a valid volume id; volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters`;
+  }
   if (issue.code === 'invalid_type' && issue.input === undefined) {
     return `${keyPath(issue.path)}: is required (expected ${issue.expected})`;
   }

@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import type { RawSnapshot } from '../backends/types.js';
+import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
 import { volumeLockFile, type Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
 import type { SnapshotEntry } from './history/schema.js';
 import { acquireLock, type HeldLock } from './lock.js';
 import {
+  formatSnapshotName,
   formatTimestamp,
   nextFreeName,
   parseSnapshotName,
   PRE_CHANGE_TYPES,
+  type ParsedName,
   type SnapshotType,
 } from './naming.js';
 import {
@@ -71,8 +73,8 @@ function toSnapshot(
   raw: RawSnapshot,
   location: 'local' | 'external',
   entry?: SnapshotEntry,
+  parsed: ParsedName | undefined = parseSnapshotName(volume.id, raw.name),
 ): Snapshot {
-  const parsed = parseSnapshotName(volume.id, raw.name);
   return {
     name: raw.name,
     volume: volume.id,
@@ -101,6 +103,35 @@ function entryToSnapshot(entry: SnapshotEntry): Snapshot {
     location: 'local',
     outcome: entry.outcome,
   };
+}
+
+/** The first unused name for this second: from a listing when one was made, else by asking the backend. */
+async function firstFreeName(
+  volume: VolumeConfig,
+  backend: SnapshotBackend,
+  type: SnapshotType,
+  operation: string | undefined,
+  at: Date,
+  listed: RawSnapshot[] | undefined,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  if (listed || !backend.nameTaken)
+    return nextFreeName(
+      volume.id,
+      type,
+      operation,
+      at,
+      new Set((listed ?? (await backend.list(volume, { signal }))).map((raw) => raw.name)),
+    );
+  for (let sequence = 1; sequence < 10_000; sequence++) {
+    const candidate = formatSnapshotName(volume.id, type, operation, at, sequence);
+    if (!(await backend.nameTaken(volume, candidate))) return candidate;
+  }
+  throw new SnapguardError(
+    'INTERNAL',
+    'Could not find a free snapshot name within one second.',
+    'Wait a second and retry.',
+  );
 }
 
 /** The owned snapshots of a volume, newest first. */
@@ -182,8 +213,11 @@ export async function createSnapshots(
     // Check every volume before creating any snapshot, so a refusal changes nothing.
     for (const volume of volumes) {
       const backend = deps.backendFor(volume);
-      const existing = await backend.list(volume, { signal: call.signal });
-      const owned = existing
+      const needsNewest =
+        !request.force && volume.minInterval !== undefined && PRE_CHANGE_TYPES.has(request.type);
+      // Listing costs processes; only the minInterval check needs the newest snapshot.
+      const existing = needsNewest ? await backend.list(volume, { signal: call.signal }) : undefined;
+      const owned = (existing ?? [])
         .flatMap((raw) => {
           const parsed = parseSnapshotName(volume.id, raw.name);
           return parsed ? [{ raw, parsed }] : [];
@@ -194,12 +228,7 @@ export async function createSnapshots(
             b.parsed.sequence - a.parsed.sequence,
         );
       const newest = owned[0];
-      if (
-        !request.force &&
-        volume.minInterval !== undefined &&
-        PRE_CHANGE_TYPES.has(request.type) &&
-        newest
-      ) {
+      if (needsNewest && newest && volume.minInterval !== undefined) {
         const age = (started.getTime() - newest.parsed.createdAt.getTime()) / 1000;
         if (age < volume.minInterval) {
           skipped.push({
@@ -226,10 +255,17 @@ export async function createSnapshots(
         }
         warnings.push(`${message} Snapshotting anyway because force was given.`);
       }
-      const taken = new Set(existing.map((raw) => raw.name));
       plans.push({
         volume,
-        name: nextFreeName(volume.id, request.type as SnapshotType, request.operation, started, taken),
+        name: await firstFreeName(
+          volume,
+          backend,
+          request.type,
+          request.operation,
+          started,
+          existing,
+          call.signal,
+        ),
       });
     }
 
@@ -373,23 +409,33 @@ export async function listSnapshots(
         ? backend.list(volume, { dir: source.dir, signal: call.signal })
         : backend.list(volume, { signal: call.signal }));
       for (const raw of raws) {
-        const owned = isOwned(volume, raw);
-        if (!owned && !request.includeForeign) continue;
-        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
-        const snapshot = toSnapshot(volume, raw, source.location, entry);
-        if (request.type && snapshot.type !== request.type) continue;
-        if (request.operation && snapshot.operation !== request.operation) continue;
-        const created = new Date(snapshot.createdAt);
+        const parsed = parseSnapshotName(volume.id, raw.name);
+        if (!parsed && !request.includeForeign) continue;
+        if (request.type && parsed?.type !== request.type) continue;
+        if (request.operation && parsed?.operation !== request.operation) continue;
+        const created = parsed?.createdAt ?? raw.createdAt;
         if (since && created < since) continue;
+        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
         found.push({
-          ...snapshot,
-          owned,
+          ...toSnapshot(volume, raw, source.location, entry, parsed),
+          owned: parsed !== undefined,
           ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
         });
       }
     }
   }
-  found.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.name.localeCompare(a.name));
+  // ISO times of one format sort as strings; plain comparisons, no locale collation.
+  found.sort((a, b) =>
+    a.createdAt !== b.createdAt
+      ? a.createdAt < b.createdAt
+        ? 1
+        : -1
+      : a.name < b.name
+        ? 1
+        : a.name > b.name
+          ? -1
+          : 0,
+  );
   return { snapshots: request.limit ? found.slice(0, request.limit) : found, total: found.length };
 }
 

@@ -63,6 +63,18 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
+function writeFailure(file: string, error: unknown): SnapguardError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new SnapguardError(
+    'HISTORY_WRITE_FAILED',
+    `Could not write ${file}: ${(error as Error).message}. The previous file is unchanged.`,
+    code === 'ENOSPC'
+      ? 'The filesystem holding the context directory is full: free space there, then retry.'
+      : 'Check that the context directory exists and is writable.',
+    { cause: error },
+  );
+}
+
 function parseHistory(text: string): History {
   const parsed = HistoryFileShape.parse(JSON.parse(text));
   return { ...parsed, version: 1 } as History;
@@ -115,52 +127,49 @@ export class HistoryStore {
 
   /** Runs `mutate` on the current history under the lock and writes the result durably. */
   async update<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
-    await mkdir(this.contextDir, { recursive: true });
-    const outcome = await withLock(
-      this.lockFile,
-      { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' },
-      async () => {
-        let history = emptyHistory();
-        let movedAside: string | undefined;
-        let text: string | undefined;
-        try {
-          text = await readFile(this.file, 'utf8');
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        }
-        if (text !== undefined) {
-          try {
-            history = parseHistory(text);
-          } catch (error) {
-            movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
-            await rename(this.file, movedAside);
-            this.logger?.error(
-              { file: this.file, movedAside, reason: (error as Error).message },
-              'history file did not parse; moved aside and started a new one',
-            );
-          }
-        }
-        const result = await mutate(history);
-        try {
-          await this.archiveOverflow(history);
-          await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
-          await syncDir(this.contextDir);
-        } catch (error) {
-          const code = (error as NodeJS.ErrnoException).code;
-          throw new SnapguardError(
-            'HISTORY_WRITE_FAILED',
-            `Could not write ${this.file}: ${(error as Error).message}. The previous file is unchanged.`,
-            code === 'ENOSPC'
-              ? 'The filesystem holding the context directory is full: free space there.'
-              : 'Check that the context directory is writable.',
-            { cause: error },
-          );
-        }
-        return { result, movedAside };
-      },
-    );
+    let outcome: HistoryUpdateResult<T>;
+    try {
+      await mkdir(this.contextDir, { recursive: true });
+      outcome = await withLock(
+        this.lockFile,
+        { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' },
+        () => this.rewrite(mutate),
+      );
+    } catch (error) {
+      // Filesystem failures anywhere on the write path (the lock file too) become one clear error.
+      if (error instanceof SnapguardError || !(error as NodeJS.ErrnoException).code) throw error;
+      throw writeFailure(this.file, error);
+    }
     for (const listener of this.listeners) listener();
     return outcome;
+  }
+
+  private async rewrite<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
+    let history = emptyHistory();
+    let movedAside: string | undefined;
+    let text: string | undefined;
+    try {
+      text = await readFile(this.file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (text !== undefined) {
+      try {
+        history = parseHistory(text);
+      } catch (error) {
+        movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
+        await rename(this.file, movedAside);
+        this.logger?.error(
+          { file: this.file, movedAside, reason: (error as Error).message },
+          'history file did not parse; moved aside and started a new one',
+        );
+      }
+    }
+    const result = await mutate(history);
+    await this.archiveOverflow(history);
+    await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
+    await syncDir(this.contextDir);
+    return { result, movedAside };
   }
 
   private async archiveOverflow(history: History): Promise<void> {

@@ -1,0 +1,140 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireComponents } from '../helpers/env.js';
+
+const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+function snapguard(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cli, ...args],
+      { cwd, env: { ...process.env, SNAPGUARD_CONFIG: '' }, timeout: 120_000 },
+      (error, stdout, stderr) => {
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('the CLI', () => {
+  let dir: string;
+  let config: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'snapguard-cli-'));
+    await mkdir(join(dir, 'pool', 'data'), { recursive: true });
+    await writeFile(join(dir, 'pool', 'data', 'f'), 'x');
+    config = join(dir, 'snapguard.yaml');
+    await writeFile(
+      config,
+      'contextDir: ctx\nstateDir: state\nvolumes:\n  data: { backend: dir, path: pool/data }\n',
+    );
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('creates, lists (table and --json), completes and shows history, exit 0', async () => {
+    const created = await snapguard([
+      'snapshot',
+      'create',
+      'data',
+      '--type',
+      'pre-change',
+      '--operation',
+      'edit',
+      '--json',
+      '--config',
+      config,
+    ]);
+    expect(created.code).toBe(0);
+    const result = JSON.parse(created.stdout);
+    expect(result.created[0].name).toMatch(/^data-pre-change-edit-\d{8}-\d{6}$/);
+    const table = await snapguard(['snapshot', 'list', '--config', config]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/^VOLUME\s+NAME\s+TYPE\s+AGE/);
+    expect(table.stdout).toContain(result.created[0].name);
+    const complete = await snapguard([
+      'complete',
+      result.operationId,
+      '--outcome',
+      'failed',
+      '--config',
+      config,
+    ]);
+    expect(complete.code).toBe(0);
+    const history = await snapguard(['history', '--kind', 'snapshots', '--json', '--config', config]);
+    expect(JSON.parse(history.stdout).snapshots[0]).toMatchObject({
+      snapshot_name: result.created[0].name,
+      outcome: 'failed',
+    });
+    const human = await snapguard(['history', '--config', config]);
+    expect(human.stdout).toContain('failed');
+  });
+
+  it('exits 3 with the message and what to do for bad usage and bad config', async () => {
+    const unknownVolume = await snapguard(['snapshot', 'create', 'media', '--config', config]);
+    expect(unknownVolume.code).toBe(3);
+    expect(unknownVolume.stderr).toMatch(
+      /Volume "media" is not configured\.\n\s+what to do: Use one of: data/,
+    );
+    const badOption = await snapguard(['snapshot', 'create', 'data', '--type', 'weird', '--config', config]);
+    expect(badOption.code).toBe(3);
+    const missing = await snapguard(['snapshot', 'list'], dir + '/pool');
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('No snapguard configuration found');
+    await writeFile(join(dir, 'bad.yaml'), 'volumes:\n  data: { backend: xfs, path: x }\n');
+    const bad = await snapguard(['snapshot', 'list', '--json', '--config', join(dir, 'bad.yaml')]);
+    expect(bad.code).toBe(3);
+    expect(JSON.parse(bad.stdout).error).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('volumes.data.backend'),
+    });
+    const metachar = await snapguard([
+      'snapshot',
+      'create',
+      'data',
+      '--operation',
+      '$(id)',
+      '--config',
+      config,
+    ]);
+    expect(metachar.code).toBe(3);
+  });
+
+  it('dry run changes nothing', async () => {
+    const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
+    const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('Would create 1 snapshot');
+    expect(await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8')).toBe(before);
+  });
+
+  it('runs the demo with the dir backend, no configuration needed', async () => {
+    const demo = await snapguard(['demo', '--backend', 'dir', '--json'], dir);
+    expect(demo.code).toBe(0);
+    const result = JSON.parse(demo.stdout);
+    expect(result).toMatchObject({ ok: true, backend: 'dir', kept: false });
+    await expect(readFile(result.sandbox)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it.runIf(requireComponents(['btrfs', 'mkfs.btrfs', 'losetup']))(
+    'runs the demo on a loop-mounted btrfs image and leaves no mount or loop device behind',
+    async () => {
+      const demo = await snapguard(['demo']);
+      expect(demo.code).toBe(0);
+      expect(demo.stdout).toContain('backend: btrfs');
+      expect(demo.stdout).toContain('Demo finished');
+      const sandbox = /== Sandbox \(btrfs\)\n\s+(\S+)/.exec(demo.stdout)![1]!;
+      expect(await readFile('/proc/self/mountinfo', 'utf8')).not.toContain(sandbox);
+      const loops = await new Promise<string>((resolve) =>
+        execFile('losetup', ['-a'], (_e, out) => resolve(out)),
+      );
+      expect(loops).not.toContain(sandbox);
+    },
+  );
+});

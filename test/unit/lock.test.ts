@@ -1,0 +1,88 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { acquireLock } from '../../src/core/lock.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'snapguard-lock-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function deadPid(): Promise<number> {
+  const child = spawn('true');
+  await new Promise((resolve) => child.on('exit', resolve));
+  return child.pid!;
+}
+
+describe('locks (guardrail 4)', () => {
+  it('lets one holder in at a time and names the holder to the one refused', async () => {
+    const file = join(dir, 'v.lock');
+    const lock = await acquireLock(file, { purpose: 'recover containers' });
+    await expect(
+      acquireLock(file, { purpose: 'snapshot', waitMs: 100, what: 'Volume "containers"' }),
+    ).rejects.toMatchObject({
+      code: 'LOCKED',
+      message: expect.stringContaining(`pid ${process.pid}`),
+    });
+    await lock.release();
+    const again = await acquireLock(file, { purpose: 'snapshot' });
+    await again.release();
+  });
+
+  it('waits for a holder that releases within the wait time', async () => {
+    const file = join(dir, 'v.lock');
+    const lock = await acquireLock(file, { purpose: 'first' });
+    setTimeout(() => void lock.release(), 150);
+    const second = await acquireLock(file, { purpose: 'second', waitMs: 5000 });
+    expect(JSON.parse(await readFile(file, 'utf8')).purpose).toBe('second');
+    await second.release();
+  });
+
+  it('takes over a stale lock of a dead process and says so in the log', async () => {
+    const file = join(dir, 'v.lock');
+    const pid = await deadPid();
+    await writeFile(
+      file,
+      JSON.stringify({
+        pid,
+        host: hostname(),
+        procStart: '1',
+        purpose: 'crashed recover',
+        since: '2026-01-01T00:00:00Z',
+      }),
+    );
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'info' },
+      new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) }),
+    );
+    const lock = await acquireLock(file, { purpose: 'new', logger });
+    expect(JSON.parse(await readFile(file, 'utf8')).pid).toBe(process.pid);
+    expect(lines.join('')).toContain(`took over a stale lock from pid ${pid}`);
+    await lock.release();
+  });
+
+  it('does not take over a lock whose pid was recycled by another live process? it treats a changed start time as stale', async () => {
+    const file = join(dir, 'v.lock');
+    // Our own pid with a start time that is not ours: the original owner is gone, the pid reused.
+    await writeFile(
+      file,
+      JSON.stringify({
+        pid: process.pid,
+        host: hostname(),
+        procStart: '0',
+        purpose: 'old',
+        since: '2026-01-01T00:00:00Z',
+      }),
+    );
+    const lock = await acquireLock(file, { purpose: 'new', waitMs: 0 });
+    await lock.release();
+  });
+});
