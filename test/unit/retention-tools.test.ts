@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -7,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { pruneSnapshots } from '../../src/core/retention/prune.js';
 import { createServer } from '../../src/mcp/server.js';
 
 let dir: string;
@@ -50,5 +52,32 @@ describe('retention and planning tools', () => {
     expect(readOnly.has('plan_strategy')).toBe(true);
     expect(readOnly.has('prune_snapshots')).toBe(false);
     expect(readOnly.has('pin_snapshot')).toBe(false);
+  });
+});
+
+describe('pins file', () => {
+  it('a pin file that does not parse stops prune instead of being read as "no pins"', async () => {
+    const base = join(dir, 'corrupt');
+    await mkdir(join(base, 'state'), { recursive: true });
+    await mkdir(join(base, 'vol'), { recursive: true });
+    await mkdir(join(base, '.snapshots', 'vol', 'vol-manual-20200101-000000'), { recursive: true });
+    await mkdir(join(base, '.snapshots', 'vol', 'vol-manual-20200102-000000'), { recursive: true });
+    await writeFile(join(base, 'state', 'pins.json'), '{"version":1,"pins":[');
+    const deps = createDeps(
+      buildConfig(
+        {
+          contextDir: join(base, 'ctx'),
+          stateDir: join(base, 'state'),
+          volumes: { vol: { backend: 'dir', path: join(base, 'vol'), retention: '1d' } },
+        },
+        base,
+      ),
+      { logger: silentLogger() },
+    );
+    await expect(pruneSnapshots(deps, { dryRun: false }, { gate: async () => true })).rejects.toMatchObject({
+      code: 'PRECONDITION_FAILED',
+      message: expect.stringMatching(/pins\.json does not parse/),
+    });
+    expect(existsSync(join(base, '.snapshots', 'vol', 'vol-manual-20200101-000000'))).toBe(true);
   });
 });
