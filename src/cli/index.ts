@@ -5,6 +5,7 @@ import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { restoreTestCommands } from './commands/restore-test.js';
 import { planCommand } from './commands/plan.js';
 import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
 import { snapshotCommand } from './commands/snapshot.js';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     historyCommand(),
     mcpCommand(),
     demoCommand(),
+    ...restoreTestCommands(),
     pruneCommand(),
     pinCommand(),
     unpinCommand(),

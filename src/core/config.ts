@@ -152,9 +152,22 @@ export const ConfigSchema = z.strictObject({
       maxPoolUsage: ratio.default(0.9),
       maxSnapshotShare: ratio.default(0.1),
       restoreTestMaxAge: durationString.default(35 * 86_400),
+      /** Per-tier thresholds for the newest snapshot's age, overriding the built-in ones (see docs/health.md). */
+      staleAfter: z
+        .record(z.enum(TIERS), z.strictObject({ warn: durationString, crit: durationString }))
+        .optional(),
     })
     .prefault({}),
   metrics: z.strictObject({ textfile: z.string().optional() }).prefault({}),
+  restoreTest: z
+    .strictObject({
+      /** Where sample restores go (default: the system temp folder); full btrfs drills use the pool. */
+      scratchDir: z.string().optional(),
+      /** Where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir). */
+      drillDir: z.string().optional(),
+      sampleSize: z.number().int().min(1).max(100_000).default(50),
+    })
+    .prefault({}),
   history: z
     .strictObject({
       /** Entries per section kept in backup-history.json; older ones move to yearly archive files. */
@@ -258,6 +271,11 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     contextDir: abs(parsed.contextDir),
     stateDir: abs(parsed.stateDir),
     ...(parsed.logFile ? { logFile: abs(parsed.logFile) } : {}),
+    restoreTest: {
+      ...parsed.restoreTest,
+      ...(parsed.restoreTest.scratchDir ? { scratchDir: abs(parsed.restoreTest.scratchDir) } : {}),
+      ...(parsed.restoreTest.drillDir ? { drillDir: abs(parsed.restoreTest.drillDir) } : {}),
+    },
     metrics: {
       ...parsed.metrics,
       ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}),

@@ -2,7 +2,9 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
+import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
+import { registerRunRestoreTestTool } from './run-restore-test.js';
 import { registerPinSnapshotTool } from './pin-snapshot.js';
 import { registerPlanStrategyTool } from './plan-strategy.js';
 import { registerPruneSnapshotsTool } from './prune-snapshots.js';
@@ -18,6 +20,8 @@ export const tools: readonly ToolEntry[] = [
   { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+  { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
+  { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
   { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
   { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
   { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
