@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
 import { OrchestrateConfigSchema } from './orchestrate/schema.js';
+import { DAYS_OF_WEEK, parsePreserve, parsePreserveMin } from './retention/policy.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
@@ -58,6 +59,43 @@ export const ExternalSchema = z.strictObject({
   passwordFile: z.string().optional(),
 });
 
+const preserveMinString = z.string().refine(
+  (value) => {
+    try {
+      parsePreserveMin(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be all, latest, no, or a window like 48h, 2d, 1w, 1m, 1y' },
+);
+const preserveString = z.string().refine(
+  (value) => {
+    try {
+      parsePreserve(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be counts per period like "24h 7d 4w 12m 2y" (* for all), or "no"' },
+);
+
+/** btrbk-style retention of one location; see docs/retention.md. */
+export const RetentionRulesSchema = z.strictObject({
+  preserveMin: preserveMinString.optional(),
+  preserve: preserveString.optional(),
+  preserveHourOfDay: z.number().int().min(0).max(23).optional(),
+  preserveDayOfWeek: z.enum(DAYS_OF_WEEK, `must be one of ${DAYS_OF_WEEK.join(', ')}`).optional(),
+});
+
+/** A volume's retention: a preserve string (local only) or rules for local with `external` rules. */
+export const VolumeRetentionSchema = z.union([
+  preserveString,
+  RetentionRulesSchema.extend({ external: RetentionRulesSchema.optional() }),
+]);
+
 export const VolumeSchema = z
   .strictObject({
     backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir'),
@@ -70,7 +108,7 @@ export const VolumeSchema = z
     tier: z.enum(TIERS, `must be one of ${TIERS.join(', ')}`).default('standard'),
     services: ServicesSchema.optional(),
     minInterval: durationString.optional(),
-    retention: z.string().optional(),
+    retention: VolumeRetentionSchema.optional(),
     external: z.array(ExternalSchema).default([]),
     /** Checks run after a recovery (and by wrap): argv arrays, never a shell. */
     validate: z
@@ -147,6 +185,11 @@ export const ConfigSchema = z.strictObject({
     })
     .prefault({}),
   orchestrate: OrchestrateConfigSchema.optional(),
+  /** Defaults for every volume's retention, and the never-delete age of recovery safety snapshots. */
+  retention: RetentionRulesSchema.extend({
+    external: RetentionRulesSchema.optional(),
+    keepRecoverySafety: durationString.default(7 * 86_400),
+  }).prefault({}),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
