@@ -17,6 +17,8 @@ export interface RawSnapshot {
   holds?: number;
   /** zfs: bytes only this snapshot references (`used`). */
   usedBytes?: number;
+  /** btrfs: set on copies made by `btrfs receive` (the uuid of the sent snapshot). */
+  receivedUuid?: string;
 }
 
 /** A snapshot's contents opened for reading; close() removes whatever was set up (e.g. a clone). */

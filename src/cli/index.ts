@@ -7,6 +7,7 @@ import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
 import { recoverCommand } from './commands/recover.js';
+import { orchestrateCommand } from './commands/orchestrate.js';
 import { restoreTestCommands } from './commands/restore-test.js';
 import { planCommand } from './commands/plan.js';
 import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
     recoverCommand(),
     wrapCommand(),
     doctorCommand(),
+    orchestrateCommand(),
     ...restoreTestCommands(),
     pruneCommand(),
     pinCommand(),

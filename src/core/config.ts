@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
+import { OrchestrateConfigSchema } from './orchestrate/schema.js';
 import { DAYS_OF_WEEK, parsePreserve, parsePreserveMin } from './retention/policy.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -191,7 +192,7 @@ export const ConfigSchema = z.strictObject({
       liveEntries: z.number().int().min(10).default(1000),
     })
     .prefault({}),
-  orchestrate: z.unknown().optional(),
+  orchestrate: OrchestrateConfigSchema.optional(),
   /** Defaults for every volume's retention, and the never-delete age of recovery safety snapshots. */
   retention: RetentionRulesSchema.extend({
     external: RetentionRulesSchema.optional(),

@@ -26,7 +26,7 @@ function execLine(options: UnitOptions, args: string[]): string {
 }
 
 /**
- * systemd units for the schedules of ../seeds/001: a monthly sample restore test of every
+ * systemd units for the two schedules: a monthly sample restore test of every
  * volume (spread across folders) and an hourly health check that records the pool reading for
  * the forecast and refreshes the Prometheus textfile. Both exit 1/2 on warning/critical, which
  * systemd records as a failed run (visible in `systemctl --failed` and OnFailure= hooks).

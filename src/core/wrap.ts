@@ -1,6 +1,6 @@
 import type { Deps } from './deps.js';
 import { SnapguardError, toSnapguardError } from './errors.js';
-import { recover, type RecoverContext } from './recovery/recover.js';
+import { recover, resolveUnfinishedRecoveries, type RecoverContext } from './recovery/recover.js';
 import type { RecoverResult } from './recovery/schemas.js';
 import { completeOperation, createSnapshots } from './snapshots.js';
 
@@ -13,6 +13,8 @@ export interface WrapOptions {
   /** A validation command as argv (see splitCommandLine). */
   validate?: string[] | undefined;
   autoRollback?: boolean;
+  /** Take a new snapshot even when minInterval would reuse a recent one (also overrides maxPoolUsage). */
+  force?: boolean;
   commandTimeoutSeconds?: number;
   validateTimeoutSeconds?: number;
   /** Let the command and the validation write to the terminal (the CLI without --json). */
@@ -135,10 +137,14 @@ export async function runWrap(
     );
   }
   const warnings: string[] = [];
+  // An interrupted recovery of these volumes is finished (or undone) before anything new starts.
+  for (const resolved of await resolveUnfinishedRecoveries(deps, { volumes: options.volumes, context }))
+    warnings.push(`interrupted recovery ${resolved.recoveryId}: ${resolved.action} (${resolved.detail})`);
   const created = await createSnapshots(deps, {
     volumes: options.volumes,
     type: options.deploy ? 'pre-deploy' : 'pre-change',
     operation: options.operation,
+    force: Boolean(options.force),
   });
   const snapshots = [
     ...created.created.map((s) => ({ volume: s.volume, name: s.name, reused: false })),

@@ -6,7 +6,6 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
 import { forecastDays, healthCheck } from '../../src/core/health/index.js';
-import { runRestoreTest } from '../../src/core/restore-test/index.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
@@ -101,8 +100,12 @@ describe.runIf(run)('health_check on real btrfs', () => {
     expect(JSON.parse(before.stdout).findings).toContainEqual(
       expect.objectContaining({ code: 'RESTORE_TEST_NEVER' }),
     );
-    const test = await runRestoreTest(sandbox.deps(input), { volume: 'fresh' });
-    expect(test.overall).toBe('PASS');
+    const test = await snapguard(['restore-test', 'fresh', '--config', configFile, '--json', '--seed', '5']);
+    expect(test.code).toBe(0);
+    expect(JSON.parse(test.stdout)).toMatchObject({
+      overall: 'PASS',
+      results: [{ volume: 'fresh', seed: 5 }],
+    });
     const after = await snapguard(['health', 'fresh', '--config', configFile, '--json']);
     const report = JSON.parse(after.stdout);
     expect(report.overall).toBe('GOOD');

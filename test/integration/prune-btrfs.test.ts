@@ -83,7 +83,14 @@ describe.runIf(run)('prune on real btrfs', () => {
     await snapshotAt('today-b', new Date(now.getTime() - 2 * 60_000));
     await snapshotAt('newest', new Date(now.getTime() - 60_000));
     // Foreign snapshots in the same folder: never touched.
-    for (const foreign of ['data.20261101T0000', 'snapper-1'])
+    // Foreign look-alikes: another volume's name, an invalid collision suffix, a bad date.
+    for (const foreign of [
+      'data.20261101T0000',
+      'snapper-1',
+      'datax-scheduled-20200101-000000',
+      'data-scheduled-20200101-000000-0',
+      'data-scheduled-20200231-000000',
+    ])
       await exec('btrfs', ['subvolume', 'snapshot', '-r', data, join(snapDir, foreign)]);
     // External copies, received as a backup target receives them.
     for (const label of ['day-8', 'day-7']) {
@@ -132,7 +139,13 @@ describe.runIf(run)('prune on real btrfs', () => {
         .filter((v) => v.protectedBy.includes('foreign'))
         .map((v) => v.name)
         .sort(),
-    ).toEqual(['data.20261101T0000', 'snapper-1']);
+    ).toEqual([
+      'data-scheduled-20200101-000000-0',
+      'data-scheduled-20200231-000000',
+      'data.20261101T0000',
+      'datax-scheduled-20200101-000000',
+      'snapper-1',
+    ]);
     expect(result.delete.map((v) => `${v.location}:${v.name}`).sort()).toEqual(
       [
         ...['day-10', 'day-8', 'day-6', 'day-5', 'day-4', 'day-3', 'safety-old', 'today-b'].map(
@@ -178,6 +191,8 @@ describe.runIf(run)('prune on real btrfs', () => {
     const snapDir = join(sandbox.pool.mountPoint, '.snapshots/data');
     expect(existsSync(join(snapDir, 'data.20261101T0000'))).toBe(true);
     expect(existsSync(join(snapDir, 'snapper-1'))).toBe(true);
+    expect(existsSync(join(snapDir, 'datax-scheduled-20200101-000000'))).toBe(true);
+    expect(existsSync(join(snapDir, 'data-scheduled-20200101-000000-0'))).toBe(true);
     const extDir = join(sandbox.pool.mountPoint, 'external/data');
     expect(existsSync(join(extDir, (made.get('day-8') as Made).name))).toBe(false);
     expect(existsSync(join(extDir, (made.get('day-7') as Made).name))).toBe(true);
@@ -263,6 +278,11 @@ describe.runIf(run)('prune on real btrfs', () => {
       (await client.callTool({ name: 'prune_snapshots', arguments: args })) as CallToolResult & {
         structuredContent: { status: string; confirmationToken?: string; delete: { name: string }[] };
       };
+    const outside = await call({ volume: '../data' });
+    expect(outside.isError).toBe(true);
+    expect(JSON.stringify(outside.content)).toMatch(/volume/);
+    const unknown = await call({ volume: 'nope' });
+    expect(JSON.stringify(unknown.content)).toMatch(/UNKNOWN_VOLUME/);
     const first = await call({ volume: 'data', location: 'local' });
     expect(first.structuredContent.status).toBe('confirmation_required');
     expect(exists('mcp-old')).toBe(true);

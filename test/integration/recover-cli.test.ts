@@ -102,3 +102,49 @@ describe.runIf(run)('snapguard recover on the command line: the terminal confirm
     expect(await readFile(file, 'utf8')).toBe('good\n');
   });
 });
+
+describe.runIf(run)('two recover processes on one volume at once', () => {
+  let box: BtrfsSandbox;
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(384, 'recover-race');
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  it('never both act: one recovers, the other waits and is refused clearly (or runs after it)', async () => {
+    const vol = await box.subvolume('race');
+    await writeFile(join(vol, 'f'), 'v1\n');
+    const input = {
+      contextDir: join(box.dir, 'context'),
+      stateDir: join(box.dir, 'state'),
+      volumes: { race: { backend: 'btrfs' as const, path: vol } },
+    };
+    const configFile = join(box.dir, 'snapguard.yaml');
+    await writeFile(configFile, stringify(input));
+    const deps = box.deps(input);
+    const snap = (await createSnapshots(deps, { volumes: ['race'], type: 'manual' })).created[0]!.name;
+    await writeFile(join(vol, 'f'), 'v2\n');
+    const args = [cli, 'recover', 'race', snap, '--yes', '--json', '--config', configFile];
+    const [one, two] = await Promise.all([runFile(process.execPath, args), runFile(process.execPath, args)]);
+    const outcomes = [one, two].map((r) =>
+      r.code === 0
+        ? 'recovered'
+        : (JSON.parse(r.stdout) as { error: { code: string; message: string } }).error,
+    );
+    const recovered = outcomes.filter((o) => o === 'recovered');
+    expect(recovered.length).toBeGreaterThanOrEqual(1);
+    for (const o of outcomes)
+      if (o !== 'recovered') {
+        expect(o.code).toBe('CONFIRMATION_INVALID');
+        expect(o.message).toMatch(/changed while this recovery waited.*Nothing was changed/);
+      }
+    expect(await readFile(join(vol, 'f'), 'utf8')).toBe('v1\n');
+    const { history } = await deps.history.read();
+    expect(history.recoveries).toHaveLength(recovered.length);
+    const safeties = (await readdir(deps.config.volumes.race!.snapshotDir)).filter((n) =>
+      n.includes('pre-recover'),
+    );
+    expect(safeties).toHaveLength(recovered.length);
+  });
+});

@@ -11,7 +11,7 @@ import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js'
 import { recover } from '../../src/core/recovery/recover.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
-import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
 
@@ -134,6 +134,27 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
       // Doctor has nothing more to do.
       const again = await runCli(['doctor', '--json', '--config', s.configFile]);
       expect(again.code).toBe(0);
+    },
+  );
+
+  it.each(['after:move-aside', 'after:restore'])(
+    'killed %s and the target snapshot deleted meanwhile: doctor puts the volume back and loses nothing',
+    async (fault) => {
+      const s = await scenario('rollback');
+      const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: fault });
+      expect(killed.signal).toBe('SIGKILL');
+      const restoredState = fault === 'after:restore' ? await treeState(s.path) : undefined;
+      await exec('btrfs', ['subvolume', 'delete', s.snap.path]);
+      const doctor = await runCli(['doctor', '--json', '--config', s.configFile]);
+      const report = JSON.parse(doctor.stdout) as { recoveries: { action: string; detail: string }[] };
+      expect(report.recoveries[0]?.action, report.recoveries[0]?.detail).toBe('reverted');
+      expect(await treeState(s.path)).toEqual(s.before);
+      if (restoredState) {
+        // The restored copy was the only copy of the deleted target: it is kept, not deleted.
+        const kept = report.recoveries[0]!.detail.match(/kept at (\S+?)(?:;|$)/)?.[1];
+        expect(kept).toBeDefined();
+        expect(await treeState(kept!)).toEqual(restoredState);
+      }
     },
   );
 

@@ -44,8 +44,11 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
       });
     const [a, b] = InMemoryTransport.createLinkedPair();
     await Promise.all([server.connect(a), client.connect(b)]);
+    const progress: string[] = [];
     const call = async (args: Record<string, unknown>) => {
-      const result = (await client.callTool({ name: 'recover', arguments: args })) as CallToolResult;
+      const result = (await client.callTool({ name: 'recover', arguments: args }, undefined, {
+        onprogress: (p) => void progress.push(String(p.message)),
+      })) as CallToolResult;
       return {
         result,
         text: (result.content[0] as { text: string }).text,
@@ -57,6 +60,7 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
     return {
       call,
       asked,
+      progress,
       close: async () => {
         await client.close();
         await cleanup();
@@ -130,6 +134,7 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
 
     const done = await t.call({ volume: 'app', snapshot, confirmationToken: token });
     expect(done.data.status, done.text).toBe('recovered');
+    expect(t.progress).toEqual(expect.arrayContaining(['app: move-aside', 'app: restore']));
     expect(await readFile(join(path, 'data/conf'), 'utf8')).toBe('v1\n');
     expect(done.data.safetyBackup).toMatch(/^app-pre-recover-/);
 

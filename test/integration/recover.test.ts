@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
 import { SnapguardError } from '../../src/core/errors.js';
 import { recover } from '../../src/core/recovery/recover.js';
-import { createSnapshots } from '../../src/core/snapshots.js';
+import { createSnapshots, listSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
@@ -73,6 +73,11 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(await treeState(safety)).toEqual(broken);
     const show = await exec('btrfs', ['property', 'get', '-ts', safety, 'ro']);
     expect(show.stdout.trim()).toBe('ro=true');
+    // The moved-aside volume was a plain subvolume, not a snapshot: it is still listed as one of ours.
+    const listed = await listSnapshots(deps, { volume: 'containers', type: 'pre-recover' });
+    expect(listed.snapshots.map((s) => [s.name, s.readOnly, s.owned])).toEqual([
+      [result.safetyBackup, true, true],
+    ]);
     // The live volume is writable again.
     await writeFile(join(volumePath, 'writable-check'), 'x');
     await rm(join(volumePath, 'writable-check'));
@@ -153,9 +158,13 @@ describe.runIf(run)('recover on real btrfs', () => {
     await mkdir(join(volumePath, 'live'), { recursive: true });
     await symlink(outside, join(volumePath, 'live/out'));
     const state = await treeState(volumePath);
-    const snapshotsBefore = (
-      await exec('btrfs', ['subvolume', 'list', '-o', deps.config.volumes.containers!.snapshotDir])
-    ).stdout;
+    // Subvolume paths only: generations move with any metadata write (atime) and are not a change.
+    const subvolumes = async () =>
+      (await exec('btrfs', ['subvolume', 'list', '-o', deps.config.volumes.containers!.snapshotDir])).stdout
+        .split('\n')
+        .map((line) => line.replace(/^.* path /, ''))
+        .sort();
+    const snapshotsBefore = await subvolumes();
 
     const attacks: [string[], RegExp][] = [
       [['../outside/victim'], /"\.\."/],
@@ -184,9 +193,7 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(await readFile(join(outside, 'victim'), 'utf8')).toBe('untouched\n');
     expect(await readdir(outside)).toEqual(['victim']);
     expect(await treeState(volumePath)).toEqual(state);
-    expect(
-      (await exec('btrfs', ['subvolume', 'list', '-o', deps.config.volumes.containers!.snapshotDir])).stdout,
-    ).toBe(snapshotsBefore);
+    expect(await subvolumes()).toEqual(snapshotsBefore);
   });
 
   it('refuses a rollback when the volume path is a mount point, explains why, and changes nothing', async () => {
@@ -259,5 +266,126 @@ describe.runIf(run)('recover on real btrfs', () => {
     for (const entry of mine)
       expect(existsSync(join(deps.config.volumes.containers!.snapshotDir, entry.safety_backup!))).toBe(true);
     expect(existsSync(join(volumePath, 'concurrent'))).toBe(false);
+  });
+});
+
+describe.runIf(run)('recover a whole operation, and locks', () => {
+  let box: BtrfsSandbox;
+  let deps: Deps;
+  let a: string;
+  let b: string;
+  const warnings: string[] = [];
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(384, 'recover-op');
+    a = await box.subvolume('containers');
+    b = await box.subvolume('config');
+    const logger = (await import('pino')).pino(
+      { level: 'warn' },
+      { write: (line: string) => void warnings.push(line) },
+    );
+    deps = box.deps(
+      {
+        confirm: 'never',
+        volumes: { containers: { backend: 'btrfs', path: a }, config: { backend: 'btrfs', path: b } },
+      },
+      { logger },
+    );
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  it('operationId brings every volume of the operation back together, with one plan', async () => {
+    await writeFile(join(a, 'compose.yml'), 'image: v1\n');
+    await writeFile(join(b, 'proxy.conf'), 'upstream v1\n');
+    const op = await createSnapshots(deps, {
+      volumes: ['containers', 'config'],
+      type: 'pre-deploy',
+      operation: 'deploy-stack',
+    });
+    await writeFile(join(a, 'compose.yml'), 'image: v2\n');
+    await writeFile(join(b, 'proxy.conf'), 'upstream v2\n');
+    const plan = await recover(deps, { operationId: op.operationId, dryRun: true });
+    expect(plan.status).toBe('planned');
+    expect(plan.plan?.volumes.map((v) => v.volume)).toEqual(['config', 'containers']);
+    const result = await recover(deps, { operationId: op.operationId, reason: 'deploy failed' });
+    expect(result.status).toBe('recovered');
+    expect(await readFile(join(a, 'compose.yml'), 'utf8')).toBe('image: v1\n');
+    expect(await readFile(join(b, 'proxy.conf'), 'utf8')).toBe('upstream v1\n');
+    expect(result.volumes?.map((v) => v.outcome)).toEqual(['success', 'success']);
+    const { history } = await deps.history.read();
+    const entries = history.recoveries.filter((r) => r.operation_id === op.operationId);
+    expect(entries.map((e) => e.subvolume).sort()).toEqual(['config', 'containers']);
+    // files mode and a mix of operationId with volume are refused
+    await expect(recover(deps, { operationId: op.operationId, mode: 'files', paths: ['x'] })).rejects.toThrow(
+      /files mode/,
+    );
+    await expect(recover(deps, { operationId: op.operationId, volume: 'config' })).rejects.toThrow(
+      /either operationId/,
+    );
+  });
+
+  it('only configured volumes and owned, existing snapshots (guardrail 1)', async () => {
+    await expect(
+      recover(deps, { volume: 'nope', snapshot: 'nope-manual-20261121-000000' }),
+    ).rejects.toMatchObject({ code: 'UNKNOWN_VOLUME' });
+    await expect(
+      recover(deps, { volume: 'containers', snapshot: 'containers.20261120T0200' }),
+    ).rejects.toMatchObject({ code: 'NOT_OWNED' });
+    await expect(
+      recover(deps, { volume: 'containers', snapshot: 'containers-manual-20200101-000000' }),
+    ).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND' });
+    await expect(recover(deps, { volume: 'containers', snapshot: '../config' })).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+    });
+  });
+
+  it('configured validate commands run after the swap; a failing one makes the recovery failed and is named', async () => {
+    const checked = await box.subvolume('checked');
+    const vdeps = box.deps({
+      confirm: 'never',
+      volumes: {
+        checked: {
+          backend: 'btrfs',
+          path: checked,
+          validate: [{ command: ['test', '-f', 'healthy'], timeout: '5s' }],
+        },
+      },
+    });
+    const broken = (await createSnapshots(vdeps, { volumes: ['checked'], type: 'manual' })).created[0]!;
+    await writeFile(join(checked, 'healthy'), 'yes\n');
+    const failed = await recover(vdeps, { volume: 'checked', snapshot: broken.name });
+    expect(failed.status).toBe('failed');
+    expect(failed.validation).toEqual([
+      expect.objectContaining({ volume: 'checked', check: 'command test -f healthy', ok: false }),
+    ]);
+    expect(failed.message).toMatch(/command test -f healthy/);
+    // Undo with the safety snapshot, which has the file: validation passes.
+    const undo = await recover(vdeps, { volume: 'checked', snapshot: failed.safetyBackup! });
+    expect(undo.status).toBe('recovered');
+    expect(undo.validation).toEqual([{ volume: 'checked', check: 'command test -f healthy', ok: true }]);
+  });
+
+  it('a stale lock of a dead process is taken over and logged', async () => {
+    const snap = (await createSnapshots(deps, { volumes: ['containers'], type: 'manual', force: true }))
+      .created[0]!;
+    const lockFile = join(deps.config.stateDir, 'locks', 'volume-containers.lock');
+    await mkdir(join(deps.config.stateDir, 'locks'), { recursive: true });
+    const dead = await exec('sh', ['-c', 'echo $$']);
+    await writeFile(
+      lockFile,
+      JSON.stringify({
+        pid: Number(dead.stdout.trim()),
+        host: (await import('node:os')).hostname(),
+        procStart: '1',
+        purpose: 'recover (crashed)',
+        since: new Date().toISOString(),
+      }),
+    );
+    const result = await recover(deps, { volume: 'containers', snapshot: snap.name });
+    expect(result.status).toBe('recovered');
+    expect(warnings.join('\n')).toMatch(/took over a stale lock from pid \d+/);
+    expect(existsSync(lockFile)).toBe(false);
   });
 });

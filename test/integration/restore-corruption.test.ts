@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
@@ -75,6 +75,26 @@ describe.runIf(run)('a snapshot with a corrupted data block', () => {
     // The intact files still verify: only the damaged one fails.
     expect(failures.map((f) => f.path)).toEqual(['victim.bin']);
     expect(result.results[0]?.filesChecked).toBe(6);
+    // The history records the failure with the file and the check.
+    const history = JSON.parse(await readFile(deps.history.file, 'utf8'));
+    expect(history.restore_tests.at(-1)).toMatchObject({
+      outcome: 'fail',
+      failures: [expect.objectContaining({ path: 'victim.bin', check: 'read-error' })],
+    });
+  });
+
+  it('the full drill fails too: btrfs send cannot read the damaged extent, and the scratch subvolume is gone', async () => {
+    const result = await runRestoreTest(deps, { volume: 'data', mode: 'full', seed: 1 });
+    expect(result.overall).toBe('FAIL');
+    expect(result.results[0]?.failures).toEqual([
+      expect.objectContaining({
+        path: '.',
+        check: 'read-error',
+        actual: expect.stringMatching(/Input\/output error|EIO/i),
+      }),
+    ]);
+    const { stdout } = await exec('btrfs', ['subvolume', 'list', sandbox.pool.mountPoint]);
+    expect(stdout).not.toContain('.snapguard-restore-test-');
   });
 
   it('health_check is CRITICAL: btrfs device stats count the corruption', async () => {

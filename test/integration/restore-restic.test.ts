@@ -76,6 +76,15 @@ describe.runIf(run)('run_restore_test from a real restic repository', () => {
     expect(JSON.stringify(history)).not.toContain('correct horse');
   });
 
+  it('full mode restores the whole restic snapshot and measures throughput and RTO', async () => {
+    const result = await runRestoreTest(deps, { volume: 'data', source: 'restic', mode: 'full', seed: 1 });
+    const [only] = result.results;
+    expect(only?.failures).toEqual([]);
+    expect(only).toMatchObject({ mode: 'full', source: 'restic', filesChecked: 6, outcome: 'PASS' });
+    expect(only?.throughputBytesPerSecond).toBeGreaterThan(0);
+    expect(only?.rtoEstimateSeconds).toEqual(expect.any(Number));
+  });
+
   it('fails naming the file whose data is missing from the repository', async () => {
     const before = await packFiles(resticEnv.RESTIC_REPOSITORY as string);
     await writeFile(join(volume, 'media', 'new-video.bin'), randomBytes(600_000));

@@ -171,6 +171,19 @@ describe.runIf(run)('run_restore_test on real btrfs', () => {
     expect(history.restore_tests.at(-1).rto_estimate_seconds).toEqual(expect.any(Number));
   });
 
+  it('a cancelled full drill stops send and receive and removes the received subvolume', async () => {
+    const controller = new AbortController();
+    const attempt = runRestoreTest(
+      deps,
+      { volume: 'data', mode: 'full', seed: 4 },
+      { signal: controller.signal, onProgress: () => setTimeout(() => controller.abort(), 5) },
+    );
+    await expect(attempt).rejects.toThrow();
+    expect(await scratchLeftovers(join(sandbox.dir, 'pool', '.snapshots'))).toEqual([]);
+    const { stdout } = await exec('btrfs', ['subvolume', 'list', sandbox.pool.mountPoint]);
+    expect(stdout).not.toContain('.snapguard-restore-test-');
+  });
+
   describe('external source (a received copy on a second pool)', () => {
     let external: Awaited<ReturnType<typeof createBtrfsSandbox>>;
     let copy: string;
@@ -216,6 +229,18 @@ describe.runIf(run)('run_restore_test on real btrfs', () => {
       expect(result.results[0]?.failures).toEqual([]);
       expect(result.overall).toBe('PASS');
       expect(result.warnings).toEqual([]);
+    });
+
+    it('full mode from the received copy: send | receive back into the pool, verified against the local snapshot', async () => {
+      const result = await runRestoreTest(deps, {
+        volume: 'data',
+        source: 'external',
+        mode: 'full',
+        sampleSize: 20,
+        seed: 2,
+      });
+      expect(result.results[0]?.failures).toEqual([]);
+      expect(result.results[0]?.rtoEstimateSeconds).toEqual(expect.any(Number));
     });
 
     it('fails naming the check when mode, owner, an xattr or the selinux label changed on the copy', async () => {

@@ -204,6 +204,36 @@ describe('planner fixtures produce the documented policies', () => {
   });
 });
 
+describe('runbooks and restore drills', () => {
+  it('each runbook states the RTO measured by the latest passing restore drill of a volume', async () => {
+    await deps.history.update((history) => {
+      for (const [timestamp, duration, outcome] of [
+        ['2026-11-01T03:00:00.000Z', 300, 'pass'],
+        ['2026-11-15T03:00:00.000Z', 754, 'pass'],
+        ['2026-11-20T03:00:00.000Z', 90, 'fail'],
+      ] as const)
+        history.restore_tests.push({
+          id: `rt-${timestamp}`,
+          timestamp,
+          subvolume: 'postgresql',
+          snapshot: 'postgresql-scheduled-20261101-020000',
+          source: 'local',
+          mode: 'full',
+          files_checked: 10,
+          bytes: 1000,
+          duration_seconds: duration,
+          outcome,
+          failures: [],
+        });
+    });
+    const result = await plan('server');
+    for (const runbook of result.runbooks) {
+      expect(runbook.markdown).toContain('| postgresql | critical | 2h | 13m (drill of 2026-11-15) |');
+      expect(runbook.markdown).toContain('| containers | important | 8h | no drill recorded yet: run one |');
+    }
+  });
+});
+
 describe('schedule and activity window', () => {
   it('jobs never overlap, also when the window wraps past midnight', () => {
     for (const start of [0, 2, 22, 23]) {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { recover } from '../../core/recovery/recover.js';
 import type { RecoverResult } from '../../core/recovery/schemas.js';
-import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
+import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { printJson, printLine } from '../output.js';
 
@@ -46,9 +46,8 @@ export function recoverCommand(): Command {
       .argument('[volume]', 'configured volume id')
       .argument('[snapshot]', 'owned snapshot name (snapguard snapshot list)')
       .option(
-        '--files <path>',
-        'restore this path (relative to the volume root; repeatable; "." = whole tree)',
-        collect,
+        '--files <path...>',
+        'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
       )
       .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
       .option('--reason <text>', 'why, recorded in the history')

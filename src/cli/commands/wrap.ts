@@ -9,6 +9,7 @@ interface WrapCliOptions extends CommonOptions {
   deploy?: boolean;
   validate?: string;
   autoRollback?: boolean;
+  force?: boolean;
   timeout?: number;
 }
 
@@ -22,6 +23,10 @@ export function wrapCommand(): Command {
       .requiredOption('--operation <name>', 'what the change is, e.g. deploy-immich')
       .option('--deploy', 'snapshot type pre-deploy instead of pre-change')
       .option('--validate <command>', 'validation command line (split without a shell; quotes group words)')
+      .option(
+        '-f, --force',
+        'take a new snapshot even when a recent one exists (minInterval) or the pool is nearly full',
+      )
       .option('--auto-rollback', 'on failure roll back without asking (this flag is the consent)')
       .option('--timeout <seconds>', 'command timeout in seconds (default 3600)', parseIntOption('--timeout'))
       .argument('<command...>', 'the command and its arguments, after --'),
@@ -36,6 +41,7 @@ export function wrapCommand(): Command {
         command,
         validate: options.validate ? splitCommandLine(options.validate) : undefined,
         autoRollback: Boolean(options.autoRollback),
+        force: Boolean(options.force),
         ...(options.timeout ? { commandTimeoutSeconds: options.timeout } : {}),
         inheritOutput: !options.json,
       });

@@ -165,7 +165,18 @@ const DEFAULT_TARGETS: Record<Tier, { rpo: number; rto: number }> = {
 };
 
 /** CLI verbs of this build; the CLI passes its own list, which wins. */
-export const KNOWN_VERBS = ['snapshot', 'complete', 'history', 'prune', 'pin', 'unpin', 'plan'];
+export const KNOWN_VERBS = [
+  'snapshot',
+  'complete',
+  'history',
+  'prune',
+  'pin',
+  'unpin',
+  'plan',
+  'restore-test',
+  'health',
+  'units',
+];
 
 function idFromPath(path: string): string {
   const base = basename(path.replace(/\/+$/, '')) || 'root';

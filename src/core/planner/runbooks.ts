@@ -57,7 +57,8 @@ function restoreFromRemote(v: RunbookVolume, targetPool: string): string[] {
   if (v.methods.remote === 'btrfs-send-receive' && v.remotePath) {
     return [
       `# ${v.id}: newest received snapshot on the backup target`,
-      `LATEST=$(ls -1 ${v.remotePath} | grep '^${v.id}-' | sort -t- -k4 | tail -n 1)`,
+      // Newest by the UTC time in the name (names sort by time only after that field).
+      `LATEST=$(ls -1 ${v.remotePath} | grep -E '^${v.id.replace(/\./g, '\\.')}-' | sed -E 's/^(.*-([0-9]{8}-[0-9]{6})(-[0-9]+)?)$/\\2 \\1/' | sort | tail -n 1 | cut -d' ' -f2)`,
       `btrfs send ${v.remotePath}/"$LATEST" | btrfs receive ${targetPool}/.snapshots/${v.id}/`,
       `btrfs subvolume snapshot ${targetPool}/.snapshots/${v.id}/"$LATEST" ${v.path}`,
     ];

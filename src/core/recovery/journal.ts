@@ -19,8 +19,8 @@ export const ROLLBACK_STEPS = [
   'record',
 ] as const;
 export const FILES_STEPS = [
-  'safety-snapshot',
   'stop-services',
+  'safety-snapshot',
   'copy',
   'start-services',
   'validate',
@@ -79,27 +79,39 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-export async function writeJournal(stateDir: string, journal: Journal): Promise<void> {
+/**
+ * Writes the journal atomically (temp file, rename). The first write of a recovery is fsynced,
+ * folder included, so the journal is on disk before anything changes. Later writes only replace it
+ * atomically: a killed process leaves them in the page cache, and after a power cut an older
+ * version is as good a starting point for doctor, which reads the filesystem (not the journal's
+ * flags) to see how far the recovery got.
+ */
+export async function writeJournal(
+  stateDir: string,
+  journal: Journal,
+  options: { first?: boolean } = {},
+): Promise<void> {
   const dir = journalDir(stateDir);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (options.first) await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = journalFile(stateDir, journal.recoveryId);
   const temp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
   const handle = await open(temp, 'wx', 0o600);
   try {
     await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
-    await handle.sync();
+    if (options.first) await handle.sync();
   } finally {
     await handle.close();
   }
   await rename(temp, file);
-  await syncDir(dir);
+  if (options.first) await syncDir(dir);
 }
 
 export async function removeJournal(stateDir: string, recoveryId: string): Promise<void> {
+  // Not fsynced: if a power cut brings the journal back, doctor finds every step done and only
+  // confirms the history entry (written once, by id).
   await unlink(journalFile(stateDir, recoveryId)).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
   });
-  await syncDir(journalDir(stateDir)).catch(() => undefined);
 }
 
 /** Every journal left in stateDir: each is an unfinished recovery. */

@@ -9,7 +9,11 @@ import { parseSnapshotName } from '../naming.js';
  * snapshots to `btrfs subvolume list -s` (they have no parent in the target filesystem), so the
  * folder is read directly and each owned name that is a folder counts.
  */
-export async function listExternalCopies(volume: VolumeConfig, dir: string): Promise<RawSnapshot[]> {
+export async function listExternalCopies(
+  volume: VolumeConfig,
+  dir: string,
+  options: { subvolumesOnly?: boolean } = {},
+): Promise<RawSnapshot[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -24,6 +28,8 @@ export async function listExternalCopies(volume: VolumeConfig, dir: string): Pro
     const path = join(dir, name);
     const info = await stat(path).catch(() => undefined);
     if (!info?.isDirectory()) continue;
+    // On btrfs the root folder of every subvolume is inode 256: a plain folder with an owned name is not a snapshot.
+    if (options.subvolumesOnly && info.ino !== 256) continue;
     copies.push({
       raw: { name, path, createdAt: parsed.createdAt, readOnly: true },
       sequence: parsed.sequence,

@@ -282,7 +282,11 @@ async function testZfs(run: VolumeRun): Promise<Outcome> {
 async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
   const { deps, volume, request, call } = run;
   if (request.snapshot) return requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
-  const newest = (await ownedSnapshots(deps, volume, call.signal))[0];
+  // Reading the folder finds the newest by its name without running `btrfs subvolume list` twice.
+  const newest =
+    volume.backend === 'btrfs'
+      ? (await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true }))[0]
+      : (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
   if (!newest) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
@@ -290,7 +294,7 @@ async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
       `Create one with: snapguard snapshot create ${volume.id}`,
     );
   }
-  return newest.raw;
+  return newest;
 }
 
 async function makeScratch(deps: Deps, base: string | undefined, volumeId: string): Promise<string> {
@@ -575,17 +579,21 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
     call.signal?.addEventListener('abort', stopBoth, { once: true });
     const env = { LC_ALL: 'C' };
     const options = { signal: pair.signal, env, timeoutMs: 24 * 3600_000 };
+    // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
+    // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
+    // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
+    // (e.g. blocked opening the FIFO that its partner never opened).
+    let graceTimer: NodeJS.Timeout | undefined;
+    const stopPartnerLater = (error: unknown) => {
+      graceTimer ??= setTimeout(stopBoth, 3000);
+      throw error;
+    };
     try {
       const settled = await Promise.allSettled([
-        deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch((error: unknown) => {
-          stopBoth();
-          throw error;
-        }),
-        deps.exec('btrfs', ['receive', '-f', fifo, receiveDir], options).catch((error: unknown) => {
-          stopBoth();
-          throw error;
-        }),
+        deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch(stopPartnerLater),
+        deps.exec('btrfs', ['receive', '-f', fifo, receiveDir], options).catch(stopPartnerLater),
       ]);
+      clearTimeout(graceTimer);
       call.signal?.throwIfAborted();
       // Report the command that failed first, not the one stopped because of it.
       const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
@@ -593,7 +601,28 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
         errors.find(
           (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
         ) ?? errors[0];
-      if (cause) throw cause;
+      if (cause) {
+        // A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure.
+        const message = cause instanceof Error ? cause.message : String(cause);
+        return {
+          snapshot: snapshot.name,
+          checkedPaths: [],
+          population: 0,
+          filesChecked: 0,
+          bytesRestored: 0,
+          restoreSeconds: (performance.now() - started) / 1000,
+          failures: [
+            {
+              path: '.',
+              check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
+              expected: 'btrfs send | receive completes',
+              actual: message,
+            },
+          ],
+          drift: [],
+          rtoEstimateSeconds: null,
+        };
+      }
     } finally {
       call.signal?.removeEventListener('abort', stopBoth);
     }

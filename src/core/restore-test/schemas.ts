@@ -34,7 +34,7 @@ export const RestoreFailureSchema = z.object({
   check: z
     .string()
     .describe(
-      'read-error, missing, type, sha256, size, mode, uid, gid, mtime, symlink-target, xattr:<name>, file-count, bytes, no-snapshot',
+      'read-error, missing, type, sha256, size, mode, uid, gid, mtime, symlink-target, xattr:<name>, file-count, directory-count, bytes, send-receive, no-snapshot',
     ),
   expected: z.string(),
   actual: z.string(),

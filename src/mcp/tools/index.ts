@@ -5,6 +5,7 @@ import { registerCreateSnapshotTool } from './create-snapshot.js';
 import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
 import { registerRecoverTool } from './recover.js';
+import { registerOrchestrateTool } from './orchestrate.js';
 import { registerRunRestoreTestTool } from './run-restore-test.js';
 import { registerPinSnapshotTool } from './pin-snapshot.js';
 import { registerPlanStrategyTool } from './plan-strategy.js';
@@ -22,6 +23,7 @@ export const tools: readonly ToolEntry[] = [
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
   { name: 'recover', readOnly: false, register: registerRecoverTool },
+  { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
   { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
   { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
   { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },

@@ -2,7 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { recover } from '../../core/recovery/recover.js';
 import { RecoverInput, RecoverResultSchema, type RecoverResult } from '../../core/recovery/schemas.js';
-import { confirmGate } from '../confirm.js';
+import { confirmGate, type ToolExtra } from '../confirm.js';
 import { runTool } from '../result.js';
 
 function summarize(result: RecoverResult): string {
@@ -39,6 +39,22 @@ function summarize(result: RecoverResult): string {
   return lines.join('\n');
 }
 
+/** Sends notifications/progress when the client asked for them (a progressToken in _meta). */
+function progressReporter(extra: ToolExtra): ((message: string) => void) | undefined {
+  const token = extra._meta?.progressToken;
+  if (token === undefined) return undefined;
+  let progress = 0;
+  return (message) => {
+    progress += 1;
+    void extra
+      .sendNotification({
+        method: 'notifications/progress',
+        params: { progressToken: token, progress, message },
+      })
+      .catch(() => undefined);
+  };
+}
+
 export function registerRecoverTool(server: McpServer, deps: Deps): void {
   server.registerTool(
     'recover',
@@ -68,6 +84,7 @@ export function registerRecoverTool(server: McpServer, deps: Deps): void {
         () =>
           recover(deps, args, {
             signal: extra.signal,
+            onProgress: progressReporter(extra),
             confirm: async ({ plan, fingerprint, summary }) => {
               const gate = await confirmGate(deps, server, extra, {
                 tool: 'recover',
