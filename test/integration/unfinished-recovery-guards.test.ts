@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,5 +87,15 @@ describe.runIf(enabled)('an interrupted recovery is seen by health_check and pro
       expect(verdict.action).toBe('keep');
       expect(verdict.reason).toContain('referenced by an unfinished recovery');
     }
+  });
+
+  it('the next create_snapshot completes the interrupted recovery first and says so (guardrail 6)', async () => {
+    const created = await createSnapshots(deps, { volumes: ['data'], type: 'manual' });
+    expect(created.created).toHaveLength(1);
+    expect(created.warnings.join('\n')).toMatch(/Interrupted recovery rec-[\w-]+ of data: completed/);
+    expect((await healthCheck(deps, {})).findings.some((f) => f.code === 'UNFINISHED_RECOVERY')).toBe(false);
+    const { history } = await deps.history.read();
+    expect(history.recoveries.at(-1)).toMatchObject({ subvolume: 'data', restored_snapshot: target });
+    expect(await readFile(join(deps.config.volumes.data!.path, 'conf.yml'), 'utf8')).toBe('good: true\n');
   });
 });
