@@ -9,6 +9,7 @@ import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { recover } from '../../src/core/recovery/recover.js';
+import { formatSnapshotName } from '../../src/core/naming.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
@@ -160,6 +161,47 @@ describe.runIf(run)('the recover tool on zfs volumes', () => {
     expect(now['keep/deep/a.txt']).toBe(s.before['keep/deep/a.txt']);
     const after = await snapshotGuids(s.dataset);
     for (const [name, guid] of Object.entries(s.guids)) expect(after[name]).toBe(guid);
+  });
+
+  it('a snapshot taken while the plan waits at the gate (sanoid naming, no folder) voids the confirmation; nothing changes', async () => {
+    const s = await scenario();
+    let gateSeen = false;
+    const error = await recover(
+      s.deps,
+      { volume: s.id, snapshot: s.snap.name },
+      {
+        confirm: async () => {
+          gateSeen = true;
+          await exec('zfs', ['snapshot', `${s.dataset}@autosnap_2099-12-31_12:00:00_daily`]);
+          return true;
+        },
+      },
+    ).catch((e: unknown) => e);
+    expect(gateSeen).toBe(true);
+    expect((error as { code?: string }).code).toBe('CONFIRMATION_INVALID');
+    expect(await treeState(s.path)).toEqual(s.before);
+    const after = await snapshotGuids(s.dataset);
+    for (const [name, guid] of Object.entries(s.guids)) expect(after[name]).toBe(guid);
+    expect(Object.keys(after).filter((name) => name.includes('pre-recover'))).toEqual([]);
+  });
+
+  it('the safety snapshot takes the next free name when the dataset already has one from the same second', async () => {
+    const s = await scenario();
+    const now = new Date();
+    const taken = formatSnapshotName(s.id, 'pre-recover', undefined, now);
+    await exec('zfs', ['snapshot', `${s.dataset}@${taken}`]);
+    const guids = await snapshotGuids(s.dataset);
+    const deps = createDeps(s.deps.config, { logger: silentLogger(), clock: () => now });
+    const planned = await recover(deps, { volume: s.id, snapshot: s.snap.name, dryRun: true });
+    expect(planned.plan!.volumes[0]!.safetyBackup).toBe(
+      formatSnapshotName(s.id, 'pre-recover', undefined, now, 2),
+    );
+    const result = await recover(deps, { volume: s.id, snapshot: s.snap.name });
+    expect(result.status).toBe('recovered');
+    expect(result.safetyBackup).toBe(formatSnapshotName(s.id, 'pre-recover', undefined, now, 2));
+    expect(await treeState(s.path)).toEqual(s.target);
+    const after = await snapshotGuids(s.dataset);
+    for (const [name, guid] of Object.entries(guids)) expect(after[name]).toBe(guid);
   });
 
   it('refuses files-mode paths that leave the snapshot, before anything changes', async () => {
