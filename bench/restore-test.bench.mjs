@@ -35,7 +35,7 @@ const mnt = join(root, 'pool');
 mkdirSync(mnt);
 const out = [];
 try {
-  sh('truncate -s 6G "$1" && mkfs.btrfs -q -f "$1" && mount -o loop "$1" "$2"', image, mnt);
+  sh('truncate -s 16G "$1" && mkfs.btrfs -q -f "$1" && mount -o loop "$1" "$2"', image, mnt);
   const data = join(mnt, 'data');
   execFileSync('btrfs', ['subvolume', 'create', data], { stdio: 'ignore' });
   // 200 top-level folders x 10 subfolders x N files, sizes 0.5-16 KiB (a mix of inline and extent data).
@@ -142,6 +142,8 @@ try {
     const target = mkdtempSync(join(mnt, '.raw-'));
     raw.push(time(() => sh('btrfs send -q "$1" | btrfs receive "$2" >/dev/null', snap, target)));
     sh('btrfs subvolume delete "$1"/* >/dev/null && rmdir "$1"', target);
+    // Deleted subvolumes are freed by a background cleaner: wait, or the next copy may not fit.
+    sh('btrfs subvolume sync "$1" >/dev/null', mnt);
   }
   const rawMs = median(raw);
   const rawThroughput = bytes / (rawMs / 1000);

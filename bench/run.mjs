@@ -2,7 +2,7 @@
 // docs/benchmarks.md with the machine it ran on. Usage: npm run bench [-- name-filter]
 import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -18,6 +18,7 @@ const tool = (cmd, args) => {
     return 'not installed';
   }
 };
+const loadAtStart = loadavg()[0].toFixed(2);
 const sections = [];
 for (const file of files) {
   process.stderr.write(`bench: ${file}\n`);
@@ -38,6 +39,7 @@ const header = [
   `- date: ${new Date().toISOString()}`,
   `- machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, kernel ${release()}`,
   `- node ${process.version}; ${tool('btrfs', ['--version'])}`,
+  `- load average (1 min) at start / end: ${loadAtStart} / ${loadavg()[0].toFixed(2)} (other work on the machine inflates the numbers)`,
   '',
 ].join('\n');
 const out = `${header}\n${sections.join('\n\n')}\n`;

@@ -86,12 +86,14 @@ export const CompleteOperationInput = z.object({
   operationId: OperationIdSchema,
   outcome: z.enum(['success', 'failed']),
   notes: z.string().max(2000).optional(),
+  dryRun: z.boolean().default(false),
 });
 export type CompleteOperationRequest = z.input<typeof CompleteOperationInput>;
 
 export const CompleteOperationResultSchema = z.object({
   operationId: z.string(),
   outcome: z.enum(['success', 'failed']),
+  dryRun: z.boolean(),
   snapshots: z.array(SnapshotSchema),
 });
 export type CompleteOperationResult = z.infer<typeof CompleteOperationResultSchema>;

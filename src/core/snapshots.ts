@@ -3,7 +3,7 @@ import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
 import { volumeLockFile, type Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
-import type { SnapshotEntry } from './history/schema.js';
+import type { History, SnapshotEntry } from './history/schema.js';
 import { acquireLock, type HeldLock } from './lock.js';
 import { resolveUnfinishedRecoveries } from './recovery/resume.js';
 import {
@@ -458,7 +458,7 @@ export async function listSnapshots(
 export async function completeOperation(deps: Deps, input: unknown): Promise<CompleteOperationResult> {
   const request = parseInput(CompleteOperationInput, input, 'complete_operation');
   const completedAt = deps.clock().toISOString();
-  const { result } = await deps.history.update((history) => {
+  const mark = (history: History): Snapshot[] => {
     const matching = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
     if (matching.length === 0) {
       throw new SnapguardError(
@@ -473,6 +473,15 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
       if (request.notes !== undefined) entry.notes = request.notes;
     }
     return matching.map(entryToSnapshot);
-  });
-  return { operationId: request.operationId, outcome: request.outcome, snapshots: result };
+  };
+  // A dry run applies the change to a copy read from disk and writes nothing.
+  const result = request.dryRun
+    ? mark((await deps.history.read()).history)
+    : (await deps.history.update(mark)).result;
+  return {
+    operationId: request.operationId,
+    outcome: request.outcome,
+    dryRun: request.dryRun,
+    snapshots: result,
+  };
 }

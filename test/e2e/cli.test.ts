@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -112,6 +112,61 @@ describe('the CLI', () => {
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('Would create 1 snapshot');
     expect(await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8')).toBe(before);
+  });
+
+  it('every mutating verb has a dry run that changes nothing: complete, pin, unpin, wrap, units --write', async () => {
+    const created = JSON.parse(
+      (await snapguard(['snapshot', 'create', 'data', '--json', '--config', config])).stdout,
+    );
+    const name = created.created[0].name as string;
+    const historyFile = join(dir, 'ctx', 'backup-history.json');
+    const before = await readFile(historyFile, 'utf8');
+    const complete = await snapguard([
+      'complete',
+      created.operationId,
+      '--outcome',
+      'success',
+      '--dry-run',
+      '--config',
+      config,
+    ]);
+    expect(complete.code).toBe(0);
+    expect(complete.stdout).toContain(`Would mark 1 snapshot(s) of ${created.operationId} as success`);
+    const pin = await snapguard(['pin', 'data', name, '--dry-run', '--json', '--config', config]);
+    expect(JSON.parse(pin.stdout)).toMatchObject({ changed: true, dryRun: true, pins: [] });
+    await expect(readFile(join(dir, 'state', 'pins.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+    const marker = join(dir, 'wrapped-command-ran');
+    const wrap = await snapguard([
+      'wrap',
+      '--volume',
+      'data',
+      '--operation',
+      'upgrade',
+      '--dry-run',
+      '--config',
+      config,
+      '--',
+      'touch',
+      marker,
+    ]);
+    expect(wrap.code).toBe(0);
+    expect(wrap.stdout).toMatch(/would snapshot data as data-pre-change-upgrade-\d{8}-\d{6}/);
+    expect(wrap.stdout).toContain(`would run: ["touch","${marker}"]`);
+    await expect(readFile(marker)).rejects.toMatchObject({ code: 'ENOENT' });
+    const unitsDir = join(dir, 'units-out');
+    const units = await snapguard(['units', '--write', unitsDir, '--dry-run']);
+    expect(units.code).toBe(0);
+    expect(units.stdout).toContain(`would write ${join(unitsDir, 'snapguard-health.timer')}`);
+    await expect(readdir(unitsDir)).rejects.toMatchObject({ code: 'ENOENT' });
+    const unitsJson = JSON.parse((await snapguard(['units', '--json'])).stdout) as {
+      name: string;
+      text: string;
+    }[];
+    expect(unitsJson.map((u) => u.name)).toContain('snapguard-restore-test.timer');
+    // Nothing above touched the history or the snapshots.
+    expect(await readFile(historyFile, 'utf8')).toBe(before);
+    const listed = JSON.parse((await snapguard(['snapshot', 'list', '--json', '--config', config])).stdout);
+    expect(listed.snapshots.filter((s: { operation?: string }) => s.operation === 'upgrade')).toEqual([]);
   });
 
   it('runs the demo with the dir backend, no configuration needed', async () => {

@@ -13,21 +13,28 @@ export function completeCommand(): Command {
           .choices(['success', 'failed'])
           .makeOptionMandatory(),
       )
-      .option('--notes <text>', 'a note stored with the snapshots'),
+      .option('--notes <text>', 'a note stored with the snapshots')
+      .option('-n, --dry-run', 'show the snapshots that would be marked, change nothing'),
   ).action(
-    action(async (operationId: string, options: CommonOptions & { outcome: string; notes?: string }) => {
-      const deps = await loadDeps(options);
-      const result = await completeOperation(deps, {
-        operationId,
-        outcome: options.outcome,
-        ...(options.notes ? { notes: options.notes } : {}),
-      });
-      if (options.json) printJson(result);
-      else
-        printLine(
-          `Marked ${result.snapshots.length} snapshot(s) of ${operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}`,
-        );
-      return 0;
-    }),
+    action(
+      async (
+        operationId: string,
+        options: CommonOptions & { outcome: string; notes?: string; dryRun?: boolean },
+      ) => {
+        const deps = await loadDeps(options);
+        const result = await completeOperation(deps, {
+          operationId,
+          outcome: options.outcome,
+          dryRun: Boolean(options.dryRun),
+          ...(options.notes ? { notes: options.notes } : {}),
+        });
+        if (options.json) printJson(result);
+        else
+          printLine(
+            `${result.dryRun ? 'Would mark' : 'Marked'} ${result.snapshots.length} snapshot(s) of ${operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}`,
+          );
+        return 0;
+      },
+    ),
   );
 }

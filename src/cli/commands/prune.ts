@@ -94,6 +94,7 @@ export function pruneCommand(): Command {
 
 interface PinOptions extends CommonOptions {
   reason?: string;
+  dryRun?: boolean;
 }
 
 export function pinCommand(): Command {
@@ -102,7 +103,8 @@ export function pinCommand(): Command {
       .description('pin a snapshot so that prune never deletes it; without a snapshot, list the pins')
       .argument('<volume>', 'configured volume id')
       .argument('[snapshot]', 'snapshot name as shown by snapshot list')
-      .option('-r, --reason <text>', 'why it is kept (shown in prune plans)'),
+      .option('-r, --reason <text>', 'why it is kept (shown in prune plans)')
+      .option('-n, --dry-run', 'say what would change, change nothing'),
   ).action(
     action(async (volume: string, snapshot: string | undefined, options: PinOptions) => {
       const deps = await loadDeps(options);
@@ -123,10 +125,14 @@ export function pinCommand(): Command {
         volume,
         snapshot,
         pinned: true,
+        dryRun: Boolean(options.dryRun),
         ...(options.reason ? { reason: options.reason } : {}),
       });
       if (options.json) printJson(result);
-      else printLine(`${result.changed ? 'Pinned' : 'Already pinned:'} ${volume}/${snapshot}`);
+      else
+        printLine(
+          `${result.changed ? (result.dryRun ? 'Would pin' : 'Pinned') : 'Already pinned:'} ${volume}/${snapshot}`,
+        );
       return 0;
     }),
   );
@@ -137,13 +143,22 @@ export function unpinCommand(): Command {
     new Command('unpin')
       .description('remove the pin of a snapshot (prune may then delete it by policy)')
       .argument('<volume>', 'configured volume id')
-      .argument('<snapshot>', 'snapshot name'),
+      .argument('<snapshot>', 'snapshot name')
+      .option('-n, --dry-run', 'say what would change, change nothing'),
   ).action(
-    action(async (volume: string, snapshot: string, options: CommonOptions) => {
+    action(async (volume: string, snapshot: string, options: PinOptions) => {
       const deps = await loadDeps(options);
-      const result = await pinSnapshot(deps, { volume, snapshot, pinned: false });
+      const result = await pinSnapshot(deps, {
+        volume,
+        snapshot,
+        pinned: false,
+        dryRun: Boolean(options.dryRun),
+      });
       if (options.json) printJson(result);
-      else printLine(`${result.changed ? 'Unpinned' : 'Was not pinned:'} ${volume}/${snapshot}`);
+      else
+        printLine(
+          `${result.changed ? (result.dryRun ? 'Would unpin' : 'Unpinned') : 'Was not pinned:'} ${volume}/${snapshot}`,
+        );
       return 0;
     }),
   );

@@ -3,6 +3,7 @@ import { healthCheck, healthExitCode } from '../../core/health/index.js';
 import { writeMetricsFile } from '../../core/metrics.js';
 import { runRestoreTest } from '../../core/restore-test/index.js';
 import { RESTORE_SOURCES } from '../../core/restore-test/schemas.js';
+import { join } from 'node:path';
 import { renderUnits, writeUnits } from '../../core/schedule-units.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
@@ -24,6 +25,7 @@ interface HealthOptions extends CommonOptions {
 interface UnitsOptions extends CommonOptions {
   write?: string;
   command?: string[];
+  dryRun?: boolean;
 }
 
 export function restoreTestCommand(): Command {
@@ -141,6 +143,8 @@ export function unitsCommand(): Command {
     .option('-c, --config <file>', 'configuration file the units pass to snapguard')
     .option('--write <dir>', 'write the unit files to this folder (e.g. /etc/systemd/system)')
     .option('--command <argv...>', 'how systemd starts snapguard (default: this node and this CLI)')
+    .option('--json', 'print the units as JSON ({name, text}[])')
+    .option('-n, --dry-run', 'with --write: list the files it would write, write nothing')
     .action(
       action(async (options: UnitsOptions) => {
         const units = renderUnits({
@@ -149,8 +153,19 @@ export function unitsCommand(): Command {
             : [process.execPath, process.argv[1] ?? 'snapguard'],
           configFile: options.config ? (await import('node:path')).resolve(options.config) : undefined,
         });
-        if (options.write) {
-          for (const file of await writeUnits(options.write, units)) printLine(file);
+        if (options.json && !options.write) {
+          printJson(units);
+        } else if (options.write && options.dryRun) {
+          const files = units.map((unit) => join(options.write as string, unit.name));
+          if (options.json) printJson({ dryRun: true, files });
+          else for (const file of files) printLine(`would write ${file}`);
+        } else if (options.write) {
+          const written = await writeUnits(options.write, units);
+          if (options.json) {
+            printJson({ dryRun: false, files: written });
+            return 0;
+          }
+          for (const file of written) printLine(file);
           printLine(
             'Then: systemctl daemon-reload && systemctl enable --now snapguard-restore-test.timer snapguard-health.timer',
           );

@@ -1,7 +1,8 @@
 import { Command } from 'commander';
+import { createSnapshots } from '../../core/snapshots.js';
 import { runWrap, splitCommandLine } from '../../core/wrap.js';
 import { action, collect, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
-import { printJson } from '../output.js';
+import { printJson, printLine } from '../output.js';
 
 interface WrapCliOptions extends CommonOptions {
   volume: string[];
@@ -11,6 +12,7 @@ interface WrapCliOptions extends CommonOptions {
   autoRollback?: boolean;
   force?: boolean;
   timeout?: number;
+  dryRun?: boolean;
 }
 
 export function wrapCommand(): Command {
@@ -29,17 +31,50 @@ export function wrapCommand(): Command {
       )
       .option('--auto-rollback', 'on failure roll back without asking (this flag is the consent)')
       .option('--timeout <seconds>', 'command timeout in seconds (default 3600)', parseIntOption('--timeout'))
+      .option(
+        '-n, --dry-run',
+        'show the snapshots, command, validation and rollback it would do; run nothing',
+      )
       .argument('<command...>', 'the command and its arguments, after --'),
   ).action(
     action(async (command: string[], options: WrapCliOptions) => {
       const deps = await loadDeps(options);
+      const validate = options.validate ? splitCommandLine(options.validate) : undefined;
+      if (options.dryRun) {
+        const planned = await createSnapshots(deps, {
+          volumes: options.volume,
+          type: options.deploy ? 'pre-deploy' : 'pre-change',
+          operation: options.operation,
+          force: Boolean(options.force),
+          dryRun: true,
+        });
+        const plan = {
+          dryRun: true,
+          snapshots: planned.planned,
+          reused: planned.skipped,
+          command,
+          validate: validate ?? null,
+          onFailure: options.autoRollback ? 'roll back without asking' : 'keep the snapshots and report',
+          warnings: planned.warnings,
+        };
+        if (options.json) printJson(plan);
+        else {
+          for (const s of plan.snapshots) printLine(`would snapshot ${s.volume} as ${s.name}`);
+          for (const r of plan.reused)
+            printLine(`would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}: ${r.reason}`);
+          printLine(`would run: ${JSON.stringify(command)}`);
+          printLine(validate ? `would validate with: ${JSON.stringify(validate)}` : 'no validation command');
+          printLine(`on failure: ${plan.onFailure}`);
+        }
+        return 0;
+      }
       const say = (text: string) => process.stderr.write(`snapguard wrap: ${text}\n`);
       const result = await runWrap(deps, {
         volumes: options.volume,
         operation: options.operation,
         deploy: Boolean(options.deploy),
         command,
-        validate: options.validate ? splitCommandLine(options.validate) : undefined,
+        validate,
         autoRollback: Boolean(options.autoRollback),
         force: Boolean(options.force),
         ...(options.timeout ? { commandTimeoutSeconds: options.timeout } : {}),

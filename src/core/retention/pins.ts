@@ -29,6 +29,7 @@ export const PinSnapshotInput = z.object({
   snapshot: SnapshotNameSchema,
   pinned: z.boolean().default(true).describe('true pins (never pruned), false removes the pin'),
   reason: z.string().max(500).optional().describe('why it is kept, shown in prune plans'),
+  dryRun: z.boolean().default(false).describe('say what would change, change nothing'),
 });
 
 export const PinSnapshotResultSchema = z.object({
@@ -36,6 +37,7 @@ export const PinSnapshotResultSchema = z.object({
   snapshot: z.string(),
   pinned: z.boolean(),
   changed: z.boolean().describe('false when it already was in the requested state'),
+  dryRun: z.boolean(),
   pins: z.array(PinSchema).describe('every pin of this volume after the call'),
 });
 export type PinSnapshotResult = z.infer<typeof PinSnapshotResultSchema>;
@@ -115,31 +117,41 @@ export async function pinSnapshot(
     async () => {
       const pins = await readPins(deps);
       const index = pins.findIndex((pin) => pin.volume === volume.id && pin.snapshot === request.snapshot);
+      const existing = index >= 0 ? pins[index] : undefined;
       const backend = deps.backendFor(volume);
+      // Only owned, existing snapshots can be pinned: a pin on a typo would protect nothing.
+      if (request.pinned) await requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
+      const after = [...pins];
       let changed = false;
-      if (request.pinned) {
-        // Only owned, existing snapshots can be pinned: a pin on a typo would protect nothing.
-        await requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
-        if (index < 0) {
-          await backend.hold?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
-          pins.push({
-            volume: volume.id,
-            snapshot: request.snapshot,
-            reason: request.reason ?? null,
-            pinnedAt: deps.clock().toISOString(),
-          });
-          changed = true;
-        } else if (request.reason !== undefined && pins[index]?.reason !== request.reason) {
-          pins[index] = { ...(pins[index] as Pin), reason: request.reason };
-          changed = true;
-        }
-      } else if (index >= 0) {
-        const exists = await backend.show(volume, request.snapshot, { signal: call.signal });
-        if (exists) await backend.release?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
-        pins.splice(index, 1);
+      if (request.pinned && !existing) {
+        after.push({
+          volume: volume.id,
+          snapshot: request.snapshot,
+          reason: request.reason ?? null,
+          pinnedAt: deps.clock().toISOString(),
+        });
+        changed = true;
+      } else if (
+        request.pinned &&
+        existing &&
+        request.reason !== undefined &&
+        existing.reason !== request.reason
+      ) {
+        after[index] = { ...existing, reason: request.reason };
+        changed = true;
+      } else if (!request.pinned && existing) {
+        after.splice(index, 1);
         changed = true;
       }
-      if (changed) await writePins(deps, pins);
+      if (changed && !request.dryRun) {
+        if (request.pinned && !existing) {
+          await backend.hold?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
+        } else if (!request.pinned) {
+          const exists = await backend.show(volume, request.snapshot, { signal: call.signal });
+          if (exists) await backend.release?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
+        }
+        await writePins(deps, after);
+      }
       deps.logger.info(
         { volume: volume.id, snapshot: request.snapshot, pinned: request.pinned, changed },
         'pin updated',
@@ -149,7 +161,8 @@ export async function pinSnapshot(
         snapshot: request.snapshot,
         pinned: request.pinned,
         changed,
-        pins: pins.filter((pin) => pin.volume === volume.id),
+        dryRun: request.dryRun,
+        pins: (request.dryRun ? pins : after).filter((pin) => pin.volume === volume.id),
       };
     },
   );
