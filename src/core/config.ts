@@ -11,7 +11,7 @@ export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
 export type Tier = (typeof TIERS)[number];
 
-const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
+export const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;
   const seconds = tryParseDuration(value);
   if (seconds === undefined) {
@@ -42,35 +42,61 @@ const ratio = z
 export const ServicesSchema = z.strictObject({
   units: z
     .array(z.string().regex(/^[A-Za-z0-9@:._\\-]+$/, 'must be a systemd unit name like jellyfin.service'))
-    .default([]),
-  scope: z.enum(['system', 'user']).default('system'),
+    .default([])
+    .describe('systemd units stopped before and started after a rollback of this volume'),
+  scope: z.enum(['system', 'user']).default('system').describe('`user` runs `systemctl --user`'),
   /** argv prefix that reaches systemctl: [systemctl] locally, [nsenter, -t, PID, -a, systemctl], [ssh, host, systemctl]. */
-  systemctl: z.array(z.string().min(1)).min(1).default(['systemctl']),
-  settleTime: durationString.default(2),
+  systemctl: z
+    .array(z.string().min(1))
+    .min(1)
+    .default(['systemctl'])
+    .describe(
+      'argv prefix that reaches systemctl, e.g. `[ssh, host, systemctl]` or `[nsenter, -t, PID, -a, systemctl]`',
+    ),
+  settleTime: durationString
+    .default(2)
+    .describe('wait after starting the units before checking that they stayed up'),
 });
 
 export const ExternalSchema = z.strictObject({
-  kind: z.enum(['btrfs', 'zfs', 'dir', 'restic']),
-  path: z.string().optional(),
-  dataset: z.string().optional(),
-  repository: z.string().optional(),
-  passwordFile: z.string().optional(),
+  kind: z.enum(['btrfs', 'zfs', 'dir', 'restic']).describe('what holds the copies'),
+  path: z.string().optional().describe('folder of the received snapshots (btrfs, dir)'),
+  dataset: z.string().optional().describe('dataset of the received snapshots (zfs)'),
+  repository: z.string().optional().describe('restic repository (a path or a restic URL)'),
+  passwordFile: z.string().optional().describe('file holding the restic repository password'),
 });
 
 export const VolumeSchema = z
   .strictObject({
-    backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir'),
-    path: z.string().min(1).optional(),
-    snapshotDir: z.string().min(1).optional(),
+    backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir').describe('the storage driver'),
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('the subvolume or folder that is snapshotted (required for btrfs and dir)'),
+    snapshotDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('where its snapshots live, outside `path` (default: `<parent of path>/.snapshots/<id>`)'),
     dataset: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'must be a ZFS dataset name like tank/containers')
-      .optional(),
-    tier: z.enum(TIERS, `must be one of ${TIERS.join(', ')}`).default('standard'),
-    services: ServicesSchema.optional(),
-    minInterval: durationString.optional(),
-    retention: z.string().optional(),
-    external: z.array(ExternalSchema).default([]),
+      .optional()
+      .describe('the ZFS dataset, e.g. `tank/containers` (required for zfs)'),
+    tier: z
+      .enum(TIERS, `must be one of ${TIERS.join(', ')}`)
+      .default('standard')
+      .describe('how much the volume matters; drives schedules, retention and health thresholds'),
+    services: ServicesSchema.optional().describe('systemd units that use the volume'),
+    minInterval: durationString
+      .optional()
+      .describe('a pre-change snapshot is skipped when the newest one is younger than this'),
+    retention: z.string().optional().describe('retention policy, e.g. `24h 7d 4w 12m`'),
+    external: z
+      .array(ExternalSchema)
+      .default([])
+      .describe('replicated copies of the volume (received snapshots, restic repositories)'),
   })
   .superRefine((volume, ctx) => {
     if (volume.backend === 'zfs' && !volume.dataset) {
@@ -90,14 +116,25 @@ export const VolumeSchema = z
   });
 
 export const ConfigSchema = z.strictObject({
-  contextDir: z.string().min(1).default('.claude/context'),
-  stateDir: z.string().min(1).default('/var/lib/snapguard'),
-  host: z.string().min(1).optional(),
+  contextDir: z
+    .string()
+    .min(1)
+    .default('.claude/context')
+    .describe('folder of `backup-history.json` (read by homelab-deployment tooling)'),
+  stateDir: z
+    .string()
+    .min(1)
+    .default('/var/lib/snapguard')
+    .describe('locks, recovery journal, confirmation secret'),
+  host: z.string().min(1).optional().describe('recorded in every history entry (default: the hostname)'),
   confirm: z
     .enum(['elicit-or-token', 'token', 'never'], 'must be one of elicit-or-token, token, never')
-    .default('elicit-or-token'),
-  readOnly: z.boolean().default(false),
-  logFile: z.string().optional(),
+    .default('elicit-or-token')
+    .describe(
+      'how destructive tools are confirmed: ask the user (elicitation) or a token, a token only, or never',
+    ),
+  readOnly: z.boolean().default(false).describe('`true`: the MCP server offers only read-only tools'),
+  logFile: z.string().optional().describe('audit and log lines go here instead of stderr'),
   volumes: z
     .record(
       z
@@ -108,22 +145,36 @@ export const ConfigSchema = z.strictObject({
         ),
       VolumeSchema,
     )
-    .default({}),
+    .default({})
+    .describe('one entry per volume; the id is what every call names'),
   health: z
     .strictObject({
-      maxPoolUsage: ratio.default(0.9),
-      maxSnapshotShare: ratio.default(0.1),
-      restoreTestMaxAge: durationString.default(35 * 86_400),
+      maxPoolUsage: ratio
+        .default(0.9)
+        .describe('create_snapshot refuses at or above this pool usage unless forced'),
+      maxSnapshotShare: ratio.default(0.1).describe('share of the pool snapshots may take before a warning'),
+      restoreTestMaxAge: durationString
+        .default(35 * 86_400)
+        .describe('a restore test older than this is overdue'),
     })
     .prefault({}),
-  metrics: z.strictObject({ textfile: z.string().optional() }).prefault({}),
+  metrics: z
+    .strictObject({
+      textfile: z.string().optional().describe('Prometheus textfile collector output file'),
+    })
+    .prefault({}),
   history: z
     .strictObject({
       /** Entries per section kept in backup-history.json; older ones move to yearly archive files. */
-      liveEntries: z.number().int().min(10).default(1000),
+      liveEntries: z
+        .number()
+        .int()
+        .min(10)
+        .default(1000)
+        .describe('entries per section kept in the live history file; older ones are archived yearly'),
     })
     .prefault({}),
-  orchestrate: z.unknown().optional(),
+  orchestrate: z.unknown().optional().describe('stages and jobs of `snapguard orchestrate`'),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;
