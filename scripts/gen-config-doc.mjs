@@ -75,9 +75,13 @@ function humanDuration(seconds) {
   return `${seconds}s`;
 }
 
+/** A duration or size field, also as a clone made by .describe() (clones share the transform). */
+const sameParser = (schema, parser) =>
+  schema === parser || (schema._zod.def.type === 'pipe' && schema._zod.def.out === parser._zod.def.out);
+
 function typeOf(schema) {
-  if (schema === durationString) return 'duration';
-  if (schema === sizeString) return 'size';
+  if (sameParser(schema, durationString)) return 'duration';
+  if (sameParser(schema, sizeString)) return 'size';
   const def = schema._zod.def;
   switch (def.type) {
     case 'string':
@@ -93,7 +97,7 @@ function typeOf(schema) {
     case 'object':
       return 'section';
     case 'record':
-      return 'map of id to section';
+      return def.keyType._zod.def.type === 'enum' ? 'map of tier to section' : 'map of id to section';
     case 'union':
       return def.options.map((o) => typeOf(unwrap(o).base)).join(' or ');
     case 'pipe':
@@ -109,7 +113,8 @@ function typeOf(schema) {
 function formatDefault(entry) {
   if (!entry.hasDefault) return entry.optional ? '' : '(required)';
   const value = entry.defaultValue;
-  if (entry.base === durationString && typeof value === 'number') return `\`${humanDuration(value)}\``;
+  if (sameParser(entry.base, durationString) && typeof value === 'number')
+    return `\`${humanDuration(value)}\``;
   if (Array.isArray(value)) return value.length ? `\`[${value.join(', ')}]\`` : '`[]`';
   if (value === undefined || (typeof value === 'object' && value !== null)) return '';
   return `\`${String(value)}\``;
@@ -134,7 +139,11 @@ function rows(schema, prefix, out) {
       escape(entry.description ?? (isSection ? '' : '(undocumented)')),
     ]);
     if (isSection) rows(entry.base, `${name}.`, out);
-    if (base.type === 'record') rows(unwrap(base.valueType).base, `${name}.<id>.`, out);
+    if (base.type === 'record') {
+      const keyName = base.keyType._zod.def.type === 'enum' ? '<tier>' : '<id>';
+      const value = unwrap(base.valueType).base;
+      if (value._zod.def.type === 'object') rows(value, `${name}.${keyName}.`, out);
+    }
     if (base.type === 'array') {
       const element = unwrap(base.element).base;
       if (element._zod.def.type === 'object') rows(element, `${name}[].`, out);

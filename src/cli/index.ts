@@ -5,6 +5,7 @@ import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { restoreTestCommands } from './commands/restore-test.js';
 import { snapshotCommand } from './commands/snapshot.js';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     historyCommand(),
     mcpCommand(),
     demoCommand(),
+    ...restoreTestCommands(),
   ]) {
     program.addCommand(command);
   }

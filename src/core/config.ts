@@ -156,11 +156,47 @@ export const ConfigSchema = z.strictObject({
       restoreTestMaxAge: durationString
         .default(35 * 86_400)
         .describe('a restore test older than this is overdue'),
+      /** Per-tier thresholds for the newest snapshot's age, overriding the built-in ones (see docs/health.md). */
+      staleAfter: z
+        .record(
+          z.enum(TIERS),
+          z.strictObject({
+            warn: durationString.describe('newest snapshot older than this: warning'),
+            crit: durationString.describe('newest snapshot older than this: critical'),
+          }),
+        )
+        .optional()
+        .describe(
+          'per tier, the age of the newest snapshot that is a warning / critical (see docs/health.md)',
+        ),
     })
     .prefault({}),
   metrics: z
     .strictObject({
       textfile: z.string().optional().describe('Prometheus textfile collector output file'),
+    })
+    .prefault({}),
+  restoreTest: z
+    .strictObject({
+      /** Where sample restores go (default: the system temp folder); full btrfs drills use the pool. */
+      scratchDir: z
+        .string()
+        .optional()
+        .describe('where sample restores go (default: the system temp folder)'),
+      /** Where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir). */
+      drillDir: z
+        .string()
+        .optional()
+        .describe(
+          'where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir)',
+        ),
+      sampleSize: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .default(50)
+        .describe('files checked by a sample restore test'),
     })
     .prefault({}),
   history: z
@@ -266,6 +302,11 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     contextDir: abs(parsed.contextDir),
     stateDir: abs(parsed.stateDir),
     ...(parsed.logFile ? { logFile: abs(parsed.logFile) } : {}),
+    restoreTest: {
+      ...parsed.restoreTest,
+      ...(parsed.restoreTest.scratchDir ? { scratchDir: abs(parsed.restoreTest.scratchDir) } : {}),
+      ...(parsed.restoreTest.drillDir ? { drillDir: abs(parsed.restoreTest.drillDir) } : {}),
+    },
     metrics: {
       ...parsed.metrics,
       ...(parsed.metrics.textfile ? { textfile: abs(parsed.metrics.textfile) } : {}),

@@ -73,6 +73,26 @@ export const RestoreTestEntrySchema = z.looseObject({
       actual: z.string().optional(),
     }),
   ),
+  population: z.number().int().optional().describe('files in the tree the sample was drawn from'),
+  seed: z.number().int().optional().describe('seed of the sample; the same seed picks the same files'),
+  throughput_bytes_per_second: z.number().optional(),
+  rto_estimate_seconds: z
+    .number()
+    .nullable()
+    .optional()
+    .describe("full mode: restore time for the volume's current size at the measured throughput"),
+});
+
+/** One health check's pool reading per volume: the series the pool-usage forecast is fitted to. */
+export const HealthSampleEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  subvolume: z.string(),
+  status: z.enum(['GOOD', 'WARNING', 'CRITICAL']),
+  pool_usage_ratio: z.number(),
+  pool_used_bytes: z.number(),
+  pool_total_bytes: z.number(),
 });
 
 export const OrchestrationEntrySchema = z.looseObject({
@@ -92,6 +112,7 @@ export const HistorySchema = z
     recoveries: z.array(RecoveryEntrySchema),
     restore_tests: z.array(RestoreTestEntrySchema),
     orchestrations: z.array(OrchestrationEntrySchema),
+    health_samples: z.array(HealthSampleEntrySchema).optional(),
   })
   .describe('snapguard backup history: snapshots, recoveries, restore tests and orchestrations of one host');
 
@@ -99,6 +120,7 @@ export type SnapshotEntry = z.infer<typeof SnapshotEntrySchema>;
 export type RecoveryEntry = z.infer<typeof RecoveryEntrySchema>;
 export type RestoreTestEntry = z.infer<typeof RestoreTestEntrySchema>;
 export type OrchestrationEntry = z.infer<typeof OrchestrationEntrySchema>;
+export type HealthSampleEntry = z.infer<typeof HealthSampleEntrySchema>;
 export type History = z.infer<typeof HistorySchema>;
 
 export const HISTORY_SECTIONS = ['snapshots', 'recoveries', 'restore_tests', 'orchestrations'] as const;
@@ -114,6 +136,7 @@ export const HistoryFileShape = z.looseObject({
   recoveries: z.array(z.looseObject({})).default([]),
   restore_tests: z.array(z.looseObject({})).default([]),
   orchestrations: z.array(z.looseObject({})).default([]),
+  health_samples: z.array(z.looseObject({})).optional(),
 });
 
 export function emptyHistory(): History {

@@ -2,7 +2,9 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
+import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
+import { registerRunRestoreTestTool } from './run-restore-test.js';
 
 export interface ToolEntry {
   name: string;
@@ -15,6 +17,8 @@ export const tools: readonly ToolEntry[] = [
   { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+  { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
+  { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {

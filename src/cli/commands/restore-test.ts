@@ -1,0 +1,167 @@
+import { Command, Option } from 'commander';
+import { healthCheck, healthExitCode } from '../../core/health/index.js';
+import { writeMetricsFile } from '../../core/metrics.js';
+import { runRestoreTest } from '../../core/restore-test/index.js';
+import { RESTORE_SOURCES } from '../../core/restore-test/schemas.js';
+import { renderUnits, writeUnits } from '../../core/schedule-units.js';
+import { formatBytes, formatDuration } from '../../core/units.js';
+import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import { printJson, printLine, renderTable } from '../output.js';
+
+interface RestoreTestOptions extends CommonOptions {
+  snapshot?: string;
+  source: string;
+  full?: boolean;
+  sampleSize?: number;
+  seed?: number;
+  spread?: boolean;
+}
+
+interface HealthOptions extends CommonOptions {
+  record: boolean;
+}
+
+interface UnitsOptions extends CommonOptions {
+  write?: string;
+  command?: string[];
+}
+
+export function restoreTestCommand(): Command {
+  return withCommon(
+    new Command('restore-test')
+      .description('restore a sample (or all) of a snapshot into scratch and verify it; exit 0 pass, 2 fail')
+      .argument('[volume]', 'one volume (default: all)')
+      .option('--snapshot <name>', 'snapshot name (restic: snapshot id); default: the newest')
+      .addOption(
+        new Option('--source <source>', 'where to restore from').choices(RESTORE_SOURCES).default('local'),
+      )
+      .option('--full', 'full restore drill (btrfs send | receive or full restic restore) with RTO estimate')
+      .option('--sample-size <n>', 'files in the sample (default 50)', parseIntOption('--sample-size'))
+      .option('--seed <n>', 'seed for a reproducible sample', parseIntOption('--seed'))
+      .option('--spread', 'spread the sample across top-level folders'),
+  ).action(
+    action(async (volume: string | undefined, options: RestoreTestOptions) => {
+      const deps = await loadDeps(options);
+      const result = await runRestoreTest(
+        deps,
+        {
+          ...(volume ? { volume } : {}),
+          ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+          source: options.source,
+          mode: options.full ? 'full' : 'sample',
+          ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
+          ...(options.seed !== undefined ? { seed: options.seed } : {}),
+          spread: Boolean(options.spread),
+        },
+        {
+          afterRecord: async () => {
+            await writeMetricsFile(deps);
+          },
+          ...(options.verbose
+            ? { onProgress: (p: { message: string }) => process.stderr.write(`${p.message}\n`) }
+            : {}),
+        },
+      );
+      if (options.json) {
+        printJson(result);
+      } else {
+        printLine(
+          renderTable(
+            ['VOLUME', 'SNAPSHOT', 'SOURCE', 'MODE', 'RESULT', 'CHECKED', 'BYTES', 'TIME', 'RTO'],
+            result.results.map((r) => [
+              r.volume,
+              r.snapshot || '-',
+              r.source,
+              r.mode,
+              r.outcome,
+              `${r.filesChecked}/${r.population}`,
+              formatBytes(r.bytesRestored),
+              `${r.durationSeconds.toFixed(1)}s`,
+              r.rtoEstimateSeconds === null ? '-' : formatDuration(r.rtoEstimateSeconds),
+            ]),
+          ),
+        );
+        for (const r of result.results) {
+          for (const f of r.failures)
+            printLine(`FAIL ${r.volume}: ${f.path} ${f.check}: expected ${f.expected}, got ${f.actual}`);
+          for (const d of r.drift)
+            printLine(`info ${r.volume}: ${d.path} ${d.change} since the snapshot (${d.detail})`);
+        }
+        printLine(`Overall ${result.overall} (seed ${result.results[0]?.seed ?? '-'})`);
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+      }
+      return result.overall === 'PASS' ? 0 : 2;
+    }),
+  );
+}
+
+export function healthCommand(): Command {
+  return withCommon(
+    new Command('health')
+      .description('check snapshots, pool, devices and restore tests; exit 0 GOOD, 1 WARNING, 2 CRITICAL')
+      .argument('[volume]', 'one volume (default: all)')
+      .option('--no-record', 'do not record the pool reading in history (used for the forecast)'),
+  ).action(
+    action(async (volume: string | undefined, options: HealthOptions) => {
+      const deps = await loadDeps(options);
+      const result = await healthCheck(deps, volume ? { volume } : {}, { recordSample: options.record });
+      if (!volume) await writeMetricsFile(deps, result);
+      if (options.json) {
+        printJson(result);
+      } else {
+        printLine(
+          renderTable(
+            ['VOLUME', 'STATUS', 'SNAPSHOTS', 'NEWEST AGE', 'RPO', 'POOL', 'LAST TEST', 'RTO'],
+            result.volumes.map((v) => [
+              v.volume,
+              v.status,
+              v.snapshots,
+              v.newestSnapshotAgeSeconds === null ? '-' : formatDuration(v.newestSnapshotAgeSeconds),
+              v.rpoSeconds === null ? '-' : formatDuration(v.rpoSeconds),
+              v.poolUsageRatio === null ? '-' : `${(v.poolUsageRatio * 100).toFixed(1)}%`,
+              v.lastRestoreTest
+                ? `${v.lastRestoreTest.outcome} ${formatDuration(v.lastRestoreTest.ageSeconds)} ago`
+                : 'never',
+              v.rtoEstimateSeconds === null ? '-' : formatDuration(v.rtoEstimateSeconds),
+            ]),
+          ),
+        );
+        for (const f of result.findings.filter((x) => x.severity !== 'info' || options.verbose))
+          printLine(`${f.severity.toUpperCase()} ${f.code}: ${f.message}\n  remedy: ${f.remedy}`);
+        printLine(`Overall ${result.overall}`);
+      }
+      return healthExitCode(result.overall);
+    }),
+  );
+}
+
+export function unitsCommand(): Command {
+  return new Command('units')
+    .description('print (or --write) systemd units: a monthly restore test and an hourly health check')
+    .option('-c, --config <file>', 'configuration file the units pass to snapguard')
+    .option('--write <dir>', 'write the unit files to this folder (e.g. /etc/systemd/system)')
+    .option('--command <argv...>', 'how systemd starts snapguard (default: this node and this CLI)')
+    .action(
+      action(async (options: UnitsOptions) => {
+        const units = renderUnits({
+          command: options.command?.length
+            ? options.command
+            : [process.execPath, process.argv[1] ?? 'snapguard'],
+          configFile: options.config ? (await import('node:path')).resolve(options.config) : undefined,
+        });
+        if (options.write) {
+          for (const file of await writeUnits(options.write, units)) printLine(file);
+          printLine(
+            'Then: systemctl daemon-reload && systemctl enable --now snapguard-restore-test.timer snapguard-health.timer',
+          );
+        } else {
+          for (const unit of units) printLine(`# ${unit.name}\n${unit.text}`);
+        }
+        return 0;
+      }),
+    );
+}
+
+export function restoreTestCommands(): Command[] {
+  return [restoreTestCommand(), healthCommand(), unitsCommand()];
+}
