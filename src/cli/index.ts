@@ -5,6 +5,7 @@ import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { reportCommand } from './commands/report.js';
 import { restoreTestCommands } from './commands/restore-test.js';
 import { snapshotCommand } from './commands/snapshot.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     mcpCommand(),
     demoCommand(),
     ...restoreTestCommands(),
+    reportCommand(),
   ]) {
     program.addCommand(command);
   }
