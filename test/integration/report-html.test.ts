@@ -168,7 +168,9 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
   });
 
   it('shows text from the history as text: markup in a recovery reason is not run', async () => {
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(
+      await page.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned),
+    ).toBeUndefined();
     const rows = await page.locator('#events tbody tr').allTextContents();
     expect(rows.some((r) => r.includes(INJECTED))).toBe(true);
     expect(await page.locator('#events img').count()).toBe(0);
