@@ -79,8 +79,16 @@ function humanDuration(seconds) {
 const sameParser = (schema, parser) =>
   schema === parser || (schema._zod.def.type === 'pipe' && schema._zod.def.out === parser._zod.def.out);
 
+/** Other modules parse durations with their own string-or-number transform; sizes use sizeString only. */
+const isDuration = (schema) =>
+  sameParser(schema, durationString) ||
+  (schema._zod.def.type === 'pipe' &&
+    !sameParser(schema, sizeString) &&
+    schema._zod.def.in._zod.def.type === 'union' &&
+    schema._zod.def.out._zod.def.type === 'transform');
+
 function typeOf(schema) {
-  if (sameParser(schema, durationString)) return 'duration';
+  if (isDuration(schema)) return 'duration';
   if (sameParser(schema, sizeString)) return 'size';
   const def = schema._zod.def;
   switch (def.type) {
@@ -96,9 +104,17 @@ function typeOf(schema) {
       return `list of ${typeOf(unwrap(def.element).base)}`;
     case 'object':
       return 'section';
-    case 'record':
-      return def.keyType._zod.def.type === 'enum' ? 'map of tier to section' : 'map of id to section';
+    case 'record': {
+      const value = unwrap(def.valueType).base;
+      const key = def.keyType._zod.def.type === 'enum' ? 'tier' : 'name';
+      return value._zod.def.type === 'object'
+        ? `map of ${key} to section`
+        : `map of ${key} to ${typeOf(value)}`;
+    }
+    case 'literal':
+      return def.values.map((v) => `\`${v}\``).join(', ');
     case 'union':
+      if (def.discriminator) return `section by \`${def.discriminator}\``;
       return def.options.map((o) => typeOf(unwrap(o).base)).join(' or ');
     case 'pipe':
       return typeOf(def.in);
@@ -113,8 +129,7 @@ function typeOf(schema) {
 function formatDefault(entry) {
   if (!entry.hasDefault) return entry.optional ? '' : '(required)';
   const value = entry.defaultValue;
-  if (sameParser(entry.base, durationString) && typeof value === 'number')
-    return `\`${humanDuration(value)}\``;
+  if (isDuration(entry.base) && typeof value === 'number') return `\`${humanDuration(value)}\``;
   if (Array.isArray(value)) return value.length ? `\`[${value.join(', ')}]\`` : '`[]`';
   if (value === undefined || (typeof value === 'object' && value !== null)) return '';
   return `\`${String(value)}\``;
@@ -139,6 +154,7 @@ function rows(schema, prefix, out) {
       escape(entry.description ?? (isSection ? '' : '(undocumented)')),
     ]);
     if (isSection) rows(entry.base, `${name}.`, out);
+    if (base.type === 'union' && base.discriminator) variants(entry.base, name, out);
     if (base.type === 'record') {
       const keyName = base.keyType._zod.def.type === 'enum' ? '<tier>' : '<id>';
       const value = unwrap(base.valueType).base;
@@ -147,9 +163,25 @@ function rows(schema, prefix, out) {
     if (base.type === 'array') {
       const element = unwrap(base.element).base;
       if (element._zod.def.type === 'object') rows(element, `${name}[].`, out);
+      if (element._zod.def.type === 'union' && element._zod.def.discriminator)
+        variants(element, `${name}[]`, out);
     }
   }
   return out;
+}
+
+/** A discriminated union: the keys of each variant, under `name (kind: value)`. */
+function variants(union, name, out) {
+  const key = union._zod.def.discriminator;
+  for (const option of union._zod.def.options) {
+    const tag = option._zod.def.shape[key]._zod.def.values[0];
+    const prefix = `${name} (${key}: ${tag}).`;
+    const start = out.length;
+    rows(option, prefix, out);
+    // The discriminator is already in the prefix.
+    const own = out.findIndex((row, i) => i >= start && row[0] === `\`${prefix}${key}\``);
+    if (own >= 0) out.splice(own, 1);
+  }
 }
 
 export function renderConfigReference() {

@@ -10,34 +10,60 @@ import { statfsUsage } from './usage.js';
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
 const btrfsEnv = { TZ: 'UTC', LC_ALL: 'C' };
 
-const listLine =
-  /^ID (\d+) gen (\d+) cgen (\d+) top level (\d+) otime (\S+ \S+|-)(?: parent_uuid (\S+))?(?: received_uuid (\S+))?(?: uuid (\S+))? path (.*)$/;
-
 export interface BtrfsListEntry {
   id: string;
   generation: number;
+  /** Only printed with `-s`; undefined otherwise. */
   otime: Date | undefined;
   parentUuid: string | undefined;
+  receivedUuid: string | undefined;
   uuid: string | undefined;
   path: string;
 }
 
+function field(head: string, pattern: RegExp): string | undefined {
+  const value = pattern.exec(head)?.[1];
+  return value === undefined || value === '-' ? undefined : value;
+}
+
+/**
+ * Parses `btrfs subvolume list` output. The columns depend on the flags (-s adds cgen and otime,
+ * -q/-R/-u add uuids), so fields are read by name; the path is everything after " path ".
+ */
 export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   const entries: BtrfsListEntry[] = [];
-  for (const line of text.split('\n')) {
-    const match = listLine.exec(line.trim());
-    if (!match) continue;
-    const [, id, gen, , , otime, parentUuid, , uuid, path] = match;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    const at = line.indexOf(' path ');
+    if (!line.startsWith('ID ') || at < 0) continue;
+    const head = line.slice(0, at);
+    const otime = field(head, /\botime (\S+ \S+)/);
     entries.push({
-      id: id as string,
-      generation: Number(gen),
-      otime: otime && otime !== '-' ? new Date(`${otime.replace(' ', 'T')}Z`) : undefined,
-      parentUuid: parentUuid && parentUuid !== '-' ? parentUuid : undefined,
-      uuid: uuid && uuid !== '-' ? uuid : undefined,
-      path: (path as string).replace(/^<FS_TREE>\//, ''),
+      id: field(head, /^ID (\d+)/) as string,
+      generation: Number(field(head, /\bgen (\d+)/) ?? 0),
+      otime: otime ? new Date(`${otime.replace(' ', 'T')}Z`) : undefined,
+      parentUuid: field(head, /\bparent_uuid (\S+)/),
+      receivedUuid: field(head, /\breceived_uuid (\S+)/),
+      uuid: field(head, /(?:^|\s)uuid (\S+)/),
+      path: line.slice(at + ' path '.length).replace(/^<FS_TREE>\//, ''),
     });
   }
   return entries;
+}
+
+/** snapguard names (and many others) end in YYYYMMDD-HHMMSS[-N], in UTC. */
+function timeFromName(name: string): Date | undefined {
+  const m = /(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-\d+)?$/.exec(name);
+  if (!m) return undefined;
+  const time = Date.UTC(
+    Number(m[1]),
+    Number(m[2]) - 1,
+    Number(m[3]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+  );
+  return Number.isNaN(time) ? undefined : new Date(time);
 }
 
 export function parseSubvolumeShow(text: string): {
@@ -101,11 +127,12 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      // Two listings side by side: all snapshots with times and uuids, and the read-only ones (the
-      // list has no flags column). Cheaper than a per-snapshot check on 2,000 subvolumes.
+      // Two listings side by side: every subvolume in the folder with its uuids (without -s, so
+      // received copies are included: -s lists only local snapshots), and the read-only ones (the
+      // list has no flags column).
       const [all, readOnly] = await Promise.all([
-        btrfs(['subvolume', 'list', '-s', '-o', '-u', '-q', real], options),
-        btrfs(['subvolume', 'list', '-s', '-o', '-r', real], options),
+        btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options),
+        btrfs(['subvolume', 'list', '-o', '-r', real], options),
       ]);
       const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
       const snapshots: RawSnapshot[] = [];
@@ -113,15 +140,20 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         if (!entry.path.startsWith(prefix)) continue;
         const name = entry.path.slice(prefix.length);
         if (!name || name.includes('/')) continue;
+        const path = join(dir, name);
+        // Without -s there is no otime: names that carry their time give it for free; for the
+        // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
+        const createdAt = timeFromName(name) ?? (await lstat(path)).birthtime;
         snapshots.push({
           name,
-          path: join(dir, name),
-          createdAt: entry.otime ?? new Date(0),
+          path,
+          createdAt,
           readOnly: readOnlyIds.has(entry.id),
           id: entry.id,
           generation: entry.generation,
           ...(entry.uuid ? { uuid: entry.uuid } : {}),
           ...(entry.parentUuid ? { parentUuid: entry.parentUuid } : {}),
+          ...(entry.receivedUuid ? { receivedUuid: entry.receivedUuid } : {}),
         });
       }
       return snapshots;

@@ -11,6 +11,8 @@ export interface RawSnapshot {
   generation?: number;
   uuid?: string;
   parentUuid?: string;
+  /** btrfs: set on copies made by `btrfs receive` (the uuid of the sent snapshot). */
+  receivedUuid?: string;
 }
 
 export interface PoolUsage {

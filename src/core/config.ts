@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
+import { OrchestrateConfigSchema } from './orchestrate/schema.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
@@ -210,7 +211,9 @@ export const ConfigSchema = z.strictObject({
         .describe('entries per section kept in the live history file; older ones are archived yearly'),
     })
     .prefault({}),
-  orchestrate: z.unknown().optional().describe('stages and jobs of `snapguard orchestrate`'),
+  orchestrate: OrchestrateConfigSchema.optional().describe(
+    'stages and jobs of `snapguard orchestrate` (see docs/orchestrate.md)',
+  ),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -392,7 +392,10 @@ export async function listSnapshots(
   const since = request.since ? parseSince(request.since, now) : undefined;
   const { history } = await deps.history.read();
   const entryByName = new Map(
-    history.snapshots.map((entry) => [`${entry.subvolume}/${entry.snapshot_name}`, entry]),
+    history.snapshots
+      // Replicated copies are recorded with location "external"; they describe the copy, not the local snapshot.
+      .filter((entry) => entry.location !== 'external')
+      .map((entry) => [`${entry.subvolume}/${entry.snapshot_name}`, entry]),
   );
   const found: ListedSnapshot[] = [];
   for (const volume of volumes) {

@@ -49,6 +49,8 @@ export interface SystemdDriver {
   start(unit: string, opts?: UnitCallOptions & { noBlock?: boolean }): Promise<UnitStatus>;
   stop(unit: string, opts?: UnitCallOptions): Promise<UnitStatus>;
   isActive(unit: string, opts?: UnitCallOptions): Promise<boolean>;
+  /** One `systemctl show` for many units (one process instead of one per unit), in argument order. */
+  showMany(units: string[], opts?: UnitCallOptions): Promise<UnitStatus[]>;
   /** Loaded units matching the patterns, plus unit files that match but are not loaded. */
   listUnits(patterns: string[], opts?: UnitCallOptions): Promise<ListedUnit[]>;
   listUnitFiles(patterns: string[], opts?: UnitCallOptions): Promise<{ unit: string; state: string }[]>;
@@ -205,6 +207,12 @@ export function parseShowOutput(unit: string, stdout: string): UnitStatus {
   if (started !== undefined) status.execMainStartTimestampUsec = started;
   if (exited !== undefined) status.execMainExitTimestampUsec = exited;
   return status;
+}
+
+/** `systemctl show` of several units prints one block per unit, in order, separated by a blank line. */
+export function parseShowManyOutput(units: readonly string[], stdout: string): UnitStatus[] {
+  const blocks = stdout.split(/\n\n/);
+  return units.map((unit, index) => parseShowOutput(unit, blocks[index] ?? ''));
 }
 
 /** What the manager logged about one run (one invocation) of a unit. */
@@ -623,6 +631,15 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
   return {
     target: frozenTarget,
     show,
+
+    async showMany(units, opts) {
+      units.forEach((unit) => validateUnitName(unit));
+      if (units.length === 0) return [];
+      // showArgs(u) is [show, ...options, --, u]: keep the options, name every unit.
+      const options = showArgs(units[0]!).slice(1, -2);
+      const result = await systemctl(['show', ...options, '--', ...units], opts, DEFAULT_QUERY_TIMEOUT_MS);
+      return parseShowManyOutput(units, result.stdout);
+    },
 
     async start(unit, opts) {
       validateUnitName(unit);

@@ -96,7 +96,7 @@ describe.runIf(enabled)('a full pool (real ENOSPC on a small btrfs image)', () =
     expect(error).toMatchObject({
       code: 'HISTORY_WRITE_FAILED',
       message: expect.stringMatching(
-        /^Created data-manual-\d{8}-\d{6} but could not record it in the history: .*no space left on device/i,
+        /^Created data-manual-\d{8}-\d{6}(?:-\d+)? but could not record it in the history: .*no space left on device/i,
       ),
     });
     expect((error as SnapguardError).hint).toMatch(/full/);

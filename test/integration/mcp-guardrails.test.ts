@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
 import { requireOwnedSnapshot } from '../../src/core/snapshots.js';
+import { tools } from '../../src/mcp/tools/index.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { connect, textOf, type Connected } from '../helpers/mcp.js';
@@ -211,7 +212,10 @@ describe.runIf(enabled)('readOnly: true (guardrail 8)', () => {
     );
     try {
       const listed = await mcp.client.listTools();
-      expect(listed.tools.map((t) => t.name)).toEqual(['list_snapshots']);
+      const readOnlyNames = tools.filter((t) => t.readOnly).map((t) => t.name);
+      expect(listed.tools.map((t) => t.name).sort()).toEqual([...readOnlyNames].sort());
+      expect(listed.tools.map((t) => t.name)).toContain('list_snapshots');
+      expect(listed.tools.map((t) => t.name)).not.toContain('create_snapshot');
       expect(listed.tools.every((t) => t.annotations?.readOnlyHint === true)).toBe(true);
       const result = await mcp.call('create_snapshot', { volumes: ['data'] });
       expect(result.isError).toBe(true);

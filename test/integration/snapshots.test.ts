@@ -144,6 +144,39 @@ describe.runIf(enabled)('snapshots on real btrfs', () => {
     expect(await readFile(deps.history.file, 'utf8')).toBe(historyBefore);
   });
 
+  it('lists received copies under an external target (btrfs send | receive) as location external', async () => {
+    const external = join(sandbox.pool.mountPoint, 'backup', 'containers');
+    await mkdir(external, { recursive: true });
+    const [newest] = (await listSnapshots(deps, { volume: 'containers', limit: 1 })).snapshots;
+    // The pipe stands in for a replication job; snapguard itself never runs a shell.
+    await exec('sh', ['-c', 'btrfs send -q "$1" | btrfs receive "$2"', 'sh', newest!.path, external]);
+    const withExternal = sandbox.deps(
+      {
+        volumes: {
+          containers: { backend: 'btrfs', path: volumePath, external: [{ kind: 'btrfs', path: external }] },
+        },
+      },
+      { clock: () => new Date(clockTime) },
+    );
+    const listed = await listSnapshots(withExternal, { volume: 'containers', location: 'external' });
+    expect(listed.snapshots).toEqual([
+      expect.objectContaining({
+        name: newest!.name,
+        location: 'external',
+        owned: true,
+        readOnly: true,
+        createdAt: newest!.createdAt,
+      }),
+    ]);
+    const all = await listSnapshots(withExternal, { volume: 'containers', location: 'all' });
+    expect(
+      all.snapshots
+        .filter((s) => s.name === newest!.name)
+        .map((s) => s.location)
+        .sort(),
+    ).toEqual(['external', 'local']);
+  });
+
   it('filters by since, operation and type', async () => {
     const recent = await listSnapshots(deps, { volume: 'containers', since: '2h' });
     expect(recent.snapshots.every((s) => s.ageSeconds <= 7200)).toBe(true);

@@ -317,3 +317,22 @@ describe('output parsing', () => {
     expect(parseJournalRun('')).toBeUndefined();
   });
 });
+
+describe('parseShowManyOutput', () => {
+  it('splits one show call for several units into their statuses, in order', async () => {
+    const { parseShowManyOutput } = await import('../../src/system/systemd.js');
+    const stdout = [
+      'Id=a.service\nLoadState=loaded\nActiveState=activating\nSubState=start\nResult=success\nExecMainStatus=0\nType=oneshot\nJob=12',
+      'Id=b.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nResult=success\nExecMainStatus=\nType=\nJob=',
+      '',
+    ].join('\n\n');
+    const [a, b] = parseShowManyOutput(['a.service', 'b.service'], stdout);
+    expect(a).toMatchObject({
+      unit: 'a.service',
+      activeState: 'activating',
+      type: 'oneshot',
+      execMainStatus: 0,
+    });
+    expect(b).toMatchObject({ unit: 'b.service', loadState: 'not-found', execMainStatus: undefined });
+  });
+});

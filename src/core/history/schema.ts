@@ -33,6 +33,16 @@ export const SnapshotEntrySchema = z.looseObject({
   read_only: z.boolean().optional(),
   completed_at: isoTime.optional(),
   notes: z.string().optional(),
+  location: z
+    .enum(['local', 'external'])
+    .optional()
+    .describe('external: a replicated copy on a backup target (absent means local)'),
+  replicated_from: z.string().optional().describe('path of the local snapshot a copy was sent from'),
+  incremental_parent: z
+    .string()
+    .nullable()
+    .optional()
+    .describe('snapshot the copy was sent incrementally against; null for a full send'),
 });
 
 export const RecoveryEntrySchema = z.looseObject({
@@ -101,8 +111,40 @@ export const OrchestrationEntrySchema = z.looseObject({
   host: z.string().optional(),
   exit_code: z.union([z.literal(0), z.literal(1), z.literal(2)]),
   status: z.string().optional(),
-  stages: z.array(z.looseObject({ name: z.string(), status: z.string() })),
+  stages: z.array(
+    z.looseObject({
+      name: z.string(),
+      status: z.string(),
+      critical: z.boolean().optional(),
+      jobs: z
+        .array(
+          z.looseObject({
+            id: z.string(),
+            kind: z.string(),
+            result: z
+              .string()
+              .describe('verified | succeeded-unverified | failed | timeout | cancelled | skipped'),
+            duration_seconds: z.number(),
+            detail: z.string().optional(),
+            unit: z.string().optional(),
+            already_running: z.boolean().optional(),
+          }),
+        )
+        .optional(),
+    }),
+  ),
   duration_seconds: z.number(),
+  failures: z
+    .array(z.looseObject({ stage: z.string(), job: z.string(), result: z.string(), detail: z.string() }))
+    .optional(),
+  preflight: z
+    .array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string() }))
+    .optional()
+    .describe('the pre-flight checks that failed'),
+  stopped_units: z
+    .array(z.string())
+    .optional()
+    .describe('units this run started and stopped (timeout, cancel)'),
 });
 
 export const HistorySchema = z

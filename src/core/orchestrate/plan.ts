@@ -1,0 +1,262 @@
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Config, VolumeConfig } from '../config.js';
+import { requireVolume } from '../config.js';
+import { SnapguardError } from '../errors.js';
+import type { CommandJobConfig, JobConfig, StageConfig, SystemdJobConfig, VerifySpec } from './schema.js';
+import type { SystemdFactory, SystemdPort } from './systemd-port.js';
+
+/** One job after discovery: a unit, a command, or a volume to snapshot or replicate. */
+export type PlannedJob = {
+  id: string;
+  stage: string;
+  timeoutSeconds: number;
+  /** What is checked after the run, in words (shown by dryRun). */
+  verification: string;
+} & (
+  | {
+      kind: 'systemd';
+      unit: string;
+      systemd: SystemdPort;
+      verify: VerifySpec | undefined;
+      /** A plainly named unit that systemd does not know: a pre-flight failure. */
+      missing: boolean;
+    }
+  | { kind: 'command'; command: CommandJobConfig; verify: VerifySpec | undefined }
+  | { kind: 'snapshot'; volume: VolumeConfig; operation: string }
+  | { kind: 'replicate'; volume: VolumeConfig; target: string }
+);
+
+export interface PlannedStage {
+  name: string;
+  critical: boolean;
+  timeoutSeconds: number;
+  jobs: PlannedJob[];
+  notes: string[];
+}
+
+const isGlob = (pattern: string) => /[*?[]/.test(pattern);
+
+export function globToRegExp(glob: string): RegExp {
+  let source = '';
+  for (const char of glob) {
+    if (char === '*') source += '.*';
+    else if (char === '?') source += '.';
+    else source += char.replace(/[.+^${}()|\\[\]]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`);
+}
+
+/** The stages of the design, used when snapguard.yaml has no `orchestrate.stages`. */
+export function defaultStages(options: { sanoidExists: boolean; volumeIds: string[] }): StageConfig[] {
+  const first: JobConfig[] = options.sanoidExists
+    ? [{ kind: 'systemd', units: ['sanoid.service'], exclude: [] }]
+    : options.volumeIds.length > 0
+      ? [{ kind: 'snapshot', volumes: options.volumeIds, operation: 'orchestrate' }]
+      : [];
+  return [
+    { name: 'snapshots', timeout: 300, critical: true, jobs: first },
+    {
+      name: 'replication',
+      timeout: 1800,
+      critical: false,
+      jobs: [
+        {
+          kind: 'systemd',
+          units: ['syncoid-*.service'],
+          exclude: ['*replication-info*', '*target-reachability*'],
+        },
+      ],
+    },
+    {
+      name: 'backups',
+      timeout: 3600,
+      critical: false,
+      jobs: [
+        { kind: 'systemd', units: ['restic-backup-*.service'], exclude: [] },
+        { kind: 'systemd', units: ['pgbackrest-*.service'], exclude: [], match: '(full|incr|diff)-backup' },
+      ],
+    },
+  ];
+}
+
+function describeVerify(verify: VerifySpec | undefined): string {
+  if (!verify) return 'exit status only (no verify configured): succeeded-unverified at best';
+  if (verify.kind === 'restic')
+    return `restic snapshots --json of ${verify.repository}: a snapshot newer than the job's start`;
+  return `pgbackrest info --output=json of stanza ${verify.stanza}: a backup newer than the job's start, without error`;
+}
+
+export interface PlanContext {
+  config: Config;
+  systemdFor: SystemdFactory;
+  signal?: AbortSignal | undefined;
+}
+
+function resolvePaths(config: Config, verify: VerifySpec | undefined): VerifySpec | undefined {
+  if (!verify) return verify;
+  const base = config.sourceFile ? dirname(config.sourceFile) : process.cwd();
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  if (verify.kind === 'restic')
+    return {
+      ...verify,
+      repository: verify.repository.includes(':') ? verify.repository : abs(verify.repository),
+      ...(verify.passwordFile ? { passwordFile: abs(verify.passwordFile) } : {}),
+    };
+  return { ...verify, ...(verify.config ? { config: abs(verify.config) } : {}) };
+}
+
+async function discoverUnits(
+  job: SystemdJobConfig,
+  systemd: SystemdPort,
+  signal: AbortSignal | undefined,
+): Promise<{ unit: string; missing: boolean }[]> {
+  const found = new Map<string, boolean>();
+  const globs = job.units.filter(isGlob);
+  if (globs.length > 0) {
+    // Loaded units plus installed unit files that are not loaded (never started since boot).
+    for (const listed of await systemd.listUnits(globs, { signal })) {
+      // Masked units cannot start; not-found ones are only referenced, with no unit file.
+      if (listed.loadState === 'masked' || listed.loadState === 'not-found') continue;
+      if (/@\./.test(listed.unit)) continue;
+      if (globs.some((glob) => globToRegExp(glob).test(listed.unit))) found.set(listed.unit, false);
+    }
+  }
+  for (const name of job.units.filter((unit) => !isGlob(unit))) {
+    const status = await systemd.show(name, { signal });
+    found.set(name, status.loadState === 'not-found');
+  }
+  const excluded = job.exclude.map(globToRegExp);
+  const match = job.match ? new RegExp(job.match) : undefined;
+  return [...found.entries()]
+    .filter(([unit]) => !excluded.some((re) => re.test(unit)))
+    .filter(([unit]) => !match || match.test(unit))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([unit, missing]) => ({ unit, missing }));
+}
+
+/** Selects stages by name or 1-based number (the design's `--stage 3`). */
+export function selectStages(stages: StageConfig[], wanted: string[] | undefined): StageConfig[] {
+  if (!wanted || wanted.length === 0) return stages;
+  const chosen = new Set<number>();
+  for (const want of wanted) {
+    const byNumber = /^\d+$/.test(want) ? Number(want) - 1 : -1;
+    const index =
+      byNumber >= 0 && byNumber < stages.length ? byNumber : stages.findIndex((s) => s.name === want);
+    if (index < 0)
+      throw new SnapguardError(
+        'BAD_INPUT',
+        `There is no stage "${want}".`,
+        `Name a stage or its number: ${stages.map((s, i) => `${i + 1} ${s.name}`).join(', ')}.`,
+      );
+    chosen.add(index);
+  }
+  return stages.filter((_, i) => chosen.has(i));
+}
+
+/** Turns the configured (or default) stages into concrete jobs: units discovered, volumes resolved. */
+export async function planStages(
+  context: PlanContext,
+  wanted: string[] | undefined,
+): Promise<PlannedStage[]> {
+  const { config } = context;
+  const settings = config.orchestrate;
+  const defaultSystemctl = settings?.systemctl ?? ['systemctl'];
+  const defaultScope = settings?.scope ?? 'system';
+  let stages = settings?.stages;
+  if (!stages) {
+    const systemd = context.systemdFor(defaultSystemctl, defaultScope);
+    const sanoid = await systemd.show('sanoid.service', { signal: context.signal });
+    stages = defaultStages({
+      sanoidExists: sanoid.loadState !== 'not-found',
+      volumeIds: Object.keys(config.volumes),
+    });
+  }
+  const planned: PlannedStage[] = [];
+  for (const stage of selectStages(stages, wanted)) {
+    const jobs: PlannedJob[] = [];
+    const notes: string[] = [];
+    const seen = new Set<string>();
+    const add = (job: PlannedJob) => {
+      if (seen.has(job.id)) {
+        notes.push(`${job.id} is named twice in this stage; it runs once.`);
+        return;
+      }
+      seen.add(job.id);
+      jobs.push(job);
+    };
+    for (const job of stage.jobs) {
+      const timeoutSeconds = job.timeout ?? stage.timeout;
+      const base = { stage: stage.name, timeoutSeconds };
+      if (job.kind === 'systemd') {
+        const systemd = context.systemdFor(job.systemctl ?? defaultSystemctl, job.scope ?? defaultScope);
+        const units = await discoverUnits(job, systemd, context.signal);
+        if (units.length === 0) notes.push(`No unit matches ${job.units.join(' ')}; nothing to run for it.`);
+        const verify = resolvePaths(config, job.verify);
+        for (const { unit, missing } of units)
+          add({
+            ...base,
+            id: unit,
+            kind: 'systemd',
+            unit,
+            systemd,
+            verify,
+            missing,
+            verification: `systemd Result and ExecMainStatus; ${describeVerify(verify)}`,
+          });
+      } else if (job.kind === 'command') {
+        const verify = resolvePaths(config, job.verify);
+        add({
+          ...base,
+          id: job.name,
+          kind: 'command',
+          command: job,
+          verify,
+          verification: `exit code 0; ${describeVerify(verify)}`,
+        });
+      } else if (job.kind === 'snapshot') {
+        const ids = job.volumes ?? Object.keys(config.volumes);
+        for (const id of ids) {
+          const volume = requireVolume(config, id);
+          add({
+            ...base,
+            id: `snapshot:${volume.id}`,
+            kind: 'snapshot',
+            volume,
+            operation: job.operation,
+            verification: `a pre-deploy snapshot of ${volume.id} exists in ${volume.snapshotDir}`,
+          });
+        }
+      } else {
+        const volumes = job.volumes
+          ? job.volumes.map((id) => requireVolume(config, id))
+          : Object.values(config.volumes).filter((v) => v.external.some((e) => e.kind === 'btrfs' && e.path));
+        for (const volume of volumes) {
+          const target = volume.external.find((e) => e.kind === 'btrfs' && e.path)?.path;
+          if (volume.backend !== 'btrfs' || !target)
+            throw new SnapguardError(
+              'CONFIG_INVALID',
+              `Stage ${stage.name}: volume "${volume.id}" cannot be replicated: it needs backend btrfs and an external entry of kind btrfs with a path.`,
+              `Add external: [{ kind: btrfs, path: /mnt/backup/.snapshots/${volume.id} }] to volumes.${volume.id}, or drop it from the replicate job.`,
+            );
+          add({
+            ...base,
+            id: `replicate:${volume.id}`,
+            kind: 'replicate',
+            volume,
+            target,
+            verification: `the received snapshot exists in ${target} with a received UUID`,
+          });
+        }
+      }
+    }
+    if (stage.jobs.length === 0) notes.push('No job configured for this stage.');
+    planned.push({
+      name: stage.name,
+      critical: stage.critical,
+      timeoutSeconds: stage.timeout,
+      jobs,
+      notes,
+    });
+  }
+  return planned;
+}

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { parseSubvolumeList } from '../../src/backends/btrfs.js';
+
+describe('btrfs subvolume list parsing', () => {
+  it('reads the -s form with otime (UTC when TZ=UTC)', () => {
+    const [entry] = parseSubvolumeList(
+      'ID 257 gen 7 cgen 7 top level 5 otime 2026-11-21 19:50:46 parent_uuid 15c6d108-7b4d-9442-be1d-c1b99cde8877 uuid c1d1218e-b786-7442-9f90-c085ffb807d3 path .snapshots/data/x\n',
+    );
+    expect(entry).toEqual({
+      id: '257',
+      generation: 7,
+      otime: new Date('2026-11-21T19:50:46Z'),
+      parentUuid: '15c6d108-7b4d-9442-be1d-c1b99cde8877',
+      receivedUuid: undefined,
+      uuid: 'c1d1218e-b786-7442-9f90-c085ffb807d3',
+      path: '.snapshots/data/x',
+    });
+  });
+
+  it('reads the -u -q -R form of a received copy, with padded "-" fields', () => {
+    const [received, local] = parseSubvolumeList(
+      [
+        'ID 256 gen 9 top level 5 parent_uuid -                                    received_uuid 8e715ace-f725-ec4f-bbec-e90b4bedb5c7 uuid 42f5f679-2441-1143-ac9d-f886c8f0e184 path ext/d-manual-20261121-100000',
+        'ID 257 gen 9 top level 5 parent_uuid 42f5f679-2441-1143-ac9d-f886c8f0e184 received_uuid -                                    uuid 4bda8162-da84-a546-9ee5-3ad9ac8c3a66 path ext/rw copy with spaces',
+      ].join('\n'),
+    );
+    expect(received).toMatchObject({
+      id: '256',
+      parentUuid: undefined,
+      receivedUuid: '8e715ace-f725-ec4f-bbec-e90b4bedb5c7',
+      uuid: '42f5f679-2441-1143-ac9d-f886c8f0e184',
+      otime: undefined,
+    });
+    expect(local).toMatchObject({
+      parentUuid: '42f5f679-2441-1143-ac9d-f886c8f0e184',
+      receivedUuid: undefined,
+      path: 'ext/rw copy with spaces',
+    });
+  });
+
+  it('ignores lines that are not subvolume entries', () => {
+    expect(parseSubvolumeList('\nWARNING: something\nID x\n')).toEqual([]);
+  });
+});
