@@ -13,7 +13,7 @@ usage: deploy-with-snapshot.sh --volume ID [--volume ID...] --service NAME
                                [--validate 'CMD ARGS'] [--no-rollback] [--skip-health]
                                [--force] [--config FILE] -- DEPLOY_COMMAND [ARGS...]
 
-  --volume ID      volume(s) the deployment changes (snapguard volume ids)
+  --volume ID      volume(s) the deployment changes (ids from snapguard.yaml)
   --service NAME   what is deployed; the operation is recorded as deploy-NAME
   --validate CMD   command that proves the service works (exit 0), e.g. 'curl -fsS http://127.0.0.1:2283/api/server/ping'
   --no-rollback    on failure keep the failed state and print how to recover instead of rolling back
