@@ -53,7 +53,7 @@ describe('the guides and skills name only commands that exist', () => {
       );
       // Verbs of issue 3 (recover, wrap, doctor) are named by the guide before they are merged here.
       if (
-        help === undefined &&
+        !help?.startsWith(`Usage: snapguard ${verb}`) &&
         PENDING.includes(verb) &&
         !existsSync(join(root, 'src', 'cli', 'commands', `${verb}.ts`))
       )
