@@ -555,17 +555,21 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
     call.signal?.addEventListener('abort', stopBoth, { once: true });
     const env = { LC_ALL: 'C' };
     const options = { signal: pair.signal, env, timeoutMs: 24 * 3600_000 };
+    // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
+    // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
+    // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
+    // (e.g. blocked opening the FIFO that its partner never opened).
+    let graceTimer: NodeJS.Timeout | undefined;
+    const stopPartnerLater = (error: unknown) => {
+      graceTimer ??= setTimeout(stopBoth, 3000);
+      throw error;
+    };
     try {
       const settled = await Promise.allSettled([
-        deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch((error: unknown) => {
-          stopBoth();
-          throw error;
-        }),
-        deps.exec('btrfs', ['receive', '-f', fifo, receiveDir], options).catch((error: unknown) => {
-          stopBoth();
-          throw error;
-        }),
+        deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch(stopPartnerLater),
+        deps.exec('btrfs', ['receive', '-f', fifo, receiveDir], options).catch(stopPartnerLater),
       ]);
+      clearTimeout(graceTimer);
       call.signal?.throwIfAborted();
       // Report the command that failed first, not the one stopped because of it.
       const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
