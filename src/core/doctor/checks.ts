@@ -87,11 +87,10 @@ async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
   const id = `tool:${tool.command}`;
   try {
     const result = await exec(tool.command, tool.versionArgs, { timeoutMs: 15_000, okExitCodes: [0, 1, 2] });
+    // zfs-fuse has no version command: it is installed, but its version is not known.
+    const firstLine = `${result.stdout}\n${result.stderr}`.split('\n').find((l) => l.trim());
     const version =
-      `${result.stdout}\n${result.stderr}`
-        .split('\n')
-        .find((l) => l.trim())
-        ?.trim() ?? 'unknown';
+      result.exitCode === 0 ? (firstLine?.trim() ?? 'installed') : 'installed (no version output)';
     return {
       id,
       status: 'ok',
