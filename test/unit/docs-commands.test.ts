@@ -27,6 +27,8 @@ async function namedCommands(): Promise<Map<string, Set<string>>> {
   const files = [
     ...(await markdownFiles(join(root, 'docs', 'guides'))),
     ...(await markdownFiles(join(root, 'skills'))),
+    join(root, 'docs', 'mcp.md'),
+    join(root, 'docs', 'packaging.md'),
   ];
   const commands = new Map<string, Set<string>>();
   for (const file of files) {
