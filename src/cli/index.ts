@@ -3,12 +3,15 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import { completeCommand } from './commands/complete.js';
 import { demoCommand } from './commands/demo.js';
+import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
 import { reportCommand } from './commands/report.js';
+import { recoverCommand } from './commands/recover.js';
 import { orchestrateCommand } from './commands/orchestrate.js';
 import { restoreTestCommands } from './commands/restore-test.js';
 import { snapshotCommand } from './commands/snapshot.js';
+import { wrapCommand } from './commands/wrap.js';
 
 export function buildProgram(): Command {
   const program = new Command('snapguard')
@@ -24,6 +27,9 @@ export function buildProgram(): Command {
     historyCommand(),
     mcpCommand(),
     demoCommand(),
+    recoverCommand(),
+    wrapCommand(),
+    doctorCommand(),
     orchestrateCommand(),
     ...restoreTestCommands(),
     reportCommand(),

@@ -98,6 +98,16 @@ export const VolumeSchema = z
       .array(ExternalSchema)
       .default([])
       .describe('replicated copies of the volume (received snapshots, restic repositories)'),
+    /** Checks run after a recovery (and by wrap): argv arrays, never a shell. */
+    validate: z
+      .array(
+        z.strictObject({
+          command: z.array(z.string().min(1)).min(1).describe('the check as an argument array (no shell)'),
+          timeout: durationString.default(60).describe('how long the check may take'),
+        }),
+      )
+      .default([])
+      .describe('checks run after a recovery and by wrap (argument arrays, no shell)'),
   })
   .superRefine((volume, ctx) => {
     if (volume.backend === 'zfs' && !volume.dataset) {

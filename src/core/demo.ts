@@ -8,6 +8,7 @@ import { createDeps, type Deps } from './deps.js';
 import type { History } from './history/schema.js';
 import { silentLogger } from './logger.js';
 import { completeOperation, createSnapshots, listSnapshots } from './snapshots.js';
+import { runWrap } from './wrap.js';
 
 export type DemoBackend = 'btrfs' | 'dir';
 
@@ -160,20 +161,59 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     });
     report({ title: 'complete_operation', lines: completed.snapshots.map((s) => `${s.name}: ${s.outcome}`) });
 
+    // A deployment that breaks files: wrap snapshots, runs it, validation fails, auto-rollback.
+    const compose = join(volumePath, 'immich/docker-compose.yml');
+    const goodCompose = await readFile(compose, 'utf8');
+    const breakScript = `require('fs').writeFileSync(${JSON.stringify(compose)}, 'services:\\n  immich-server:\\n    image: ghcr.io/immich-app/immich-server:v1.122.0\\n    ports: [\\n');`;
+    const checkScript = `process.exit(require('fs').readFileSync(${JSON.stringify(compose)}, 'utf8').includes('ports: ["2283:2283"]') ? 0 : 1)`;
+    const wrapped = await runWrap(deps, {
+      volumes: ['containers'],
+      operation: 'deploy-immich-v1.122',
+      deploy: true,
+      force: true,
+      command: [process.execPath, '-e', breakScript],
+      validate: [process.execPath, '-e', checkScript],
+      autoRollback: true,
+    });
+    const restored = await readFile(compose, 'utf8');
+    report({
+      title: 'snapguard wrap --deploy --auto-rollback: the deployment breaks the compose file',
+      lines: [
+        `snapshot: ${wrapped.snapshots.map((s) => s.name).join(', ')}`,
+        `command exit ${wrapped.command.exitCode}; validation ${wrapped.validation?.ok ? 'passed' : `failed (exit ${wrapped.validation?.exitCode})`}`,
+        `auto-rollback: ${wrapped.rollback?.message ?? wrapped.rollbackError?.message ?? 'none'}`,
+        `restored immich/docker-compose.yml:`,
+        ...restored
+          .trimEnd()
+          .split('\n')
+          .map((line) => `  ${line}`),
+      ],
+    });
+
     const { history } = await deps.history.read();
     report({
       title: `History (${deps.history.file})`,
-      lines: history.snapshots.map(
-        (e) =>
-          `${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
-      ),
+      lines: [
+        ...history.snapshots.map(
+          (e) =>
+            `snapshot  ${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
+        ),
+        ...history.recoveries.map(
+          (e) =>
+            `recovery  ${e.timestamp}  ${e.subvolume}  ${e.mode} to ${e.restored_snapshot}  reason ${e.reason ?? '-'}  ${e.outcome}  safety ${e.safety_backup ?? '-'}`,
+        ),
+      ],
     });
 
     const ok =
       created.created.length === 1 &&
       again.skipped.length === 1 &&
       listed.snapshots.some((s) => !s.owned) &&
-      completed.snapshots[0]?.outcome === 'success';
+      completed.snapshots[0]?.outcome === 'success' &&
+      wrapped.failure === 'validation-failed' &&
+      wrapped.rollback?.status === 'recovered' &&
+      restored === goodCompose &&
+      history.recoveries.some((e) => e.reason === 'validation-failed' && e.outcome === 'success');
     return {
       backend,
       sandbox,

@@ -10,6 +10,8 @@ export interface ExecOptions {
   input?: string;
   /** Exit codes that are not failures (e.g. restic's 3 is handled by the caller). */
   okExitCodes?: readonly number[];
+  /** The command writes to this process's stdout/stderr instead of being captured (snapguard wrap). */
+  inheritOutput?: boolean;
 }
 
 export interface ExecResult {
@@ -76,6 +78,7 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
       cwd: options.cwd,
       input: options.input,
       stdin: options.input === undefined ? 'ignore' : undefined,
+      ...(options.inheritOutput ? { stdout: 'inherit' as const, stderr: 'inherit' as const } : {}),
       stripFinalNewline: false,
       maxBuffer: 256 * 1024 * 1024,
     });

@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,10 +12,6 @@ const execFileP = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const scripts = join(root, 'skills', 'homelab-deployment', 'scripts');
 const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
-// The scripts drive `snapguard wrap` (issue 3); until that verb is in this tree there is nothing to run.
-const hasWrap = existsSync(join(root, 'src', 'cli', 'commands', 'wrap.ts'));
-if (!hasWrap)
-  console.warn('skipping the homelab-deployment script tests: `snapguard wrap` is not in this tree yet');
 
 interface Run {
   code: number;
@@ -24,7 +19,7 @@ interface Run {
   stderr: string;
 }
 
-describe.runIf(enabled && hasWrap)('homelab-deployment scripts on a real btrfs volume', () => {
+describe.runIf(enabled)('homelab-deployment scripts on a real btrfs volume', () => {
   let sandbox: BtrfsSandbox;
   let volumePath: string;
   let configFile: string;

@@ -61,6 +61,11 @@ export const RecoveryEntrySchema = z.looseObject({
   validation: z
     .array(z.looseObject({ check: z.string(), ok: z.boolean(), detail: z.string().optional() }))
     .optional(),
+  recovery_id: z
+    .string()
+    .optional()
+    .describe('the recovery this entry belongs to (one per volume when an operation is recovered)'),
+  notes: z.string().optional().describe('e.g. how doctor finished an interrupted recovery'),
 });
 
 export const RestoreTestEntrySchema = z.looseObject({

@@ -4,6 +4,7 @@ import { registerCompleteOperationTool } from './complete-operation.js';
 import { registerCreateSnapshotTool } from './create-snapshot.js';
 import { registerHealthCheckTool } from './health-check.js';
 import { registerListSnapshotsTool } from './list-snapshots.js';
+import { registerRecoverTool } from './recover.js';
 import { registerOrchestrateTool } from './orchestrate.js';
 import { registerRunRestoreTestTool } from './run-restore-test.js';
 
@@ -18,6 +19,7 @@ export const tools: readonly ToolEntry[] = [
   { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
   { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
   { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
+  { name: 'recover', readOnly: false, register: registerRecoverTool },
   { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
   { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
   { name: 'health_check', readOnly: true, register: registerHealthCheckTool },

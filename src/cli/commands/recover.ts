@@ -1,0 +1,112 @@
+import { Command } from 'commander';
+import { recover } from '../../core/recovery/recover.js';
+import type { RecoverResult } from '../../core/recovery/schemas.js';
+import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
+import { confirmOnTerminal } from '../confirm.js';
+import { printJson, printLine } from '../output.js';
+
+interface RecoverOptions extends CommonOptions {
+  files?: string[];
+  operationId?: string;
+  reason?: string;
+  yes?: boolean;
+  dryRun?: boolean;
+}
+
+export function printRecoverResult(result: RecoverResult): void {
+  for (const resolved of result.resolved ?? [])
+    printLine(`Interrupted recovery ${resolved.recoveryId}: ${resolved.action}: ${resolved.detail}`);
+  if (result.status === 'planned' || result.status === 'declined' || result.status === 'cancelled') {
+    printLine(
+      result.status === 'planned'
+        ? 'Dry run: nothing was changed.'
+        : `Recovery ${result.status}: nothing was changed.`,
+    );
+    return;
+  }
+  printLine(result.message ?? result.status);
+  for (const check of result.validation ?? [])
+    printLine(
+      `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.volume}: ${check.check}${check.detail ? ` (${check.detail})` : ''}`,
+    );
+  if (result.durationSeconds !== undefined)
+    printLine(`  took ${result.durationSeconds} s, recovery ${result.recoveryId}`);
+}
+
+export function printPlan(summary: string): void {
+  for (const line of summary.split('\n')) printLine(line);
+}
+
+export function recoverCommand(): Command {
+  return withCommon(
+    new Command('recover')
+      .description(
+        'roll a volume back to a snapshot, or restore paths from it (--files); the current state is kept as a pre-recover snapshot',
+      )
+      .argument('[volume]', 'configured volume id')
+      .argument('[snapshot]', 'owned snapshot name (snapguard snapshot list)')
+      .option(
+        '--files <path...>',
+        'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
+      )
+      .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
+      .option('--reason <text>', 'why, recorded in the history')
+      .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
+      .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
+  ).action(
+    action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
+      const deps = await loadDeps(options);
+      const result = await recover(
+        deps,
+        {
+          ...(volume ? { volume } : {}),
+          ...(snapshot ? { snapshot } : {}),
+          ...(options.operationId ? { operationId: options.operationId } : {}),
+          mode: options.files?.length ? 'files' : 'rollback',
+          ...(options.files?.length ? { paths: options.files } : {}),
+          ...(options.reason ? { reason: options.reason } : {}),
+          dryRun: Boolean(options.dryRun),
+        },
+        {
+          skipChanges: Boolean(options.yes),
+          confirm: async ({ plan, summary }) => {
+            if (options.yes || deps.config.confirm === 'never') return true;
+            // The plan goes to stderr with --json so stdout stays one JSON document.
+            if (options.json) process.stderr.write(`${summary}\n`);
+            else printPlan(summary);
+            const yes = await confirmOnTerminal('Proceed with this recovery?');
+            return yes ? true : { status: 'declined', plan };
+          },
+        },
+      );
+      if (result.status === 'planned' && !options.json) {
+        const { plan } = result;
+        if (plan) {
+          for (const item of plan.volumes) {
+            const c = item.changes;
+            if (!c) continue;
+            printLine(`${item.volume} -> ${item.snapshot} (${c.method}, ${c.durationSeconds} s):`);
+            for (const [label, list] of [
+              ['added', c.added],
+              ['removed', c.removed],
+              ['modified', c.modified],
+              ['metadata only', c.metadataOnly],
+            ] as const) {
+              printLine(`  ${label}: ${list.count}`);
+              for (const path of list.first) printLine(`    ${path}`);
+              if (list.first.length < list.count)
+                printLine(`    ... ${list.count - list.first.length} more (truncated)`);
+            }
+          }
+          printLine('Steps:');
+          plan.steps.forEach((s, i) => printLine(`  ${i + 1}. ${s}`));
+        }
+      }
+      if (options.json) printJson(result);
+      else printRecoverResult(result);
+      if (result.status === 'recovered' || result.status === 'planned') return 0;
+      if (result.status === 'failed') return 2;
+      return 1;
+    }),
+  );
+}

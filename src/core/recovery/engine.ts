@@ -1,0 +1,396 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createSystemdDriver } from '../../system/systemd.js';
+import { requireVolume, type VolumeConfig } from '../config.js';
+import type { Deps } from '../deps.js';
+import { SnapguardError } from '../errors.js';
+import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
+import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
+import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
+import {
+  servicesOf,
+  startUnits,
+  stopUnits,
+  validateVolume,
+  type ServiceDriver,
+  type ServiceDriverFactory,
+} from './services.js';
+
+// The steps of a recovery and the journal-driven runner shared by `recover` and the crash
+// recovery (resume.ts): every step is announced in the journal before it is taken.
+
+/** Options of one recovery call. */
+export interface RecoverContext {
+  signal?: AbortSignal | undefined;
+  /** How units are reached; defaults to the systemd driver. */
+  services?: ServiceDriverFactory | undefined;
+  /**
+   * The confirmation gate, called with the plan when the call is not a dry run. Returns true to
+   * proceed, or a result to return instead (confirmation_required, declined...).
+   */
+  confirm?: (gate: {
+    plan: RecoveryPlan;
+    fingerprint: string;
+    summary: string;
+  }) => Promise<true | RecoverResult>;
+  /** Skip the change summary (automation that has already decided, e.g. wrap --auto-rollback). */
+  skipChanges?: boolean;
+  /** Called before each step (MCP progress notifications). */
+  onProgress?: (message: string) => void;
+}
+
+export function driverFor(
+  deps: Deps,
+  volume: VolumeConfig,
+  context: RecoverContext,
+): ServiceDriver | undefined {
+  const services = servicesOf(volume);
+  if (services.units.length === 0) return undefined;
+  const factory: ServiceDriverFactory =
+    context.services ?? ((target) => createSystemdDriver(deps.exec, target));
+  return factory({ systemctl: services.systemctl, scope: services.scope });
+}
+
+export const safetyPathOf = (item: { snapshotDir: string; safety: string }) =>
+  join(item.snapshotDir, item.safety);
+
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function step(
+  deps: Deps,
+  journal: Journal,
+  item: JournalItem,
+  name: RecoveryStep,
+  work: () => Promise<void>,
+  options: { noop?: boolean } = {},
+): Promise<void> {
+  if (item.done.includes(name)) return;
+  item.current = name;
+  // A step with nothing to do (no units, no checks) changes nothing a crash could leave half done.
+  if (!options.noop) await writeJournal(deps.config.stateDir, journal);
+  faultPoint('before', name);
+  await work();
+  faultPoint('after', name);
+  // The completion is written with the next step's intent (or when the journal is removed): after a
+  // crash the filesystem, not this flag, tells whether a step happened, and every step is safe to redo.
+  item.done.push(name);
+  item.current = undefined;
+}
+
+export async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortSignal): Promise<void> {
+  const source = join(item.snapshotDir, item.target);
+  if (item.backend === 'btrfs') {
+    await deps.exec('btrfs', ['subvolume', 'snapshot', source, item.path], { signal, timeoutMs: 300_000 });
+    return;
+  }
+  const partial = `${item.path}.snapguard-partial`;
+  await rm(partial, { recursive: true, force: true });
+  await deps.exec('cp', ['-a', '--reflink=auto', '--no-target-directory', '--', source, partial], {
+    signal,
+    timeoutMs: 3_600_000,
+  });
+  await rename(partial, item.path);
+}
+
+export async function protectSafety(deps: Deps, item: JournalItem): Promise<void> {
+  if (item.backend === 'btrfs')
+    await deps.exec('btrfs', ['property', 'set', '-ts', safetyPathOf(item), 'ro', 'true'], {
+      timeoutMs: 60_000,
+    });
+}
+
+export async function takeSafetySnapshot(
+  deps: Deps,
+  volume: VolumeConfig,
+  item: JournalItem,
+  signal?: AbortSignal,
+): Promise<void> {
+  // Both backends make a snapshot appear under its name only when complete.
+  if (await exists(safetyPathOf(item))) return;
+  await deps.backendFor(volume).create(volume, item.safety, { signal });
+}
+
+export async function copyPaths(
+  deps: Deps,
+  item: JournalItem,
+  recoveryId: string,
+  removeOnly: string[],
+  signal?: AbortSignal,
+): Promise<void> {
+  const staging = join(item.path, `.snapguard-restore-${recoveryId}`);
+  await rm(staging, { recursive: true, force: true });
+  await mkdir(join(staging, 'new'), { recursive: true });
+  await mkdir(join(staging, 'old'), { recursive: true });
+  const source = join(item.snapshotDir, item.target);
+  for (const rel of item.paths) {
+    const staged = join(staging, 'new', rel);
+    await mkdir(dirname(staged), { recursive: true });
+    await deps.exec(
+      'cp',
+      ['-a', '--reflink=auto', '--no-target-directory', '--', join(source, rel), staged],
+      {
+        signal,
+        timeoutMs: 3_600_000,
+      },
+    );
+    const live = join(item.path, rel);
+    if (await exists(live)) {
+      await mkdir(dirname(join(staging, 'old', rel)), { recursive: true });
+      await rename(live, join(staging, 'old', rel));
+    } else {
+      await mkdir(dirname(live), { recursive: true });
+    }
+    await rename(staged, live);
+  }
+  for (const rel of removeOnly) {
+    const live = join(item.path, rel);
+    if (await exists(live)) await rename(live, join(staging, 'old', rel));
+  }
+  // What was there is in the safety snapshot; the staging copy of it is not needed.
+  await rm(staging, { recursive: true, force: true });
+}
+
+export async function recordHistory(
+  deps: Deps,
+  journal: Journal,
+  outcomes: Map<string, 'success' | 'failed' | 'reverted'>,
+  checks: ValidationCheck[],
+  durationSeconds: number,
+  note?: string,
+): Promise<void> {
+  const multi = journal.items.length > 1;
+  await deps.history.update(async (history) => {
+    for (const item of journal.items) {
+      const id = multi ? `${journal.recoveryId}-${item.volume}` : journal.recoveryId;
+      const safetyExists = await exists(safetyPathOf(item));
+      if (!history.recoveries.some((entry) => entry.id === id)) {
+        const entry: RecoveryEntry = {
+          id,
+          timestamp: journal.startedAt,
+          host: deps.config.host,
+          subvolume: item.volume,
+          restored_snapshot: item.target,
+          mode: journal.mode,
+          paths: item.paths,
+          reason: journal.reason,
+          duration_seconds: durationSeconds,
+          outcome: outcomes.get(item.volume) ?? 'failed',
+          safety_backup: safetyExists ? item.safety : null,
+          operation_id: journal.operationId,
+          validation: checks
+            .filter((c) => c.volume === item.volume)
+            .map(({ check, ok, detail }) => ({ check, ok, ...(detail ? { detail } : {}) })),
+          recovery_id: journal.recoveryId,
+          ...(note ? { notes: note } : {}),
+        };
+        history.recoveries.push(entry);
+      }
+      if (
+        safetyExists &&
+        !history.snapshots.some((s) => s.subvolume === item.volume && s.snapshot_name === item.safety)
+      ) {
+        const snap: SnapshotEntry = {
+          id: `snap-${randomBytes(6).toString('hex')}`,
+          timestamp: journal.startedAt,
+          host: deps.config.host,
+          subvolume: item.volume,
+          type: 'pre-recover',
+          operation: null,
+          operation_id: journal.operationId,
+          snapshot_name: item.safety,
+          path: safetyPathOf(item),
+          outcome: 'success',
+          size_mb: null,
+          backend: item.backend,
+          read_only: item.backend === 'btrfs',
+          notes: `state before recovery ${journal.recoveryId} to ${item.target}; recover it to undo`,
+        };
+        history.snapshots.push(snap);
+      }
+    }
+  });
+}
+
+export function volumeOf(deps: Deps, item: JournalItem): VolumeConfig {
+  return deps.config.volumes[item.volume] ?? requireVolume(deps.config, item.volume);
+}
+
+/** Runs (or, after a crash, continues) a journaled recovery. Returns the outcome per volume. */
+export async function runJournal(
+  deps: Deps,
+  journal: Journal,
+  context: RecoverContext,
+): Promise<{
+  outcomes: Map<string, 'success' | 'failed' | 'reverted'>;
+  checks: ValidationCheck[];
+  error?: SnapguardError;
+}> {
+  const outcomes = new Map<string, 'success' | 'failed' | 'reverted'>();
+  const checks: ValidationCheck[] = [];
+  const drivers = new Map<string, ServiceDriver | undefined>();
+  for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
+  const signal = context.signal;
+  const swapSteps: readonly RecoveryStep[] =
+    journal.mode === 'rollback'
+      ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+      : ['stop-services', 'safety-snapshot', 'copy'];
+  try {
+    for (const name of swapSteps) {
+      for (const item of journal.items) {
+        const volume = volumeOf(deps, item);
+        const driver = drivers.get(item.volume);
+        if (!item.done.includes(name)) context.onProgress?.(`${item.volume}: ${name}`);
+        await step(
+          deps,
+          journal,
+          item,
+          name,
+          async () => {
+            switch (name) {
+              case 'stop-services':
+                if (driver) await stopUnits(driver, volume, signal);
+                break;
+              case 'move-aside':
+                await mkdir(item.snapshotDir, { recursive: true });
+                await rename(item.path, safetyPathOf(item));
+                break;
+              case 'restore':
+                await restoreInto(deps, item, signal);
+                break;
+              case 'protect-safety':
+                await protectSafety(deps, item);
+                break;
+              case 'safety-snapshot':
+                await takeSafetySnapshot(deps, volume, item, signal);
+                break;
+              case 'copy':
+                await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
+                break;
+              default:
+                break;
+            }
+          },
+          { noop: name === 'stop-services' && !driver },
+        );
+      }
+    }
+  } catch (error) {
+    // The swap did not complete: put every volume back as it was, then report.
+    const failure =
+      error instanceof SnapguardError
+        ? error
+        : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
+            cause: error,
+          });
+    const notes = await revertJournal(deps, journal, drivers);
+    for (const item of journal.items) outcomes.set(item.volume, 'reverted');
+    return {
+      outcomes,
+      checks,
+      error: new SnapguardError(
+        failure.code,
+        `${failure.message} The recovery was undone: ${notes.join('; ')}.`,
+        failure.hint,
+        { cause: error },
+      ),
+    };
+  }
+  for (const item of journal.items) {
+    const volume = volumeOf(deps, item);
+    const driver = drivers.get(item.volume);
+    await step(
+      deps,
+      journal,
+      item,
+      'start-services',
+      async () => {
+        if (driver) checks.push(...(await startUnits(driver, volume, signal)));
+      },
+      { noop: !driver },
+    );
+  }
+  for (const item of journal.items) {
+    const volume = volumeOf(deps, item);
+    await step(
+      deps,
+      journal,
+      item,
+      'validate',
+      async () => {
+        checks.push(...(await validateVolume(deps, drivers.get(item.volume), volume, signal)));
+      },
+      { noop: !drivers.get(item.volume) && (volume.validate ?? []).length === 0 },
+    );
+    outcomes.set(item.volume, checks.some((c) => c.volume === item.volume && !c.ok) ? 'failed' : 'success');
+  }
+  return { outcomes, checks };
+}
+
+/** Puts volumes back after a failed or interrupted swap: the safety snapshot becomes the volume again. */
+export async function revertJournal(
+  deps: Deps,
+  journal: Journal,
+  drivers?: Map<string, ServiceDriver | undefined>,
+): Promise<string[]> {
+  const notes: string[] = [];
+  for (const item of [...journal.items].reverse()) {
+    const safety = safetyPathOf(item);
+    if (journal.mode === 'rollback') {
+      const pathThere = await exists(item.path);
+      const safetyThere = await exists(safety);
+      if (safetyThere && !pathThere) {
+        if (item.backend === 'btrfs')
+          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
+        await rename(safety, item.path);
+        notes.push(`${item.volume}: ${item.path} is back as it was`);
+      } else if (safetyThere && pathThere) {
+        // The swap went through for this volume; a fresh clone of the target holds no data of its own.
+        const aside = `${item.path}.snapguard-undone-${journal.recoveryId}`;
+        await rename(item.path, aside);
+        if (!(await exists(join(item.snapshotDir, item.target)))) {
+          // The target is gone, so this copy is the only one of it: keep it next to the volume.
+          if (item.backend === 'btrfs')
+            await deps
+              .exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'])
+              .catch(() => undefined);
+          await rename(safety, item.path);
+          notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
+        } else if (item.backend === 'btrfs') {
+          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
+          await rename(safety, item.path);
+          await deps.exec('btrfs', ['subvolume', 'delete', aside]).catch(() => undefined);
+        } else {
+          await rename(safety, item.path);
+          await rm(aside, { recursive: true, force: true });
+        }
+        notes.push(`${item.volume}: the restored copy was removed and ${item.path} is back as it was`);
+      } else {
+        notes.push(`${item.volume}: nothing had changed`);
+      }
+      await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+    } else {
+      await rm(join(item.path, `.snapguard-restore-${journal.recoveryId}`), { recursive: true, force: true });
+      notes.push(
+        item.done.includes('copy') || item.current === 'copy'
+          ? `${item.volume}: the copy was interrupted; the state before it is in ${item.safety}`
+          : `${item.volume}: nothing had changed`,
+      );
+    }
+    if (item.done.includes('stop-services') || item.current === 'stop-services') {
+      const driver = drivers?.get(item.volume) ?? undefined;
+      if (driver) {
+        const started = await startUnits(driver, volumeOf(deps, item));
+        notes.push(...started.map((c) => `${item.volume}: ${c.check} failed: ${c.detail ?? ''}`));
+      }
+    }
+  }
+  return notes;
+}

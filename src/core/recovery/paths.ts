@@ -1,0 +1,128 @@
+import { lstat, readlink, readdir, realpath } from 'node:fs/promises';
+import { dirname, posix, resolve } from 'node:path';
+import { SnapguardError } from '../errors.js';
+
+/**
+ * Guardrail 1 for file restores: a path is relative, normalised, without "..", NUL or absolute
+ * forms, and what it names (symlinks resolved) stays inside the snapshot and inside the volume.
+ */
+
+function refuse(path: string, why: string): SnapguardError {
+  return new SnapguardError(
+    'BAD_INPUT',
+    `paths: "${path.replace(/\0/g, '\\0').slice(0, 200)}" is refused: ${why}. Nothing was changed.`,
+    'Give paths relative to the volume root, e.g. "immich/docker-compose.yml" or "jellyfin/config", without "..", and not through symlinks that leave the volume.',
+  );
+}
+
+const inside = (child: string, root: string) => child === root || child.startsWith(`${root}/`);
+
+/** Lexical checks: returns the normalised relative path ("." for the whole tree). */
+export function normaliseRelativePath(raw: unknown): string {
+  if (typeof raw !== 'string' || raw.length === 0) throw refuse(String(raw), 'it is empty');
+  if (raw.length > 4096) throw refuse(raw, 'it is longer than 4096 characters');
+  if (raw.includes('\0')) throw refuse(raw, 'it contains a NUL byte');
+  if (raw.startsWith('/') || raw.startsWith('~') || /^[A-Za-z]:[\\/]/.test(raw))
+    throw refuse(raw, 'it is absolute; paths are relative to the volume root');
+  if (raw.split('/').includes('..')) throw refuse(raw, 'it contains ".."');
+  const normal = posix.normalize(raw).replace(/\/+$/, '') || '.';
+  if (normal.startsWith('../') || normal === '..' || posix.isAbsolute(normal))
+    throw refuse(raw, 'it leaves the volume');
+  return normal;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The parent folders of `rel` under `root` must be real folders (no symlink on the way), and a
+ * symlink named by `rel` itself must point inside `root`. Missing parts are fine (they are created).
+ */
+async function checkContainment(root: string, rel: string, side: string, original: string): Promise<void> {
+  const realRoot = await realpath(root);
+  const parts = rel === '.' ? [] : rel.split('/');
+  let current = realRoot;
+  for (let i = 0; i < parts.length; i++) {
+    const next = `${current}/${parts[i]}`;
+    let info;
+    try {
+      info = await lstat(next);
+    } catch {
+      return; // does not exist on this side: nothing below it can escape
+    }
+    if (info.isSymbolicLink()) {
+      const target = await realpath(next).catch(async () => resolve(dirname(next), await readlink(next)));
+      if (!inside(target, realRoot)) {
+        throw refuse(
+          original,
+          `"${parts.slice(0, i + 1).join('/')}" in the ${side} is a symlink pointing outside it (to ${target})`,
+        );
+      }
+      if (i < parts.length - 1) {
+        throw refuse(
+          original,
+          `"${parts.slice(0, i + 1).join('/')}" in the ${side} is a symlink; name the real path instead`,
+        );
+      }
+    }
+    current = next;
+  }
+}
+
+export interface ResolvedPaths {
+  /** Normalised paths, nested duplicates removed; "." expanded to the top-level entries. */
+  paths: string[];
+  /** Entries that exist in the volume but not in the snapshot (only from "."): restoring removes them. */
+  removeOnly: string[];
+}
+
+export async function resolveRestorePaths(
+  rawPaths: readonly unknown[],
+  snapshotRoot: string,
+  volumeRoot: string,
+): Promise<ResolvedPaths> {
+  if (rawPaths.length === 0) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'paths: files mode needs at least one path.',
+      'Pass the files or folders to restore, relative to the volume root, or use mode rollback for the whole volume.',
+    );
+  }
+  const normal = [...new Set(rawPaths.map(normaliseRelativePath))].sort();
+  for (const rel of normal) {
+    await checkContainment(snapshotRoot, rel, 'snapshot', rel);
+    await checkContainment(volumeRoot, rel, 'volume', rel);
+  }
+  let paths: string[];
+  const removeOnly: string[] = [];
+  if (normal.includes('.')) {
+    const inSnapshot = (await readdir(snapshotRoot)).filter(
+      (name) => !name.startsWith('.snapguard-restore-'),
+    );
+    const inVolume = (await readdir(volumeRoot)).filter((name) => !name.startsWith('.snapguard-restore-'));
+    paths = inSnapshot.sort();
+    removeOnly.push(...inVolume.filter((name) => !inSnapshot.includes(name)).sort());
+    for (const name of [...paths, ...removeOnly]) {
+      await checkContainment(snapshotRoot, name, 'snapshot', name);
+      await checkContainment(volumeRoot, name, 'volume', name);
+    }
+  } else {
+    paths = normal.filter((p) => !normal.some((other) => other !== p && p.startsWith(`${other}/`)));
+    for (const rel of paths) {
+      if (!(await exists(`${snapshotRoot}/${rel}`))) {
+        throw new SnapguardError(
+          'BAD_INPUT',
+          `paths: "${rel}" does not exist in the snapshot. Nothing was changed.`,
+          'Check the spelling against the snapshot (list it under the snapshot path); only paths present in the snapshot can be restored.',
+        );
+      }
+    }
+  }
+  return { paths, removeOnly };
+}

@@ -1,0 +1,408 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, readdir, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RawSnapshot } from '../../backends/types.js';
+import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
+import { requireVolume, type VolumeConfig } from '../config.js';
+import type { Deps } from '../deps.js';
+import { SnapguardError } from '../errors.js';
+import { formatTimestamp, nextFreeName } from '../naming.js';
+import { lockVolumes, requireOwnedSnapshot } from '../snapshots.js';
+import { parseInput } from '../validate.js';
+import { readJournals, removeJournal, writeJournal, type Journal, type JournalItem } from './journal.js';
+import { resolveRestorePaths } from './paths.js';
+import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
+import { servicesOf } from './services.js';
+import { btrfsChangeSummary, walkChangeSummary } from './summary.js';
+import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
+import { resolveUnfinishedRecoveries } from './resume.js';
+
+export type { RecoverContext } from './engine.js';
+export { cleanPreviewLeftovers, resolveUnfinishedRecoveries } from './resume.js';
+
+interface Target {
+  volume: VolumeConfig;
+  snapshot: RawSnapshot;
+  paths?: string[];
+  removeOnly?: string[];
+}
+
+function mountPointRefusal(volume: VolumeConfig, real: string): SnapguardError {
+  const mount = mountOf(real, readMounts());
+  return new SnapguardError(
+    'PRECONDITION_FAILED',
+    `Volume "${volume.id}" cannot be rolled back in place: its path ${volume.path} is a mount point` +
+      `${mount ? ` (${mount.fsType} ${mount.source}, subvolume ${mount.root})` : ''}. A mounted path cannot be moved aside ` +
+      '(the kernel refuses with EBUSY), and a subvolume created at that path would stay hidden under the mount. Nothing was changed.',
+    'Either restore in files mode over the whole tree (mode: files, paths: ["."]; the current state is kept in a pre-recover snapshot first), ' +
+      'or follow the remount procedure in docs/recovery.md: stop the users of the mount, make a writable snapshot of the target next to it, ' +
+      'point the mount (subvol= in /etc/fstab, or `btrfs subvolume set-default` for the root filesystem) at it and remount.',
+    { details: { volume: volume.id, path: volume.path } },
+  );
+}
+
+async function resolveTargets(
+  deps: Deps,
+  request: ReturnType<typeof RecoverInput.parse>,
+  signal?: AbortSignal,
+): Promise<Target[]> {
+  if (request.operationId !== undefined) {
+    if (request.volume !== undefined || request.snapshot !== undefined) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        'Give either operationId or volume + snapshot, not both.',
+        'operationId recovers every volume the operation snapshotted; volume + snapshot recovers one.',
+      );
+    }
+    if (request.mode !== 'rollback') {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        'Recovering a whole operation is a rollback of each of its volumes; files mode needs volume + snapshot.',
+        'Drop mode/paths, or name one volume and snapshot for a file restore.',
+      );
+    }
+    const { history } = await deps.history.read();
+    const entries = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
+    if (entries.length === 0) {
+      throw new SnapguardError(
+        'OPERATION_NOT_FOUND',
+        `No snapshots recorded for operation ${request.operationId}.`,
+        'Use the operationId returned by create_snapshot (see snapguard history).',
+      );
+    }
+    const targets: Target[] = [];
+    for (const entry of [...entries].sort((a, b) => a.subvolume.localeCompare(b.subvolume))) {
+      const volume = requireVolume(deps.config, entry.subvolume);
+      targets.push({
+        volume,
+        snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal),
+      });
+    }
+    return targets;
+  }
+  if (request.volume === undefined || request.snapshot === undefined) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'recover needs volume and snapshot (or operationId).',
+      'Pick a snapshot with list_snapshots and pass its volume and name.',
+    );
+  }
+  const volume = requireVolume(deps.config, request.volume);
+  const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal);
+  if (request.mode === 'files') {
+    const resolved = await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    return [{ volume, snapshot, paths: resolved.paths, removeOnly: resolved.removeOnly }];
+  }
+  if (request.paths && request.paths.length > 0) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'paths are only used in files mode.',
+      'Pass mode: files to restore these paths, or drop paths to roll back the whole volume.',
+    );
+  }
+  return [{ volume, snapshot }];
+}
+
+async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files'): Promise<void> {
+  const { volume } = target;
+  if (volume.backend === 'zfs') {
+    throw new SnapguardError(
+      'NOT_SUPPORTED',
+      `Recovery of zfs volume "${volume.id}" is not available in this build.`,
+      'Use `zfs rollback` by hand, or restore files from the .zfs/snapshot folder.',
+    );
+  }
+  let real: string;
+  try {
+    real = await realpath(volume.path);
+  } catch {
+    throw new SnapguardError(
+      'PRECONDITION_FAILED',
+      `The path of volume "${volume.id}" (${volume.path}) does not exist.`,
+      'If a recovery was interrupted, run `snapguard doctor`; otherwise fix the path in the configuration.',
+    );
+  }
+  if (mode === 'rollback' && isMountPoint(real)) throw mountPointRefusal(volume, real);
+  void deps;
+}
+
+/** Names in the volume's snapshot folder (one readdir, no process): what a plan depends on. */
+async function folderNames(volume: VolumeConfig): Promise<string[]> {
+  try {
+    return (await readdir(volume.snapshotDir)).filter((name) => !name.startsWith('.')).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function fingerprintOf(deps: Deps, targets: Target[]): Promise<string> {
+  const parts: string[] = [];
+  for (const target of [...targets].sort((a, b) => a.volume.id.localeCompare(b.volume.id))) {
+    const info = await lstat(target.snapshot.path).catch(() => undefined);
+    parts.push(
+      `${target.volume.id}|${target.snapshot.name}|${info ? `${info.ino}:${info.ctimeMs}` : 'missing'}|${(await folderNames(target.volume)).join(',')}`,
+    );
+  }
+  const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
+  parts.push(`journals:${journals.join(',')}`);
+  return createHash('sha256').update(parts.join('\n')).digest('hex');
+}
+
+async function safetyName(volume: VolumeConfig, now: Date): Promise<string> {
+  const taken = new Set(await folderNames(volume));
+  return nextFreeName(volume.id, 'pre-recover', undefined, now, taken);
+}
+
+function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes']): string[] {
+  const steps: string[] = [];
+  for (const item of items) {
+    const units = item.services.units;
+    const scope = item.services.scope === 'user' ? ' (user scope)' : '';
+    if (mode === 'files') {
+      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
+      steps.push(
+        `${item.volume}: snapshot the current state read-only as ${item.safetyBackup} (kept; recover it to undo)`,
+      );
+      steps.push(
+        `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (owners, modes, times, xattrs, symlinks kept): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
+      );
+      if (item.removeOnly?.length)
+        steps.push(
+          `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
+        );
+    } else {
+      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
+      steps.push(
+        `${item.volume}: move ${item.volumePath} aside as ${item.safetyBackup} (kept read-only; recover it to undo)`,
+      );
+      steps.push(`${item.volume}: create a writable snapshot of ${item.snapshot} at ${item.volumePath}`);
+    }
+    if (units.length)
+      steps.push(`${item.volume}: start ${units.join(', ')} and check they are active after the settle time`);
+    for (const check of item.validate) steps.push(`${item.volume}: validate with \`${check}\``);
+  }
+  steps.push('record the recovery in backup-history.json');
+  return steps;
+}
+
+function summaryText(plan: RecoveryPlan): string {
+  const lines = [
+    `${plan.mode === 'rollback' ? 'Roll back' : 'Restore files of'} ${plan.volumes.map((v) => `${v.volume} to ${v.snapshot}`).join(', ')}${plan.reason ? ` (reason: ${plan.reason})` : ''}.`,
+  ];
+  for (const item of plan.volumes) {
+    const c = item.changes;
+    if (c)
+      lines.push(
+        `${item.volume} changes: ${c.added.count} added, ${c.removed.count} removed, ${c.modified.count} modified, ${c.metadataOnly.count} metadata-only${c.truncated ? ' (lists truncated)' : ''}.`,
+      );
+  }
+  lines.push('Steps:', ...plan.steps.map((step, i) => `${i + 1}. ${step}`));
+  lines.push(...plan.warnings.map((w) => `Warning: ${w}`));
+  return lines.join('\n');
+}
+
+export async function planRecovery(
+  deps: Deps,
+  input: unknown,
+  context: RecoverContext & { withChanges?: boolean } = {},
+): Promise<{
+  request: ReturnType<typeof RecoverInput.parse>;
+  targets: Target[];
+  plan: RecoveryPlan;
+  fingerprint: string;
+  summary: string;
+}> {
+  const request = parseInput(RecoverInput, input, 'recover');
+  const targets = await resolveTargets(deps, request, context.signal);
+  for (const target of targets) await checkTarget(deps, target, request.mode);
+  const now = deps.clock();
+  const volumes: RecoveryPlan['volumes'] = [];
+  for (const target of targets) {
+    const { volume, snapshot } = target;
+    const services = servicesOf(volume);
+    let changes;
+    if (context.withChanges) {
+      const filter = target.paths
+        ? (path: string) =>
+            [...(target.paths ?? []), ...(target.removeOnly ?? [])].some(
+              (p) => path === p || path.startsWith(`${p}/`),
+            )
+        : undefined;
+      changes =
+        volume.backend === 'btrfs'
+          ? await btrfsChangeSummary(deps.exec, {
+              volumePath: volume.path,
+              snapshotDir: volume.snapshotDir,
+              targetPath: snapshot.path,
+              workDir: join(deps.config.stateDir, 'tmp'),
+              ...(filter ? { filter } : {}),
+              signal: context.signal,
+            })
+          : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
+    }
+    volumes.push({
+      volume: volume.id,
+      snapshot: snapshot.name,
+      snapshotPath: snapshot.path,
+      volumePath: volume.path,
+      safetyBackup: await safetyName(volume, now),
+      ...(target.paths ? { paths: target.paths } : {}),
+      ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
+      services: { units: services.units, scope: services.scope },
+      validate: (volume.validate ?? []).map((v) => v.command.join(' ')),
+      ...(changes ? { changes } : {}),
+    });
+  }
+  const warnings: string[] = [];
+  const unfinished = (await readJournals(deps.config.stateDir)).filter((j) =>
+    j.journal?.items.some((item) => targets.some((t) => t.volume.id === item.volume)),
+  );
+  if (unfinished.length)
+    warnings.push(
+      `An interrupted recovery of this volume is pending (${unfinished.map((j) => j.journal?.recoveryId).join(', ')}); it is finished or undone first.`,
+    );
+  const plan: RecoveryPlan = {
+    mode: request.mode,
+    ...(request.operationId ? { operationId: request.operationId } : {}),
+    ...(request.reason ? { reason: request.reason } : {}),
+    volumes,
+    steps: describeSteps(request.mode, volumes),
+    warnings,
+  };
+  return {
+    request,
+    targets,
+    plan,
+    fingerprint: await fingerprintOf(deps, targets),
+    summary: summaryText(plan),
+  };
+}
+
+function newRecoveryId(now: Date): string {
+  return `rec-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * `recover`: plan, confirm, then (under the volume locks, with a journal) swap and validate.
+ * Unfinished recoveries of the same volumes are resolved first.
+ */
+/** The volumes a request touches, known before planning (an unknown id is refused by planning). */
+async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.parse>): Promise<string[]> {
+  if (request.operationId !== undefined) {
+    const { history } = await deps.history.read();
+    return history.snapshots
+      .filter((entry) => entry.operation_id === request.operationId)
+      .map((entry) => entry.subvolume)
+      .filter((id) => deps.config.volumes[id] !== undefined);
+  }
+  return request.volume !== undefined && deps.config.volumes[request.volume] ? [request.volume] : [];
+}
+
+export async function recover(
+  deps: Deps,
+  input: unknown,
+  context: RecoverContext = {},
+): Promise<RecoverResult> {
+  const started = performance.now();
+  const raw = parseInput(RecoverInput, input, 'recover');
+  const resolved = raw.dryRun ? [] : await resolveUnfinishedRecoveries(deps, { context });
+  const needsGate = !raw.dryRun && raw.confirmationToken === undefined && deps.config.confirm !== 'never';
+  // Plan under the volume locks (briefly): a plan never sees a volume in the middle of another
+  // recovery's swap. The locks are released while the user decides.
+  const releasePlan = await lockVolumes(
+    deps,
+    await volumeIdsOf(deps, raw),
+    'recover: planning',
+    context.signal,
+  );
+  let planned: Awaited<ReturnType<typeof planRecovery>>;
+  try {
+    planned = await planRecovery(deps, input, {
+      ...context,
+      withChanges: (raw.dryRun || needsGate) && !context.skipChanges,
+    });
+  } finally {
+    await releasePlan();
+  }
+  const extra = resolved.length ? { resolved } : {};
+  if (raw.dryRun) return { status: 'planned', plan: planned.plan, ...extra };
+  if (context.confirm) {
+    const answer = await context.confirm({
+      plan: planned.plan,
+      fingerprint: planned.fingerprint,
+      summary: planned.summary,
+    });
+    if (answer !== true) return { ...answer, ...extra };
+  }
+  const release = await lockVolumes(
+    deps,
+    planned.targets.map((t) => t.volume.id),
+    `recover ${planned.plan.volumes.map((v) => `${v.volume}<-${v.snapshot}`).join(', ')}`,
+    context.signal,
+  );
+  try {
+    const now = deps.clock();
+    if ((await fingerprintOf(deps, planned.targets)) !== planned.fingerprint) {
+      throw new SnapguardError(
+        'CONFIRMATION_INVALID',
+        'The volume changed while this recovery waited (another recovery or a new snapshot); the confirmed plan no longer applies. Nothing was changed.',
+        'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
+        { details: { reason: 'state-changed' } },
+      );
+    }
+    const journal: Journal = {
+      version: 1,
+      recoveryId: newRecoveryId(now),
+      mode: planned.request.mode,
+      startedAt: now.toISOString(),
+      pid: process.pid,
+      reason: planned.request.reason ?? null,
+      operationId: planned.request.operationId ?? null,
+      items: [],
+    };
+    for (const target of planned.targets) {
+      journal.items.push({
+        volume: target.volume.id,
+        backend: target.volume.backend,
+        path: target.volume.path,
+        snapshotDir: target.volume.snapshotDir,
+        target: target.snapshot.name,
+        safety: await safetyName(target.volume, now),
+        paths: target.paths ?? [],
+        ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
+        units: servicesOf(target.volume).units,
+        done: [],
+      });
+    }
+    await writeJournal(deps.config.stateDir, journal, { first: true });
+    const run = await runJournal(deps, journal, context);
+    const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+    const first = journal.items[0] as JournalItem;
+    await step(deps, journal, first, 'record', () =>
+      recordHistory(deps, journal, run.outcomes, run.checks, durationSeconds, run.error?.message),
+    );
+    await removeJournal(deps.config.stateDir, journal.recoveryId);
+    if (run.error) throw run.error;
+    const failed = [...run.outcomes.values()].some((o) => o !== 'success');
+    const firstFail = run.checks.find((c) => !c.ok);
+    return {
+      status: failed ? 'failed' : 'recovered',
+      recoveryId: journal.recoveryId,
+      safetyBackup: journal.items[0]?.safety,
+      volumes: journal.items.map((item) => ({
+        volume: item.volume,
+        snapshot: item.target,
+        safetyBackup: item.safety,
+        outcome: run.outcomes.get(item.volume) ?? 'failed',
+      })),
+      durationSeconds,
+      validation: run.checks,
+      message: failed
+        ? `Recovered, but validation failed (${firstFail?.check}: ${firstFail?.detail ?? 'not ok'}). Nothing was deleted: the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')}; recover that snapshot to undo.`
+        : `Recovered ${journal.items.map((i) => `${i.volume} to ${i.target}`).join(', ')}; the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`,
+      ...extra,
+    };
+  } finally {
+    await release();
+  }
+}

@@ -1,0 +1,179 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RawSnapshot } from '../../backends/types.js';
+import type { Deps } from '../deps.js';
+import { lockVolumes } from '../snapshots.js';
+import { readJournals, removeJournal, type Journal } from './journal.js';
+import type { ResolvedRecovery, ValidationCheck } from './schemas.js';
+import type { ServiceDriver } from './services.js';
+import {
+  driverFor,
+  exists,
+  recordHistory,
+  revertJournal,
+  runJournal,
+  safetyPathOf,
+  volumeOf,
+  type RecoverContext,
+} from './engine.js';
+
+// Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Finds journals of interrupted recoveries and brings each to a consistent end: when the current
+ * state has been moved into the safety snapshot (or the safety snapshot of a file restore exists),
+ * the recovery is completed; otherwise nothing had changed and it is closed as reverted. Either
+ * way services are started again and the history says what happened.
+ */
+export async function resolveUnfinishedRecoveries(
+  deps: Deps,
+  options: { volumes?: string[]; context?: RecoverContext } = {},
+): Promise<ResolvedRecovery[]> {
+  const reports: ResolvedRecovery[] = [];
+  for (const found of await readJournals(deps.config.stateDir)) {
+    const journal = found.journal;
+    if (!journal) {
+      reports.push({
+        recoveryId: found.file,
+        volumes: [],
+        action: 'unreadable',
+        detail: `cannot read ${found.file}: ${found.error}; inspect and remove it by hand`,
+      });
+      continue;
+    }
+    const volumes = journal.items.map((i) => i.volume);
+    if (options.volumes && !volumes.some((v) => options.volumes?.includes(v))) continue;
+    if (journal.pid !== process.pid && pidAlive(journal.pid)) {
+      reports.push({
+        recoveryId: journal.recoveryId,
+        volumes,
+        action: 'in-progress',
+        detail: `pid ${journal.pid} is still running it`,
+      });
+      continue;
+    }
+    let release: (() => Promise<void>) | undefined;
+    try {
+      release = await lockVolumes(
+        deps,
+        volumes,
+        `doctor: finish ${journal.recoveryId}`,
+        options.context?.signal,
+      );
+    } catch (error) {
+      reports.push({
+        recoveryId: journal.recoveryId,
+        volumes,
+        action: 'in-progress',
+        detail: (error as Error).message,
+      });
+      continue;
+    }
+    try {
+      // The lock is held for a recovery's whole run: once we have it, a journal that is still
+      // there belongs to a recovery that is not running any more.
+      const again = (await readJournals(deps.config.stateDir)).find((j) => j.file === found.file)?.journal;
+      if (!again) continue;
+      reports.push(await resolveOne(deps, again, options.context ?? {}));
+    } finally {
+      await release();
+    }
+  }
+  return reports;
+}
+
+async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext): Promise<ResolvedRecovery> {
+  const started = performance.now();
+  const volumes = journal.items.map((i) => i.volume);
+  // Did the swap begin for any volume? Look at the filesystem, not only at the journal.
+  let swapBegan = false;
+  for (const item of journal.items) {
+    if (await exists(safetyPathOf(item))) swapBegan = true;
+  }
+  const targetsThere = await Promise.all(
+    journal.items.map((item) => exists(join(item.snapshotDir, item.target))),
+  );
+  const drivers = new Map<string, ServiceDriver | undefined>();
+  for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
+  let action: 'completed' | 'reverted';
+  let detail: string;
+  let outcomes = new Map<string, 'success' | 'failed' | 'reverted'>();
+  let checks: ValidationCheck[] = [];
+  if (swapBegan && targetsThere.every(Boolean)) {
+    // Re-derive the done steps from the filesystem for the swap, then continue the journal.
+    for (const item of journal.items) {
+      const safetyThere = await exists(safetyPathOf(item));
+      const pathThere = await exists(item.path);
+      if (journal.mode === 'rollback') {
+        if (safetyThere && !item.done.includes('move-aside')) item.done.push('move-aside');
+        if (safetyThere && pathThere && !item.done.includes('restore')) {
+          // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.
+          item.done.push('restore');
+        }
+        if (!pathThere) item.done = item.done.filter((s) => s !== 'restore' && s !== 'protect-safety');
+        await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+      } else {
+        if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
+      }
+      if (!item.done.includes('stop-services') && item.current !== 'stop-services' && item.units.length === 0)
+        item.done.push('stop-services');
+    }
+    const run = await runJournal(deps, journal, context);
+    if (run.error) throw run.error;
+    outcomes = run.outcomes;
+    checks = run.checks;
+    action = 'completed';
+    detail = `the interrupted ${journal.mode} was completed: ${journal.items.map((i) => `${i.volume} is at ${i.target}, the state before is in ${i.safety}`).join('; ')}`;
+  } else {
+    const notes = await revertJournal(deps, journal, drivers);
+    for (const item of journal.items) outcomes.set(item.volume, 'reverted');
+    action = 'reverted';
+    detail = `the interrupted ${journal.mode} was undone: ${notes.join('; ')}`;
+  }
+  const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+  await recordHistory(
+    deps,
+    journal,
+    outcomes,
+    checks,
+    durationSeconds,
+    `interrupted; ${action} by doctor: ${detail}`,
+  );
+  await removeJournal(deps.config.stateDir, journal.recoveryId);
+  deps.logger.warn({ recoveryId: journal.recoveryId, action, volumes }, detail);
+  const outcome = [...outcomes.values()].includes('failed')
+    ? 'failed'
+    : action === 'completed'
+      ? 'success'
+      : 'reverted';
+  return { recoveryId: journal.recoveryId, volumes, action, outcome, detail };
+}
+
+/** Leftovers of interrupted previews (temporary read-only snapshots) are removed by doctor. */
+export async function cleanPreviewLeftovers(deps: Deps): Promise<string[]> {
+  const removed: string[] = [];
+  for (const volume of Object.values(deps.config.volumes)) {
+    if (volume.backend !== 'btrfs') continue;
+    let raws: RawSnapshot[];
+    try {
+      raws = await deps.backendFor(volume).list(volume);
+    } catch {
+      continue;
+    }
+    for (const raw of raws) {
+      if (!raw.name.startsWith('.snapguard-preview-')) continue;
+      await deps.exec('btrfs', ['subvolume', 'delete', raw.path]).catch(() => undefined);
+      removed.push(raw.path);
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,287 @@
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Exec } from '../../system/exec.js';
+
+/** What a recovery would change in the live volume, like `snapper status`. */
+export interface ChangeSummary {
+  method: 'btrfs-send' | 'walk';
+  added: { count: number; first: string[] };
+  removed: { count: number; first: string[] };
+  modified: { count: number; first: string[] };
+  metadataOnly: { count: number; first: string[] };
+  /** True when a list holds fewer paths than its count. */
+  truncated: boolean;
+  durationSeconds: number;
+}
+
+const ORPHAN = /^o\d+-\d+-\d+$/;
+
+function unescapeDump(text: string): string {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{3}|.)/g, (_, code: string) => {
+    if (code.startsWith('x')) return String.fromCharCode(parseInt(code.slice(1), 16));
+    if (/^[0-7]{3}$/.test(code)) return String.fromCharCode(parseInt(code, 8));
+    return (
+      ({ n: '\n', t: '\t', r: '\r', v: '\v', f: '\f', a: '\x07', b: '\b' } as Record<string, string>)[code] ??
+      code
+    );
+  });
+}
+
+/** Splits a dump line: the command, its path, and key=value arguments (values escaped like paths). */
+function splitDumpLine(
+  line: string,
+): { cmd: string; path: string; args: Record<string, string> } | undefined {
+  const tokens = line.match(/(?:\\.|\S)+/g);
+  if (!tokens || tokens.length < 2) return undefined;
+  const [cmd, path, ...rest] = tokens as [string, string, ...string[]];
+  const args: Record<string, string> = {};
+  for (const token of rest) {
+    const eq = token.indexOf('=');
+    if (eq > 0) args[token.slice(0, eq)] = unescapeDump(token.slice(eq + 1));
+  }
+  return { cmd, path: unescapeDump(path), args };
+}
+
+function collect(limit: number) {
+  const sets = {
+    added: new Set<string>(),
+    removed: new Set<string>(),
+    modified: new Set<string>(),
+    metadata: new Set<string>(),
+  };
+  const finish = (
+    method: ChangeSummary['method'],
+    started: number,
+    filter?: (p: string) => boolean,
+  ): ChangeSummary => {
+    const keep = (set: Set<string>) => [...set].filter((p) => p !== '' && (!filter || filter(p))).sort();
+    const added = keep(sets.added);
+    const removed = keep(sets.removed);
+    const modified = keep(sets.modified).filter((p) => !sets.added.has(p) && !sets.removed.has(p));
+    const metadata = keep(sets.metadata).filter(
+      (p) => !sets.added.has(p) && !sets.removed.has(p) && !sets.modified.has(p),
+    );
+    const list = (paths: string[]) => ({ count: paths.length, first: paths.slice(0, limit) });
+    return {
+      method,
+      added: list(added),
+      removed: list(removed),
+      modified: list(modified),
+      metadataOnly: list(metadata),
+      truncated: [added, removed, modified, metadata].some((paths) => paths.length > limit),
+      durationSeconds: Math.round((performance.now() - started) / 10) / 100,
+    };
+  };
+  return { sets, finish };
+}
+
+/**
+ * Reads `btrfs receive --dump` of a `send --no-data -p NOW TARGET` stream: the operations that turn
+ * the current state into the target. New inodes appear under orphan names (o<ino>-<gen>-0) and are
+ * renamed into place; existing ones are renamed to orphan names before they are removed.
+ */
+export function parseSendDump(
+  text: string,
+  limit = 20,
+  filter?: (path: string) => boolean,
+  started = performance.now(),
+): ChangeSummary {
+  const { sets, finish } = collect(limit);
+  const created = new Set<string>(); // stream paths of inodes that do not exist now
+  const alias = new Map<string, string>(); // orphan stream path -> its path in the current state
+  let prefix: string | undefined;
+  const rel = (streamPath: string) => {
+    if (prefix === undefined) return streamPath;
+    if (streamPath === prefix || streamPath === `${prefix}/`) return '';
+    return streamPath.startsWith(`${prefix}/`) ? streamPath.slice(prefix.length + 1) : streamPath;
+  };
+  // Maps a stream path to the path it has in the current state (through renamed parents).
+  const original = (path: string): string => {
+    const parts = path.split('/');
+    for (let i = parts.length; i > 0; i--) {
+      const head = parts.slice(0, i).join('/');
+      const mapped = alias.get(head);
+      if (mapped !== undefined) return [mapped, ...parts.slice(i)].filter(Boolean).join('/');
+    }
+    return path;
+  };
+  const isNew = (path: string): boolean => {
+    const parts = path.split('/');
+    for (let i = parts.length; i > 0; i--) if (created.has(parts.slice(0, i).join('/'))) return true;
+    return false;
+  };
+  for (const line of text.split('\n')) {
+    const parsed = splitDumpLine(line);
+    if (!parsed) continue;
+    const { cmd, args } = parsed;
+    if (cmd === 'snapshot' || cmd === 'subvol') {
+      prefix = parsed.path.replace(/\/$/, '');
+      continue;
+    }
+    const path = rel(parsed.path);
+    switch (cmd) {
+      case 'mkfile':
+      case 'mkdir':
+      case 'mknod':
+      case 'mkfifo':
+      case 'mksock':
+      case 'symlink':
+        created.add(path);
+        if (!ORPHAN.test(path.split('/').pop() ?? '')) sets.added.add(path);
+        break;
+      case 'rename': {
+        const dest = rel(args.dest ?? '');
+        const destIsOrphan = ORPHAN.test(dest.split('/').pop() ?? '');
+        if (isNew(path)) {
+          created.add(dest);
+          if (!destIsOrphan) sets.added.add(dest);
+        } else {
+          const from = original(path);
+          if (destIsOrphan) alias.set(dest, from);
+          else if (from !== dest) {
+            sets.removed.add(from);
+            sets.added.add(dest);
+          }
+        }
+        break;
+      }
+      case 'link':
+        sets.added.add(path);
+        break;
+      case 'unlink':
+      case 'rmdir':
+        if (!isNew(path)) sets.removed.add(original(path));
+        break;
+      case 'write':
+      case 'update_extent':
+      case 'clone':
+      case 'truncate':
+      case 'encoded_write':
+      case 'fallocate':
+        if (!isNew(path)) sets.modified.add(original(path));
+        break;
+      case 'chmod':
+      case 'chown':
+      case 'utimes':
+      case 'set_xattr':
+      case 'remove_xattr':
+      case 'fileattr':
+        if (!isNew(path)) sets.metadata.add(original(path));
+        break;
+      default:
+        break;
+    }
+  }
+  return finish('btrfs-send', started, filter);
+}
+
+/**
+ * The summary for btrfs: a temporary read-only snapshot of the current state, a metadata-only
+ * send stream against the target, read with `btrfs receive --dump`. Cost follows the size of the
+ * difference, not of the volume. The temporary snapshot and stream are always removed.
+ */
+export async function btrfsChangeSummary(
+  exec: Exec,
+  options: {
+    volumePath: string;
+    snapshotDir: string;
+    targetPath: string;
+    workDir: string;
+    limit?: number;
+    filter?: (path: string) => boolean;
+    signal?: AbortSignal | undefined;
+  },
+): Promise<ChangeSummary> {
+  const started = performance.now();
+  const tag = randomBytes(4).toString('hex');
+  const now = join(options.snapshotDir, `.snapguard-preview-${tag}`);
+  await mkdir(options.workDir, { recursive: true });
+  const stream = join(options.workDir, `preview-${tag}.stream`);
+  const env = { LC_ALL: 'C' };
+  await exec('btrfs', ['subvolume', 'snapshot', '-r', options.volumePath, now], {
+    env,
+    signal: options.signal,
+  });
+  try {
+    await exec('btrfs', ['send', '-q', '--no-data', '-f', stream, '-p', now, options.targetPath], {
+      env,
+      signal: options.signal,
+      timeoutMs: 600_000,
+    });
+    const dump = await exec('btrfs', ['receive', '--dump', '-f', stream], {
+      env,
+      signal: options.signal,
+      timeoutMs: 600_000,
+    });
+    return parseSendDump(dump.stdout, options.limit, options.filter, started);
+  } finally {
+    await rm(stream, { force: true });
+    await exec('btrfs', ['subvolume', 'delete', now], { env }).catch(() => undefined);
+  }
+}
+
+interface Entry {
+  kind: string;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+async function walk(root: string, rel = '', out = new Map<string, Entry>()): Promise<Map<string, Entry>> {
+  let names: string[];
+  try {
+    names = await readdir(rel ? join(root, rel) : root);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!rel && name.startsWith('.snapguard-restore-')) continue;
+    const path = rel ? `${rel}/${name}` : name;
+    const info = await lstat(join(root, path));
+    const kind = info.isDirectory()
+      ? 'dir'
+      : info.isSymbolicLink()
+        ? 'link'
+        : info.isFile()
+          ? 'file'
+          : 'other';
+    out.set(path, {
+      kind,
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      mode: info.mode,
+      uid: info.uid,
+      gid: info.gid,
+    });
+    if (kind === 'dir') await walk(root, path, out);
+  }
+  return out;
+}
+
+/** The fallback for backends without a send stream: walks both trees and compares stat data. */
+export async function walkChangeSummary(
+  volumePath: string,
+  targetPath: string,
+  limit = 20,
+  filter?: (path: string) => boolean,
+): Promise<ChangeSummary> {
+  const started = performance.now();
+  const { sets, finish } = collect(limit);
+  const [now, target] = await Promise.all([walk(volumePath), walk(targetPath)]);
+  for (const [path, entry] of target) {
+    const current = now.get(path);
+    if (!current || current.kind !== entry.kind) {
+      sets.added.add(path);
+      if (current) sets.removed.add(path);
+    } else if (entry.kind !== 'dir' && (current.size !== entry.size || current.mtimeMs !== entry.mtimeMs)) {
+      sets.modified.add(path);
+    } else if (current.mode !== entry.mode || current.uid !== entry.uid || current.gid !== entry.gid) {
+      sets.metadata.add(path);
+    }
+  }
+  for (const path of now.keys()) if (!target.has(path)) sets.removed.add(path);
+  return finish('walk', started, filter);
+}

@@ -1,0 +1,176 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { buildConfig } from '../../src/core/config.js';
+import { createDeps } from '../../src/core/deps.js';
+import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js';
+import { recover } from '../../src/core/recovery/recover.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { createSnapshots } from '../../src/core/snapshots.js';
+import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { requireComponents } from '../helpers/env.js';
+import { treeState } from '../helpers/tree.js';
+
+const run = requireComponents(['btrfs', 'mkfs.btrfs', 'getfattr']);
+const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+function runCli(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      execFile(
+        process.execPath,
+        [cli, ...args],
+        { env: { ...process.env, ...env }, timeout: 60_000 },
+        (error, stdout, stderr) => {
+          const e = error as (Error & { code?: number; signal?: string }) | null;
+          resolve({
+            code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
+            signal: e?.signal ?? null,
+            stdout,
+            stderr,
+          });
+        },
+      );
+    },
+  );
+}
+
+describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor', () => {
+  let box: BtrfsSandbox;
+  let counter = 0;
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(768, 'crash');
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  async function scenario(mode: 'rollback' | 'files') {
+    const id = `v${++counter}`;
+    const path = await box.subvolume(id);
+    await mkdir(join(path, 'keep/deep'), { recursive: true });
+    await writeFile(join(path, 'keep/deep/a.txt'), 'original a\n');
+    await writeFile(join(path, 'conf.yml'), 'good: true\n');
+    await mkdir(join(path, 'dir'), { recursive: true });
+    await writeFile(join(path, 'dir/x'), 'x1\n');
+    const input = {
+      contextDir: join(box.dir, 'context'),
+      stateDir: join(box.dir, 'state'),
+      host: 'test-host',
+      confirm: 'never' as const,
+      volumes: { [id]: { backend: 'btrfs' as const, path } },
+    };
+    const configFile = join(box.dir, `${id}.yaml`);
+    await writeFile(configFile, stringify(input));
+    const deps = createDeps(buildConfig(input, box.dir), { logger: silentLogger() });
+    const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
+    const target = await treeState(path);
+    await writeFile(join(path, 'conf.yml'), 'good: false\n');
+    await writeFile(join(path, 'new-after-snapshot'), 'must survive somewhere\n');
+    await rm(join(path, 'dir'), { recursive: true });
+    await writeFile(join(path, 'keep/deep/a.txt'), 'edited a\n');
+    const before = await treeState(path);
+    const args = ['recover', id, snap.name, '--yes', '--json', '--config', configFile];
+    if (mode === 'files') args.push('--files', 'conf.yml', '--files', 'dir');
+    return { id, path, deps, snap, target, before, args, configFile };
+  }
+
+  const cases = [
+    ...ROLLBACK_STEPS.flatMap((step) =>
+      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
+    ),
+    ...FILES_STEPS.flatMap((step) =>
+      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
+    ),
+  ];
+
+  it.each(cases)(
+    '%s killed %s %s: no file of either state lost, doctor resolves it',
+    async (mode, when, step) => {
+      const s = await scenario(mode);
+      const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: `${when}:${step}` });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const journals = (await readdir(join(box.dir, 'state', 'recovery'))).filter((n) => n.endsWith('.json'));
+      expect(journals.length).toBe(1);
+
+      const doctor = await runCli(['doctor', '--json', '--config', s.configFile]);
+      const report = JSON.parse(doctor.stdout) as {
+        recoveries: { action: string; outcome: string; detail: string }[];
+        ok: boolean;
+      };
+      expect(report.recoveries, doctor.stderr).toHaveLength(1);
+      const resolved = report.recoveries[0]!;
+      expect(['completed', 'reverted']).toContain(resolved.action);
+      expect(report.ok).toBe(true);
+      expect(doctor.code).toBe(1); // something was found and fixed
+      expect(existsSync(s.path)).toBe(true);
+      expect((await readdir(join(box.dir, 'state', 'recovery'))).filter((n) => n.endsWith('.json'))).toEqual(
+        [],
+      );
+
+      const now = await treeState(s.path);
+      const { history } = await s.deps.history.read();
+      const entry = history.recoveries.find((r) => r.subvolume === s.id)!;
+      expect(entry.outcome).toBe(resolved.action === 'completed' ? 'success' : 'reverted');
+      if (resolved.action === 'reverted') {
+        expect(now).toEqual(s.before);
+      } else {
+        const safety = join(s.deps.config.volumes[s.id]!.snapshotDir, entry.safety_backup!);
+        expect(await treeState(safety)).toEqual(s.before);
+        if (mode === 'rollback') {
+          expect(now).toEqual(s.target);
+        } else {
+          expect(now['conf.yml']).toBe(s.target['conf.yml']);
+          expect(now['dir/x']).toBe(s.target['dir/x']);
+          expect(now['new-after-snapshot']).toBe(s.before['new-after-snapshot']);
+          expect(now['keep/deep/a.txt']).toBe(s.before['keep/deep/a.txt']);
+        }
+      }
+      // Doctor has nothing more to do.
+      const again = await runCli(['doctor', '--json', '--config', s.configFile]);
+      expect(again.code).toBe(0);
+    },
+  );
+
+  it.each(['after:move-aside', 'after:restore'])(
+    'killed %s and the target snapshot deleted meanwhile: doctor puts the volume back and loses nothing',
+    async (fault) => {
+      const s = await scenario('rollback');
+      const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: fault });
+      expect(killed.signal).toBe('SIGKILL');
+      const restoredState = fault === 'after:restore' ? await treeState(s.path) : undefined;
+      await exec('btrfs', ['subvolume', 'delete', s.snap.path]);
+      const doctor = await runCli(['doctor', '--json', '--config', s.configFile]);
+      const report = JSON.parse(doctor.stdout) as { recoveries: { action: string; detail: string }[] };
+      expect(report.recoveries[0]?.action, report.recoveries[0]?.detail).toBe('reverted');
+      expect(await treeState(s.path)).toEqual(s.before);
+      if (restoredState) {
+        // The restored copy was the only copy of the deleted target: it is kept, not deleted.
+        const kept = report.recoveries[0]!.detail.match(/kept at (\S+?)(?:;|$)/)?.[1];
+        expect(kept).toBeDefined();
+        expect(await treeState(kept!)).toEqual(restoredState);
+      }
+    },
+  );
+
+  it('the next recover call finds an interrupted recovery and resolves it first', async () => {
+    const s = await scenario('rollback');
+    const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: 'after:move-aside' });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(existsSync(s.path)).toBe(false); // the volume path is gone until the journal is replayed
+    const result = await recover(s.deps, {
+      volume: s.id,
+      snapshot: s.snap.name,
+      dryRun: false,
+      reason: 'again',
+    });
+    expect(result.resolved?.[0]?.action).toBe('completed');
+    expect(result.status).toBe('recovered');
+    expect(await treeState(s.path)).toEqual(s.target);
+  });
+});

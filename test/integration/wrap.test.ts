@@ -1,0 +1,120 @@
+import { execFile } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { HistoryStore } from '../../src/core/history/store.js';
+import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { requireComponents } from '../helpers/env.js';
+
+const run = requireComponents(['btrfs', 'mkfs.btrfs']);
+const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+function runCli(args: string[]) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
+  let box: BtrfsSandbox;
+  let page: string;
+  let configFile: string;
+  let history: HistoryStore;
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(384, 'wrap');
+    const web = await box.subvolume('web');
+    page = join(web, 'index.html');
+    configFile = join(box.dir, 'snapguard.yaml');
+    await writeFile(
+      configFile,
+      stringify({
+        contextDir: join(box.dir, 'context'),
+        stateDir: join(box.dir, 'state'),
+        confirm: 'elicit-or-token',
+        volumes: { web: { backend: 'btrfs', path: web } },
+      }),
+    );
+    history = new HistoryStore({ contextDir: join(box.dir, 'context') });
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  const wrap = (extra: string[], command: string) =>
+    runCli(['wrap', '--config', configFile, '--volume', 'web', ...extra, '--', '/bin/sh', '-c', command]);
+
+  async function snapshotOf(operation: string) {
+    return (await history.read()).history.snapshots.filter((s) => s.operation === operation);
+  }
+
+  it('success: snapshots, runs, validates and marks the snapshot success', async () => {
+    await writeFile(page, 'good v1\n');
+    const out = await wrap(
+      ['--operation', 'deploy-ok', '--deploy', '--validate', `grep -q "good v2" ${page}`],
+      `echo "good v2" > ${page}`,
+    );
+    expect(out.code, out.stderr).toBe(0);
+    expect(await readFile(page, 'utf8')).toBe('good v2\n');
+    const snaps = await snapshotOf('deploy-ok');
+    expect(snaps).toHaveLength(1);
+    expect(snaps[0]).toMatchObject({ type: 'pre-deploy', outcome: 'success' });
+    expect((await history.read()).history.recoveries).toHaveLength(0);
+  });
+
+  it('a failing command without --auto-rollback: exit code of the command, snapshot failed, nothing rolled back', async () => {
+    await writeFile(page, 'good v2\n');
+    const out = await wrap(['--operation', 'change-fails'], `echo broken > ${page}; exit 3`);
+    expect(out.code).toBe(3);
+    expect(await readFile(page, 'utf8')).toBe('broken\n');
+    expect((await snapshotOf('change-fails'))[0]).toMatchObject({ type: 'pre-change', outcome: 'failed' });
+    expect(out.stderr).toMatch(/snapguard recover --operation-id op-/);
+    expect((await history.read()).history.recoveries).toHaveLength(0);
+  });
+
+  it('a failing command with --auto-rollback: rolled back without asking, recorded', async () => {
+    await writeFile(page, 'good v3\n');
+    const out = await wrap(
+      ['--operation', 'change-rb', '--auto-rollback', '--json'],
+      `echo broken > ${page}; exit 4`,
+    );
+    expect(out.code).toBe(4);
+    expect(await readFile(page, 'utf8')).toBe('good v3\n');
+    const result = JSON.parse(out.stdout) as { failure: string; rollback: { status: string } };
+    expect(result.failure).toBe('command-failed');
+    expect(result.rollback.status).toBe('recovered');
+    const snap = (await snapshotOf('change-rb'))[0]!;
+    expect(snap.outcome).toBe('failed');
+    const rec = (await history.read()).history.recoveries.find(
+      (r) => r.restored_snapshot === snap.snapshot_name,
+    );
+    expect(rec).toMatchObject({
+      outcome: 'success',
+      reason: 'command-failed',
+      mode: 'rollback',
+      operation_id: snap.operation_id,
+    });
+  });
+
+  it('failing validation with --auto-rollback: restored, recovery reason validation-failed, exit code of the validation', async () => {
+    await writeFile(page, 'good v4\n');
+    const out = await wrap(
+      ['--operation', 'deploy-bad', '--auto-rollback', '--validate', `grep -q good ${page}`],
+      `echo "500 error" > ${page}`,
+    );
+    expect(out.code).toBe(1);
+    expect(await readFile(page, 'utf8')).toBe('good v4\n');
+    expect(out.stderr).toMatch(/validation failed/);
+    expect(out.stderr).toMatch(/rolled back/);
+    const snap = (await snapshotOf('deploy-bad'))[0]!;
+    expect(snap.outcome).toBe('failed');
+    const rec = (await history.read()).history.recoveries.find(
+      (r) => r.restored_snapshot === snap.snapshot_name,
+    );
+    expect(rec).toMatchObject({ outcome: 'success', reason: 'validation-failed' });
+  });
+});
