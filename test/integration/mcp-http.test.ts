@@ -221,4 +221,38 @@ describe('MCP over Streamable HTTP on loopback', () => {
     expect(await resolveToken({ listen, noAuth: true, env: {} })).toBeUndefined();
     expect(() => parseListenAddress('8765')).toThrow(/not a listen address/);
   });
+
+  it('graceful shutdown: a request in flight when close() starts is still answered; new connections are refused', async () => {
+    const own = await startHttpServer(deps, { listen: { host: '127.0.0.1', port: 0 }, token: TOKEN });
+    const body = JSON.stringify(INIT);
+    const answered = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(own.url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'content-length': String(Buffer.byteLength(body)),
+        },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      });
+      req.on('error', reject);
+      // Half the body now, the rest after shutdown has begun.
+      req.write(body.slice(0, 20));
+      setTimeout(() => req.end(body.slice(20)), 300);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = own.close();
+    await expect(raw(own.url, { authorization: `Bearer ${TOKEN}` })).rejects.toThrow(
+      /ECONNREFUSED|ECONNRESET|socket hang up/,
+    );
+    const result = await answered;
+    expect(result.status).toBe(200);
+    expect(result.text).toContain('"serverInfo"');
+    await closed;
+  });
 });
