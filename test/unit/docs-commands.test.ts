@@ -25,6 +25,7 @@ async function namedCommands(): Promise<Map<string, Set<string>>> {
   const files = [
     ...(await markdownFiles(join(root, 'docs', 'guides'))),
     ...(await markdownFiles(join(root, 'skills'))),
+    ...(await markdownFiles(join(root, 'docs', 'runbooks'))),
     join(root, 'docs', 'mcp.md'),
     join(root, 'docs', 'packaging.md'),
   ];
