@@ -155,6 +155,13 @@ function rows(schema, prefix, out) {
     ]);
     if (isSection) rows(entry.base, `${name}.`, out);
     if (base.type === 'union' && base.discriminator) variants(entry.base, name, out);
+    if (base.type === 'union' && !base.discriminator) {
+      // e.g. a string shorthand or a section: document the section's keys.
+      for (const option of base.options) {
+        const section = unwrap(option).base;
+        if (section._zod.def.type === 'object') rows(section, `${name}.`, out);
+      }
+    }
     if (base.type === 'record') {
       const keyName = base.keyType._zod.def.type === 'enum' ? '<tier>' : '<id>';
       const value = unwrap(base.valueType).base;

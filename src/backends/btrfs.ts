@@ -190,6 +190,38 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
     },
 
+    async deleteMany(
+      volume: VolumeConfig,
+      names: readonly string[],
+      options: BackendCallOptions = {},
+    ): Promise<{ name: string; error?: unknown }[]> {
+      const results: { name: string; error?: unknown }[] = [];
+      // One process per batch instead of per snapshot; btrfs goes on after a failed path.
+      for (let start = 0; start < names.length; start += 200) {
+        const batch = names.slice(start, start + 200);
+        await exec('btrfs', ['subvolume', 'delete', ...batch.map((name) => join(volume.snapshotDir, name))], {
+          env: btrfsEnv,
+          signal: options.signal,
+          timeoutMs: 600_000,
+          okExitCodes: [1],
+        });
+        for (const name of batch) {
+          if (!(await realDir(join(volume.snapshotDir, name)))) {
+            results.push({ name });
+            continue;
+          }
+          // Still there: delete it on its own, which also gives the error of this one snapshot.
+          try {
+            await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
+            results.push({ name });
+          } catch (error) {
+            results.push({ name, error });
+          }
+        }
+      }
+      return results;
+    },
+
     async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },

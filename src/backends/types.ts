@@ -42,5 +42,21 @@ export interface SnapshotBackend {
   nameTaken?(volume: VolumeConfig, name: string): Promise<boolean>;
   show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
   delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * Optional batch delete (prune): deletes what it can and reports every name that could not be
+   * deleted with its own error; one failure never stops the others.
+   */
+  deleteMany?(
+    volume: VolumeConfig,
+    names: readonly string[],
+    options?: BackendCallOptions,
+  ): Promise<{ name: string; error?: unknown }[]>;
   poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
+  /**
+   * Optional native protection for a pinned snapshot, on top of snapguard's own pin file. A ZFS
+   * backend implements it with `zfs hold <tag> <dataset>@<name>` (and `zfs release`), so that not
+   * even a manual `zfs destroy` removes a pinned snapshot. btrfs and dir have no such thing.
+   */
+  hold?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
+  release?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
 }

@@ -10,6 +10,8 @@ import { reportCommand } from './commands/report.js';
 import { recoverCommand } from './commands/recover.js';
 import { orchestrateCommand } from './commands/orchestrate.js';
 import { restoreTestCommands } from './commands/restore-test.js';
+import { planCommand } from './commands/plan.js';
+import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { wrapCommand } from './commands/wrap.js';
 
@@ -32,6 +34,10 @@ export function buildProgram(): Command {
     doctorCommand(),
     orchestrateCommand(),
     ...restoreTestCommands(),
+    pruneCommand(),
+    pinCommand(),
+    unpinCommand(),
+    planCommand(),
     reportCommand(),
   ]) {
     program.addCommand(command);

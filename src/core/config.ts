@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { SnapguardError } from './errors.js';
 import { tryParseDuration, tryParseSize } from './units.js';
 import { OrchestrateConfigSchema } from './orchestrate/schema.js';
+import { DAYS_OF_WEEK, parsePreserve, parsePreserveMin } from './retention/policy.js';
 
 export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
@@ -67,6 +68,58 @@ export const ExternalSchema = z.strictObject({
   passwordFile: z.string().optional().describe('file holding the restic repository password'),
 });
 
+const preserveMinString = z.string().refine(
+  (value) => {
+    try {
+      parsePreserveMin(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be all, latest, no, or a window like 48h, 2d, 1w, 1m, 1y' },
+);
+const preserveString = z.string().refine(
+  (value) => {
+    try {
+      parsePreserve(value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be counts per period like "24h 7d 4w 12m 2y" (* for all), or "no"' },
+);
+
+/** btrbk-style retention of one location; see docs/retention.md. */
+export const RetentionRulesSchema = z.strictObject({
+  preserveMin: preserveMinString
+    .optional()
+    .describe('keep everything within this window (`48h`, `2d`, `1w`), or `all`, `latest`, `no`'),
+  preserve: preserveString
+    .optional()
+    .describe('counts per period like `24h 7d 4w 12m 2y` (`*` for all), or `no`'),
+  preserveHourOfDay: z
+    .number()
+    .int()
+    .min(0)
+    .max(23)
+    .optional()
+    .describe('hour that starts a day for the daily count'),
+  preserveDayOfWeek: z
+    .enum(DAYS_OF_WEEK, `must be one of ${DAYS_OF_WEEK.join(', ')}`)
+    .optional()
+    .describe('day that starts a week for the weekly count'),
+});
+
+/** A volume's retention: a preserve string (local only) or rules for local with `external` rules. */
+export const VolumeRetentionSchema = z.union([
+  preserveString,
+  RetentionRulesSchema.extend({
+    external: RetentionRulesSchema.optional().describe('rules for the external copies of this volume'),
+  }),
+]);
+
 export const VolumeSchema = z
   .strictObject({
     backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir').describe('the storage driver'),
@@ -93,7 +146,9 @@ export const VolumeSchema = z
     minInterval: durationString
       .optional()
       .describe('a pre-change snapshot is skipped when the newest one is younger than this'),
-    retention: z.string().optional().describe('retention policy, e.g. `24h 7d 4w 12m`'),
+    retention: VolumeRetentionSchema.optional().describe(
+      'snapshots kept: a preserve string like `24h 7d 4w 12m`, or rules with `external` rules (docs/retention.md)',
+    ),
     external: z
       .array(ExternalSchema)
       .default([])
@@ -224,6 +279,15 @@ export const ConfigSchema = z.strictObject({
   orchestrate: OrchestrateConfigSchema.optional().describe(
     'stages and jobs of `snapguard orchestrate` (see docs/orchestrate.md)',
   ),
+  /** Defaults for every volume's retention, and the never-delete age of recovery safety snapshots. */
+  retention: RetentionRulesSchema.extend({
+    external: RetentionRulesSchema.optional().describe('default rules for external copies'),
+    keepRecoverySafety: durationString
+      .default(7 * 86_400)
+      .describe('recovery safety snapshots younger than this are never deleted'),
+  })
+    .prefault({})
+    .describe('defaults for every volume without its own retention (docs/retention.md)'),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;

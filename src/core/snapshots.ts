@@ -5,6 +5,7 @@ import { volumeLockFile, type Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
 import type { SnapshotEntry } from './history/schema.js';
 import { acquireLock, type HeldLock } from './lock.js';
+import { resolveUnfinishedRecoveries } from './recovery/resume.js';
 import {
   formatSnapshotName,
   formatTimestamp,
@@ -196,6 +197,14 @@ export async function createSnapshots(
 ): Promise<CreateSnapshotResult> {
   const request = parseInput(CreateSnapshotInput, input, 'create_snapshot');
   const volumes = [...new Set(request.volumes)].map((id) => requireVolume(deps.config, id));
+  // Guardrail 6: an interrupted recovery of these volumes is completed or reverted before anything
+  // else touches them (before the volume locks, which the resolver takes itself).
+  const recoveryNotes = request.dryRun
+    ? []
+    : (await resolveUnfinishedRecoveries(deps, { volumes: volumes.map((v) => v.id) })).map(
+        (r) =>
+          `Interrupted recovery ${r.recoveryId} of ${r.volumes.join(', ') || 'unknown volumes'}: ${r.action}, ${r.detail}.`,
+      );
   const started = deps.clock();
   const operationId = newOperationId(started);
   const release = request.dryRun
@@ -209,7 +218,7 @@ export async function createSnapshots(
   try {
     const plans: { volume: VolumeConfig; name: string }[] = [];
     const skipped: CreateSnapshotResult['skipped'] = [];
-    const warnings: string[] = [];
+    const warnings: string[] = [...recoveryNotes];
     // Check every volume before creating any snapshot, so a refusal changes nothing.
     for (const volume of volumes) {
       const backend = deps.backendFor(volume);

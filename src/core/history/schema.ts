@@ -43,6 +43,7 @@ export const SnapshotEntrySchema = z.looseObject({
     .nullable()
     .optional()
     .describe('snapshot the copy was sent incrementally against; null for a full send'),
+  deleted_at: isoTime.optional().describe('set when prune_snapshots deleted the snapshot'),
 });
 
 export const RecoveryEntrySchema = z.looseObject({
@@ -152,6 +153,20 @@ export const OrchestrationEntrySchema = z.looseObject({
     .describe('units this run started and stopped (timeout, cancel)'),
 });
 
+export const PruneEntrySchema = z.looseObject({
+  id: z.string(),
+  timestamp: isoTime,
+  host: z.string().optional(),
+  subvolume: z.string(),
+  location: z.enum(['local', 'external']),
+  location_path: z.string(),
+  policy: z.string().describe('the retention applied, e.g. "preserveMin latest, preserve 24h 7d 4w 12m"'),
+  deleted: z.array(z.looseObject({ snapshot_name: z.string(), reason: z.string() })),
+  failed: z.array(z.looseObject({ snapshot_name: z.string(), error: z.string() })),
+  kept: z.number().int(),
+  duration_seconds: z.number(),
+});
+
 export const HistorySchema = z
   .looseObject({
     version: z.literal(1),
@@ -160,6 +175,7 @@ export const HistorySchema = z
     restore_tests: z.array(RestoreTestEntrySchema),
     orchestrations: z.array(OrchestrationEntrySchema),
     health_samples: z.array(HealthSampleEntrySchema).optional(),
+    prunes: z.array(PruneEntrySchema).optional().describe('snapshot deletions by prune_snapshots'),
   })
   .describe('snapguard backup history: snapshots, recoveries, restore tests and orchestrations of one host');
 
@@ -168,6 +184,7 @@ export type RecoveryEntry = z.infer<typeof RecoveryEntrySchema>;
 export type RestoreTestEntry = z.infer<typeof RestoreTestEntrySchema>;
 export type OrchestrationEntry = z.infer<typeof OrchestrationEntrySchema>;
 export type HealthSampleEntry = z.infer<typeof HealthSampleEntrySchema>;
+export type PruneEntry = z.infer<typeof PruneEntrySchema>;
 export type History = z.infer<typeof HistorySchema>;
 
 export const HISTORY_SECTIONS = ['snapshots', 'recoveries', 'restore_tests', 'orchestrations'] as const;

@@ -7,6 +7,9 @@ import { registerListSnapshotsTool } from './list-snapshots.js';
 import { registerRecoverTool } from './recover.js';
 import { registerOrchestrateTool } from './orchestrate.js';
 import { registerRunRestoreTestTool } from './run-restore-test.js';
+import { registerPinSnapshotTool } from './pin-snapshot.js';
+import { registerPlanStrategyTool } from './plan-strategy.js';
+import { registerPruneSnapshotsTool } from './prune-snapshots.js';
 
 export interface ToolEntry {
   name: string;
@@ -23,6 +26,9 @@ export const tools: readonly ToolEntry[] = [
   { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
   { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
   { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
+  { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
+  { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
+  { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {

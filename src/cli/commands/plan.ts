@@ -1,0 +1,190 @@
+import { readFile } from 'node:fs/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { buildConfig } from '../../core/config.js';
+import { createDeps, type Deps } from '../../core/deps.js';
+import { isSnapguardError, SnapguardError } from '../../core/errors.js';
+import { createLogger } from '../../core/logger.js';
+import { planStrategy, writePlan, type PlanStrategyRequest } from '../../core/planner/plan.js';
+import { formatBytes, formatDuration } from '../../core/units.js';
+import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
+import { printJson, printLine, renderTable } from '../output.js';
+
+interface PlanOptions extends CommonOptions {
+  hostType?: string;
+  input?: string;
+  volume: string[];
+  diskSize?: string;
+  diskFree?: string;
+  remote?: boolean;
+  remoteTarget?: string;
+  rpo: string[];
+  rto: string[];
+  budget?: string;
+  samples?: string;
+  execStart?: string;
+  targetConfig?: string;
+  write?: string;
+  verify: boolean;
+}
+
+function parseVolume(spec: string): NonNullable<PlanStrategyRequest['volumes']>[number] {
+  // PATH:SIZE[:TIER[:ID]]
+  const [path, size, tier, id] = spec.split(':');
+  if (!path || !size) throw new InvalidArgumentError(`--volume wants PATH:SIZE[:TIER[:ID]], got "${spec}".`);
+  return {
+    path,
+    size,
+    ...(tier ? { tier: tier as 'critical' } : {}),
+    ...(id ? { id } : {}),
+  };
+}
+
+function perTier(values: string[], key: 'rpo' | 'rto', into: Record<string, Record<string, string>>): void {
+  for (const value of values) {
+    const [tier, duration] = value.split('=');
+    if (!tier || !duration)
+      throw new InvalidArgumentError(`--${key} wants TIER=DURATION, e.g. critical=15m.`);
+    into[tier] = { ...into[tier], [key]: duration };
+  }
+}
+
+async function depsForPlan(options: PlanOptions): Promise<Deps> {
+  try {
+    return await loadDeps(options);
+  } catch (error) {
+    // Planning a new host needs no configuration yet.
+    if (isSnapguardError(error) && error.code === 'CONFIG_NOT_FOUND' && !options.config)
+      return createDeps(buildConfig({}, process.cwd()), { logger: createLogger({ level: 'warn' }) });
+    throw error;
+  }
+}
+
+export function planCommand(): Command {
+  return withCommon(
+    new Command('plan')
+      .description(
+        'design the snapshot/backup strategy: classification, schedule and retention, methods, space estimate, snapguard.yaml fragment, systemd units, DR runbooks',
+      )
+      .addOption(
+        new Option('--host-type <type>', 'laptop, server or vps').choices(['laptop', 'server', 'vps']),
+      )
+      .option('--input <file>', 'the whole plan input as YAML or JSON (the plan_strategy tool input)')
+      .option('--volume <spec>', 'PATH:SIZE[:TIER[:ID]], repeat per volume', collect, [])
+      .option('--disk-size <size>', 'size of the pool, e.g. 1T')
+      .option('--disk-free <size>', 'free space of the pool, e.g. 400G')
+      .option('--remote', 'remote storage exists (backup disk, host or repository)')
+      .option('--remote-target <where>', 'btrfs folder or restic repository for the remote copies')
+      .option('--rpo <tier=duration>', 'RPO of a tier, e.g. critical=15m', collect, [])
+      .option('--rto <tier=duration>', 'RTO of a tier, e.g. critical=1h', collect, [])
+      .option('--budget <size>', 'space the snapshots may take')
+      .option('--samples <file>', 'activity samples (CSV timestamp,value or Prometheus range-query JSON)')
+      .option(
+        '--exec-start <argv>',
+        'command that runs snapguard in the units (default /usr/local/bin/snapguard)',
+      )
+      .option(
+        '--target-config <file>',
+        'where snapguard.yaml will live (default /etc/snapguard/snapguard.yaml)',
+      )
+      .option('--write <dir>', 'write snapguard.fragment.yaml, systemd/ units and runbooks/ into DIR')
+      .option('--no-verify', 'skip systemd-analyze verify'),
+  ).action(
+    action(async (options: PlanOptions, command: Command) => {
+      let input: Record<string, unknown> = {};
+      if (options.input) {
+        try {
+          input = (parseYaml(await readFile(options.input, 'utf8')) ?? {}) as Record<string, unknown>;
+        } catch (error) {
+          throw new SnapguardError(
+            'BAD_INPUT',
+            `Cannot read the plan input ${options.input}: ${(error as Error).message}`,
+            'Give a YAML or JSON file with hostType, volumes, disk, targets, remote (see docs/planning.md).',
+          );
+        }
+      }
+      const targets: Record<string, Record<string, string>> = {
+        ...((input.targets as Record<string, Record<string, string>> | undefined) ?? {}),
+      };
+      perTier(options.rpo, 'rpo', targets);
+      perTier(options.rto, 'rto', targets);
+      const request: Record<string, unknown> = {
+        ...input,
+        ...(options.hostType ? { hostType: options.hostType } : {}),
+        ...(options.volume.length ? { volumes: options.volume.map(parseVolume) } : {}),
+        ...(options.diskSize || options.diskFree
+          ? {
+              disk: {
+                ...((input.disk as object | undefined) ?? {}),
+                ...(options.diskSize ? { size: options.diskSize } : {}),
+                ...(options.diskFree ? { free: options.diskFree } : {}),
+              },
+            }
+          : {}),
+        ...(options.remote ? { remote: true } : {}),
+        ...(options.remoteTarget ? { remoteTarget: options.remoteTarget } : {}),
+        ...(Object.keys(targets).length ? { targets } : {}),
+        ...(options.budget ? { snapshotBudget: options.budget } : {}),
+        ...(options.samples ? { activitySamples: options.samples } : {}),
+        ...(options.execStart ? { command: options.execStart.split(/\s+/).filter(Boolean) } : {}),
+        ...(options.targetConfig ? { configFile: options.targetConfig } : {}),
+        ...(options.verify === false ? { verifyUnits: false } : {}),
+      };
+      const deps = await depsForPlan(options);
+      const verbs = (command.parent?.commands ?? []).map((c) => c.name());
+      const plan = await planStrategy(deps, request, { verbs });
+      if (options.write) plan.written = await writePlan(plan, options.write);
+      if (options.json) {
+        printJson(plan);
+      } else {
+        printLine(
+          renderTable(
+            ['VOLUME', 'PATH', 'TIER', 'WHY', 'SNAPSHOTS', 'LOCAL KEEP', 'REMOTE', 'EST. SPACE'],
+            plan.volumes.map((v) => [
+              v.id,
+              v.path,
+              v.tier,
+              v.classification,
+              v.frequency,
+              v.retention.local?.preserve,
+              v.methods.remote === 'none'
+                ? undefined
+                : `${v.methods.remote} "${v.retention.remote?.preserve ?? ''}"`,
+              formatBytes(v.estimatedBytes),
+            ]),
+          ),
+        );
+        printLine();
+        printLine(
+          `Snapshot space: ~${formatBytes(plan.space.estimatedBytes)} of a ${formatBytes(plan.space.budgetBytes)} budget${plan.space.fits ? '' : ' -- does not fit'}.`,
+        );
+        if (plan.lowTrafficWindow)
+          printLine(
+            `Quietest window: ${String(plan.lowTrafficWindow.startHour).padStart(2, '0')}:00 UTC for ${plan.lowTrafficWindow.hours}h (mean ${plan.lowTrafficWindow.meanInWindow.toFixed(1)} vs ${plan.lowTrafficWindow.meanOverall.toFixed(1)} overall).`,
+          );
+        printLine(
+          renderTable(
+            ['JOB', 'WHEN (UTC)', 'AC ONLY'],
+            plan.schedule.map((j) => [j.job, j.onCalendar, j.acPowerOnly ? 'yes' : 'no']),
+          ),
+        );
+        if (plan.unitsVerified)
+          printLine(
+            `systemd-analyze verify: ${plan.unitsVerified.ok ? 'ok' : `FAILED\n${plan.unitsVerified.output}`}`,
+          );
+        for (const v of plan.volumes.filter((x) => x.methods.database))
+          printLine(
+            `${v.id}: database-native backup with ${v.methods.database?.tool}; RTO target ${formatDuration(v.rtoSeconds)}`,
+          );
+        for (const warning of plan.warnings) process.stderr.write(`warning: ${warning}\n`);
+        if (plan.written.length) printLine(`Wrote ${plan.written.length} files under ${options.write}.`);
+        else
+          printLine(
+            'Add --write DIR to write the config fragment, the units and the runbooks; --json shows them.',
+          );
+      }
+      if (plan.unitsVerified && !plan.unitsVerified.ok) return 2;
+      return plan.space.fits && plan.warnings.length === 0 ? 0 : 1;
+    }),
+  );
+}

@@ -1,0 +1,28 @@
+import type { VolumeConfig } from '../config.js';
+import type { Deps } from '../deps.js';
+import { SnapguardError } from '../errors.js';
+import { readJournals } from '../recovery/journal.js';
+
+/**
+ * Names of snapshots of `volume` that an unfinished recovery still needs (the snapshot being
+ * restored and the safety snapshot of the current state). Prune never deletes them. A journal
+ * that cannot be read makes this fail rather than answer "none": prune then deletes nothing.
+ */
+export async function snapshotsInUnfinishedRecoveries(deps: Deps, volume: VolumeConfig): Promise<string[]> {
+  const names = new Set<string>();
+  for (const { file, journal, error } of await readJournals(deps.config.stateDir)) {
+    if (!journal) {
+      throw new SnapguardError(
+        'PRECONDITION_FAILED',
+        `The recovery journal ${file} cannot be read (${error ?? 'empty'}), so it is unknown which snapshots an interrupted recovery needs. Nothing was pruned.`,
+        'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+      );
+    }
+    for (const item of journal.items) {
+      if (item.volume !== volume.id) continue;
+      names.add(item.target);
+      names.add(item.safety);
+    }
+  }
+  return [...names];
+}
