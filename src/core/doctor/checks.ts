@@ -193,6 +193,15 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
       });
       const mountpoint = stdout.trim();
       if (mountpoint !== volume.path && mountpoint !== 'legacy') {
+        // Without a configured path snapguard assumes /<dataset>; say so instead of failing.
+        if (volume.path === `/${volume.dataset}`) {
+          return {
+            id,
+            status: 'warning',
+            message: `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, not at the assumed /${volume.dataset}`,
+            fix: `Set volumes.${volume.id}.path to ${mountpoint}.`,
+          };
+        }
         return bad(
           `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, the configuration says ${volume.path}`,
           `Set volumes.${volume.id}.path to ${mountpoint}, or fix the dataset's mountpoint.`,
