@@ -255,4 +255,24 @@ describe('MCP over Streamable HTTP on loopback', () => {
     expect(result.text).toContain('"serverInfo"');
     await closed;
   });
+
+  it('accepts the Host and Origin names given with allowedHosts / allowedOrigins, and still no others', async () => {
+    const own = await startHttpServer(deps, {
+      listen: { host: '127.0.0.1', port: 0 },
+      token: TOKEN,
+      allowedHosts: ['nas.lan'],
+      allowedOrigins: ['https://mcp.example.org'],
+    });
+    try {
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const port = own.address.port;
+      expect((await raw(own.url, { ...auth, host: `nas.lan:${port}` })).status).toBe(200);
+      expect((await raw(own.url, { ...auth, host: 'nas.lan' })).status).toBe(200);
+      expect((await raw(own.url, { ...auth, origin: 'https://mcp.example.org' })).status).toBe(200);
+      expect((await raw(own.url, { ...auth, host: `nas.lan.evil:${port}` })).status).toBe(403);
+      expect((await raw(own.url, { ...auth, origin: 'https://mcp.example.org.evil' })).status).toBe(403);
+    } finally {
+      await own.close();
+    }
+  });
 });
