@@ -8,6 +8,8 @@ import { createDeps, type Deps } from './deps.js';
 import type { History } from './history/schema.js';
 import { silentLogger } from './logger.js';
 import { completeOperation, createSnapshots, listSnapshots } from './snapshots.js';
+import { runRestoreTest } from './restore-test/index.js';
+import { healthCheck } from './health/index.js';
 import { runWrap } from './wrap.js';
 
 export type DemoBackend = 'btrfs' | 'dir';
@@ -190,20 +192,43 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       ],
     });
 
-    const { history } = await deps.history.read();
-    report({
-      title: `History (${deps.history.file})`,
-      lines: [
-        ...history.snapshots.map(
-          (e) =>
-            `snapshot  ${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
-        ),
-        ...history.recoveries.map(
-          (e) =>
-            `recovery  ${e.timestamp}  ${e.subvolume}  ${e.mode} to ${e.restored_snapshot}  reason ${e.reason ?? '-'}  ${e.outcome}  safety ${e.safety_backup ?? '-'}`,
-        ),
-      ],
+    const tested = await runRestoreTest(deps, {
+      volume: 'containers',
+      mode: 'sample',
+      sampleSize: 10,
+      seed: 1,
     });
+    report({
+      title:
+        'run_restore_test: restore a sample of the newest snapshot by reading it, then verify every file',
+      lines: tested.results.map(
+        (r) =>
+          `${r.snapshot}: ${r.outcome}, ${r.filesChecked} of ${r.population} files (sha256, mode, owner, mtime, xattrs, symlinks), ${r.bytesRestored} bytes in ${r.durationSeconds.toFixed(2)} s`,
+      ),
+    });
+
+    const health = await healthCheck(deps, {});
+    report({
+      title: `health_check: ${health.overall}`,
+      lines: health.findings.map((f) => `${f.severity.padEnd(8)} ${f.code}: ${f.message}`),
+    });
+
+    const { history } = await deps.history.read();
+    const rows = [
+      ...history.snapshots.map((e) => ({
+        at: e.timestamp,
+        line: `snapshot  ${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
+      })),
+      ...history.recoveries.map((e) => ({
+        at: e.timestamp,
+        line: `recovery  ${e.timestamp}  ${e.subvolume}  ${e.mode} to ${e.restored_snapshot}  reason ${e.reason ?? '-'}  ${e.outcome}  safety ${e.safety_backup ?? '-'}`,
+      })),
+      ...history.restore_tests.map((e) => ({
+        at: e.timestamp,
+        line: `restore   ${e.timestamp}  ${e.subvolume}  ${e.mode} test of ${e.snapshot}  ${e.files_checked} files  ${e.outcome}`,
+      })),
+    ].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+    report({ title: `History (${deps.history.file})`, lines: rows.map((row) => row.line) });
 
     const ok =
       created.created.length === 1 &&
@@ -213,7 +238,9 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       wrapped.failure === 'validation-failed' &&
       wrapped.rollback?.status === 'recovered' &&
       restored === goodCompose &&
-      history.recoveries.some((e) => e.reason === 'validation-failed' && e.outcome === 'success');
+      history.recoveries.some((e) => e.reason === 'validation-failed' && e.outcome === 'success') &&
+      tested.overall === 'PASS' &&
+      history.restore_tests.length === 1;
     return {
       backend,
       sandbox,

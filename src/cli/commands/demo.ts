@@ -30,7 +30,7 @@ export function demoCommand(): Command {
       } else {
         printLine(
           result.ok
-            ? 'Demo finished: snapshot, skip, list, complete, a failed deployment rolled back, and history all behaved as expected.'
+            ? 'Demo finished: snapshot, skip, list, complete, a failed deployment rolled back, a restore test, a health check and the history all behaved as expected.'
             : 'Demo finished with unexpected results (see above).',
         );
         printLine(
