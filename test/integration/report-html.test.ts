@@ -27,6 +27,7 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
   let page: Page;
   const requests: string[] = [];
   const pageErrors: string[] = [];
+  let healthOf: Record<string, string> = {};
 
   const snapguard = (...args: string[]) =>
     run(process.execPath, [cli, ...args, '--config', configFile], { cwd: sandbox.dir, timeout: 120_000 });
@@ -98,6 +99,14 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
         duration_seconds: 75,
       });
     });
+    // A real health check records one pool reading per volume (exit 1 or 2 for findings is fine here).
+    await snapguard('health').catch((error: { code?: number }) => {
+      if (error.code !== 1 && error.code !== 2) throw error;
+    });
+    const health = JSON.parse(
+      (await snapguard('health', '--json', '--no-record').catch((e: { stdout: string }) => e)).stdout,
+    ) as { volumes: { volume: string; status: string }[] };
+    healthOf = Object.fromEntries(health.volumes.map((v) => [v.volume, v.status]));
     reportFile = join(sandbox.dir, 'report.html');
     await snapguard('report', '--html', reportFile);
 
@@ -151,6 +160,8 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
     expect(media.slice(0, 2)).toEqual(['media', '1']);
     expect(media[4]).toBe('1');
     expect(media[5]).toBe('never');
+    expect(containers[7]).toMatch(new RegExp(`^${healthOf.containers} pool \\d+%$`));
+    expect(media[7]).toMatch(new RegExp(`^${healthOf.media} pool \\d+%$`));
   });
 
   it('draws the timeline with one mark per entry and the restore chart with a bar per test', async () => {

@@ -19,6 +19,9 @@ export interface VolumeSummary {
   lastRestoreTestAt: string | null;
   lastRestoreTestOutcome: 'pass' | 'fail' | null;
   lastRtoSeconds: number | null;
+  /** The newest health check's status and pool usage for this volume, from history.health_samples. */
+  health: 'GOOD' | 'WARNING' | 'CRITICAL' | null;
+  poolUsageRatio: number | null;
 }
 
 export interface ReportModel {
@@ -46,6 +49,10 @@ export function summarizeHistory(
     for (const s of snaps) outcomes[s.outcome] = (outcomes[s.outcome] ?? 0) + 1;
     const lastTest = tests.at(-1);
     const lastFull = tests.filter((t) => t.mode === 'full').at(-1);
+    const lastHealth = (history.health_samples ?? [])
+      .filter((h) => h.subvolume === volume)
+      .sort(byTime)
+      .at(-1);
     return {
       volume,
       snapshots: snaps.length,
@@ -58,6 +65,8 @@ export function summarizeHistory(
       lastRestoreTestAt: lastTest?.timestamp ?? null,
       lastRestoreTestOutcome: lastTest?.outcome ?? null,
       lastRtoSeconds: lastFull ? (lastFull.rto_estimate_seconds ?? lastFull.duration_seconds) : null,
+      health: lastHealth?.status ?? null,
+      poolUsageRatio: lastHealth?.pool_usage_ratio ?? null,
     };
   });
   const times = [
@@ -237,6 +246,7 @@ svg{width:100%;height:auto;background:#fff;border:1px solid #dde;border-radius:6
 .axis{stroke:#bbc;stroke-width:1}.lane,.tick{font-size:12px;fill:#445}
 .event.ok,.bar.ok{fill:#2e8b57}.event.bad,.bar.bad{fill:#c0392b}.event.neutral{fill:#6c7a89}
 .rto{stroke:#d68910;stroke-width:3}.pass{color:#2e8b57;font-weight:600}.fail{color:#c0392b;font-weight:600}
+.health-good{color:#2e8b57;font-weight:600}.health-warning{color:#d68910;font-weight:600}.health-critical{color:#c0392b;font-weight:600}
 .hidden{display:none}.empty{color:#778}label{margin-right:8px}
 `;
 
@@ -272,6 +282,9 @@ export function renderHtmlReport(history: History, model: ReportModel): string {
       ? `<span class="${v.lastRestoreTestOutcome}">${v.lastRestoreTestOutcome.toUpperCase()}</span> <small>${escapeHtml(shortTime(v.lastRestoreTestAt))}</small>`
       : 'never',
     escapeHtml(formatSeconds(v.lastRtoSeconds)),
+    v.health
+      ? `<span class="health-${v.health.toLowerCase()}">${v.health}</span>${v.poolUsageRatio === null ? '' : ` <small>pool ${(v.poolUsageRatio * 100).toFixed(0)}%</small>`}`
+      : 'not checked',
   ]);
   const eventRows = [...list]
     .reverse()
@@ -314,6 +327,7 @@ ${table(
     'recoveries',
     'last restore test',
     'RTO (last full test)',
+    'health (last check)',
   ],
   volumeRows,
   'volumes',
