@@ -3,6 +3,7 @@ import { SnapguardError } from '../core/errors.js';
 import type { Exec } from '../system/exec.js';
 import { createBtrfsBackend } from './btrfs.js';
 import { createDirBackend } from './dir.js';
+import { createZfsBackend } from './zfs.js';
 import type { SnapshotBackend } from './types.js';
 
 export type BackendResolver = (volume: VolumeConfig) => SnapshotBackend;
@@ -11,6 +12,7 @@ export function createBackendResolver(exec: Exec): BackendResolver {
   const backends: Partial<Record<VolumeConfig['backend'], SnapshotBackend>> = {
     btrfs: createBtrfsBackend(exec),
     dir: createDirBackend(exec),
+    zfs: createZfsBackend(exec),
   };
   return (volume) => {
     const backend = backends[volume.backend];
@@ -25,4 +27,4 @@ export function createBackendResolver(exec: Exec): BackendResolver {
   };
 }
 
-export type { SnapshotBackend, RawSnapshot, PoolUsage } from './types.js';
+export type { SnapshotBackend, RawSnapshot, PoolUsage, SnapshotReader } from './types.js';

@@ -11,8 +11,22 @@ export interface RawSnapshot {
   generation?: number;
   uuid?: string;
   parentUuid?: string;
+  /** zfs: who made it, by its name (snapguard, sanoid, syncoid, foreign). */
+  producer?: 'snapguard' | 'sanoid' | 'syncoid' | 'foreign';
+  /** zfs: number of holds (userrefs); a held snapshot cannot be destroyed. */
+  holds?: number;
+  /** zfs: bytes only this snapshot references (`used`). */
+  usedBytes?: number;
   /** btrfs: set on copies made by `btrfs receive` (the uuid of the sent snapshot). */
   receivedUuid?: string;
+}
+
+/** A snapshot's contents opened for reading; close() removes whatever was set up (e.g. a clone). */
+export interface SnapshotReader {
+  path: string;
+  /** snapdir: the snapshot's own folder; clone: a temporary read-only clone. */
+  via: 'snapdir' | 'clone' | 'path';
+  close(): Promise<void>;
 }
 
 export interface PoolUsage {
@@ -30,6 +44,8 @@ export interface BackendCallOptions {
 export interface ListOptions extends BackendCallOptions {
   /** List this folder instead of the volume's snapshotDir (external copies). */
   dir?: string;
+  /** zfs: list this dataset instead of the volume's (an external copy, e.g. a syncoid target). */
+  dataset?: string;
 }
 
 export interface SnapshotBackend {
@@ -52,11 +68,10 @@ export interface SnapshotBackend {
     options?: BackendCallOptions,
   ): Promise<{ name: string; error?: unknown }[]>;
   poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
-  /**
-   * Optional native protection for a pinned snapshot, on top of snapguard's own pin file. A ZFS
-   * backend implements it with `zfs hold <tag> <dataset>@<name>` (and `zfs release`), so that not
-   * even a manual `zfs destroy` removes a pinned snapshot. btrfs and dir have no such thing.
-   */
-  hold?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
-  release?(volume: VolumeConfig, name: string, tag: string, options?: BackendCallOptions): Promise<void>;
+  /** Backends with native holds (zfs): a held snapshot cannot be destroyed. Idempotent. */
+  hold?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  /** Releases a hold set by hold(); releasing a tag that is not there is not an error. */
+  release?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  /** Backends whose snapshots have no plain readable path everywhere (zfs): open one for reading. */
+  openSnapshot?(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }

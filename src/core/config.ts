@@ -172,6 +172,14 @@ export const VolumeSchema = z
         message: 'is required for the zfs backend (e.g. tank/containers)',
       });
     }
+    if (volume.backend === 'zfs' && volume.snapshotDir) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['snapshotDir'],
+        message:
+          'has no meaning for the zfs backend (snapshots live in the dataset, readable under <mountpoint>/.zfs/snapshot); remove it',
+      });
+    }
     if (volume.backend !== 'zfs' && !volume.path) {
       ctx.addIssue({
         code: 'custom',
@@ -298,6 +306,7 @@ export interface VolumeConfig extends Omit<ParsedVolume, 'path' | 'snapshotDir'>
   id: string;
   /** Mount path of the volume (for zfs the dataset's mountpoint when given). */
   path: string;
+  /** For zfs always <path>/.zfs/snapshot (informational: the zfs backend asks zfs where things are). */
   snapshotDir: string;
 }
 
@@ -351,7 +360,12 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
       ...volume,
       id,
       path,
-      snapshotDir: volume.snapshotDir ? abs(volume.snapshotDir) : resolve(dirname(path), '.snapshots', id),
+      snapshotDir:
+        volume.backend === 'zfs'
+          ? resolve(path, '.zfs', 'snapshot')
+          : volume.snapshotDir
+            ? abs(volume.snapshotDir)
+            : resolve(dirname(path), '.snapshots', id),
       external: volume.external.map((ext) => ({
         ...ext,
         ...(ext.path ? { path: abs(ext.path) } : {}),

@@ -409,17 +409,21 @@ export async function listSnapshots(
   const found: ListedSnapshot[] = [];
   for (const volume of volumes) {
     const backend = deps.backendFor(volume);
-    const sources: { location: 'local' | 'external'; dir?: string }[] = [];
+    const sources: { location: 'local' | 'external'; dir?: string; dataset?: string }[] = [];
     if (request.location !== 'external') sources.push({ location: 'local' });
     if (request.location !== 'local') {
       for (const external of volume.external)
-        if (external.path && (external.kind === volume.backend || external.kind === 'dir'))
+        if (volume.backend === 'zfs' && external.kind === 'zfs' && external.dataset)
+          sources.push({ location: 'external', dataset: external.dataset });
+        else if (external.path && (external.kind === volume.backend || external.kind === 'dir'))
           sources.push({ location: 'external', dir: external.path });
     }
     for (const source of sources) {
       const raws = await (source.dir
         ? backend.list(volume, { dir: source.dir, signal: call.signal })
-        : backend.list(volume, { signal: call.signal }));
+        : source.dataset
+          ? backend.list(volume, { dataset: source.dataset, signal: call.signal })
+          : backend.list(volume, { signal: call.signal }));
       for (const raw of raws) {
         const parsed = parseSnapshotName(volume.id, raw.name);
         if (!parsed && !request.includeForeign) continue;

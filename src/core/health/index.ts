@@ -217,15 +217,20 @@ async function checkVolume(
 
   // A readable sample of the newest snapshot.
   if (newest) {
+    // zfs snapshots are read through .zfs/snapshot or a temporary clone (removed below).
+    let reader: { path: string; close(): Promise<void> } | undefined;
     try {
-      const sample = await sampleTree(newest.raw.path, READ_SAMPLE_FILES, {
+      if (volume.backend === 'zfs' && backend.openSnapshot)
+        reader = await backend.openSnapshot(volume, newest.raw.name, { signal });
+      const root = reader?.path ?? newest.raw.path;
+      const sample = await sampleTree(root, READ_SAMPLE_FILES, {
         seed: randomInt(0, 2 ** 32 - 1),
         signal,
       });
       const unreadable: string[] = sample.unreadable.map((u) => `${u.path} (${u.code})`);
       for (const path of sample.paths) {
         try {
-          await hashFile(join(newest.raw.path, path), signal);
+          await hashFile(join(root, path), signal);
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code;
           if (code === 'ELOOP') continue; // a symlink: nothing to read
@@ -248,6 +253,8 @@ async function checkVolume(
         `The newest snapshot ${newest.raw.name} cannot be walked: ${(error as Error).message}`,
         'Check the filesystem (btrfs scrub, dmesg).',
       );
+    } finally {
+      await reader?.close();
     }
   }
 
@@ -284,6 +291,19 @@ async function checkVolume(
   }
   let exclusive: number | null = null;
   let share: number | null = null;
+  if (volume.backend === 'zfs' && owned.every((s) => s.raw.usedBytes !== undefined)) {
+    // zfs `used` of a snapshot: the bytes only it references, the same meaning as a qgroup's exclusive.
+    exclusive = owned.reduce((sum, s) => sum + (s.raw.usedBytes ?? 0), 0);
+    if (usage && usage.totalBytes > 0) share = exclusive / usage.totalBytes;
+    if (share !== null && share >= deps.config.health.maxSnapshotShare) {
+      add(
+        'warning',
+        'SNAPSHOT_SHARE',
+        `Snapshots of ${volume.id} hold ${formatBytes(exclusive)} exclusively, ${(share * 100).toFixed(1)}% of the pool (limit ${(deps.config.health.maxSnapshotShare * 100).toFixed(0)}%).`,
+        'Prune old snapshots (snapguard prune) or raise health.maxSnapshotShare.',
+      );
+    }
+  }
   if (volume.backend === 'btrfs') {
     try {
       const result = await deps.exec('btrfs', ['qgroup', 'show', '--raw', volume.path], {

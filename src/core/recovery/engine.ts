@@ -16,6 +16,7 @@ import {
   type ServiceDriver,
   type ServiceDriverFactory,
 } from './services.js';
+import { snapshotThere, zfsCopy, zfsPutBack } from './zfs.js';
 
 // The steps of a recovery and the journal-driven runner shared by `recover` and the crash
 // recovery (resume.ts): every step is announced in the journal before it is taken.
@@ -113,8 +114,8 @@ export async function takeSafetySnapshot(
   item: JournalItem,
   signal?: AbortSignal,
 ): Promise<void> {
-  // Both backends make a snapshot appear under its name only when complete.
-  if (await exists(safetyPathOf(item))) return;
+  // Every backend makes a snapshot appear under its name only when complete.
+  if (await snapshotThere(deps, item, item.safety)) return;
   await deps.backendFor(volume).create(volume, item.safety, { signal });
 }
 
@@ -167,10 +168,24 @@ export async function recordHistory(
   note?: string,
 ): Promise<void> {
   const multi = journal.items.length > 1;
+  // Asked before taking the history lock: for zfs this runs a command.
+  const safetyByVolume = new Map<string, { exists: boolean; path: string }>();
+  for (const item of journal.items) {
+    if (item.backend === 'zfs') {
+      const volume = volumeOf(deps, item);
+      const shown = await deps.backendFor(volume).show(volume, item.safety);
+      safetyByVolume.set(item.volume, {
+        exists: shown !== undefined,
+        path: shown?.path ?? safetyPathOf(item),
+      });
+    } else {
+      safetyByVolume.set(item.volume, { exists: await exists(safetyPathOf(item)), path: safetyPathOf(item) });
+    }
+  }
   await deps.history.update(async (history) => {
     for (const item of journal.items) {
       const id = multi ? `${journal.recoveryId}-${item.volume}` : journal.recoveryId;
-      const safetyExists = await exists(safetyPathOf(item));
+      const safetyExists = safetyByVolume.get(item.volume)?.exists ?? false;
       if (!history.recoveries.some((entry) => entry.id === id)) {
         const entry: RecoveryEntry = {
           id,
@@ -206,11 +221,11 @@ export async function recordHistory(
           operation: null,
           operation_id: journal.operationId,
           snapshot_name: item.safety,
-          path: safetyPathOf(item),
+          path: safetyByVolume.get(item.volume)?.path ?? safetyPathOf(item),
           outcome: 'success',
           size_mb: null,
           backend: item.backend,
-          read_only: item.backend === 'btrfs',
+          read_only: item.backend !== 'dir',
           notes: `state before recovery ${journal.recoveryId} to ${item.target}; recover it to undo`,
         };
         history.snapshots.push(snap);
@@ -240,11 +255,19 @@ export async function runJournal(
   const signal = context.signal;
   const swapSteps: readonly RecoveryStep[] =
     journal.mode === 'rollback'
-      ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+      ? ['stop-services', 'move-aside', 'restore', 'protect-safety', 'safety-snapshot', 'copy']
       : ['stop-services', 'safety-snapshot', 'copy'];
+  // zfs datasets are never swapped: a safety snapshot, then their files are replaced (docs/zfs.md).
+  const stepsOf = (item: JournalItem): readonly RecoveryStep[] =>
+    item.backend === 'zfs'
+      ? ['stop-services', 'safety-snapshot', 'copy']
+      : journal.mode === 'rollback'
+        ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+        : ['stop-services', 'safety-snapshot', 'copy'];
   try {
     for (const name of swapSteps) {
       for (const item of journal.items) {
+        if (!stepsOf(item).includes(name)) continue;
         const volume = volumeOf(deps, item);
         const driver = drivers.get(item.volume);
         if (!item.done.includes(name)) context.onProgress?.(`${item.volume}: ${name}`);
@@ -272,7 +295,8 @@ export async function runJournal(
                 await takeSafetySnapshot(deps, volume, item, signal);
                 break;
               case 'copy':
-                await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
+                if (item.backend === 'zfs') await zfsCopy(deps, journal, item, signal);
+                else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
                 break;
               default:
                 break;
@@ -343,7 +367,15 @@ export async function revertJournal(
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
     const safety = safetyPathOf(item);
-    if (journal.mode === 'rollback') {
+    if (item.backend === 'zfs') {
+      const copyBegan = item.done.includes('copy') || item.current === 'copy';
+      if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
+        await zfsPutBack(deps, item);
+        notes.push(`${item.volume}: its files were put back from ${item.safety}, which is kept`);
+      } else {
+        notes.push(`${item.volume}: nothing had changed`);
+      }
+    } else if (journal.mode === 'rollback') {
       const pathThere = await exists(item.path);
       const safetyThere = await exists(safety);
       if (safetyThere && !pathThere) {

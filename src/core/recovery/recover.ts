@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, readdir, realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
+import { planZfsRevert, requireZfsMount } from '../../backends/zfs-recover.js';
 import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -16,6 +17,7 @@ import { servicesOf } from './services.js';
 import { btrfsChangeSummary, walkChangeSummary } from './summary.js';
 import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
+import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
 
 export type { RecoverContext } from './engine.js';
 export { cleanPreviewLeftovers, resolveUnfinishedRecoveries } from './resume.js';
@@ -90,7 +92,16 @@ async function resolveTargets(
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal);
   if (request.mode === 'files') {
-    const resolved = await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    const resolved =
+      volume.backend === 'zfs'
+        ? await withZfsSnapshot(
+            deps,
+            volume,
+            snapshot.name,
+            (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
+            signal,
+          )
+        : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
     return [{ volume, snapshot, paths: resolved.paths, removeOnly: resolved.removeOnly }];
   }
   if (request.paths && request.paths.length > 0) {
@@ -106,11 +117,11 @@ async function resolveTargets(
 async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files'): Promise<void> {
   const { volume } = target;
   if (volume.backend === 'zfs') {
-    throw new SnapguardError(
-      'NOT_SUPPORTED',
-      `Recovery of zfs volume "${volume.id}" is not available in this build.`,
-      'Use `zfs rollback` by hand, or restore files from the .zfs/snapshot folder.',
-    );
+    // No `zfs rollback`: the dataset stays mounted and its files are replaced (see docs/zfs.md).
+    await requireZfsMount(zfsBackendOf(deps, volume), volume, {
+      nested: mode === 'rollback' ? 'refuse' : 'allow',
+    });
+    return;
   }
   let real: string;
   try {
@@ -126,21 +137,21 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
   void deps;
 }
 
-/** Names in the volume's snapshot folder (one readdir, no process): what a plan depends on. */
-async function folderNames(volume: VolumeConfig): Promise<string[]> {
-  try {
-    return (await readdir(volume.snapshotDir)).filter((name) => !name.startsWith('.')).sort();
-  } catch {
-    return [];
+/** What a target's state is identified by: its inode (a folder) or its guid (zfs, asked anew). */
+async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal): Promise<string> {
+  if (target.volume.backend === 'zfs') {
+    const shown = await deps.backendFor(target.volume).show(target.volume, target.snapshot.name, { signal });
+    return shown ? `guid:${shown.id ?? shown.uuid ?? ''}` : 'missing';
   }
+  const info = await lstat(target.snapshot.path).catch(() => undefined);
+  return info ? `${info.ino}:${info.ctimeMs}` : 'missing';
 }
 
-async function fingerprintOf(deps: Deps, targets: Target[]): Promise<string> {
+async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal): Promise<string> {
   const parts: string[] = [];
   for (const target of [...targets].sort((a, b) => a.volume.id.localeCompare(b.volume.id))) {
-    const info = await lstat(target.snapshot.path).catch(() => undefined);
     parts.push(
-      `${target.volume.id}|${target.snapshot.name}|${info ? `${info.ino}:${info.ctimeMs}` : 'missing'}|${(await folderNames(target.volume)).join(',')}`,
+      `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}`,
     );
   }
   const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
@@ -148,8 +159,13 @@ async function fingerprintOf(deps: Deps, targets: Target[]): Promise<string> {
   return createHash('sha256').update(parts.join('\n')).digest('hex');
 }
 
-async function safetyName(volume: VolumeConfig, now: Date): Promise<string> {
-  const taken = new Set(await folderNames(volume));
+async function safetyName(
+  deps: Deps,
+  volume: VolumeConfig,
+  now: Date,
+  signal?: AbortSignal,
+): Promise<string> {
+  const taken = new Set(await snapshotNames(deps, volume, signal));
   return nextFreeName(volume.id, 'pre-recover', undefined, now, taken);
 }
 
@@ -158,7 +174,22 @@ function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes'
   for (const item of items) {
     const units = item.services.units;
     const scope = item.services.scope === 'user' ? ' (user scope)' : '';
-    if (mode === 'files') {
+    if (item.backend === 'zfs') {
+      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
+      steps.push(
+        `${item.volume}: zfs snapshot of the current state as ${item.safetyBackup} (kept; recover it to undo)`,
+      );
+      steps.push(
+        mode === 'rollback'
+          ? `${item.volume}: replace every file under ${item.volumePath} with the files of ${item.snapshot} (cp -a; no zfs rollback, nothing destroyed)`
+          : `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (cp -a): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
+      );
+      if (mode === 'files' && item.removeOnly?.length)
+        steps.push(
+          `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
+        );
+      if (item.newerSnapshotsEffect) steps.push(`${item.volume}: ${item.newerSnapshotsEffect}`);
+    } else if (mode === 'files') {
       if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
       steps.push(
         `${item.volume}: snapshot the current state read-only as ${item.safetyBackup} (kept; recover it to undo)`,
@@ -229,23 +260,50 @@ export async function planRecovery(
             )
         : undefined;
       changes =
-        volume.backend === 'btrfs'
-          ? await btrfsChangeSummary(deps.exec, {
-              volumePath: volume.path,
-              snapshotDir: volume.snapshotDir,
-              targetPath: snapshot.path,
-              workDir: join(deps.config.stateDir, 'tmp'),
-              ...(filter ? { filter } : {}),
-              signal: context.signal,
-            })
-          : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
+        volume.backend === 'zfs'
+          ? await withZfsSnapshot(
+              deps,
+              volume,
+              snapshot.name,
+              (root) => walkChangeSummary(volume.path, root, 20, filter),
+              context.signal,
+            )
+          : volume.backend === 'btrfs'
+            ? await btrfsChangeSummary(deps.exec, {
+                volumePath: volume.path,
+                snapshotDir: volume.snapshotDir,
+                targetPath: snapshot.path,
+                workDir: join(deps.config.stateDir, 'tmp'),
+                ...(filter ? { filter } : {}),
+                signal: context.signal,
+              })
+            : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
     }
+    const safetyBackup = await safetyName(deps, volume, now, context.signal);
+    const zfsPlan =
+      volume.backend === 'zfs'
+        ? await planZfsRevert(zfsBackendOf(deps, volume), volume, snapshot.name, safetyBackup, {
+            signal: context.signal,
+            nested: request.mode === 'rollback' ? 'refuse' : 'allow',
+          })
+        : undefined;
     volumes.push({
       volume: volume.id,
       snapshot: snapshot.name,
       snapshotPath: snapshot.path,
       volumePath: volume.path,
-      safetyBackup: await safetyName(volume, now),
+      safetyBackup,
+      ...(zfsPlan
+        ? {
+            backend: 'zfs' as const,
+            newerSnapshots: zfsPlan.newerSnapshots.map((s) => ({
+              name: s.name,
+              ...(s.producer ? { producer: s.producer } : {}),
+              effect: s.effect,
+            })),
+            newerSnapshotsEffect: zfsPlan.newerSnapshotsEffect,
+          }
+        : {}),
       ...(target.paths ? { paths: target.paths } : {}),
       ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
       services: { units: services.units, scope: services.scope },
@@ -273,7 +331,7 @@ export async function planRecovery(
     request,
     targets,
     plan,
-    fingerprint: await fingerprintOf(deps, targets),
+    fingerprint: await fingerprintOf(deps, targets, context.signal),
     summary: summaryText(plan),
   };
 }
@@ -342,7 +400,7 @@ export async function recover(
   );
   try {
     const now = deps.clock();
-    if ((await fingerprintOf(deps, planned.targets)) !== planned.fingerprint) {
+    if ((await fingerprintOf(deps, planned.targets, context.signal)) !== planned.fingerprint) {
       throw new SnapguardError(
         'CONFIRMATION_INVALID',
         'The volume changed while this recovery waited (another recovery or a new snapshot); the confirmed plan no longer applies. Nothing was changed.',
@@ -367,7 +425,7 @@ export async function recover(
         path: target.volume.path,
         snapshotDir: target.volume.snapshotDir,
         target: target.snapshot.name,
-        safety: await safetyName(target.volume, now),
+        safety: await safetyName(deps, target.volume, now, context.signal),
         paths: target.paths ?? [],
         ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
         units: servicesOf(target.volume).units,

@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { lockVolumes } from '../snapshots.js';
@@ -12,10 +11,10 @@ import {
   recordHistory,
   revertJournal,
   runJournal,
-  safetyPathOf,
   volumeOf,
   type RecoverContext,
 } from './engine.js';
+import { snapshotThere } from './zfs.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 
@@ -97,11 +96,9 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
   // Did the swap begin for any volume? Look at the filesystem, not only at the journal.
   let swapBegan = false;
   for (const item of journal.items) {
-    if (await exists(safetyPathOf(item))) swapBegan = true;
+    if (await snapshotThere(deps, item, item.safety)) swapBegan = true;
   }
-  const targetsThere = await Promise.all(
-    journal.items.map((item) => exists(join(item.snapshotDir, item.target))),
-  );
+  const targetsThere = await Promise.all(journal.items.map((item) => snapshotThere(deps, item, item.target)));
   const drivers = new Map<string, ServiceDriver | undefined>();
   for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
   let action: 'completed' | 'reverted';
@@ -111,9 +108,13 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
   if (swapBegan && targetsThere.every(Boolean)) {
     // Re-derive the done steps from the filesystem for the swap, then continue the journal.
     for (const item of journal.items) {
-      const safetyThere = await exists(safetyPathOf(item));
+      const safetyThere = await snapshotThere(deps, item, item.safety);
       const pathThere = await exists(item.path);
-      if (journal.mode === 'rollback') {
+      if (item.backend === 'zfs') {
+        // A zfs copy is redone from the start: it is idempotent, the safety snapshot is reused.
+        if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
+        item.done = item.done.filter((s) => s !== 'copy');
+      } else if (journal.mode === 'rollback') {
         if (safetyThere && !item.done.includes('move-aside')) item.done.push('move-aside');
         if (safetyThere && pathThere && !item.done.includes('restore')) {
           // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.

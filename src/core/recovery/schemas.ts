@@ -43,6 +43,12 @@ export const PlannedVolumeSchema = z.object({
   services: z.object({ units: z.array(z.string()), scope: z.enum(['system', 'user']) }),
   validate: z.array(z.string()),
   changes: ChangeSummarySchema.optional(),
+  backend: z.enum(['btrfs', 'zfs', 'dir']).optional(),
+  newerSnapshots: z
+    .array(z.object({ name: z.string(), producer: z.string().optional(), effect: z.string() }))
+    .optional()
+    .describe('zfs: every snapshot newer than the target and what the recovery does to it (nothing)'),
+  newerSnapshotsEffect: z.string().optional(),
 });
 
 export const RecoveryPlanSchema = z.object({

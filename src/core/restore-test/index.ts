@@ -205,13 +205,7 @@ async function recordResults(deps: Deps, results: RestoreTestResult[], warnings:
 async function testVolume(run: VolumeRun): Promise<Outcome> {
   if (run.request.source === 'restic') return testRestic(run);
   const { volume, deps, request, call } = run;
-  if (volume.backend === 'zfs') {
-    throw new SnapguardError(
-      'NOT_SUPPORTED',
-      'Restore tests of zfs volumes are not available in this build.',
-      'Test a btrfs or dir volume, or a restic copy of this volume (source: restic).',
-    );
-  }
+  if (volume.backend === 'zfs') return testZfs(run);
   let sourceSnapshot: RawSnapshot;
   let referenceRoot: string;
   if (request.source === 'local') {
@@ -253,6 +247,36 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
   return request.mode === 'full'
     ? fullBtrfs(run, sourceSnapshot, referenceRoot)
     : sampleLocal(run, sourceSnapshot, referenceRoot);
+}
+
+/**
+ * zfs: the snapshot is read through `.zfs/snapshot/<name>` or a temporary read-only clone (where
+ * `.zfs` is not reachable, e.g. zfs-fuse), which is destroyed afterwards, also on failure.
+ */
+async function testZfs(run: VolumeRun): Promise<Outcome> {
+  const { volume, deps, request, call } = run;
+  if (request.source !== 'local' || request.mode === 'full') {
+    throw new SnapguardError(
+      'NOT_SUPPORTED',
+      `Restore tests of zfs volume "${volume.id}" support source local in sample mode; ${request.source !== 'local' ? `source ${request.source}` : 'full mode'} is not available for zfs.`,
+      'Run a sample test of the local snapshots (source: local, mode: sample), or test a restic copy (source: restic).',
+    );
+  }
+  const backend = deps.backendFor(volume);
+  if (!backend.openSnapshot) {
+    throw new SnapguardError(
+      'INTERNAL',
+      `The ${backend.kind} backend cannot open snapshots.`,
+      'Report this.',
+    );
+  }
+  const snapshot = await pickLocalSnapshot(run);
+  const reader = await backend.openSnapshot(volume, snapshot.name, { signal: call.signal });
+  try {
+    return await sampleLocal(run, { ...snapshot, path: reader.path }, reader.path);
+  } finally {
+    await reader.close();
+  }
 }
 
 async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {

@@ -256,7 +256,10 @@ export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
   });
   const newest = [...owned].sort(
     (a, b) =>
-      b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence,
+      b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() ||
+      b.parsed.sequence - a.parsed.sequence ||
+      // Two types in the same second: any fixed choice will do, as long as it does not depend on listing order.
+      (a.snapshot.name < b.snapshot.name ? 1 : a.snapshot.name > b.snapshot.name ? -1 : 0),
   )[0];
   const unfinished = new Set(input.unfinishedRecovery);
   const commonParents = new Set(input.commonParents);

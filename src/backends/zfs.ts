@@ -1,0 +1,584 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { VolumeConfig } from '../core/config.js';
+import { SnapguardError } from '../core/errors.js';
+import { parseSnapshotName } from '../core/naming.js';
+import type { Exec } from '../system/exec.js';
+import { createDirBackend } from './dir.js';
+import type {
+  BackendCallOptions,
+  ListOptions,
+  PoolUsage,
+  RawSnapshot,
+  SnapshotBackend,
+  SnapshotReader,
+} from './types.js';
+
+/** The hold tag that marks a pinned snapshot. */
+export const PIN_HOLD_TAG = 'snapguard-pin';
+
+/** Prefix of the temporary read-only clones used where `.zfs/snapshot` is not reachable. */
+export const READ_CLONE_PREFIX = 'snapguard-read-';
+
+const zfsEnv = { LC_ALL: 'C' };
+const DATASET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/;
+const SNAPSHOT_COMPONENT = /^[A-Za-z0-9][A-Za-z0-9_.:-]*$/;
+
+/** What the installed zfs (and the volume's pool) can do, probed once, never assumed. */
+export interface ZfsCapabilities {
+  /** `zfs list -p` (exact numbers in list output): OpenZFS yes, zfs-fuse no. */
+  listParsable: boolean;
+  /** `zfs get -t TYPE`: OpenZFS yes, zfs-fuse no. */
+  getByType: boolean;
+  /**
+   * `zfs holds` lists hold tags: OpenZFS yes, zfs-fuse no (hold/release work; the userrefs count is
+   * read instead). Probed on the dataset's first snapshot; undefined while it has none.
+   */
+  listHolds: boolean | undefined;
+  /** Pool feature bookmarks enabled/active (`zpool get feature@bookmarks`): zfs-fuse pools (version 23) have none. */
+  bookmarks: boolean;
+  /** `<mountpoint>/.zfs/snapshot/<name>` is reachable; without it snapshots are read through a temporary clone. */
+  snapdir: boolean;
+  /**
+   * Extended attributes on the mounted dataset, probed read-only with getfattr (ENOTSUP vs ENODATA):
+   * zfs-fuse says `xattr=on` but supports none. undefined: not mounted, or getfattr (attr) missing.
+   */
+  xattrs: boolean | undefined;
+}
+
+/** Who made a snapshot, judged by its name. Only `snapguard` snapshots are ever changed. */
+export type ZfsSnapshotProducer = 'snapguard' | 'sanoid' | 'syncoid' | 'foreign';
+
+export function classifyZfsSnapshot(volumeId: string, name: string): ZfsSnapshotProducer {
+  if (parseSnapshotName(volumeId, name)) return 'snapguard';
+  if (name.startsWith('autosnap_')) return 'sanoid';
+  if (name.startsWith('syncoid_')) return 'syncoid';
+  return 'foreign';
+}
+
+export interface ZfsPropertyRow {
+  name: string;
+  property: string;
+  value: string;
+}
+
+/** Parses `zfs get -H -p -o name,property,value` output (tab separated). */
+export function parseZfsGet(text: string): ZfsPropertyRow[] {
+  const rows: ZfsPropertyRow[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const [name, property, ...value] = line.split('\t');
+    if (!name || !property) continue;
+    rows.push({ name, property, value: value.join('\t') });
+  }
+  return rows;
+}
+
+function numberOrUndefined(value: string | undefined): number | undefined {
+  if (value === undefined || value === '-' || value === '') return undefined;
+  const parsed = Number(value);
+  return Number.isFinite(parsed) ? parsed : undefined;
+}
+
+interface ZfsSnapshotInfo {
+  name: string;
+  createdAt: Date;
+  guid: string | undefined;
+  usedBytes: number | undefined;
+  userrefs: number | undefined;
+}
+
+/** Groups `zfs get` rows of `dataset@snap` names into snapshot records; other names are left out. */
+export function snapshotsFromRows(dataset: string, rows: readonly ZfsPropertyRow[]): ZfsSnapshotInfo[] {
+  const byName = new Map<string, Map<string, string>>();
+  const prefix = `${dataset}@`;
+  for (const row of rows) {
+    if (!row.name.startsWith(prefix)) continue;
+    const snap = row.name.slice(prefix.length);
+    if (!byName.has(snap)) byName.set(snap, new Map());
+    byName.get(snap)?.set(row.property, row.value);
+  }
+  return [...byName].map(([name, props]) => ({
+    name,
+    createdAt: new Date((numberOrUndefined(props.get('creation')) ?? 0) * 1000),
+    guid: props.get('guid') && props.get('guid') !== '-' ? props.get('guid') : undefined,
+    usedBytes: numberOrUndefined(props.get('used')),
+    userrefs: numberOrUndefined(props.get('userrefs')),
+  }));
+}
+
+/** Parses `zfs list -H -p -o name,creation,guid,used,userrefs` rows. */
+export function snapshotsFromList(dataset: string, text: string): ZfsSnapshotInfo[] {
+  const rows: ZfsPropertyRow[] = [];
+  for (const line of text.split('\n')) {
+    const [name, creation, guid, used, userrefs] = line.split('\t');
+    if (!name || creation === undefined) continue;
+    rows.push(
+      { name, property: 'creation', value: creation },
+      { name, property: 'guid', value: guid ?? '-' },
+      { name, property: 'used', value: used ?? '-' },
+      { name, property: 'userrefs', value: userrefs ?? '-' },
+    );
+  }
+  return snapshotsFromRows(dataset, rows);
+}
+
+function requireDataset(volume: VolumeConfig): string {
+  const dataset = volume.dataset;
+  if (!dataset || !DATASET_PATTERN.test(dataset) || dataset.includes('@') || dataset.includes('//')) {
+    throw new SnapguardError(
+      'CONFIG_INVALID',
+      `Volume "${volume.id}" uses the zfs backend but has no valid dataset (got ${JSON.stringify(dataset ?? null)}).`,
+      `Set volumes.${volume.id}.dataset to the ZFS dataset, e.g. tank/containers.`,
+    );
+  }
+  return dataset;
+}
+
+function requireSnapshotName(name: string): string {
+  if (!SNAPSHOT_COMPONENT.test(name) || name.length > 200) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `"${name.slice(0, 80)}" is not a ZFS snapshot name snapguard can use.`,
+      'Snapshot names use letters, digits, "_", ".", ":" and "-", starting with a letter or digit.',
+    );
+  }
+  return name;
+}
+
+function isMissingDataset(error: unknown): boolean {
+  return (
+    error instanceof SnapguardError &&
+    /dataset does not exist|could not find any snapshots/i.test(error.message)
+  );
+}
+
+const UNSUPPORTED =
+  /invalid option|unrecognized command|pyzfs\.py not found|invalid property|bad property list/i;
+
+/** A probe's verdict from its exit code and full stderr: supported, unsupported, or a real failure. */
+function probeVerdict(result: {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  command: string;
+}): boolean {
+  if (result.exitCode === 0) return true;
+  // zfs-fuse prints some of these (e.g. the missing pyzfs behind `zfs holds`) on stdout.
+  if (UNSUPPORTED.test(result.stderr) || UNSUPPORTED.test(result.stdout)) return false;
+  throw new SnapguardError(
+    'COMMAND_FAILED',
+    `\`${result.command}\` failed with exit code ${result.exitCode}: ${(result.stderr || result.stdout).trim().split('\n').slice(0, 3).join(' ')}`,
+    'Check that the pool is imported and the dataset exists (zfs list).',
+  );
+}
+
+export interface ZfsDatasetMount {
+  mountpoint: string | undefined;
+  mounted: boolean;
+}
+
+export interface ZfsBackend extends SnapshotBackend {
+  readonly kind: 'zfs';
+  capabilities(volume: VolumeConfig, options?: BackendCallOptions): Promise<ZfsCapabilities>;
+  mountInfo(volume: VolumeConfig, options?: BackendCallOptions): Promise<ZfsDatasetMount>;
+  hold(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  release(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  /** Hold tags of a snapshot where `zfs holds` exists; otherwise the count from `userrefs` and tags undefined. */
+  holds(
+    volume: VolumeConfig,
+    name: string,
+    options?: BackendCallOptions,
+  ): Promise<{ count: number; tags: string[] | undefined }>;
+  openSnapshot(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
+}
+
+export function isZfsBackend(backend: SnapshotBackend): backend is ZfsBackend {
+  return backend.kind === 'zfs' && 'openSnapshot' in backend && 'mountInfo' in backend;
+}
+
+export function createZfsBackend(exec: Exec): ZfsBackend {
+  const zfs = (args: string[], options: BackendCallOptions = {}) =>
+    exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 });
+
+  const folderCopies = createDirBackend(exec);
+  // Command-level capabilities belong to the installed zfs: probed once per process.
+  let commandCaps: Promise<Pick<ZfsCapabilities, 'listParsable' | 'getByType'>> | undefined;
+  // Pool features and holds listing are probed once per pool / per first snapshot asked about.
+  const poolBookmarks = new Map<string, Promise<boolean>>();
+  let listHolds: boolean | undefined;
+
+  const probeOk = [1, 2, 255] as const;
+  const probeZfs = async (args: string[], options: BackendCallOptions) =>
+    probeVerdict(await exec('zfs', args, { env: zfsEnv, signal: options.signal, okExitCodes: probeOk }));
+
+  const commandCapabilities = (dataset: string, options: BackendCallOptions) => {
+    commandCaps ??= (async () => ({
+      listParsable: await probeZfs(['list', '-H', '-p', '-o', 'name', '-d', '0', dataset], options),
+      getByType: await probeZfs(['get', '-H', '-t', 'filesystem', '-o', 'name', 'name', dataset], options),
+    }))();
+    // A failed probe (e.g. the dataset is missing) must not be cached as an answer.
+    commandCaps.catch(() => {
+      commandCaps = undefined;
+    });
+    return commandCaps;
+  };
+
+  const bookmarksOf = (pool: string, options: BackendCallOptions) => {
+    let probe = poolBookmarks.get(pool);
+    if (!probe) {
+      probe = (async () => {
+        const result = await exec('zpool', ['get', '-H', '-o', 'value', 'feature@bookmarks', pool], {
+          env: zfsEnv,
+          signal: options.signal,
+          okExitCodes: probeOk,
+        });
+        return probeVerdict(result) && ['enabled', 'active'].includes(result.stdout.trim());
+      })();
+      probe.catch(() => poolBookmarks.delete(pool));
+      poolBookmarks.set(pool, probe);
+    }
+    return probe;
+  };
+
+  async function mountInfo(volume: VolumeConfig, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
+    return mountInfoOf(requireDataset(volume), options);
+  }
+
+  async function mountInfoOf(dataset: string, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
+    const result = await zfs(['get', '-H', '-o', 'property,value', 'mountpoint,mounted', dataset], options);
+    const props = new Map(
+      result.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('\t') as [string, string]),
+    );
+    const mountpoint = props.get('mountpoint');
+    return {
+      mountpoint: mountpoint && mountpoint.startsWith('/') ? mountpoint : undefined,
+      mounted: props.get('mounted') === 'yes',
+    };
+  }
+
+  async function snapdirReachable(mount: ZfsDatasetMount): Promise<boolean> {
+    if (!mount.mounted || !mount.mountpoint) return false;
+    try {
+      return (await stat(join(mount.mountpoint, '.zfs', 'snapshot'))).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  async function probeListHolds(
+    volume: VolumeConfig,
+    dataset: string,
+    options: BackendCallOptions,
+  ): Promise<boolean | undefined> {
+    const [first] = await listInfo(dataset, options);
+    if (!first) return undefined;
+    await backend.holds(volume, first.name, options);
+    return listHolds;
+  }
+
+  async function xattrsOf(mount: ZfsDatasetMount, options: BackendCallOptions): Promise<boolean | undefined> {
+    if (!mount.mounted || !mount.mountpoint) return undefined;
+    try {
+      const result = await exec('getfattr', ['-n', 'user.snapguard-probe', '--', mount.mountpoint], {
+        env: zfsEnv,
+        signal: options.signal,
+        okExitCodes: [1],
+      });
+      if (result.exitCode === 0 || /no such attribute/i.test(result.stderr)) return true;
+      if (/operation not supported/i.test(result.stderr)) return false;
+      return undefined;
+    } catch (error) {
+      if (error instanceof SnapguardError && error.code === 'COMMAND_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  function snapshotPath(dataset: string, mount: ZfsDatasetMount, snapdir: boolean, name: string): string {
+    return snapdir && mount.mountpoint
+      ? join(mount.mountpoint, '.zfs', 'snapshot', name)
+      : `${dataset}@${name}`;
+  }
+
+  async function listInfo(dataset: string, options: BackendCallOptions): Promise<ZfsSnapshotInfo[]> {
+    const caps = await commandCapabilities(dataset, options);
+    if (caps.listParsable) {
+      const result = await zfs(
+        ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,creation,guid,used,userrefs', '-d', '1', dataset],
+        options,
+      );
+      return snapshotsFromList(dataset, result.stdout);
+    }
+    // zfs-fuse: no `list -p` and no `get -t`; `get -p -d 1` gives the dataset, its children and its
+    // snapshots with exact numbers in one command, and the snapshots are picked by their `@`.
+    const result = await zfs(
+      ['get', '-H', '-p', '-d', '1', '-o', 'name,property,value', 'creation,guid,used,userrefs', dataset],
+      options,
+    );
+    return snapshotsFromRows(dataset, parseZfsGet(result.stdout));
+  }
+
+  function toRaw(
+    volume: VolumeConfig,
+    dataset: string,
+    mount: ZfsDatasetMount,
+    snapdir: boolean,
+    info: ZfsSnapshotInfo,
+  ): RawSnapshot {
+    return {
+      name: info.name,
+      path: snapshotPath(dataset, mount, snapdir, info.name),
+      createdAt: info.createdAt,
+      readOnly: true,
+      ...(info.guid ? { id: info.guid } : {}),
+      producer: classifyZfsSnapshot(volume.id, info.name),
+      ...(info.userrefs !== undefined ? { holds: info.userrefs } : {}),
+      ...(info.usedBytes !== undefined ? { usedBytes: info.usedBytes } : {}),
+    };
+  }
+
+  function requireOwned(volume: VolumeConfig, name: string, action: string): void {
+    if (classifyZfsSnapshot(volume.id, name) !== 'snapguard') {
+      throw new SnapguardError(
+        'NOT_OWNED',
+        `Refusing to ${action} ${volume.dataset}@${name}: snapguard did not make it (${classifyZfsSnapshot(volume.id, name)} snapshot).`,
+        'snapguard only changes snapshots whose names it owns; manage this one with the tool that made it.',
+      );
+    }
+  }
+
+  const backend: ZfsBackend = {
+    kind: 'zfs',
+
+    capabilities: async (volume, options = {}) => {
+      const dataset = requireDataset(volume);
+      const caps = await commandCapabilities(dataset, options);
+      const mount = await mountInfo(volume, options);
+      return {
+        ...caps,
+        listHolds: listHolds ?? (await probeListHolds(volume, dataset, options)),
+        bookmarks: await bookmarksOf(dataset.split('/')[0] as string, options),
+        snapdir: await snapdirReachable(mount),
+        xattrs: await xattrsOf(mount, options),
+      };
+    },
+
+    mountInfo,
+
+    async create(volume, name, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      const startedAt = new Date();
+      await zfs(['snapshot', `${dataset}@${name}`], options);
+      const mount = await mountInfo(volume, options);
+      return {
+        name,
+        path: snapshotPath(dataset, mount, await snapdirReachable(mount), name),
+        createdAt: startedAt,
+        readOnly: true,
+        producer: 'snapguard',
+      };
+    },
+
+    async list(volume: VolumeConfig, options: ListOptions = {}) {
+      // An external copy kept as plain folders (kind dir) is listed like the dir backend does.
+      if (options.dir !== undefined)
+        return folderCopies.list(volume, { dir: options.dir, signal: options.signal });
+      const dataset =
+        options.dataset !== undefined
+          ? requireDataset({ ...volume, dataset: options.dataset })
+          : requireDataset(volume);
+      const [infos, mount] = await Promise.all([listInfo(dataset, options), mountInfoOf(dataset, options)]);
+      const snapdir = await snapdirReachable(mount);
+      return infos.map((info) => toRaw(volume, dataset, mount, snapdir, info));
+    },
+
+    async show(volume, name, options = {}) {
+      const dataset = requireDataset(volume);
+      if (!SNAPSHOT_COMPONENT.test(name)) return undefined;
+      let rows: ZfsPropertyRow[];
+      try {
+        const result = await zfs(
+          [
+            'get',
+            '-H',
+            '-p',
+            '-o',
+            'name,property,value',
+            'creation,guid,used,userrefs',
+            `${dataset}@${name}`,
+          ],
+          options,
+        );
+        rows = parseZfsGet(result.stdout);
+      } catch (error) {
+        if (isMissingDataset(error)) return undefined;
+        throw error;
+      }
+      const [info] = snapshotsFromRows(dataset, rows);
+      if (!info) return undefined;
+      const mount = await mountInfo(volume, options);
+      return toRaw(volume, dataset, mount, await snapdirReachable(mount), info);
+    },
+
+    async delete(volume, name, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      requireOwned(volume, name, 'destroy');
+      try {
+        // Never -r/-R: exactly this one snapshot, nothing that depends on it.
+        await zfs(['destroy', `${dataset}@${name}`], options);
+      } catch (error) {
+        if (error instanceof SnapguardError && /dataset is busy|has dependent clones/i.test(error.message)) {
+          const held = /busy/i.test(error.message);
+          throw new SnapguardError(
+            'PRECONDITION_FAILED',
+            `${dataset}@${name} cannot be destroyed: ${held ? 'it carries a hold (pinned, or held by another tool)' : 'a clone depends on it'}.`,
+            held
+              ? `Unpin it first (releases the ${PIN_HOLD_TAG} hold); other holds are released with zfs release by whoever set them.`
+              : 'Destroy or promote the dependent clone first.',
+            { cause: error },
+          );
+        }
+        throw error;
+      }
+    },
+
+    async poolUsage(volume, options = {}): Promise<PoolUsage> {
+      const pool = requireDataset(volume).split('/')[0] as string;
+      // used/available of the pool's root dataset: what datasets can still write, after reservations.
+      const result = await zfs(['get', '-H', '-p', '-o', 'property,value', 'used,available', pool], options);
+      const props = new Map(
+        result.stdout
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => line.split('\t') as [string, string]),
+      );
+      const usedBytes = numberOrUndefined(props.get('used'));
+      const availableBytes = numberOrUndefined(props.get('available'));
+      if (usedBytes === undefined || availableBytes === undefined) {
+        throw new SnapguardError(
+          'COMMAND_FAILED',
+          `Could not read used/available of pool ${pool} (got ${JSON.stringify(result.stdout.trim())}).`,
+          'Check that the pool is imported: zpool status.',
+        );
+      }
+      const totalBytes = usedBytes + availableBytes;
+      return { totalBytes, usedBytes, availableBytes, ratio: totalBytes > 0 ? usedBytes / totalBytes : 0 };
+    },
+
+    async hold(volume, name, tag = PIN_HOLD_TAG, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      try {
+        await zfs(['hold', tag, `${dataset}@${name}`], options);
+      } catch (error) {
+        // Holding twice is what the caller wanted already.
+        if (error instanceof SnapguardError && /tag already exists/i.test(error.message)) return;
+        throw error;
+      }
+    },
+
+    async release(volume, name, tag = PIN_HOLD_TAG, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      try {
+        await zfs(['release', tag, `${dataset}@${name}`], options);
+      } catch (error) {
+        if (error instanceof SnapguardError && /no such tag/i.test(error.message)) return;
+        throw error;
+      }
+    },
+
+    async holds(volume, name, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      const target = `${dataset}@${name}`;
+      if (listHolds !== false) {
+        const result = await exec('zfs', ['holds', '-H', target], {
+          env: zfsEnv,
+          signal: options.signal,
+          okExitCodes: probeOk,
+        });
+        if (probeVerdict(result)) {
+          listHolds = true;
+          const tags = result.stdout
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => line.split('\t')[1]?.trim())
+            .filter((tag): tag is string => Boolean(tag));
+          return { count: tags.length, tags };
+        }
+        listHolds = false;
+      }
+      const result = await zfs(['get', '-H', '-p', '-o', 'value', 'userrefs', target], options);
+      return { count: numberOrUndefined(result.stdout.trim()) ?? 0, tags: undefined };
+    },
+
+    async openSnapshot(volume, name, options = {}) {
+      const dataset = requireDataset(volume);
+      requireSnapshotName(name);
+      const mount = await mountInfo(volume, options);
+      if (await snapdirReachable(mount)) {
+        const path = snapshotPath(dataset, mount, true, name);
+        await stat(path).catch((error: unknown) => {
+          throw new SnapguardError(
+            'SNAPSHOT_NOT_FOUND',
+            `${path} is not readable: ${(error as Error).message}`,
+            'List the snapshots with list_snapshots.',
+          );
+        });
+        return { path, via: 'snapdir', close: async () => undefined };
+      }
+      // No .zfs/snapshot (zfs-fuse, or the dataset is not mounted): a read-only clone in the same
+      // pool, mounted under a private temporary folder, destroyed on close.
+      const pool = dataset.split('/')[0] as string;
+      const clone = `${pool}/${READ_CLONE_PREFIX}${randomBytes(6).toString('hex')}`;
+      const mountDir = await mkdtemp(join(tmpdir(), 'snapguard-zfs-read-'));
+      try {
+        await zfs(
+          ['clone', '-o', 'readonly=on', '-o', `mountpoint=${mountDir}`, `${dataset}@${name}`, clone],
+          options,
+        );
+      } catch (error) {
+        await rm(mountDir, { recursive: true, force: true });
+        if (isMissingDataset(error)) {
+          throw new SnapguardError(
+            'SNAPSHOT_NOT_FOUND',
+            `Snapshot ${dataset}@${name} does not exist.`,
+            'List the snapshots with list_snapshots.',
+          );
+        }
+        throw error;
+      }
+      let closed = false;
+      return {
+        path: mountDir,
+        via: 'clone',
+        async close() {
+          if (closed) return;
+          closed = true;
+          // The clone is ours by its generated name; -r/-R are never used here either. Its unmount
+          // can lag behind the last reader for a moment (busy): retry briefly before failing.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await zfs(['destroy', clone]);
+              break;
+            } catch (error) {
+              if (attempt >= 10 || !(error instanceof SnapguardError && /busy/i.test(error.message)))
+                throw error;
+              await new Promise((resolve) => setTimeout(resolve, 300));
+            }
+          }
+          await rm(mountDir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+  return backend;
+}
