@@ -11,7 +11,7 @@ import { requireComponents } from '../helpers/env.js';
 const execFileP = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const scripts = join(root, 'skills', 'homelab-deployment', 'scripts');
-const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
+const enabled = requireComponents(['btrfs', 'mkfs.btrfs', 'jq']);
 
 interface Run {
   code: number;
