@@ -6,6 +6,7 @@ import { demoCommand } from './commands/demo.js';
 import { doctorCommand } from './commands/doctor.js';
 import { historyCommand } from './commands/history.js';
 import { mcpCommand } from './commands/mcp.js';
+import { reportCommand } from './commands/report.js';
 import { recoverCommand } from './commands/recover.js';
 import { orchestrateCommand } from './commands/orchestrate.js';
 import { restoreTestCommands } from './commands/restore-test.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
     pinCommand(),
     unpinCommand(),
     planCommand(),
+    reportCommand(),
   ]) {
     program.addCommand(command);
   }

@@ -13,7 +13,7 @@ export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
 export type Tier = (typeof TIERS)[number];
 
-const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
+export const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;
   const seconds = tryParseDuration(value);
   if (seconds === undefined) {
@@ -44,19 +44,28 @@ const ratio = z
 export const ServicesSchema = z.strictObject({
   units: z
     .array(z.string().regex(/^[A-Za-z0-9@:._\\-]+$/, 'must be a systemd unit name like jellyfin.service'))
-    .default([]),
-  scope: z.enum(['system', 'user']).default('system'),
+    .default([])
+    .describe('systemd units stopped before and started after a rollback of this volume'),
+  scope: z.enum(['system', 'user']).default('system').describe('`user` runs `systemctl --user`'),
   /** argv prefix that reaches systemctl: [systemctl] locally, [nsenter, -t, PID, -a, systemctl], [ssh, host, systemctl]. */
-  systemctl: z.array(z.string().min(1)).min(1).default(['systemctl']),
-  settleTime: durationString.default(2),
+  systemctl: z
+    .array(z.string().min(1))
+    .min(1)
+    .default(['systemctl'])
+    .describe(
+      'argv prefix that reaches systemctl, e.g. `[ssh, host, systemctl]` or `[nsenter, -t, PID, -a, systemctl]`',
+    ),
+  settleTime: durationString
+    .default(2)
+    .describe('wait after starting the units before checking that they stayed up'),
 });
 
 export const ExternalSchema = z.strictObject({
-  kind: z.enum(['btrfs', 'zfs', 'dir', 'restic']),
-  path: z.string().optional(),
-  dataset: z.string().optional(),
-  repository: z.string().optional(),
-  passwordFile: z.string().optional(),
+  kind: z.enum(['btrfs', 'zfs', 'dir', 'restic']).describe('what holds the copies'),
+  path: z.string().optional().describe('folder of the received snapshots (btrfs, dir)'),
+  dataset: z.string().optional().describe('dataset of the received snapshots (zfs)'),
+  repository: z.string().optional().describe('restic repository (a path or a restic URL)'),
+  passwordFile: z.string().optional().describe('file holding the restic repository password'),
 });
 
 const preserveMinString = z.string().refine(
@@ -84,41 +93,76 @@ const preserveString = z.string().refine(
 
 /** btrbk-style retention of one location; see docs/retention.md. */
 export const RetentionRulesSchema = z.strictObject({
-  preserveMin: preserveMinString.optional(),
-  preserve: preserveString.optional(),
-  preserveHourOfDay: z.number().int().min(0).max(23).optional(),
-  preserveDayOfWeek: z.enum(DAYS_OF_WEEK, `must be one of ${DAYS_OF_WEEK.join(', ')}`).optional(),
+  preserveMin: preserveMinString
+    .optional()
+    .describe('keep everything within this window (`48h`, `2d`, `1w`), or `all`, `latest`, `no`'),
+  preserve: preserveString
+    .optional()
+    .describe('counts per period like `24h 7d 4w 12m 2y` (`*` for all), or `no`'),
+  preserveHourOfDay: z
+    .number()
+    .int()
+    .min(0)
+    .max(23)
+    .optional()
+    .describe('hour that starts a day for the daily count'),
+  preserveDayOfWeek: z
+    .enum(DAYS_OF_WEEK, `must be one of ${DAYS_OF_WEEK.join(', ')}`)
+    .optional()
+    .describe('day that starts a week for the weekly count'),
 });
 
 /** A volume's retention: a preserve string (local only) or rules for local with `external` rules. */
 export const VolumeRetentionSchema = z.union([
   preserveString,
-  RetentionRulesSchema.extend({ external: RetentionRulesSchema.optional() }),
+  RetentionRulesSchema.extend({
+    external: RetentionRulesSchema.optional().describe('rules for the external copies of this volume'),
+  }),
 ]);
 
 export const VolumeSchema = z
   .strictObject({
-    backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir'),
-    path: z.string().min(1).optional(),
-    snapshotDir: z.string().min(1).optional(),
+    backend: z.enum(['btrfs', 'zfs', 'dir'], 'must be one of btrfs, zfs, dir').describe('the storage driver'),
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('the subvolume or folder that is snapshotted (required for btrfs and dir)'),
+    snapshotDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('where its snapshots live, outside `path` (default: `<parent of path>/.snapshots/<id>`)'),
     dataset: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]*$/, 'must be a ZFS dataset name like tank/containers')
-      .optional(),
-    tier: z.enum(TIERS, `must be one of ${TIERS.join(', ')}`).default('standard'),
-    services: ServicesSchema.optional(),
-    minInterval: durationString.optional(),
-    retention: VolumeRetentionSchema.optional(),
-    external: z.array(ExternalSchema).default([]),
+      .optional()
+      .describe('the ZFS dataset, e.g. `tank/containers` (required for zfs)'),
+    tier: z
+      .enum(TIERS, `must be one of ${TIERS.join(', ')}`)
+      .default('standard')
+      .describe('how much the volume matters; drives schedules, retention and health thresholds'),
+    services: ServicesSchema.optional().describe('systemd units that use the volume'),
+    minInterval: durationString
+      .optional()
+      .describe('a pre-change snapshot is skipped when the newest one is younger than this'),
+    retention: VolumeRetentionSchema.optional().describe(
+      'snapshots kept: a preserve string like `24h 7d 4w 12m`, or rules with `external` rules (docs/retention.md)',
+    ),
+    external: z
+      .array(ExternalSchema)
+      .default([])
+      .describe('replicated copies of the volume (received snapshots, restic repositories)'),
     /** Checks run after a recovery (and by wrap): argv arrays, never a shell. */
     validate: z
       .array(
         z.strictObject({
-          command: z.array(z.string().min(1)).min(1),
-          timeout: durationString.default(60),
+          command: z.array(z.string().min(1)).min(1).describe('the check as an argument array (no shell)'),
+          timeout: durationString.default(60).describe('how long the check may take'),
         }),
       )
-      .default([]),
+      .default([])
+      .describe('checks run after a recovery and by wrap (argument arrays, no shell)'),
   })
   .superRefine((volume, ctx) => {
     if (volume.backend === 'zfs' && !volume.dataset) {
@@ -146,14 +190,25 @@ export const VolumeSchema = z
   });
 
 export const ConfigSchema = z.strictObject({
-  contextDir: z.string().min(1).default('.claude/context'),
-  stateDir: z.string().min(1).default('/var/lib/snapguard'),
-  host: z.string().min(1).optional(),
+  contextDir: z
+    .string()
+    .min(1)
+    .default('.claude/context')
+    .describe('folder of `backup-history.json` (read by homelab-deployment tooling)'),
+  stateDir: z
+    .string()
+    .min(1)
+    .default('/var/lib/snapguard')
+    .describe('locks, recovery journal, confirmation secret'),
+  host: z.string().min(1).optional().describe('recorded in every history entry (default: the hostname)'),
   confirm: z
     .enum(['elicit-or-token', 'token', 'never'], 'must be one of elicit-or-token, token, never')
-    .default('elicit-or-token'),
-  readOnly: z.boolean().default(false),
-  logFile: z.string().optional(),
+    .default('elicit-or-token')
+    .describe(
+      'how destructive tools are confirmed: ask the user (elicitation) or a token, a token only, or never',
+    ),
+  readOnly: z.boolean().default(false).describe('`true`: the MCP server offers only read-only tools'),
+  logFile: z.string().optional().describe('audit and log lines go here instead of stderr'),
   volumes: z
     .record(
       z
@@ -164,40 +219,83 @@ export const ConfigSchema = z.strictObject({
         ),
       VolumeSchema,
     )
-    .default({}),
+    .default({})
+    .describe('one entry per volume; the id is what every call names'),
   health: z
     .strictObject({
-      maxPoolUsage: ratio.default(0.9),
-      maxSnapshotShare: ratio.default(0.1),
-      restoreTestMaxAge: durationString.default(35 * 86_400),
+      maxPoolUsage: ratio
+        .default(0.9)
+        .describe('create_snapshot refuses at or above this pool usage unless forced'),
+      maxSnapshotShare: ratio.default(0.1).describe('share of the pool snapshots may take before a warning'),
+      restoreTestMaxAge: durationString
+        .default(35 * 86_400)
+        .describe('a restore test older than this is overdue'),
       /** Per-tier thresholds for the newest snapshot's age, overriding the built-in ones (see docs/health.md). */
       staleAfter: z
-        .record(z.enum(TIERS), z.strictObject({ warn: durationString, crit: durationString }))
-        .optional(),
+        .record(
+          z.enum(TIERS),
+          z.strictObject({
+            warn: durationString.describe('newest snapshot older than this: warning'),
+            crit: durationString.describe('newest snapshot older than this: critical'),
+          }),
+        )
+        .optional()
+        .describe(
+          'per tier, the age of the newest snapshot that is a warning / critical (see docs/health.md)',
+        ),
     })
     .prefault({}),
-  metrics: z.strictObject({ textfile: z.string().optional() }).prefault({}),
+  metrics: z
+    .strictObject({
+      textfile: z.string().optional().describe('Prometheus textfile collector output file'),
+    })
+    .prefault({}),
   restoreTest: z
     .strictObject({
       /** Where sample restores go (default: the system temp folder); full btrfs drills use the pool. */
-      scratchDir: z.string().optional(),
+      scratchDir: z
+        .string()
+        .optional()
+        .describe('where sample restores go (default: the system temp folder)'),
       /** Where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir). */
-      drillDir: z.string().optional(),
-      sampleSize: z.number().int().min(1).max(100_000).default(50),
+      drillDir: z
+        .string()
+        .optional()
+        .describe(
+          'where full btrfs drills receive into; must be on btrfs (default: the folder above snapshotDir)',
+        ),
+      sampleSize: z
+        .number()
+        .int()
+        .min(1)
+        .max(100_000)
+        .default(50)
+        .describe('files checked by a sample restore test'),
     })
     .prefault({}),
   history: z
     .strictObject({
       /** Entries per section kept in backup-history.json; older ones move to yearly archive files. */
-      liveEntries: z.number().int().min(10).default(1000),
+      liveEntries: z
+        .number()
+        .int()
+        .min(10)
+        .default(1000)
+        .describe('entries per section kept in the live history file; older ones are archived yearly'),
     })
     .prefault({}),
-  orchestrate: OrchestrateConfigSchema.optional(),
+  orchestrate: OrchestrateConfigSchema.optional().describe(
+    'stages and jobs of `snapguard orchestrate` (see docs/orchestrate.md)',
+  ),
   /** Defaults for every volume's retention, and the never-delete age of recovery safety snapshots. */
   retention: RetentionRulesSchema.extend({
-    external: RetentionRulesSchema.optional(),
-    keepRecoverySafety: durationString.default(7 * 86_400),
-  }).prefault({}),
+    external: RetentionRulesSchema.optional().describe('default rules for external copies'),
+    keepRecoverySafety: durationString
+      .default(7 * 86_400)
+      .describe('recovery safety snapshots younger than this are never deleted'),
+  })
+    .prefault({})
+    .describe('defaults for every volume without its own retention (docs/retention.md)'),
 });
 
 export type ConfigInput = z.input<typeof ConfigSchema>;

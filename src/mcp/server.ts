@@ -2,6 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../core/deps.js';
 import { VERSION } from '../core/version.js';
 import { installAudit } from './audit.js';
+import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import { registerTools } from './tools/index.js';
 
@@ -11,6 +12,7 @@ export const INSTRUCTIONS = [
   'Snapshots are read-only; snapguard only ever changes snapshots it made itself, never those of other tools.',
   'Destructive tools (recover, prune_snapshots) never act on the first call: they return a plan and ask the user for confirmation.',
   'The history of snapshots and recoveries is the snapguard://history resource.',
+  'The prompts safe-deploy and disaster-recovery walk through both runbooks step by step.',
 ].join('\n');
 
 export interface CreatedServer {
@@ -25,6 +27,7 @@ export function createServer(deps: Deps): CreatedServer {
     {
       capabilities: {
         logging: {},
+        prompts: { listChanged: false },
         resources: { subscribe: true, listChanged: true },
         tools: { listChanged: false },
       },
@@ -34,6 +37,7 @@ export function createServer(deps: Deps): CreatedServer {
   const tools = registerTools(server, deps);
   installAudit(server, deps.logger);
   const stopResources = registerResources(server, deps);
+  registerPrompts(server, deps);
   return {
     server,
     tools,

@@ -1,36 +1,76 @@
 import { Command } from 'commander';
+import { loadConfig } from '../../core/config.js';
+import { runEnvironmentChecks, worstStatus, type DoctorCheck } from '../../core/doctor/checks.js';
 import { runDoctor } from '../../core/doctor.js';
+import { isSnapguardError } from '../../core/errors.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine } from '../output.js';
+
+const MARK: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warning: 'WARN', critical: 'FAIL' };
 
 export function doctorCommand(): Command {
   return withCommon(
     new Command('doctor').description(
-      'find and resolve what an interrupted snapguard left behind: unfinished recoveries (completed or undone), preview leftovers, missing volume paths',
+      'check the host and the configuration (tools, permissions, folders, volume paths, metrics folder) and resolve what an interrupted snapguard left behind (unfinished recoveries, preview leftovers); exit 0 ok, 1 warnings, 2 problems',
     ),
   ).action(
     action(async (options: CommonOptions) => {
+      // An invalid configuration is a finding of doctor, not a usage error.
+      try {
+        await loadConfig({ explicit: options.config });
+      } catch (error) {
+        if (!isSnapguardError(error) || !['CONFIG_INVALID', 'CONFIG_NOT_FOUND'].includes(error.code))
+          throw error;
+        const check: DoctorCheck = {
+          id: 'config',
+          status: 'critical',
+          message: error.message,
+          fix: error.hint,
+        };
+        if (options.json) printJson({ overall: 'critical', checks: [check] });
+        else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);
+        return 2;
+      }
       const deps = await loadDeps(options);
+      // Resolve interrupted recoveries first: one may have left a volume path missing until then.
       const report = await runDoctor(deps);
+      const checks = await runEnvironmentChecks(deps);
+      for (const r of report.recoveries) {
+        const failed = r.outcome === 'failed' || (r.action !== 'completed' && r.action !== 'reverted');
+        checks.push({
+          id: `recovery:${r.recoveryId}`,
+          status: failed ? 'critical' : 'warning',
+          message: `unfinished recovery ${r.recoveryId} (${r.volumes.join(', ')}): ${r.action}${r.outcome ? `, outcome ${r.outcome}` : ''}: ${r.detail}`,
+          ...(failed
+            ? {
+                fix: 'Look at the volume and the journal in stateDir; recover it from its pre-recover snapshot.',
+              }
+            : {}),
+        });
+      }
+      for (const path of report.previewLeftovers)
+        checks.push({
+          id: 'preview-leftover',
+          status: 'warning',
+          message: `removed a leftover preview snapshot: ${path}`,
+        });
+      if (report.recoveries.length === 0)
+        checks.push({ id: 'recoveries', status: 'ok', message: 'no unfinished recoveries' });
+      const overall = worstStatus(checks);
       if (options.json) {
-        printJson(report);
+        printJson({ overall, checks, ...report });
       } else {
-        if (report.recoveries.length === 0) printLine('No unfinished recoveries.');
-        for (const r of report.recoveries)
-          printLine(
-            `Recovery ${r.recoveryId} (${r.volumes.join(', ')}): ${r.action}${r.outcome ? `, outcome ${r.outcome}` : ''}: ${r.detail}`,
-          );
-        for (const path of report.previewLeftovers) printLine(`Removed a leftover preview snapshot: ${path}`);
-        for (const m of report.missingVolumes)
-          printLine(
-            `Volume ${m.volume}: its path ${m.path} does not exist. Check the configuration, or recover it from a snapshot.`,
-          );
+        for (const check of checks) {
+          printLine(`${MARK[check.status]} ${check.message}`);
+          if (check.fix) printLine(`     fix: ${check.fix}`);
+        }
         printLine(
-          report.ok ? 'doctor: all volumes are consistent.' : 'doctor: attention needed (see above).',
+          overall === 'ok'
+            ? 'doctor: all checks passed.'
+            : `doctor: ${checks.filter((c) => c.status !== 'ok').length} finding(s) need attention (see above).`,
         );
       }
-      if (!report.ok) return 2;
-      return report.recoveries.length > 0 || report.previewLeftovers.length > 0 ? 1 : 0;
+      return overall === 'critical' ? 2 : overall === 'warning' ? 1 : 0;
     }),
   );
 }

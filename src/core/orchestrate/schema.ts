@@ -29,24 +29,33 @@ const JOB_ID_PATTERN = /^[A-Za-z0-9@:._-]{1,128}$/;
 /** What a job produces and how to check it exists, because exit codes alone are not trusted. */
 export const ResticVerifySchema = z.strictObject({
   kind: z.literal('restic'),
-  repository: z.string().min(1),
-  passwordFile: z.string().min(1).optional(),
+  repository: z.string().min(1).describe('restic repository the job writes to'),
+  passwordFile: z.string().min(1).optional().describe('file holding the repository password'),
   /** Extra environment for restic (e.g. RESTIC_PASSWORD for a test repository, S3 keys). */
-  env: z.record(z.string(), z.string()).default({}),
+  env: z.record(z.string(), z.string()).default({}).describe('extra environment for restic, e.g. S3 keys'),
   /** Only snapshots of this host / with these tags count (restic snapshots --host/--tag). */
-  host: z.string().optional(),
-  tags: z.array(z.string()).default([]),
+  host: z.string().optional().describe('only snapshots of this host count'),
+  tags: z.array(z.string()).default([]).describe('only snapshots with these tags count'),
   /** argv prefix to run restic as another user, e.g. [runuser, -u, backup, --]. */
-  runAs: z.array(z.string().min(1)).default([]),
+  runAs: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('argv prefix to run restic as another user, e.g. `[runuser, -u, backup, --]`'),
 });
 
 export const PgbackrestVerifySchema = z.strictObject({
   kind: z.literal('pgbackrest'),
-  stanza: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a pgBackRest stanza name'),
+  stanza: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'must be a pgBackRest stanza name')
+    .describe('the pgBackRest stanza'),
   /** pgBackRest config file, passed as --config. */
-  config: z.string().min(1).optional(),
+  config: z.string().min(1).optional().describe('pgBackRest config file, passed as --config'),
   /** argv prefix, usually [runuser, -u, postgres, --]. */
-  runAs: z.array(z.string().min(1)).default([]),
+  runAs: z
+    .array(z.string().min(1))
+    .default([])
+    .describe('argv prefix, usually `[runuser, -u, postgres, --]`'),
 });
 
 export const VerifySchema = z.discriminatedUnion('kind', [ResticVerifySchema, PgbackrestVerifySchema]);
@@ -54,14 +63,17 @@ export type VerifySpec = z.output<typeof VerifySchema>;
 
 const common = {
   /** Overrides the stage timeout for this job. */
-  timeout: duration.optional(),
+  timeout: duration.optional().describe('overrides the stage timeout for this job'),
 };
 
 export const SystemdJobSchema = z.strictObject({
   kind: z.literal('systemd'),
   /** Unit names or globs; a plain name must exist (pre-flight), a glob may match nothing. */
-  units: z.array(unitOrGlob).min(1),
-  exclude: z.array(unitOrGlob).default([]),
+  units: z
+    .array(unitOrGlob)
+    .min(1)
+    .describe('unit names or globs; a plain name must exist, a glob may match nothing'),
+  exclude: z.array(unitOrGlob).default([]).describe('units or globs left out'),
   /** Keep only units whose name matches this regular expression, e.g. "(full|incr|diff)-backup". */
   match: z
     .string()
@@ -73,40 +85,48 @@ export const SystemdJobSchema = z.strictObject({
         return false;
       }
     }, 'must be a valid regular expression')
-    .optional(),
-  scope: z.enum(['system', 'user']).optional(),
+    .optional()
+    .describe('keep only units whose name matches this regular expression'),
+  scope: z.enum(['system', 'user']).optional().describe('overrides orchestrate.scope'),
   /** argv prefix that reaches systemctl: [systemctl], [nsenter, -t, PID, -a, systemctl], [ssh, host, systemctl]. */
-  systemctl: argv.optional(),
+  systemctl: argv.optional().describe('overrides orchestrate.systemctl'),
   /** How to check what each unit produced (applies to every unit of this job). */
-  verify: VerifySchema.optional(),
+  verify: VerifySchema.optional().describe('how to check what each unit produced (restic or pgbackrest)'),
   ...common,
 });
 
 export const SnapshotJobSchema = z.strictObject({
   kind: z.literal('snapshot'),
   /** Volume ids; default all configured volumes. */
-  volumes: z.array(z.string()).optional(),
+  volumes: z.array(z.string()).optional().describe('volume ids (default: all configured volumes)'),
   operation: z
     .string()
     .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/)
-    .default('orchestrate'),
+    .default('orchestrate')
+    .describe('operation name of the snapshots'),
   ...common,
 });
 
 export const ReplicateJobSchema = z.strictObject({
   kind: z.literal('replicate'),
   /** Volume ids with a btrfs external target; default every volume that has one. */
-  volumes: z.array(z.string()).optional(),
+  volumes: z
+    .array(z.string())
+    .optional()
+    .describe('volume ids with a btrfs external target (default: every one that has one)'),
   ...common,
 });
 
 export const CommandJobSchema = z.strictObject({
   kind: z.literal('command'),
-  name: z.string().regex(JOB_ID_PATTERN, 'job names are letters, digits and @:._- (at most 128)'),
-  argv,
-  env: z.record(z.string(), z.string()).default({}),
-  cwd: z.string().min(1).optional(),
-  verify: VerifySchema.optional(),
+  name: z
+    .string()
+    .regex(JOB_ID_PATTERN, 'job names are letters, digits and @:._- (at most 128)')
+    .describe('job name in results'),
+  argv: argv.describe('the command as an argument array (no shell)'),
+  env: z.record(z.string(), z.string()).default({}).describe('extra environment'),
+  cwd: z.string().min(1).optional().describe('working directory'),
+  verify: VerifySchema.optional().describe('how to check what the command produced'),
   ...common,
 });
 
@@ -121,12 +141,15 @@ export type SystemdJobConfig = z.output<typeof SystemdJobSchema>;
 export type CommandJobConfig = z.output<typeof CommandJobSchema>;
 
 export const StageSchema = z.strictObject({
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'stage names are letters, digits and ._-'),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'stage names are letters, digits and ._-')
+    .describe('stage name'),
   /** Per-job timeout in this stage. */
-  timeout: duration,
+  timeout: duration.describe('per-job timeout in this stage'),
   /** A failure here stops the run with exit code 2; later stages never start. */
-  critical: z.boolean().default(false),
-  jobs: z.array(JobSchema).min(1),
+  critical: z.boolean().default(false).describe('a failure here stops the run with exit code 2'),
+  jobs: z.array(JobSchema).min(1).describe('jobs run in parallel within the stage, by kind'),
 });
 export type StageConfig = z.output<typeof StageSchema>;
 
@@ -134,22 +157,33 @@ export const WebhookSchema = z.strictObject({
   url: z
     .string()
     .url()
-    .refine((url) => /^https?:\/\//.test(url), 'must be an http:// or https:// URL'),
+    .refine((url) => /^https?:\/\//.test(url), 'must be an http:// or https:// URL')
+    .describe('webhook URL the result is posted to'),
   /** json: the result as JSON; ntfy: a short text body with Title/Priority/Tags headers. */
-  format: z.enum(['json', 'ntfy']).default('json'),
+  format: z
+    .enum(['json', 'ntfy'])
+    .default('json')
+    .describe('`json`: the result; `ntfy`: a short text with headers'),
   /** always, or only when the run did not fully succeed. */
-  on: z.enum(['always', 'failure']).default('always'),
-  headers: z.record(z.string(), z.string()).default({}),
-  timeout: duration.default(10),
+  on: z
+    .enum(['always', 'failure'])
+    .default('always')
+    .describe('notify always or only when the run did not fully succeed'),
+  headers: z.record(z.string(), z.string()).default({}).describe('extra HTTP headers'),
+  timeout: duration.default(10).describe('request timeout'),
 });
 
 export const OrchestrateConfigSchema = z.strictObject({
   /** Default systemctl argv prefix and scope for systemd jobs. */
-  systemctl: argv.default(['systemctl']),
-  scope: z.enum(['system', 'user']).default('system'),
+  systemctl: argv.default(['systemctl']).describe('default argv prefix reaching systemctl for systemd jobs'),
+  scope: z.enum(['system', 'user']).default('system').describe('default scope for systemd jobs'),
   /** The stages in order; without them the built-in stages of the design are used. */
-  stages: z.array(StageSchema).min(1).optional(),
-  notify: WebhookSchema.optional(),
+  stages: z
+    .array(StageSchema)
+    .min(1)
+    .optional()
+    .describe('the stages in order (default: the built-in stages)'),
+  notify: WebhookSchema.optional().describe('a webhook told about each run'),
 });
 export type OrchestrateConfig = z.output<typeof OrchestrateConfigSchema>;
 

@@ -1,0 +1,295 @@
+import { constants } from 'node:fs';
+import { access, readFile, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Config, VolumeConfig } from '../config.js';
+import type { Deps } from '../deps.js';
+import { toSnapguardError } from '../errors.js';
+import type { Exec } from '../../system/exec.js';
+
+export type CheckStatus = 'ok' | 'warning' | 'critical';
+
+/** One line of `snapguard doctor`: what was checked, what was found, and what to do about it. */
+export interface DoctorCheck {
+  id: string;
+  status: CheckStatus;
+  message: string;
+  fix?: string;
+}
+
+interface Tool {
+  command: string;
+  versionArgs: string[];
+  /** Why this config needs it, or undefined when it does not. */
+  neededFor: string | undefined;
+}
+
+function orchestrateKinds(config: Config): { systemd: boolean; restic: boolean; pgbackrest: boolean } {
+  const found = { systemd: false, restic: false, pgbackrest: false };
+  for (const stage of config.orchestrate?.stages ?? []) {
+    for (const job of stage.jobs) {
+      if (job.kind === 'systemd') found.systemd = true;
+      const verify = 'verify' in job ? job.verify : undefined;
+      if (verify?.kind === 'restic') found.restic = true;
+      if (verify?.kind === 'pgbackrest') found.pgbackrest = true;
+    }
+  }
+  return found;
+}
+
+function toolsFor(config: Config): Tool[] {
+  const volumes = Object.values(config.volumes);
+  const backends = new Set(volumes.map((v) => v.backend));
+  const externals = new Set(volumes.flatMap((v) => v.external.map((e) => e.kind)));
+  const orchestrate = orchestrateKinds(config);
+  const first = (pairs: [boolean, string][]) => pairs.find(([needed]) => needed)?.[1];
+  return [
+    {
+      command: 'btrfs',
+      versionArgs: ['--version'],
+      neededFor: first([
+        [backends.has('btrfs'), 'btrfs volumes'],
+        [externals.has('btrfs'), 'btrfs external copies'],
+      ]),
+    },
+    {
+      command: 'zfs',
+      versionArgs: ['version'],
+      neededFor: first([
+        [backends.has('zfs'), 'zfs volumes'],
+        [externals.has('zfs'), 'zfs external copies'],
+      ]),
+    },
+    {
+      command: 'systemctl',
+      versionArgs: ['--version'],
+      neededFor: first([
+        [volumes.some((v) => (v.services?.units.length ?? 0) > 0), 'stopping services around a rollback'],
+        [orchestrate.systemd, 'systemd jobs of orchestrate'],
+      ]),
+    },
+    {
+      command: 'restic',
+      versionArgs: ['version'],
+      neededFor: first([
+        [externals.has('restic'), 'restic external copies'],
+        [orchestrate.restic, 'restic verification in orchestrate'],
+      ]),
+    },
+    {
+      command: 'pgbackrest',
+      versionArgs: ['version'],
+      neededFor: first([[orchestrate.pgbackrest, 'pgBackRest verification in orchestrate']]),
+    },
+  ];
+}
+
+async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
+  const id = `tool:${tool.command}`;
+  try {
+    const result = await exec(tool.command, tool.versionArgs, { timeoutMs: 15_000, okExitCodes: [0, 1, 2] });
+    // zfs-fuse has no version command: it is installed, but its version is not known.
+    const firstLine = `${result.stdout}\n${result.stderr}`.split('\n').find((l) => l.trim());
+    const version =
+      result.exitCode === 0 ? (firstLine?.trim() ?? 'installed') : 'installed (no version output)';
+    return {
+      id,
+      status: 'ok',
+      message: `${tool.command}: ${version}${tool.neededFor ? ` (needed for ${tool.neededFor})` : ' (not needed by this configuration)'}`,
+    };
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    if (!tool.neededFor) {
+      return {
+        id,
+        status: 'ok',
+        message: `${tool.command}: not installed (not needed by this configuration)`,
+      };
+    }
+    return {
+      id,
+      status: 'critical',
+      message: `${tool.command}: ${failure.code === 'COMMAND_NOT_FOUND' ? 'not installed' : failure.message}; needed for ${tool.neededFor}`,
+      fix: failure.hint,
+    };
+  }
+}
+
+/** Root, or the capability that snapshot and mount operations need (CAP_SYS_ADMIN, bit 21). */
+async function checkPermissions(config: Config): Promise<DoctorCheck> {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return { id: 'permissions', status: 'ok', message: 'running as root' };
+  let capSysAdmin = false;
+  try {
+    const status = await readFile('/proc/self/status', 'utf8');
+    const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    if (capEff) capSysAdmin = (BigInt(`0x${capEff}`) & (1n << 21n)) !== 0n;
+  } catch {
+    // not Linux /proc: treat as no capabilities
+  }
+  const needsPrivilege = Object.values(config.volumes).some((v) => v.backend !== 'dir');
+  if (capSysAdmin) return { id: 'permissions', status: 'ok', message: `uid ${uid} with CAP_SYS_ADMIN` };
+  return {
+    id: 'permissions',
+    status: needsPrivilege ? 'critical' : 'ok',
+    message: `running as uid ${uid} without CAP_SYS_ADMIN${needsPrivilege ? ': btrfs/zfs snapshots and rollbacks will fail' : ' (enough for dir volumes)'}`,
+    ...(needsPrivilege
+      ? {
+          fix: 'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service.',
+        }
+      : {}),
+  };
+}
+
+/** A folder snapguard writes to: writable if it exists, else its nearest existing parent must be. */
+async function checkWritable(
+  id: string,
+  label: string,
+  path: string,
+  severity: CheckStatus,
+  mustExist = false,
+): Promise<DoctorCheck> {
+  let probe = path;
+  for (;;) {
+    try {
+      const info = await stat(probe);
+      if (!info.isDirectory()) {
+        return {
+          id,
+          status: severity,
+          message: `${label} ${path}: ${probe} is not a folder`,
+          fix: `Point ${label} at a folder.`,
+        };
+      }
+      await access(probe, constants.W_OK);
+      return {
+        id,
+        status: 'ok',
+        message:
+          probe === path ? `${label} ${path} is writable` : `${label} ${path} will be created in ${probe}`,
+      };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !mustExist && dirname(probe) !== probe) {
+        probe = dirname(probe);
+        continue;
+      }
+      return {
+        id,
+        status: severity,
+        message: `${label} ${path} is not writable (${code ?? String(error)} at ${probe})`,
+        fix: `Create ${path} and make it writable for the user running snapguard, or change ${label} in the configuration.`,
+      };
+    }
+  }
+}
+
+async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorCheck> {
+  const id = `volume:${volume.id}`;
+  const bad = (message: string, fix: string): DoctorCheck => ({ id, status: 'critical', message, fix });
+  if (volume.backend === 'zfs') {
+    try {
+      const { stdout } = await deps.exec('zfs', ['get', '-H', '-o', 'value', 'mountpoint', volume.dataset!], {
+        timeoutMs: 15_000,
+      });
+      const mountpoint = stdout.trim();
+      if (mountpoint !== volume.path && mountpoint !== 'legacy') {
+        // Without a configured path snapguard assumes /<dataset>; say so instead of failing.
+        if (volume.path === `/${volume.dataset}`) {
+          return {
+            id,
+            status: 'warning',
+            message: `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, not at the assumed /${volume.dataset}`,
+            fix: `Set volumes.${volume.id}.path to ${mountpoint}.`,
+          };
+        }
+        return bad(
+          `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, the configuration says ${volume.path}`,
+          `Set volumes.${volume.id}.path to ${mountpoint}, or fix the dataset's mountpoint.`,
+        );
+      }
+      return { id, status: 'ok', message: `${volume.id}: zfs dataset ${volume.dataset} at ${mountpoint}` };
+    } catch (error) {
+      const failure = toSnapguardError(error);
+      return bad(
+        `${volume.id}: dataset ${volume.dataset} cannot be read: ${failure.message}`,
+        `Check volumes.${volume.id}.dataset (zfs list) and that the pool is imported. ${failure.hint}`,
+      );
+    }
+  }
+  let info;
+  try {
+    info = await stat(volume.path);
+  } catch (error) {
+    return bad(
+      `${volume.id}: ${volume.path} does not exist (${(error as NodeJS.ErrnoException).code})`,
+      `Check volumes.${volume.id}.path; if the volume was lost, recover it from a snapshot (snapguard snapshot list ${volume.id}).`,
+    );
+  }
+  if (!info.isDirectory()) {
+    return bad(
+      `${volume.id}: ${volume.path} is not a folder`,
+      `Point volumes.${volume.id}.path at a folder.`,
+    );
+  }
+  if (volume.backend === 'btrfs') {
+    // The root of a btrfs subvolume always has inode number 256.
+    if (info.ino !== 256) {
+      return bad(
+        `${volume.id}: ${volume.path} is not the root of a btrfs subvolume (inode ${info.ino})`,
+        `Point volumes.${volume.id}.path at the subvolume itself (btrfs subvolume list <mount>), or create one with btrfs subvolume create.`,
+      );
+    }
+    try {
+      await deps.exec('btrfs', ['subvolume', 'show', volume.path], { timeoutMs: 15_000 });
+    } catch (error) {
+      const failure = toSnapguardError(error);
+      return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hint);
+    }
+  }
+  const snapshots = await checkWritable(`${id}:snapshotDir`, 'snapshotDir', volume.snapshotDir, 'critical');
+  if (snapshots.status !== 'ok') {
+    return { ...snapshots, id, message: `${volume.id}: ${snapshots.message}` };
+  }
+  return {
+    id,
+    status: 'ok',
+    message: `${volume.id}: ${volume.backend} ${volume.backend === 'btrfs' ? 'subvolume' : 'folder'} ${volume.path}`,
+  };
+}
+
+/** Everything doctor checks about the host and the configuration (the recoveries are checked apart). */
+export async function runEnvironmentChecks(deps: Deps): Promise<DoctorCheck[]> {
+  const { config } = deps;
+  const checks: DoctorCheck[] = [
+    {
+      id: 'config',
+      status: 'ok',
+      message: `configuration ${config.sourceFile ?? '(in memory)'} is valid: ${Object.keys(config.volumes).length} volume(s)`,
+    },
+  ];
+  if (Object.keys(config.volumes).length === 0) {
+    checks[0] = {
+      id: 'config',
+      status: 'warning',
+      message: `configuration ${config.sourceFile ?? '(in memory)'} is valid but has no volumes`,
+      fix: 'Add volumes to the configuration (docs/configuration.md).',
+    };
+  }
+  checks.push(...(await Promise.all(toolsFor(config).map((tool) => checkTool(deps.exec, tool)))));
+  checks.push(await checkPermissions(config));
+  checks.push(await checkWritable('dir:stateDir', 'stateDir', config.stateDir, 'critical'));
+  checks.push(await checkWritable('dir:contextDir', 'contextDir', config.contextDir, 'critical'));
+  if (config.metrics.textfile) {
+    checks.push(
+      await checkWritable('dir:metrics', 'metrics folder', dirname(config.metrics.textfile), 'warning', true),
+    );
+  }
+  for (const volume of Object.values(config.volumes)) checks.push(await checkVolume(deps, volume));
+  return checks;
+}
+
+export function worstStatus(checks: DoctorCheck[]): CheckStatus {
+  if (checks.some((c) => c.status === 'critical')) return 'critical';
+  if (checks.some((c) => c.status === 'warning')) return 'warning';
+  return 'ok';
+}

@@ -1,0 +1,92 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { GetPromptResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { Deps } from '../core/deps.js';
+
+export const PROMPT_NAMES = ['safe-deploy', 'disaster-recovery'] as const;
+
+function volumeList(deps: Deps, requested: string | undefined): string {
+  if (requested?.trim()) return requested.trim();
+  const ids = Object.keys(deps.config.volumes);
+  return ids.length > 0 ? ids.join(', ') : '(no volumes configured: read snapguard://config)';
+}
+
+function userMessage(text: string): GetPromptResult {
+  return { messages: [{ role: 'user', content: { type: 'text', text } }] };
+}
+
+/** The runbook for a deployment or config change with a snapshot before it and a rollback path after it. */
+export function safeDeployText(deps: Deps, args: { service: string; volumes?: string | undefined }): string {
+  const volumes = volumeList(deps, args.volumes);
+  const operation = `deploy-${args.service
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')}`;
+  return [
+    `Deploy "${args.service}" safely with snapguard. Volumes involved: ${volumes}.`,
+    '',
+    '1. Pre-flight: call health_check (for each volume). If overall is CRITICAL, stop and tell me the findings and their remedies; do not deploy.',
+    `2. Snapshot: call create_snapshot with volumes [${volumes}], type "pre-deploy" and operation "${operation}". Keep the operationId. If a volume is reported in skipped because a recent snapshot exists, that snapshot is the rollback point; say so.`,
+    `3. Deploy: make the change for ${args.service}.`,
+    '4. Validate: check that the service is up and answers (its unit is active, its health endpoint responds, its logs show no errors).',
+    '5a. If validation passes: call complete_operation with the operationId and outcome "success".',
+    '5b. If validation fails: call complete_operation with outcome "failed", then call recover with the volume and the pre-deploy snapshot name from step 2 (mode "rollback"). The first recover call returns a plan and asks for confirmation: show me the plan and act only when I confirm (pass the confirmationToken back on the second call).',
+    '6. Report what was done: the snapshot names, the outcome and, after a rollback, the safety snapshot that holds the state before the rollback.',
+    '',
+    'Never delete snapshots while doing this; snapguard keeps the history in snapguard://history.',
+  ].join('\n');
+}
+
+/** The runbook for bringing a broken service back from a snapshot, with the confirmation gate. */
+export function disasterRecoveryText(
+  deps: Deps,
+  args: { volume?: string | undefined; problem?: string | undefined },
+): string {
+  const volume = volumeList(deps, args.volume);
+  return [
+    `Recover from a failure with snapguard. Volume(s): ${volume}.${args.problem?.trim() ? ` Problem reported: ${args.problem.trim()}` : ''}`,
+    '',
+    '1. Assess: call health_check for the volume and read snapguard://history for recent deployments and their outcomes; find when the problem started.',
+    '2. Choose a snapshot: call list_snapshots for the volume (newest first). Prefer the newest snapshot taken before the problem started, e.g. the pre-deploy snapshot of the change that broke it. Tell me which one and how old it is.',
+    '3. Decide the scope: if only some files are damaged, use recover with mode "files" and the relative paths; otherwise mode "rollback" restores the whole volume.',
+    '4. Preview: call recover with dryRun: true (or without a confirmationToken) to get the plan: which services are stopped, what is moved aside as the pre-recover safety snapshot, and what is restored.',
+    '5. Confirm: show me the plan and wait for my explicit yes. Then call recover again with the same arguments and the confirmationToken. If the token was refused because the state changed, preview again.',
+    '6. Validate: check the result (status recovered, validation) and that the service works again. If the result is worse, the safety snapshot named in the result holds the state from before the recovery and can be restored the same way.',
+    '7. Afterwards: call run_restore_test for the volume to prove the remaining snapshots restore, and report the recoveryId, the duration and the safety snapshot.',
+    '',
+    'Never skip the confirmation and never delete snapshots during a recovery.',
+  ].join('\n');
+}
+
+export function registerPrompts(server: McpServer, deps: Deps): string[] {
+  server.registerPrompt(
+    'safe-deploy',
+    {
+      title: 'Deploy with a snapshot and a rollback path',
+      description:
+        'Walks through a deployment or config change: health check, pre-deploy snapshot, change, validation, then complete_operation or a confirmed rollback.',
+      argsSchema: {
+        service: z.string().describe('the service or change being deployed, e.g. immich'),
+        volumes: z
+          .string()
+          .optional()
+          .describe('comma-separated volume ids the change touches (default: all configured volumes)'),
+      },
+    },
+    (args) => userMessage(safeDeployText(deps, args)),
+  );
+  server.registerPrompt(
+    'disaster-recovery',
+    {
+      title: 'Recover a broken service from a snapshot',
+      description:
+        'Walks through a recovery: assess with health_check and the history, choose a snapshot with list_snapshots, preview and confirm recover, validate, then run_restore_test.',
+      argsSchema: {
+        volume: z.string().optional().describe('the volume id to recover (default: ask which one)'),
+        problem: z.string().optional().describe('what is broken, in a sentence'),
+      },
+    },
+    (args) => userMessage(disasterRecoveryText(deps, args)),
+  );
+  return [...PROMPT_NAMES];
+}

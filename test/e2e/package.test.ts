@@ -1,0 +1,108 @@
+import { execFile } from 'node:child_process';
+import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+};
+
+// npm pack of the built tree, then a global install into a private prefix. --offline: the
+// dependencies come from npm's cache (filled by npm ci), so the test needs no network.
+describe('npm pack and a global install', () => {
+  let dir: string;
+  let tarball: string;
+  let prefix: string;
+  let files: string[];
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sg-package-'));
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], {
+      cwd: root,
+      timeout: 120_000,
+    });
+    const [packed] = JSON.parse(stdout) as [{ filename: string; files: { path: string }[] }];
+    tarball = join(dir, packed.filename);
+    files = packed.files.map((f) => f.path);
+    prefix = join(dir, 'prefix');
+    try {
+      await run(
+        'npm',
+        ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball],
+        {
+          cwd: dir,
+          timeout: 180_000,
+        },
+      );
+    } catch (error) {
+      const stderr = String((error as { stderr?: string }).stderr ?? '');
+      throw new Error(
+        stderr.includes('ENOTCACHED')
+          ? `a dependency is not in npm's cache; run npm ci first (the install is offline): ${stderr}`
+          : stderr,
+      );
+    }
+  }, 300_000);
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('packs the built CLI, the skills, the docs and the history schema, and no tests or sources', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'dist/cli/index.js',
+        'skills/backup-integration/SKILL.md',
+        'skills/homelab-deployment/scripts/deploy-with-snapshot.sh',
+        'docs/configuration.md',
+        'context/backup-history.schema.json',
+        'README.md',
+        'package.json',
+      ]),
+    );
+    expect(
+      files.filter(
+        (f) => f.startsWith('test/') || f.startsWith('src/') || (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+      ),
+    ).toEqual([]);
+  });
+
+  it('installs a snapguard bin that runs: --version, and a snapshot on a plain folder', async () => {
+    const bin = join(prefix, 'bin', 'snapguard');
+    await access(bin, constants.X_OK);
+    expect((await run(bin, ['--version'])).stdout.trim()).toBe(pkg.version);
+    const data = join(dir, 'data', 'app');
+    await mkdir(data, { recursive: true });
+    await writeFile(join(data, 'settings.json'), '{"a":1}');
+    const config = join(dir, 'snapguard.yaml');
+    await writeFile(
+      config,
+      stringify({
+        contextDir: 'context',
+        stateDir: 'state',
+        volumes: { app: { backend: 'dir', path: 'data/app' } },
+      }),
+    );
+    const { stdout } = await run(
+      bin,
+      ['snapshot', 'create', 'app', '--type', 'manual', '--json', '--config', config],
+      {
+        cwd: dir,
+      },
+    );
+    const created = JSON.parse(stdout).created[0];
+    expect(await readFile(join(created.path, 'settings.json'), 'utf8')).toBe('{"a":1}');
+    expect(await readdir(join(dir, 'context'))).toContain('backup-history.json');
+  });
+
+  it('installs the skill scripts executable', async () => {
+    const scripts = join(prefix, 'lib', 'node_modules', pkg.name, 'skills', 'homelab-deployment', 'scripts');
+    for (const script of await readdir(scripts)) await access(join(scripts, script), constants.X_OK);
+  });
+});
