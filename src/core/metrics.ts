@@ -1,6 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic as writeAtomic } from './atomic-file.js';
 import type { Deps } from './deps.js';
 import { healthCheck } from './health/index.js';
 import type { HealthCheckResult } from './health/schemas.js';
@@ -172,24 +170,9 @@ export function buildMetrics(health: HealthCheckResult, history: History, now: D
   ];
 }
 
-/** Writes a file atomically: a temp file in the same folder, fsync, rename over the target. */
+/** Writes a file atomically (see atomic-file.ts), creating its folder. */
 export async function writeFileAtomic(file: string, text: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  // node-exporter reads only *.prom files, so the temp name must not end in .prom.
-  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeAtomic(file, text, { mkdir: true });
 }
 
 /** Refreshes the textfile (metrics.textfile in the config) from a health check and the history. No-op when unset. */

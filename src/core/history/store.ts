@@ -1,10 +1,10 @@
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { SnapguardError } from '../errors.js';
 import { withLock } from '../lock.js';
+import { syncDirectory, writeFileAtomic } from '../atomic-file.js';
 import { formatTimestamp } from '../naming.js';
 import {
   emptyHistory,
@@ -35,32 +35,6 @@ export interface HistoryStoreOptions {
   liveEntries?: number;
   logger?: Logger | undefined;
   clock?: () => Date;
-}
-
-async function writeFileDurably(file: string, text: string): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 function writeFailure(file: string, error: unknown): SnapguardError {
@@ -167,8 +141,7 @@ export class HistoryStore {
     }
     const result = await mutate(history);
     await this.archiveOverflow(history);
-    await writeFileDurably(this.file, `${JSON.stringify(history, null, 2)}\n`);
-    await syncDir(this.contextDir);
+    await writeFileAtomic(this.file, `${JSON.stringify(history, null, 2)}\n`, { syncDir: true });
     return { result, movedAside };
   }
 
@@ -208,9 +181,9 @@ export class HistoryStore {
         const seen = new Set(target.map((entry) => entry.id));
         for (const entry of add as { id?: string }[]) if (!seen.has(entry.id)) target.push(entry);
       }
-      await writeFileDurably(file, `${JSON.stringify(archive)}\n`);
+      await writeFileAtomic(file, `${JSON.stringify(archive)}\n`);
     }
-    await syncDir(dir);
+    await syncDirectory(dir);
     this.logger?.info(
       { archiveDir: dir, years: [...byYear.keys()] },
       'moved old history entries to the yearly archive',

@@ -1,6 +1,5 @@
-import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { OrchestrateResult } from './schema.js';
 
 /**
@@ -65,18 +64,5 @@ export function renderOrchestrationMetrics(
 
 /** Atomic replace: the collector never reads a half-written file. */
 export async function writeMetricsFile(file: string, text: string): Promise<void> {
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(text);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(file, text);
 }

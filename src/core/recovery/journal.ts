@@ -1,6 +1,6 @@
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../atomic-file.js';
 
 /**
  * The recovery journal (guardrail 6). Before every step a recovery writes which step it is about to
@@ -70,15 +70,6 @@ export function journalFile(stateDir: string, recoveryId: string): string {
   return join(journalDir(stateDir), `${recoveryId}.json`);
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
  * Writes the journal atomically (temp file, rename). The first write of a recovery is fsynced,
  * folder included, so the journal is on disk before anything changes. Later writes only replace it
@@ -93,17 +84,11 @@ export async function writeJournal(
 ): Promise<void> {
   const dir = journalDir(stateDir);
   if (options.first) await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = journalFile(stateDir, journal.recoveryId);
-  const temp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(`${JSON.stringify(journal, null, 2)}\n`);
-    if (options.first) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
-  if (options.first) await syncDir(dir);
+  await writeFileAtomic(journalFile(stateDir, journal.recoveryId), `${JSON.stringify(journal, null, 2)}\n`, {
+    mode: 0o600,
+    fsync: Boolean(options.first),
+    syncDir: Boolean(options.first),
+  });
 }
 
 export async function removeJournal(stateDir: string, recoveryId: string): Promise<void> {

@@ -1,6 +1,6 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../atomic-file.js';
 import { z } from 'zod';
 import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -77,27 +77,9 @@ export async function readPins(deps: Deps): Promise<Pin[]> {
 }
 
 async function writePins(deps: Deps, pins: Pin[]): Promise<void> {
-  const file = pinsFile(deps);
-  const temp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const handle = await open(temp, 'wx', 0o644);
-    try {
-      await handle.writeFile(`${JSON.stringify({ version: 1, pins }, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, file);
-    const dir = await open(deps.config.stateDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch (error) {
-    await unlink(temp).catch(() => undefined);
-    throw error;
-  }
+  await writeFileAtomic(pinsFile(deps), `${JSON.stringify({ version: 1, pins }, null, 2)}\n`, {
+    syncDir: true,
+  });
 }
 
 /** Pins or unpins an owned snapshot; durable in stateDir/pins.json, plus a native hold where the backend has one. */
