@@ -36,7 +36,7 @@ async function time(fn) {
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-core-'));
 const pool = await createLoopBtrfs(exec, dir, 4 * 1024 ** 3);
-const lines = ['## Core (issue 2)', ''];
+const lines = ['## Core: snapshots, listing, history', ''];
 let server;
 try {
   const data = join(pool.mountPoint, 'data');

@@ -1,4 +1,4 @@
-// MCP over Streamable HTTP (issue 8): the cost of the stateless per-request server and transport.
+// MCP over Streamable HTTP: the cost of the stateless per-request server and transport.
 // Median and p95 of list_snapshots over HTTP (a new server per request) vs the same call over a
 // warm stdio server, and of a bare initialize over HTTP. A dir volume: no root needed.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
@@ -23,7 +23,7 @@ const p95 = (xs) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * 0.
 const ms = (x) => `${x.toFixed(2)} ms`;
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-http-'));
-const lines = ['## MCP over Streamable HTTP (issue 8)', ''];
+const lines = ['## MCP over Streamable HTTP', ''];
 try {
   await mkdir(join(dir, 'data', 'app'), { recursive: true });
   const input = {
