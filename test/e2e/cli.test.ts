@@ -158,6 +158,8 @@ describe('the CLI', () => {
     expect(units.code).toBe(0);
     expect(units.stdout).toContain(`would write ${join(unitsDir, 'snapguard-health.timer')}`);
     await expect(readdir(unitsDir)).rejects.toMatchObject({ code: 'ENOENT' });
+    const install = await snapguard(['units', '--install', '--dry-run']);
+    expect(install.stdout).toContain('would write /etc/systemd/system/snapguard-restore-test.timer');
     const unitsJson = JSON.parse((await snapguard(['units', '--json'])).stdout) as {
       name: string;
       text: string;

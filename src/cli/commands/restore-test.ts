@@ -26,6 +26,7 @@ interface UnitsOptions extends CommonOptions {
   write?: string;
   command?: string[];
   dryRun?: boolean;
+  install?: boolean;
 }
 
 export function restoreTestCommand(): Command {
@@ -143,10 +144,12 @@ export function unitsCommand(): Command {
     .option('-c, --config <file>', 'configuration file the units pass to snapguard')
     .option('--write <dir>', 'write the unit files to this folder (e.g. /etc/systemd/system)')
     .option('--command <argv...>', 'how systemd starts snapguard (default: this node and this CLI)')
+    .option('--install', 'write the units to /etc/systemd/system (same as --write /etc/systemd/system)')
     .option('--json', 'print the units as JSON ({name, text}[])')
     .option('-n, --dry-run', 'with --write: list the files it would write, write nothing')
     .action(
       action(async (options: UnitsOptions) => {
+        if (options.install) options.write ??= '/etc/systemd/system';
         const units = renderUnits({
           command: options.command?.length
             ? options.command
