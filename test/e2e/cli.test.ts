@@ -2,24 +2,11 @@ import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
-
-function snapguard(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      { cwd, env: { ...process.env, SNAPGUARD_CONFIG: '' }, timeout: 120_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const snapguard = (args: string[], cwd?: string) => runBuiltCli(args, { cwd, env: { SNAPGUARD_CONFIG: '' } });
 
 describe('the CLI', () => {
   let dir: string;

@@ -6,21 +6,12 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
 const cli = resolve(import.meta.dirname, '../../dist/cli/index.js');
 const run = requireComponents(['script'], false) && existsSync(cli);
 
-function snapguard(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      { env: { ...process.env, NO_COLOR: '1' } },
-      (error, stdout, stderr) =>
-        done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const snapguard = (args: string[]) => runBuiltCli(args, { env: { NO_COLOR: '1' } });
 
 describe.skipIf(!run)('snapguard orchestrate (built CLI)', () => {
   let dir: string;

@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
@@ -9,20 +7,11 @@ import { forecastDays, healthCheck } from '../../src/core/health/index.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs', 'getfattr', 'setfattr']);
-const cli = resolve('dist/cli/index.js');
-const execFileAsync = promisify(execFile);
 
-async function snapguard(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [cli, ...args]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const snapguard = (args: string[]) => runBuiltCli(args);
 
 const DAY = 86_400_000;
 

@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { buildConfig, type ConfigInput } from '../../src/core/config.js';
@@ -12,27 +10,14 @@ import { planPrune } from '../../src/core/retention/prune.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
 const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
 /** Runs the CLI and reports how it ended (the fault switch kills it with SIGKILL). */
-function snapguard(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ signal: string | null; code: number | null }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [cli, ...args],
-      { env: { ...process.env, ...env }, timeout: 60_000 },
-      (error) => {
-        const e = error as (Error & { code?: number; signal?: string }) | null;
-        resolve({ signal: e?.signal ?? null, code: e ? (typeof e.code === 'number' ? e.code : null) : 0 });
-      },
-    );
-  });
-}
+/** The fault switch kills the CLI with SIGKILL: signal says so. */
+const snapguard = (args: string[], env: Record<string, string>) =>
+  runBuiltCli(args, { env, timeoutMs: 60_000 });
 
 describe.runIf(enabled)('an interrupted recovery is seen by health_check and protected from prune', () => {
   let box: BtrfsSandbox;

@@ -1,23 +1,15 @@
-import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { HistoryStore } from '../../src/core/history/store.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs']);
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
-function runCli(args: string[]) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
+const runCli = (args: string[]) => runBuiltCli(args, { timeoutMs: 60_000 });
 
 describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
   let box: BtrfsSandbox;

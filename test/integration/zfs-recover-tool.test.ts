@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { createZfsBackend } from '../../src/backends/zfs.js';
@@ -14,30 +12,12 @@ import { createSnapshots } from '../../src/core/snapshots.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
 import { createZfsSandbox, exec, type ZfsSandbox } from '../helpers/zfs.js';
+import { runBuiltCli } from '../helpers/cli.js';
 
 const run = requireComponents(['zfs-fuse', 'zfs', 'zpool', 'getfattr']);
-const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 
-function runCli(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      execFile(
-        process.execPath,
-        [cli, ...args],
-        { env: { ...process.env, ...env }, timeout: 60_000 },
-        (error, stdout, stderr) => {
-          const e = error as (Error & { code?: number; signal?: string }) | null;
-          resolve({
-            code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
-            signal: e?.signal ?? null,
-            stdout,
-            stderr,
-          });
-        },
-      );
-    },
-  );
-}
+const runCli = (args: string[], env: Record<string, string> = {}) =>
+  runBuiltCli(args, { env, timeoutMs: 60_000 });
 
 async function snapshotGuids(dataset: string): Promise<Record<string, string>> {
   const result = await exec('zfs', ['get', '-H', '-p', '-d', '1', '-o', 'name,value', 'guid', dataset]);
