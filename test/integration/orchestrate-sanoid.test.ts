@@ -1,62 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
-import { acquireLock } from '../../src/core/lock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { orchestrate } from '../../src/core/orchestrate/index.js';
 import { createExec } from '../../src/system/exec.js';
 import { requireComponents } from '../helpers/env.js';
+import { ensureZfsDaemon, retryBusy } from '../helpers/zfs.js';
 
 const run = requireComponents(['zfs-fuse', 'zpool', 'zfs', 'sanoid']);
 const exec = createExec({ defaultTimeoutMs: 60_000 });
-
-// One zfs-fuse per host, shared with every other suite: the same lock and pid file they use.
-const daemonLock = join(tmpdir(), 'snapguard-zfs-fuse.lock');
-const daemonPidFile = join(tmpdir(), 'snapguard-zfs-fuse', 'zfs-fuse.pid');
-
-const zfsAnswers = () =>
-  exec('zpool', ['list', '-H', '-o', 'name'], { timeoutMs: 15_000 }).then(
-    () => true,
-    () => false,
-  );
-
-async function ensureDaemon(): Promise<void> {
-  if (await zfsAnswers()) return;
-  const lock = await acquireLock(daemonLock, {
-    purpose: 'start zfs-fuse',
-    waitMs: 60_000,
-    what: 'zfs-fuse start',
-  });
-  try {
-    if (await zfsAnswers()) return;
-    await mkdir(join(tmpdir(), 'snapguard-zfs-fuse'), { recursive: true });
-    if (existsSync(daemonPidFile)) {
-      const pid = Number((await readFile(daemonPidFile, 'utf8')).trim());
-      let alive = false;
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch {
-        // stale pid file
-      }
-      if (alive) {
-        for (let i = 0; i < 50 && !(await zfsAnswers()); i++) await new Promise((r) => setTimeout(r, 200));
-        if (await zfsAnswers()) return;
-        throw new Error(`zfs-fuse pid ${pid} runs but does not answer`);
-      }
-      await rm(daemonPidFile, { force: true });
-    }
-    await exec('zfs-fuse', ['--pidfile', daemonPidFile, '--no-kstat-mount']);
-    for (let i = 0; i < 100 && !(await zfsAnswers()); i++) await new Promise((r) => setTimeout(r, 100));
-  } finally {
-    await lock.release();
-  }
-}
 
 describe.skipIf(!run)('orchestrate: zfs-fuse + sanoid smoke', () => {
   let dir: string;
@@ -64,7 +20,7 @@ describe.skipIf(!run)('orchestrate: zfs-fuse + sanoid smoke', () => {
   let created = false;
 
   beforeAll(async () => {
-    await ensureDaemon();
+    await ensureZfsDaemon();
     dir = await mkdtemp(join(tmpdir(), 'snapguard-test-orch-sanoid-'));
     pool = `sgorch${randomBytes(3).toString('hex')}`;
     await exec('truncate', ['-s', '100M', join(dir, 'pool.img')]);
@@ -76,15 +32,7 @@ describe.skipIf(!run)('orchestrate: zfs-fuse + sanoid smoke', () => {
   afterAll(async () => {
     if (created) {
       // zfs-fuse reports fresh mounts busy for a while: retry the destroy.
-      for (let i = 0; i < 120; i++) {
-        try {
-          await exec('zpool', ['destroy', '-f', pool]);
-          break;
-        } catch (error) {
-          if (!/busy/i.test((error as Error).message)) throw error;
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      }
+      await retryBusy(() => exec('zpool', ['destroy', '-f', pool]));
     }
     if (dir) await rm(dir, { recursive: true, force: true });
   });
