@@ -14,25 +14,13 @@ import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
 import { HistoryStore } from '../dist/core/history/store.js';
 import { formatSnapshotName } from '../dist/core/naming.js';
+import { median, percentile as pct, timed as time } from './stats.mjs';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const exec = createExec();
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-};
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
-};
 const ms = (x) => `${x.toFixed(1)} ms`;
-async function time(fn) {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-core-'));
 const pool = await createLoopBtrfs(exec, dir, 4 * 1024 ** 3);

@@ -13,13 +13,11 @@ import { buildConfig } from '../dist/core/config.js';
 import { createDeps } from '../dist/core/deps.js';
 import { silentLogger } from '../dist/core/logger.js';
 import { startHttpServer } from '../dist/mcp/transports/http.js';
+import { median, percentile } from './stats.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const TOKEN = 'bench-token-0123456789abcdef';
 const ROUNDS = 200;
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-const median = (xs) => sorted(xs)[Math.floor(xs.length / 2)];
-const p95 = (xs) => sorted(xs)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))];
 const ms = (x) => `${x.toFixed(2)} ms`;
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-http-'));
@@ -82,9 +80,9 @@ try {
     '',
     '| call | median | p95 |',
     '| --- | --- | --- |',
-    `| list_snapshots over HTTP (stateless) | ${ms(median(overHttp))} | ${ms(p95(overHttp))} |`,
-    `| list_snapshots over stdio (warm server) | ${ms(median(overStdio))} | ${ms(p95(overStdio))} |`,
-    `| connect (initialize + initialized) over HTTP | ${ms(median(initialize))} | ${ms(p95(initialize))} |`,
+    `| list_snapshots over HTTP (stateless) | ${ms(median(overHttp))} | ${ms(percentile(overHttp, 95))} |`,
+    `| list_snapshots over stdio (warm server) | ${ms(median(overStdio))} | ${ms(percentile(overStdio, 95))} |`,
+    `| connect (initialize + initialized) over HTTP | ${ms(median(initialize))} | ${ms(percentile(initialize, 95))} |`,
     '',
   );
 } finally {

@@ -24,12 +24,12 @@ import { createDeps } from '../dist/core/deps.js';
 import { silentLogger } from '../dist/core/logger.js';
 import { orchestrate } from '../dist/core/orchestrate/index.js';
 import { createExec } from '../dist/system/exec.js';
+import { median } from './stats.mjs';
 
 const JOBS = 20;
 const JOB_SECONDS = 2;
 const RUNS = 3;
 const exec = createExec({ defaultTimeoutMs: 60_000 });
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const work = mkdtempSync(join(tmpdir(), 'snapguard-bench-orch-'));
 
 function depsFor(jobs, extra = {}) {

@@ -11,11 +11,11 @@ import { planRecovery, recover } from '../dist/core/recovery/recover.js';
 import { createSnapshots } from '../dist/core/snapshots.js';
 import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
+import { median } from './stats.mjs';
 
 const FILES = 100_000;
 const RUNS = 7;
 const exec = createExec();
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const ms = (x) => `${x.toFixed(1)} ms`;
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-recovery-'));

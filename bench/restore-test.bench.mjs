@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { median } from './stats.mjs';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const { buildConfig } = await import(join(dist, 'core/config.js'));
@@ -21,7 +22,6 @@ const FILES = Number(process.env.BENCH_FILES ?? 200_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const sh = (script, ...args) =>
   execFileSync('sh', ['-c', script, 'sh', ...args], { encoding: 'utf8', maxBuffer: 1 << 28 });
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const time = (fn) => {
   const t = performance.now();
   const r = fn();

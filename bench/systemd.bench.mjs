@@ -20,19 +20,10 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createExec } from '../dist/system/exec.js';
 import { createSystemdDriver } from '../dist/system/systemd.js';
+import { median, timed } from './stats.mjs';
 
 const lower = join(tmpdir(), 'snapguard-nspawn-cache', 'bookworm-minbase');
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-};
 const ms = (value) => `${value.toFixed(1)} ms`;
-
-async function timed(fn) {
-  const started = performance.now();
-  await fn();
-  return performance.now() - started;
-}
 
 function removeCgroup(path) {
   if (!existsSync(path)) return;
