@@ -1,21 +1,47 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
-import { completeCommand } from './commands/complete.js';
-import { demoCommand } from './commands/demo.js';
-import { doctorCommand } from './commands/doctor.js';
-import { historyCommand } from './commands/history.js';
-import { mcpCommand } from './commands/mcp.js';
-import { reportCommand } from './commands/report.js';
-import { recoverCommand } from './commands/recover.js';
-import { orchestrateCommand } from './commands/orchestrate.js';
-import { restoreTestCommands } from './commands/restore-test.js';
-import { planCommand } from './commands/plan.js';
-import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
-import { snapshotCommand } from './commands/snapshot.js';
-import { wrapCommand } from './commands/wrap.js';
 
-export function buildProgram(): Command {
+type CommandLoader = () => Promise<Command[]>;
+
+// Each verb's module (and the core it pulls in) is loaded only when that verb runs: a CLI call
+// pays for what it does, and only `mcp` loads the MCP SDK and the HTTP stack. Help loads them all.
+// The order is the order of `snapguard --help`.
+const commandLoaders: [names: string[], load: CommandLoader][] = [
+  [['snapshot'], async () => [(await import('./commands/snapshot.js')).snapshotCommand()]],
+  [['complete'], async () => [(await import('./commands/complete.js')).completeCommand()]],
+  [['history'], async () => [(await import('./commands/history.js')).historyCommand()]],
+  [['mcp'], async () => [(await import('./commands/mcp.js')).mcpCommand()]],
+  [['demo'], async () => [(await import('./commands/demo.js')).demoCommand()]],
+  [['recover'], async () => [(await import('./commands/recover.js')).recoverCommand()]],
+  [['wrap'], async () => [(await import('./commands/wrap.js')).wrapCommand()]],
+  [['doctor'], async () => [(await import('./commands/doctor.js')).doctorCommand()]],
+  [['orchestrate'], async () => [(await import('./commands/orchestrate.js')).orchestrateCommand()]],
+  [
+    ['restore-test', 'health', 'units'],
+    async () => (await import('./commands/restore-test.js')).restoreTestCommands(),
+  ],
+  [
+    ['prune', 'pin', 'unpin'],
+    async () => {
+      const prune = await import('./commands/prune.js');
+      return [prune.pruneCommand(), prune.pinCommand(), prune.unpinCommand()];
+    },
+  ],
+  [['plan'], async () => [(await import('./commands/plan.js')).planCommand()]],
+  [['report'], async () => [(await import('./commands/report.js')).reportCommand()]],
+];
+
+/** The command modules one invocation needs: the verb's own, none for --version, all otherwise (help, typos). */
+function loadersFor(argv: readonly string[]): CommandLoader[] {
+  const first = argv[0];
+  if (argv.length === 1 && (first === '--version' || first === '-V')) return [];
+  const match = commandLoaders.find(([names]) => first !== undefined && names.includes(first));
+  return match ? [match[1]] : commandLoaders.map(([, load]) => load);
+}
+
+/** The program with the commands that `argv` (the arguments after the script) needs; all when omitted. */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('snapguard')
     .description(
       'Snapshots before every risky change, recovery behind a confirmation gate, proof that backups restore.',
@@ -23,24 +49,9 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const command of [
-    snapshotCommand(),
-    completeCommand(),
-    historyCommand(),
-    mcpCommand(),
-    demoCommand(),
-    recoverCommand(),
-    wrapCommand(),
-    doctorCommand(),
-    orchestrateCommand(),
-    ...restoreTestCommands(),
-    pruneCommand(),
-    pinCommand(),
-    unpinCommand(),
-    planCommand(),
-    reportCommand(),
-  ]) {
-    program.addCommand(command);
+  const loaders = argv ? loadersFor(argv) : commandLoaders.map(([, load]) => load);
+  for (const commands of await Promise.all(loaders.map((load) => load()))) {
+    for (const command of commands) program.addCommand(command);
   }
   // Usage errors of subcommands exit with 3 as well.
   const override = (command: Command) => {
@@ -52,7 +63,7 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(process.argv.slice(2));
   try {
     await program.parseAsync(process.argv);
   } catch (error) {

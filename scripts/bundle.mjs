@@ -1,0 +1,28 @@
+// Bundles the CLI (from its sources, after tsc) into dist/cli/index.js with one chunk per lazily loaded verb:
+// Node then reads a handful of files at start-up instead of several hundred modules.
+// tsc's per-module output stays in dist/ for the library entry points and the tests.
+import { rm } from 'node:fs/promises';
+import { rolldown } from 'rolldown';
+
+const root = new URL('..', import.meta.url);
+const chunks = new URL('dist/cli/chunks/', root);
+await rm(chunks, { recursive: true, force: true });
+
+const bundle = await rolldown({
+  input: new URL('src/cli/index.ts', root).pathname,
+  platform: 'node',
+  // Node's own modules stay imports; everything else (our code, commander, zod, execa, pino, yaml,
+  // the MCP SDK) goes into the bundle.
+  external: [/^node:/],
+  logLevel: 'warn',
+});
+await bundle.write({
+  dir: new URL('dist/cli', root).pathname,
+  format: 'esm',
+  entryFileNames: 'index.js',
+  chunkFileNames: 'chunks/[name]-[hash].js',
+  sourcemap: false,
+});
+await bundle.close();
+// tsc's source map described the unbundled entry.
+await rm(new URL('dist/cli/index.js.map', root), { force: true });
