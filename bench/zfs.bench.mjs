@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createZfsBackend } from '../dist/backends/zfs.js';
+import { isOwnedSnapshotName } from '../dist/core/naming.js';
 import { revertZfsDataset } from '../dist/backends/zfs-recover.js';
 import { buildConfig } from '../dist/core/config.js';
 import { createExec } from '../dist/system/exec.js';
@@ -66,7 +67,7 @@ try {
     run('zfs', ['snapshot', `${dataset}@data-manual-${stamp}`]);
   }
   const volume = buildConfig({ volumes: { data: { backend: 'zfs', dataset, path } } }, dir).volumes.data;
-  const backend = createZfsBackend(exec);
+  const backend = createZfsBackend(exec, isOwnedSnapshotName);
   await backend.list(volume); // capability probes, once
 
   const listMs = await median(() => backend.list(volume));

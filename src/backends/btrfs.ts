@@ -1,10 +1,16 @@
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
-import type { VolumeConfig } from '../core/config.js';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { mountOf, readMounts } from '../system/mounts.js';
-import type { BackendCallOptions, ListOptions, PoolUsage, RawSnapshot, SnapshotBackend } from './types.js';
+import type {
+  BackendCallOptions,
+  BackendVolume,
+  ListOptions,
+  PoolUsage,
+  RawSnapshot,
+  SnapshotBackend,
+} from './types.js';
 import { statfsUsage } from './usage.js';
 
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
@@ -104,7 +110,11 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
   return {
     kind: 'btrfs',
 
-    async create(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot> {
+    async create(
+      volume: BackendVolume,
+      name: string,
+      options: BackendCallOptions = {},
+    ): Promise<RawSnapshot> {
       await mkdir(volume.snapshotDir, { recursive: true });
       const target = join(volume.snapshotDir, name);
       const startedAt = new Date();
@@ -112,7 +122,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return { name, path: target, createdAt: startedAt, readOnly: true };
     },
 
-    async list(volume: VolumeConfig, options: ListOptions = {}): Promise<RawSnapshot[]> {
+    async list(volume: BackendVolume, options: ListOptions = {}): Promise<RawSnapshot[]> {
       const dir = options.dir ?? volume.snapshotDir;
       const real = await realDir(dir);
       if (!real) return [];
@@ -159,7 +169,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return snapshots;
     },
 
-    async nameTaken(volume: VolumeConfig, name: string): Promise<boolean> {
+    async nameTaken(volume: BackendVolume, name: string): Promise<boolean> {
       return lstat(join(volume.snapshotDir, name)).then(
         () => true,
         (error: NodeJS.ErrnoException) => {
@@ -170,7 +180,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     },
 
     async show(
-      volume: VolumeConfig,
+      volume: BackendVolume,
       name: string,
       options: BackendCallOptions = {},
     ): Promise<RawSnapshot | undefined> {
@@ -186,12 +196,12 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       }
     },
 
-    async delete(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<void> {
+    async delete(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {
       await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
     },
 
     async deleteMany(
-      volume: VolumeConfig,
+      volume: BackendVolume,
       names: readonly string[],
       options: BackendCallOptions = {},
     ): Promise<{ name: string; error?: unknown }[]> {
@@ -222,7 +232,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return results;
     },
 
-    async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
+    async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
   };

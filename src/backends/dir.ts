@@ -1,8 +1,14 @@
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { VolumeConfig } from '../core/config.js';
 import type { Exec } from '../system/exec.js';
-import type { BackendCallOptions, ListOptions, PoolUsage, RawSnapshot, SnapshotBackend } from './types.js';
+import type {
+  BackendCallOptions,
+  BackendVolume,
+  ListOptions,
+  PoolUsage,
+  RawSnapshot,
+  SnapshotBackend,
+} from './types.js';
 import { statfsUsage } from './usage.js';
 
 /** Copies in progress carry this prefix, so a half-made copy never looks like a snapshot. */
@@ -17,7 +23,11 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
   return {
     kind: 'dir',
 
-    async create(volume: VolumeConfig, name: string, options: BackendCallOptions = {}): Promise<RawSnapshot> {
+    async create(
+      volume: BackendVolume,
+      name: string,
+      options: BackendCallOptions = {},
+    ): Promise<RawSnapshot> {
       await mkdir(volume.snapshotDir, { recursive: true });
       const target = join(volume.snapshotDir, name);
       const partial = join(volume.snapshotDir, `${PARTIAL_PREFIX}${name}`);
@@ -35,7 +45,7 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       return { name, path: target, createdAt: startedAt, readOnly: false };
     },
 
-    async list(volume: VolumeConfig, options: ListOptions = {}): Promise<RawSnapshot[]> {
+    async list(volume: BackendVolume, options: ListOptions = {}): Promise<RawSnapshot[]> {
       const dir = options.dir ?? volume.snapshotDir;
       let entries;
       try {
@@ -60,7 +70,7 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       return snapshots;
     },
 
-    async nameTaken(volume: VolumeConfig, name: string): Promise<boolean> {
+    async nameTaken(volume: BackendVolume, name: string): Promise<boolean> {
       return lstat(join(volume.snapshotDir, name)).then(
         () => true,
         (error: NodeJS.ErrnoException) => {
@@ -70,7 +80,7 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       );
     },
 
-    async show(volume: VolumeConfig, name: string): Promise<RawSnapshot | undefined> {
+    async show(volume: BackendVolume, name: string): Promise<RawSnapshot | undefined> {
       const path = join(volume.snapshotDir, name);
       try {
         const stats = await lstat(path);
@@ -88,11 +98,11 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
       }
     },
 
-    async delete(volume: VolumeConfig, name: string): Promise<void> {
+    async delete(volume: BackendVolume, name: string): Promise<void> {
       await rm(join(volume.snapshotDir, name), { recursive: true, force: false });
     },
 
-    async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
+    async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
   };

@@ -1,18 +1,18 @@
-import type { VolumeConfig } from '../core/config.js';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { createBtrfsBackend } from './btrfs.js';
 import { createDirBackend } from './dir.js';
 import { createZfsBackend } from './zfs.js';
-import type { SnapshotBackend } from './types.js';
+import type { BackendVolume, OwnedNameTest, SnapshotBackend } from './types.js';
 
-export type BackendResolver = (volume: VolumeConfig) => SnapshotBackend;
+export type BackendResolver = (volume: BackendVolume) => SnapshotBackend;
 
-export function createBackendResolver(exec: Exec): BackendResolver {
-  const backends: Partial<Record<VolumeConfig['backend'], SnapshotBackend>> = {
+/** `isOwned` is core's test of a snapshot name (backends do not read core's naming themselves). */
+export function createBackendResolver(exec: Exec, isOwned: OwnedNameTest): BackendResolver {
+  const backends: Partial<Record<BackendVolume['backend'], SnapshotBackend>> = {
     btrfs: createBtrfsBackend(exec),
     dir: createDirBackend(exec),
-    zfs: createZfsBackend(exec),
+    zfs: createZfsBackend(exec, isOwned),
   };
   return (volume) => {
     const backend = backends[volume.backend];
@@ -27,4 +27,11 @@ export function createBackendResolver(exec: Exec): BackendResolver {
   };
 }
 
-export type { SnapshotBackend, RawSnapshot, PoolUsage, SnapshotReader } from './types.js';
+export type {
+  BackendVolume,
+  OwnedNameTest,
+  SnapshotBackend,
+  RawSnapshot,
+  PoolUsage,
+  SnapshotReader,
+} from './types.js';

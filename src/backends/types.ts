@@ -1,4 +1,23 @@
-import type { VolumeConfig } from '../core/config.js';
+/**
+ * What a backend reads of a configured volume. Core's VolumeConfig has all of these fields, so a
+ * configured volume is passed as it is; backends never see the rest of the configuration.
+ */
+export interface BackendVolume {
+  id: string;
+  backend: 'btrfs' | 'zfs' | 'dir';
+  /** Mount path of the volume (for zfs the dataset's mountpoint). */
+  path: string;
+  /** Where its snapshots live (for zfs informational: <path>/.zfs/snapshot). */
+  snapshotDir: string;
+  /** zfs: the dataset, e.g. tank/containers. */
+  dataset?: string | undefined;
+}
+
+/**
+ * Whether `name` is a snapshot snapguard made for volume `volumeId` (core's naming rule, passed in so
+ * backends do not depend on core). Only such snapshots are ever changed by a backend.
+ */
+export type OwnedNameTest = (volumeId: string, name: string) => boolean;
 
 /** What a backend knows about one snapshot, owned or not. */
 export interface RawSnapshot {
@@ -51,27 +70,27 @@ export interface ListOptions extends BackendCallOptions {
 export interface SnapshotBackend {
   readonly kind: 'btrfs' | 'zfs' | 'dir';
   /** Creates a read-only snapshot named `name` in the volume's snapshotDir. */
-  create(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot>;
+  create(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<RawSnapshot>;
   /** Every snapshot directly in the folder, owned or foreign, in one pass (never a process per snapshot). */
-  list(volume: VolumeConfig, options?: ListOptions): Promise<RawSnapshot[]>;
+  list(volume: BackendVolume, options?: ListOptions): Promise<RawSnapshot[]>;
   /** Whether a snapshot of that name exists, without listing them all (optional: list is the fallback). */
-  nameTaken?(volume: VolumeConfig, name: string): Promise<boolean>;
-  show(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
-  delete(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<void>;
+  nameTaken?(volume: BackendVolume, name: string): Promise<boolean>;
+  show(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
+  delete(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<void>;
   /**
    * Optional batch delete (prune): deletes what it can and reports every name that could not be
    * deleted with its own error; one failure never stops the others.
    */
   deleteMany?(
-    volume: VolumeConfig,
+    volume: BackendVolume,
     names: readonly string[],
     options?: BackendCallOptions,
   ): Promise<{ name: string; error?: unknown }[]>;
-  poolUsage(volume: VolumeConfig, options?: BackendCallOptions): Promise<PoolUsage>;
+  poolUsage(volume: BackendVolume, options?: BackendCallOptions): Promise<PoolUsage>;
   /** Backends with native holds (zfs): a held snapshot cannot be destroyed. Idempotent. */
-  hold?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  hold?(volume: BackendVolume, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
   /** Releases a hold set by hold(); releasing a tag that is not there is not an error. */
-  release?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  release?(volume: BackendVolume, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
   /** Backends whose snapshots have no plain readable path everywhere (zfs): open one for reading. */
-  openSnapshot?(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
+  openSnapshot?(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }

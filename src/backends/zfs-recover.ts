@@ -1,10 +1,9 @@
 import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
-import type { VolumeConfig } from '../core/config.js';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { readMounts } from '../system/mounts.js';
-import type { BackendCallOptions, RawSnapshot } from './types.js';
+import type { BackendCallOptions, BackendVolume, RawSnapshot } from './types.js';
 import type { ZfsBackend } from './zfs.js';
 
 /**
@@ -53,7 +52,7 @@ function childMounts(mountpoint: string): string[] {
  */
 export async function requireZfsMount(
   backend: ZfsBackend,
-  volume: VolumeConfig,
+  volume: BackendVolume,
   options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
 ): Promise<string> {
   const mount = await backend.mountInfo(volume, options);
@@ -86,7 +85,7 @@ export async function requireZfsMount(
 /** The plan for `revertZfsDataset`, without changing anything. */
 export async function planZfsRevert(
   backend: ZfsBackend,
-  volume: VolumeConfig,
+  volume: BackendVolume,
   target: string,
   safetyName: string,
   options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
@@ -156,7 +155,7 @@ async function clearDirectory(exec: Exec, dir: string, options: BackendCallOptio
 export async function replaceTreeFromSnapshot(
   backend: ZfsBackend,
   exec: Exec,
-  volume: VolumeConfig,
+  volume: BackendVolume,
   name: string,
   options: BackendCallOptions = {},
 ): Promise<'snapdir' | 'clone' | 'path'> {
@@ -183,7 +182,7 @@ export async function replaceTreeFromSnapshot(
 export async function revertZfsDataset(
   backend: ZfsBackend,
   exec: Exec,
-  volume: VolumeConfig,
+  volume: BackendVolume,
   target: string,
   safetyName: string,
   options: BackendCallOptions = {},
@@ -246,7 +245,7 @@ async function insideRoot(root: string, path: string): Promise<boolean> {
 export async function restoreZfsPaths(
   backend: ZfsBackend,
   exec: Exec,
-  volume: VolumeConfig,
+  volume: BackendVolume,
   target: string,
   paths: readonly string[],
   safetyName: string,

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { VolumeConfig } from '../core/config.js';
-import { SnapguardError } from '../core/errors.js';
-import { parseSnapshotName } from '../core/naming.js';
+import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { createDirBackend } from './dir.js';
 import type {
   BackendCallOptions,
+  BackendVolume,
   ListOptions,
+  OwnedNameTest,
   PoolUsage,
   RawSnapshot,
   SnapshotBackend,
@@ -51,8 +51,13 @@ export interface ZfsCapabilities {
 /** Who made a snapshot, judged by its name. Only `snapguard` snapshots are ever changed. */
 export type ZfsSnapshotProducer = 'snapguard' | 'sanoid' | 'syncoid' | 'foreign';
 
-export function classifyZfsSnapshot(volumeId: string, name: string): ZfsSnapshotProducer {
-  if (parseSnapshotName(volumeId, name)) return 'snapguard';
+/** `isOwned` is core's naming rule (see OwnedNameTest); the other producers are told by their prefixes. */
+export function classifyZfsSnapshot(
+  volumeId: string,
+  name: string,
+  isOwned: OwnedNameTest,
+): ZfsSnapshotProducer {
+  if (isOwned(volumeId, name)) return 'snapguard';
   if (name.startsWith('autosnap_')) return 'sanoid';
   if (name.startsWith('syncoid_')) return 'syncoid';
   return 'foreign';
@@ -125,7 +130,7 @@ export function snapshotsFromList(dataset: string, text: string): ZfsSnapshotInf
   return snapshotsFromRows(dataset, rows);
 }
 
-function requireDataset(volume: VolumeConfig): string {
+function requireDataset(volume: BackendVolume): string {
   const dataset = volume.dataset;
   if (!dataset || !DATASET_PATTERN.test(dataset) || dataset.includes('@') || dataset.includes('//')) {
     throw new SnapguardError(
@@ -182,24 +187,25 @@ export interface ZfsDatasetMount {
 
 export interface ZfsBackend extends SnapshotBackend {
   readonly kind: 'zfs';
-  capabilities(volume: VolumeConfig, options?: BackendCallOptions): Promise<ZfsCapabilities>;
-  mountInfo(volume: VolumeConfig, options?: BackendCallOptions): Promise<ZfsDatasetMount>;
-  hold(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
-  release(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  capabilities(volume: BackendVolume, options?: BackendCallOptions): Promise<ZfsCapabilities>;
+  mountInfo(volume: BackendVolume, options?: BackendCallOptions): Promise<ZfsDatasetMount>;
+  hold(volume: BackendVolume, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
+  release(volume: BackendVolume, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
   /** Hold tags of a snapshot where `zfs holds` exists; otherwise the count from `userrefs` and tags undefined. */
   holds(
-    volume: VolumeConfig,
+    volume: BackendVolume,
     name: string,
     options?: BackendCallOptions,
   ): Promise<{ count: number; tags: string[] | undefined }>;
-  openSnapshot(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
+  openSnapshot(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }
 
 export function isZfsBackend(backend: SnapshotBackend): backend is ZfsBackend {
   return backend.kind === 'zfs' && 'openSnapshot' in backend && 'mountInfo' in backend;
 }
 
-export function createZfsBackend(exec: Exec): ZfsBackend {
+/** `isOwned` decides which snapshots are snapguard's: only those are ever held, released or destroyed. */
+export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend {
   const zfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 });
 
@@ -243,7 +249,10 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
     return probe;
   };
 
-  async function mountInfo(volume: VolumeConfig, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
+  async function mountInfo(
+    volume: BackendVolume,
+    options: BackendCallOptions = {},
+  ): Promise<ZfsDatasetMount> {
     return mountInfoOf(requireDataset(volume), options);
   }
 
@@ -272,7 +281,7 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
   }
 
   async function probeListHolds(
-    volume: VolumeConfig,
+    volume: BackendVolume,
     dataset: string,
     options: BackendCallOptions,
   ): Promise<boolean | undefined> {
@@ -324,7 +333,7 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
   }
 
   function toRaw(
-    volume: VolumeConfig,
+    volume: BackendVolume,
     dataset: string,
     mount: ZfsDatasetMount,
     snapdir: boolean,
@@ -336,17 +345,17 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
       createdAt: info.createdAt,
       readOnly: true,
       ...(info.guid ? { id: info.guid } : {}),
-      producer: classifyZfsSnapshot(volume.id, info.name),
+      producer: classifyZfsSnapshot(volume.id, info.name, isOwned),
       ...(info.userrefs !== undefined ? { holds: info.userrefs } : {}),
       ...(info.usedBytes !== undefined ? { usedBytes: info.usedBytes } : {}),
     };
   }
 
-  function requireOwned(volume: VolumeConfig, name: string, action: string): void {
-    if (classifyZfsSnapshot(volume.id, name) !== 'snapguard') {
+  function requireOwned(volume: BackendVolume, name: string, action: string): void {
+    if (classifyZfsSnapshot(volume.id, name, isOwned) !== 'snapguard') {
       throw new SnapguardError(
         'NOT_OWNED',
-        `Refusing to ${action} ${volume.dataset}@${name}: snapguard did not make it (${classifyZfsSnapshot(volume.id, name)} snapshot).`,
+        `Refusing to ${action} ${volume.dataset}@${name}: snapguard did not make it (${classifyZfsSnapshot(volume.id, name, isOwned)} snapshot).`,
         'snapguard only changes snapshots whose names it owns; manage this one with the tool that made it.',
       );
     }
@@ -385,7 +394,7 @@ export function createZfsBackend(exec: Exec): ZfsBackend {
       };
     },
 
-    async list(volume: VolumeConfig, options: ListOptions = {}) {
+    async list(volume: BackendVolume, options: ListOptions = {}) {
       // An external copy kept as plain folders (kind dir) is listed like the dir backend does.
       if (options.dir !== undefined)
         return folderCopies.list(volume, { dir: options.dir, signal: options.signal });

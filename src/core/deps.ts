@@ -4,6 +4,7 @@ import { createExec, type Exec } from '../system/exec.js';
 import type { Config } from './config.js';
 import { HistoryStore } from './history/store.js';
 import { createLogger, type Logger } from './logger.js';
+import { isOwnedSnapshotName } from './naming.js';
 
 /** Everything the core needs from the outside, passed in so tests can give real images and a fixed clock. */
 export interface Deps {
@@ -32,7 +33,7 @@ export function createDeps(config: Config, overrides: Partial<Omit<Deps, 'config
         logger,
         clock,
       }),
-    backendFor: overrides.backendFor ?? createBackendResolver(exec),
+    backendFor: overrides.backendFor ?? createBackendResolver(exec, isOwnedSnapshotName),
   };
 }
 

@@ -83,6 +83,11 @@ export function parseSnapshotName(volume: string, name: string): ParsedName | un
   return { volume, type, operation, createdAt, sequence };
 }
 
+/** Whether snapguard made `name` for this volume: the test backends are given (they never read this module). */
+export function isOwnedSnapshotName(volume: string, name: string): boolean {
+  return parseSnapshotName(volume, name) !== undefined;
+}
+
 /** The first free name for a new snapshot, given the names already present. */
 export function nextFreeName(
   volume: string,

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
-import { volumeLockFile, type Deps } from './deps.js';
+import type { Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
 import type { History, SnapshotEntry } from './history/schema.js';
-import { acquireLock, type HeldLock } from './lock.js';
 import { resolveUnfinishedRecoveries } from './recovery/resume.js';
 import {
   formatSnapshotName,
@@ -27,6 +26,7 @@ import {
 } from './schemas.js';
 import { tryParseDuration, formatDuration, formatBytes } from './units.js';
 import { parseInput } from './validate.js';
+import { lockVolumes } from './volume-locks.js';
 
 export interface CallContext {
   signal?: AbortSignal | undefined;
@@ -36,34 +36,9 @@ export function newOperationId(now: Date): string {
   return `op-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
 }
 
-/** Volume locks, always taken in sorted order so two multi-volume calls cannot deadlock. */
-export async function lockVolumes(
-  deps: Deps,
-  volumeIds: readonly string[],
-  purpose: string,
-  signal?: AbortSignal,
-): Promise<() => Promise<void>> {
-  const held: HeldLock[] = [];
-  try {
-    for (const id of [...new Set(volumeIds)].sort()) {
-      held.push(
-        await acquireLock(volumeLockFile(deps.config, id), {
-          purpose,
-          waitMs: 60_000,
-          logger: deps.logger,
-          signal,
-          what: `Volume "${id}"`,
-        }),
-      );
-    }
-  } catch (error) {
-    for (const lock of held.reverse()) await lock.release();
-    throw error;
-  }
-  return async () => {
-    for (const lock of held.reverse()) await lock.release();
-  };
-}
+// Volume locks have their own module (recovery/resume.ts needs them and is needed here); the
+// re-export keeps `lockVolumes` importable from this module.
+export { lockVolumes } from './volume-locks.js';
 
 export function isOwned(volume: VolumeConfig, raw: RawSnapshot): boolean {
   return parseSnapshotName(volume.id, raw.name) !== undefined;

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 
 export interface ExecOptions {
   /** Milliseconds before the process is killed; every command has one. */

@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 import { describeCommand } from './exec.js';
 
 export interface PipeOptions {

@@ -1,4 +1,4 @@
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from './exec.js';
 
 export interface ResticTarget {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SnapguardError, isSnapguardError } from '../core/errors.js';
+import { SnapguardError, isSnapguardError } from '../shared/errors.js';
 import { describeCommand, type Exec, type ExecResult } from './exec.js';
 
 /**

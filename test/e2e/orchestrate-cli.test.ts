@@ -1,15 +1,13 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { requireComponents } from '../helpers/env.js';
-import { runBuiltCli } from '../helpers/cli.js';
+import { cliPath, requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 
-const cli = resolve(import.meta.dirname, '../../dist/cli/index.js');
-const run = requireComponents(['script'], false) && existsSync(cli);
+const run = requireComponents(['script'], false);
 
 const snapguard = (args: string[]) => runBuiltCli(args, { env: { NO_COLOR: '1' } });
 
@@ -18,6 +16,7 @@ describe.skipIf(!run)('snapguard orchestrate (built CLI)', () => {
   let config: string;
 
   beforeAll(async () => {
+    requireBuiltCli();
     dir = await mkdtemp(join(tmpdir(), 'snapguard-test-orch-cli-'));
     config = join(dir, 'snapguard.yaml');
     await writeFile(
@@ -97,7 +96,7 @@ describe.skipIf(!run)('snapguard orchestrate (built CLI)', () => {
           '-q',
           '-e',
           '-c',
-          `${process.execPath} ${cli} orchestrate --config ${config} --stage backups`,
+          `${process.execPath} ${cliPath} orchestrate --config ${config} --stage backups`,
           '/dev/null',
         ],
         (error, stdout) => done({ code: error ? Number(error.code) : 0, stdout }),

@@ -1,8 +1,21 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI (npm test builds before it runs the tests). */
 export const cliPath = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+
+/**
+ * Fails (never skips) when the CLI is not built: a test of the built CLI that skipped without dist/
+ * would report a green run that checked nothing. npm test builds first.
+ */
+export function requireBuiltCli(): void {
+  if (!existsSync(cliPath)) {
+    throw new Error(
+      `${cliPath} is missing: run npm run build first (npm test and npm run test:unit build it).`,
+    );
+  }
+}
 
 export interface CliRun {
   /** Exit code; null when a signal ended the process. */

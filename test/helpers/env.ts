@@ -28,3 +28,24 @@ export function requireComponents(commands: string[], needRoot = true): boolean 
   console.warn(`skipping: ${reason}`);
   return false;
 }
+
+/**
+ * Like requireComponents for a command that is installed but may not work for this user (nix as
+ * non-root cannot set up its per-user state): runs `probe` once; when it fails the suite skips with the
+ * command's own complaint outside CI and fails in CI.
+ */
+export function requireWorking(command: string, probe: string[]): boolean {
+  if (!requireComponents([command], false)) return false;
+  try {
+    execFileSync(command, probe, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
+    return true;
+  } catch (error) {
+    const stderr = String((error as { stderr?: Buffer | string }).stderr ?? '').trim();
+    const lines = stderr.split('\n').filter((line) => line.trim() !== '');
+    const said = lines.find((line) => line.startsWith('error:')) ?? lines[0] ?? String(error);
+    const reason = `${command} ${probe.join(' ')} does not work here (uid ${process.getuid?.() ?? '?'}): ${said}`;
+    if (inCI) throw new Error(`${reason} (CI=true: a component that cannot run is a failure)`);
+    console.warn(`skipping: ${reason}`);
+    return false;
+  }
+}

@@ -16,6 +16,8 @@ describe.skipIf(!run)('orchestrate: snapshot + replicate between two loop images
   let deps: Deps;
   let data: string;
   let target: string;
+  // Moved forward instead of sleeping when a test needs its next snapshot in a new second.
+  let laterMs = 0;
 
   beforeAll(async () => {
     sandbox = await createBtrfsSandbox(256, 'orch-repl');
@@ -23,15 +25,18 @@ describe.skipIf(!run)('orchestrate: snapshot + replicate between two loop images
     data = await sandbox.subvolume('data');
     target = join(backup.mountPoint, '.snapshots', 'data');
     await mkdir(target, { recursive: true });
-    deps = sandbox.deps({
-      volumes: { data: { backend: 'btrfs', path: data, external: [{ kind: 'btrfs', path: target }] } },
-      orchestrate: {
-        stages: [
-          { name: 'snapshots', timeout: '5m', critical: true, jobs: [{ kind: 'snapshot' }] },
-          { name: 'replication', timeout: '10m', jobs: [{ kind: 'replicate' }] },
-        ],
+    deps = sandbox.deps(
+      {
+        volumes: { data: { backend: 'btrfs', path: data, external: [{ kind: 'btrfs', path: target }] } },
+        orchestrate: {
+          stages: [
+            { name: 'snapshots', timeout: '5m', critical: true, jobs: [{ kind: 'snapshot' }] },
+            { name: 'replication', timeout: '10m', jobs: [{ kind: 'replicate' }] },
+          ],
+        },
       },
-    });
+      { clock: () => new Date(Date.now() + laterMs) },
+    );
   });
   afterAll(async () => {
     await backup?.cleanup();
@@ -49,7 +54,7 @@ describe.skipIf(!run)('orchestrate: snapshot + replicate between two loop images
     expect(repl1!.detail).toContain('full (no common parent on the target)');
 
     // The next snapshot name must differ: names carry the second.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    laterMs += 1000;
     await writeFile(join(data, 'two.txt'), 'second');
     const second = await orchestrate(deps, {});
     expect(second.exitCode).toBe(0);

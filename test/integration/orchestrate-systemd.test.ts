@@ -92,7 +92,16 @@ describe.skipIf(!run)('orchestrate: real systemd 252 in a container', () => {
         { host: dir, container: dir },
       ],
     });
-    for (const unit of designUnits) await container.writeUnit(unit, oneshot(unit, 'sleep 0.2'));
+    // The four backups meet at a barrier: none ends before all have started, when (and only when)
+    // orchestrate starts them together; started one after another, the first would end alone after 60 s.
+    const backups = designUnits.slice(3);
+    const barrier = (unit: string) =>
+      [
+        `mkdir -p /run/sg-barrier; touch /run/sg-barrier/${unit}; i=0`,
+        `while [ "$(ls /run/sg-barrier | wc -l)" -lt ${backups.length} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`,
+      ].join('; ');
+    for (const unit of designUnits)
+      await container.writeUnit(unit, oneshot(unit, backups.includes(unit) ? barrier(unit) : 'sleep 0.2'));
     for (const unit of decoys.filter((u) => u.endsWith('.service')))
       await container.writeUnit(unit, oneshot(unit));
     await container.writeUnit(
@@ -325,7 +334,8 @@ describe.skipIf(!run)('orchestrate: real systemd 252 in a container', () => {
           if (p.message?.includes('sg-short.service succeeded')) controller.abort('user pressed stop');
         },
       });
-      await expect(call).rejects.toThrow();
+      // Rejected by our own cancel (its reason), not by a tool error or a closed connection.
+      await expect(call).rejects.toThrow(/user pressed stop/);
       // The server finishes its side after the cancel: wait for the history entry it writes.
       const historyFile = join(dir, 'context', 'backup-history.json');
       let entry: { status: string; exit_code: number; stopped_units: string[] } | undefined;

@@ -69,6 +69,18 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     ),
   ];
 
+  /**
+   * What doctor must do, known from the step alone: the swap begins when the current state is put
+   * into the safety snapshot (move-aside for a rollback, safety-snapshot for a file restore). Killed
+   * before that, nothing had changed and the recovery is undone; from then on it is completed.
+   */
+  function expectedAction(mode: 'rollback' | 'files', when: 'before' | 'after', step: string) {
+    const steps: readonly string[] = mode === 'rollback' ? ROLLBACK_STEPS : FILES_STEPS;
+    const swap = steps.indexOf(mode === 'rollback' ? 'move-aside' : 'safety-snapshot');
+    const at = steps.indexOf(step);
+    return at > swap || (at === swap && when === 'after') ? 'completed' : 'reverted';
+  }
+
   it.each(cases)(
     '%s killed %s %s: no file of either state lost, doctor resolves it',
     async (mode, when, step) => {
@@ -85,7 +97,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
       };
       expect(report.recoveries, doctor.stderr).toHaveLength(1);
       const resolved = report.recoveries[0]!;
-      expect(['completed', 'reverted']).toContain(resolved.action);
+      expect(resolved.action, resolved.detail).toBe(expectedAction(mode, when, step));
       expect(report.ok).toBe(true);
       expect(doctor.code).toBe(1); // something was found and fixed
       expect(existsSync(s.path)).toBe(true);

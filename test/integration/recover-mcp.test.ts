@@ -17,13 +17,15 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
   let deps: Deps;
   let path: string;
   let offsetMs = 0;
+  // Moved forward instead of sleeping when a test needs its next snapshot in a new second.
+  let laterMs = 0;
 
   beforeAll(async () => {
     box = await createBtrfsSandbox(384, 'recover-mcp');
     path = await box.subvolume('app');
     deps = box.deps(
       { confirm: 'elicit-or-token', volumes: { app: { backend: 'btrfs', path } } },
-      { clock: () => new Date(Date.now() + offsetMs) },
+      { clock: () => new Date(Date.now() + laterMs + offsetMs) },
     );
   });
   afterAll(async () => {
@@ -172,7 +174,7 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
       expect(t.asked[0]).toMatch(/1 added, 1 removed, 1 modified/);
       expect(await readFile(join(path, 'data/conf'), 'utf8')).toBe('v2 broken\n');
       await t.close();
-      await new Promise((r) => setTimeout(r, 1000)); // next snapshot in a new second
+      laterMs += 1000; // next snapshot in a new second
     }
     const snapshot = await scenario();
     const t = await connect('accept');

@@ -40,11 +40,16 @@ describe.runIf(run)('recover on real btrfs', () => {
   let box: BtrfsSandbox;
   let deps: Deps;
   let volumePath: string;
+  // Moved forward instead of sleeping when a test needs its next snapshot in a new second.
+  let laterMs = 0;
 
   beforeAll(async () => {
     box = await createBtrfsSandbox(512, 'recover');
     volumePath = await box.subvolume('containers');
-    deps = box.deps({ confirm: 'never', volumes: { containers: { backend: 'btrfs', path: volumePath } } });
+    deps = box.deps(
+      { confirm: 'never', volumes: { containers: { backend: 'btrfs', path: volumePath } } },
+      { clock: () => new Date(Date.now() + laterMs) },
+    );
   });
   afterAll(async () => {
     await box?.cleanup();
@@ -97,7 +102,7 @@ describe.runIf(run)('recover on real btrfs', () => {
     ).toBe(true);
 
     // Undo: the safety snapshot is itself a recovery target.
-    await new Promise((r) => setTimeout(r, 1100)); // a new second for the next safety name
+    laterMs += 1000; // a new second for the next safety name
     const undo = await recover(deps, {
       volume: 'containers',
       snapshot: result.safetyBackup!,

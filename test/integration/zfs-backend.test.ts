@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createZfsBackend, PIN_HOLD_TAG, READ_CLONE_PREFIX } from '../../src/backends/zfs.js';
+import { isOwnedSnapshotName } from '../../src/core/naming.js';
 import type { ConfigInput } from '../../src/core/config.js';
 import { SnapguardError } from '../../src/core/errors.js';
 import { createSnapshots, listSnapshots } from '../../src/core/snapshots.js';
@@ -58,7 +59,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
 
   it('tells its own snapshots from real sanoid and syncoid snapshots and never deletes a foreign one', async () => {
     const deps = sandbox.deps(input);
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = deps.config.volumes.data!;
 
     // Real sanoid takes an hourly autosnap of the dataset.
@@ -149,7 +150,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('lists the whole dataset with at most two zfs processes, however many snapshots', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;
     for (let i = 0; i < 15; i++)
       await exec('zfs', ['snapshot', `${dataset}@data-manual-20260101-0000${String(i).padStart(2, '0')}`]);
@@ -159,7 +160,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
       calls.push([file, ...args].join(' '));
       return exec(file, args, options);
     };
-    const countingBackend = createZfsBackend(counting);
+    const countingBackend = createZfsBackend(counting, isOwnedSnapshotName);
     await countingBackend.list(volume);
     calls.length = 0;
     const raws = await countingBackend.list(volume);
@@ -168,7 +169,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('detects what zfs-fuse lacks once and says so', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;
     const caps = await backend.capabilities(volume);
     expect(caps).toEqual({
@@ -182,7 +183,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('reports pool usage from the pool root dataset', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const usage = await backend.poolUsage(sandbox.config(input).volumes.data!);
     // A 128M file vdev: ZFS reserves some of it, so the usable total is below that.
     expect(usage.totalBytes).toBeGreaterThan(50 * 1024 * 1024);
@@ -204,7 +205,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('a pinned (held) snapshot cannot be destroyed until the hold is released', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;
     const name = 'data-manual-20260202-020202';
     await exec('zfs', ['snapshot', `${dataset}@${name}`]);
@@ -228,7 +229,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('opens a snapshot for reading through a temporary clone and removes the clone afterwards', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;
     const name = 'data-manual-20260303-030303';
     await writeFile(join(mountPoint, 'hello.txt'), 'in snapshot\n');
@@ -247,7 +248,7 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
   });
 
   it('refuses to show or delete names that are not snapshot names', async () => {
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;
     expect(await backend.show(volume, 'data-manual-20990101-000000')).toBeUndefined();
     expect(await backend.show(volume, '../x')).toBeUndefined();

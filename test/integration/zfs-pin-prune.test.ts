@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createZfsBackend } from '../../src/backends/zfs.js';
+import { isOwnedSnapshotName } from '../../src/core/naming.js';
 import type { Deps } from '../../src/core/deps.js';
 import { pinSnapshot } from '../../src/core/retention/pins.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';
@@ -43,7 +44,7 @@ describe.runIf(run)('pins as zfs holds, and prune on a zfs volume', () => {
   it('pinning puts a snapguard-pin hold on the snapshot, so not even zfs destroy removes it', async () => {
     const result = await pinSnapshot(deps, { volume: 'data', snapshot: old[0], reason: 'before migration' });
     expect(result.changed).toBe(true);
-    const backend = createZfsBackend(exec);
+    const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = deps.config.volumes.data!;
     expect((await backend.holds(volume, old[0] as string)).count).toBe(1);
     await expect(exec('zfs', ['destroy', `${dataset}@${old[0]}`])).rejects.toThrow(/busy/);
@@ -69,7 +70,7 @@ describe.runIf(run)('pins as zfs holds, and prune on a zfs volume', () => {
     const result = await pinSnapshot(deps, { volume: 'data', snapshot: old[0], pinned: false });
     expect(result.changed).toBe(true);
     const volume = deps.config.volumes.data!;
-    expect((await createZfsBackend(exec).holds(volume, old[0] as string)).count).toBe(0);
+    expect((await createZfsBackend(exec, isOwnedSnapshotName).holds(volume, old[0] as string)).count).toBe(0);
     await exec('zfs', ['destroy', `${dataset}@${old[0]}`]);
     expect(await snapshotNames(dataset)).not.toContain(old[0]);
   });

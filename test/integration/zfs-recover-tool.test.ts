@@ -7,7 +7,7 @@ import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { recover } from '../../src/core/recovery/recover.js';
-import { formatSnapshotName } from '../../src/core/naming.js';
+import { formatSnapshotName, isOwnedSnapshotName } from '../../src/core/naming.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
@@ -111,7 +111,10 @@ describe.runIf(run)('the recover tool on zfs volumes', () => {
       outcome: 'success',
     });
     // The safety snapshot holds the replaced state.
-    const reader = await createZfsBackend(exec).openSnapshot(s.deps.config.volumes[s.id]!, safety);
+    const reader = await createZfsBackend(exec, isOwnedSnapshotName).openSnapshot(
+      s.deps.config.volumes[s.id]!,
+      safety,
+    );
     try {
       expect(await treeState(reader.path)).toEqual(s.before);
     } finally {
@@ -229,7 +232,7 @@ describe.runIf(run)('the recover tool on zfs volumes', () => {
       } else {
         if (mode === 'rollback') expect(now).toEqual(s.target);
         else expect(now['conf.yml']).toBe(s.target['conf.yml']);
-        const reader = await createZfsBackend(exec).openSnapshot(
+        const reader = await createZfsBackend(exec, isOwnedSnapshotName).openSnapshot(
           s.deps.config.volumes[s.id]!,
           entry.safety_backup!,
         );

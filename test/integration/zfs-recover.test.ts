@@ -2,6 +2,7 @@ import { chmod, chown, lstat, mkdir, readFile, readlink, rm, symlink, writeFile 
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createZfsBackend } from '../../src/backends/zfs.js';
+import { isOwnedSnapshotName } from '../../src/core/naming.js';
 import { planZfsRevert, restoreZfsPaths, revertZfsDataset } from '../../src/backends/zfs-recover.js';
 import type { VolumeConfig } from '../../src/core/config.js';
 import { SnapguardError } from '../../src/core/errors.js';
@@ -50,7 +51,7 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
 
   beforeAll(async () => {
     sandbox = await createZfsSandbox('recover');
-    backend = createZfsBackend(exec);
+    backend = createZfsBackend(exec, isOwnedSnapshotName);
   });
 
   afterAll(async () => {

@@ -69,7 +69,7 @@ describe('locks (guardrail 4)', () => {
     await lock.release();
   });
 
-  it('does not take over a lock whose pid was recycled by another live process? it treats a changed start time as stale', async () => {
+  it('takes over a lock whose pid is alive but started at another time (the pid was recycled)', async () => {
     const file = join(dir, 'v.lock');
     // Our own pid with a start time that is not ours: the original owner is gone, the pid reused.
     await writeFile(
@@ -83,6 +83,28 @@ describe('locks (guardrail 4)', () => {
       }),
     );
     const lock = await acquireLock(file, { purpose: 'new', waitMs: 0 });
+    const owner = JSON.parse(await readFile(file, 'utf8'));
+    expect(owner).toMatchObject({ pid: process.pid, purpose: 'new' });
+    expect(owner.procStart).toMatch(/^\d+$/);
+    expect(owner.procStart).not.toBe('0');
     await lock.release();
+  });
+
+  it('does not take over a lock whose pid is alive with the same start time', async () => {
+    const file = join(dir, 'v.lock');
+    // The start time this process really has, as acquireLock records it.
+    const probe = await acquireLock(join(dir, 'probe.lock'), { purpose: 'probe' });
+    const procStart = JSON.parse(await readFile(probe.file, 'utf8')).procStart as string;
+    await probe.release();
+    const held = {
+      pid: process.pid,
+      host: hostname(),
+      procStart,
+      purpose: 'old',
+      since: '2026-01-01T00:00:00Z',
+    };
+    await writeFile(file, JSON.stringify(held));
+    await expect(acquireLock(file, { purpose: 'new', waitMs: 0 })).rejects.toMatchObject({ code: 'LOCKED' });
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(held);
   });
 });

@@ -7,6 +7,7 @@ import {
 } from '../../src/backends/zfs.js';
 import { safeRelativePath } from '../../src/backends/zfs-recover.js';
 import { buildConfig } from '../../src/core/config.js';
+import { isOwnedSnapshotName } from '../../src/core/naming.js';
 
 describe('zfs output parsing', () => {
   const getOutput = [
@@ -51,11 +52,31 @@ describe('zfs output parsing', () => {
   });
 
   it('tells snapguard, sanoid, syncoid and other snapshots apart', () => {
-    expect(classifyZfsSnapshot('data', 'data-manual-20261121-143000')).toBe('snapguard');
-    expect(classifyZfsSnapshot('data', 'other-manual-20261121-143000')).toBe('foreign');
-    expect(classifyZfsSnapshot('data', 'autosnap_2026-11-21_19:57:36_hourly')).toBe('sanoid');
-    expect(classifyZfsSnapshot('data', 'syncoid_host_2026-11-21:19:57:32-GMT00:00')).toBe('syncoid');
-    expect(classifyZfsSnapshot('data', 'zfs-auto-snap_daily-2026-11-21-0000')).toBe('foreign');
+    expect(classifyZfsSnapshot('data', 'data-manual-20261121-143000', isOwnedSnapshotName)).toBe('snapguard');
+    expect(classifyZfsSnapshot('data', 'other-manual-20261121-143000', isOwnedSnapshotName)).toBe('foreign');
+    expect(classifyZfsSnapshot('data', 'autosnap_2026-11-21_19:57:36_hourly', isOwnedSnapshotName)).toBe(
+      'sanoid',
+    );
+    expect(
+      classifyZfsSnapshot('data', 'syncoid_host_2026-11-21:19:57:32-GMT00:00', isOwnedSnapshotName),
+    ).toBe('syncoid');
+    expect(classifyZfsSnapshot('data', 'zfs-auto-snap_daily-2026-11-21-0000', isOwnedSnapshotName)).toBe(
+      'foreign',
+    );
+  });
+
+  it('asks the owned-name test it is given, not a naming rule of its own', () => {
+    const ownsNothing = () => false;
+    expect(classifyZfsSnapshot('data', 'data-manual-20261121-143000', ownsNothing)).toBe('foreign');
+    const asked: [string, string][] = [];
+    const ownsEverything = (volumeId: string, name: string) => {
+      asked.push([volumeId, name]);
+      return true;
+    };
+    expect(classifyZfsSnapshot('data', 'autosnap_2026-11-21_19:57:36_hourly', ownsEverything)).toBe(
+      'snapguard',
+    );
+    expect(asked).toEqual([['data', 'autosnap_2026-11-21_19:57:36_hourly']]);
   });
 });
 

@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
-import { lockVolumes } from '../snapshots.js';
+import { lockVolumes } from '../volume-locks.js';
 import { readJournals, removeJournal, type Journal } from './journal.js';
 import type { ResolvedRecovery, ValidationCheck } from './schemas.js';
 import type { ServiceDriver } from './services.js';
