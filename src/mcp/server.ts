@@ -2,6 +2,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../core/deps.js';
 import { VERSION } from '../core/version.js';
 import { installAudit } from './audit.js';
+import { installCompactToolList } from './compact-schema.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import { registerTools } from './tools/index.js';
@@ -36,6 +37,7 @@ export function createServer(deps: Deps): CreatedServer {
   );
   const tools = registerTools(server, deps);
   installAudit(server, deps.logger);
+  installCompactToolList(server);
   const stopResources = registerResources(server, deps);
   registerPrompts(server, deps);
   return {
