@@ -71,3 +71,18 @@ export function binaryOf(bytes: Buffer): string {
 export function displayBinary(binary: string): string {
   return displayName(bytesOf(binary));
 }
+
+/** `root` joined with a relative path given as a binary string: the exact bytes, for fs calls. */
+export function pathUnder(root: string | Buffer, rel: string): Buffer {
+  const base = Buffer.isBuffer(root) ? root : Buffer.from(root);
+  if (rel === '') return base;
+  const slash = base.length > 0 && base[base.length - 1] === 0x2f ? '' : '/';
+  return Buffer.concat([base, Buffer.from(slash), bytesOf(rel)]);
+}
+
+/** The folder part of a path given as bytes (like dirname). */
+export function parentOf(path: Buffer): Buffer {
+  const slash = path.lastIndexOf(0x2f);
+  if (slash < 0) return Buffer.from('.');
+  return slash === 0 ? Buffer.from('/') : path.subarray(0, slash);
+}

@@ -25,7 +25,7 @@ const ORPHAN = /^o\d+-\d+-\d+$/;
  * locale) are turned back into their UTF-8 bytes.
  */
 function unescapeDump(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{3}|.)|[^\x00-\x7f]+/g, (match, code: string | undefined) => {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{3}|.)|[^\p{ASCII}]+/gu, (match, code: string | undefined) => {
     if (code === undefined) return binaryOf(Buffer.from(match, 'utf8'));
     if (code.startsWith('x')) return String.fromCharCode(parseInt(code.slice(1), 16));
     if (/^[0-7]{3}$/.test(code)) return String.fromCharCode(parseInt(code, 8) & 0xff);
