@@ -465,7 +465,7 @@ export async function writePlan(plan: PlanStrategyResult, dir: string): Promise<
   const written: string[] = [];
   const put = async (path: string, content: string) => {
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, content.endsWith('\n') ? content : `${content}\n`);
+    await writeFileAtomic(path, content.endsWith('\n') ? content : `${content}\n`, { fsync: false });
     written.push(path);
   };
   await put(join(dir, 'snapguard.fragment.yaml'), plan.config);
