@@ -2,6 +2,7 @@ import { lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
+import { orchestrate } from '../../src/core/orchestrate/index.js';
 import { pruneSnapshots } from '../../src/core/retention/prune.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
@@ -57,5 +58,25 @@ describe.runIf(run)('retention-parents.json is never written through a symlink (
     expect((await stat(victim)).mode & 0o777).toBe(0o644);
     expect((await lstat(file)).isFile()).toBe(true);
     expect(Object.values(JSON.parse(await readFile(file, 'utf8')) as Record<string, string>)).toHaveLength(1);
+  });
+
+  it("orchestrate's write probe of a backup target does not write through a symlink planted at its old name", async () => {
+    const target = join(box.pool.mountPoint, 'external/probe');
+    await mkdir(target, { recursive: true });
+    // The probe name used before: predictable from the pid.
+    const planted = join(target, `.snapguard-write-test-${process.pid}`);
+    await symlink(victim, planted);
+    const data = deps.config.volumes.data!;
+    const orchestrated = box.deps({
+      volumes: { data: { backend: 'btrfs', path: data.path, external: [{ kind: 'btrfs', path: target }] } },
+      orchestrate: {
+        stages: [{ name: 'replication', timeout: '5m', jobs: [{ kind: 'replicate' }] }],
+      },
+    });
+    const result = await orchestrate(orchestrated, {});
+    expect(result.preflight.find((check) => check.check === `target ${target}`)?.ok).toBe(true);
+    expect(await readFile(victim, 'utf8')).toBe('precious\n');
+    expect((await stat(victim)).mode & 0o777).toBe(0o644);
+    expect((await lstat(planted)).isSymbolicLink()).toBe(true);
   });
 });
