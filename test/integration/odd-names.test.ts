@@ -3,6 +3,7 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
+import { healthCheck } from '../../src/core/health/index.js';
 import { planRecovery } from '../../src/core/recovery/recover.js';
 import { walkChangeSummary } from '../../src/core/recovery/summary.js';
 import { readXattrs } from '../../src/core/restore-test/files.js';
@@ -123,6 +124,16 @@ describe.runIf(run)('odd file names and sparse files on real btrfs', () => {
     });
     expect(result.results[0]!.failures).toEqual([]);
     expect(result.results[0]!.outcome).toBe('PASS');
+  });
+
+  it('health_check reads a file whose name is not UTF-8 and does not call it unreadable', async () => {
+    const path = await box.subvolume('only-odd');
+    await writeFile(under(path, NOT_UTF8), 'readable\n');
+    const oddDeps = box.deps({ volumes: { odd: { backend: 'btrfs', path } } });
+    await createSnapshots(oddDeps, { volumes: ['odd'], type: 'manual' });
+    const report = await healthCheck(oddDeps, { volume: 'odd' });
+    const unreadable = report.findings.filter((finding) => finding.code === 'SNAPSHOT_UNREADABLE');
+    expect(unreadable).toEqual([]);
   });
 
   it('a sample restore test of a 2 GiB sparse file passes with a 64 MiB scratch folder (holes stay holes)', async () => {
