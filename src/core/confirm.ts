@@ -1,7 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { createExclusive, writeFileAtomic } from './atomic-file.js';
 import { SnapguardError } from './errors.js';
 
 /**
@@ -63,31 +65,47 @@ function confirmDir(stateDir: string): string {
   return join(stateDir, 'confirm');
 }
 
-/** Reads the secret, creating it (0600, exclusively) the first time. */
+/**
+ * Reads the secret, creating it (0600, exclusively) the first time. The secret is never read,
+ * written or chmod-ed through a symlink: a symlink in its place is removed (what it points at is
+ * left alone) and a new secret is created, which makes outstanding tokens invalid.
+ */
 export async function confirmationSecret(stateDir: string, logger?: Logger): Promise<Buffer> {
   const dir = confirmDir(stateDir);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = join(dir, 'secret');
-  try {
-    const handle = await open(file, 'wx', 0o600);
+  for (let attempt = 0; attempt < 50; attempt++) {
     try {
-      await handle.writeFile(randomBytes(32).toString('hex'));
-      await handle.sync();
+      await writeFileAtomic(file, randomBytes(32).toString('hex'), { mode: 0o600, exclusive: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let handle: FileHandle;
+    try {
+      handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP') {
+        await unlink(file).catch(() => undefined);
+        logger?.warn({ file }, 'confirmation secret was a symlink; removed it and created a new secret');
+        continue;
+      }
+      if (code === 'ENOENT') continue;
+      throw error;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) break;
+      if ((info.mode & 0o077) !== 0) {
+        await handle.chmod(0o600);
+        logger?.warn({ file }, 'confirmation secret was readable by others; reset its mode to 0600');
+      }
+      const text = (await handle.readFile('utf8')).trim();
+      if (/^[0-9a-f]{64}$/.test(text)) return Buffer.from(text, 'hex');
     } finally {
       await handle.close();
     }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-  }
-  const info = await stat(file);
-  if ((info.mode & 0o077) !== 0) {
-    await chmod(file, 0o600);
-    logger?.warn({ file }, 'confirmation secret was readable by others; reset its mode to 0600');
-  }
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const text = (await readFile(file, 'utf8')).trim();
-    // Another process may have created the file a moment ago and still be writing it.
-    if (/^[0-9a-f]{64}$/.test(text)) return Buffer.from(text, 'hex');
+    // Written by an older version that created the file in place: it may still be being written.
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new SnapguardError(
@@ -196,7 +214,12 @@ export async function consumeToken(
   }
   await mkdir(spentDir(stateDir), { recursive: true, mode: 0o700 });
   try {
-    await writeFile(marker, String(payload.exp), { flag: 'wx', mode: 0o600 });
+    const handle = await createExclusive(marker, 0o600);
+    try {
+      await handle.writeFile(String(payload.exp));
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST')
       throw invalid('was already used (each token confirms one call)', AGAIN, 'already-used');

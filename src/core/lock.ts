@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { createExclusive } from './atomic-file.js';
 import { SnapguardError } from './errors.js';
 
 export interface LockOwner {
@@ -83,7 +84,12 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
   for (;;) {
     options.signal?.throwIfAborted();
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    await writeFile(temp, ownerText);
+    const handle = await createExclusive(temp);
+    try {
+      await handle.writeFile(ownerText);
+    } finally {
+      await handle.close();
+    }
     try {
       await link(temp, file);
       await unlink(temp);
@@ -123,7 +129,12 @@ async function takeOverStale(
 ): Promise<boolean> {
   const guard = `${file}.takeover`;
   try {
-    await writeFile(guard, String(process.pid), { flag: 'wx' });
+    const handle = await createExclusive(guard);
+    try {
+      await handle.writeFile(String(process.pid));
+    } finally {
+      await handle.close();
+    }
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     // A takeover guard older than 10 s belongs to a process that died mid-takeover.

@@ -7,7 +7,12 @@ export interface ExecOptions {
   signal?: AbortSignal | undefined;
   env?: Record<string, string>;
   cwd?: string;
-  input?: string;
+  input?: string | Buffer;
+  /**
+   * How stdout and stderr are decoded (default utf8). 'latin1' gives one char per byte, so
+   * output that holds file names which are not UTF-8 keeps every byte.
+   */
+  encoding?: 'utf8' | 'latin1';
   /** Exit codes that are not failures (e.g. restic's 3 is handled by the caller). */
   okExitCodes?: readonly number[];
   /** The command writes to this process's stdout/stderr instead of being captured (snapguard wrap). */
@@ -80,6 +85,7 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
       stdin: options.input === undefined ? 'ignore' : undefined,
       ...(options.inheritOutput ? { stdout: 'inherit' as const, stderr: 'inherit' as const } : {}),
       stripFinalNewline: false,
+      ...(options.encoding ? { encoding: options.encoding } : {}),
       maxBuffer: 256 * 1024 * 1024,
     });
     const durationMs = performance.now() - started;

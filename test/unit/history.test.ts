@@ -66,6 +66,24 @@ describe('history store', () => {
     expect((await store.read()).history.snapshots.map((e) => e.id)).toEqual(['snap-2']);
   });
 
+  it('two corrupt files set aside within one second are both kept under different names', async () => {
+    const store = new HistoryStore({
+      contextDir: dir,
+      clock: () => new Date(Date.UTC(2026, 10, 21, 12, 0, 0)),
+    });
+    const file = join(dir, 'backup-history.json');
+    await writeFile(file, '{"first":');
+    const first = (await store.update((h) => void h.snapshots.push(entry(1)))).movedAside;
+    await writeFile(file, '{"second":');
+    const second = (await store.update((h) => void h.snapshots.push(entry(2)))).movedAside;
+    expect(first).toBe(join(dir, 'backup-history.json.corrupt-20261121-120000'));
+    expect(second).toBeDefined();
+    expect(second).not.toBe(first);
+    expect(await readFile(first!, 'utf8')).toBe('{"first":');
+    expect(await readFile(second!, 'utf8')).toBe('{"second":');
+    expect((await store.corruptFiles()).sort()).toEqual([first, second].sort());
+  });
+
   it('keeps entries it does not know (written by a newer version) through a rewrite', async () => {
     await writeFile(
       join(dir, 'backup-history.json'),

@@ -1,6 +1,6 @@
-import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
+import { writeFileAtomic } from '../../core/atomic-file.js';
 import { SnapguardError } from '../../core/errors.js';
 import { renderHtmlReport, summarizeHistory, formatSeconds } from '../../core/report/html.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
@@ -34,10 +34,7 @@ export function reportCommand(): Command {
         volumes: Object.keys(deps.config.volumes),
       });
       if (options.html) {
-        const target = resolve(options.html);
-        const temp = `${target}.tmp-${process.pid}`;
-        await writeFile(temp, renderHtmlReport(history, model), { mode: 0o644 });
-        await rename(temp, target);
+        await writeFileAtomic(resolve(options.html), renderHtmlReport(history, model), { mode: 0o644 });
       }
       if (options.json) {
         printJson({ ...model, ...(options.html ? { html: resolve(options.html) } : {}) });

@@ -2,6 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { RawSnapshot } from '../../backends/types.js';
+import { pathUnder } from '../byte-names.js';
 import { createRestic } from '../../system/restic.js';
 import { requireVolume, type Tier, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -228,13 +229,13 @@ async function checkVolume(
         signal,
       });
       const unreadable: string[] = sample.unreadable.map((u) => `${u.path} (${u.code})`);
-      for (const path of sample.paths) {
+      for (const [index, path] of sample.bytePaths.entries()) {
         try {
-          await hashFile(join(root, path), signal);
+          await hashFile(pathUnder(root, path), signal);
         } catch (error) {
           const code = (error as NodeJS.ErrnoException).code;
           if (code === 'ELOOP') continue; // a symlink: nothing to read
-          unreadable.push(`${path} (${errorCode(error)})`);
+          unreadable.push(`${sample.paths[index] ?? path} (${errorCode(error)})`);
         }
       }
       if (unreadable.length > 0) {

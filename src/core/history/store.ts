@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -47,6 +47,26 @@ function writeFailure(file: string, error: unknown): SnapguardError {
       : 'Check that the context directory exists and is writable.',
     { cause: error },
   );
+}
+
+/**
+ * Moves a file that did not parse to `<file>.corrupt-<time>`, or `-2`, `-3`... when that name is
+ * taken (two corruptions within one second): link() never replaces an existing name, so an
+ * earlier copy is never overwritten. Returns the new name.
+ */
+async function moveAside(file: string, now: Date): Promise<string> {
+  const base = `${file}.corrupt-${formatTimestamp(now)}`;
+  for (let n = 1; ; n++) {
+    const aside = n === 1 ? base : `${base}-${n}`;
+    try {
+      await link(file, aside);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && n < 1000) continue;
+      throw error;
+    }
+    await unlink(file);
+    return aside;
+  }
 }
 
 function parseHistory(text: string): History {
@@ -131,8 +151,7 @@ export class HistoryStore {
       try {
         history = parseHistory(text);
       } catch (error) {
-        movedAside = `${this.file}.corrupt-${formatTimestamp(this.clock())}`;
-        await rename(this.file, movedAside);
+        movedAside = await moveAside(this.file, this.clock());
         this.logger?.error(
           { file: this.file, movedAside, reason: (error as Error).message },
           'history file did not parse; moved aside and started a new one',
@@ -169,8 +188,7 @@ export class HistoryStore {
         archive = parseHistory(await readFile(file, 'utf8'));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-          const aside = `${file}.corrupt-${formatTimestamp(this.clock())}`;
-          await rename(file, aside).catch(() => undefined);
+          const aside = await moveAside(file, this.clock()).catch(() => undefined);
           this.logger?.error({ file, movedAside: aside }, 'archive did not parse; moved aside');
         }
       }

@@ -1,8 +1,10 @@
-import { access, constants, readFile, realpath, unlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, constants, readFile, realpath, unlink } from 'node:fs/promises';
 import { setMaxListeners } from 'node:events';
 import { join } from 'node:path';
 import { statfsUsage } from '../../backends/usage.js';
 import { mountOf } from '../../system/mounts.js';
+import { createExclusive } from '../atomic-file.js';
 import type { Deps } from '../deps.js';
 import { toSnapguardError } from '../errors.js';
 import { acquireLock, isOwnerAlive, type HeldLock, type LockOwner } from '../lock.js';
@@ -61,8 +63,8 @@ async function checkTarget(
   try {
     if (dryRun) await access(real, constants.W_OK);
     else {
-      const probe = join(real, `.snapguard-write-test-${process.pid}`);
-      await writeFile(probe, '');
+      const probe = join(real, `.snapguard-write-test-${process.pid}-${randomBytes(6).toString('hex')}`);
+      await (await createExclusive(probe)).close();
       await unlink(probe);
     }
   } catch (error) {

@@ -1,8 +1,9 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { z } from 'zod';
+import { writeFileAtomic } from '../atomic-file.js';
 import { sizeString, TIERS, type Tier } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
@@ -442,7 +443,7 @@ async function verifyUnits(
 ): Promise<{ ok: boolean; output: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'snapguard-units-'));
   try {
-    for (const unit of units) await writeFile(join(dir, unit.name), unit.content);
+    for (const unit of units) await writeFileAtomic(join(dir, unit.name), unit.content, { fsync: false });
     const result = await deps.exec(
       'systemd-analyze',
       ['verify', '--man=no', ...units.map((u) => join(dir, u.name))],
@@ -464,7 +465,7 @@ export async function writePlan(plan: PlanStrategyResult, dir: string): Promise<
   const written: string[] = [];
   const put = async (path: string, content: string) => {
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, content.endsWith('\n') ? content : `${content}\n`);
+    await writeFileAtomic(path, content.endsWith('\n') ? content : `${content}\n`, { fsync: false });
     written.push(path);
   };
   await put(join(dir, 'snapguard.fragment.yaml'), plan.config);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../../system/exec.js';
+import { binaryOf, bytesOf, displayBinary } from '../byte-names.js';
 
 /** What a recovery would change in the live volume, like `snapper status`. */
 export interface ChangeSummary {
@@ -17,10 +18,17 @@ export interface ChangeSummary {
 
 const ORPHAN = /^o\d+-\d+-\d+$/;
 
+/**
+ * Decodes a path of `btrfs receive --dump` into its bytes, as a binary string (one char per byte):
+ * the dump writes bytes outside printable ASCII as octal escapes (Caf\303\251.txt, a\377), so
+ * the name is only meaningful as bytes. Characters printed as they are (a dump made in a UTF-8
+ * locale) are turned back into their UTF-8 bytes.
+ */
 function unescapeDump(text: string): string {
-  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{3}|.)/g, (_, code: string) => {
+  return text.replace(/\\(x[0-9a-fA-F]{2}|[0-7]{3}|.)|[^\p{ASCII}]+/gu, (match, code: string | undefined) => {
+    if (code === undefined) return binaryOf(Buffer.from(match, 'utf8'));
     if (code.startsWith('x')) return String.fromCharCode(parseInt(code.slice(1), 16));
-    if (/^[0-7]{3}$/.test(code)) return String.fromCharCode(parseInt(code, 8));
+    if (/^[0-7]{3}$/.test(code)) return String.fromCharCode(parseInt(code, 8) & 0xff);
     return (
       ({ n: '\n', t: '\t', r: '\r', v: '\v', f: '\f', a: '\x07', b: '\b' } as Record<string, string>)[code] ??
       code
@@ -50,19 +58,26 @@ function collect(limit: number) {
     modified: new Set<string>(),
     metadata: new Set<string>(),
   };
+  // Paths in the sets are binary strings (one char per byte); the summary shows them with
+  // displayBinary, and the filter (the paths of a files preview) matches what is shown, which
+  // for a name in valid UTF-8 is that name exactly.
   const finish = (
     method: ChangeSummary['method'],
     started: number,
     filter?: (p: string) => boolean,
   ): ChangeSummary => {
-    const keep = (set: Set<string>) => [...set].filter((p) => p !== '' && (!filter || filter(p))).sort();
+    const keep = (set: Set<string>) =>
+      [...set].filter((p) => p !== '' && (!filter || filter(displayBinary(p)))).sort();
     const added = keep(sets.added);
     const removed = keep(sets.removed);
     const modified = keep(sets.modified).filter((p) => !sets.added.has(p) && !sets.removed.has(p));
     const metadata = keep(sets.metadata).filter(
       (p) => !sets.added.has(p) && !sets.removed.has(p) && !sets.modified.has(p),
     );
-    const list = (paths: string[]) => ({ count: paths.length, first: paths.slice(0, limit) });
+    const list = (paths: string[]) => ({
+      count: paths.length,
+      first: paths.slice(0, limit).map(displayBinary),
+    });
     return {
       method,
       added: list(added),
@@ -230,17 +245,20 @@ interface Entry {
   gid: number;
 }
 
+/** Walks by bytes: keys are binary strings (one char per byte), so no name is lost or altered. */
 async function walk(root: string, rel = '', out = new Map<string, Entry>()): Promise<Map<string, Entry>> {
   let names: string[];
   try {
-    names = await readdir(rel ? join(root, rel) : root);
+    names = (
+      await readdir(rel ? bytesOf(`${binaryOf(Buffer.from(root))}/${rel}`) : root, { encoding: 'buffer' })
+    ).map(binaryOf);
   } catch {
     return out;
   }
   for (const name of names) {
     if (!rel && name.startsWith('.snapguard-restore-')) continue;
     const path = rel ? `${rel}/${name}` : name;
-    const info = await lstat(join(root, path));
+    const info = await lstat(bytesOf(`${binaryOf(Buffer.from(root))}/${path}`));
     const kind = info.isDirectory()
       ? 'dir'
       : info.isSymbolicLink()

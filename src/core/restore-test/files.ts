@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, lchown, lstat, lutimes, mkdir, open, readlink, symlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { lchown, lstat, lutimes, mkdir, open, readlink, symlink } from 'node:fs/promises';
 import type { Exec } from '../../system/exec.js';
+import { CREATE_FLAGS } from '../atomic-file.js';
+import { binaryOf, bytesOf, displayBinary, isUtf8, parentOf } from '../byte-names.js';
 
 export interface RestoreFailure {
   path: string;
@@ -23,6 +24,7 @@ export interface FileReference {
   mtimeUs: number;
   size: number;
   sha256?: string | undefined;
+  /** The target's bytes as a binary string (one char per byte). */
   linkTarget?: string | undefined;
   /** name -> hex value; undefined when xattrs were not read for this reference. */
   xattrs?: Map<string, string> | undefined;
@@ -34,7 +36,7 @@ export function octal(mode: number): string {
 
 /** Reads `file` to the end and returns its sha256; throws the read error (EIO on a bad checksum). */
 export async function hashFile(
-  file: string,
+  file: string | Buffer,
   signal?: AbortSignal,
 ): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
@@ -55,11 +57,6 @@ export async function hashFile(
   return { sha256: hash.digest('hex'), bytes };
 }
 
-/**
- * Restores one file by reading every byte of the source and writing it to `target` (never a
- * reflink: the point is to prove the blocks are readable), then owner, mode and times.
- * Returns the sha256 of what was read. Xattrs are applied afterwards in one batch.
- */
 function seconds(ns: bigint): number {
   return Number(ns) / 1e9;
 }
@@ -70,15 +67,25 @@ export function isoMicro(us: number): string {
   return new Date(ms).toISOString().replace('Z', `${micro}Z`);
 }
 
+const ZEROS = Buffer.alloc(CHUNK);
+
+/**
+ * Restores one file by reading every byte of the source and writing it to `target` (never a
+ * reflink: the point is to prove the blocks are readable), then owner, mode and times.
+ * Returns the sha256 of what was read. Xattrs are applied afterwards in one batch.
+ * Chunks of zeros are not written but left as holes, so a sparse file stays sparse (a 2 GiB
+ * file of holes takes no room in the scratch folder). The target is created with
+ * O_EXCL|O_NOFOLLOW and its owner, mode and times are set on the open file, never by path.
+ */
 export async function restoreEntry(
-  source: string,
-  target: string,
+  source: string | Buffer,
+  target: Buffer,
   signal?: AbortSignal,
 ): Promise<{ sha256?: string; bytes: number }> {
   const info = await lstat(source, { bigint: true });
-  await mkdir(dirname(target), { recursive: true });
+  await mkdir(parentOf(target), { recursive: true });
   if (info.isSymbolicLink()) {
-    await symlink(await readlink(source), target);
+    await symlink(await readlink(source, { encoding: 'buffer' }), target);
     await lchown(target, Number(info.uid), Number(info.gid));
     await lutimes(target, seconds(info.atimeNs), seconds(info.mtimeNs));
     return { bytes: 0 };
@@ -87,7 +94,7 @@ export async function restoreEntry(
   const input = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW);
   let bytes = 0;
   try {
-    const output = await open(target, 'wx', 0o600);
+    const output = await open(target, CREATE_FLAGS, 0o600);
     try {
       const buffer = Buffer.allocUnsafe(CHUNK);
       for (;;) {
@@ -96,24 +103,26 @@ export async function restoreEntry(
         if (bytesRead === 0) break;
         const chunk = buffer.subarray(0, bytesRead);
         hash.update(chunk);
-        await output.write(chunk);
+        if (!chunk.equals(ZEROS.subarray(0, bytesRead))) await output.write(chunk, 0, bytesRead, bytes);
         bytes += bytesRead;
       }
+      // Trailing holes: the size comes from truncate, not from written zeros.
+      await output.truncate(bytes);
+      // Owner first: chown clears setuid/setgid, so the mode goes on afterwards.
+      await output.chown(Number(info.uid), Number(info.gid));
+      await output.chmod(Number(info.mode) & 0o7777);
+      await output.utimes(seconds(info.atimeNs), seconds(info.mtimeNs));
     } finally {
       await output.close();
     }
   } finally {
     await input.close();
   }
-  // Owner first: chown clears setuid/setgid, so the mode goes on afterwards.
-  await lchown(target, Number(info.uid), Number(info.gid));
-  await chmod(target, Number(info.mode) & 0o7777);
-  await lutimes(target, seconds(info.atimeNs), seconds(info.mtimeNs));
   return { sha256: hash.digest('hex'), bytes };
 }
 
 /** lstat into a FileReference (no content hash, no xattrs). */
-export async function referenceOf(path: string): Promise<FileReference> {
+export async function referenceOf(path: string | Buffer): Promise<FileReference> {
   const info = await lstat(path, { bigint: true });
   return {
     kind: info.isSymbolicLink() ? 'symlink' : info.isFile() ? 'file' : 'other',
@@ -122,19 +131,21 @@ export async function referenceOf(path: string): Promise<FileReference> {
     gid: Number(info.gid),
     mtimeUs: Number(info.mtimeNs / 1000n),
     size: Number(info.size),
-    ...(info.isSymbolicLink() ? { linkTarget: await readlink(path) } : {}),
+    ...(info.isSymbolicLink() ? { linkTarget: binaryOf(await readlink(path, { encoding: 'buffer' })) } : {}),
   };
 }
 
+/** A `# file:` name of getfattr (read as one char per byte) as the exact bytes of the path. */
 function unescapeGetfattrName(name: string): string {
-  // getfattr writes unusual bytes in names as \ooo octal escapes.
-  return Buffer.from(
-    name.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8))),
-    'latin1',
-  ).toString('utf8');
+  // getfattr writes control characters and backslashes in names as \ooo octal escapes and
+  // other bytes as they are.
+  return name.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8) & 0xff));
 }
 
-/** Parses `getfattr -d -m - -e hex` output into path -> (name -> hex value). */
+/**
+ * Parses `getfattr -d -m - -e hex` output, read as one char per byte (exec's latin1 encoding),
+ * into path -> (name -> hex value); paths are binary strings (one char per byte).
+ */
 export function parseGetfattrDump(text: string): Map<string, Map<string, string>> {
   const result = new Map<string, Map<string, string>>();
   let current: Map<string, string> | undefined;
@@ -154,7 +165,25 @@ export function parseGetfattrDump(text: string): Map<string, Map<string, string>
 
 const XATTR_BATCH = 200;
 
-/** Every xattr (all namespaces, incl. security.selinux) of the given relative paths under root. */
+const GETFATTR = ['getfattr', '-h', '-d', '-m', '-', '-e', 'hex', '--'];
+
+/**
+ * A program's arguments are strings, which cannot carry a name that is not UTF-8. Such a batch
+ * runs through sh, which turns each argument's octal escapes (\0ooo, printf %b) back into bytes;
+ * the x appended and removed keeps a trailing newline of a name.
+ */
+const DECODE_ARGS_THEN_RUN = 'for a do f=$(printf "%bx" "$a"); set -- "$@" "${f%x}"; shift; done; exec "$@"';
+
+function octalEscaped(binary: string): string {
+  let out = '';
+  for (const byte of bytesOf(binary)) out += `\\0${byte.toString(8).padStart(3, '0')}`;
+  return out;
+}
+
+/**
+ * Every xattr (all namespaces, incl. security.selinux) of the given relative paths under root.
+ * Paths are binary strings (one char per byte); so are the keys of byPath.
+ */
 export async function readXattrs(
   exec: Exec,
   root: string,
@@ -165,11 +194,24 @@ export async function readXattrs(
   const dumps: string[] = [];
   for (let i = 0; i < paths.length; i += XATTR_BATCH) {
     const batch = paths.slice(i, i + XATTR_BATCH);
+    const plain = batch.every((path) => isUtf8(bytesOf(path)));
+    const [command, ...args] = plain
+      ? [...GETFATTR, ...batch.map((path) => bytesOf(path).toString('utf8'))]
+      : [
+          'sh',
+          '-c',
+          DECODE_ARGS_THEN_RUN,
+          'sh',
+          ...[...GETFATTR, ...batch].map((arg, index) =>
+            index < GETFATTR.length ? octalEscaped(binaryOf(Buffer.from(arg))) : octalEscaped(arg),
+          ),
+        ];
     // Exit 1 means some path had a problem (reported per file below); the rest is still printed.
-    const result = await exec('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--', ...batch], {
+    const result = await exec(command as string, args, {
       cwd: root,
       signal,
       okExitCodes: [1],
+      encoding: 'latin1',
     });
     dumps.push(result.stdout);
     for (const [path, attrs] of parseGetfattrDump(result.stdout)) byPath.set(path, attrs);
@@ -178,7 +220,10 @@ export async function readXattrs(
   return { dump: dumps.join('\n'), byPath };
 }
 
-/** Applies a getfattr dump (relative paths) under another root: how the sample's xattrs are restored. */
+/**
+ * Applies a getfattr dump (relative paths, one char per byte as readXattrs returns it) under
+ * another root: how the sample's xattrs are restored.
+ */
 export async function applyXattrs(
   exec: Exec,
   root: string,
@@ -186,7 +231,7 @@ export async function applyXattrs(
   signal?: AbortSignal,
 ): Promise<void> {
   if (!dump.includes('# file: ')) return;
-  await exec('setfattr', ['-h', '--restore=-'], { cwd: root, input: dump, signal });
+  await exec('setfattr', ['-h', '--restore=-'], { cwd: root, input: bytesOf(dump), signal });
 }
 
 /** Compares a restored entry with its reference; each difference is one failure naming the check. */
@@ -205,7 +250,11 @@ export function compareEntry(
   }
   if (expected.kind === 'symlink') {
     if (expected.linkTarget !== actual.linkTarget)
-      fail('symlink-target', expected.linkTarget ?? '', actual.linkTarget ?? '');
+      fail(
+        'symlink-target',
+        displayBinary(expected.linkTarget ?? ''),
+        displayBinary(actual.linkTarget ?? ''),
+      );
   } else {
     if (expected.mode !== actual.mode) fail('mode', octal(expected.mode), octal(actual.mode));
     if (expected.size !== actual.size) fail('size', String(expected.size), String(actual.size));

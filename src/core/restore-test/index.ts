@@ -6,6 +6,7 @@ import type { RawSnapshot } from '../../backends/types.js';
 import { createRestic, type ResticNode, type ResticSnapshot } from '../../system/restic.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
+import { binaryOf, displayBinary, pathUnder } from '../byte-names.js';
 import { SnapguardError } from '../errors.js';
 import type { RestoreTestEntry } from '../history/schema.js';
 import { parseSnapshotName } from '../naming.js';
@@ -308,7 +309,10 @@ interface Expected {
   failure?: RestoreFailure;
 }
 
-/** Restores `paths` from sourceRoot into scratch and verifies them against referenceRoot. */
+/**
+ * Restores `paths` from sourceRoot into scratch and verifies them against referenceRoot. Paths
+ * are binary strings (one char per byte, see sampleTree's bytePaths); failures show them escaped.
+ */
 async function restoreAndVerify(
   run: VolumeRun,
   paths: readonly string[],
@@ -332,17 +336,26 @@ async function restoreAndVerify(
     call.signal?.throwIfAborted();
     try {
       if (options.restore) {
-        const copied = await restoreEntry(join(sourceRoot, path), join(targetRoot, path), call.signal);
+        const copied = await restoreEntry(
+          pathUnder(sourceRoot, path),
+          pathUnder(targetRoot, path),
+          call.signal,
+        );
         restoredHashes.set(path, copied.sha256);
         bytes += copied.bytes;
       } else {
-        const info = await lstat(join(sourceRoot, path));
+        const info = await lstat(pathUnder(sourceRoot, path));
         bytes += info.isFile() ? info.size : 0;
       }
       readable.push(path);
     } catch (error) {
       if (error instanceof Error && error.name === 'AbortError') throw error;
-      failures.push({ path, check: 'read-error', expected: 'readable', actual: errorCode(error) });
+      failures.push({
+        path: displayBinary(path),
+        check: 'read-error',
+        expected: 'readable',
+        actual: errorCode(error),
+      });
     }
     restoredCount++;
     call.onProgress?.({
@@ -387,13 +400,13 @@ async function restoreAndVerify(
     references.set(path, expected.reference);
     let actual: FileReference;
     try {
-      actual = await referenceOf(join(targetRoot, path));
+      actual = await referenceOf(pathUnder(targetRoot, path));
       if (actual.kind === 'file')
-        actual.sha256 = (await hashFile(join(targetRoot, path), call.signal)).sha256;
+        actual.sha256 = (await hashFile(pathUnder(targetRoot, path), call.signal)).sha256;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       fileFailures.push({
-        path,
+        path: displayBinary(path),
         check: code === 'ENOENT' ? 'missing' : 'read-error',
         expected: 'restored',
         actual: errorCode(error),
@@ -401,7 +414,7 @@ async function restoreAndVerify(
       return;
     }
     actual.xattrs = restoredXattrs.byPath.get(path);
-    fileFailures.push(...compareEntry(path, expected.reference, actual));
+    fileFailures.push(...compareEntry(displayBinary(path), expected.reference, actual));
     checked++;
     verifiedCount++;
     call.onProgress?.({
@@ -421,9 +434,9 @@ async function expectedFrom(
   signal?: AbortSignal,
 ): Promise<Expected> {
   try {
-    const reference = await referenceOf(join(root, path));
+    const reference = await referenceOf(pathUnder(root, path));
     if (reference.kind === 'file')
-      reference.sha256 = knownSha ?? (await hashFile(join(root, path), signal)).sha256;
+      reference.sha256 = knownSha ?? (await hashFile(pathUnder(root, path), signal)).sha256;
     return { reference };
   } catch (error) {
     if (error instanceof Error && error.name === 'AbortError') throw error;
@@ -431,7 +444,7 @@ async function expectedFrom(
     return {
       reference: undefined as unknown as FileReference,
       failure: {
-        path,
+        path: displayBinary(path),
         check: code === 'ENOENT' ? 'missing' : 'read-error',
         expected: `present and readable in the reference ${root}`,
         actual: errorCode(error),
@@ -449,20 +462,24 @@ async function liveDrift(
   const drift: Drift[] = [];
   for (const [path, reference] of references) {
     try {
-      const live = await lstat(join(volume.path, path));
+      const live = await lstat(pathUnder(volume.path, path));
       if (
         live.mtimeMs > snapshotTime.getTime() ||
         (reference.kind === 'file' && live.size !== reference.size)
       ) {
         drift.push({
-          path,
+          path: displayBinary(path),
           change: 'modified',
           detail: `live mtime ${live.mtime.toISOString()}, size ${live.size} (snapshot: ${reference.size})`,
         });
       }
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-        drift.push({ path, change: 'deleted', detail: 'not on the live volume any more' });
+        drift.push({
+          path: displayBinary(path),
+          change: 'deleted',
+          detail: 'not on the live volume any more',
+        });
     }
   }
   return drift;
@@ -487,7 +504,7 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
       total: sample.paths.length * 2,
       message: `${volume.id}: sampled ${sample.paths.length} of ${sample.population} files`,
     });
-    const verified = await restoreAndVerify(run, sample.paths, snapshot.path, referenceRoot, scratch, {
+    const verified = await restoreAndVerify(run, sample.bytePaths, snapshot.path, referenceRoot, scratch, {
       restore: true,
     });
     const failures = [
@@ -515,7 +532,7 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
   }
 }
 
-async function fileSize(path: string): Promise<number> {
+async function fileSize(path: string | Buffer): Promise<number> {
   return (await lstat(path)).size;
 }
 
@@ -641,7 +658,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       spread: run.request.spread,
       signal: call.signal,
     });
-    const verified = await restoreAndVerify(run, sample.paths, received, referenceRoot, received, {
+    const verified = await restoreAndVerify(run, sample.bytePaths, received, referenceRoot, received, {
       restore: false,
     });
     const throughput = restoreSeconds > 0 ? actual.bytes / restoreSeconds : 0;
@@ -782,7 +799,7 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
         gid: node.gid,
         mtimeUs: resticMtimeUs(node),
         size: node.type === 'symlink' ? 0 : node.size,
-        ...(node.linktarget ? { linkTarget: node.linktarget } : {}),
+        ...(node.linktarget ? { linkTarget: binaryOf(Buffer.from(node.linktarget, 'utf8')) } : {}),
       };
       let actual: FileReference;
       try {

@@ -1,6 +1,6 @@
 import type { Dirent } from 'node:fs';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { binaryOf, displayBinary, pathUnder } from '../byte-names.js';
 
 export interface SampleOptions {
   seed: number;
@@ -10,8 +10,13 @@ export interface SampleOptions {
 }
 
 export interface TreeSample {
-  /** Relative paths of the chosen files (regular files and symlinks), in pick order. */
+  /**
+   * Relative paths of the chosen files (regular files and symlinks), in pick order, as shown:
+   * names in UTF-8 as they are, other bytes as \xNN (see displayName).
+   */
   paths: string[];
+  /** The same paths as binary strings (one char per byte): the exact names, for fs calls via pathUnder. */
+  bytePaths: string[];
   /** Regular files and symlinks seen in the walk: the population the sample is drawn from. */
   population: number;
   directories: number;
@@ -141,11 +146,15 @@ export function topLevelGroup(rel: string): string {
 /** Folders read at once: the walk is bound by directory reads, which a disk (or loop image) serves in parallel. */
 const WALK_CONCURRENCY = 8;
 
-/** Walks the tree under root with a few concurrent readdir calls; `visit` gets each folder's entries and returns its subfolders. */
+/**
+ * Walks the tree under root with a few concurrent readdir calls; `visit` gets each folder's
+ * entries and returns its subfolders. Names are read as bytes and relative paths are binary
+ * strings (one char per byte), so a name that is not UTF-8 is walked like any other.
+ */
 async function walkTree(
   root: string,
   signal: AbortSignal | undefined,
-  visit: (rel: string, entries: Dirent[]) => string[] | Promise<string[]>,
+  visit: (rel: string, entries: Dirent<Buffer>[]) => string[] | Promise<string[]>,
   unreadable: { path: string; code: string }[],
 ): Promise<number> {
   const pending: string[] = [''];
@@ -163,11 +172,14 @@ async function walkTree(
         active++;
         (async () => {
           signal?.throwIfAborted();
-          let entries: Dirent[];
+          let entries: Dirent<Buffer>[];
           try {
-            entries = await readdir(rel ? join(root, rel) : root, { withFileTypes: true });
+            entries = await readdir(pathUnder(root, rel), { withFileTypes: true, encoding: 'buffer' });
           } catch (error) {
-            unreadable.push({ path: rel || '.', code: (error as NodeJS.ErrnoException).code ?? 'EIO' });
+            unreadable.push({
+              path: rel ? displayBinary(rel) : '.',
+              code: (error as NodeJS.ErrnoException).code ?? 'EIO',
+            });
             return;
           }
           directories++;
@@ -209,9 +221,9 @@ export async function sampleTree(root: string, size: number, options: SampleOpti
       const dirState = rel ? fnvContinue(start, prefix) : start;
       const group = options.spread && rel ? topLevelGroup(prefix) : '';
       for (const entry of entries) {
-        if (entry.isDirectory()) subdirs.push(prefix + entry.name);
+        if (entry.isDirectory()) subdirs.push(prefix + binaryOf(entry.name));
         else if (entry.isFile() || entry.isSymbolicLink()) {
-          const name = entry.name;
+          const name = binaryOf(entry.name);
           sampler.offerWithPriority(() => prefix + name, finishPriority(fnvContinue(dirState, name)), group);
         }
       }
@@ -219,7 +231,14 @@ export async function sampleTree(root: string, size: number, options: SampleOpti
     },
     unreadable,
   );
-  return { paths: sampler.result(), population: sampler.population, directories, unreadable };
+  const bytePaths = sampler.result();
+  return {
+    paths: bytePaths.map(displayBinary),
+    bytePaths,
+    population: sampler.population,
+    directories,
+    unreadable,
+  };
 }
 
 /** Walks a tree and counts what a full restore must reproduce. */
@@ -233,7 +252,7 @@ export interface TreeCensus {
 
 export async function censusTree(
   root: string,
-  options: { signal?: AbortSignal | undefined; sizeOf: (path: string) => Promise<number> },
+  options: { signal?: AbortSignal | undefined; sizeOf: (path: Buffer) => Promise<number> },
 ): Promise<TreeCensus> {
   const census: TreeCensus = { files: 0, symlinks: 0, directories: 0, bytes: 0, unreadable: [] };
   census.directories = await walkTree(
@@ -243,12 +262,13 @@ export async function censusTree(
       const subdirs: string[] = [];
       const sizes: Promise<number>[] = [];
       for (const entry of entries) {
-        const child = rel ? `${rel}/${entry.name}` : entry.name;
+        const name = binaryOf(entry.name);
+        const child = rel ? `${rel}/${name}` : name;
         if (entry.isDirectory()) subdirs.push(child);
         else if (entry.isSymbolicLink()) census.symlinks++;
         else if (entry.isFile()) {
           census.files++;
-          sizes.push(options.sizeOf(join(root, child)));
+          sizes.push(options.sizeOf(pathUnder(root, child)));
         }
       }
       for (const size of await Promise.all(sizes)) census.bytes += size;

@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { RawSnapshot, SnapshotBackend } from '../../backends/types.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError, toSnapguardError } from '../errors.js';
@@ -129,9 +130,7 @@ async function rememberParents(deps: Deps, parents: Record<string, string>): Pro
   if (JSON.stringify(merged) === JSON.stringify(current)) return;
   const file = parentsFile(deps);
   await mkdir(deps.config.stateDir, { recursive: true });
-  const temp = `${file}.tmp-${process.pid}`;
-  await writeFile(temp, `${JSON.stringify(merged, null, 2)}\n`);
-  await rename(temp, file);
+  await writeFileAtomic(file, `${JSON.stringify(merged, null, 2)}\n`);
 }
 
 const parentKey = (volume: string, externalPath: string) => `${volume}\u0000${externalPath}`;
