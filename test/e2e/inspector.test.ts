@@ -125,5 +125,5 @@ describe.runIf(enabled)('the MCP Inspector CLI drives snapguard end to end', () 
     const history = JSON.parse(await readFile(join(sandbox.dir, 'context', 'backup-history.json'), 'utf8'));
     expect(history.recoveries).toHaveLength(1);
     expect(history.recoveries[0]).toMatchObject({ restored_snapshot: snapshot, outcome: 'success' });
-  });
+  }, 180_000);
 });

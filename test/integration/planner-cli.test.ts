@@ -71,7 +71,7 @@ describe.runIf(run)(
           for (const flag of words.filter((w) => w.startsWith('--')))
             expect(help.stdout, `${command}: ${flag}`).toContain(flag);
         }
-      });
+      }, 240_000);
     }
 
     it('a unit whose ExecStart does not exist fails verification (exit 2)', async () => {

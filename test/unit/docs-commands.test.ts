@@ -59,5 +59,5 @@ describe('the guides and skills name only commands that exist', () => {
       for (const option of options) if (!help.includes(option)) missing.push(`${verb} ${option}`);
     }
     expect(missing).toEqual([]);
-  });
+  }, 240_000);
 });
