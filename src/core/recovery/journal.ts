@@ -13,6 +13,7 @@ export const ROLLBACK_STEPS = [
   'stop-services',
   'move-aside',
   'restore',
+  'carry-nested',
   'protect-safety',
   'start-services',
   'validate',
