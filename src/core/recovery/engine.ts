@@ -184,6 +184,7 @@ export async function copyPaths(
     const live = join(item.path, rel);
     if (await exists(live)) await rename(live, join(staging, 'old', rel));
   }
+  faultPoint('during', 'copy');
   // Nested subvolumes are not in any snapshot: they go back to their place in the restored tree.
   if (item.backend === 'btrfs')
     await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
