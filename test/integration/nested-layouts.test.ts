@@ -9,6 +9,8 @@ import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
+import { runBuiltCli } from '../helpers/cli.js';
+import { stringify } from 'yaml';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs', 'getfattr', 'setfattr']);
 
@@ -232,5 +234,42 @@ describe.runIf(run)('nested subvolumes and mount points inside a volume (real bt
     expect(result.results[0]!.notCovered).toEqual([
       expect.objectContaining({ path: 'data/docker', kind: 'nested-subvolume' }),
     ]);
+  });
+
+  it('restore tests name a mount point inside the volume as not covered; the CLI says so and history keeps it', async () => {
+    const id = `v${++counter}`;
+    const path = await box.subvolume(id);
+    const input = {
+      contextDir: join(box.dir, 'context'),
+      stateDir: join(box.dir, 'state'),
+      host: 'test-host',
+      confirm: 'never' as const,
+      volumes: { [id]: { backend: 'btrfs' as const, path } },
+    };
+    const deps = box.deps(input);
+    const configFile = join(box.dir, `${id}.yaml`);
+    await writeFile(configFile, stringify(input));
+    await mkdir(join(path, 'data/cache'), { recursive: true });
+    await writeFile(join(path, 'data/notes.txt'), 'v1\n');
+    const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!.name;
+    const mnt = join(path, 'data/cache');
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+    try {
+      await writeFile(join(mnt, 'in-tmpfs'), 'mounted\n');
+      const result = await runRestoreTest(deps, { volume: id, snapshot: snap, seed: 3 });
+      const r = result.results[0]!;
+      expect(r.outcome).toBe('PASS');
+      expect(r.notCovered).toEqual([expect.objectContaining({ path: 'data/cache', kind: 'mount-point' })]);
+      expect(r.notCovered![0]!.detail).toMatch(/tmpfs/);
+      const { history } = await deps.history.read();
+      const entry = history.restore_tests.filter((t) => t.subvolume === id).at(-1)!;
+      expect(entry.not_covered).toEqual([{ path: 'data/cache', kind: 'mount-point' }]);
+      const cli = await runBuiltCli(['restore-test', id, '--snapshot', snap, '--config', configFile]);
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(cli.stdout).toMatch(/not covered .*data\/cache \(mount-point\)/);
+    } finally {
+      if ((await readFile('/proc/self/mounts', 'utf8')).includes(` ${mnt} `))
+        await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
+    }
   });
 });

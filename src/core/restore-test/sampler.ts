@@ -1,5 +1,5 @@
 import type { Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface SampleOptions {
@@ -7,6 +7,8 @@ export interface SampleOptions {
   /** Keep a reservoir per top-level directory and take from each in turn (covers all areas of the tree). */
   spread?: boolean;
   signal?: AbortSignal | undefined;
+  /** btrfs: report the empty folders that stand for nested subvolumes instead of counting them. */
+  nestedPlaceholders?: boolean;
 }
 
 export interface TreeSample {
@@ -17,6 +19,8 @@ export interface TreeSample {
   directories: number;
   /** Folders that could not be read (EIO and the like), relative path and error code. */
   unreadable: { path: string; code: string }[];
+  /** With nestedPlaceholders: where the snapshot holds an empty folder for a nested subvolume. */
+  placeholders: string[];
 }
 
 function fmix32(h: number): number {
@@ -138,6 +142,9 @@ export function topLevelGroup(rel: string): string {
   return slash < 0 ? '' : rel.slice(0, slash);
 }
 
+/** The inode of the empty folder a btrfs snapshot holds where the volume had a nested subvolume. */
+const BTRFS_EMPTY_SUBVOL_INO = 2;
+
 /** Folders read at once: the walk is bound by directory reads, which a disk (or loop image) serves in parallel. */
 const WALK_CONCURRENCY = 8;
 
@@ -147,6 +154,7 @@ async function walkTree(
   signal: AbortSignal | undefined,
   visit: (rel: string, entries: Dirent[]) => string[] | Promise<string[]>,
   unreadable: { path: string; code: string }[],
+  placeholders?: string[],
 ): Promise<number> {
   const pending: string[] = [''];
   let directories = 0;
@@ -169,6 +177,15 @@ async function walkTree(
           } catch (error) {
             unreadable.push({ path: rel || '.', code: (error as NodeJS.ErrnoException).code ?? 'EIO' });
             return;
+          }
+          // In a btrfs snapshot a nested subvolume is an empty folder with inode 2: not part of the
+          // snapshot's tree (btrfs send leaves it out), so it is reported, not counted.
+          if (placeholders && rel && entries.length === 0) {
+            const info = await lstat(join(root, rel)).catch(() => undefined);
+            if (info?.isDirectory() && info.ino === BTRFS_EMPTY_SUBVOL_INO) {
+              placeholders.push(rel);
+              return;
+            }
           }
           directories++;
           for (const sub of await visit(rel, entries)) pending.push(sub);
@@ -198,6 +215,7 @@ async function walkTree(
 export async function sampleTree(root: string, size: number, options: SampleOptions): Promise<TreeSample> {
   const sampler = new ReservoirSampler(size, options.seed);
   const unreadable: TreeSample['unreadable'] = [];
+  const placeholders: string[] = [];
   const start = seedState(options.seed);
   const directories = await walkTree(
     root,
@@ -218,8 +236,15 @@ export async function sampleTree(root: string, size: number, options: SampleOpti
       return subdirs;
     },
     unreadable,
+    options.nestedPlaceholders ? placeholders : undefined,
   );
-  return { paths: sampler.result(), population: sampler.population, directories, unreadable };
+  return {
+    paths: sampler.result(),
+    population: sampler.population,
+    directories,
+    unreadable,
+    placeholders: placeholders.sort(),
+  };
 }
 
 /** Walks a tree and counts what a full restore must reproduce. */
@@ -229,13 +254,26 @@ export interface TreeCensus {
   directories: number;
   bytes: number;
   unreadable: { path: string; code: string }[];
+  /** With nestedPlaceholders: empty folders standing for nested subvolumes (not counted). */
+  placeholders: string[];
 }
 
 export async function censusTree(
   root: string,
-  options: { signal?: AbortSignal | undefined; sizeOf: (path: string) => Promise<number> },
+  options: {
+    signal?: AbortSignal | undefined;
+    sizeOf: (path: string) => Promise<number>;
+    nestedPlaceholders?: boolean;
+  },
 ): Promise<TreeCensus> {
-  const census: TreeCensus = { files: 0, symlinks: 0, directories: 0, bytes: 0, unreadable: [] };
+  const census: TreeCensus = {
+    files: 0,
+    symlinks: 0,
+    directories: 0,
+    bytes: 0,
+    unreadable: [],
+    placeholders: [],
+  };
   census.directories = await walkTree(
     root,
     options.signal,
@@ -255,6 +293,8 @@ export async function censusTree(
       return subdirs;
     },
     census.unreadable,
+    options.nestedPlaceholders ? census.placeholders : undefined,
   );
+  census.placeholders.sort();
   return census;
 }
