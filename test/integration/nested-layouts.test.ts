@@ -10,9 +10,11 @@ import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js
 import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
 import { runBuiltCli } from '../helpers/cli.js';
+import { createZfsSandbox, type ZfsSandbox } from '../helpers/zfs.js';
 import { stringify } from 'yaml';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs', 'getfattr', 'setfattr']);
+const runZfs = requireComponents(['zfs-fuse', 'zfs', 'zpool']);
 
 /** A subvolume root has inode 256 on btrfs; the empty folder a snapshot holds in its place has inode 2. */
 async function isSubvolume(path: string): Promise<boolean> {
@@ -271,5 +273,52 @@ describe.runIf(run)('nested subvolumes and mount points inside a volume (real bt
       if ((await readFile('/proc/self/mounts', 'utf8')).includes(` ${mnt} `))
         await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
     }
+  });
+});
+
+describe.runIf(runZfs)('a zfs child dataset mounted inside a restored folder (zfs-fuse)', () => {
+  let sandbox: ZfsSandbox;
+
+  beforeAll(async () => {
+    sandbox = await createZfsSandbox('nested');
+  });
+  afterAll(async () => {
+    await sandbox?.cleanup();
+  });
+
+  it('files mode over the folder is refused before anything changes, naming the mount; restore tests name it as not covered', async () => {
+    const { dataset, mountPoint } = await sandbox.dataset('vol');
+    const deps = sandbox.deps({
+      confirm: 'never',
+      volumes: { z: { backend: 'zfs', dataset, path: mountPoint } },
+    });
+    await mkdir(join(mountPoint, 'data'), { recursive: true });
+    await writeFile(join(mountPoint, 'data/notes.txt'), 'v1\n');
+    await writeFile(join(mountPoint, 'other.txt'), 'v1\n');
+    const snap = (await createSnapshots(deps, { volumes: ['z'], type: 'pre-change' })).created[0]!.name;
+    const child = join(mountPoint, 'data/cache');
+    await exec('zfs', ['create', '-o', `mountpoint=${child}`, `${dataset}/cache`]);
+    await writeFile(join(child, 'in-child'), 'child dataset\n');
+    await writeFile(join(mountPoint, 'data/notes.txt'), 'v2\n');
+    await writeFile(join(mountPoint, 'other.txt'), 'v2\n');
+    const snapshotsBefore = (await exec('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name'])).stdout;
+    const error = (await recover(deps, { volume: 'z', snapshot: snap, mode: 'files', paths: ['data'] }).catch(
+      (e: unknown) => e,
+    )) as SnapguardError;
+    expect(error).toBeInstanceOf(SnapguardError);
+    expect(error.code).toBe('PRECONDITION_FAILED');
+    expect(error.message).toContain(child);
+    expect(error.message).toMatch(/Nothing was changed/);
+    expect(await readFile(join(mountPoint, 'data/notes.txt'), 'utf8')).toBe('v2\n');
+    expect(await readFile(join(child, 'in-child'), 'utf8')).toBe('child dataset\n');
+    expect((await exec('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name'])).stdout).toBe(snapshotsBefore);
+    const other = await recover(deps, { volume: 'z', snapshot: snap, mode: 'files', paths: ['other.txt'] });
+    expect(other.status).toBe('recovered');
+    expect(await readFile(join(mountPoint, 'other.txt'), 'utf8')).toBe('v1\n');
+    const tested = await runRestoreTest(deps, { volume: 'z', snapshot: snap, seed: 1 });
+    expect(tested.results[0]!.outcome).toBe('PASS');
+    expect(tested.results[0]!.notCovered).toEqual([
+      expect.objectContaining({ path: 'data/cache', kind: 'mount-point' }),
+    ]);
   });
 });
