@@ -232,6 +232,25 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return results;
     },
 
+    async nestedSubvolumes(
+      volume: BackendVolume,
+      options: BackendCallOptions & { path?: string } = {},
+    ): Promise<string[]> {
+      const real = await realDir(options.path ?? volume.path);
+      if (!real) return [];
+      const mount = mountOf(real, readMounts());
+      if (!mount || mount.fsType !== 'btrfs') return [];
+      // `list -o` names the subvolumes whose parent is this one (deeper ones move along with them),
+      // by their path from the top level; mountinfo's root says where this mount sits in it.
+      const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
+      const prefix = inTree ? `${inTree}/` : '';
+      const listed = await btrfs(['subvolume', 'list', '-o', real], options);
+      return parseSubvolumeList(listed.stdout)
+        .filter((entry) => entry.path.startsWith(prefix) && entry.path.length > prefix.length)
+        .map((entry) => entry.path.slice(prefix.length))
+        .sort();
+    },
+
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },

@@ -93,4 +93,13 @@ export interface SnapshotBackend {
   release?(volume: BackendVolume, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
   /** Backends whose snapshots have no plain readable path everywhere (zfs): open one for reading. */
   openSnapshot?(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
+  /**
+   * Subvolumes (or datasets) nested directly inside a volume's tree, which its snapshots do not
+   * contain: paths relative to `options.path` (default: the volume's path), sorted. Backends
+   * without nesting leave it out.
+   */
+  nestedSubvolumes?(
+    volume: BackendVolume,
+    options?: BackendCallOptions & { path?: string },
+  ): Promise<string[]>;
 }

@@ -50,3 +50,9 @@ export function mountOf(realPath: string, mounts: MountEntry[] = readMounts()): 
 export function isMountPoint(realPath: string, mounts: MountEntry[] = readMounts()): boolean {
   return mounts.some((entry) => entry.mountPoint === realPath);
 }
+
+/** Mount points strictly below an absolute real path (other filesystems mounted inside it), sorted. */
+export function mountsBelow(realPath: string, mounts: MountEntry[] = readMounts()): string[] {
+  const prefix = realPath === '/' ? '/' : `${realPath}/`;
+  return [...new Set(mounts.map((entry) => entry.mountPoint).filter((mp) => mp.startsWith(prefix)))].sort();
+}

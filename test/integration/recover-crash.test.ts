@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -147,6 +147,105 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
         expect(kept).toBeDefined();
         expect(await treeState(kept!)).toEqual(restoredState);
       }
+    },
+  );
+
+  /** A volume with a nested subvolume data/docker (not in any snapshot) whose files change after the snapshot. */
+  async function nestedScenario(mode: 'rollback' | 'files') {
+    const id = `n${++counter}`;
+    const path = await box.subvolume(id);
+    await mkdir(join(path, 'data'), { recursive: true });
+    await writeFile(join(path, 'data/notes.txt'), 'notes v1\n');
+    await writeFile(join(path, 'top.txt'), 'top v1\n');
+    await exec('btrfs', ['subvolume', 'create', join(path, 'data/docker')]);
+    await writeFile(join(path, 'data/docker/layer'), 'layer v1\n');
+    const input = {
+      contextDir: join(box.dir, 'context'),
+      stateDir: join(box.dir, 'state'),
+      host: 'test-host',
+      confirm: 'never' as const,
+      volumes: { [id]: { backend: 'btrfs' as const, path } },
+    };
+    const configFile = join(box.dir, `${id}.yaml`);
+    await writeFile(configFile, stringify(input));
+    const deps = createDeps(buildConfig(input, box.dir), { logger: silentLogger() });
+    const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
+    const target = await treeState(path);
+    await writeFile(join(path, 'data/notes.txt'), 'notes v2\n');
+    await writeFile(join(path, 'top.txt'), 'top v2\n');
+    await writeFile(join(path, 'data/docker/layer'), 'layer v2, only in the nested subvolume\n');
+    await mkdir(join(path, 'data/docker/images'));
+    await writeFile(join(path, 'data/docker/images/img'), 'image written after the snapshot\n');
+    const before = await treeState(path);
+    const args = ['recover', id, snap.name, '--yes', '--json', '--config', configFile];
+    if (mode === 'files') args.push('--files', 'data');
+    return { id, path, deps, snap, target, before, args, configFile };
+  }
+
+  const inNested = (p: string) => p.startsWith('data/docker/');
+  const nestedPart = (state: Record<string, string>) =>
+    Object.fromEntries(Object.entries(state).filter(([p]) => inNested(p)));
+  const withoutNested = (state: Record<string, string>) =>
+    Object.fromEntries(Object.entries(state).filter(([p]) => !inNested(p) && p !== 'data/docker'));
+
+  async function expectNestedLive(path: string, before: Record<string, string>) {
+    const info = await lstat(join(path, 'data/docker'));
+    expect(info.ino).toBe(256); // still a subvolume, in the live tree
+    expect(nestedPart(await treeState(path))).toEqual(nestedPart(before));
+    const listed = await exec('btrfs', ['subvolume', 'list', '-o', path]);
+    expect(listed.stdout.trim().split('\n')).toHaveLength(1);
+    expect((await readdir(join(path, 'data'))).filter((n) => n.includes('snapguard'))).toEqual([]);
+  }
+
+  const nestedCases = [
+    ...ROLLBACK_STEPS.flatMap((step) =>
+      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
+    ),
+    ...FILES_STEPS.flatMap((step) =>
+      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
+    ),
+    ['files', 'during', 'copy'] as const,
+  ];
+
+  it.each(nestedCases)(
+    'nested subvolume: %s killed %s %s: its files stay in the live tree, nothing of either state lost',
+    async (mode, when, step) => {
+      const s = await nestedScenario(mode);
+      const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: `${when}:${step}` });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const doctor = await runCli(['doctor', '--json', '--config', s.configFile]);
+      const report = JSON.parse(doctor.stdout) as { recoveries: { action: string; detail: string }[] };
+      const resolved = report.recoveries[0]!;
+      expect(['completed', 'reverted'], doctor.stderr).toContain(resolved.action);
+      await expectNestedLive(s.path, s.before);
+      const now = await treeState(s.path);
+      if (resolved.action === 'reverted') {
+        expect(now).toEqual(s.before);
+      } else {
+        const { history } = await s.deps.history.read();
+        const entry = history.recoveries.find((r) => r.subvolume === s.id)!;
+        const safety = join(s.deps.config.volumes[s.id]!.snapshotDir, entry.safety_backup!);
+        expect(withoutNested(await treeState(safety))).toEqual(withoutNested(s.before));
+        expect(now['data/notes.txt']).toBe(s.target['data/notes.txt']);
+        expect(now['top.txt']).toBe(mode === 'rollback' ? s.target['top.txt'] : s.before['top.txt']);
+      }
+      const again = await runCli(['doctor', '--json', '--config', s.configFile]);
+      expect(again.code).toBe(0);
+    },
+  );
+
+  it.each(['after:restore', 'after:carry-nested'])(
+    'nested subvolume: killed %s and the target snapshot deleted meanwhile: doctor puts the volume back with it',
+    async (fault) => {
+      const s = await nestedScenario('rollback');
+      const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: fault });
+      expect(killed.signal).toBe('SIGKILL');
+      await exec('btrfs', ['subvolume', 'delete', s.snap.path]);
+      const doctor = await runCli(['doctor', '--json', '--config', s.configFile]);
+      const report = JSON.parse(doctor.stdout) as { recoveries: { action: string; detail: string }[] };
+      expect(report.recoveries[0]?.action, report.recoveries[0]?.detail).toBe('reverted');
+      expect(await treeState(s.path)).toEqual(s.before);
+      await expectNestedLive(s.path, s.before);
     },
   );
 

@@ -89,6 +89,8 @@ export function restoreTestCommand(): Command {
             printLine(`FAIL ${r.volume}: ${f.path} ${f.check}: expected ${f.expected}, got ${f.actual}`);
           for (const d of r.drift)
             printLine(`info ${r.volume}: ${d.path} ${d.change} since the snapshot (${d.detail})`);
+          for (const n of r.notCovered ?? [])
+            printLine(`not covered ${r.volume}: ${n.path} (${n.kind}): ${n.detail}`);
         }
         printLine(`Overall ${result.overall} (seed ${result.results[0]?.seed ?? '-'})`);
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);

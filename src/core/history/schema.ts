@@ -97,6 +97,10 @@ export const RestoreTestEntrySchema = z.looseObject({
     .nullable()
     .optional()
     .describe("full mode: restore time for the volume's current size at the measured throughput"),
+  not_covered: z
+    .array(z.looseObject({ path: z.string(), kind: z.string() }))
+    .optional()
+    .describe('nested subvolumes and mount points inside the volume, which the test did not cover'),
 });
 
 /** One health check's pool reading per volume: the series the pool-usage forecast is fitted to. */

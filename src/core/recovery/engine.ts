@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
+import { carryNested, rescueStaged } from './nested.js';
 import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
 import {
   servicesOf,
@@ -101,6 +102,30 @@ export async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortS
   await rename(partial, item.path);
 }
 
+/**
+ * Rollback: nested subvolumes of the old tree (now the safety snapshot, still writable) move into
+ * the new live tree at the same place. A snapshot does not contain them, so without this their
+ * files would be left in the read-only safety snapshot. Redoing it moves what is still there.
+ */
+export async function carryIntoNewTree(
+  deps: Deps,
+  volume: VolumeConfig,
+  item: JournalItem,
+  tag: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const safety = safetyPathOf(item);
+  const carry = () => carryNested(deps, volume, safety, item.path, tag, { signal });
+  try {
+    await carry();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EROFS') throw error;
+    // Made read-only by an earlier run of this recovery: protect-safety sets it again next.
+    await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'], { timeoutMs: 60_000 });
+    await carry();
+  }
+}
+
 export async function protectSafety(deps: Deps, item: JournalItem): Promise<void> {
   if (item.backend === 'btrfs')
     await deps.exec('btrfs', ['property', 'set', '-ts', safetyPathOf(item), 'ro', 'true'], {
@@ -125,8 +150,12 @@ export async function copyPaths(
   recoveryId: string,
   removeOnly: string[],
   signal?: AbortSignal,
+  volume: VolumeConfig = volumeOf(deps, item),
 ): Promise<void> {
   const staging = join(item.path, `.snapguard-restore-${recoveryId}`);
+  // After a crash a nested subvolume may sit in the staging folder: it goes back before the redo.
+  if (item.backend === 'btrfs')
+    await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
   await rm(staging, { recursive: true, force: true });
   await mkdir(join(staging, 'new'), { recursive: true });
   await mkdir(join(staging, 'old'), { recursive: true });
@@ -155,6 +184,10 @@ export async function copyPaths(
     const live = join(item.path, rel);
     if (await exists(live)) await rename(live, join(staging, 'old', rel));
   }
+  faultPoint('during', 'copy');
+  // Nested subvolumes are not in any snapshot: they go back to their place in the restored tree.
+  if (item.backend === 'btrfs')
+    await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
   // What was there is in the safety snapshot; the staging copy of it is not needed.
   await rm(staging, { recursive: true, force: true });
 }
@@ -255,14 +288,22 @@ export async function runJournal(
   const signal = context.signal;
   const swapSteps: readonly RecoveryStep[] =
     journal.mode === 'rollback'
-      ? ['stop-services', 'move-aside', 'restore', 'protect-safety', 'safety-snapshot', 'copy']
+      ? [
+          'stop-services',
+          'move-aside',
+          'restore',
+          'carry-nested',
+          'protect-safety',
+          'safety-snapshot',
+          'copy',
+        ]
       : ['stop-services', 'safety-snapshot', 'copy'];
   // zfs datasets are never swapped: a safety snapshot, then their files are replaced (docs/zfs.md).
   const stepsOf = (item: JournalItem): readonly RecoveryStep[] =>
     item.backend === 'zfs'
       ? ['stop-services', 'safety-snapshot', 'copy']
       : journal.mode === 'rollback'
-        ? ['stop-services', 'move-aside', 'restore', 'protect-safety']
+        ? ['stop-services', 'move-aside', 'restore', 'carry-nested', 'protect-safety']
         : ['stop-services', 'safety-snapshot', 'copy'];
   try {
     for (const name of swapSteps) {
@@ -288,6 +329,9 @@ export async function runJournal(
               case 'restore':
                 await restoreInto(deps, item, signal);
                 break;
+              case 'carry-nested':
+                await carryIntoNewTree(deps, volume, item, journal.recoveryId, signal);
+                break;
               case 'protect-safety':
                 await protectSafety(deps, item);
                 break;
@@ -296,13 +340,16 @@ export async function runJournal(
                 break;
               case 'copy':
                 if (item.backend === 'zfs') await zfsCopy(deps, journal, item, signal);
-                else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal);
+                else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal, volume);
                 break;
               default:
                 break;
             }
           },
-          { noop: name === 'stop-services' && !driver },
+          {
+            noop:
+              (name === 'stop-services' && !driver) || (name === 'carry-nested' && item.backend !== 'btrfs'),
+          },
         );
       }
     }
@@ -384,7 +431,16 @@ export async function revertJournal(
         await rename(safety, item.path);
         notes.push(`${item.volume}: ${item.path} is back as it was`);
       } else if (safetyThere && pathThere) {
-        // The swap went through for this volume; a fresh clone of the target holds no data of its own.
+        // The swap went through for this volume; a fresh clone of the target holds no data of its own
+        // except nested subvolumes carried into it: they go back into the old tree first.
+        if (item.backend === 'btrfs') {
+          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
+          notes.push(
+            ...(await carryNested(deps, volumeOf(deps, item), item.path, safety, journal.recoveryId)).map(
+              (note) => `${item.volume}: ${note}`,
+            ),
+          );
+        }
         const aside = `${item.path}.snapguard-undone-${journal.recoveryId}`;
         await rename(item.path, aside);
         if (!(await exists(join(item.snapshotDir, item.target)))) {
@@ -409,7 +465,14 @@ export async function revertJournal(
       }
       await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
     } else {
-      await rm(join(item.path, `.snapguard-restore-${journal.recoveryId}`), { recursive: true, force: true });
+      const stagingName = `.snapguard-restore-${journal.recoveryId}`;
+      if (item.backend === 'btrfs')
+        notes.push(
+          ...(await rescueStaged(deps, volumeOf(deps, item), item.path, stagingName, journal.recoveryId)).map(
+            (note) => `${item.volume}: ${note}`,
+          ),
+        );
+      await rm(join(item.path, stagingName), { recursive: true, force: true });
       notes.push(
         item.done.includes('copy') || item.current === 'copy'
           ? `${item.volume}: the copy was interrupted; the state before it is in ${item.safety}`

@@ -13,6 +13,7 @@ export const ROLLBACK_STEPS = [
   'stop-services',
   'move-aside',
   'restore',
+  'carry-nested',
   'protect-safety',
   'start-services',
   'validate',
@@ -140,9 +141,11 @@ export const FAULT_ENV = 'SNAPGUARD_TEST_FAULT';
 /**
  * Test aid (documented in docs/recovery.md): SNAPGUARD_TEST_FAULT=after:<step> or before:<step>
  * kills this process with SIGKILL right after the step (before its completion is journaled) or
- * right after its intent is journaled, to prove the journal brings the volume back.
+ * right after its intent is journaled, to prove the journal brings the volume back. during:copy
+ * kills a file restore in the middle of its step: the replaced paths (with any nested subvolume
+ * inside them) are in the staging folder and the restored ones in place.
  */
-export function faultPoint(when: 'before' | 'after', step: RecoveryStep): void {
+export function faultPoint(when: 'before' | 'after' | 'during', step: RecoveryStep): void {
   const fault = process.env[FAULT_ENV];
   if (fault && fault === `${when}:${step}`) process.kill(process.pid, 'SIGKILL');
 }

@@ -11,7 +11,15 @@ import { formatTimestamp, nextFreeName } from '../naming.js';
 import { lockVolumes, requireOwnedSnapshot } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { readJournals, removeJournal, writeJournal, type Journal, type JournalItem } from './journal.js';
-import { resolveRestorePaths } from './paths.js';
+import {
+  mountsRefusal,
+  namedNestedRefusal,
+  nestedLayout,
+  nestedSubvolumesOf,
+  unplaceable,
+  unplaceableRefusal,
+} from './nested.js';
+import { normaliseRelativePath, resolveRestorePaths } from './paths.js';
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
 import { btrfsChangeSummary, walkChangeSummary } from './summary.js';
@@ -27,6 +35,8 @@ interface Target {
   snapshot: RawSnapshot;
   paths?: string[];
   removeOnly?: string[];
+  /** Nested subvolumes under the touched paths: carried into the new tree (rollback) or kept (files). */
+  nested?: string[];
 }
 
 function mountPointRefusal(volume: VolumeConfig, real: string): SnapguardError {
@@ -137,6 +147,48 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
   void deps;
 }
 
+const within = (path: string, root: string) => root === '.' || path === root || path.startsWith(`${root}/`);
+
+/**
+ * Nested subvolumes and mount points under the paths a recovery touches. Mount points are refused;
+ * nested subvolumes are carried over (rollback) or kept (files mode), unless the restored tree has
+ * other content at their place or the request names one itself: refused, before anything changes.
+ */
+async function checkNestedLayout(
+  deps: Deps,
+  target: Target,
+  request: ReturnType<typeof RecoverInput.parse>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const { volume } = target;
+  // A zfs rollback refuses every filesystem mounted inside the dataset (requireZfsMount).
+  if (volume.backend === 'zfs' && request.mode === 'rollback') return;
+  const touched =
+    request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
+  const layout = await nestedLayout(deps, volume, touched, signal);
+  if (layout.mounts.length > 0) throw mountsRefusal(volume, layout.mounts, request.mode);
+  if (request.mode === 'files') {
+    const wholeTree = (request.paths ?? []).some((p) => normaliseRelativePath(p) === '.');
+    if (!wholeTree) {
+      const all = (await nestedSubvolumesOf(deps, volume, { signal })).filter(
+        (rel) => !rel.startsWith('.snapguard-restore-'),
+      );
+      for (const rel of target.paths ?? []) {
+        const hit = all.find((nested) => within(rel, nested));
+        if (hit) throw namedNestedRefusal(volume, rel, hit);
+      }
+    }
+  }
+  if (layout.nested.length === 0) return;
+  const fromDepth = (rel: string) => {
+    const root = (touched ?? []).find((r) => within(rel, r));
+    return root && root !== '.' ? root.split('/').length - 1 : 0;
+  };
+  const problems = await unplaceable(target.snapshot.path, layout.nested, fromDepth);
+  if (problems.length > 0) throw unplaceableRefusal(volume, problems, target.snapshot.name);
+  target.nested = layout.nested;
+}
+
 /** What a target's state is identified by: its inode (a folder) or its guid (zfs, asked anew). */
 async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal): Promise<string> {
   if (target.volume.backend === 'zfs') {
@@ -153,6 +205,9 @@ async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal
     parts.push(
       `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}`,
     );
+    // A nested subvolume appearing or going away after the plan changes what the recovery moves.
+    if (target.volume.backend === 'btrfs')
+      parts.push(`nested:${(await nestedSubvolumesOf(deps, target.volume, { signal })).join(',')}`);
   }
   const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
   parts.push(`journals:${journals.join(',')}`);
@@ -201,12 +256,20 @@ function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes'
         steps.push(
           `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
         );
+      if (item.nestedSubvolumes?.length)
+        steps.push(
+          `${item.volume}: keep the nested subvolume(s) ${item.nestedSubvolumes.join(', ')} where they are, with their current files (snapshots of the volume do not contain them)`,
+        );
     } else {
       if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
       steps.push(
         `${item.volume}: move ${item.volumePath} aside as ${item.safetyBackup} (kept read-only; recover it to undo)`,
       );
       steps.push(`${item.volume}: create a writable snapshot of ${item.snapshot} at ${item.volumePath}`);
+      if (item.nestedSubvolumes?.length)
+        steps.push(
+          `${item.volume}: move the nested subvolume(s) ${item.nestedSubvolumes.join(', ')} from the old tree into the new one at the same place, with their current files (snapshots of the volume do not contain them, so they are not rolled back)`,
+        );
     }
     if (units.length)
       steps.push(`${item.volume}: start ${units.join(', ')} and check they are active after the settle time`);
@@ -245,7 +308,10 @@ export async function planRecovery(
 }> {
   const request = parseInput(RecoverInput, input, 'recover');
   const targets = await resolveTargets(deps, request, context.signal);
-  for (const target of targets) await checkTarget(deps, target, request.mode);
+  for (const target of targets) {
+    await checkTarget(deps, target, request.mode);
+    await checkNestedLayout(deps, target, request, context.signal);
+  }
   const now = deps.clock();
   const volumes: RecoveryPlan['volumes'] = [];
   for (const target of targets) {
@@ -306,6 +372,7 @@ export async function planRecovery(
         : {}),
       ...(target.paths ? { paths: target.paths } : {}),
       ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
+      ...(target.nested?.length ? { nestedSubvolumes: target.nested } : {}),
       services: { units: services.units, scope: services.scope },
       validate: (volume.validate ?? []).map((v) => v.command.join(' ')),
       ...(changes ? { changes } : {}),

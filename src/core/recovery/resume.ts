@@ -120,7 +120,10 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
           // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.
           item.done.push('restore');
         }
-        if (!pathThere) item.done = item.done.filter((s) => s !== 'restore' && s !== 'protect-safety');
+        if (!pathThere)
+          item.done = item.done.filter(
+            (s) => s !== 'restore' && s !== 'carry-nested' && s !== 'protect-safety',
+          );
         await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
       } else {
         if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');

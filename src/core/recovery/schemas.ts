@@ -49,6 +49,12 @@ export const PlannedVolumeSchema = z.object({
     .optional()
     .describe('zfs: every snapshot newer than the target and what the recovery does to it (nothing)'),
   newerSnapshotsEffect: z.string().optional(),
+  nestedSubvolumes: z
+    .array(z.string())
+    .optional()
+    .describe(
+      'nested subvolumes under the touched paths (relative): not part of any snapshot, so moved into the new tree (rollback) or left in place (files), with their current files',
+    ),
 });
 
 export const RecoveryPlanSchema = z.object({

@@ -1,8 +1,9 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { lstat, mkdtemp, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
+import { mountOf, mountsBelow, readMounts } from '../../system/mounts.js';
 import { createRestic, type ResticNode, type ResticSnapshot } from '../../system/restic.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -11,6 +12,7 @@ import { SnapguardError } from '../errors.js';
 import type { RestoreTestEntry } from '../history/schema.js';
 import { parseSnapshotName } from '../naming.js';
 import { ownedSnapshots, requireOwnedSnapshot } from '../snapshots.js';
+import { nestedSubvolumesOf } from '../recovery/nested.js';
 import { parseInput } from '../validate.js';
 import {
   applyXattrs,
@@ -41,6 +43,7 @@ export interface RestoreTestCall {
 }
 
 type Drift = RestoreTestResult['drift'][number];
+type NotCovered = NonNullable<RestoreTestResult['notCovered']>[number];
 
 interface VolumeRun {
   volume: VolumeConfig;
@@ -62,7 +65,56 @@ interface Outcome {
   failures: RestoreFailure[];
   drift: Drift[];
   rtoEstimateSeconds: number | null;
+  /** Empty folders in the snapshot that stand for nested subvolumes (btrfs). */
+  placeholders?: string[];
 }
+
+const NESTED_DETAIL =
+  'a nested subvolume: snapshots of the volume hold only an empty folder in its place, so its files were not tested; snapshot and test it as a volume of its own';
+
+/**
+ * Nested subvolumes and mount points inside the volume now: their contents are not in the
+ * volume's snapshots, so a restore test covers nothing of them and says so.
+ */
+async function liveNotCovered(deps: Deps, volume: VolumeConfig, signal?: AbortSignal): Promise<NotCovered[]> {
+  const found: NotCovered[] = [];
+  const real = await realpath(volume.path).catch(() => undefined);
+  if (!real) return found;
+  const snapshotDir = await realpath(volume.snapshotDir).catch(() => volume.snapshotDir);
+  const ours = (rel: string) => {
+    const abs = join(real, rel);
+    return (
+      rel === '.zfs' || rel.startsWith('.zfs/') || abs === snapshotDir || abs.startsWith(`${snapshotDir}/`)
+    );
+  };
+  for (const rel of await nestedSubvolumesOf(deps, volume, { signal }).catch(() => [])) {
+    if (!ours(rel)) found.push({ path: rel, kind: 'nested-subvolume', detail: NESTED_DETAIL });
+  }
+  const mounts = readMounts();
+  for (const mountPoint of mountsBelow(real, mounts)) {
+    const rel = relative(real, mountPoint);
+    if (ours(rel)) continue;
+    const entry = mountOf(mountPoint, mounts);
+    found.push({
+      path: rel,
+      kind: 'mount-point',
+      detail: `${entry ? `${entry.fsType} ${entry.source}` : 'a filesystem'} is mounted here: what it holds is not part of the volume's snapshots and was not tested; back it up on its own`,
+    });
+  }
+  return found;
+}
+
+function mergeNotCovered(live: NotCovered[], placeholders: readonly string[]): NotCovered[] {
+  const merged = [...live];
+  for (const rel of placeholders) {
+    if (!merged.some((entry) => entry.path === rel))
+      merged.push({ path: rel, kind: 'nested-subvolume', detail: NESTED_DETAIL });
+  }
+  return merged.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+const underAny = (path: string, roots: readonly NotCovered[]) =>
+  roots.some((root) => path === root.path || path.startsWith(`${root.path}/`));
 
 /**
  * Proves that a snapshot (or a received copy, or a restic snapshot) restores: restores a random
@@ -121,6 +173,10 @@ export async function runRestoreTest(
     }
     const durationSeconds = (performance.now() - started) / 1000;
     const timed = outcome.restoreSeconds > 0 ? outcome.restoreSeconds : durationSeconds;
+    const notCovered =
+      request.source === 'restic'
+        ? []
+        : mergeNotCovered(await liveNotCovered(deps, volume, call.signal), outcome.placeholders ?? []);
     results.push({
       volume: volume.id,
       snapshot: outcome.snapshot,
@@ -136,7 +192,9 @@ export async function runRestoreTest(
       rtoEstimateSeconds: outcome.rtoEstimateSeconds,
       checkedPaths: outcome.checkedPaths,
       failures: outcome.failures,
-      drift: outcome.drift,
+      // What changed inside a nested subvolume or a mount is not drift of the volume's files.
+      drift: outcome.drift.filter((d) => !underAny(d.path, notCovered)),
+      notCovered,
     });
   }
   await recordResults(deps, results, warnings);
@@ -193,6 +251,9 @@ async function recordResults(deps: Deps, results: RestoreTestResult[], warnings:
     // A broken snapshot can fail thousands of files; the history keeps the first 100 of them.
     failures: result.failures.slice(0, 100),
     population: result.population,
+    ...(result.notCovered?.length
+      ? { not_covered: result.notCovered.map(({ path, kind }) => ({ path, kind })) }
+      : {}),
     seed: result.seed,
     throughput_bytes_per_second: result.throughputBytesPerSecond,
     rto_estimate_seconds: result.rtoEstimateSeconds,
@@ -498,6 +559,7 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
       seed: run.seed,
       spread: run.request.spread,
       signal: call.signal,
+      nestedPlaceholders: volume.backend === 'btrfs',
     });
     call.onProgress?.({
       progress: 0,
@@ -526,6 +588,7 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
       failures,
       drift: await liveDrift(volume, snapshotTime(volume, snapshot), verified.references),
       rtoEstimateSeconds: null,
+      placeholders: sample.placeholders,
     };
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -650,13 +713,14 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       message: `${volume.id}: received in ${restoreSeconds.toFixed(1)} s, verifying`,
     });
     const [expected, actual] = await Promise.all([
-      censusTree(referenceRoot, { signal: call.signal, sizeOf: fileSize }),
-      censusTree(received, { signal: call.signal, sizeOf: fileSize }),
+      censusTree(referenceRoot, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
+      censusTree(received, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
     ]);
     const sample = await sampleTree(referenceRoot, run.sampleSize, {
       seed: run.seed,
       spread: run.request.spread,
       signal: call.signal,
+      nestedPlaceholders: true,
     });
     const verified = await restoreAndVerify(run, sample.bytePaths, received, referenceRoot, received, {
       restore: false,
@@ -673,6 +737,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       failures: [...censusFailures(expected, actual), ...verified.failures],
       drift: [],
       rtoEstimateSeconds: throughput > 0 ? Math.round(live / throughput) : null,
+      placeholders: expected.placeholders,
     };
   } finally {
     await removeScratch(deps, scratch, received);

@@ -1,5 +1,5 @@
 import type { Dirent } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { binaryOf, displayBinary, pathUnder } from '../byte-names.js';
 
 export interface SampleOptions {
@@ -7,6 +7,8 @@ export interface SampleOptions {
   /** Keep a reservoir per top-level directory and take from each in turn (covers all areas of the tree). */
   spread?: boolean;
   signal?: AbortSignal | undefined;
+  /** btrfs: report the empty folders that stand for nested subvolumes instead of counting them. */
+  nestedPlaceholders?: boolean;
 }
 
 export interface TreeSample {
@@ -22,6 +24,8 @@ export interface TreeSample {
   directories: number;
   /** Folders that could not be read (EIO and the like), relative path and error code. */
   unreadable: { path: string; code: string }[];
+  /** With nestedPlaceholders: where the snapshot holds an empty folder for a nested subvolume. */
+  placeholders: string[];
 }
 
 function fmix32(h: number): number {
@@ -143,6 +147,9 @@ export function topLevelGroup(rel: string): string {
   return slash < 0 ? '' : rel.slice(0, slash);
 }
 
+/** The inode of the empty folder a btrfs snapshot holds where the volume had a nested subvolume. */
+const BTRFS_EMPTY_SUBVOL_INO = 2;
+
 /** Folders read at once: the walk is bound by directory reads, which a disk (or loop image) serves in parallel. */
 const WALK_CONCURRENCY = 8;
 
@@ -156,6 +163,7 @@ async function walkTree(
   signal: AbortSignal | undefined,
   visit: (rel: string, entries: Dirent<Buffer>[]) => string[] | Promise<string[]>,
   unreadable: { path: string; code: string }[],
+  placeholders?: string[],
 ): Promise<number> {
   const pending: string[] = [''];
   let directories = 0;
@@ -181,6 +189,15 @@ async function walkTree(
               code: (error as NodeJS.ErrnoException).code ?? 'EIO',
             });
             return;
+          }
+          // In a btrfs snapshot a nested subvolume is an empty folder with inode 2: not part of the
+          // snapshot's tree (btrfs send leaves it out), so it is reported, not counted.
+          if (placeholders && rel && entries.length === 0) {
+            const info = await lstat(pathUnder(root, rel)).catch(() => undefined);
+            if (info?.isDirectory() && info.ino === BTRFS_EMPTY_SUBVOL_INO) {
+              placeholders.push(displayBinary(rel));
+              return;
+            }
           }
           directories++;
           for (const sub of await visit(rel, entries)) pending.push(sub);
@@ -210,6 +227,7 @@ async function walkTree(
 export async function sampleTree(root: string, size: number, options: SampleOptions): Promise<TreeSample> {
   const sampler = new ReservoirSampler(size, options.seed);
   const unreadable: TreeSample['unreadable'] = [];
+  const placeholders: string[] = [];
   const start = seedState(options.seed);
   const directories = await walkTree(
     root,
@@ -230,6 +248,7 @@ export async function sampleTree(root: string, size: number, options: SampleOpti
       return subdirs;
     },
     unreadable,
+    options.nestedPlaceholders ? placeholders : undefined,
   );
   const bytePaths = sampler.result();
   return {
@@ -238,6 +257,7 @@ export async function sampleTree(root: string, size: number, options: SampleOpti
     population: sampler.population,
     directories,
     unreadable,
+    placeholders: placeholders.sort(),
   };
 }
 
@@ -248,13 +268,26 @@ export interface TreeCensus {
   directories: number;
   bytes: number;
   unreadable: { path: string; code: string }[];
+  /** With nestedPlaceholders: empty folders standing for nested subvolumes (not counted). */
+  placeholders: string[];
 }
 
 export async function censusTree(
   root: string,
-  options: { signal?: AbortSignal | undefined; sizeOf: (path: Buffer) => Promise<number> },
+  options: {
+    signal?: AbortSignal | undefined;
+    sizeOf: (path: Buffer) => Promise<number>;
+    nestedPlaceholders?: boolean;
+  },
 ): Promise<TreeCensus> {
-  const census: TreeCensus = { files: 0, symlinks: 0, directories: 0, bytes: 0, unreadable: [] };
+  const census: TreeCensus = {
+    files: 0,
+    symlinks: 0,
+    directories: 0,
+    bytes: 0,
+    unreadable: [],
+    placeholders: [],
+  };
   census.directories = await walkTree(
     root,
     options.signal,
@@ -275,6 +308,8 @@ export async function censusTree(
       return subdirs;
     },
     census.unreadable,
+    options.nestedPlaceholders ? census.placeholders : undefined,
   );
+  census.placeholders.sort();
   return census;
 }

@@ -46,6 +46,12 @@ export const DriftSchema = z.object({
   detail: z.string(),
 });
 
+export const NotCoveredSchema = z.object({
+  path: z.string().describe('relative to the volume root'),
+  kind: z.enum(['nested-subvolume', 'mount-point']),
+  detail: z.string(),
+});
+
 export const RestoreTestResultSchema = z.object({
   volume: z.string(),
   snapshot: z.string(),
@@ -69,6 +75,12 @@ export const RestoreTestResultSchema = z.object({
   drift: z
     .array(DriftSchema)
     .describe('files changed on the live volume since the snapshot: information, not failures'),
+  notCovered: z
+    .array(NotCoveredSchema)
+    .optional()
+    .describe(
+      'nested subvolumes and mount points inside the volume: not part of its snapshots, so this test says nothing about them (neither a pass nor a failure); back them up on their own',
+    ),
 });
 export type RestoreTestResult = z.infer<typeof RestoreTestResultSchema>;
 

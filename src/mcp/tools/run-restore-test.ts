@@ -49,6 +49,10 @@ export function registerRunRestoreTestTool(server: McpServer, deps: Deps): void 
             );
             for (const f of r.failures.slice(0, 5))
               lines.push(`  ${f.path}: ${f.check} (expected ${f.expected}, got ${f.actual})`);
+            if (r.notCovered?.length)
+              lines.push(
+                `  not covered (not in the volume's snapshots, neither passed nor failed): ${r.notCovered.map((n) => `${n.path} (${n.kind})`).join(', ')}`,
+              );
           }
           lines.push(...result.warnings);
           return lines.join('\n');
