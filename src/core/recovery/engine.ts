@@ -132,6 +132,7 @@ export async function copyPaths(
   await mkdir(join(staging, 'old'), { recursive: true });
   const source = join(item.snapshotDir, item.target);
   for (const rel of item.paths) {
+    signal?.throwIfAborted();
     const staged = join(staging, 'new', rel);
     await mkdir(dirname(staged), { recursive: true });
     await deps.exec(
@@ -157,6 +158,49 @@ export async function copyPaths(
   }
   // What was there is in the safety snapshot; the staging copy of it is not needed.
   await rm(staging, { recursive: true, force: true });
+}
+
+/**
+ * Undoes an interrupted files-mode copy path by path: a replaced path gets its previous version
+ * back from the staging folder, a path the copy created (absent from the safety snapshot) is
+ * removed. The staging folder is removed only when every path is back; otherwise it keeps what
+ * could not be put back.
+ */
+export async function undoCopy(
+  item: JournalItem,
+  recoveryId: string,
+): Promise<{ restored: string[]; untouched: string[]; notRestored: { path: string; error: string }[] }> {
+  const staging = join(item.path, `.snapguard-restore-${recoveryId}`);
+  const safety = safetyPathOf(item);
+  const safetyThere = await exists(safety);
+  const restored: string[] = [];
+  const untouched: string[] = [];
+  const notRestored: { path: string; error: string }[] = [];
+  for (const rel of [...item.paths, ...(item.removeOnly ?? [])]) {
+    const old = join(staging, 'old', rel);
+    const live = join(item.path, rel);
+    try {
+      if (await exists(old)) {
+        await rm(live, { recursive: true, force: true });
+        await rename(old, live);
+        restored.push(rel);
+      } else if (
+        item.paths.includes(rel) &&
+        safetyThere &&
+        !(await exists(join(safety, rel))) &&
+        (await exists(live))
+      ) {
+        await rm(live, { recursive: true, force: true });
+        restored.push(rel);
+      } else {
+        untouched.push(rel);
+      }
+    } catch (error) {
+      notRestored.push({ path: rel, error: (error as Error).message });
+    }
+  }
+  if (notRestored.length === 0) await rm(staging, { recursive: true, force: true });
+  return { restored, untouched, notRestored };
 }
 
 export async function recordHistory(
@@ -314,14 +358,16 @@ export async function runJournal(
         : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
             cause: error,
           });
-    const notes = await revertJournal(deps, journal, drivers);
-    for (const item of journal.items) outcomes.set(item.volume, 'reverted');
+    const partly = new Set<string>();
+    const notes = await revertJournal(deps, journal, drivers, partly);
+    for (const item of journal.items)
+      outcomes.set(item.volume, partly.has(item.volume) ? 'failed' : 'reverted');
     return {
       outcomes,
       checks,
       error: new SnapguardError(
         failure.code,
-        `${failure.message} The recovery was undone: ${notes.join('; ')}.`,
+        `${failure.message} ${partly.size ? 'The recovery was only partly undone' : 'The recovery was undone'}: ${notes.join('; ')}.`,
         failure.hint,
         { cause: error },
       ),
@@ -363,6 +409,8 @@ export async function revertJournal(
   deps: Deps,
   journal: Journal,
   drivers?: Map<string, ServiceDriver | undefined>,
+  /** Filled with the volumes that could not be put back completely. */
+  partly?: Set<string>,
 ): Promise<string[]> {
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
@@ -408,13 +456,22 @@ export async function revertJournal(
         notes.push(`${item.volume}: nothing had changed`);
       }
       await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+    } else if (item.done.includes('copy') || item.current === 'copy') {
+      const undone = await undoCopy(item, journal.recoveryId);
+      const list = (paths: string[]) => `${paths.length} path(s) (${paths.join(', ')})`;
+      const parts = [
+        undone.restored.length ? `${list(undone.restored)} put back as they were` : '',
+        undone.untouched.length ? `${list(undone.untouched)} not touched` : '',
+        ...undone.notRestored.map(
+          (n) =>
+            `${n.path} could NOT be put back (${n.error}); its previous version is in ${join(item.path, `.snapguard-restore-${journal.recoveryId}`, 'old', n.path)} and in ${item.safety}`,
+        ),
+      ].filter(Boolean);
+      if (undone.notRestored.length) partly?.add(item.volume);
+      notes.push(`${item.volume}: ${parts.join(', ') || 'nothing had changed'}`);
     } else {
       await rm(join(item.path, `.snapguard-restore-${journal.recoveryId}`), { recursive: true, force: true });
-      notes.push(
-        item.done.includes('copy') || item.current === 'copy'
-          ? `${item.volume}: the copy was interrupted; the state before it is in ${item.safety}`
-          : `${item.volume}: nothing had changed`,
-      );
+      notes.push(`${item.volume}: nothing had changed`);
     }
     if (item.done.includes('stop-services') || item.current === 'stop-services') {
       const driver = drivers?.get(item.volume) ?? undefined;
