@@ -83,7 +83,7 @@ describe.runIf(run)('health_check on real btrfs', () => {
     );
   });
 
-  it('a fresh volume without a restore test is WARNING (exit 1); with a recent passing one GOOD (exit 0)', async () => {
+  it('a fresh volume without a restore test is WARNING (exit 1); a recent passing one clears RESTORE_TEST_NEVER (EXTERNAL_NONE keeps it WARNING)', async () => {
     const before = await snapguard(['health', 'fresh', '--config', configFile, '--json']);
     expect(before.code).toBe(1);
     expect(JSON.parse(before.stdout).findings).toContainEqual(
