@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, watch } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,43 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
       expect(await journals(deps)).toEqual([]);
     } finally {
       await exec('chattr', ['-i', join(path, 'data/f2.txt')]).catch(() => undefined);
+    }
+  });
+
+  it('a multi-path file restore cancelled once its first path is in place puts that path back', async () => {
+    const { id, path, deps } = await volume();
+    await mkdir(join(path, 'a'), { recursive: true });
+    await writeFile(join(path, 'a/first.txt'), 'first old\n');
+    // The second path is a folder of many files: its copy is still running when the cancel arrives.
+    await mkdir(join(path, 'b/many'), { recursive: true });
+    for (let i = 0; i < 3000; i++) await writeFile(join(path, 'b/many', `f${i}`), `${i}\n`);
+    const snap = (await createSnapshots(deps, { volumes: [id], type: 'manual' })).created[0]!;
+    await writeFile(join(path, 'a/first.txt'), 'first new\n');
+    await writeFile(join(path, 'b/many/f1'), 'changed\n');
+    const controller = new AbortController();
+    // inotify on the live folder: cancel when the restored first path is renamed into place.
+    const watcher = watch(join(path, 'a'), (_event, name) => {
+      if (name === 'first.txt') controller.abort();
+    });
+    try {
+      const error = await recover(
+        deps,
+        { volume: id, snapshot: snap.name, mode: 'files', paths: ['a/first.txt', 'b'] },
+        { signal: controller.signal },
+      ).catch((e: unknown) => e);
+      expect(controller.signal.aborted).toBe(true);
+      expect(error).toMatchObject({ code: 'CANCELLED' });
+      expect((error as SnapguardError).message).toMatch(
+        /The recovery was undone: .*a\/first\.txt.* put back/,
+      );
+      expect(await readFile(join(path, 'a/first.txt'), 'utf8')).toBe('first new\n');
+      expect(await readFile(join(path, 'b/many/f1'), 'utf8')).toBe('changed\n');
+      expect(await readdir(join(path, 'b/many'))).toHaveLength(3000);
+      expect((await readdir(path)).filter((n) => n.startsWith('.snapguard-restore-'))).toEqual([]);
+      const { history } = await deps.history.read();
+      expect(history.recoveries.at(-1)).toMatchObject({ subvolume: id, outcome: 'reverted' });
+    } finally {
+      watcher.close();
     }
   });
 

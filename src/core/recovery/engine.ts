@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
-import { SnapguardError } from '../errors.js';
+import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
 import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
@@ -355,9 +355,11 @@ export async function runJournal(
     const failure =
       error instanceof SnapguardError
         ? error
-        : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
-            cause: error,
-          });
+        : (error as Error)?.name === 'AbortError'
+          ? toSnapguardError(error)
+          : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
+              cause: error,
+            });
     const partly = new Set<string>();
     const notes = await revertJournal(deps, journal, drivers, partly);
     for (const item of journal.items)
