@@ -9,9 +9,22 @@ import { recover } from '../../src/core/recovery/recover.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 import { connect, textOf } from '../helpers/mcp.js';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs', 'chattr', 'mount']);
+
+/** Writes into `dir` until its filesystem says ENOSPC for real. */
+async function fill(dir: string): Promise<void> {
+  const filler = await open(join(dir, 'filler'), 'w');
+  try {
+    for (;;) await filler.write(Buffer.alloc(64 * 1024, 1));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+  } finally {
+    await filler.close();
+  }
+}
 
 /** Result reports that say what happened, also when a recovery stops halfway. */
 describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
@@ -121,14 +134,7 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
       const snap = (await createSnapshots(deps, { volumes: [id], type: 'manual' })).created[0]!;
       await writeFile(join(path, 'conf'), 'broken\n');
       const historyBefore = await readFile(deps.history.file, 'utf8');
-      const filler = await open(join(small, 'filler'), 'w');
-      try {
-        for (;;) await filler.write(Buffer.alloc(64 * 1024, 1));
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
-      } finally {
-        await filler.close();
-      }
+      await fill(small);
 
       const result = await recover(deps, { volume: id, snapshot: snap.name, mode: 'rollback' });
       expect(result.status).toBe('recovered');
@@ -149,6 +155,47 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
       expect(await readFile(join(path, 'conf'), 'utf8')).toBe('broken\n');
       const { history } = await deps.history.read();
       expect(history.recoveries.map((r) => r.id)).toEqual([undo.recoveryId]);
+    } finally {
+      await exec('umount', [small]).catch(() => undefined);
+      await rm(small, { recursive: true, force: true });
+    }
+  });
+
+  it('doctor completes a killed rollback even when the history cannot be written, and closes the journal', async () => {
+    const small = await mkdtemp(join(tmpdir(), 'snapguard-ctx-'));
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    try {
+      const { id, path, deps } = await volume('never', small);
+      await writeFile(join(path, 'conf'), 'good\n');
+      const snap = (await createSnapshots(deps, { volumes: [id], type: 'manual' })).created[0]!;
+      await writeFile(join(path, 'conf'), 'broken\n');
+      const configFile = join(box.dir, `${id}.json`);
+      await writeFile(
+        configFile,
+        JSON.stringify({
+          contextDir: small,
+          stateDir: deps.config.stateDir,
+          host: 'test-host',
+          confirm: 'never',
+          volumes: { [id]: { backend: 'btrfs', path } },
+        }),
+      );
+      const killed = await runBuiltCli(
+        ['recover', id, snap.name, '--yes', '--json', '--config', configFile],
+        {
+          env: { SNAPGUARD_TEST_FAULT: 'after:restore' },
+        },
+      );
+      expect(killed.signal).toBe('SIGKILL');
+      expect(await journals(deps)).toHaveLength(1);
+      await fill(small);
+      const doctor = await runBuiltCli(['doctor', '--json', '--config', configFile]);
+      const report = JSON.parse(doctor.stdout) as { recoveries: { action: string; detail: string }[] };
+      expect(report.recoveries).toHaveLength(1);
+      expect(report.recoveries[0]).toMatchObject({ action: 'completed' });
+      expect(report.recoveries[0]?.detail).toMatch(/could not be recorded in backup-history\.json/);
+      expect(await readFile(join(path, 'conf'), 'utf8')).toBe('good\n');
+      expect(await journals(deps)).toEqual([]);
     } finally {
       await exec('umount', [small]).catch(() => undefined);
       await rm(small, { recursive: true, force: true });
