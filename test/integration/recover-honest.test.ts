@@ -146,6 +146,26 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
       expect(await journals(deps)).toEqual([]);
       expect(await readFile(deps.history.file, 'utf8')).toBe(historyBefore);
 
+      // The CLI says the same and exits 1 (a warning), not 2 (failed).
+      await new Promise((r) => setTimeout(r, 1100));
+      const configFile = join(box.dir, `${id}-cli.json`);
+      await writeFile(
+        configFile,
+        JSON.stringify({
+          contextDir: small,
+          stateDir: deps.config.stateDir,
+          host: 'test-host',
+          confirm: 'never',
+          volumes: { [id]: { backend: 'btrfs', path } },
+        }),
+      );
+      await writeFile(join(path, 'conf'), 'broken again\n');
+      const cli = await runBuiltCli(['recover', id, snap.name, '--yes', '--config', configFile]);
+      expect(cli.stdout).toMatch(/^Recovered .*Warning: the recovery could not be recorded/m);
+      expect(cli.code).toBe(1);
+      expect(await readFile(join(path, 'conf'), 'utf8')).toBe('good\n');
+      expect(await journals(deps)).toEqual([]);
+
       // The volume is not stuck: once there is room again, the next recovery runs and is recorded.
       await rm(join(small, 'filler'));
       await new Promise((r) => setTimeout(r, 1100));
