@@ -61,3 +61,8 @@ export function formatBytes(bytes: number): string {
   }
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
+
+/** A measured duration such as an RTO estimate: like formatDuration, but "< 1s" for a sub-second one. */
+export function formatMeasuredDuration(seconds: number): string {
+  return seconds > 0 && seconds < 1 ? '< 1s' : formatDuration(seconds);
+}

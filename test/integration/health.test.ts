@@ -83,7 +83,7 @@ describe.runIf(run)('health_check on real btrfs', () => {
     );
   });
 
-  it('a fresh volume without a restore test is WARNING (exit 1); with a recent passing one GOOD (exit 0)', async () => {
+  it('a fresh volume without a restore test is WARNING (exit 1); a recent passing one clears RESTORE_TEST_NEVER (EXTERNAL_NONE keeps it WARNING)', async () => {
     const before = await snapguard(['health', 'fresh', '--config', configFile, '--json']);
     expect(before.code).toBe(1);
     expect(JSON.parse(before.stdout).findings).toContainEqual(
@@ -97,11 +97,19 @@ describe.runIf(run)('health_check on real btrfs', () => {
     });
     const after = await snapguard(['health', 'fresh', '--config', configFile, '--json']);
     const report = JSON.parse(after.stdout);
-    expect(report.overall).toBe('GOOD');
-    expect(after.code).toBe(0);
+    // The restore test clears RESTORE_TEST_NEVER; what is left is that this critical volume has no
+    // external copy at all (see the next test), so it stays WARNING.
+    expect(report.findings.map((f: { code: string }) => f.code)).not.toContain('RESTORE_TEST_NEVER');
+    expect(
+      report.findings
+        .filter((f: { severity: string }) => f.severity !== 'info')
+        .map((f: { code: string }) => f.code),
+    ).toEqual(['EXTERNAL_NONE']);
+    expect(report.overall).toBe('WARNING');
+    expect(after.code).toBe(1);
     expect(report.volumes[0]).toMatchObject({
       volume: 'fresh',
-      status: 'GOOD',
+      status: 'WARNING',
       snapshots: 1,
       lastRestoreTest: { outcome: 'pass', source: 'local', mode: 'sample' },
       // quotas are off on this pool: sizes are unknown, not guessed
@@ -111,6 +119,18 @@ describe.runIf(run)('health_check on real btrfs', () => {
     expect(report.findings).toContainEqual(
       expect.objectContaining({ code: 'SNAPSHOT_SHARE_UNKNOWN', severity: 'info' }),
     );
+  });
+
+  it('a critical volume with no external copy at all is at least WARNING, with a remedy; a standard one is not', async () => {
+    const result = await healthCheck(sandbox.deps(input), {});
+    const none = result.findings.filter((f) => f.code === 'EXTERNAL_NONE');
+    expect(none.map((f) => [f.volume, f.severity])).toEqual([
+      ['empty', 'warning'],
+      ['fresh', 'warning'],
+    ]);
+    expect(none[0]?.message).toMatch(/no external copy .*disk failure loses/);
+    expect(none[0]?.remedy).toMatch(/volumes\.empty\.external/);
+    expect(result.volumes.find((v) => v.volume === 'fresh')?.status).not.toBe('GOOD');
   });
 
   it('a restore test older than restoreTestMaxAge is overdue', async () => {

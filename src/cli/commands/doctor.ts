@@ -54,6 +54,17 @@ export function doctorCommand(): Command {
           status: 'warning',
           message: `removed a leftover preview snapshot: ${path}`,
         });
+      for (const gone of report.historyGone)
+        checks.push({
+          id: `history:${gone.volume}`,
+          status: 'warning',
+          message: `the history listed ${gone.snapshots.length} snapshot(s) of ${gone.volume} that are no longer on disk (${gone.snapshots.join(', ')}); ${gone.marked ? 'marked them deleted (deleted_at)' : 'not changed'}`,
+          ...(gone.marked
+            ? {}
+            : { fix: 'Run snapguard doctor again with write access to contextDir to mark them deleted.' }),
+        });
+      if (report.historyGone.length === 0)
+        checks.push({ id: 'history', status: 'ok', message: 'the history matches the snapshots on disk' });
       if (report.recoveries.length === 0)
         checks.push({ id: 'recoveries', status: 'ok', message: 'no unfinished recoveries' });
       const overall = worstStatus(checks);

@@ -104,7 +104,9 @@ export function recoverCommand(): Command {
       }
       if (options.json) printJson(result);
       else printRecoverResult(result);
-      if (result.status === 'recovered' || result.status === 'planned') return 0;
+      // Recovered, but something after it went wrong (the history write): a warning.
+      if (result.status === 'recovered') return result.warnings?.length ? 1 : 0;
+      if (result.status === 'planned') return 0;
       if (result.status === 'failed') return 2;
       return 1;
     }),

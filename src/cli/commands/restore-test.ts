@@ -5,7 +5,7 @@ import { runRestoreTest } from '../../core/restore-test/index.js';
 import { RESTORE_SOURCES } from '../../core/restore-test/schemas.js';
 import { join } from 'node:path';
 import { renderUnits, writeUnits } from '../../core/schedule-units.js';
-import { formatBytes, formatDuration } from '../../core/units.js';
+import { formatBytes, formatDuration, formatMeasuredDuration } from '../../core/units.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
 
@@ -80,7 +80,7 @@ export function restoreTestCommand(): Command {
               `${r.filesChecked}/${r.population}`,
               formatBytes(r.bytesRestored),
               `${r.durationSeconds.toFixed(1)}s`,
-              r.rtoEstimateSeconds === null ? '-' : formatDuration(r.rtoEstimateSeconds),
+              r.rtoEstimateSeconds === null ? '-' : formatMeasuredDuration(r.rtoEstimateSeconds),
             ]),
           ),
         );
@@ -127,7 +127,7 @@ export function healthCommand(): Command {
               v.lastRestoreTest
                 ? `${v.lastRestoreTest.outcome} ${formatDuration(v.lastRestoreTest.ageSeconds)} ago`
                 : 'never',
-              v.rtoEstimateSeconds === null ? '-' : formatDuration(v.rtoEstimateSeconds),
+              v.rtoEstimateSeconds === null ? '-' : formatMeasuredDuration(v.rtoEstimateSeconds),
             ]),
           ),
         );

@@ -413,6 +413,14 @@ async function checkVolume(
       );
     }
   }
+  if (volume.external.length === 0 && volume.tier === 'critical') {
+    add(
+      'warning',
+      'EXTERNAL_NONE',
+      `${volume.id} is a critical volume with no external copy configured: its snapshots live on the same disk, so a disk failure loses the data and every snapshot of it.`,
+      `Add a copy on another disk or host under volumes.${volume.id}.external (a btrfs/zfs receive target or a restic repository) and replicate to it (snapguard plan shows a schedule).`,
+    );
+  }
   const ages = [newestAge, externalAgeSeconds].filter((a): a is number => a !== null);
 
   // Forecast from the usage recorded by earlier health checks.

@@ -43,7 +43,9 @@ export const SnapshotEntrySchema = z.looseObject({
     .nullable()
     .optional()
     .describe('snapshot the copy was sent incrementally against; null for a full send'),
-  deleted_at: isoTime.optional().describe('set when prune_snapshots deleted the snapshot'),
+  deleted_at: isoTime
+    .optional()
+    .describe('set when prune_snapshots deleted the snapshot, or when doctor found it gone from disk'),
 });
 
 export const RecoveryEntrySchema = z.looseObject({

@@ -4,10 +4,10 @@ import { basename, dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
-import { SnapguardError } from '../errors.js';
+import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
-import { carryNested, rescueStaged } from './nested.js';
+import { carryNested, nestedSubvolumesOf, placeSubvolume, rescueStaged } from './nested.js';
 import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
 import {
   servicesOf,
@@ -161,6 +161,7 @@ export async function copyPaths(
   await mkdir(join(staging, 'old'), { recursive: true });
   const source = join(item.snapshotDir, item.target);
   for (const rel of item.paths) {
+    signal?.throwIfAborted();
     const staged = join(staging, 'new', rel);
     await mkdir(dirname(staged), { recursive: true });
     await deps.exec(
@@ -190,6 +191,74 @@ export async function copyPaths(
     await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
   // What was there is in the safety snapshot; the staging copy of it is not needed.
   await rm(staging, { recursive: true, force: true });
+}
+
+/**
+ * Undoes an interrupted files-mode copy path by path: a replaced path gets its previous version
+ * back from the staging folder, a path the copy created (absent from the safety snapshot) is
+ * removed. The staging folder is removed only when every path is back; otherwise it keeps what
+ * could not be put back.
+ */
+/**
+ * Before a files-mode copy is undone: a nested subvolume lying inside a restored path whose previous
+ * version waits in the staging folder is moved into that previous version, at the same place.
+ */
+async function keepNestedForUndo(
+  deps: Deps,
+  volume: VolumeConfig,
+  item: JournalItem,
+  recoveryId: string,
+): Promise<string[]> {
+  const stagingName = `.snapguard-restore-${recoveryId}`;
+  const old = join(item.path, stagingName, 'old');
+  if (!(await exists(old))) return [];
+  const notes: string[] = [];
+  const touched = [...item.paths, ...(item.removeOnly ?? [])];
+  for (const rel of await nestedSubvolumesOf(deps, volume, { path: item.path })) {
+    if (rel === stagingName || rel.startsWith(`${stagingName}/`)) continue;
+    const owner = touched.find((path) => path === '.' || rel.startsWith(`${path}/`));
+    if (owner === undefined || !(await exists(owner === '.' ? old : join(old, owner)))) continue;
+    const placed = await placeSubvolume(join(item.path, rel), old, rel, recoveryId);
+    if (placed !== join(old, rel)) notes.push(`nested subvolume ${rel} was kept at ${placed}`);
+  }
+  return notes;
+}
+
+export async function undoCopy(
+  item: JournalItem,
+  recoveryId: string,
+): Promise<{ restored: string[]; untouched: string[]; notRestored: { path: string; error: string }[] }> {
+  const staging = join(item.path, `.snapguard-restore-${recoveryId}`);
+  const safety = safetyPathOf(item);
+  const safetyThere = await exists(safety);
+  const restored: string[] = [];
+  const untouched: string[] = [];
+  const notRestored: { path: string; error: string }[] = [];
+  for (const rel of [...item.paths, ...(item.removeOnly ?? [])]) {
+    const old = join(staging, 'old', rel);
+    const live = join(item.path, rel);
+    try {
+      if (await exists(old)) {
+        await rm(live, { recursive: true, force: true });
+        await rename(old, live);
+        restored.push(rel);
+      } else if (
+        item.paths.includes(rel) &&
+        safetyThere &&
+        !(await exists(join(safety, rel))) &&
+        (await exists(live))
+      ) {
+        await rm(live, { recursive: true, force: true });
+        restored.push(rel);
+      } else {
+        untouched.push(rel);
+      }
+    } catch (error) {
+      notRestored.push({ path: rel, error: (error as Error).message });
+    }
+  }
+  if (notRestored.length === 0) await rm(staging, { recursive: true, force: true });
+  return { restored, untouched, notRestored };
 }
 
 export async function recordHistory(
@@ -358,17 +427,21 @@ export async function runJournal(
     const failure =
       error instanceof SnapguardError
         ? error
-        : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
-            cause: error,
-          });
-    const notes = await revertJournal(deps, journal, drivers);
-    for (const item of journal.items) outcomes.set(item.volume, 'reverted');
+        : (error as Error)?.name === 'AbortError'
+          ? toSnapguardError(error)
+          : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
+              cause: error,
+            });
+    const partly = new Set<string>();
+    const notes = await revertJournal(deps, journal, drivers, partly);
+    for (const item of journal.items)
+      outcomes.set(item.volume, partly.has(item.volume) ? 'failed' : 'reverted');
     return {
       outcomes,
       checks,
       error: new SnapguardError(
         failure.code,
-        `${failure.message} The recovery was undone: ${notes.join('; ')}.`,
+        `${failure.message} ${partly.size ? 'The recovery was only partly undone' : 'The recovery was undone'}: ${notes.join('; ')}.`,
         failure.hint,
         { cause: error },
       ),
@@ -410,6 +483,8 @@ export async function revertJournal(
   deps: Deps,
   journal: Journal,
   drivers?: Map<string, ServiceDriver | undefined>,
+  /** Filled with the volumes that could not be put back completely. */
+  partly?: Set<string>,
 ): Promise<string[]> {
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
@@ -464,6 +539,27 @@ export async function revertJournal(
         notes.push(`${item.volume}: nothing had changed`);
       }
       await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+    } else if (item.done.includes('copy') || item.current === 'copy') {
+      // Nested subvolumes the copy already put back into a restored path go into that path's
+      // previous version first: undoing the path then carries them along instead of deleting them.
+      if (item.backend === 'btrfs')
+        notes.push(
+          ...(await keepNestedForUndo(deps, volumeOf(deps, item), item, journal.recoveryId)).map(
+            (note) => `${item.volume}: ${note}`,
+          ),
+        );
+      const undone = await undoCopy(item, journal.recoveryId);
+      const list = (paths: string[]) => `${paths.length} path(s) (${paths.join(', ')})`;
+      const parts = [
+        undone.restored.length ? `${list(undone.restored)} put back as they were` : '',
+        undone.untouched.length ? `${list(undone.untouched)} not touched` : '',
+        ...undone.notRestored.map(
+          (n) =>
+            `${n.path} could NOT be put back (${n.error}); its previous version is in ${join(item.path, `.snapguard-restore-${journal.recoveryId}`, 'old', n.path)} and in ${item.safety}`,
+        ),
+      ].filter(Boolean);
+      if (undone.notRestored.length) partly?.add(item.volume);
+      notes.push(`${item.volume}: ${parts.join(', ') || 'nothing had changed'}`);
     } else {
       const stagingName = `.snapguard-restore-${journal.recoveryId}`;
       if (item.backend === 'btrfs')
@@ -473,11 +569,7 @@ export async function revertJournal(
           ),
         );
       await rm(join(item.path, stagingName), { recursive: true, force: true });
-      notes.push(
-        item.done.includes('copy') || item.current === 'copy'
-          ? `${item.volume}: the copy was interrupted; the state before it is in ${item.safety}`
-          : `${item.volume}: nothing had changed`,
-      );
+      notes.push(`${item.volume}: nothing had changed`);
     }
     if (item.done.includes('stop-services') || item.current === 'stop-services') {
       const driver = drivers?.get(item.volume) ?? undefined;

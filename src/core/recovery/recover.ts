@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, readdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
 import { planZfsRevert, requireZfsMount } from '../../backends/zfs-recover.js';
@@ -37,6 +37,8 @@ interface Target {
   removeOnly?: string[];
   /** Nested subvolumes under the touched paths: carried into the new tree (rollback) or kept (files). */
   nested?: string[];
+  /** Files mode with ".": the whole tree, so the live top-level listing is part of the plan. */
+  wholeTree?: boolean;
 }
 
 function mountPointRefusal(volume: VolumeConfig, real: string): SnapguardError {
@@ -112,7 +114,15 @@ async function resolveTargets(
             signal,
           )
         : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
-    return [{ volume, snapshot, paths: resolved.paths, removeOnly: resolved.removeOnly }];
+    return [
+      {
+        volume,
+        snapshot,
+        paths: resolved.paths,
+        removeOnly: resolved.removeOnly,
+        ...((request.paths ?? []).some((p) => normaliseRelativePath(p) === '.') ? { wholeTree: true } : {}),
+      },
+    ];
   }
   if (request.paths && request.paths.length > 0) {
     throw new SnapguardError(
@@ -199,11 +209,38 @@ async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal):
   return info ? `${info.ino}:${info.ctimeMs}` : 'missing';
 }
 
+/**
+ * Files mode: the state of the live paths the restore touches (one lstat each, plus the top-level
+ * listing for "."), so that a plan confirmed for one state is not carried out on another.
+ */
+async function touchedState(target: Target): Promise<string> {
+  if (!target.paths) return '';
+  const parts: string[] = [];
+  if (target.wholeTree) {
+    const names = await readdir(target.volume.path).catch(() => [] as string[]);
+    parts.push(
+      `listing:${names
+        .filter((n) => !n.startsWith('.snapguard-restore-'))
+        .sort()
+        .join('/')}`,
+    );
+  }
+  for (const rel of [...target.paths, ...(target.removeOnly ?? [])]) {
+    const info = await lstat(join(target.volume.path, rel)).catch(() => undefined);
+    parts.push(
+      info
+        ? `${rel}:${info.ino}:${info.mode}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`
+        : `${rel}:missing`,
+    );
+  }
+  return parts.join('|');
+}
+
 async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal): Promise<string> {
   const parts: string[] = [];
   for (const target of [...targets].sort((a, b) => a.volume.id.localeCompare(b.volume.id))) {
     parts.push(
-      `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}`,
+      `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}|${await touchedState(target)}`,
     );
     // A nested subvolume appearing or going away after the plan changes what the recovery moves.
     if (target.volume.backend === 'btrfs')
@@ -403,6 +440,29 @@ export async function planRecovery(
   };
 }
 
+/** What a file restore did, e.g. "Restored 1 path (data/f7.bin) from containers-manual-...". */
+function describeRestore(journal: Journal): string {
+  return journal.items
+    .map((item) => {
+      const shown = item.paths.slice(0, 10).join(', ') + (item.paths.length > 10 ? ', ...' : '');
+      const removed = item.removeOnly?.length
+        ? ` and removed ${item.removeOnly.length} entr${item.removeOnly.length === 1 ? 'y' : 'ies'} absent from it (${item.removeOnly.join(', ')})`
+        : '';
+      return `Restored ${item.paths.length} path${item.paths.length === 1 ? '' : 's'} (${shown}) from ${item.target}${removed}`;
+    })
+    .join('; ');
+}
+
+/** The warning of a recovery whose history entry could not be written. */
+function historyWarning(journal: Journal, error: unknown): string {
+  return (
+    `the recovery could not be recorded in backup-history.json (${(error as Error).message}); ` +
+    `the volumes are as reported here and the recovery journal was closed. Free space in contextDir; ` +
+    `the safety snapshot${journal.items.length > 1 ? 's' : ''} ${journal.items.map((i) => i.safety).join(', ')} ` +
+    'stay on disk and are listed by list_snapshots.'
+  );
+}
+
 function newRecoveryId(now: Date): string {
   return `rec-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
 }
@@ -470,7 +530,7 @@ export async function recover(
     if ((await fingerprintOf(deps, planned.targets, context.signal)) !== planned.fingerprint) {
       throw new SnapguardError(
         'CONFIRMATION_INVALID',
-        'The volume changed while this recovery waited (another recovery or a new snapshot); the confirmed plan no longer applies. Nothing was changed.',
+        'The volume changed while this recovery waited (another recovery, a new snapshot, or a change to the paths the restore touches); the confirmed plan no longer applies. Nothing was changed.',
         'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
         { details: { reason: 'state-changed' } },
       );
@@ -503,11 +563,29 @@ export async function recover(
     const run = await runJournal(deps, journal, context);
     const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
     const first = journal.items[0] as JournalItem;
-    await step(deps, journal, first, 'record', () =>
-      recordHistory(deps, journal, run.outcomes, run.checks, durationSeconds, run.error?.message),
-    );
+    const warnings: string[] = [];
+    try {
+      await step(deps, journal, first, 'record', () =>
+        recordHistory(deps, journal, run.outcomes, run.checks, durationSeconds, run.error?.message),
+      );
+    } catch (error) {
+      // The volumes are in their final state either way: a history that cannot be written (a full
+      // contextDir) is reported, and the journal, which only guards the swap, is closed.
+      warnings.push(historyWarning(journal, error));
+      deps.logger.error(
+        {
+          recoveryId: journal.recoveryId,
+          outcomes: Object.fromEntries(run.outcomes),
+          error: (error as Error).message,
+        },
+        'the recovery could not be recorded in the history',
+      );
+    }
     await removeJournal(deps.config.stateDir, journal.recoveryId);
-    if (run.error) throw run.error;
+    if (run.error) {
+      if (warnings.length) run.error.message += ` Warning: ${warnings.join(' ')}`;
+      throw run.error;
+    }
     const failed = [...run.outcomes.values()].some((o) => o !== 'success');
     const firstFail = run.checks.find((c) => !c.ok);
     return {
@@ -522,9 +600,15 @@ export async function recover(
       })),
       durationSeconds,
       validation: run.checks,
-      message: failed
-        ? `Recovered, but validation failed (${firstFail?.check}: ${firstFail?.detail ?? 'not ok'}). Nothing was deleted: the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')}; recover that snapshot to undo.`
-        : `Recovered ${journal.items.map((i) => `${i.volume} to ${i.target}`).join(', ')}; the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`,
+      message: [
+        failed
+          ? `${journal.mode === 'files' ? describeRestore(journal) : 'Recovered'}, but validation failed (${firstFail?.check}: ${firstFail?.detail ?? 'not ok'}). Nothing was deleted: the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')}; recover that snapshot to undo.`
+          : journal.mode === 'files'
+            ? `${describeRestore(journal)}; the replaced state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`
+            : `Recovered ${journal.items.map((i) => `${i.volume} to ${i.target}`).join(', ')}; the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`,
+        ...warnings.map((w) => `Warning: ${w}`),
+      ].join(' '),
+      ...(warnings.length ? { warnings } : {}),
       ...extra,
     };
   } finally {

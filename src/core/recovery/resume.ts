@@ -144,14 +144,19 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
     detail = `the interrupted ${journal.mode} was undone: ${notes.join('; ')}`;
   }
   const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
-  await recordHistory(
-    deps,
-    journal,
-    outcomes,
-    checks,
-    durationSeconds,
-    `interrupted; ${action} by doctor: ${detail}`,
-  );
+  try {
+    await recordHistory(
+      deps,
+      journal,
+      outcomes,
+      checks,
+      durationSeconds,
+      `interrupted; ${action} by doctor: ${detail}`,
+    );
+  } catch (error) {
+    // The volumes are consistent now: a history that cannot be written does not keep the journal open.
+    detail += `; warning: it could not be recorded in backup-history.json (${(error as Error).message})`;
+  }
   await removeJournal(deps.config.stateDir, journal.recoveryId);
   deps.logger.warn({ recoveryId: journal.recoveryId, action, volumes }, detail);
   const outcome = [...outcomes.values()].includes('failed')

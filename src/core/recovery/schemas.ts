@@ -104,6 +104,10 @@ export const RecoverResultSchema = z.object({
   durationSeconds: z.number().optional(),
   validation: z.array(ValidationCheckSchema).optional(),
   message: z.string().optional(),
+  warnings: z
+    .array(z.string())
+    .optional()
+    .describe('what went wrong after the volumes reached their final state, e.g. the history write'),
   resolved: z
     .array(ResolvedRecoverySchema)
     .optional()

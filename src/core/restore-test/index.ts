@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { lstat, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { lstat, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
@@ -514,6 +514,12 @@ async function expectedFrom(
   }
 }
 
+/** Whole seconds from 10 s on; below, two significant digits, so a sub-second RTO is not shown as 0. */
+export function roundRto(seconds: number): number {
+  if (seconds >= 10) return Math.round(seconds);
+  return Number(seconds.toPrecision(2));
+}
+
 /** Files changed on the live volume since the snapshot: information, never a failure. */
 async function liveDrift(
   volume: VolumeConfig,
@@ -544,6 +550,67 @@ async function liveDrift(
     }
   }
   return drift;
+}
+
+const ADDED_LISTED = 50;
+
+/**
+ * Entries on the live volume that the snapshot does not have (added since it was taken). Only
+ * entries whose ctime is after the snapshot are looked up in it (a create or rename sets ctime); a
+ * new folder is reported once, not with its contents; other filesystems below the volume (nested
+ * subvolumes, mounts) are not entered.
+ */
+async function addedSince(
+  volume: VolumeConfig,
+  snapshotRoot: string,
+  since: Date,
+  signal?: AbortSignal,
+): Promise<Drift[]> {
+  const added: string[] = [];
+  let root;
+  try {
+    root = await lstat(volume.path);
+  } catch {
+    return [];
+  }
+  const walk = async (rel: string): Promise<void> => {
+    let names: string[];
+    try {
+      names = await readdir(rel ? join(volume.path, rel) : volume.path);
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      signal?.throwIfAborted();
+      if (!rel && name.startsWith('.snapguard-')) continue;
+      const path = rel ? `${rel}/${name}` : name;
+      const info = await lstat(join(volume.path, path)).catch(() => undefined);
+      if (!info) continue;
+      if (info.ctimeMs > since.getTime() && !(await exists(join(snapshotRoot, path)))) {
+        added.push(path);
+        continue;
+      }
+      if (info.isDirectory() && info.dev === root.dev) await walk(path);
+    }
+  };
+  await walk('');
+  const drift: Drift[] = added
+    .slice(0, ADDED_LISTED)
+    .map((path) => ({ path, change: 'added' as const, detail: 'on the live volume, not in the snapshot' }));
+  if (added.length > ADDED_LISTED)
+    drift.push({
+      path: '.',
+      change: 'added',
+      detail: `${added.length - ADDED_LISTED} more added path(s) not listed`,
+    });
+  return drift;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 function snapshotTime(volume: VolumeConfig, raw: RawSnapshot): Date {
@@ -586,7 +653,10 @@ async function sampleLocal(run: VolumeRun, snapshot: RawSnapshot, referenceRoot:
       bytesRestored: verified.bytes,
       restoreSeconds: (performance.now() - started) / 1000,
       failures,
-      drift: await liveDrift(volume, snapshotTime(volume, snapshot), verified.references),
+      drift: [
+        ...(await liveDrift(volume, snapshotTime(volume, snapshot), verified.references)),
+        ...(await addedSince(volume, snapshot.path, snapshotTime(volume, snapshot), call.signal)),
+      ],
       rtoEstimateSeconds: null,
       placeholders: sample.placeholders,
     };
@@ -736,7 +806,7 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       restoreSeconds,
       failures: [...censusFailures(expected, actual), ...verified.failures],
       drift: [],
-      rtoEstimateSeconds: throughput > 0 ? Math.round(live / throughput) : null,
+      rtoEstimateSeconds: throughput > 0 ? roundRto(live / throughput) : null,
       placeholders: expected.placeholders,
     };
   } finally {
@@ -924,7 +994,7 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
       drift,
       rtoEstimateSeconds:
         request.mode === 'full' && restoreSeconds > 0 && bytes > 0
-          ? Math.round((await liveBytes(volume, call.signal)) / (bytes / restoreSeconds))
+          ? roundRto((await liveBytes(volume, call.signal)) / (bytes / restoreSeconds))
           : null,
     };
   } finally {

@@ -42,7 +42,7 @@ export const RestoreFailureSchema = z.object({
 
 export const DriftSchema = z.object({
   path: z.string(),
-  change: z.enum(['modified', 'deleted']),
+  change: z.enum(['modified', 'deleted', 'added']),
   detail: z.string(),
 });
 
@@ -74,7 +74,9 @@ export const RestoreTestResultSchema = z.object({
   failures: z.array(RestoreFailureSchema),
   drift: z
     .array(DriftSchema)
-    .describe('files changed on the live volume since the snapshot: information, not failures'),
+    .describe(
+      'files changed, deleted or added on the live volume since the snapshot: information, not failures',
+    ),
   notCovered: z
     .array(NotCoveredSchema)
     .optional()

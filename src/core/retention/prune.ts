@@ -462,6 +462,14 @@ export function planResult(
   };
 }
 
+/**
+ * Test aid, like the recovery's fault points (docs/recovery.md): SNAPGUARD_TEST_FAULT=after:prune-delete
+ * kills this process with SIGKILL right after a deletion, before the history records it.
+ */
+function pruneFault(): void {
+  if (process.env.SNAPGUARD_TEST_FAULT === 'after:prune-delete') process.kill(process.pid, 'SIGKILL');
+}
+
 export interface PruneGate {
   /**
    * Called with the plan before anything is deleted (and before the volume locks are taken; the
@@ -545,6 +553,7 @@ export async function pruneSnapshots(
         } catch (error) {
           for (const verdict of doomed) fail(verdict, error);
         }
+        pruneFault();
         const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
         for (const verdict of doomed) {
           const outcome = byName.get(verdict.name);
@@ -558,6 +567,7 @@ export async function pruneSnapshots(
           try {
             await target.backend.delete(target.view, verdict.name, { signal: call.signal });
             verdict.result = 'deleted';
+            pruneFault();
           } catch (error) {
             fail(verdict, error);
           }

@@ -45,7 +45,7 @@ export function registerRunRestoreTestTool(server: McpServer, deps: Deps): void 
           const lines = [`Restore test ${result.overall}.`];
           for (const r of result.results) {
             lines.push(
-              `${r.volume} ${r.snapshot || '(no snapshot)'} [${r.source}/${r.mode}]: ${r.outcome}, ${r.filesChecked} of ${r.population} files checked, ${r.failures.length} failure(s), ${r.durationSeconds.toFixed(1)} s, seed ${r.seed}${r.rtoEstimateSeconds !== null ? `, RTO estimate ${Math.round(r.rtoEstimateSeconds)} s` : ''}.`,
+              `${r.volume} ${r.snapshot || '(no snapshot)'} [${r.source}/${r.mode}]: ${r.outcome}, ${r.filesChecked} of ${r.population} files checked, ${r.failures.length} failure(s), ${r.durationSeconds.toFixed(1)} s, seed ${r.seed}${r.rtoEstimateSeconds !== null ? `, RTO estimate ${r.rtoEstimateSeconds >= 10 ? Math.round(r.rtoEstimateSeconds) : r.rtoEstimateSeconds} s` : ''}.`,
             );
             for (const f of r.failures.slice(0, 5))
               lines.push(`  ${f.path}: ${f.check} (expected ${f.expected}, got ${f.actual})`);
