@@ -283,10 +283,17 @@ async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
   const { deps, volume, request, call } = run;
   if (request.snapshot) return requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
   // Reading the folder finds the newest by its name without running `btrfs subvolume list` twice.
-  const newest =
-    volume.backend === 'btrfs'
-      ? (await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true }))[0]
-      : (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
+  let newest: RawSnapshot | undefined;
+  if (volume.backend === 'btrfs') {
+    // The newest subvolume by name that is also read-only (one `subvolume show` in the usual case).
+    for (const candidate of await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true })) {
+      const shown = await deps.backendFor(volume).show(volume, candidate.name, { signal: call.signal });
+      if (shown?.readOnly) {
+        newest = { ...shown, createdAt: candidate.createdAt };
+        break;
+      }
+    }
+  } else newest = (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
   if (!newest) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',

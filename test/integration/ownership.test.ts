@@ -1,0 +1,108 @@
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Deps } from '../../src/core/deps.js';
+import { recover } from '../../src/core/recovery/recover.js';
+import { runRestoreTest } from '../../src/core/restore-test/index.js';
+import { createSnapshots, listSnapshots, ownedSnapshots } from '../../src/core/snapshots.js';
+import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { requireComponents } from '../helpers/env.js';
+
+const run = requireComponents(['btrfs', 'mkfs.btrfs']);
+
+// Names that parse as snapshots of volume "app", planted in its snapshot folder as things that
+// are not snapguard snapshots: a symlink to another volume's snapshot, a plain folder, a
+// writable subvolume.
+const LINK = 'app-manual-20300101-000000';
+const FOLDER = 'app-manual-20300101-000001';
+const WRITABLE = 'app-manual-20300101-000002';
+
+describe.runIf(run)('only read-only subvolumes directly in snapshotDir are owned (real btrfs)', () => {
+  let box: BtrfsSandbox;
+  let deps: Deps;
+  let app: string;
+  let snapshotDir: string;
+
+  async function state(): Promise<string> {
+    return JSON.stringify({
+      app: await readFile(join(app, 'file'), 'utf8'),
+      subvolumes: (await exec('btrfs', ['subvolume', 'list', box.pool.mountPoint])).stdout,
+      history: await readFile(deps.history.file, 'utf8').catch(() => ''),
+    });
+  }
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(256, 'owned');
+    app = await box.subvolume('app');
+    const conf = await box.subvolume('conf');
+    await writeFile(join(app, 'file'), 'app v1\n');
+    await writeFile(join(conf, 'file'), 'conf secret\n');
+    deps = box.deps({ confirm: 'never', volumes: { app: { backend: 'btrfs', path: app } } });
+    snapshotDir = deps.config.volumes.app!.snapshotDir;
+    await mkdir(snapshotDir, { recursive: true });
+    const confSnapshot = join(box.pool.mountPoint, 'conf-ro');
+    await exec('btrfs', ['subvolume', 'snapshot', '-r', conf, confSnapshot]);
+    await symlink(confSnapshot, join(snapshotDir, LINK));
+    await mkdir(join(snapshotDir, FOLDER));
+    await writeFile(join(snapshotDir, FOLDER, 'file'), 'planted folder\n');
+    await exec('btrfs', ['subvolume', 'create', join(snapshotDir, WRITABLE)]);
+    await writeFile(join(snapshotDir, WRITABLE, 'file'), 'planted writable\n');
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  for (const [what, name] of [
+    ['a symlink to another subvolume', LINK],
+    ['a plain folder', FOLDER],
+    ['a writable subvolume', WRITABLE],
+  ] as const) {
+    it(`recover (rollback) refuses ${what} with an owned name and changes nothing`, async () => {
+      const before = await state();
+      await expect(recover(deps, { volume: 'app', snapshot: name, mode: 'rollback' })).rejects.toMatchObject({
+        code: 'NOT_OWNED',
+        message: expect.stringContaining(name),
+      });
+      expect(await state()).toBe(before);
+      expect(await readFile(join(app, 'file'), 'utf8')).toBe('app v1\n');
+    });
+
+    it(`recover (files) refuses ${what} with an owned name and changes nothing`, async () => {
+      const before = await state();
+      await expect(
+        recover(deps, { volume: 'app', snapshot: name, mode: 'files', paths: ['file'] }),
+      ).rejects.toMatchObject({ code: 'NOT_OWNED' });
+      expect(await state()).toBe(before);
+    });
+
+    it(`a restore test of ${what} with an owned name is refused and records no PASS`, async () => {
+      await expect(runRestoreTest(deps, { volume: 'app', snapshot: name })).rejects.toMatchObject({
+        code: 'NOT_OWNED',
+      });
+      const { history } = await deps.history.read();
+      expect(history.restore_tests.filter((t) => t.snapshot === name)).toEqual([]);
+    });
+  }
+
+  it('none of them is listed as owned, and a restore test without a name does not pick one', async () => {
+    expect((await ownedSnapshots(deps, deps.config.volumes.app!)).map((s) => s.raw.name)).toEqual([]);
+    const listed = await listSnapshots(deps, { volume: 'app', includeForeign: true });
+    for (const name of [LINK, FOLDER, WRITABLE])
+      expect(listed.snapshots.find((s) => s.name === name)?.owned ?? false).toBe(false);
+    // Only planted names: the newest "snapshot" would be one of them; none may pass.
+    const result = await runRestoreTest(deps, { volume: 'app' });
+    expect(result.overall).toBe('FAIL');
+    expect(result.results[0]?.snapshot ?? '').not.toMatch(/^app-manual-2030/);
+  });
+
+  it('a real snapshot is still recovered while the planted names are newer', async () => {
+    const created = (await createSnapshots(deps, { volumes: ['app'], type: 'manual' })).created[0]!;
+    await writeFile(join(app, 'file'), 'app v2 broken\n');
+    const tested = await runRestoreTest(deps, { volume: 'app' });
+    expect(tested.overall).toBe('PASS');
+    expect(tested.results[0]?.snapshot).toBe(created.name);
+    const done = await recover(deps, { volume: 'app', snapshot: created.name, mode: 'rollback' });
+    expect(done.status).toBe('recovered');
+    expect(await readFile(join(app, 'file'), 'utf8')).toBe('app v1\n');
+  });
+});
