@@ -6,6 +6,7 @@ import { recover } from '../../src/core/recovery/recover.js';
 import { runRestoreTest } from '../../src/core/restore-test/index.js';
 import { createSnapshots, listSnapshots, ownedSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs']);
@@ -106,3 +107,51 @@ describe.runIf(run)('only read-only subvolumes directly in snapshotDir are owned
     expect(await readFile(join(app, 'file'), 'utf8')).toBe('app v1\n');
   });
 });
+
+describe.runIf(run)(
+  'volume ids that prefix one another in one snapshot folder (real btrfs, built CLI)',
+  () => {
+    let box: BtrfsSandbox;
+
+    beforeAll(async () => {
+      box = await createBtrfsSandbox(256, 'prefix');
+    });
+    afterAll(async () => {
+      await box?.cleanup();
+    });
+
+    it('`prune app` is refused at config load and the only snapshot of app-manual survives', async () => {
+      const shared = join(box.pool.mountPoint, '.snapshots', 'shared');
+      const app = await box.subvolume('app');
+      const appManual = await box.subvolume('app-manual');
+      await writeFile(join(appManual, 'file'), 'app-manual data\n');
+      // Its only snapshot, taken while app-manual was the only volume in the folder.
+      const alone = box.deps({
+        volumes: { 'app-manual': { backend: 'btrfs', path: appManual, snapshotDir: shared } },
+      });
+      const only = (await createSnapshots(alone, { volumes: ['app-manual'], type: 'manual' })).created[0]!;
+      expect(only.name).toMatch(/^app-manual-manual-\d{8}-\d{6}$/);
+
+      const file = join(box.dir, 'snapguard.yaml');
+      await writeFile(
+        file,
+        [
+          `contextDir: ${join(box.dir, 'context')}`,
+          `stateDir: ${join(box.dir, 'state')}`,
+          'confirm: never',
+          'volumes:',
+          `  app: { backend: btrfs, path: ${app}, snapshotDir: ${shared}, retention: "1h" }`,
+          `  app-manual: { backend: btrfs, path: ${appManual}, snapshotDir: ${shared}/ }`,
+          '',
+        ].join('\n'),
+      );
+      const pruned = await runBuiltCli(['prune', 'app', '--yes', '--config', file]);
+      expect(pruned.code).toBe(3);
+      expect(pruned.stderr).toContain('"app"');
+      expect(pruned.stderr).toContain('"app-manual"');
+      expect(pruned.stderr).toContain('snapshotDir');
+      const listed = (await exec('btrfs', ['subvolume', 'list', '-o', shared])).stdout;
+      expect(listed).toContain(only.name);
+    });
+  },
+);
