@@ -25,6 +25,7 @@ import {
 import { listExternalCopies } from './external.js';
 import { censusTree, sampleTree, ReservoirSampler, topLevelGroup, type TreeCensus } from './sampler.js';
 import { RunRestoreTestInput, type RestoreTestResult, type RunRestoreTestResult } from './schemas.js';
+import { redactUrls } from '../redact.js';
 
 export interface Progress {
   progress: number;
@@ -734,8 +735,8 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       request.snapshot
-        ? `restic snapshot "${request.snapshot}" is not in ${external.repository}.`
-        : `The restic repository ${external.repository} has no snapshots of ${volume.path}.`,
+        ? `restic snapshot "${request.snapshot}" is not in ${redactUrls(external.repository)}.`
+        : `The restic repository ${redactUrls(external.repository)} has no snapshots of ${volume.path}.`,
       'List them with `restic snapshots`; back the volume up first if there are none.',
     );
   }
