@@ -1,4 +1,4 @@
-import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
@@ -155,3 +155,34 @@ describe.runIf(run)(
     });
   },
 );
+
+describe.runIf(run)('a volume path that becomes a symlink after the config was loaded (real btrfs)', () => {
+  let box: BtrfsSandbox;
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(256, 'linkvol');
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  it('recover refuses it and leaves the real subvolume writable and in place', async () => {
+    const real = await box.subvolume('real');
+    await writeFile(join(real, 'file'), 'real v1\n');
+    const link = join(box.pool.mountPoint, 'linked');
+    const deps = box.deps({ confirm: 'never', volumes: { linked: { backend: 'btrfs', path: link } } });
+    await symlink(real, link);
+    const snap = (await createSnapshots(deps, { volumes: ['linked'], type: 'manual' })).created[0]!;
+    await writeFile(join(real, 'file'), 'real v2\n');
+    await expect(
+      recover(deps, { volume: 'linked', snapshot: snap.name, mode: 'rollback' }),
+    ).rejects.toMatchObject({
+      code: 'PRECONDITION_FAILED',
+      message: expect.stringContaining('is a symlink'),
+    });
+    expect(await readFile(join(real, 'file'), 'utf8')).toBe('real v2\n');
+    const ro = await exec('btrfs', ['property', 'get', '-ts', real, 'ro']);
+    expect(ro.stdout.trim()).toBe('ro=false');
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+  });
+});
