@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -396,7 +396,9 @@ function checkVolumeLayout(volumes: Record<string, VolumeConfig>, where: string)
       problems.push(
         `volumes.${volume.id}.path: ${volume.path} is a symlink${real === volume.path ? ' that leads nowhere' : ` to ${real}`}; a rollback would move the link, not the volume`,
       );
-      fixes.push(`Write the real path in volumes.${volume.id}.path${real === volume.path ? '' : ` (${real})`}.`);
+      fixes.push(
+        `Write the real path in volumes.${volume.id}.path${real === volume.path ? '' : ` (${real})`}.`,
+      );
     }
   }
   for (let i = 0; i < list.length; i++) {
