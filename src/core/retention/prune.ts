@@ -415,8 +415,12 @@ export async function planPrune(
       snapshots: target.raws.map((raw) => ({
         name: raw.name,
         createdAt: raw.createdAt,
-        // A local writable subvolume with an owned name is not a snapshot: never deleted.
-        ...(target.location === 'local' && !isOwned(volume, raw) ? { notOwned: true } : {}),
+        // A local writable subvolume with an owned name is not a snapshot: never deleted. (The
+        // safety snapshot of an interrupted rollback is writable until the recovery finishes; it
+        // is kept as referenced by that recovery.)
+        ...(target.location === 'local' && !isOwned(volume, raw) && !unfinished.includes(raw.name)
+          ? { notOwned: true }
+          : {}),
       })),
       policy: target.policy,
       now,
