@@ -1,7 +1,10 @@
-import { lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Deps } from '../../src/core/deps.js';
+import { buildConfig } from '../../src/core/config.js';
+import { createDeps, type Deps } from '../../src/core/deps.js';
+import { silentLogger } from '../../src/core/logger.js';
 import { recover } from '../../src/core/recovery/recover.js';
 import { runRestoreTest } from '../../src/core/restore-test/index.js';
 import { createSnapshots, listSnapshots, ownedSnapshots } from '../../src/core/snapshots.js';
@@ -184,5 +187,52 @@ describe.runIf(run)('a volume path that becomes a symlink after the config was l
     const ro = await exec('btrfs', ['property', 'get', '-ts', real, 'ro']);
     expect(ro.stdout.trim()).toBe('ro=false');
     expect((await lstat(link)).isSymbolicLink()).toBe(true);
+  });
+});
+
+describe('dir backend: a symlink with an owned name is not a snapshot', () => {
+  it('recover, restore test and listing refuse or skip it; a real copy is used', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'snapguard-owned-dir-'));
+    try {
+      const data = join(root, 'data');
+      const elsewhere = join(root, 'elsewhere');
+      await mkdir(data);
+      await mkdir(elsewhere);
+      await writeFile(join(data, 'file'), 'data v1\n');
+      await writeFile(join(elsewhere, 'file'), 'not this volume\n');
+      const deps = createDeps(
+        buildConfig(
+          {
+            contextDir: join(root, 'context'),
+            stateDir: join(root, 'state'),
+            confirm: 'never',
+            volumes: { data: { backend: 'dir', path: data } },
+          },
+          root,
+        ),
+        { logger: silentLogger() },
+      );
+      const snapshotDir = deps.config.volumes.data!.snapshotDir;
+      await mkdir(snapshotDir, { recursive: true });
+      const planted = 'data-manual-20300101-000000';
+      await symlink(elsewhere, join(snapshotDir, planted));
+      await expect(
+        recover(deps, { volume: 'data', snapshot: planted, mode: 'rollback' }),
+      ).rejects.toMatchObject({
+        code: 'NOT_OWNED',
+        message: expect.stringContaining('a symlink'),
+      });
+      await expect(runRestoreTest(deps, { volume: 'data', snapshot: planted })).rejects.toMatchObject({
+        code: 'NOT_OWNED',
+      });
+      expect(await readFile(join(data, 'file'), 'utf8')).toBe('data v1\n');
+      const listed = await listSnapshots(deps, { volume: 'data', includeForeign: true });
+      expect(listed.snapshots.filter((s) => s.owned).map((s) => s.name)).toEqual([]);
+      const created = (await createSnapshots(deps, { volumes: ['data'], type: 'manual' })).created[0]!;
+      const tested = await runRestoreTest(deps, { volume: 'data' });
+      expect(tested.results[0]?.snapshot).toBe(created.name);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
