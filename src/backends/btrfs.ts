@@ -185,7 +185,13 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       options: BackendCallOptions = {},
     ): Promise<RawSnapshot | undefined> {
       const path = join(volume.snapshotDir, name);
-      if (!(await realDir(path))) return undefined;
+      // Never follow: a symlink or a plain folder with a snapshot's name is not a snapshot. The root
+      // folder of every btrfs subvolume is inode 256.
+      const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+        throw error;
+      });
+      if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
       try {
         const result = await btrfs(['subvolume', 'show', path], options);
         const info = parseSubvolumeShow(result.stdout);

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../core/config.js';
 import { createDeps, type Deps } from '../core/deps.js';
 import { createLogger } from '../core/logger.js';
+import { assertPrivateDirs } from '../core/private-dirs.js';
 import { reportError } from './output.js';
 
 export interface CommonOptions {
@@ -23,6 +24,8 @@ export function withCommon(command: Command): Command {
 
 export async function loadDeps(options: CommonOptions): Promise<Deps> {
   const config: Config = await loadConfig({ explicit: options.config });
+  // Every verb: journals and history in a folder others can write are never trusted.
+  await assertPrivateDirs(config);
   // The CLI talks to humans on stdout/stderr; its logs stay quiet unless asked or sent to a file.
   const logger = createLogger({
     file: config.logFile,

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SnapguardError } from './errors.js';
+import { SNAPSHOT_TYPES } from './naming.js';
 import { tryParseDuration, tryParseSize } from './units.js';
 import { OrchestrateConfigSchema } from './orchestrate/schema.js';
 import { DAYS_OF_WEEK, parsePreserve, parsePreserveMin } from './retention/policy.js';
@@ -336,6 +337,108 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${keyPath(issue.path)}: ${issue.message}`;
 }
 
+/** The real path of an existing path (symlinks resolved), else the path as written. */
+function realOrSelf(path: string): string {
+  try {
+    return realpathSync.native(path);
+  } catch {
+    return path;
+  }
+}
+
+/**
+ * Whether snapshot names of volume `longer` could also be read as names of volume `shorter`:
+ * `app-manual-manual-20261121-143000` is `app-manual`'s manual snapshot and `app`'s manual
+ * snapshot of operation "manual". That happens when `longer` is `<shorter>-<type>[-...]`.
+ */
+export function idsCollide(shorter: string, longer: string): boolean {
+  if (!longer.startsWith(`${shorter}-`)) return false;
+  const rest = longer.slice(shorter.length + 1);
+  return SNAPSHOT_TYPES.some((type) => rest === type || rest.startsWith(`${type}-`));
+}
+
+/**
+ * Checks what the schema cannot see on its own, on normalised paths: no volume at "/", no snapshot
+ * folder inside its volume, no volume path that is a symlink, no two volumes on one path, and no
+ * two volumes in one snapshot folder whose snapshot names could be read as each other's.
+ */
+function checkVolumeLayout(volumes: Record<string, VolumeConfig>, where: string): void {
+  const problems: string[] = [];
+  const fixes: string[] = [];
+  const inside = (child: string, parent: string) =>
+    child === parent || child.startsWith(parent.endsWith('/') ? parent : `${parent}/`);
+  const list = Object.values(volumes);
+  for (const volume of list) {
+    if (volume.backend === 'zfs') continue;
+    if (volume.path === '/') {
+      problems.push(
+        `volumes.${volume.id}.path: is the root of the filesystem; a rollback would move the whole system aside`,
+      );
+      fixes.push(`Point volumes.${volume.id}.path at a subvolume or folder below /.`);
+      continue;
+    }
+    if (inside(volume.snapshotDir, volume.path) || inside(volume.path, volume.snapshotDir)) {
+      problems.push(
+        `volumes.${volume.id}.snapshotDir: ${volume.snapshotDir} overlaps the volume path ${volume.path}`,
+      );
+      fixes.push(
+        `Put volumes.${volume.id}.snapshotDir outside the volume (the default is <parent of path>/.snapshots/${volume.id}).`,
+      );
+    }
+    let isLink = false;
+    try {
+      isLink = lstatSync(volume.path).isSymbolicLink();
+    } catch {
+      // A path that does not exist yet is reported by doctor, not here.
+    }
+    if (isLink) {
+      const real = realOrSelf(volume.path);
+      problems.push(
+        `volumes.${volume.id}.path: ${volume.path} is a symlink${real === volume.path ? ' that leads nowhere' : ` to ${real}`}; a rollback would move the link, not the volume`,
+      );
+      fixes.push(
+        `Write the real path in volumes.${volume.id}.path${real === volume.path ? '' : ` (${real})`}.`,
+      );
+    }
+  }
+  for (let i = 0; i < list.length; i++) {
+    for (let j = i + 1; j < list.length; j++) {
+      const a = list[i] as VolumeConfig;
+      const b = list[j] as VolumeConfig;
+      const samePath =
+        a.backend === 'zfs' && b.backend === 'zfs'
+          ? a.dataset === b.dataset || a.path === b.path
+          : a.path === b.path || realOrSelf(a.path) === realOrSelf(b.path);
+      if (samePath) {
+        problems.push(
+          `volumes.${a.id} and volumes.${b.id}: both are ${a.backend === 'zfs' && b.backend === 'zfs' && a.dataset === b.dataset ? `dataset ${a.dataset}` : `the path ${a.path}`}`,
+        );
+        fixes.push(`Keep one volume per path: remove volumes.${b.id} or point it elsewhere.`);
+        continue;
+      }
+      const sameFolder =
+        a.snapshotDir === b.snapshotDir || realOrSelf(a.snapshotDir) === realOrSelf(b.snapshotDir);
+      const [shorter, longer] = a.id.length <= b.id.length ? [a, b] : [b, a];
+      if (sameFolder && idsCollide(shorter.id, longer.id)) {
+        problems.push(
+          `volumes "${shorter.id}" and "${longer.id}" share the snapshot folder ${a.snapshotDir}, and a snapshot name of "${longer.id}" (${longer.id}-manual-20261121-143000) also reads as a snapshot of "${shorter.id}"`,
+        );
+        fixes.push(
+          `Give volumes.${longer.id} its own snapshotDir (or remove the shared snapshotDir of both; the default <parent of path>/.snapshots/<id> is one folder per volume).`,
+        );
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new SnapguardError(
+      'CONFIG_INVALID',
+      `Invalid configuration in ${where}:\n  - ${problems.join('\n  - ')}`,
+      fixes.join(' '),
+      { details: { problems } },
+    );
+  }
+}
+
 /** Validates a raw config object; relative paths resolve against baseDir. */
 export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string): Config {
   const result = ConfigSchema.safeParse(raw ?? {});
@@ -352,7 +455,9 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     );
   }
   const parsed = result.data;
-  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  // resolve() also normalises absolute paths: "/x/app/", "/x/./app" and "//x/app" are all "/x/app",
+  // so every check below compares one spelling of each path.
+  const abs = (p: string) => resolve(baseDir, p);
   const volumes: Record<string, VolumeConfig> = {};
   for (const [id, volume] of Object.entries(parsed.volumes)) {
     const path = abs(volume.path ?? `/${volume.dataset}`);
@@ -374,19 +479,7 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
       })),
     };
   }
-  for (const volume of Object.values(volumes)) {
-    const inside = (child: string, parent: string) => child === parent || child.startsWith(`${parent}/`);
-    if (
-      volume.backend !== 'zfs' &&
-      (inside(volume.snapshotDir, volume.path) || inside(volume.path, volume.snapshotDir))
-    ) {
-      throw new SnapguardError(
-        'CONFIG_INVALID',
-        `Invalid configuration in ${where}:\n  - volumes.${volume.id}.snapshotDir: ${volume.snapshotDir} overlaps the volume path ${volume.path}`,
-        `Put volumes.${volume.id}.snapshotDir outside the volume (the default is <parent of path>/.snapshots/${volume.id}).`,
-      );
-    }
-  }
+  checkVolumeLayout(volumes, where);
   return {
     ...parsed,
     host: parsed.host ?? hostname(),

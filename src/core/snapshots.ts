@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
 import type { Deps } from './deps.js';
@@ -40,8 +42,21 @@ export function newOperationId(now: Date): string {
 // re-export keeps `lockVolumes` importable from this module.
 export { lockVolumes } from './volume-locks.js';
 
+/**
+ * The parsed name of a snapshot snapguard owns, else undefined: its name parses for the volume and,
+ * on btrfs and zfs, it is read-only (a writable subvolume with a snapshot's name is not one of
+ * ours). Listings only hold entries directly in the folder that are subvolumes (btrfs), dataset
+ * snapshots (zfs) or real folders, not symlinks (dir).
+ */
+export function ownedName(volume: VolumeConfig, raw: RawSnapshot): ParsedName | undefined {
+  const parsed = parseSnapshotName(volume.id, raw.name);
+  if (!parsed) return undefined;
+  if (volume.backend !== 'dir' && !raw.readOnly) return undefined;
+  return parsed;
+}
+
 export function isOwned(volume: VolumeConfig, raw: RawSnapshot): boolean {
-  return parseSnapshotName(volume.id, raw.name) !== undefined;
+  return ownedName(volume, raw) !== undefined;
 }
 
 function toSnapshot(
@@ -119,7 +134,7 @@ export async function ownedSnapshots(
   const all = await deps.backendFor(volume).list(volume, { signal });
   return all
     .flatMap((raw) => {
-      const parsed = parseSnapshotName(volume.id, raw.name);
+      const parsed = ownedName(volume, raw);
       return parsed ? [{ raw, createdAt: parsed.createdAt, sequence: parsed.sequence }] : [];
     })
     .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence);
@@ -154,15 +169,43 @@ export async function requireOwnedSnapshot(
       'snapguard only acts on snapshots it made (named <volume>-<type>-...); list them with list_snapshots.',
     );
   }
+  // Checked at use, without following anything: what lies at the name must be the snapshot itself.
+  if (volume.backend !== 'zfs') {
+    const path = join(volume.snapshotDir, name);
+    const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (!stats) {
+      throw new SnapguardError(
+        'SNAPSHOT_NOT_FOUND',
+        `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
+        'List the existing snapshots with list_snapshots.',
+      );
+    }
+    if (!stats.isDirectory()) {
+      throw notOwned(volume, name, stats.isSymbolicLink() ? 'a symlink' : 'not a folder');
+    }
+  }
   const raw = await deps.backendFor(volume).show(volume, name, { signal });
   if (!raw) {
+    if (volume.backend === 'btrfs') throw notOwned(volume, name, 'a plain folder, not a btrfs subvolume');
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
       'List the existing snapshots with list_snapshots.',
     );
   }
+  if (!ownedName(volume, raw)) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
   return raw;
+}
+
+function notOwned(volume: VolumeConfig, name: string, what: string): SnapguardError {
+  return new SnapguardError(
+    'NOT_OWNED',
+    `"${name}" in ${volume.snapshotDir} is ${what}; it is not a snapguard snapshot of volume "${volume.id}", so snapguard does not act on it.`,
+    `snapguard only uses read-only snapshots it made, lying directly in ${volume.snapshotDir}; look at what is there and remove or rename it, then list the real snapshots with list_snapshots.`,
+  );
 }
 
 export async function createSnapshots(
@@ -203,7 +246,7 @@ export async function createSnapshots(
       const existing = needsNewest ? await backend.list(volume, { signal: call.signal }) : undefined;
       const owned = (existing ?? [])
         .flatMap((raw) => {
-          const parsed = parseSnapshotName(volume.id, raw.name);
+          const parsed = ownedName(volume, raw);
           return parsed ? [{ raw, parsed }] : [];
         })
         .sort(
@@ -400,7 +443,9 @@ export async function listSnapshots(
           ? backend.list(volume, { dataset: source.dataset, signal: call.signal })
           : backend.list(volume, { signal: call.signal }));
       for (const raw of raws) {
-        const parsed = parseSnapshotName(volume.id, raw.name);
+        // External copies (received, or plain copies in a dir folder) are owned by their name.
+        const parsed =
+          source.location === 'local' ? ownedName(volume, raw) : parseSnapshotName(volume.id, raw.name);
         if (!parsed && !request.includeForeign) continue;
         if (request.type && parsed?.type !== request.type) continue;
         if (request.operation && parsed?.operation !== request.operation) continue;

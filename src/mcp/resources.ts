@@ -1,6 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Deps } from '../core/deps.js';
+import { redactSecrets } from '../shared/redact.js';
 
 export const HISTORY_URI = 'snapguard://history';
 export const CONFIG_URI = 'snapguard://config';
@@ -29,11 +30,18 @@ export function registerResources(server: McpServer, deps: Deps): () => void {
     CONFIG_URI,
     {
       title: 'snapguard configuration',
-      description: 'The effective configuration: volumes, their paths, tiers and services, after defaults.',
+      description:
+        'The effective configuration: volumes, their paths, tiers and services, after defaults; secrets (headers, URL credentials, environment values) are redacted.',
       mimeType: 'application/json',
     },
     async (uri) => ({
-      contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify(deps.config, null, 2) }],
+      contents: [
+        {
+          uri: uri.href,
+          mimeType: 'application/json',
+          text: JSON.stringify(redactSecrets(deps.config), null, 2),
+        },
+      ],
     }),
   );
 

@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'NOT_SUPPORTED'
   | 'PRECONDITION_FAILED'
   | 'CONFIRMATION_INVALID'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'UNSAFE_STATE_DIR';
 
 /** Exit status per code: 3 for bad usage or config, 2 for failures of the operation itself. */
 const usageCodes: ReadonlySet<ErrorCode> = new Set([
@@ -34,6 +35,7 @@ const usageCodes: ReadonlySet<ErrorCode> = new Set([
   'OPERATION_NOT_FOUND',
   'READ_ONLY_MODE',
   'CONFIRMATION_INVALID',
+  'UNSAFE_STATE_DIR',
 ]);
 
 export class SnapguardError extends Error {

@@ -1,5 +1,6 @@
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from './exec.js';
+import { redactUrls } from '../shared/redact.js';
 
 export interface ResticTarget {
   repository: string;
@@ -54,7 +55,7 @@ export function createRestic(exec: Exec, target: ResticTarget) {
       } catch {
         throw new SnapguardError(
           'COMMAND_FAILED',
-          `restic snapshots --json printed something that is not JSON for ${target.repository}.`,
+          `restic snapshots --json printed something that is not JSON for ${redactUrls(target.repository)}.`,
           'Run `restic snapshots` by hand to see what it says.',
         );
       }

@@ -127,7 +127,7 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
   it('a rollback that succeeds while the history cannot be written is reported done, with a warning, and the journal is closed', async () => {
     // contextDir on its own tiny tmpfs, filled up: the history write fails with a real ENOSPC.
     const small = await mkdtemp(join(tmpdir(), 'snapguard-ctx-'));
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', small]);
     try {
       const { id, path, deps } = await volume('never', small);
       await writeFile(join(path, 'conf'), 'good\n');
@@ -183,7 +183,7 @@ describe.runIf(run)('recover reports what really happened (real btrfs)', () => {
 
   it('doctor completes a killed rollback even when the history cannot be written, and closes the journal', async () => {
     const small = await mkdtemp(join(tmpdir(), 'snapguard-ctx-'));
-    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    await exec('mount', ['-t', 'tmpfs', '-o', 'size=256k,mode=0700', 'tmpfs', small]);
     try {
       const { id, path, deps } = await volume('never', small);
       await writeFile(join(path, 'conf'), 'good\n');

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, writeFile, rm, mkdir, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,5 +107,118 @@ describe('configuration', () => {
     const config = buildConfig({ volumes: { data: { backend: 'dir', path: '/x' } } }, '/');
     expect(() => requireVolume(config, 'other')).toThrow(/not configured/);
     expect(() => requireVolume(config, '../data')).toThrow(/not a valid volume id/);
+  });
+});
+
+describe('configuration paths are normalised before every check', () => {
+  it('normalises trailing slashes, "." and doubled slashes in every path', () => {
+    const config = buildConfig(
+      {
+        contextDir: '/srv//ctx/',
+        stateDir: '/var/./lib/snapguard/',
+        volumes: {
+          app: { backend: 'dir', path: '/x/./app/', snapshotDir: '//snaps//app/' },
+          web: { backend: 'btrfs', path: '/x//web' },
+        },
+      },
+      '/etc/snapguard',
+    );
+    expect(config.contextDir).toBe('/srv/ctx');
+    expect(config.stateDir).toBe('/var/lib/snapguard');
+    expect(requireVolume(config, 'app').path).toBe('/x/app');
+    expect(requireVolume(config, 'app').snapshotDir).toBe('/snaps/app');
+    expect(requireVolume(config, 'web').path).toBe('/x/web');
+    expect(requireVolume(config, 'web').snapshotDir).toBe('/x/.snapshots/web');
+  });
+
+  it('refuses a volume at the root of the filesystem, however it is written', () => {
+    for (const path of ['/', '//', '/./', '/x/..']) {
+      const error = configError({ volumes: { data: { backend: 'dir', path, snapshotDir: '/snaps' } } });
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toContain('volumes.data.path');
+      expect(error.message).toContain('the root of the filesystem');
+    }
+  });
+
+  it('refuses a snapshot folder inside the volume when written with a trailing slash or "."', () => {
+    for (const [path, snapshotDir] of [
+      ['/srv/data/', '/srv/data/.snap'],
+      ['/srv/./data', '/srv/data/.snap/'],
+      ['/srv/data', '/srv//data/snaps'],
+    ]) {
+      const error = configError({ volumes: { data: { backend: 'dir', path, snapshotDir } } });
+      expect(error.message).toContain('volumes.data.snapshotDir');
+      expect(error.message).toContain('overlaps the volume path /srv/data');
+    }
+  });
+
+  it('refuses two volumes on one path, naming both', () => {
+    const error = configError({
+      volumes: {
+        app: { backend: 'btrfs', path: '/pool/app' },
+        copy: { backend: 'btrfs', path: '/pool/./app/', snapshotDir: '/pool/.other' },
+      },
+    });
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('volumes.app');
+    expect(error.message).toContain('volumes.copy');
+    expect(error.message).toContain('/pool/app');
+  });
+
+  it('refuses two zfs volumes on one dataset', () => {
+    const error = configError({
+      volumes: {
+        a: { backend: 'zfs', dataset: 'tank/data' },
+        b: { backend: 'zfs', dataset: 'tank/data' },
+      },
+    });
+    expect(error.message).toContain('volumes.a');
+    expect(error.message).toContain('volumes.b');
+  });
+
+  it('refuses a volume path that is a symlink, naming the real path', async () => {
+    const real = join(dir, 'real-volume');
+    const link = join(dir, 'link-volume');
+    await mkdir(real, { recursive: true });
+    await symlink(real, link);
+    try {
+      const error = configError({
+        volumes: { data: { backend: 'btrfs', path: link, snapshotDir: join(dir, 'snaps') } },
+      });
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toContain('volumes.data.path');
+      expect(error.message).toContain('is a symlink');
+      expect(error.hint).toContain(real);
+    } finally {
+      await rm(link, { force: true });
+    }
+  });
+
+  it('refuses volume ids that prefix one another in one snapshot folder, naming both and the fix', () => {
+    const error = configError({
+      volumes: {
+        app: { backend: 'btrfs', path: '/pool/app', snapshotDir: '/pool/.snapshots' },
+        'app-manual': { backend: 'btrfs', path: '/pool/app-manual', snapshotDir: '/pool/.snapshots/' },
+      },
+    });
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toContain('"app"');
+    expect(error.message).toContain('"app-manual"');
+    expect(error.hint).toContain('snapshotDir');
+  });
+
+  it('accepts prefixing ids with their own snapshot folders, and unrelated ids sharing one', () => {
+    const config = buildConfig(
+      {
+        volumes: {
+          app: { backend: 'btrfs', path: '/pool/app' },
+          'app-manual': { backend: 'btrfs', path: '/pool/app-manual' },
+          web: { backend: 'btrfs', path: '/pool/web', snapshotDir: '/pool/.shared' },
+          db: { backend: 'btrfs', path: '/pool/db', snapshotDir: '/pool/.shared' },
+        },
+      },
+      '/',
+    );
+    expect(Object.keys(config.volumes)).toHaveLength(4);
   });
 });

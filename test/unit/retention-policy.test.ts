@@ -41,8 +41,9 @@ describe('retention language', () => {
           ...volume,
           retention: { preserve: '24h 7d', preserveDayOfWeek: 'monday', external: { preserveMin: '1w' } },
         },
-        b: { ...volume, retention: '7d 4w' },
-        c: volume,
+        // One volume per path: each gets its own (the config refuses two volumes on one path).
+        b: { ...volume, path: '/srv/b', retention: '7d 4w' },
+        c: { ...volume, path: '/srv/c' },
       },
     });
     const a = d.config.volumes.a;

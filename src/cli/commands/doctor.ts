@@ -31,7 +31,22 @@ export function doctorCommand(): Command {
         else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);
         return 2;
       }
-      const deps = await loadDeps(options);
+      let deps;
+      try {
+        deps = await loadDeps(options);
+      } catch (error) {
+        // A stateDir others can write is a finding; nothing in it is read or replayed.
+        if (!isSnapguardError(error) || error.code !== 'UNSAFE_STATE_DIR') throw error;
+        const check: DoctorCheck = {
+          id: 'dir:private',
+          status: 'critical',
+          message: `${error.message} doctor changed nothing.`,
+          fix: error.hint,
+        };
+        if (options.json) printJson({ overall: 'critical', checks: [check] });
+        else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);
+        return 2;
+      }
       // Resolve interrupted recoveries first: one may have left a volume path missing until then.
       const report = await runDoctor(deps);
       const checks = await runEnvironmentChecks(deps);

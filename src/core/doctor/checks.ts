@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config, VolumeConfig } from '../config.js';
+import { privateDirProblems } from '../private-dirs.js';
 import type { Deps } from '../deps.js';
 import { toSnapguardError } from '../errors.js';
 import type { Exec } from '../../system/exec.js';
@@ -277,6 +278,17 @@ export async function runEnvironmentChecks(deps: Deps): Promise<DoctorCheck[]> {
   }
   checks.push(...(await Promise.all(toolsFor(config).map((tool) => checkTool(deps.exec, tool)))));
   checks.push(await checkPermissions(config));
+  const unsafe = await privateDirProblems(config);
+  checks.push(
+    unsafe.length === 0
+      ? { id: 'dir:private', status: 'ok', message: 'stateDir and contextDir are writable only by this user' }
+      : {
+          id: 'dir:private',
+          status: 'critical',
+          message: unsafe.map((p) => `${p.key} ${p.dir}: ${p.problem}`).join('; '),
+          fix: `chown root: ${unsafe[0]?.dir} && chmod 700 ${unsafe[0]?.dir} (inspect its contents first), or point ${unsafe[0]?.key} at a private folder.`,
+        },
+  );
   checks.push(await checkWritable('dir:stateDir', 'stateDir', config.stateDir, 'critical'));
   checks.push(await checkWritable('dir:contextDir', 'contextDir', config.contextDir, 'critical'));
   if (config.metrics.textfile) {

@@ -11,6 +11,7 @@ import type { PlannedJob } from './plan.js';
 import type { JobOutcome, VerifySpec } from './schema.js';
 import { unitStatusOf } from '../../system/systemd.js';
 import type { UnitStatus } from './systemd-port.js';
+import { redactUrls } from '../../shared/redact.js';
 
 export interface JobContext {
   deps: Deps;
@@ -95,11 +96,11 @@ export async function verifyProduct(
     if (!first)
       return {
         ok: false,
-        detail: `no restic snapshot in ${verify.repository} newer than ${since.toISOString()} (${snapshots.length} older ones)`,
+        detail: `no restic snapshot in ${redactUrls(verify.repository)} newer than ${since.toISOString()} (${snapshots.length} older ones)`,
       };
     return {
       ok: true,
-      detail: `restic snapshot ${first.id} of ${new Date(first.time).toISOString()} in ${verify.repository}`,
+      detail: `restic snapshot ${first.id} of ${new Date(first.time).toISOString()} in ${redactUrls(verify.repository)}`,
     };
   }
   const args = [

@@ -4,6 +4,7 @@ import { requireVolume } from '../config.js';
 import { SnapguardError } from '../errors.js';
 import type { CommandJobConfig, JobConfig, StageConfig, SystemdJobConfig, VerifySpec } from './schema.js';
 import type { SystemdFactory, SystemdPort } from './systemd-port.js';
+import { redactUrls } from '../../shared/redact.js';
 
 /** One job after discovery: a unit, a command, or a volume to snapshot or replicate. */
 export type PlannedJob = {
@@ -82,7 +83,7 @@ export function defaultStages(options: { sanoidExists: boolean; volumeIds: strin
 function describeVerify(verify: VerifySpec | undefined): string {
   if (!verify) return 'exit status only (no verify configured): succeeded-unverified at best';
   if (verify.kind === 'restic')
-    return `restic snapshots --json of ${verify.repository}: a snapshot newer than the job's start`;
+    return `restic snapshots --json of ${redactUrls(verify.repository)}: a snapshot newer than the job's start`;
   return `pgbackrest info --output=json of stanza ${verify.stanza}: a backup newer than the job's start, without error`;
 }
 

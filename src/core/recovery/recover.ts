@@ -153,6 +153,15 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
       'If a recovery was interrupted, run `snapguard doctor`; otherwise fix the path in the configuration.',
     );
   }
+  // Checked at use too: a path replaced by a symlink after the configuration was loaded would move
+  // the link aside and act on whatever it points at.
+  if ((await lstat(volume.path)).isSymbolicLink()) {
+    throw new SnapguardError(
+      'PRECONDITION_FAILED',
+      `The path of volume "${volume.id}" (${volume.path}) is a symlink to ${real}; a recovery would move the link, not the volume. Nothing was changed.`,
+      `Write the real path (${real}) in volumes.${volume.id}.path, or put the volume back at ${volume.path}.`,
+    );
+  }
   if (mode === 'rollback' && isMountPoint(real)) throw mountPointRefusal(volume, real);
   void deps;
 }

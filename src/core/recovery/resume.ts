@@ -2,6 +2,8 @@ import { rm } from 'node:fs/promises';
 import type { RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { lockVolumes } from '../volume-locks.js';
+import { assertPrivateDirs } from '../private-dirs.js';
+import { journalProblems } from './journal-check.js';
 import { readJournals, removeJournal, type Journal } from './journal.js';
 import type { ResolvedRecovery, ValidationCheck } from './schemas.js';
 import type { ServiceDriver } from './services.js';
@@ -37,6 +39,9 @@ export async function resolveUnfinishedRecoveries(
   deps: Deps,
   options: { volumes?: string[]; context?: RecoverContext } = {},
 ): Promise<ResolvedRecovery[]> {
+  // A journal is replayed as whoever runs snapguard (root): it must come from a folder only that
+  // user can write, and describe a recovery of this configuration.
+  await assertPrivateDirs(deps.config);
   const reports: ResolvedRecovery[] = [];
   for (const found of await readJournals(deps.config.stateDir)) {
     const journal = found.journal;
@@ -46,6 +51,20 @@ export async function resolveUnfinishedRecoveries(
         volumes: [],
         action: 'unreadable',
         detail: `cannot read ${found.file}: ${found.error}; inspect and remove it by hand`,
+      });
+      continue;
+    }
+    const problems = journalProblems(deps.config, journal, found.file);
+    if (problems.length > 0) {
+      const named = Array.isArray(journal.items)
+        ? journal.items.map((i) => String(i?.volume)).filter((v) => v in deps.config.volumes)
+        : [];
+      if (options.volumes && !named.some((v) => options.volumes?.includes(v))) continue;
+      reports.push({
+        recoveryId: found.file,
+        volumes: named,
+        action: 'refused',
+        detail: `${found.file} does not match the configuration (${problems.join('; ')}); it was not replayed and nothing was changed. Inspect it and remove it by hand`,
       });
       continue;
     }
@@ -82,6 +101,16 @@ export async function resolveUnfinishedRecoveries(
       // there belongs to a recovery that is not running any more.
       const again = (await readJournals(deps.config.stateDir)).find((j) => j.file === found.file)?.journal;
       if (!again) continue;
+      // Read again: check it again.
+      if (journalProblems(deps.config, again, found.file).length > 0) {
+        reports.push({
+          recoveryId: found.file,
+          volumes,
+          action: 'refused',
+          detail: `${found.file} changed and no longer matches the configuration; it was not replayed`,
+        });
+        continue;
+      }
       reports.push(await resolveOne(deps, again, options.context ?? {}));
     } finally {
       await release();

@@ -78,7 +78,7 @@ export type ValidationCheck = z.infer<typeof ValidationCheckSchema>;
 export const ResolvedRecoverySchema = z.object({
   recoveryId: z.string(),
   volumes: z.array(z.string()),
-  action: z.enum(['completed', 'reverted', 'in-progress', 'unreadable']),
+  action: z.enum(['completed', 'reverted', 'in-progress', 'unreadable', 'refused']),
   outcome: z.enum(['success', 'failed', 'reverted']).optional(),
   detail: z.string(),
 });

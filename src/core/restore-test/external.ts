@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
 import type { VolumeConfig } from '../config.js';
@@ -26,7 +26,8 @@ export async function listExternalCopies(
     const parsed = parseSnapshotName(volume.id, name);
     if (!parsed) continue;
     const path = join(dir, name);
-    const info = await stat(path).catch(() => undefined);
+    // lstat: a symlink with an owned name is not a copy, wherever it points.
+    const info = await lstat(path).catch(() => undefined);
     if (!info?.isDirectory()) continue;
     // On btrfs the root folder of every subvolume is inode 256: a plain folder with an owned name is not a snapshot.
     if (options.subvolumesOnly && info.ino !== 256) continue;

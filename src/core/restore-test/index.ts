@@ -28,6 +28,7 @@ import {
 import { listExternalCopies } from './external.js';
 import { censusTree, sampleTree, ReservoirSampler, topLevelGroup, type TreeCensus } from './sampler.js';
 import { RunRestoreTestInput, type RestoreTestResult, type RunRestoreTestResult } from './schemas.js';
+import { redactUrls } from '../../shared/redact.js';
 
 export interface Progress {
   progress: number;
@@ -345,10 +346,17 @@ async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
   const { deps, volume, request, call } = run;
   if (request.snapshot) return requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
   // Reading the folder finds the newest by its name without running `btrfs subvolume list` twice.
-  const newest =
-    volume.backend === 'btrfs'
-      ? (await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true }))[0]
-      : (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
+  let newest: RawSnapshot | undefined;
+  if (volume.backend === 'btrfs') {
+    // The newest subvolume by name that is also read-only (one `subvolume show` in the usual case).
+    for (const candidate of await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true })) {
+      const shown = await deps.backendFor(volume).show(volume, candidate.name, { signal: call.signal });
+      if (shown?.readOnly) {
+        newest = { ...shown, createdAt: candidate.createdAt };
+        break;
+      }
+    }
+  } else newest = (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
   if (!newest) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
@@ -529,15 +537,17 @@ async function liveDrift(
   const drift: Drift[] = [];
   for (const [path, reference] of references) {
     try {
-      const live = await lstat(pathUnder(volume.path, path));
+      const live = await lstat(pathUnder(volume.path, path), { bigint: true });
+      // The snapshot's own mtime of the file tells a change apart; the snapshot's time (whole
+      // seconds in its name) would count files written in the same second as changed.
       if (
-        live.mtimeMs > snapshotTime.getTime() ||
-        (reference.kind === 'file' && live.size !== reference.size)
+        Number(live.mtimeNs / 1000n) !== reference.mtimeUs ||
+        (reference.kind === 'file' && Number(live.size) !== reference.size)
       ) {
         drift.push({
           path: displayBinary(path),
           change: 'modified',
-          detail: `live mtime ${live.mtime.toISOString()}, size ${live.size} (snapshot: ${reference.size})`,
+          detail: `live mtime ${live.mtime.toISOString()} (snapshot: ${new Date(reference.mtimeUs / 1000).toISOString()}), size ${live.size} (snapshot: ${reference.size})`,
         });
       }
     } catch (error) {
@@ -879,8 +889,8 @@ async function testRestic(run: VolumeRun): Promise<Outcome> {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       request.snapshot
-        ? `restic snapshot "${request.snapshot}" is not in ${external.repository}.`
-        : `The restic repository ${external.repository} has no snapshots of ${volume.path}.`,
+        ? `restic snapshot "${request.snapshot}" is not in ${redactUrls(external.repository)}.`
+        : `The restic repository ${redactUrls(external.repository)} has no snapshots of ${volume.path}.`,
       'List them with `restic snapshots`; back the volume up first if there are none.',
     );
   }

@@ -11,7 +11,7 @@ import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { PruneEntry } from '../history/schema.js';
 import { parseSnapshotName } from '../naming.js';
 import { VolumeIdSchema } from '../schemas.js';
-import { lockVolumes, type CallContext } from '../snapshots.js';
+import { isOwned, lockVolumes, type CallContext } from '../snapshots.js';
 import { formatDuration } from '../units.js';
 import { parseInput } from '../validate.js';
 import { readPins, type Pin } from './pins.js';
@@ -234,7 +234,11 @@ export interface TargetDecisionInput {
   location: 'local' | 'external';
   locationPath: string;
   /** Every snapshot in the folder, owned or not. */
-  snapshots: { name: string; createdAt: Date }[];
+  snapshots: {
+    name: string;
+    createdAt: Date;
+    /** Not a snapshot snapguard owns, whatever its name (e.g. writable). */ notOwned?: boolean;
+  }[];
   policy: RetentionPolicy;
   now: Date;
   pins: Pin[];
@@ -250,7 +254,7 @@ export interface TargetDecisionInput {
 export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
   const { volumeId, now } = input;
   const owned = input.snapshots.flatMap((snapshot) => {
-    const parsed = parseSnapshotName(volumeId, snapshot.name);
+    const parsed = snapshot.notOwned ? undefined : parseSnapshotName(volumeId, snapshot.name);
     return parsed ? [{ snapshot, parsed }] : [];
   });
   const newest = [...owned].sort(
@@ -277,7 +281,7 @@ export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
   );
   const verdicts: PruneVerdict[] = [];
   for (const snapshot of input.snapshots) {
-    const parsed = parseSnapshotName(volumeId, snapshot.name);
+    const parsed = snapshot.notOwned ? undefined : parseSnapshotName(volumeId, snapshot.name);
     const base = {
       volume: volumeId,
       location: input.location,
@@ -407,7 +411,16 @@ export async function planPrune(
       volumeId: volume.id,
       location: target.location,
       locationPath: target.view.snapshotDir,
-      snapshots: target.raws.map((raw) => ({ name: raw.name, createdAt: raw.createdAt })),
+      snapshots: target.raws.map((raw) => ({
+        name: raw.name,
+        createdAt: raw.createdAt,
+        // A local writable subvolume with an owned name is not a snapshot: never deleted. (The
+        // safety snapshot of an interrupted rollback is writable until the recovery finishes; it
+        // is kept as referenced by that recovery.)
+        ...(target.location === 'local' && !isOwned(volume, raw) && !unfinished.includes(raw.name)
+          ? { notOwned: true }
+          : {}),
+      })),
       policy: target.policy,
       now,
       pins: pins.filter((p) => p.volume === volume.id),
