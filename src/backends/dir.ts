@@ -95,5 +95,10 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
     async poolUsage(volume: VolumeConfig): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
+
+    /** A copy cannot tell what changed since it was made: every pre-change snapshot is taken anew. */
+    async unchangedSince(): Promise<boolean> {
+      return false;
+    },
   };
 }

@@ -74,4 +74,10 @@ export interface SnapshotBackend {
   release?(volume: VolumeConfig, name: string, tag?: string, options?: BackendCallOptions): Promise<void>;
   /** Backends whose snapshots have no plain readable path everywhere (zfs): open one for reading. */
   openSnapshot?(volume: VolumeConfig, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
+  /**
+   * Whether the live volume is still exactly in the state this snapshot of it holds (nothing
+   * written, deleted, renamed, chmod-ed or relabelled since). false whenever the backend cannot
+   * tell for sure. Optional: a backend without it is treated as "changed".
+   */
+  unchangedSince?(volume: VolumeConfig, raw: RawSnapshot, options?: BackendCallOptions): Promise<boolean>;
 }

@@ -8,7 +8,7 @@ import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import { formatTimestamp, nextFreeName } from '../naming.js';
-import { lockVolumes, requireOwnedSnapshot } from '../snapshots.js';
+import { lockVolumes, operationEntries, requireOwnedSnapshot } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { readJournals, removeJournal, writeJournal, type Journal, type JournalItem } from './journal.js';
 import { resolveRestorePaths } from './paths.js';
@@ -64,7 +64,8 @@ async function resolveTargets(
       );
     }
     const { history } = await deps.history.read();
-    const entries = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
+    // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
+    const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
     if (entries.length === 0) {
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
@@ -348,9 +349,8 @@ function newRecoveryId(now: Date): string {
 async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.parse>): Promise<string[]> {
   if (request.operationId !== undefined) {
     const { history } = await deps.history.read();
-    return history.snapshots
-      .filter((entry) => entry.operation_id === request.operationId)
-      .map((entry) => entry.subvolume)
+    return operationEntries(history, request.operationId)
+      .map(({ entry }) => entry.subvolume)
       .filter((id) => deps.config.volumes[id] !== undefined);
   }
   return request.volume !== undefined && deps.config.volumes[request.volume] ? [request.volume] : [];
