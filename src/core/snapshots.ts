@@ -594,7 +594,9 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
       target.completed_at = completedAt;
       if (request.notes !== undefined) target.notes = request.notes;
     }
-    return matching.map(({ entry, reuse }) => entryToSnapshot(entry, reuse));
+    return matching
+      .map(({ entry, reuse }) => entryToSnapshot(entry, reuse))
+      .sort((a, b) => (a.volume < b.volume ? -1 : a.volume > b.volume ? 1 : 0));
   };
   // A dry run applies the change to a copy read from disk and writes nothing.
   const result = request.dryRun
