@@ -88,7 +88,9 @@ describe.runIf(enabled)('snapshots on real btrfs', () => {
       operation: 'edit-compose',
     });
     expect(changed.skipped).toEqual([]);
-    expect(changed.created.map((s) => s.name)).toEqual(['containers-pre-change-edit-compose-20261121-144000']);
+    expect(changed.created.map((s) => s.name)).toEqual([
+      'containers-pre-change-edit-compose-20261121-144000',
+    ]);
     clockTime += 60_000;
     const skipped = await createSnapshots(deps, {
       volumes: ['containers'],
@@ -302,7 +304,11 @@ describe.runIf(enabled)('the rollback point of a change is the state just before
 
   it('a skipped volume belongs to the operation: complete_operation, recover by operationId of every volume, health deployments', async () => {
     tick(120);
-    const first = await createSnapshots(deps, { volumes: ['app', 'db'], type: 'pre-deploy', operation: 'v1' });
+    const first = await createSnapshots(deps, {
+      volumes: ['app', 'db'],
+      type: 'pre-deploy',
+      operation: 'v1',
+    });
     expect(first.created).toHaveLength(2);
     await completeOperation(deps, { operationId: first.operationId, outcome: 'success' });
     const deploymentsBefore = (await healthCheck(deps, {})).summary.deployments;
