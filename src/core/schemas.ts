@@ -28,6 +28,10 @@ export const SnapshotSchema = z.object({
     .describe(
       'what this snapshot holds, in words: e.g. the state before a failed operation (the good state to return to), or the state a recovery replaced',
     ),
+  replacedBy: z
+    .string()
+    .optional()
+    .describe('pre-recover snapshots: the recovery id that replaced the state this snapshot holds'),
   rollbackPointOf: z
     .array(z.string())
     .optional()

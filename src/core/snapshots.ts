@@ -91,6 +91,29 @@ export function snapshotMeaning(
   return `the state just before ${what}${op}, not completed yet (complete_operation records the outcome)`;
 }
 
+/** A short form of snapshotMeaning for tables: what the snapshot holds. */
+export function snapshotHolds(
+  snapshot: { type?: string | undefined; operation?: string | null | undefined; outcome?: string | undefined },
+  replacedBy?: string,
+): string | undefined {
+  if (snapshot.type === 'pre-recover') return `state replaced by ${replacedBy ?? 'a recovery'}`;
+  if (!snapshot.type?.startsWith('pre-') || snapshot.outcome === undefined) return undefined;
+  const what = snapshot.operation ?? 'the change';
+  if (FAILED_OUTCOMES.has(snapshot.outcome)) return `good state before failed ${what}`;
+  if (snapshot.outcome === 'success') return `state before ${what} (succeeded)`;
+  return `state before ${what} (not completed)`;
+}
+
+/** snapshotHolds of a history entry, with the later operations that reuse it. */
+export function entryHolds(entry: SnapshotEntry, replacedBy?: string): string | undefined {
+  const own = snapshotHolds(entry, replacedBy);
+  const reuses = (entry.reused_by ?? []).map(
+    (r) => `rollback point of ${r.operation ?? r.operation_id} (${FAILED_OUTCOMES.has(r.outcome) ? 'failed: return here' : r.outcome})`,
+  );
+  const parts = [own, ...reuses].filter((p): p is string => p !== undefined);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
 /** recovery id by the name of the pre-recover snapshot it made, from the history. */
 export function recoveriesBySafetyBackup(history: History): Map<string, string> {
   const map = new Map<string, string>();
@@ -547,13 +570,12 @@ export async function listSnapshots(
         if (since && created < since) continue;
         const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
         const snapshot = toSnapshot(volume, raw, source.location, entry, parsed);
-        const meaning =
-          source.location === 'local'
-            ? snapshotMeaning(snapshot, replacedBy.get(`${volume.id}/${raw.name}`))
-            : undefined;
+        const recovery = source.location === 'local' ? replacedBy.get(`${volume.id}/${raw.name}`) : undefined;
+        const meaning = source.location === 'local' ? snapshotMeaning(snapshot, recovery) : undefined;
         found.push({
           ...snapshot,
           ...(meaning ? { meaning } : {}),
+          ...(recovery && snapshot.type === 'pre-recover' ? { replacedBy: recovery } : {}),
           owned: parsed !== undefined,
           ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
         });
