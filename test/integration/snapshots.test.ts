@@ -2,7 +2,13 @@ import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { renderHistory } from '../../src/cli/commands/history.js';
 import { healthCheck } from '../../src/core/health/index.js';
+import { renderHtmlReport, summarizeHistory } from '../../src/core/report/html.js';
+import { createServer } from '../../src/mcp/server.js';
 import { recover } from '../../src/core/recovery/recover.js';
 import { completeOperation, createSnapshots, listSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
@@ -351,5 +357,42 @@ describe.runIf(enabled)('the rollback point of a change is the state just before
     expect(await readFile(join(db, 'rows'), 'utf8')).toBe('r1\n');
 
     expect((await healthCheck(deps, {})).summary.deployments).toBe(deploymentsBefore + 1);
+  });
+
+  it('history, the report and the list_snapshots text say what each snapshot holds: failed means the change failed', async () => {
+    const { history } = await deps.history.read();
+    const table = renderHistory(history, ['snapshots'], 100);
+    expect(table).toContain('good state before failed v2');
+    expect(table).toContain('rollback point of v2 (failed: return here)');
+    expect(table).toMatch(/state replaced by rec-\d{8}-\d{6}-[0-9a-f]{6}/);
+    const html = renderHtmlReport(
+      history,
+      summarizeHistory(history, { host: 'test-host', now: new Date(clockTime) }),
+    );
+    expect(html).toContain('good state before failed v2');
+    // A snapshot row is never marked failed: the change was, not the snapshot.
+    expect(html).not.toMatch(/<td>snapshot<\/td><td>[a-z]+<\/td><td><span class="fail">/);
+
+    const { server, cleanup } = createServer(deps);
+    const client = new Client({ name: 'test', version: '0' });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await Promise.all([server.connect(a), client.connect(b)]);
+    try {
+      const listed = (await client.callTool({
+        name: 'list_snapshots',
+        arguments: { volume: 'app', type: 'pre-deploy', limit: 1 },
+      })) as CallToolResult;
+      expect((listed.content[0] as { text: string }).text).toContain(
+        'which failed (failed): the good state to return to',
+      );
+      const recovered = (await client.callTool({
+        name: 'list_snapshots',
+        arguments: { volume: 'app', type: 'pre-recover', limit: 1 },
+      })) as CallToolResult;
+      expect((recovered.content[0] as { text: string }).text).toMatch(/the state replaced by recovery rec-/);
+    } finally {
+      await client.close();
+      await cleanup();
+    }
   });
 });
