@@ -135,7 +135,8 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       lines: [
         ...again.skipped.map((s) => `no new snapshot of ${s.volume}: ${s.reason}`),
         ...again.created.map(
-          (s) => `created ${s.name}: a ${backend} volume cannot tell whether it changed, so every pre-change snapshot is taken`,
+          (s) =>
+            `created ${s.name}: a ${backend} volume cannot tell whether it changed, so every pre-change snapshot is taken`,
         ),
       ],
     });

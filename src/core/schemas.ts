@@ -35,7 +35,9 @@ export const SnapshotSchema = z.object({
   rollbackPointOf: z
     .array(z.string())
     .optional()
-    .describe('operation ids that reuse this snapshot as their rollback point (the volume was unchanged since)'),
+    .describe(
+      'operation ids that reuse this snapshot as their rollback point (the volume was unchanged since)',
+    ),
 });
 export type Snapshot = z.infer<typeof SnapshotSchema>;
 

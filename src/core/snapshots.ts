@@ -77,7 +77,12 @@ const FAILED_OUTCOMES = new Set(['failed', 'validation_failed', 'command_failed'
  * replaced (the broken one, usually).
  */
 export function snapshotMeaning(
-  snapshot: { type?: string | undefined; operation?: string | undefined; operationId?: string | undefined; outcome?: string | undefined },
+  snapshot: {
+    type?: string | undefined;
+    operation?: string | undefined;
+    operationId?: string | undefined;
+    outcome?: string | undefined;
+  },
   replacedBy?: string,
 ): string | undefined {
   if (snapshot.type === 'pre-recover')
@@ -93,7 +98,11 @@ export function snapshotMeaning(
 
 /** A short form of snapshotMeaning for tables: what the snapshot holds. */
 export function snapshotHolds(
-  snapshot: { type?: string | undefined; operation?: string | null | undefined; outcome?: string | undefined },
+  snapshot: {
+    type?: string | undefined;
+    operation?: string | null | undefined;
+    outcome?: string | undefined;
+  },
   replacedBy?: string,
 ): string | undefined {
   if (snapshot.type === 'pre-recover') return `state replaced by ${replacedBy ?? 'a recovery'}`;
@@ -108,7 +117,8 @@ export function snapshotHolds(
 export function entryHolds(entry: SnapshotEntry, replacedBy?: string): string | undefined {
   const own = snapshotHolds(entry, replacedBy);
   const reuses = (entry.reused_by ?? []).map(
-    (r) => `rollback point of ${r.operation ?? r.operation_id} (${FAILED_OUTCOMES.has(r.outcome) ? 'failed: return here' : r.outcome})`,
+    (r) =>
+      `rollback point of ${r.operation ?? r.operation_id} (${FAILED_OUTCOMES.has(r.outcome) ? 'failed: return here' : r.outcome})`,
   );
   const parts = [own, ...reuses].filter((p): p is string => p !== undefined);
   return parts.length ? parts.join('; ') : undefined;
@@ -444,7 +454,8 @@ export async function createSnapshots(
               outcome: 'pending',
             };
             let entry = history.snapshots.findLast(
-              (e) => e.subvolume === volume.id && e.snapshot_name === existing.name && e.location !== 'external',
+              (e) =>
+                e.subvolume === volume.id && e.snapshot_name === existing.name && e.location !== 'external',
             );
             if (!entry) {
               // Made before the history knew it (e.g. the file was moved aside): record it now.
@@ -473,7 +484,9 @@ export async function createSnapshots(
             `The history file did not parse and was moved to ${movedAside}; a new one was started.`,
           );
       } catch (error) {
-        const names = [...created.map(({ raw }) => raw.name), ...reuses.map((r) => r.existing.name)].join(', ');
+        const names = [...created.map(({ raw }) => raw.name), ...reuses.map((r) => r.existing.name)].join(
+          ', ',
+        );
         const cause = error instanceof SnapguardError ? error : undefined;
         throw new SnapguardError(
           'HISTORY_WRITE_FAILED',

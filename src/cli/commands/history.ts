@@ -1,5 +1,10 @@
 import { Command, Option } from 'commander';
-import { HISTORY_SECTIONS, type History, type HistorySection, type SnapshotEntry } from '../../core/history/schema.js';
+import {
+  HISTORY_SECTIONS,
+  type History,
+  type HistorySection,
+  type SnapshotEntry,
+} from '../../core/history/schema.js';
 import { entryHolds, recoveriesBySafetyBackup } from '../../core/snapshots.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
@@ -62,7 +67,10 @@ export function renderHistory(history: History, kinds: readonly HistorySection[]
       const replacedBy = recoveriesBySafetyBackup(history);
       entries = entries.map((e) => {
         const entry = e as SnapshotEntry;
-        return { ...e, holds: entryHolds(entry, replacedBy.get(`${entry.subvolume}/${entry.snapshot_name}`)) };
+        return {
+          ...e,
+          holds: entryHolds(entry, replacedBy.get(`${entry.subvolume}/${entry.snapshot_name}`)),
+        };
       });
     }
     if (entries.length === 0) continue;

@@ -51,8 +51,7 @@ export function snapshotCommand(): Command {
           `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
         );
         for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
-        for (const skip of result.skipped)
-          printLine(`  ${skip.volume}: no new snapshot, ${skip.reason}`);
+        for (const skip of result.skipped) printLine(`  ${skip.volume}: no new snapshot, ${skip.reason}`);
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (!result.dryRun && made.length + result.skipped.length > 0)
           printLine(

@@ -34,8 +34,7 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
           const lines = [
             `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s) for ${result.operationId}: ${made.map((s) => s.name).join(', ') || 'none'}.`,
           ];
-          for (const skip of result.skipped)
-            lines.push(`No new snapshot of ${skip.volume}: ${skip.reason}.`);
+          for (const skip of result.skipped) lines.push(`No new snapshot of ${skip.volume}: ${skip.reason}.`);
           lines.push(...result.warnings);
           if (!result.dryRun && made.length + result.skipped.length > 0)
             lines.push(
