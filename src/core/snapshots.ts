@@ -340,16 +340,23 @@ export async function createSnapshots(
         // The rollback point of a change is the state just before it: an existing snapshot stands
         // in only when the volume has not changed since it was taken (the backend answers), and
         // never a pre-recover one (it holds the state a recovery replaced, not the current one).
-        if (
-          age < volume.minInterval &&
-          newest.parsed.type !== 'pre-recover' &&
-          backend.unchangedSince !== undefined &&
-          (await backend.unchangedSince(volume, newest.raw, { signal: call.signal }))
-        ) {
+        // Names carry the second, so several snapshots can be the newest: each is asked.
+        const candidates =
+          age < volume.minInterval && backend.unchangedSince !== undefined
+            ? owned.filter((o) => o.parsed.createdAt.getTime() === newest.parsed.createdAt.getTime())
+            : [];
+        let reusable: (typeof owned)[number] | undefined;
+        if (!candidates.some((o) => o.parsed.type === 'pre-recover'))
+          for (const candidate of candidates)
+            if (await backend.unchangedSince?.(volume, candidate.raw, { signal: call.signal })) {
+              reusable = candidate;
+              break;
+            }
+        if (reusable && volume.minInterval !== undefined) {
           skipped.push({
             volume: volume.id,
-            reason: `${newest.raw.name} is ${formatDuration(age)} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point (force: true takes a new one)`,
-            existing: toSnapshot(volume, newest.raw, 'local'),
+            reason: `${reusable.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point (force: true takes a new one)`,
+            existing: toSnapshot(volume, reusable.raw, 'local'),
           });
           continue;
         }

@@ -359,6 +359,26 @@ describe.runIf(enabled)('the rollback point of a change is the state just before
     expect((await healthCheck(deps, {})).summary.deployments).toBe(deploymentsBefore + 1);
   });
 
+  it('two snapshots in the same second: the one the volume is unchanged since is reused, whichever the listing gives first', async () => {
+    tick(90);
+    const a = await createSnapshots(deps, {
+      volumes: ['db'],
+      type: 'pre-change',
+      operation: 'a',
+      force: true,
+    });
+    const b = await createSnapshots(deps, {
+      volumes: ['db'],
+      type: 'pre-change',
+      operation: 'b',
+      force: true,
+    });
+    expect(a.created[0]!.createdAt).toBe(b.created[0]!.createdAt);
+    const c = await createSnapshots(deps, { volumes: ['db'], type: 'pre-change', operation: 'c' });
+    expect(c.created).toEqual([]);
+    expect(c.skipped[0]!.existing!.name).toBe(b.created[0]!.name);
+  });
+
   it('history, the report and the list_snapshots text say what each snapshot holds: failed means the change failed', async () => {
     const { history } = await deps.history.read();
     const table = renderHistory(history, ['snapshots'], 100);
