@@ -260,5 +260,41 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
+
+    async unchangedSince(
+      volume: BackendVolume,
+      raw: RawSnapshot,
+      options: BackendCallOptions = {},
+    ): Promise<boolean> {
+      // A subvolume's generation moves when a transaction that touched its tree commits (a write,
+      // delete, rename, chmod or xattr change; also an atime update), and taking a read-only
+      // snapshot sets it to the snapshot's creation generation. Commit the running transaction
+      // first, or changes of the last seconds would not show yet.
+      try {
+        await btrfs(['filesystem', 'sync', volume.path], options);
+        const [live, snapshot] = await Promise.all([
+          btrfs(['subvolume', 'show', volume.path], options),
+          btrfs(['subvolume', 'show', raw.path], options),
+        ]);
+        const current = parseSubvolumeShow(live.stdout);
+        const taken = parseSubvolumeShow(snapshot.stdout);
+        const createdAt = creationGeneration(snapshot.stdout);
+        // Only a snapshot of this very subvolume can say anything about it (after a rollback the
+        // live subvolume is a new one).
+        if (!current.uuid || taken.parentUuid !== current.uuid) return false;
+        if (current.generation === undefined || createdAt === undefined) return false;
+        return current.generation <= createdAt;
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        if (error instanceof SnapguardError) return false;
+        throw error;
+      }
+    },
   };
+}
+
+/** `Gen at creation` of `btrfs subvolume show`: the transaction the snapshot was taken in. */
+export function creationGeneration(text: string): number | undefined {
+  const value = /^\s*Gen at creation:\s*(\d+)\s*$/m.exec(text)?.[1];
+  return value === undefined ? undefined : Number(value);
 }

@@ -105,5 +105,10 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
+
+    /** A copy cannot tell what changed since it was made: every pre-change snapshot is taken anew. */
+    async unchangedSince(): Promise<boolean> {
+      return false;
+    },
   };
 }

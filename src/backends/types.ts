@@ -102,4 +102,10 @@ export interface SnapshotBackend {
     volume: BackendVolume,
     options?: BackendCallOptions & { path?: string },
   ): Promise<string[]>;
+  /**
+   * Whether the live volume is still exactly in the state this snapshot of it holds (nothing
+   * written, deleted, renamed, chmod-ed or relabelled since). false whenever the backend cannot
+   * tell for sure. Optional: a backend without it is treated as "changed".
+   */
+  unchangedSince?(volume: BackendVolume, raw: RawSnapshot, options?: BackendCallOptions): Promise<boolean>;
 }

@@ -458,6 +458,24 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
       }
     },
 
+    async unchangedSince(volume, raw, options = {}) {
+      const dataset = requireDataset(volume);
+      if (!SNAPSHOT_COMPONENT.test(raw.name)) return false;
+      // written@ counts what was committed; sync the mounted dataset so the open transaction group
+      // (the last seconds of writes) is counted too.
+      const mount = await mountInfo(volume, options);
+      if (mount.mountpoint && mount.mounted)
+        await exec('sync', ['-f', mount.mountpoint], { signal: options.signal, timeoutMs: 300_000 });
+      // Exit 1/2: the property is unknown to this zfs (zfs-fuse, pool version 23) or the snapshot is
+      // gone. Not knowing means "changed": a new snapshot is taken.
+      const result = await exec('zfs', ['get', '-H', '-p', '-o', 'value', `written@${raw.name}`, dataset], {
+        env: zfsEnv,
+        signal: options.signal,
+        okExitCodes: [1, 2],
+      });
+      return result.exitCode === 0 && result.stdout.trim() === '0';
+    },
+
     async poolUsage(volume, options = {}): Promise<PoolUsage> {
       const pool = requireDataset(volume).split('/')[0] as string;
       // used/available of the pool's root dataset: what datasets can still write, after reservations.

@@ -146,7 +146,9 @@ export const VolumeSchema = z
     services: ServicesSchema.optional().describe('systemd units that use the volume'),
     minInterval: durationString
       .optional()
-      .describe('a pre-change snapshot is skipped when the newest one is younger than this'),
+      .describe(
+        'a pre-change snapshot is skipped when the newest one is younger than this and the volume has not changed since it (btrfs, zfs; dir volumes always snapshot)',
+      ),
     retention: VolumeRetentionSchema.optional().describe(
       'snapshots kept: a preserve string like `24h 7d 4w 12m`, or rules with `external` rules (docs/retention.md)',
     ),

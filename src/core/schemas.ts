@@ -22,6 +22,22 @@ export const SnapshotSchema = z.object({
   readOnly: z.boolean(),
   location: LocationSchema,
   outcome: SnapshotOutcomeSchema.optional(),
+  meaning: z
+    .string()
+    .optional()
+    .describe(
+      'what this snapshot holds, in words: e.g. the state before a failed operation (the good state to return to), or the state a recovery replaced',
+    ),
+  replacedBy: z
+    .string()
+    .optional()
+    .describe('pre-recover snapshots: the recovery id that replaced the state this snapshot holds'),
+  rollbackPointOf: z
+    .array(z.string())
+    .optional()
+    .describe(
+      'operation ids that reuse this snapshot as their rollback point (the volume was unchanged since)',
+    ),
 });
 export type Snapshot = z.infer<typeof SnapshotSchema>;
 

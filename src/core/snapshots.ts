@@ -5,7 +5,7 @@ import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { SnapguardError } from './errors.js';
-import type { History, SnapshotEntry } from './history/schema.js';
+import type { History, SnapshotEntry, SnapshotReuse } from './history/schema.js';
 import { resolveUnfinishedRecoveries } from './recovery/resume.js';
 import {
   formatSnapshotName,
@@ -59,6 +59,86 @@ export function isOwned(volume: VolumeConfig, raw: RawSnapshot): boolean {
   return ownedName(volume, raw) !== undefined;
 }
 
+const FAILED_OUTCOMES = new Set(['failed', 'validation_failed', 'command_failed']);
+
+/**
+ * What a snapshot holds, in words, so that an outcome is not misread: the snapshot of a failed
+ * operation is the good state from before it, and a pre-recover snapshot is the state a recovery
+ * replaced (the broken one, usually).
+ */
+export function snapshotMeaning(
+  snapshot: {
+    type?: string | undefined;
+    operation?: string | undefined;
+    operationId?: string | undefined;
+    outcome?: string | undefined;
+  },
+  replacedBy?: string,
+): string | undefined {
+  if (snapshot.type === 'pre-recover')
+    return `the state replaced by recovery ${replacedBy ?? '(not recorded)'}; recover it only to undo that recovery`;
+  if (!snapshot.type?.startsWith('pre-') || snapshot.outcome === undefined) return undefined;
+  const what = snapshot.operation ? `"${snapshot.operation}"` : 'the change';
+  const op = snapshot.operationId ? ` (${snapshot.operationId})` : '';
+  if (FAILED_OUTCOMES.has(snapshot.outcome))
+    return `the state just before ${what}${op}, which failed (${snapshot.outcome}): the good state to return to`;
+  if (snapshot.outcome === 'success') return `the state just before ${what}${op}, which succeeded`;
+  return `the state just before ${what}${op}, not completed yet (complete_operation records the outcome)`;
+}
+
+/** A short form of snapshotMeaning for tables: what the snapshot holds. */
+export function snapshotHolds(
+  snapshot: {
+    type?: string | undefined;
+    operation?: string | null | undefined;
+    outcome?: string | undefined;
+  },
+  replacedBy?: string,
+): string | undefined {
+  if (snapshot.type === 'pre-recover') return `state replaced by ${replacedBy ?? 'a recovery'}`;
+  if (!snapshot.type?.startsWith('pre-') || snapshot.outcome === undefined) return undefined;
+  const what = snapshot.operation ?? 'the change';
+  if (FAILED_OUTCOMES.has(snapshot.outcome)) return `good state before failed ${what}`;
+  if (snapshot.outcome === 'success') return `state before ${what} (succeeded)`;
+  return `state before ${what} (not completed)`;
+}
+
+/** snapshotHolds of a history entry, with the later operations that reuse it. */
+export function entryHolds(entry: SnapshotEntry, replacedBy?: string): string | undefined {
+  const own = snapshotHolds(entry, replacedBy);
+  const reuses = (entry.reused_by ?? []).map(
+    (r) =>
+      `rollback point of ${r.operation ?? r.operation_id} (${FAILED_OUTCOMES.has(r.outcome) ? 'failed: return here' : r.outcome})`,
+  );
+  const parts = [own, ...reuses].filter((p): p is string => p !== undefined);
+  return parts.length ? parts.join('; ') : undefined;
+}
+
+/** recovery id by the name of the pre-recover snapshot it made, from the history. */
+export function recoveriesBySafetyBackup(history: History): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const r of history.recoveries)
+    if (r.safety_backup) map.set(`${r.subvolume}/${r.safety_backup}`, r.recovery_id ?? r.id);
+  return map;
+}
+
+/** Snapshot entries of an operation: the ones it made and the ones it reuses as its rollback point. */
+export function operationEntries(
+  history: History,
+  operationId: string,
+): { entry: SnapshotEntry; reuse?: SnapshotReuse }[] {
+  const found: { entry: SnapshotEntry; reuse?: SnapshotReuse }[] = [];
+  for (const entry of history.snapshots) {
+    if (entry.location === 'external') continue;
+    if (entry.operation_id === operationId) found.push({ entry });
+    else {
+      const reuse = entry.reused_by?.find((r) => r.operation_id === operationId);
+      if (reuse) found.push({ entry, reuse });
+    }
+  }
+  return found;
+}
+
 function toSnapshot(
   volume: VolumeConfig,
   raw: RawSnapshot,
@@ -78,11 +158,12 @@ function toSnapshot(
     readOnly: raw.readOnly,
     location,
     ...(entry ? { outcome: entry.outcome } : {}),
+    ...(entry?.reused_by?.length ? { rollbackPointOf: entry.reused_by.map((r) => r.operation_id) } : {}),
   };
 }
 
-function entryToSnapshot(entry: SnapshotEntry): Snapshot {
-  return {
+function entryToSnapshot(entry: SnapshotEntry, reuse?: SnapshotReuse): Snapshot {
+  const snapshot: Snapshot = {
     name: entry.snapshot_name,
     volume: entry.subvolume,
     path: entry.path,
@@ -93,6 +174,23 @@ function entryToSnapshot(entry: SnapshotEntry): Snapshot {
     readOnly: entry.read_only ?? true,
     location: 'local',
     outcome: entry.outcome,
+    ...(entry.reused_by?.length ? { rollbackPointOf: entry.reused_by.map((r) => r.operation_id) } : {}),
+  };
+  if (!reuse) {
+    const meaning = snapshotMeaning(snapshot);
+    return meaning ? { ...snapshot, meaning } : snapshot;
+  }
+  // Seen from the operation that reuses it: its outcome is that operation's.
+  const mine = snapshotMeaning({
+    type: reuse.type,
+    operation: reuse.operation ?? undefined,
+    operationId: reuse.operation_id,
+    outcome: reuse.outcome,
+  });
+  return {
+    ...snapshot,
+    outcome: reuse.outcome,
+    meaning: `${mine ?? 'the state just before this operation'}; taken earlier${entry.operation_id ? ` for ${entry.operation_id}` : ''} and reused because the volume had not changed since`,
   };
 }
 
@@ -257,11 +355,26 @@ export async function createSnapshots(
       const newest = owned[0];
       if (needsNewest && newest && volume.minInterval !== undefined) {
         const age = (started.getTime() - newest.parsed.createdAt.getTime()) / 1000;
-        if (age < volume.minInterval) {
+        // The rollback point of a change is the state just before it: an existing snapshot stands
+        // in only when the volume has not changed since it was taken (the backend answers), and
+        // never a pre-recover one (it holds the state a recovery replaced, not the current one).
+        // Names carry the second, so several snapshots can be the newest: each is asked.
+        const candidates =
+          age < volume.minInterval && backend.unchangedSince !== undefined
+            ? owned.filter((o) => o.parsed.createdAt.getTime() === newest.parsed.createdAt.getTime())
+            : [];
+        let reusable: (typeof owned)[number] | undefined;
+        if (!candidates.some((o) => o.parsed.type === 'pre-recover'))
+          for (const candidate of candidates)
+            if (await backend.unchangedSince?.(volume, candidate.raw, { signal: call.signal })) {
+              reusable = candidate;
+              break;
+            }
+        if (reusable && volume.minInterval !== undefined) {
           skipped.push({
             volume: volume.id,
-            reason: `newest snapshot is ${formatDuration(age)} old, younger than minInterval ${formatDuration(volume.minInterval)}; it covers this change (force: true takes a new one)`,
-            existing: toSnapshot(volume, newest.raw, 'local'),
+            reason: `${reusable.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point (force: true takes a new one)`,
+            existing: toSnapshot(volume, reusable.raw, 'local'),
           });
           continue;
         }
@@ -345,21 +458,64 @@ export async function createSnapshots(
       backend: volume.backend,
       read_only: raw.readOnly,
     }));
-    if (entries.length > 0) {
+    // A skipped volume still belongs to this operation: its existing snapshot is recorded as the
+    // operation's rollback point, so complete_operation, recover by operationId and health see it.
+    const reuses = failure
+      ? []
+      : skipped.flatMap((skip) => {
+          const volume = volumes.find((v) => v.id === skip.volume);
+          return volume && skip.existing ? [{ volume, existing: skip.existing }] : [];
+        });
+    if (entries.length > 0 || reuses.length > 0) {
       try {
         const { movedAside } = await deps.history.update((history) => {
           history.snapshots.push(...entries);
+          for (const { volume, existing } of reuses) {
+            const reuse: SnapshotReuse = {
+              operation_id: operationId,
+              operation: request.operation ?? null,
+              type: request.type,
+              timestamp: started.toISOString(),
+              outcome: 'pending',
+            };
+            let entry = history.snapshots.findLast(
+              (e) =>
+                e.subvolume === volume.id && e.snapshot_name === existing.name && e.location !== 'external',
+            );
+            if (!entry) {
+              // Made before the history knew it (e.g. the file was moved aside): record it now.
+              entry = {
+                id: `snap-${randomBytes(6).toString('hex')}`,
+                timestamp: existing.createdAt,
+                host: deps.config.host,
+                subvolume: volume.id,
+                type: existing.type ?? 'manual',
+                operation: existing.operation ?? null,
+                operation_id: null,
+                snapshot_name: existing.name,
+                path: existing.path,
+                outcome: 'pending',
+                size_mb: null,
+                backend: volume.backend,
+                read_only: existing.readOnly,
+              };
+              history.snapshots.push(entry);
+            }
+            (entry.reused_by ??= []).push(reuse);
+          }
         });
         if (movedAside)
           warnings.push(
             `The history file did not parse and was moved to ${movedAside}; a new one was started.`,
           );
       } catch (error) {
-        const names = created.map(({ raw }) => raw.name).join(', ');
+        const names = [...created.map(({ raw }) => raw.name), ...reuses.map((r) => r.existing.name)].join(
+          ', ',
+        );
         const cause = error instanceof SnapguardError ? error : undefined;
         throw new SnapguardError(
           'HISTORY_WRITE_FAILED',
-          `Created ${names} but could not record ${created.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
+          `${created.length > 0 ? 'Created' : 'Reused'} ${names} but could not record ${created.length + reuses.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
           cause?.hint ?? 'Check the context directory.',
           { cause: error },
         );
@@ -424,6 +580,7 @@ export async function listSnapshots(
       .filter((entry) => entry.location !== 'external')
       .map((entry) => [`${entry.subvolume}/${entry.snapshot_name}`, entry]),
   );
+  const replacedBy = recoveriesBySafetyBackup(history);
   const found: ListedSnapshot[] = [];
   for (const volume of volumes) {
     const backend = deps.backendFor(volume);
@@ -452,8 +609,13 @@ export async function listSnapshots(
         const created = parsed?.createdAt ?? raw.createdAt;
         if (since && created < since) continue;
         const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
+        const snapshot = toSnapshot(volume, raw, source.location, entry, parsed);
+        const recovery = source.location === 'local' ? replacedBy.get(`${volume.id}/${raw.name}`) : undefined;
+        const meaning = source.location === 'local' ? snapshotMeaning(snapshot, recovery) : undefined;
         found.push({
-          ...toSnapshot(volume, raw, source.location, entry, parsed),
+          ...snapshot,
+          ...(meaning ? { meaning } : {}),
+          ...(recovery && snapshot.type === 'pre-recover' ? { replacedBy: recovery } : {}),
           owned: parsed !== undefined,
           ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
         });
@@ -479,7 +641,7 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
   const request = parseInput(CompleteOperationInput, input, 'complete_operation');
   const completedAt = deps.clock().toISOString();
   const mark = (history: History): Snapshot[] => {
-    const matching = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
+    const matching = operationEntries(history, request.operationId);
     if (matching.length === 0) {
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
@@ -487,12 +649,16 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
         'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
       );
     }
-    for (const entry of matching) {
-      entry.outcome = request.outcome;
-      entry.completed_at = completedAt;
-      if (request.notes !== undefined) entry.notes = request.notes;
+    for (const { entry, reuse } of matching) {
+      // A reused snapshot keeps the outcome of the operation that made it; this one's goes on the reuse.
+      const target = reuse ?? entry;
+      target.outcome = request.outcome;
+      target.completed_at = completedAt;
+      if (request.notes !== undefined) target.notes = request.notes;
     }
-    return matching.map(entryToSnapshot);
+    return matching
+      .map(({ entry, reuse }) => entryToSnapshot(entry, reuse))
+      .sort((a, b) => (a.volume < b.volume ? -1 : a.volume > b.volume ? 1 : 0));
   };
   // A dry run applies the change to a copy read from disk and writes nothing.
   const result = request.dryRun

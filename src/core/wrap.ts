@@ -179,7 +179,7 @@ export async function runWrap(
       ? 'validation-failed'
       : undefined;
   const outcome = failure ? 'failed' : 'success';
-  if (created.created.length > 0) {
+  if (snapshots.length > 0) {
     await completeOperation(deps, {
       operationId: created.operationId,
       outcome,
@@ -194,14 +194,12 @@ export async function runWrap(
   let rollbackError: WrapResult['rollbackError'];
   if (failure && options.autoRollback && snapshots.length > 0) {
     try {
-      const allNew = snapshots.every((s) => !s.reused);
-      rollback = allNew
-        ? await recover(
-            deps,
-            { operationId: created.operationId, mode: 'rollback', reason: failure },
-            { ...context, skipChanges: true },
-          )
-        : await rollbackEach(deps, snapshots, failure, context);
+      // Reused snapshots belong to the operation too: one recovery brings every volume back.
+      rollback = await recover(
+        deps,
+        { operationId: created.operationId, mode: 'rollback', reason: failure },
+        { ...context, skipChanges: true },
+      );
     } catch (error) {
       const e = toSnapguardError(error);
       rollbackError = { code: e.code, message: e.message, hint: e.hint };
@@ -224,21 +222,4 @@ export async function runWrap(
     warnings,
     exitCode,
   };
-}
-
-async function rollbackEach(
-  deps: Deps,
-  snapshots: { volume: string; name: string }[],
-  reason: string,
-  context: RecoverContext,
-): Promise<RecoverResult> {
-  let last: RecoverResult | undefined;
-  for (const snap of snapshots) {
-    last = await recover(
-      deps,
-      { volume: snap.volume, snapshot: snap.name, mode: 'rollback', reason },
-      { ...context, skipChanges: true },
-    );
-  }
-  return last as RecoverResult;
 }

@@ -26,7 +26,7 @@ export function safeDeployText(deps: Deps, args: { service: string; volumes?: st
     `Deploy "${args.service}" safely with snapguard. Volumes involved: ${volumes}.`,
     '',
     '1. Pre-flight: call health_check (for each volume). If overall is CRITICAL, stop and tell me the findings and their remedies; do not deploy.',
-    `2. Snapshot: call create_snapshot with volumes [${volumes}], type "pre-deploy" and operation "${operation}". Keep the operationId. If a volume is reported in skipped because a recent snapshot exists, that snapshot is the rollback point; say so.`,
+    `2. Snapshot: call create_snapshot with volumes [${volumes}], type "pre-deploy" and operation "${operation}". Keep the operationId. If a volume is reported in skipped, the volume has not changed since that recent snapshot, so it is the rollback point and belongs to this operationId; say so.`,
     `3. Deploy: make the change for ${args.service}.`,
     '4. Validate: check that the service is up and answers (its unit is active, its health endpoint responds, its logs show no errors).',
     '5a. If validation passes: call complete_operation with the operationId and outcome "success".',

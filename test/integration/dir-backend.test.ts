@@ -46,4 +46,27 @@ describe('dir backend (copy-based snapshots)', () => {
     expect(listed.snapshots.some((s) => s.name.includes('partial'))).toBe(false);
     expect((await readdir(snapshotDir)).length).toBe(2);
   });
+
+  it('never skips a pre-change snapshot within minInterval: a copy cannot tell whether the volume changed', async () => {
+    const withInterval = createDeps(
+      buildConfig(
+        {
+          contextDir: 'ctx',
+          stateDir: 'state',
+          volumes: { data: { backend: 'dir', path: 'pool/data', minInterval: '1h' } },
+        },
+        dir,
+      ),
+      { logger: silentLogger() },
+    );
+    await createSnapshots(withInterval, { volumes: ['data'], type: 'pre-change', operation: 'one' });
+    await writeFile(join(dir, 'pool', 'data', 'sub', 'a.txt'), 'latest work');
+    const second = await createSnapshots(withInterval, {
+      volumes: ['data'],
+      type: 'pre-change',
+      operation: 'two',
+    });
+    expect(second.skipped).toEqual([]);
+    expect(await readFile(join(second.created[0]!.path, 'sub', 'a.txt'), 'utf8')).toBe('latest work');
+  });
 });

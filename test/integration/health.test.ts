@@ -241,6 +241,31 @@ describe.runIf(run)('health_check on real btrfs', () => {
     });
   });
 
+  it('counts a deployment whose volume was unchanged since a recent snapshot (reused, no new one) among the deployments with a snapshot', async () => {
+    const deps = sandbox.deps({
+      ...input,
+      volumes: { ...input.volumes, fresh: { ...input.volumes!.fresh!, minInterval: '1h' } },
+    });
+    const before = (await healthCheck(deps, { volume: 'fresh' })).summary;
+    const first = await createSnapshots(deps, {
+      volumes: ['fresh'],
+      type: 'pre-deploy',
+      operation: 'deploy-paperless',
+      force: true,
+    });
+    const second = await createSnapshots(deps, {
+      volumes: ['fresh'],
+      type: 'pre-deploy',
+      operation: 'deploy-paperless-fix',
+    });
+    expect(second.created).toEqual([]);
+    expect(second.skipped[0]!.existing!.name).toBe(first.created[0]!.name);
+    const after = (await healthCheck(deps, { volume: 'fresh' })).summary;
+    expect(after.deployments).toBe(before.deployments + 2);
+    const withSnapshot = (before.deploymentsWithSnapshotShare ?? 0) * before.deployments;
+    expect(after.deploymentsWithSnapshotShare).toBeCloseTo((withSnapshot + 2) / after.deployments, 5);
+  });
+
   it('a history file that does not parse is reported CRITICAL', async () => {
     const deps = sandbox.deps(input);
     await writeFile(deps.history.file, '{ not json');

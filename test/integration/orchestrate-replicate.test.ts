@@ -99,4 +99,28 @@ describe.skipIf(!run)('orchestrate: snapshot + replicate between two loop images
     expect(third.stages[0]!.jobs[0]).toMatchObject({ result: 'verified', started: false });
     expect(third.stages[0]!.jobs[0]!.detail).toContain('is already on');
   });
+
+  it('the snapshot job within minInterval snapshots the live state when the volume changed, and keeps the newest one only when it did not', async () => {
+    const live = await sandbox.subvolume('live');
+    const withInterval = sandbox.deps({
+      volumes: { live: { backend: 'btrfs', path: live, minInterval: '1h' } },
+      orchestrate: {
+        stages: [{ name: 'snapshots', timeout: '5m', critical: true, jobs: [{ kind: 'snapshot' }] }],
+      },
+    });
+    await writeFile(join(live, 'app.conf'), 'v1');
+    const first = await orchestrate(withInterval, {});
+    expect(first.exitCode).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await writeFile(join(live, 'app.conf'), 'v2, the state to deploy over');
+    const second = await orchestrate(withInterval, {});
+    expect(second.exitCode).toBe(0);
+    expect(second.stages[0]!.jobs[0]!.detail).toMatch(/^created live-pre-deploy-orchestrate-/);
+    const [newest] = (await listSnapshots(withInterval, { volume: 'live', limit: 1 })).snapshots;
+    expect(await readFile(join(newest!.path, 'app.conf'), 'utf8')).toBe('v2, the state to deploy over');
+    const third = await orchestrate(withInterval, {});
+    expect(third.exitCode).toBe(0);
+    expect(third.stages[0]!.jobs[0]!.detail).toContain(`kept ${newest!.name}`);
+    expect(third.stages[0]!.jobs[0]!.detail).toContain('has not changed since');
+  });
 });

@@ -164,6 +164,50 @@ describe.runIf(run)('recover over MCP with the SDK client: the confirmation gate
     await t.close();
   });
 
+  it('the safety snapshot named in the plan is the one made, also when the clock moved to the next second (token and elicitation)', async () => {
+    const snapshot = await scenario();
+    const t = await connect();
+    const first = await t.call({ volume: 'app', snapshot });
+    const planned = (first.data.plan as unknown as { volumes: { safetyBackup: string }[] }).volumes[0]!
+      .safetyBackup;
+    offsetMs = 2000;
+    try {
+      const done = await t.call({ volume: 'app', snapshot, confirmationToken: first.data.confirmationToken });
+      expect(done.data.status, done.text).toBe('recovered');
+      expect(done.data.safetyBackup).toBe(planned);
+      expect(done.text).toContain(planned);
+    } finally {
+      offsetMs = 0;
+    }
+    await t.close();
+
+    // Asked directly: the clock moves on while the user reads the plan.
+    const again = await scenario();
+    const { server, cleanup } = createServer(deps);
+    const client = new Client({ name: 'test', version: '0' }, { capabilities: { elicitation: {} } });
+    let shown = '';
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      shown = String(request.params.message);
+      offsetMs = 2000;
+      return { action: 'accept', content: { confirm: true } };
+    });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await Promise.all([server.connect(a), client.connect(b)]);
+    try {
+      const result = (await client.callTool({
+        name: 'recover',
+        arguments: { volume: 'app', snapshot: again },
+      })) as CallToolResult;
+      const data = result.structuredContent as { status: string; safetyBackup: string };
+      expect(data.status).toBe('recovered');
+      expect(shown).toContain(`as ${data.safetyBackup} (kept read-only`);
+    } finally {
+      offsetMs = 0;
+      await client.close();
+      await cleanup();
+    }
+  });
+
   it('elicitation path: accept acts; decline and cancel change nothing', async () => {
     for (const answer of ['decline', 'cancel'] as const) {
       const snapshot = await scenario();

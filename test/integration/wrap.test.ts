@@ -16,6 +16,7 @@ describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
   let page: string;
   let configFile: string;
   let history: HistoryStore;
+  let sitePath: string;
 
   beforeAll(async () => {
     box = await createBtrfsSandbox(384, 'wrap');
@@ -28,7 +29,10 @@ describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
         contextDir: join(box.dir, 'context'),
         stateDir: join(box.dir, 'state'),
         confirm: 'elicit-or-token',
-        volumes: { web: { backend: 'btrfs', path: web } },
+        volumes: {
+          web: { backend: 'btrfs', path: web },
+          site: { backend: 'btrfs', path: (sitePath = await box.subvolume('site')), minInterval: '1h' },
+        },
       }),
     );
     history = new HistoryStore({ contextDir: join(box.dir, 'context') });
@@ -108,5 +112,61 @@ describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
       (r) => r.restored_snapshot === snap.snapshot_name,
     );
     expect(rec).toMatchObject({ outcome: 'success', reason: 'validation-failed' });
+  });
+
+  it('--auto-rollback within minInterval after a file restore goes back to the state just before the command, not to the pre-recover snapshot', async () => {
+    const file = join(sitePath, 'index.html');
+    await writeFile(file, 'good\n');
+    const made = await runCli([
+      'snapshot',
+      'create',
+      'site',
+      '--type',
+      'pre-change',
+      '--config',
+      configFile,
+      '--json',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const name = (JSON.parse(made.stdout) as { created: { name: string }[] }).created[0]!.name;
+    await writeFile(file, 'broken\n');
+    const restore = await runCli([
+      'recover',
+      'site',
+      name,
+      '--files',
+      'index.html',
+      '--yes',
+      '--config',
+      configFile,
+    ]);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(await readFile(file, 'utf8')).toBe('good\n');
+    // The user's latest work, then a change that fails.
+    await writeFile(join(sitePath, 'latest'), 'latest work\n');
+    const out = await runCli([
+      'wrap',
+      '--config',
+      configFile,
+      '--volume',
+      'site',
+      '--operation',
+      'edit-site',
+      '--auto-rollback',
+      '--json',
+      '--',
+      '/bin/sh',
+      '-c',
+      `echo "500" > ${file}; exit 5`,
+    ]);
+    expect(out.code, out.stderr).toBe(5);
+    const result = JSON.parse(out.stdout) as {
+      rollback: { status: string };
+      snapshots: { reused: boolean }[];
+    };
+    expect(result.rollback.status).toBe('recovered');
+    expect(result.snapshots).toEqual([expect.objectContaining({ reused: false })]);
+    expect(await readFile(file, 'utf8')).toBe('good\n');
+    expect(await readFile(join(sitePath, 'latest'), 'utf8')).toBe('latest work\n');
   });
 });

@@ -247,6 +247,30 @@ describe.skipIf(!run)('zfs backend on zfs-fuse pools', () => {
     await backend.delete(volume, name);
   });
 
+  it('zfs-fuse has no written@ property: the volume counts as changed, so a pre-change snapshot within minInterval is taken anew', async () => {
+    const deps = sandbox.deps({
+      volumes: { data: { backend: 'zfs', dataset, path: mountPoint, minInterval: '1h' } },
+    });
+    const volume = deps.config.volumes.data!;
+    const backend = deps.backendFor(volume);
+    const first = await createSnapshots(deps, {
+      volumes: ['data'],
+      type: 'pre-change',
+      operation: 'edit-one',
+      force: true,
+    });
+    await writeFile(join(mountPoint, 'hello.txt'), 'latest work\n');
+    const raw = (await backend.show(volume, first.created[0]!.name))!;
+    expect(await backend.unchangedSince!(volume, raw)).toBe(false);
+    const second = await createSnapshots(deps, {
+      volumes: ['data'],
+      type: 'pre-change',
+      operation: 'edit-two',
+    });
+    expect(second.skipped).toEqual([]);
+    expect(second.created.map((s) => s.operation)).toEqual(['edit-two']);
+  });
+
   it('refuses to show or delete names that are not snapshot names', async () => {
     const backend = createZfsBackend(exec, isOwnedSnapshotName);
     const volume = sandbox.config(input).volumes.data!;

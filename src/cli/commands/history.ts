@@ -1,5 +1,11 @@
 import { Command, Option } from 'commander';
-import { HISTORY_SECTIONS, type History, type HistorySection } from '../../core/history/schema.js';
+import {
+  HISTORY_SECTIONS,
+  type History,
+  type HistorySection,
+  type SnapshotEntry,
+} from '../../core/history/schema.js';
+import { entryHolds, recoveriesBySafetyBackup } from '../../core/snapshots.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
 
@@ -24,6 +30,7 @@ const columns: Record<HistorySection, [string, (e: Row) => unknown][]> = {
     ['OPERATION', (e) => e.operation],
     ['SNAPSHOT', (e) => e.snapshot_name],
     ['OUTCOME', (e) => e.outcome],
+    ['HOLDS', (e) => e.holds],
   ],
   recoveries: [
     ['TIME', (e) => e.timestamp],
@@ -54,7 +61,18 @@ const columns: Record<HistorySection, [string, (e: Row) => unknown][]> = {
 export function renderHistory(history: History, kinds: readonly HistorySection[], limit: number): string {
   const parts: string[] = [];
   for (const kind of kinds) {
-    const entries = (history[kind] as Row[]).slice(-limit).reverse();
+    let entries = (history[kind] as Row[]).slice(-limit).reverse();
+    if (kind === 'snapshots') {
+      // What each snapshot holds, so that an outcome "failed" is read as "the change failed".
+      const replacedBy = recoveriesBySafetyBackup(history);
+      entries = entries.map((e) => {
+        const entry = e as SnapshotEntry;
+        return {
+          ...e,
+          holds: entryHolds(entry, replacedBy.get(`${entry.subvolume}/${entry.snapshot_name}`)),
+        };
+      });
+    }
     if (entries.length === 0) continue;
     const cols = columns[kind];
     parts.push(`${kind.replace('_', ' ')} (${entries.length} newest of ${history[kind].length})`);

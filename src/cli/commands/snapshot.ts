@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { SNAPSHOT_TYPES } from '../../core/naming.js';
-import { createSnapshots, listSnapshots } from '../../core/snapshots.js';
+import { createSnapshots, listSnapshots, snapshotHolds } from '../../core/snapshots.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { age, printJson, printLine, renderTable } from '../output.js';
 
@@ -51,12 +51,9 @@ export function snapshotCommand(): Command {
           `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
         );
         for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
-        for (const skip of result.skipped)
-          printLine(
-            `  ${skip.volume}: skipped, ${skip.reason}${skip.existing ? `\n    existing: ${skip.existing.name}` : ''}`,
-          );
+        for (const skip of result.skipped) printLine(`  ${skip.volume}: no new snapshot, ${skip.reason}`);
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
-        if (!result.dryRun && made.length)
+        if (!result.dryRun && made.length + result.skipped.length > 0)
           printLine(
             `Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`,
           );
@@ -100,7 +97,7 @@ export function snapshotCommand(): Command {
       }
       printLine(
         renderTable(
-          ['VOLUME', 'NAME', 'TYPE', 'AGE', 'LOCATION', 'OUTCOME', 'OWNER'],
+          ['VOLUME', 'NAME', 'TYPE', 'AGE', 'LOCATION', 'OUTCOME', 'OWNER', 'HOLDS'],
           result.snapshots.map((s) => [
             s.volume,
             s.name,
@@ -109,6 +106,12 @@ export function snapshotCommand(): Command {
             s.location,
             s.outcome,
             s.owned ? 'snapguard' : 'foreign',
+            [
+              snapshotHolds(s, s.replacedBy),
+              ...(s.rollbackPointOf ?? []).map((op) => `rollback point of ${op}`),
+            ]
+              .filter(Boolean)
+              .join('; ') || undefined,
           ]),
         ),
       );

@@ -489,9 +489,13 @@ async function checkVolume(
 }
 
 function summarize(history: History): HealthCheckResult['summary'] {
-  const preDeployOps = new Set(
-    history.snapshots.filter((s) => s.type === 'pre-deploy').map((s) => s.operation_id ?? s.id),
-  );
+  const preDeployOps = new Set([
+    ...history.snapshots.filter((s) => s.type === 'pre-deploy').map((s) => s.operation_id ?? s.id),
+    // Deployments whose volume was unchanged since a recent snapshot reuse it as their rollback point.
+    ...history.snapshots.flatMap((s) =>
+      (s.reused_by ?? []).filter((r) => r.type === 'pre-deploy').map((r) => r.operation_id),
+    ),
+  ]);
   const orchestrations = history.orchestrations;
   const orchestrationsWithSnapshot = orchestrations.filter((o) =>
     o.stages.some((s) => /snapshot/i.test(s.name) && s.status !== 'skipped'),

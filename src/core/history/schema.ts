@@ -46,6 +46,22 @@ export const SnapshotEntrySchema = z.looseObject({
   deleted_at: isoTime
     .optional()
     .describe('set when prune_snapshots deleted the snapshot, or when doctor found it gone from disk'),
+  reused_by: z
+    .array(
+      z.looseObject({
+        operation_id: z.string(),
+        operation: z.string().nullable(),
+        type: SnapshotTypeSchema,
+        timestamp: isoTime,
+        outcome: SnapshotOutcomeSchema,
+        completed_at: isoTime.optional(),
+        notes: z.string().optional(),
+      }),
+    )
+    .optional()
+    .describe(
+      'later operations this snapshot is the rollback point of: create_snapshot found the volume unchanged since it (within minInterval) and took no new one; each has its own outcome',
+    ),
 });
 
 export const RecoveryEntrySchema = z.looseObject({
@@ -186,6 +202,7 @@ export const HistorySchema = z
   .describe('snapguard backup history: snapshots, recoveries, restore tests and orchestrations of one host');
 
 export type SnapshotEntry = z.infer<typeof SnapshotEntrySchema>;
+export type SnapshotReuse = NonNullable<SnapshotEntry['reused_by']>[number];
 export type RecoveryEntry = z.infer<typeof RecoveryEntrySchema>;
 export type RestoreTestEntry = z.infer<typeof RestoreTestEntrySchema>;
 export type OrchestrationEntry = z.infer<typeof OrchestrationEntrySchema>;

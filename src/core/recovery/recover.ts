@@ -1,14 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, readdir, realpath } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-file.js';
+import { dirname, join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
 import { planZfsRevert, requireZfsMount } from '../../backends/zfs-recover.js';
 import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
-import { formatTimestamp, nextFreeName } from '../naming.js';
-import { lockVolumes, requireOwnedSnapshot } from '../snapshots.js';
+import { formatTimestamp, nextFreeName, parseSnapshotName } from '../naming.js';
+import { lockVolumes, operationEntries, requireOwnedSnapshot } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { readJournals, removeJournal, writeJournal, type Journal, type JournalItem } from './journal.js';
 import {
@@ -76,7 +77,8 @@ async function resolveTargets(
       );
     }
     const { history } = await deps.history.read();
-    const entries = history.snapshots.filter((entry) => entry.operation_id === request.operationId);
+    // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
+    const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
     if (entries.length === 0) {
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
@@ -265,9 +267,59 @@ async function safetyName(
   volume: VolumeConfig,
   now: Date,
   signal?: AbortSignal,
+  planned?: string,
 ): Promise<string> {
   const taken = new Set(await snapshotNames(deps, volume, signal));
+  // The name the confirmed plan showed is the one made, unless it was taken in the meantime.
+  if (
+    planned !== undefined &&
+    !taken.has(planned) &&
+    parseSnapshotName(volume.id, planned)?.type === 'pre-recover'
+  )
+    return planned;
   return nextFreeName(volume.id, 'pre-recover', undefined, now, taken);
+}
+
+/**
+ * The safety snapshot names of a plan that was answered with a confirmation token, kept in stateDir
+ * until the token comes back: the confirmed call then makes exactly the names the user saw, even
+ * when the clock moved on to another second in between.
+ */
+function plannedNamesFile(deps: Deps, token: string): string {
+  return join(
+    deps.config.stateDir,
+    'confirm',
+    'plans',
+    `${createHash('sha256').update(token).digest('hex').slice(0, 32)}.json`,
+  );
+}
+
+async function rememberPlannedNames(deps: Deps, token: string, plan: RecoveryPlan): Promise<void> {
+  const file = plannedNamesFile(deps, token);
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  // Plans whose token has expired are no longer needed.
+  const cutoff = Date.now() - 24 * 3600_000;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const info = await stat(join(dir, name)).catch(() => undefined);
+    if (info && info.mtimeMs < cutoff) await unlink(join(dir, name)).catch(() => undefined);
+  }
+  const names = Object.fromEntries(plan.volumes.map((v) => [v.volume, v.safetyBackup]));
+  await writeFileAtomic(file, JSON.stringify(names), { mode: 0o600 });
+}
+
+async function takePlannedNames(deps: Deps, token: string): Promise<Record<string, string>> {
+  const file = plannedNamesFile(deps, token);
+  try {
+    const parsed: unknown = JSON.parse(await readFile(file, 'utf8'));
+    await unlink(file).catch(() => undefined);
+    if (!parsed || typeof parsed !== 'object') return {};
+    return Object.fromEntries(
+      Object.entries(parsed).filter((pair): pair is [string, string] => typeof pair[1] === 'string'),
+    );
+  } catch {
+    return {};
+  }
 }
 
 function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes']): string[] {
@@ -484,9 +536,8 @@ function newRecoveryId(now: Date): string {
 async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.parse>): Promise<string[]> {
   if (request.operationId !== undefined) {
     const { history } = await deps.history.read();
-    return history.snapshots
-      .filter((entry) => entry.operation_id === request.operationId)
-      .map((entry) => entry.subvolume)
+    return operationEntries(history, request.operationId)
+      .map(({ entry }) => entry.subvolume)
       .filter((id) => deps.config.volumes[id] !== undefined);
   }
   return request.volume !== undefined && deps.config.volumes[request.volume] ? [request.volume] : [];
@@ -526,8 +577,18 @@ export async function recover(
       fingerprint: planned.fingerprint,
       summary: planned.summary,
     });
-    if (answer !== true) return { ...answer, ...extra };
+    if (answer !== true) {
+      if (answer.status === 'confirmation_required' && answer.confirmationToken)
+        await rememberPlannedNames(deps, answer.confirmationToken, planned.plan).catch(() => undefined);
+      return { ...answer, ...extra };
+    }
   }
+  // The names shown in the plan: this call's plan (asked directly, or no gate), or the plan the
+  // confirmation token was issued for.
+  const plannedNames: Record<string, string> =
+    raw.confirmationToken !== undefined
+      ? await takePlannedNames(deps, raw.confirmationToken)
+      : Object.fromEntries(planned.plan.volumes.map((v) => [v.volume, v.safetyBackup]));
   const release = await lockVolumes(
     deps,
     planned.targets.map((t) => t.volume.id),
@@ -561,7 +622,7 @@ export async function recover(
         path: target.volume.path,
         snapshotDir: target.volume.snapshotDir,
         target: target.snapshot.name,
-        safety: await safetyName(deps, target.volume, now, context.signal),
+        safety: await safetyName(deps, target.volume, now, context.signal, plannedNames[target.volume.id]),
         paths: target.paths ?? [],
         ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
         units: servicesOf(target.volume).units,

@@ -5,6 +5,7 @@ import type {
   RestoreTestEntry,
   SnapshotEntry,
 } from '../history/schema.js';
+import { entryHolds, recoveriesBySafetyBackup } from '../snapshots.js';
 
 /** What a human wants per volume at a glance; also the CLI's --json output. */
 export interface VolumeSummary {
@@ -121,13 +122,18 @@ interface TimelineEvent {
 }
 
 function events(history: History): TimelineEvent[] {
-  const snap = (s: SnapshotEntry): TimelineEvent => ({
-    kind: 'snapshot',
-    timestamp: s.timestamp,
-    volume: s.subvolume,
-    ok: s.outcome === 'failed' ? false : s.outcome === 'success' ? true : null,
-    label: `${s.snapshot_name} (${s.type}, ${s.outcome})`,
-  });
+  const replacedBy = recoveriesBySafetyBackup(history);
+  // A snapshot is not good or bad: its outcome is the change's. The label says what it holds.
+  const snap = (s: SnapshotEntry): TimelineEvent => {
+    const holds = entryHolds(s, replacedBy.get(`${s.subvolume}/${s.snapshot_name}`));
+    return {
+      kind: 'snapshot',
+      timestamp: s.timestamp,
+      volume: s.subvolume,
+      ok: s.outcome === 'success' ? true : null,
+      label: `${s.snapshot_name} (${s.type}, change ${s.outcome})${holds ? `: ${holds}` : ''}`,
+    };
+  };
   const rec = (r: RecoveryEntry): TimelineEvent => ({
     kind: 'recovery',
     timestamp: r.timestamp,
@@ -322,7 +328,7 @@ ${table(
   [
     'volume',
     'snapshots',
-    'outcomes',
+    'outcomes of the changes after them',
     'newest snapshot',
     'recoveries',
     'last restore test',

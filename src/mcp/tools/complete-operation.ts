@@ -10,7 +10,8 @@ export function registerCompleteOperationTool(server: McpServer, deps: Deps): vo
     {
       title: 'Record the outcome of a change',
       description: [
-        'Marks every snapshot of an operation (the operationId from create_snapshot) as success or failed in backup-history.json, with optional notes.',
+        'Records the outcome of an operation (the operationId from create_snapshot) as success or failed in backup-history.json for every snapshot it made or reused, with optional notes.',
+        'failed describes the change, not the snapshot: the snapshot holds the good state from before the change.',
         'Call it after the change was validated. It does not roll anything back: after a failure, use recover (with confirmation) to return to the snapshot.',
       ].join(' '),
       inputSchema: CompleteOperationInput,
@@ -27,7 +28,14 @@ export function registerCompleteOperationTool(server: McpServer, deps: Deps): vo
       runTool(
         () => completeOperation(deps, args),
         (result) =>
-          `Marked ${result.snapshots.length} snapshot(s) of ${result.operationId} as ${result.outcome}: ${result.snapshots.map((s) => s.name).join(', ')}.`,
+          [
+            `Recorded ${result.operationId} as ${result.outcome} for ${result.snapshots.length} snapshot(s): ${result.snapshots.map((s) => s.name).join(', ')}.`,
+            result.outcome === 'failed'
+              ? 'These snapshots are not bad: they hold the good state from before the change, the one recover returns to.'
+              : '',
+          ]
+            .filter(Boolean)
+            .join('\n'),
       ),
   );
 }

@@ -13,7 +13,7 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
         'Takes a read-only snapshot of each named volume, recorded in backup-history.json with outcome "pending".',
         'Call it BEFORE a deployment, update or config change, with type pre-deploy / pre-update / pre-change and an operation name (e.g. "deploy-immich").',
         'Keep the returned operationId and call complete_operation with success or failed when the change is done.',
-        "It will not snapshot when the pool is at or above maxPoolUsage (force: true overrides), and for pre-* types it returns the existing snapshot instead of a new one when that one is younger than the volume's minInterval (reported in skipped).",
+        "It will not snapshot when the pool is at or above maxPoolUsage (force: true overrides). For pre-* types it takes no new snapshot only when the newest one is younger than the volume's minInterval AND the volume has not changed since it (btrfs generation, zfs written@; never for dir volumes, never onto a pre-recover snapshot): that snapshot is then the state just before this change, is reported in skipped and belongs to this operationId like a new one.",
         'dryRun: true shows the names it would create and changes nothing. Volumes are the ids from list_snapshots or the snapguard://config resource.',
       ].join(' '),
       inputSchema: CreateSnapshotInput,
@@ -34,12 +34,9 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
           const lines = [
             `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s) for ${result.operationId}: ${made.map((s) => s.name).join(', ') || 'none'}.`,
           ];
-          for (const skip of result.skipped)
-            lines.push(
-              `Skipped ${skip.volume}: ${skip.reason}${skip.existing ? ` (existing: ${skip.existing.name})` : ''}.`,
-            );
+          for (const skip of result.skipped) lines.push(`No new snapshot of ${skip.volume}: ${skip.reason}.`);
           lines.push(...result.warnings);
-          if (!result.dryRun && made.length > 0)
+          if (!result.dryRun && made.length + result.skipped.length > 0)
             lines.push(
               `When the change is done, call complete_operation with operationId ${result.operationId}.`,
             );
