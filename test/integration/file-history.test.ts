@@ -29,8 +29,7 @@ describe.runIf(enabled)('file history on real btrfs', () => {
 
   beforeAll(async () => {
     sandbox = await createBtrfsSandbox(256, 'files');
-    for (const id of ['notes', 'photos', 'app'])
-      paths[id] = await sandbox.subvolume(id);
+    for (const id of ['notes', 'photos', 'app']) paths[id] = await sandbox.subvolume(id);
     const volumes = Object.fromEntries(
       Object.entries(paths).map(([id, path]) => [id, { backend: 'btrfs' as const, path }]),
     );
@@ -108,8 +107,16 @@ describe.runIf(enabled)('file history on real btrfs', () => {
           snapshot: names[1],
           path: 'notes.txt',
         });
-        expect(read.structuredContent).toMatchObject({ content: 'two two\n', binary: false, truncated: false });
-        const bad = await mcp.call('read_snapshot_file', { volume: 'notes', snapshot: names[1], path: '../x' });
+        expect(read.structuredContent).toMatchObject({
+          content: 'two two\n',
+          binary: false,
+          truncated: false,
+        });
+        const bad = await mcp.call('read_snapshot_file', {
+          volume: 'notes',
+          snapshot: names[1],
+          path: '../x',
+        });
         expect(bad.isError).toBe(true);
         expect(textOf(bad)).toContain('..');
       } finally {
@@ -177,7 +184,11 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       expect(result.total).toBe(9);
       expect(result.truncated).toBe(false);
       expect(byPath.get('album')).toMatchObject({ type: 'folder', newestSnapshot: newer, topLevel: true });
-      expect(byPath.get('album/2024/b.jpg')).toMatchObject({ newestSnapshot: newer, size: 6, topLevel: false });
+      expect(byPath.get('album/2024/b.jpg')).toMatchObject({
+        newestSnapshot: newer,
+        size: 6,
+        topLevel: false,
+      });
       expect(byPath.get('album/2024/early.jpg')).toMatchObject({ newestSnapshot: older, size: 5 });
       expect(byPath.get('old.txt')).toMatchObject({ newestSnapshot: older, topLevel: true });
       expect(Buffer.from(byPath.get('odd-\\xff')!.pathBase64!, 'base64')).toEqual(
@@ -269,7 +280,16 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       expect(result.patch).toContain('-port = 80\n');
       expect(result.patch).toContain('+port = 8080\n');
       const config = join(sandbox.dir, 'snapguard.yaml');
-      const run = await runBuiltCli(['diff', 'app', before, '--patch', '--config', config, '--', 'conf/app.ini']);
+      const run = await runBuiltCli([
+        'diff',
+        'app',
+        before,
+        '--patch',
+        '--config',
+        config,
+        '--',
+        'conf/app.ini',
+      ]);
       expect(run.code).toBe(0);
       // Without TO the path after -- is compared with the live volume.
       expect(run.stdout).toContain(`${before} -> live (conf/app.ini)`);
@@ -293,9 +313,11 @@ describe.runIf(enabled)('file history on real btrfs', () => {
 
     it('refuses "..", absolute paths and symlinks that leave the snapshot', async () => {
       for (const path of ['../notes/notes.txt', '/etc/hostname', 'escape', 'etcdir/hostname']) {
-        await expect(readSnapshotFile(deps, { volume: 'notes', snapshot: name, path })).rejects.toMatchObject({
-          code: 'BAD_INPUT',
-        });
+        await expect(readSnapshotFile(deps, { volume: 'notes', snapshot: name, path })).rejects.toMatchObject(
+          {
+            code: 'BAD_INPUT',
+          },
+        );
       }
     });
 
@@ -306,19 +328,30 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       expect(blob).toMatchObject({ binary: true, size: 4 });
       expect(blob.content).toBeUndefined();
       expect(blob.sha256).toMatch(/^[0-9a-f]{64}$/);
-      await expect(readSnapshotFile(deps, { volume: 'notes', snapshot: name, path: '.' })).rejects.toMatchObject({
+      await expect(
+        readSnapshotFile(deps, { volume: 'notes', snapshot: name, path: '.' }),
+      ).rejects.toMatchObject({
         code: 'BAD_INPUT',
       });
     });
 
     it('cuts text at maxBytes without breaking a character', async () => {
-      const cut = await readSnapshotFile(deps, { volume: 'notes', snapshot: name, path: 'big.txt', maxBytes: 7 });
+      const cut = await readSnapshotFile(deps, {
+        volume: 'notes',
+        snapshot: name,
+        path: 'big.txt',
+        maxBytes: 7,
+      });
       expect(cut).toMatchObject({ content: 'ééé', truncated: true, size: 200 });
     });
 
     it('refuses a snapshot that does not exist', async () => {
       await expect(
-        readSnapshotFile(deps, { volume: 'notes', snapshot: 'notes-manual-20200101-000000', path: 'notes.txt' }),
+        readSnapshotFile(deps, {
+          volume: 'notes',
+          snapshot: 'notes-manual-20200101-000000',
+          path: 'notes.txt',
+        }),
       ).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND' });
     });
   });

@@ -20,7 +20,9 @@ const locationOption = () =>
 function versionsCommand(): Command {
   return withCommon(
     new Command('versions')
-      .description('the distinct versions of a file or folder across snapshots and the live volume (read-only)')
+      .description(
+        'the distinct versions of a file or folder across snapshots and the live volume (read-only)',
+      )
       .argument('<volume>', 'configured volume id')
       .argument('<path>', 'relative to the volume root')
       .addOption(locationOption())
@@ -42,7 +44,9 @@ function versionsCommand(): Command {
       else {
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (result.total === 0) {
-          printLine(`${result.path}: not in the live volume nor in any of ${result.snapshotsChecked} snapshot(s).`);
+          printLine(
+            `${result.path}: not in the live volume nor in any of ${result.snapshotsChecked} snapshot(s).`,
+          );
         } else {
           printLine(
             renderTable(
@@ -91,7 +95,8 @@ function deletedCommand(): Command {
       if (options.json) printJson(result);
       else {
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
-        if (result.total === 0) printLine(`Nothing deleted: every entry of ${result.snapshotsChecked} snapshot(s) is still there.`);
+        if (result.total === 0)
+          printLine(`Nothing deleted: every entry of ${result.snapshotsChecked} snapshot(s) is still there.`);
         else {
           printLine(
             renderTable(
@@ -181,7 +186,8 @@ function diffCommand(): Command {
             for (const p of list.paths) printLine(`${mark} ${p}`);
             if (list.truncated) printLine(`${mark} … ${list.count - list.paths.length} more`);
           }
-          for (const change of result.metadata.changes) printLine(`m ${change.path} (${change.fields.join(', ')})`);
+          for (const change of result.metadata.changes)
+            printLine(`m ${change.path} (${change.fields.join(', ')})`);
           if (result.metadata.truncated)
             printLine(`m … ${result.metadata.count - result.metadata.changes.length} more`);
           if (result.patch !== undefined) {
@@ -206,7 +212,12 @@ function catCommand(): Command {
       .option('--max-bytes <n>', 'print at most n bytes (default 65536)', parseIntOption('--max-bytes')),
   ).action(
     action(
-      async (volume: string, snapshot: string, path: string, options: CommonOptions & { maxBytes?: number }) => {
+      async (
+        volume: string,
+        snapshot: string,
+        path: string,
+        options: CommonOptions & { maxBytes?: number },
+      ) => {
         const deps = await loadDeps(options);
         const result = await readSnapshotFile(deps, {
           volume,

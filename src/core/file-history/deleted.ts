@@ -8,7 +8,6 @@ import {
   displayPath,
   entryInside,
   isoFromNs,
-  joinPath,
   liveTree,
   needsEscape,
   openSnapshotTree,
@@ -105,6 +104,9 @@ export async function findDeleted(
 }
 
 function isBelow(path: Buffer, folder: Buffer): boolean {
-  return path.length > folder.length + 1 && path[folder.length] === 0x2f && path.subarray(0, folder.length).equals(folder);
+  return (
+    path.length > folder.length + 1 &&
+    path[folder.length] === 0x2f &&
+    path.subarray(0, folder.length).equals(folder)
+  );
 }
-

@@ -178,7 +178,8 @@ async function compareEntry(
   // An xattr change moves ctime; copies (dir backend) have new ctimes, so there only checksum reads them.
   const askXattrs = run.ctimeTrusted ? a.ctimeNs !== b.ctimeNs : run.checksum;
   if (askXattrs && (await xattrsDiffer(run, rel))) fields.push('xattrs');
-  if (fields.length > 0 && run.metadata.add(rel)) run.metadataChanges.push({ path: displayPath(rel), fields });
+  if (fields.length > 0 && run.metadata.add(rel))
+    run.metadataChanges.push({ path: displayPath(rel), fields });
   if (a.type === 'folder' && a.dev === run.fromDev && b.dev === run.toDev) await compareFolders(run, rel);
 }
 
@@ -209,7 +210,15 @@ async function xattrsOf(run: DiffRun, root: Buffer, rel: Buffer): Promise<string
   try {
     const result = await run.deps.exec(
       'getfattr',
-      ['--absolute-names', '--no-dereference', '--dump', '--match=-', '--encoding=hex', '--', path.toString('utf8')],
+      [
+        '--absolute-names',
+        '--no-dereference',
+        '--dump',
+        '--match=-',
+        '--encoding=hex',
+        '--',
+        path.toString('utf8'),
+      ],
       { timeoutMs: 30_000, signal: run.signal },
     );
     return result.stdout

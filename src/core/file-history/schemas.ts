@@ -82,7 +82,9 @@ export const DeletedEntrySchema = z.object({
   mtime: z.string(),
   topLevel: z
     .boolean()
-    .describe('true when its parent folder still exists live; recovering a top-level entry brings back what is below it'),
+    .describe(
+      'true when its parent folder still exists live; recovering a top-level entry brings back what is below it',
+    ),
 });
 export type DeletedEntry = z.infer<typeof DeletedEntrySchema>;
 
@@ -139,7 +141,12 @@ export const ReadSnapshotFileInput = z.object({
   volume: VolumeIdSchema,
   snapshot: SnapshotRef,
   path: RelativePath,
-  maxBytes: z.number().int().min(1).max(10 * 1024 * 1024).default(64 * 1024),
+  maxBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(10 * 1024 * 1024)
+    .default(64 * 1024),
 });
 export type ReadSnapshotFileRequest = z.input<typeof ReadSnapshotFileInput>;
 

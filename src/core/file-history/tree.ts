@@ -120,7 +120,8 @@ export async function sortedNames(folder: Buffer, warn: (text: string) => void):
     for await (const entry of dir) names.push(entry.name as unknown as Buffer);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'ENOTDIR') warn(`${displayPath(folder)} could not be read (${code ?? 'error'})`);
+    if (code !== 'ENOENT' && code !== 'ENOTDIR')
+      warn(`${displayPath(folder)} could not be read (${code ?? 'error'})`);
   }
   return names.sort(Buffer.compare);
 }
@@ -150,6 +151,7 @@ export async function* walk(
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
   return text.replace(/[\\\u0000-\u001f\u007f]/g, (ch) => {
     if (ch === '\\') return '\\\\';
     if (ch === '\n') return '\\n';
@@ -259,7 +261,8 @@ export async function findSnapshot(
     );
   }
   const all = await readableSnapshots(deps, volume, { location: 'all', includeForeign: true, signal });
-  const found = all.find((s) => s.name === name && s.location === 'local') ?? all.find((s) => s.name === name);
+  const found =
+    all.find((s) => s.name === name && s.location === 'local') ?? all.find((s) => s.name === name);
   if (!found) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
@@ -298,7 +301,10 @@ export function liveTree(volume: VolumeConfig): OpenTree {
 }
 
 /** Runs `work` on each opened tree in turn, closing each one (also on failure) before the next. */
-export async function withTree<T>(open: () => Promise<OpenTree>, work: (tree: OpenTree) => Promise<T>): Promise<T> {
+export async function withTree<T>(
+  open: () => Promise<OpenTree>,
+  work: (tree: OpenTree) => Promise<T>,
+): Promise<T> {
   const tree = await open();
   try {
     return await work(tree);

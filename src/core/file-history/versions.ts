@@ -3,11 +3,7 @@ import type { Deps } from '../deps.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
 import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
-import {
-  FileVersionsInput,
-  type FileVersion,
-  type FileVersionsResult,
-} from './schemas.js';
+import { FileVersionsInput, type FileVersion, type FileVersionsResult } from './schemas.js';
 import {
   displayPath,
   entryInside,
