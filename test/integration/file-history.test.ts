@@ -308,6 +308,7 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       await symlink('/etc', join(root, 'etcdir'));
       await writeFile(join(root, 'blob.bin'), Buffer.from([1, 2, 0, 3]));
       await writeFile(join(root, 'big.txt'), 'é'.repeat(100));
+      await exec('mkfifo', [join(root, 'pipe')]);
       name = await snap('notes');
     });
 
@@ -333,6 +334,12 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       ).rejects.toMatchObject({
         code: 'BAD_INPUT',
       });
+    });
+
+    it('refuses a FIFO without opening it', async () => {
+      await expect(
+        readSnapshotFile(deps, { volume: 'notes', snapshot: name, path: 'pipe' }),
+      ).rejects.toMatchObject({ code: 'BAD_INPUT', message: expect.stringContaining('not a regular file') });
     });
 
     it('cuts text at maxBytes without breaking a character', async () => {

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, realpath } from 'node:fs/promises';
+import { open, realpath, stat } from 'node:fs/promises';
 import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
-import { resolveRestorePaths } from '../recovery/paths.js';
+import { normaliseRelativePath, resolveRestorePaths } from '../recovery/paths.js';
 import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { ReadSnapshotFileInput, type ReadSnapshotFileResult } from './schemas.js';
@@ -27,6 +27,7 @@ export async function readSnapshotFile(
     () => openSnapshotTree(deps, volume, snapshot, call.signal),
     async (tree) => {
       const root = tree.root.toString();
+      if (normaliseRelativePath(request.path) === '.') throw notAFile(request.path, 'the snapshot root');
       // The snapshot stands in for both sides: the volume is not read at all.
       const { paths } = await resolveRestorePaths([request.path], root, root);
       const rel = paths[0];
@@ -40,10 +41,14 @@ export async function readSnapshotFile(
           'Name a file inside the snapshot.',
         );
       }
+      // Checked before opening: opening a device or a FIFO can have effects of its own.
+      const before = await stat(real, { bigint: true });
+      if (!before.isFile()) throw notAFile(rel, before.isDirectory() ? 'a folder' : 'not a regular file');
       const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
         const stats = await handle.stat({ bigint: true });
-        if (!stats.isFile()) throw notAFile(rel, stats.isDirectory() ? 'a folder' : 'not a regular file');
+        if (!stats.isFile() || stats.ino !== before.ino || stats.dev !== before.dev)
+          throw notAFile(rel, 'not a regular file');
         const hash = createHash('sha256');
         const head: Buffer[] = [];
         let kept = 0;
