@@ -362,4 +362,51 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       ).rejects.toMatchObject({ code: 'SNAPSHOT_NOT_FOUND' });
     });
   });
+
+  describe('external copies, foreign snapshots and entries that are not files', () => {
+    it('lists versions held by an external copy and a foreign snapshot, and reads the copy', async () => {
+      const root = paths.notes!;
+      const latest = await snap('notes');
+      const extDir = join(sandbox.pool.mountPoint, 'ext-notes');
+      await mkdir(extDir);
+      const stream = join(sandbox.dir, 'notes.send');
+      await exec('btrfs', ['send', '-q', '-f', stream, join(deps.config.volumes.notes!.snapshotDir, latest)]);
+      await exec('btrfs', ['receive', '-f', stream, extDir]);
+      await exec('btrfs', [
+        'subvolume',
+        'snapshot',
+        '-r',
+        root,
+        join(deps.config.volumes.notes!.snapshotDir, 'snapper-1'),
+      ]);
+      const extDeps = sandbox.deps(
+        { volumes: { notes: { backend: 'btrfs', path: root, external: [{ kind: 'btrfs', path: extDir }] } } },
+        { clock: () => new Date(clockTime) },
+      );
+      const result = await fileVersions(extDeps, {
+        volume: 'notes',
+        path: 'notes.txt',
+        location: 'all',
+        includeForeign: true,
+      });
+      expect(result.versions[0]!.live).toBe(true);
+      expect(result.versions[0]!.snapshots).toEqual(
+        expect.arrayContaining([latest, `external:${latest}`, 'snapper-1']),
+      );
+      const copy = await readSnapshotFile(extDeps, {
+        volume: 'notes',
+        snapshot: `external:${latest}`,
+        path: 'notes.txt',
+      });
+      expect(copy.snapshot).toBe(`external:${latest}`);
+      expect(copy.content).toBe(await readFile(join(root, 'notes.txt'), 'utf8'));
+    });
+
+    it('reports a symlink and a FIFO as what they are', async () => {
+      const link = await fileVersions(deps, { volume: 'notes', path: 'inner' });
+      expect(link.versions[0]).toMatchObject({ type: 'symlink', target: 'notes.txt', live: true });
+      const pipe = await fileVersions(deps, { volume: 'notes', path: 'pipe' });
+      expect(pipe.versions[0]).toMatchObject({ type: 'fifo', live: true });
+    });
+  });
 });

@@ -12,6 +12,7 @@ import {
   needsEscape,
   openSnapshotTree,
   readableSnapshots,
+  snapshotLabel,
   walk,
   withTree,
 } from './tree.js';
@@ -64,7 +65,7 @@ export async function findDeleted(
             path: displayPath(path),
             ...(needsEscape(path) ? { pathBase64: path.toString('base64') } : {}),
             type: info.type,
-            newestSnapshot: snapshot.name,
+            newestSnapshot: snapshotLabel(snapshot),
             snapshotCreatedAt: snapshot.createdAt,
             size: info.size,
             mtime: isoFromNs(info.mtimeNs),

@@ -8,7 +8,7 @@ import { normaliseRelativePath, resolveRestorePaths } from '../recovery/paths.js
 import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { ReadSnapshotFileInput, type ReadSnapshotFileResult } from './schemas.js';
-import { findSnapshot, isoFromNs, openSnapshotTree, withTree } from './tree.js';
+import { findSnapshot, isoFromNs, openSnapshotTree, snapshotLabel, withTree } from './tree.js';
 
 /**
  * The content of one file of a snapshot. The path goes through the same validator as a file
@@ -79,7 +79,7 @@ export async function readSnapshotFile(
         }
         return {
           volume: volume.id,
-          snapshot: snapshot.name,
+          snapshot: snapshotLabel(snapshot),
           path: rel,
           size,
           mtime: isoFromNs(stats.mtimeNs),

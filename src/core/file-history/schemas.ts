@@ -4,7 +4,11 @@ import { VolumeIdSchema } from '../schemas.js';
 /** Input and result schemas of the file-history tools, shared by MCP, the CLI's --json and the docs. */
 
 const RelativePath = z.string().min(1).max(4096).describe('relative to the volume root, e.g. "immich/.env"');
-const SnapshotRef = z.string().min(1).max(255).describe('a snapshot name as shown by list_snapshots');
+const SnapshotRef = z
+  .string()
+  .min(1)
+  .max(300)
+  .describe('a snapshot name as shown by list_snapshots; "external:NAME" for the external copy of that name');
 
 export const EntryTypeSchema = z.enum([
   'file',
@@ -34,7 +38,9 @@ export const FileVersionsInput = z.object({
 export type FileVersionsRequest = z.input<typeof FileVersionsInput>;
 
 export const FileVersionSchema = z.object({
-  snapshots: z.array(z.string()).describe('every snapshot holding this exact version, newest first'),
+  snapshots: z
+    .array(z.string())
+    .describe('every snapshot holding this exact version, newest first; external copies as "external:NAME"'),
   live: z.boolean().optional().describe('true: this is the version in the live volume'),
   type: EntryTypeSchema,
   size: z.number().int(),

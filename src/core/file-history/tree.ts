@@ -219,6 +219,11 @@ export async function sha256Of(path: Buffer, signal?: AbortSignal): Promise<stri
   return hash.digest('hex');
 }
 
+/** How a snapshot is named in results: external copies carry an "external:" prefix (their names repeat local ones). */
+export function snapshotLabel(snapshot: ListedSnapshot): string {
+  return snapshot.location === 'external' ? `external:${snapshot.name}` : snapshot.name;
+}
+
 /** The snapshots of a volume that can be read, newest first; foreign ones only when asked. */
 export async function readableSnapshots(
   deps: Deps,
@@ -244,15 +249,18 @@ export async function readableSnapshots(
 }
 
 /**
- * A snapshot by name, owned or foreign, local first then external copies. Reading changes
+ * A snapshot by name, owned or foreign, local first then external copies ("external:NAME" names
+ * the external copy). Reading changes
  * nothing, so foreign snapshots are allowed here.
  */
 export async function findSnapshot(
   deps: Deps,
   volume: VolumeConfig,
-  name: string,
+  label: string,
   signal?: AbortSignal,
 ): Promise<ListedSnapshot> {
+  const external = label.startsWith('external:');
+  const name = external ? label.slice('external:'.length) : label;
   if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') {
     throw new SnapguardError(
       'BAD_INPUT',
@@ -261,8 +269,9 @@ export async function findSnapshot(
     );
   }
   const all = await readableSnapshots(deps, volume, { location: 'all', includeForeign: true, signal });
-  const found =
-    all.find((s) => s.name === name && s.location === 'local') ?? all.find((s) => s.name === name);
+  const found = external
+    ? all.find((s) => s.name === name && s.location === 'external')
+    : (all.find((s) => s.name === name && s.location === 'local') ?? all.find((s) => s.name === name));
   if (!found) {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
@@ -280,7 +289,7 @@ export async function openSnapshotTree(
   snapshot: ListedSnapshot,
   signal?: AbortSignal,
 ): Promise<OpenTree> {
-  const base = { label: snapshot.name, createdAt: snapshot.createdAt };
+  const base = { label: snapshotLabel(snapshot), createdAt: snapshot.createdAt };
   if (volume.backend === 'zfs') {
     const backend = deps.backendFor(volume);
     if (snapshot.location === 'external' || !backend.openSnapshot) {

@@ -14,6 +14,7 @@ import {
   openSnapshotTree,
   readableSnapshots,
   sha256Of,
+  snapshotLabel,
   withTree,
   type EntryInfo,
   type OpenTree,
@@ -66,7 +67,7 @@ export async function fileVersions(
   const sources: { label: string; live: boolean; open: () => Promise<OpenTree> }[] = [
     { label: 'live', live: true, open: async () => liveTree(volume) },
     ...snapshots.map((snapshot) => ({
-      label: snapshot.name,
+      label: snapshotLabel(snapshot),
       live: false,
       open: () => openSnapshotTree(deps, volume, snapshot, call.signal),
     })),
