@@ -12,15 +12,18 @@ import {
   needsEscape,
   openSnapshotTree,
   readableSnapshots,
+  childRel,
+  entryInfo,
+  joinPath,
+  sortedNames,
   snapshotLabel,
-  walk,
   withTree,
 } from './tree.js';
 
 /**
  * Files and folders that snapshots hold and the live volume no longer has, each with the newest
  * snapshot holding it. Snapshots are walked newest first, so the first one to show a path is the
- * newest; below a folder that is gone live, the live volume is not asked again.
+ * newest; below a folder that is gone live, the live volume is not read again.
  */
 export async function findDeleted(
   deps: Deps,
@@ -53,8 +56,6 @@ export async function findDeleted(
       async (tree) => {
         const top = await entryInside(tree.root, start);
         if (!top) return;
-        // Folders gone live, as byte prefixes: what is below them is gone too.
-        const goneFolders: Buffer[] = [];
         const record = (path: Buffer, info: NonNullable<typeof top>, topLevel: boolean) => {
           const key = path.toString('hex');
           if (reported.has(key)) return;
@@ -72,24 +73,27 @@ export async function findDeleted(
             topLevel,
           });
         };
-        if (start && !(await entryInside(live.root, start))) {
-          record(start, top, true);
-          if (top.type !== 'folder') return;
-          goneFolders.push(start);
-        }
+        const startGone = start !== undefined && !(await entryInside(live.root, start));
+        if (start && startGone) record(start, top, true);
         if (top.type !== 'folder') return;
-        for await (const { rel: path, info } of walk(tree, start, top.dev, warn, call.signal)) {
-          while (goneFolders.length > 0 && !isBelow(path, goneFolders[goneFolders.length - 1] as Buffer))
-            goneFolders.pop();
-          if (goneFolders.length > 0) {
-            record(path, info, false);
-          } else if (!(await entryInside(live.root, path))) {
-            record(path, info, true);
-          } else {
-            continue;
+        // One folder at a time: its names in the snapshot against the names of the same folder
+        // live (a set for this level only); only entries missing live and folders are stat'ed.
+        const scan = async (rel: Buffer | undefined, liveHasFolder: boolean): Promise<void> => {
+          const here = rel ? joinPath(tree.root, rel) : tree.root;
+          const liveNames = liveHasFolder
+            ? new Set((await sortedNames(rel ? joinPath(live.root, rel) : live.root, warn)).map(hexOf))
+            : undefined;
+          for (const name of await sortedNames(here, warn)) {
+            call.signal?.throwIfAborted();
+            const child = childRel(rel, name);
+            const stillLive = liveNames?.has(hexOf(name)) ?? false;
+            const info = await entryInfo(joinPath(tree.root, child));
+            if (!info) continue;
+            if (!stillLive) record(child, info, liveHasFolder);
+            if (info.type === 'folder' && info.dev === top.dev) await scan(child, stillLive);
           }
-          if (info.type === 'folder') goneFolders.push(path);
-        }
+        };
+        await scan(start, !startGone);
       },
     );
   }
@@ -104,10 +108,6 @@ export async function findDeleted(
   };
 }
 
-function isBelow(path: Buffer, folder: Buffer): boolean {
-  return (
-    path.length > folder.length + 1 &&
-    path[folder.length] === 0x2f &&
-    path.subarray(0, folder.length).equals(folder)
-  );
+function hexOf(name: Buffer): string {
+  return name.toString('hex');
 }
