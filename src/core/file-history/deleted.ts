@@ -15,6 +15,7 @@ import {
   childRel,
   entryInfo,
   joinPath,
+  sortedEntries,
   sortedNames,
   snapshotLabel,
   withTree,
@@ -83,10 +84,12 @@ export async function findDeleted(
           const liveNames = liveHasFolder
             ? new Set((await sortedNames(rel ? joinPath(live.root, rel) : live.root, warn)).map(hexOf))
             : undefined;
-          for (const name of await sortedNames(here, warn)) {
+          for (const { name, folder } of await sortedEntries(here, warn)) {
             call.signal?.throwIfAborted();
             const child = childRel(rel, name);
             const stillLive = liveNames?.has(hexOf(name)) ?? false;
+            // Still there and not a folder: nothing to report or enter, no stat needed.
+            if (stillLive && !folder) continue;
             const info = await entryInfo(joinPath(tree.root, child));
             if (!info) continue;
             if (!stillLive) record(child, info, liveHasFolder);

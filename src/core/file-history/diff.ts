@@ -8,6 +8,7 @@ import { DiffSnapshotsInput, type DiffSnapshotsResult } from './schemas.js';
 import {
   childRel,
   displayPath,
+  entryInfo,
   entryInside,
   findSnapshot,
   joinPath,
@@ -140,8 +141,9 @@ async function compareFolders(run: DiffRun, rel: Buffer | undefined): Promise<vo
     if (order <= 0) i++;
     if (order >= 0) j++;
     const child = childRel(rel, name);
-    const fromInfo = order <= 0 ? await entryInside(run.from.root, child) : undefined;
-    const toInfo = order >= 0 ? await entryInside(run.to.root, child) : undefined;
+    // The folders on the way were stat'ed as real folders already: one lstat per side suffices.
+    const fromInfo = order <= 0 ? await entryInfo(joinPath(run.from.root, child)) : undefined;
+    const toInfo = order >= 0 ? await entryInfo(joinPath(run.to.root, child)) : undefined;
     await compareEntry(run, child, fromInfo, toInfo);
   }
 }

@@ -112,18 +112,27 @@ function splitPath(rel: Buffer): Buffer[] {
   return parts;
 }
 
-/** The names in one folder, sorted by bytes; a folder that vanished or cannot be read lists as empty with a warning. */
-export async function sortedNames(folder: Buffer, warn: (text: string) => void): Promise<Buffer[]> {
-  const names: Buffer[] = [];
+/** The entries of one folder, sorted by name bytes; a folder that vanished or cannot be read lists as empty with a warning. */
+export async function sortedEntries(
+  folder: Buffer,
+  warn: (text: string) => void,
+): Promise<{ name: Buffer; folder: boolean }[]> {
+  const entries: { name: Buffer; folder: boolean }[] = [];
   try {
     const dir = await opendir(folder, { encoding: 'buffer' as BufferEncoding, bufferSize: 256 });
-    for await (const entry of dir) names.push(entry.name as unknown as Buffer);
+    for await (const entry of dir)
+      entries.push({ name: entry.name as unknown as Buffer, folder: entry.isDirectory() });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ENOENT' && code !== 'ENOTDIR')
       warn(`${displayPath(folder)} could not be read (${code ?? 'error'})`);
   }
-  return names.sort(Buffer.compare);
+  return entries.sort((a, b) => Buffer.compare(a.name, b.name));
+}
+
+/** The names in one folder, sorted by bytes. */
+export async function sortedNames(folder: Buffer, warn: (text: string) => void): Promise<Buffer[]> {
+  return (await sortedEntries(folder, warn)).map((entry) => entry.name);
 }
 
 /**
