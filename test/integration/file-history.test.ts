@@ -132,6 +132,8 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       expect(human.stdout).toContain(`live, ${names[4]}`);
       const json = await runBuiltCli(['versions', 'notes', 'notes.txt', '--config', config, '--json']);
       expect(JSON.parse(json.stdout).total).toBe(4);
+      const unknown = await runBuiltCli(['versions', 'nope', 'notes.txt', '--config', config]);
+      expect(unknown.code).toBe(3);
       const missing = await runBuiltCli(['versions', 'notes', 'never.txt', '--config', config]);
       expect(missing.code).toBe(1);
       const cat = await runBuiltCli(['cat', 'notes', names[0]!, 'notes.txt', '--config', config]);
@@ -208,6 +210,24 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       const bounded = await findDeleted(deps, { volume: 'photos', limit: 2 });
       expect(bounded).toMatchObject({ total: 9, truncated: true });
       expect(bounded.deleted).toHaveLength(2);
+    });
+
+    it('since searches only newer snapshots', async () => {
+      const createdNewer = (await findDeleted(deps, { volume: 'photos' })).deleted.find(
+        (d) => d.newestSnapshot === newer,
+      )!.snapshotCreatedAt;
+      const recent = await findDeleted(deps, { volume: 'photos', since: createdNewer });
+      expect(recent.snapshotsChecked).toBe(1);
+      expect(recent.deleted.map((d) => d.path)).not.toContain('old.txt');
+      expect(recent.deleted.map((d) => d.path)).toContain('album/2024/b.jpg');
+    });
+
+    it('a diff against live counts every removed entry and bounds the list', async () => {
+      const result = await diffSnapshots(deps, { volume: 'photos', from: older, limit: 2 });
+      expect(result.removed.count).toBe(8);
+      expect(result.removed.paths).toHaveLength(2);
+      expect(result.removed.truncated).toBe(true);
+      expect(result.added.count).toBe(0);
     });
 
     it('the built CLI lists them and over MCP the result is structured', async () => {
