@@ -238,8 +238,14 @@ describe.runIf(enabled)('file history on real btrfs', () => {
       expect(run.stdout).toContain(older);
       const mcp = await connect(deps);
       try {
-        const result = await mcp.call('find_deleted', { volume: 'photos', path: 'album' });
+        const messages: string[] = [];
+        const result = await mcp.client.callTool(
+          { name: 'find_deleted', arguments: { volume: 'photos', path: 'album' } },
+          undefined,
+          { onprogress: (progress) => messages.push(progress.message ?? '') },
+        );
         expect((result.structuredContent as { total: number }).total).toBe(6);
+        expect(messages[0]).toMatch(/^searching photos-manual-/);
       } finally {
         await mcp.close();
       }

@@ -1,7 +1,6 @@
 import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
-import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { FindDeletedInput, type DeletedEntry, type FindDeletedResult } from './schemas.js';
 import {
@@ -19,6 +18,7 @@ import {
   sortedNames,
   snapshotLabel,
   withTree,
+  type FileHistoryCall,
 } from './tree.js';
 
 /**
@@ -29,7 +29,7 @@ import {
 export async function findDeleted(
   deps: Deps,
   input: unknown,
-  call: CallContext = {},
+  call: FileHistoryCall = {},
 ): Promise<FindDeletedResult> {
   const request = parseInput(FindDeletedInput, input, 'find_deleted');
   const volume = requireVolume(deps.config, request.volume);
@@ -51,7 +51,13 @@ export async function findDeleted(
   const deleted: DeletedEntry[] = [];
   let total = 0;
 
-  for (const snapshot of snapshots) {
+  let scanned = 0;
+  for (const [index, snapshot] of snapshots.entries()) {
+    call.onProgress?.({
+      progress: index,
+      total: snapshots.length,
+      message: `searching ${snapshotLabel(snapshot)} (${total} deleted so far)`,
+    });
     await withTree(
       () => openSnapshotTree(deps, volume, snapshot, call.signal),
       async (tree) => {
@@ -86,6 +92,12 @@ export async function findDeleted(
             : undefined;
           for (const { name, folder } of await sortedEntries(here, warn)) {
             call.signal?.throwIfAborted();
+            if (++scanned % 5000 === 0)
+              call.onProgress?.({
+                progress: index,
+                total: snapshots.length,
+                message: `${scanned} entries read, ${total} deleted so far`,
+              });
             const child = childRel(rel, name);
             const stillLive = liveNames?.has(hexOf(name)) ?? false;
             // Still there and not a folder: nothing to report or enter, no stat needed.

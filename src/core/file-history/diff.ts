@@ -2,7 +2,6 @@ import { open } from 'node:fs/promises';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
-import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { DiffSnapshotsInput, type DiffSnapshotsResult } from './schemas.js';
 import {
@@ -19,6 +18,7 @@ import {
   walk,
   type EntryInfo,
   type OpenTree,
+  type FileHistoryCall,
 } from './tree.js';
 
 const PATCH_MAX_INPUT = 1024 * 1024;
@@ -56,6 +56,8 @@ interface DiffRun {
   metadataChanges: { path: string; fields: string[] }[];
   warn(text: string): void;
   signal?: AbortSignal | undefined;
+  onProgress?: FileHistoryCall['onProgress'];
+  compared: number;
 }
 
 /**
@@ -67,7 +69,7 @@ interface DiffRun {
 export async function diffSnapshots(
   deps: Deps,
   input: unknown,
-  call: CallContext = {},
+  call: FileHistoryCall = {},
 ): Promise<DiffSnapshotsResult> {
   const request = parseInput(DiffSnapshotsInput, input, 'diff_snapshots');
   const volume = requireVolume(deps.config, request.volume);
@@ -100,6 +102,8 @@ export async function diffSnapshots(
           if (warnings.length < 20) warnings.push(text);
         },
         signal: call.signal,
+        onProgress: call.onProgress,
+        compared: 0,
       };
       const a = await entryInside(from.root, start);
       const b = await entryInside(to.root, start);
@@ -134,6 +138,11 @@ async function compareFolders(run: DiffRun, rel: Buffer | undefined): Promise<vo
   let j = 0;
   while (i < fromNames.length || j < toNames.length) {
     run.signal?.throwIfAborted();
+    if (++run.compared % 5000 === 0)
+      run.onProgress?.({
+        progress: run.compared,
+        message: `${run.compared} entries compared, ${run.added.count + run.removed.count + run.modified.count + run.metadata.count} changes`,
+      });
     const a = fromNames[i];
     const b = toNames[j];
     const order = a === undefined ? 1 : b === undefined ? -1 : Buffer.compare(a, b);

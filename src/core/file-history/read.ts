@@ -5,10 +5,16 @@ import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import { normaliseRelativePath, resolveRestorePaths } from '../recovery/paths.js';
-import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { ReadSnapshotFileInput, type ReadSnapshotFileResult } from './schemas.js';
-import { findSnapshot, isoFromNs, openSnapshotTree, snapshotLabel, withTree } from './tree.js';
+import {
+  findSnapshot,
+  isoFromNs,
+  openSnapshotTree,
+  snapshotLabel,
+  withTree,
+  type FileHistoryCall,
+} from './tree.js';
 
 /**
  * The content of one file of a snapshot. The path goes through the same validator as a file
@@ -18,7 +24,7 @@ import { findSnapshot, isoFromNs, openSnapshotTree, snapshotLabel, withTree } fr
 export async function readSnapshotFile(
   deps: Deps,
   input: unknown,
-  call: CallContext = {},
+  call: FileHistoryCall = {},
 ): Promise<ReadSnapshotFileResult> {
   const request = parseInput(ReadSnapshotFileInput, input, 'read_snapshot_file');
   const volume = requireVolume(deps.config, request.volume);

@@ -14,6 +14,12 @@ import type { EntryType } from './schemas.js';
  * lstat, never following a symlink), and a sorted, streaming walk over names kept as bytes.
  */
 
+/** A call of a file-history tool: cancellation, and progress for long walks (MCP progress notifications). */
+export interface FileHistoryCall {
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: { progress: number; total?: number; message: string }) => void) | undefined;
+}
+
 export interface OpenTree {
   /** A snapshot name, or "live". */
   label: string;

@@ -1,7 +1,6 @@
 import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
-import type { CallContext } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { FileVersionsInput, type FileVersion, type FileVersionsResult } from './schemas.js';
 import {
@@ -18,6 +17,7 @@ import {
   withTree,
   type EntryInfo,
   type OpenTree,
+  type FileHistoryCall,
 } from './tree.js';
 
 interface Seen {
@@ -48,7 +48,7 @@ function metadataKey(info: EntryInfo): string {
 export async function fileVersions(
   deps: Deps,
   input: unknown,
-  call: CallContext = {},
+  call: FileHistoryCall = {},
 ): Promise<FileVersionsResult> {
   const request = parseInput(FileVersionsInput, input, 'file_versions');
   const volume = requireVolume(deps.config, request.volume);
@@ -72,8 +72,9 @@ export async function fileVersions(
       open: () => openSnapshotTree(deps, volume, snapshot, call.signal),
     })),
   ];
-  for (const source of sources) {
+  for (const [index, source] of sources.entries()) {
     call.signal?.throwIfAborted();
+    call.onProgress?.({ progress: index, total: sources.length, message: `reading ${source.label}` });
     await withTree(source.open, async (tree) => {
       const info = await entryInside(tree.root, relBytes);
       if (!info) {

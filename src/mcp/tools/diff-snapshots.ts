@@ -2,6 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { diffSnapshots } from '../../core/file-history/diff.js';
 import { DiffSnapshotsInput, DiffSnapshotsResultSchema } from '../../core/file-history/schemas.js';
+import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
 
 export function registerDiffSnapshotsTool(server: McpServer, deps: Deps): void {
@@ -28,7 +29,7 @@ export function registerDiffSnapshotsTool(server: McpServer, deps: Deps): void {
     },
     async (args, extra) =>
       runTool(
-        () => diffSnapshots(deps, args, { signal: extra.signal }),
+        () => diffSnapshots(deps, args, { signal: extra.signal, onProgress: progressReporter(extra) }),
         (result) =>
           `${result.from} -> ${result.to}${result.path ? ` (${result.path})` : ''}: ${result.added.count} added, ${result.removed.count} removed, ${result.modified.count} modified, ${result.metadata.count} metadata only.${result.patch !== undefined ? '\n' + result.patch : ''}`,
       ),

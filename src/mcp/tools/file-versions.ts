@@ -2,6 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { FileVersionsInput, FileVersionsResultSchema } from '../../core/file-history/schemas.js';
 import { fileVersions } from '../../core/file-history/versions.js';
+import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
 
 export function registerFileVersionsTool(server: McpServer, deps: Deps): void {
@@ -28,7 +29,7 @@ export function registerFileVersionsTool(server: McpServer, deps: Deps): void {
     },
     async (args, extra) =>
       runTool(
-        () => fileVersions(deps, args, { signal: extra.signal }),
+        () => fileVersions(deps, args, { signal: extra.signal, onProgress: progressReporter(extra) }),
         (result) => {
           if (result.total === 0)
             return `"${result.path}" exists neither live nor in any of ${result.snapshotsChecked} snapshot(s) of ${result.volume}.`;

@@ -2,6 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { findDeleted } from '../../core/file-history/deleted.js';
 import { FindDeletedInput, FindDeletedResultSchema } from '../../core/file-history/schemas.js';
+import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
 
 export function registerFindDeletedTool(server: McpServer, deps: Deps): void {
@@ -28,7 +29,7 @@ export function registerFindDeletedTool(server: McpServer, deps: Deps): void {
     },
     async (args, extra) =>
       runTool(
-        () => findDeleted(deps, args, { signal: extra.signal }),
+        () => findDeleted(deps, args, { signal: extra.signal, onProgress: progressReporter(extra) }),
         (result) => {
           const top = result.deleted.filter((d) => d.topLevel).slice(0, 5);
           return `${result.total} deleted entr${result.total === 1 ? 'y' : 'ies'} found in ${result.snapshotsChecked} snapshot(s) of ${result.volume}${result.truncated ? ` (${result.deleted.length} listed)` : ''}${top.length ? `; e.g. ${top.map((d) => `${d.path} (in ${d.newestSnapshot})`).join(', ')}` : ''}.`;
