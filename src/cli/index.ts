@@ -30,6 +30,10 @@ const commandLoaders: [names: string[], load: CommandLoader][] = [
   ],
   [['plan'], async () => [(await import('./commands/plan.js')).planCommand()]],
   [['report'], async () => [(await import('./commands/report.js')).reportCommand()]],
+  [
+    ['versions', 'deleted', 'diff', 'cat'],
+    async () => (await import('./commands/files.js')).fileHistoryCommands(),
+  ],
 ];
 
 /** The command modules one invocation needs: the verb's own, none for --version, all otherwise (help, typos). */

@@ -10,6 +10,10 @@ import { registerRunRestoreTestTool } from './run-restore-test.js';
 import { registerPinSnapshotTool } from './pin-snapshot.js';
 import { registerPlanStrategyTool } from './plan-strategy.js';
 import { registerPruneSnapshotsTool } from './prune-snapshots.js';
+import { registerFileVersionsTool } from './file-versions.js';
+import { registerFindDeletedTool } from './find-deleted.js';
+import { registerDiffSnapshotsTool } from './diff-snapshots.js';
+import { registerReadSnapshotFileTool } from './read-snapshot-file.js';
 
 export interface ToolEntry {
   name: string;
@@ -29,6 +33,10 @@ export const tools: readonly ToolEntry[] = [
   { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
   { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
   { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
+  { name: 'file_versions', readOnly: true, register: registerFileVersionsTool },
+  { name: 'find_deleted', readOnly: true, register: registerFindDeletedTool },
+  { name: 'diff_snapshots', readOnly: true, register: registerDiffSnapshotsTool },
+  { name: 'read_snapshot_file', readOnly: true, register: registerReadSnapshotFileTool },
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {

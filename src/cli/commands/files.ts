@@ -1,0 +1,248 @@
+import { Command, Option } from 'commander';
+import { findDeleted } from '../../core/file-history/deleted.js';
+import { diffSnapshots } from '../../core/file-history/diff.js';
+import { readSnapshotFile } from '../../core/file-history/read.js';
+import { fileVersions } from '../../core/file-history/versions.js';
+import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import { printJson, printLine, renderTable } from '../output.js';
+
+interface ReadOptions extends CommonOptions {
+  location: 'local' | 'external' | 'all';
+  includeForeign?: boolean;
+  limit?: number;
+}
+
+const locationOption = () =>
+  new Option('--location <where>', 'which snapshots: local, external copies, or all')
+    .choices(['local', 'external', 'all'])
+    .default('local');
+
+function versionsCommand(): Command {
+  return withCommon(
+    new Command('versions')
+      .description(
+        'the distinct versions of a file or folder across snapshots and the live volume (read-only)',
+      )
+      .argument('<volume>', 'configured volume id')
+      .argument('<path>', 'relative to the volume root')
+      .addOption(locationOption())
+      .option('--include-foreign', 'also read snapshots made by other tools')
+      .option('--checksum', 'hash every copy (slower; tells apart versions with equal size and mtime)')
+      .option('--limit <n>', 'at most n versions', parseIntOption('--limit')),
+  ).action(
+    action(async (volume: string, path: string, options: ReadOptions & { checksum?: boolean }) => {
+      const deps = await loadDeps(options);
+      const result = await fileVersions(deps, {
+        volume,
+        path,
+        location: options.location,
+        includeForeign: options.includeForeign ?? false,
+        checksum: options.checksum ?? false,
+        ...(options.limit ? { limit: options.limit } : {}),
+      });
+      if (options.json) printJson(result);
+      else {
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+        if (result.total === 0) {
+          printLine(
+            `${result.path}: not in the live volume nor in any of ${result.snapshotsChecked} snapshot(s).`,
+          );
+        } else {
+          printLine(
+            renderTable(
+              ['#', 'WHERE', 'SIZE', 'MTIME', 'MODE', 'OWNER', 'SHA256'],
+              result.versions.map((v, i) => [
+                i + 1,
+                [...(v.live ? ['live'] : []), ...v.snapshots].join(', '),
+                v.type === 'file' ? v.size : v.type === 'symlink' ? `-> ${v.target}` : v.type,
+                v.mtime,
+                v.mode,
+                v.owner,
+                v.sha256?.slice(0, 16),
+              ]),
+            ),
+          );
+          if (result.truncated) printLine(`(${result.versions.length} of ${result.total} versions shown)`);
+          if (result.absent.length) printLine(`absent in: ${result.absent.join(', ')}`);
+        }
+      }
+      return result.total === 0 ? 1 : 0;
+    }),
+  );
+}
+
+function deletedCommand(): Command {
+  return withCommon(
+    new Command('deleted')
+      .description('files and folders held by snapshots but gone from the live volume (read-only)')
+      .argument('<volume>', 'configured volume id')
+      .argument('[path]', 'only below this folder, relative to the volume root')
+      .option('--since <when>', 'only snapshots newer than this: 24h, 7d or an ISO time')
+      .addOption(locationOption())
+      .option('--include-foreign', 'also read snapshots made by other tools')
+      .option('--limit <n>', 'at most n entries listed', parseIntOption('--limit')),
+  ).action(
+    action(async (volume: string, path: string | undefined, options: ReadOptions & { since?: string }) => {
+      const deps = await loadDeps(options);
+      const result = await findDeleted(deps, {
+        volume,
+        ...(path !== undefined ? { path } : {}),
+        ...(options.since ? { since: options.since } : {}),
+        location: options.location,
+        includeForeign: options.includeForeign ?? false,
+        ...(options.limit ? { limit: options.limit } : {}),
+      });
+      if (options.json) printJson(result);
+      else {
+        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+        if (result.total === 0)
+          printLine(`Nothing deleted: every entry of ${result.snapshotsChecked} snapshot(s) is still there.`);
+        else {
+          printLine(
+            renderTable(
+              ['PATH', 'TYPE', 'SIZE', 'MTIME', 'NEWEST SNAPSHOT'],
+              result.deleted.map((d) => [
+                d.topLevel ? d.path : `  ${d.path}`,
+                d.type,
+                d.size,
+                d.mtime,
+                d.newestSnapshot,
+              ]),
+            ),
+          );
+          printLine(
+            `${result.total} deleted${result.truncated ? ` (${result.deleted.length} listed)` : ''}; restore with: snapguard recover ${result.volume} SNAPSHOT --files PATH`,
+          );
+        }
+      }
+      return result.truncated ? 1 : 0;
+    }),
+  );
+}
+
+/** The words after a bare `--` on the command line (commander hands them over as operands). */
+function afterDoubleDash(command: Command): string[] {
+  let root = command;
+  while (root.parent) root = root.parent;
+  const raw = (root as Command & { rawArgs?: string[] }).rawArgs ?? process.argv;
+  const at = raw.indexOf('--');
+  return at === -1 ? [] : raw.slice(at + 1);
+}
+
+function diffCommand(): Command {
+  return withCommon(
+    new Command('diff')
+      .description('what changed between two snapshots, or a snapshot and the live volume (read-only)')
+      .usage('VOLUME FROM [TO] [-- PATH] [options]')
+      .argument('<volume>', 'configured volume id')
+      .argument('<from>', 'the older snapshot')
+      .argument('[to]', 'the newer snapshot (default: the live volume)')
+      .argument('[path]', 'only this file or folder (put it after --)')
+      .option('--checksum', 'compare the content of files with equal size and mtime')
+      .option('--patch', 'a unified diff when PATH names one small text file')
+      .option('--limit <n>', 'paths listed per category', parseIntOption('--limit')),
+  ).action(
+    action(
+      async (
+        volume: string,
+        from: string,
+        to: string | undefined,
+        path: string | undefined,
+        options: CommonOptions & { checksum?: boolean; patch?: boolean; limit?: number },
+        command: Command,
+      ) => {
+        // `diff VOLUME FROM -- PATH`: what follows -- is the path, never the second snapshot.
+        const operands = [to, path].filter((x): x is string => x !== undefined);
+        const dashed = afterDoubleDash(command).length;
+        let target: string | undefined;
+        let subPath: string | undefined;
+        if (dashed > 0 && operands.length > 0) {
+          subPath = operands.pop();
+          target = operands[0];
+        } else {
+          [target, subPath] = operands;
+        }
+        const deps = await loadDeps(options);
+        const result = await diffSnapshots(deps, {
+          volume,
+          from,
+          ...(target !== undefined ? { to: target } : {}),
+          ...(subPath !== undefined ? { path: subPath } : {}),
+          checksum: options.checksum ?? false,
+          patch: options.patch ?? false,
+          ...(options.limit ? { limit: options.limit } : {}),
+        });
+        if (options.json) printJson(result);
+        else {
+          for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+          printLine(
+            `${result.from} -> ${result.to}${result.path ? ` (${result.path})` : ''}: ${result.added.count} added, ${result.removed.count} removed, ${result.modified.count} modified, ${result.metadata.count} metadata only`,
+          );
+          for (const [mark, list] of [
+            ['+', result.added],
+            ['-', result.removed],
+            ['M', result.modified],
+          ] as const) {
+            for (const p of list.paths) printLine(`${mark} ${p}`);
+            if (list.truncated) printLine(`${mark} … ${list.count - list.paths.length} more`);
+          }
+          for (const change of result.metadata.changes)
+            printLine(`m ${change.path} (${change.fields.join(', ')})`);
+          if (result.metadata.truncated)
+            printLine(`m … ${result.metadata.count - result.metadata.changes.length} more`);
+          if (result.patch !== undefined) {
+            printLine();
+            process.stdout.write(result.patch);
+            if (result.patchTruncated) printLine('… (patch truncated)');
+          }
+        }
+        return 0;
+      },
+    ),
+  );
+}
+
+function catCommand(): Command {
+  return withCommon(
+    new Command('cat')
+      .description('print one file as it is in a snapshot (read-only)')
+      .argument('<volume>', 'configured volume id')
+      .argument('<snapshot>', 'snapshot name')
+      .argument('<path>', 'relative to the volume root')
+      .option('--max-bytes <n>', 'print at most n bytes (default 65536)', parseIntOption('--max-bytes')),
+  ).action(
+    action(
+      async (
+        volume: string,
+        snapshot: string,
+        path: string,
+        options: CommonOptions & { maxBytes?: number },
+      ) => {
+        const deps = await loadDeps(options);
+        const result = await readSnapshotFile(deps, {
+          volume,
+          snapshot,
+          path,
+          ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}),
+        });
+        if (options.json) printJson(result);
+        else if (result.binary) {
+          process.stderr.write(
+            `snapguard: ${result.path} in ${result.snapshot} is binary (${result.size} bytes, sha256 ${result.sha256}); not printed.\n  what to do: restore it with snapguard recover ${result.volume} ${result.snapshot} --files ${result.path}\n`,
+          );
+        } else {
+          process.stdout.write(result.content ?? '');
+          if (result.truncated)
+            process.stderr.write(
+              `snapguard: output cut at ${Buffer.byteLength(result.content ?? '')} of ${result.size} bytes; raise --max-bytes to see more.\n`,
+            );
+        }
+        return result.binary || result.truncated ? 1 : 0;
+      },
+    ),
+  );
+}
+
+export function fileHistoryCommands(): Command[] {
+  return [versionsCommand(), deletedCommand(), diffCommand(), catCommand()];
+}

@@ -1,0 +1,148 @@
+import { requireVolume } from '../config.js';
+import type { Deps } from '../deps.js';
+import { normaliseRelativePath } from '../recovery/paths.js';
+import { parseInput } from '../validate.js';
+import { FileVersionsInput, type FileVersion, type FileVersionsResult } from './schemas.js';
+import {
+  displayPath,
+  entryInside,
+  isoFromNs,
+  joinPath,
+  liveTree,
+  octalMode,
+  openSnapshotTree,
+  readableSnapshots,
+  sha256Of,
+  snapshotLabel,
+  withTree,
+  type EntryInfo,
+  type OpenTree,
+  type FileHistoryCall,
+} from './tree.js';
+
+interface Seen {
+  label: string;
+  live: boolean;
+  info: EntryInfo;
+  sha256?: string;
+  open: () => Promise<OpenTree>;
+}
+
+function metadataKey(info: EntryInfo): string {
+  return [
+    info.type,
+    info.size,
+    info.mtimeNs,
+    octalMode(info.mode),
+    `${info.uid}:${info.gid}`,
+    info.target?.toString('hex') ?? '',
+    info.type === 'char-device' || info.type === 'block-device' ? info.rdev : '',
+  ].join('|');
+}
+
+/**
+ * The distinct versions of one path across the live volume and the snapshots, newest first.
+ * Every copy is stat'ed; content is read only where size and mtime cannot tell two versions apart
+ * (or for every copy with checksum).
+ */
+export async function fileVersions(
+  deps: Deps,
+  input: unknown,
+  call: FileHistoryCall = {},
+): Promise<FileVersionsResult> {
+  const request = parseInput(FileVersionsInput, input, 'file_versions');
+  const volume = requireVolume(deps.config, request.volume);
+  const rel = normaliseRelativePath(request.path);
+  const relBytes = rel === '.' ? undefined : Buffer.from(rel);
+  const warnings: string[] = [];
+  const snapshots = await readableSnapshots(deps, volume, {
+    location: request.location,
+    includeForeign: request.includeForeign,
+    signal: call.signal,
+  });
+  if (snapshots.length === 0) warnings.push(`Volume "${volume.id}" has no snapshots to compare with.`);
+
+  const seen: Seen[] = [];
+  const absent: string[] = [];
+  const sources: { label: string; live: boolean; open: () => Promise<OpenTree> }[] = [
+    { label: 'live', live: true, open: async () => liveTree(volume) },
+    ...snapshots.map((snapshot) => ({
+      label: snapshotLabel(snapshot),
+      live: false,
+      open: () => openSnapshotTree(deps, volume, snapshot, call.signal),
+    })),
+  ];
+  for (const [index, source] of sources.entries()) {
+    call.signal?.throwIfAborted();
+    call.onProgress?.({ progress: index, total: sources.length, message: `reading ${source.label}` });
+    await withTree(source.open, async (tree) => {
+      const info = await entryInside(tree.root, relBytes);
+      if (!info) {
+        absent.push(source.label);
+        return;
+      }
+      const item: Seen = { label: source.label, live: source.live, info, open: source.open };
+      if (request.checksum && info.type === 'file')
+        item.sha256 = await sha256Of(relBytes ? joinPath(tree.root, relBytes) : tree.root, call.signal);
+      seen.push(item);
+    });
+  }
+
+  // Group identical copies; the order of first appearance is newest first (live, then snapshots).
+  const groups = new Map<string, Seen[]>();
+  for (const item of seen) {
+    const key = `${metadataKey(item.info)}|${item.sha256 ?? ''}`;
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  const grouped = [...groups.values()];
+
+  // Versions that differ only in mode or owner share size and mtime: their content is hashed so
+  // the reader can see whether it is the same.
+  if (!request.checksum) {
+    const bySizeTime = new Map<string, Seen[][]>();
+    for (const group of grouped) {
+      const first = group[0] as Seen;
+      if (first.info.type !== 'file') continue;
+      const key = `${first.info.size}|${first.info.mtimeNs}`;
+      bySizeTime.set(key, [...(bySizeTime.get(key) ?? []), group]);
+    }
+    for (const clash of bySizeTime.values()) {
+      if (clash.length < 2) continue;
+      for (const group of clash) {
+        const first = group[0] as Seen;
+        first.sha256 = await withTree(first.open, (tree) =>
+          sha256Of(relBytes ? joinPath(tree.root, relBytes) : tree.root, call.signal),
+        );
+      }
+    }
+  }
+
+  const versions: FileVersion[] = grouped.map((group) => {
+    const first = group[0] as Seen;
+    const { info } = first;
+    return {
+      snapshots: group.filter((item) => !item.live).map((item) => item.label),
+      ...(group.some((item) => item.live) ? { live: true } : {}),
+      type: info.type,
+      size: info.size,
+      mtime: isoFromNs(info.mtimeNs),
+      mode: octalMode(info.mode),
+      owner: `${info.uid}:${info.gid}`,
+      links: info.nlink,
+      ...(info.target ? { target: displayPath(info.target) } : {}),
+      ...(first.sha256 ? { sha256: first.sha256 } : {}),
+    };
+  });
+  return {
+    volume: volume.id,
+    path: rel,
+    versions: versions.slice(0, request.limit),
+    total: versions.length,
+    truncated: versions.length > request.limit,
+    absent,
+    snapshotsChecked: snapshots.length,
+    warnings,
+  };
+}
