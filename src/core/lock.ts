@@ -31,7 +31,8 @@ export interface LockOptions {
   what?: string;
 }
 
-function processStart(pid: number): string | undefined {
+/** The start time of a process (/proc/PID/stat field 22), which tells a recycled pid apart. */
+export function processStart(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Field 22 (starttime) counts from after the parenthesised command name, which may hold spaces.

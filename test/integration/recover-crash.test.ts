@@ -1,5 +1,6 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -263,5 +264,31 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     expect(result.resolved?.[0]?.action).toBe('completed');
     expect(result.status).toBe('recovered');
     expect(await treeState(s.path)).toEqual(s.target);
+  });
+
+  it('a journal whose pid now belongs to another process (a recycled pid) is resolved, not left in progress', async () => {
+    const s = await scenario('rollback');
+    const killed = await runCli(s.args, { SNAPGUARD_TEST_FAULT: 'after:move-aside' });
+    expect(killed.signal).toBe('SIGKILL');
+    const dir = join(s.deps.config.stateDir, 'recovery');
+    const [name] = (await readdir(dir)).filter((f) => f.endsWith('.json'));
+    const file = join(dir, name!);
+    const journal = JSON.parse(await readFile(file, 'utf8')) as { pid: number; procStart?: string };
+    expect(journal.procStart).toBeDefined();
+    // A live process that is not the recovery takes over the dead one's pid, as a recycled pid would.
+    const other = spawn('sleep', ['300'], { stdio: 'ignore' });
+    try {
+      await writeFile(file, JSON.stringify({ ...journal, pid: other.pid }));
+      const result = await recover(s.deps, {
+        volume: s.id,
+        snapshot: s.snap.name,
+        dryRun: false,
+        reason: 'again',
+      });
+      expect(result.resolved?.[0]?.action).toBe('completed');
+      expect(await treeState(s.path)).toEqual(s.target);
+    } finally {
+      other.kill('SIGKILL');
+    }
   });
 });

@@ -56,6 +56,8 @@ export interface Journal {
   mode: 'rollback' | 'files';
   startedAt: string;
   pid: number;
+  /** The owner's process start time: a recycled pid with another start time is not the owner. */
+  procStart?: string | undefined;
   reason: string | null;
   operationId: string | null;
   items: JournalItem[];

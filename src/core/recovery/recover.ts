@@ -9,6 +9,7 @@ import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import { formatTimestamp, nextFreeName, parseSnapshotName } from '../naming.js';
+import { processStart } from '../lock.js';
 import { lockVolumes, operationEntries, requireOwnedSnapshot } from '../snapshots.js';
 import { parseInput } from '../validate.js';
 import { readJournals, removeJournal, writeJournal, type Journal, type JournalItem } from './journal.js';
@@ -611,6 +612,7 @@ export async function recover(
       mode: planned.request.mode,
       startedAt: now.toISOString(),
       pid: process.pid,
+      procStart: processStart(process.pid),
       reason: planned.request.reason ?? null,
       operationId: planned.request.operationId ?? null,
       items: [],

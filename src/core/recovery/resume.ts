@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import type { RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
+import { processStart } from '../lock.js';
 import { lockVolumes } from '../volume-locks.js';
 import { assertPrivateDirs } from '../private-dirs.js';
 import { journalProblems } from './journal-check.js';
@@ -20,13 +21,16 @@ import { snapshotThere } from './zfs.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 
-function pidAlive(pid: number): boolean {
+/** Whether the process that wrote a journal still runs: its pid is alive and, when recorded, with its start time. */
+function ownerAlive(journal: Journal): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(journal.pid, 0);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  if (journal.procStart === undefined) return true;
+  const start = processStart(journal.pid);
+  return start === undefined || start === journal.procStart;
 }
 
 /**
@@ -70,7 +74,7 @@ export async function resolveUnfinishedRecoveries(
     }
     const volumes = journal.items.map((i) => i.volume);
     if (options.volumes && !volumes.some((v) => options.volumes?.includes(v))) continue;
-    if (journal.pid !== process.pid && pidAlive(journal.pid)) {
+    if (journal.pid !== process.pid && ownerAlive(journal)) {
       reports.push({
         recoveryId: journal.recoveryId,
         volumes,
