@@ -526,15 +526,23 @@ export async function revertJournal(
               .catch(() => undefined);
           await rename(safety, item.path);
           notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
-        } else if (item.backend === 'btrfs') {
-          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
-          await rename(safety, item.path);
-          await deps.exec('btrfs', ['subvolume', 'delete', aside]).catch(() => undefined);
         } else {
-          await rename(safety, item.path);
-          await rm(aside, { recursive: true, force: true });
+          if (item.backend === 'btrfs') {
+            await deps
+              .exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'])
+              .catch(() => undefined);
+            await rename(safety, item.path);
+            await deps.exec('btrfs', ['subvolume', 'delete', aside]).catch(() => undefined);
+          } else {
+            await rename(safety, item.path);
+            await rm(aside, { recursive: true, force: true });
+          }
+          notes.push(
+            (await exists(aside))
+              ? `${item.volume}: ${item.path} is back as it was; the restored copy could not be removed and is at ${aside}`
+              : `${item.volume}: the restored copy was removed and ${item.path} is back as it was`,
+          );
         }
-        notes.push(`${item.volume}: the restored copy was removed and ${item.path} is back as it was`);
       } else {
         notes.push(`${item.volume}: nothing had changed`);
       }
