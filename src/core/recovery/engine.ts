@@ -7,6 +7,7 @@ import type { Deps } from '../deps.js';
 import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
+import { recheckRestorePath } from './paths.js';
 import { carryNested, nestedSubvolumesOf, placeSubvolume, rescueStaged } from './nested.js';
 import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
 import {
@@ -162,6 +163,7 @@ export async function copyPaths(
   const source = join(item.snapshotDir, item.target);
   for (const rel of item.paths) {
     signal?.throwIfAborted();
+    await recheckRestorePath(source, item.path, rel);
     const staged = join(staging, 'new', rel);
     await mkdir(dirname(staged), { recursive: true });
     await deps.exec(
@@ -182,6 +184,7 @@ export async function copyPaths(
     await rename(staged, live);
   }
   for (const rel of removeOnly) {
+    await recheckRestorePath(source, item.path, rel);
     const live = join(item.path, rel);
     if (await exists(live)) await rename(live, join(staging, 'old', rel));
   }

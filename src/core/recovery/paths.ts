@@ -44,6 +44,20 @@ async function exists(path: string): Promise<boolean> {
  * The parent folders of `rel` under `root` must be real folders (no symlink on the way), and a
  * symlink named by `rel` itself must point inside `root`. Missing parts are fine (they are created).
  */
+/**
+ * Checks one normalised path again right before it is acted on (after the services stopped): a
+ * symlink planted on the way since the plan must not lead the restore outside the snapshot or the
+ * volume.
+ */
+export async function recheckRestorePath(
+  snapshotRoot: string,
+  volumeRoot: string,
+  rel: string,
+): Promise<void> {
+  await checkContainment(snapshotRoot, rel, 'snapshot', rel);
+  await checkContainment(volumeRoot, rel, 'volume', rel);
+}
+
 async function checkContainment(root: string, rel: string, side: string, original: string): Promise<void> {
   const realRoot = await realpath(root);
   const parts = rel === '.' ? [] : rel.split('/');
