@@ -77,6 +77,8 @@ export const DEFAULT_KILL_GRACE_MS = 5000;
 interface Group {
   pid: number;
   forward: boolean;
+  /** A signal was passed on to this group (the user interrupted the command). */
+  forwarded?: boolean;
 }
 
 const groups = new Set<Group>();
@@ -118,7 +120,10 @@ function groupRunning(pid: number): boolean {
 function onRelayedSignal(sig: NodeJS.Signals): void {
   const forwarding = [...groups].filter((group) => group.forward);
   if (forwarding.length > 0) {
-    for (const group of forwarding) signalGroup(group.pid, sig);
+    for (const group of forwarding) {
+      group.forwarded = true;
+      signalGroup(group.pid, sig);
+    }
     return;
   }
   // Another part of snapguard handles the signal (the MCP server, orchestrate): it cancels its
@@ -158,6 +163,7 @@ export interface OwnedChild {
   stdin?: Writable | null;
   stdout?: Readable | null;
   stderr?: Readable | null;
+  once?(event: 'exit', listener: () => void): unknown;
 }
 
 export interface GroupControl {
@@ -180,16 +186,17 @@ export async function superviseGroups(
   finished: Promise<unknown>,
 ): Promise<'timeout' | 'cancel' | undefined> {
   const grace = control.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
-  const owned = children.flatMap((child) =>
+  const owned: Group[] = children.flatMap((child) =>
     child.pid === undefined ? [] : [{ pid: child.pid, forward: Boolean(control.forwardSignals) }],
   );
   owned.forEach(register);
   let stopped: 'timeout' | 'cancel' | undefined;
+  let terminating = false;
   let killTimer: NodeJS.Timeout | undefined;
   let cutTimer: NodeJS.Timeout | undefined;
-  const stop = (reason: 'timeout' | 'cancel') => {
-    if (stopped) return;
-    stopped = reason;
+  const terminate = () => {
+    if (terminating) return;
+    terminating = true;
     for (const group of owned) signalGroup(group.pid, 'SIGTERM');
     killTimer = setTimeout(() => {
       for (const group of owned) signalGroup(group.pid, 'SIGKILL');
@@ -202,13 +209,23 @@ export async function superviseGroups(
       }, 1000);
     }, grace);
   };
+  const stop = (reason: 'timeout' | 'cancel') => {
+    stopped ??= reason;
+    terminate();
+  };
+  // An interrupted command that ended leaves nothing behind: background processes of a
+  // non-interactive shell ignore SIGINT, so what is left of the group is stopped as well.
+  for (const child of children)
+    child.once?.('exit', () => {
+      if (owned.some((group) => group.forwarded)) terminate();
+    });
   const timer = setTimeout(() => stop('timeout'), control.timeoutMs);
   const onAbort = () => stop('cancel');
   control.signal?.addEventListener('abort', onAbort, { once: true });
   if (control.signal?.aborted) onAbort();
   try {
     await finished.catch(() => undefined);
-    if (stopped) {
+    if (terminating) {
       // The direct child is gone; what it forked may still be in its grace period.
       const deadline = Date.now() + grace + 5000;
       while (owned.some((group) => groupRunning(group.pid)) && Date.now() < deadline)

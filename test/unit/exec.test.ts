@@ -1,10 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExec } from '../../src/system/exec.js';
 import { pipeCommands } from '../../src/system/pipe.js';
+import { pidFromFile, processGone } from '../helpers/process.js';
 
 const exec = createExec();
 let dir: string;
@@ -53,31 +53,6 @@ describe('exec (guardrail 2: no shell)', () => {
   });
 });
 
-/** Whether a process still exists (a zombie counts as gone: it no longer runs). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) Z /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-async function grandchildPid(file: string): Promise<number> {
-  for (let i = 0; i < 100; i++) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8').trim() : '';
-    if (/^\d+$/.test(text)) return Number(text);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`no pid in ${file}`);
-}
-
-async function gone(pid: number): Promise<boolean> {
-  // The group is signalled before the call settles; a killed process may take a moment to be reaped.
-  for (let i = 0; i < 50 && alive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  return !alive(pid);
-}
-
 describe('exec owns the whole process group of a command', () => {
   // `sh -c 'sleep 30 & ...; wait'`: the shell forks a grandchild that holds the output pipes.
   const forking = (pidFile: string, extra = '') =>
@@ -91,7 +66,7 @@ describe('exec owns the whole process group of a command', () => {
     });
     // Generous bound: timeout + grace + slack, far below the 30 s the grandchild would run.
     expect(Date.now() - started).toBeLessThan(15_000);
-    expect(await gone(await grandchildPid(pidFile))).toBe(true);
+    expect(await processGone(await pidFromFile(pidFile))).toBe(true);
   });
 
   it('a cancel stops the forked grandchild too', async () => {
@@ -99,11 +74,11 @@ describe('exec owns the whole process group of a command', () => {
     const controller = new AbortController();
     const started = Date.now();
     const running = exec('sh', [...forking(pidFile)], { signal: controller.signal });
-    const pid = await grandchildPid(pidFile);
+    const pid = await pidFromFile(pidFile);
     controller.abort();
     await expect(running).rejects.toMatchObject({ code: 'CANCELLED' });
     expect(Date.now() - started).toBeLessThan(15_000);
-    expect(await gone(pid)).toBe(true);
+    expect(await processGone(pid)).toBe(true);
   });
 
   it('a grandchild that ignores SIGTERM is killed after the grace period', async () => {
@@ -115,7 +90,7 @@ describe('exec owns the whole process group of a command', () => {
       }),
     ).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(20_000);
-    expect(await gone(await grandchildPid(pidFile))).toBe(true);
+    expect(await processGone(await pidFromFile(pidFile))).toBe(true);
   });
 
   it('with inherited output the grandchild is stopped as well', async () => {
@@ -126,7 +101,7 @@ describe('exec owns the whole process group of a command', () => {
         inheritOutput: true,
       }),
     ).rejects.toMatchObject({ code: 'TIMEOUT' });
-    expect(await gone(await grandchildPid(pidFile))).toBe(true);
+    expect(await processGone(await pidFromFile(pidFile))).toBe(true);
   });
 });
 
@@ -138,7 +113,7 @@ describe('pipeCommands (a | b without a shell) owns both sides', () => {
       pipeCommands(['sh', '-c', `sleep 30 & echo $! > ${pidFile}; wait`], ['cat'], { timeoutMs: 500 }),
     ).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(Date.now() - started).toBeLessThan(15_000);
-    expect(await gone(await grandchildPid(pidFile))).toBe(true);
+    expect(await processGone(await pidFromFile(pidFile))).toBe(true);
   });
 
   it('reports the receiver that failed, not the sender it left with a broken pipe', async () => {
