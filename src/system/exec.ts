@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { SnapguardError } from '../core/errors.js';
+import { SnapguardError, errnoInOutput, fromSystemError } from '../core/errors.js';
 
 export interface ExecOptions {
   /** Milliseconds before the process is killed; every command has one. */
@@ -341,6 +341,19 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const exitCode = result.exitCode ?? 0;
     if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
       const reason = lastLines(stderr, 5) || lastLines(stdout, 5) || 'no output';
+      // A full disk, a read-only or busy filesystem, a missing permission: the user's to fix.
+      const errno = errnoInOutput(lastLines(stderr, 5));
+      const host = errno === undefined ? undefined : fromSystemError(undefined, undefined, errno);
+      if (host) {
+        throw new SnapguardError(
+          host.code,
+          `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
+          host.hint,
+          {
+            details: { command, exitCode, errno, stderr: lastLines(stderr, 20) },
+          },
+        );
+      }
       throw new SnapguardError(
         'COMMAND_FAILED',
         `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
