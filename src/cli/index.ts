@@ -14,6 +14,7 @@ import { planCommand } from './commands/plan.js';
 import { pinCommand, pruneCommand, unpinCommand } from './commands/prune.js';
 import { snapshotCommand } from './commands/snapshot.js';
 import { wrapCommand } from './commands/wrap.js';
+import { dropOutputWhenReaderLeaves } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('snapguard')
@@ -52,6 +53,7 @@ export function buildProgram(): Command {
 }
 
 async function main(): Promise<void> {
+  dropOutputWhenReaderLeaves();
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
