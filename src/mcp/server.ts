@@ -19,6 +19,8 @@ export interface CreatedServer {
   server: McpServer;
   tools: string[];
   cleanup: () => Promise<void>;
+  /** Resolves once no tool call is running (after cleanup aborted them, when they reached a safe point). */
+  idle: () => Promise<void>;
 }
 
 export function createServer(deps: Deps): CreatedServer {
@@ -35,7 +37,7 @@ export function createServer(deps: Deps): CreatedServer {
     },
   );
   const tools = registerTools(server, deps);
-  installAudit(server, deps.logger);
+  const { idle } = installAudit(server, deps.logger);
   const stopResources = registerResources(server, deps);
   registerPrompts(server, deps);
   return {
@@ -45,5 +47,6 @@ export function createServer(deps: Deps): CreatedServer {
       stopResources();
       await server.close();
     },
+    idle,
   };
 }
