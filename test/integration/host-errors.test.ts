@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { HistoryStore } from '../../src/core/history/store.js';
-import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { cliPath, runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
 
@@ -95,6 +95,22 @@ describe.runIf(enabled)('errors of the host reach the user as what to do, not as
     const root = await runBuiltCli(['restore-test', 'files', '--json', '--config', configFile]);
     expect(root.code, root.stdout + root.stderr).toBe(0);
   });
+  it('a filesystem mounted read-only: READ_ONLY_FS from the output of btrfs, with what to do', async () => {
+    await exec('mount', ['-o', 'remount,ro', box.pool.mountPoint]);
+    try {
+      const json = await runBuiltCli(['snapshot', 'create', 'data', '--json', '--config', configFile]);
+      expect(json.code).toBe(2);
+      const { error } = JSON.parse(json.stdout) as { error: { code: string; message: string; hint: string } };
+      expect(error).toMatchObject({
+        code: 'READ_ONLY_FS',
+        message: expect.stringMatching(/read-only file system/i),
+      });
+      expect(error.hint).toMatch(/remount it read-write/);
+    } finally {
+      await exec('mount', ['-o', 'remount,rw', box.pool.mountPoint]);
+    }
+  });
+
   it('a reader that closes after the first line (history | head -1): quiet exit 0, no stack trace', async () => {
     await history.update((h) => {
       for (let i = 0; i < 2000; i++)
