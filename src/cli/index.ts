@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
+import { dropOutputWhenReaderLeaves } from './closed-output.js';
 
 type CommandLoader = () => Promise<Command[]>;
 
@@ -67,6 +68,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
 }
 
 async function main(): Promise<void> {
+  dropOutputWhenReaderLeaves();
   const program = await buildProgram(process.argv.slice(2));
   try {
     await program.parseAsync(process.argv);

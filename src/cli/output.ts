@@ -4,6 +4,8 @@ export interface OutputOptions {
   json?: boolean;
 }
 
+export { dropOutputWhenReaderLeaves } from './closed-output.js';
+
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -98,6 +98,9 @@ async function runStep(
     const result = await deps.exec(file as string, args, {
       timeoutMs: timeoutSeconds * 1000,
       inheritOutput: inherit,
+      // The command runs in a process group of its own: Ctrl-C in the terminal reaches only
+      // snapguard, which passes it on; the command's exit is then handled like any failure.
+      forwardSignals: inherit,
     });
     return {
       argv,

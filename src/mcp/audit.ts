@@ -23,12 +23,14 @@ const SDK_VALIDATION = /^MCP error -32602: Input validation error: /;
  * given the same "what to do" line as snapguard's own errors. This reaches into the SDK's handler
  * table, which is why it lives here, next to the SDK, and nowhere else.
  */
-export function installAudit(server: McpServer, logger: Logger): void {
+export function installAudit(server: McpServer, logger: Logger): { idle: () => Promise<void> } {
+  // Tool calls still running: a transport that closes waits for them (see serveStdio).
+  const inFlight = new Set<Promise<unknown>>();
   const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
     ._requestHandlers;
   const inner = handlers.get('tools/call');
   if (!inner) throw new Error('installAudit must run after the tools are registered');
-  handlers.set('tools/call', async (request, extra) => {
+  const audited: RequestHandler = async (request, extra) => {
     const started = performance.now();
     const tool = request.params?.name ?? 'unknown';
     const volume = volumesOf(request.params?.arguments);
@@ -69,5 +71,16 @@ export function installAudit(server: McpServer, logger: Logger): void {
       );
       throw error;
     }
+  };
+  handlers.set('tools/call', (request, extra) => {
+    const call = audited(request, extra);
+    const tracked = call.finally(() => inFlight.delete(tracked)).catch(() => undefined);
+    inFlight.add(tracked);
+    return call;
   });
+  return {
+    idle: async () => {
+      while (inFlight.size > 0) await Promise.all([...inFlight]);
+    },
+  };
 }

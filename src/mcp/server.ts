@@ -20,6 +20,8 @@ export interface CreatedServer {
   server: McpServer;
   tools: string[];
   cleanup: () => Promise<void>;
+  /** Resolves once no tool call is running (after cleanup aborted them, when they reached a safe point). */
+  idle: () => Promise<void>;
 }
 
 export function createServer(deps: Deps): CreatedServer {
@@ -36,7 +38,7 @@ export function createServer(deps: Deps): CreatedServer {
     },
   );
   const tools = registerTools(server, deps);
-  installAudit(server, deps.logger);
+  const { idle } = installAudit(server, deps.logger);
   installCompactToolList(server);
   const stopResources = registerResources(server, deps);
   registerPrompts(server, deps);
@@ -47,5 +49,6 @@ export function createServer(deps: Deps): CreatedServer {
       stopResources();
       await server.close();
     },
+    idle,
   };
 }

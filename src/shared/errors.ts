@@ -22,6 +22,12 @@ export type ErrorCode =
   | 'PRECONDITION_FAILED'
   | 'CONFIRMATION_INVALID'
   | 'INTERNAL'
+  | 'NO_SPACE'
+  | 'READ_ONLY_FS'
+  | 'BUSY'
+  | 'NOT_ROOT'
+  | 'PERMISSION_DENIED'
+  | 'PATH_MISSING'
   | 'UNSAFE_STATE_DIR';
 
 /** Exit status per code: 3 for bad usage or config, 2 for failures of the operation itself. */
@@ -73,6 +79,8 @@ export function toSnapguardError(error: unknown): SnapguardError {
       cause: error,
     });
   }
+  const fromHost = fromSystemError(error);
+  if (fromHost) return fromHost;
   const message = error instanceof Error ? error.message : String(error);
   return new SnapguardError(
     'INTERNAL',
@@ -84,4 +92,72 @@ export function toSnapguardError(error: unknown): SnapguardError {
 
 export function badInput(message: string, hint: string): SnapguardError {
   return new SnapguardError('BAD_INPUT', message, hint);
+}
+
+/** What to do about each condition of the host (the same advice snapguard doctor gives). */
+export const hostErrorHints = {
+  NO_SPACE:
+    'Free space on that filesystem: prune old snapshots (snapguard prune), delete or move data, or grow the pool; snapguard health shows the usage.',
+  READ_ONLY_FS:
+    'The filesystem is mounted read-only (often after an I/O error the kernel remounted it so): check dmesg and the device, then remount it read-write.',
+  BUSY: 'Something else is using it (a running btrfs send, an open file, a mount inside it): find it with fuser -vm or lsof, let it finish, and run the command again.',
+  NOT_ROOT:
+    'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service; snapguard doctor checks the permissions.',
+  PERMISSION_DENIED:
+    'snapguard runs as root but the system refused: check the file attributes (lsattr, chattr -i), the mount options and security modules; snapguard doctor checks the folders it writes to.',
+  PATH_MISSING:
+    'Check that the path exists and its filesystem is mounted, and the volume paths in the configuration; snapguard doctor checks every configured path. If a volume was lost, recover it from a snapshot.',
+} as const satisfies Partial<Record<ErrorCode, string>>;
+
+const hostErrnos: Record<string, { code: keyof typeof hostErrorHints; what: string }> = {
+  ENOSPC: { code: 'NO_SPACE', what: 'No space left on the device' },
+  EDQUOT: { code: 'NO_SPACE', what: 'Disk quota exceeded' },
+  EROFS: { code: 'READ_ONLY_FS', what: 'The filesystem is read-only' },
+  EBUSY: { code: 'BUSY', what: 'The resource is busy' },
+  EACCES: { code: 'NOT_ROOT', what: 'Permission denied' },
+  EPERM: { code: 'NOT_ROOT', what: 'Operation not permitted' },
+  ENOENT: { code: 'PATH_MISSING', what: 'No such file or folder' },
+};
+
+/** Phrases the tools snapguard drives (btrfs, cp, zfs) print for the same conditions. */
+const hostMessages: readonly [RegExp, string][] = [
+  [/no space left on device/i, 'ENOSPC'],
+  [/disk quota exceeded/i, 'EDQUOT'],
+  [/read-only file ?system/i, 'EROFS'],
+  [/device or resource busy/i, 'EBUSY'],
+  [/operation not permitted/i, 'EPERM'],
+  [/permission denied/i, 'EACCES'],
+];
+
+/** The errno a command's error output names, if it names one of the conditions above. */
+export function errnoInOutput(text: string): string | undefined {
+  return hostMessages.find(([pattern]) => pattern.test(text))?.[1];
+}
+
+/**
+ * A condition of the host (full disk, read-only or busy filesystem, missing permission or path)
+ * as the user's error to fix, not a bug: a Node errno error, or an errno given as `errno` (e.g.
+ * read from a command's output). `context` says what snapguard was doing ("creating the snapshot
+ * of data"). Undefined when the error is none of these.
+ */
+export function fromSystemError(
+  error: unknown,
+  context?: string,
+  errno?: string,
+): SnapguardError | undefined {
+  const err = error as (Partial<NodeJS.ErrnoException> & { dest?: string }) | null | undefined;
+  const code = errno ?? (typeof err?.code === 'string' ? err.code : undefined);
+  const known = code === undefined ? undefined : hostErrnos[code];
+  if (!known) return undefined;
+  const root = (process.getuid?.() ?? 0) === 0;
+  const kind = known.code === 'NOT_ROOT' && root ? 'PERMISSION_DENIED' : known.code;
+  const path = typeof err?.path === 'string' ? err.path : undefined;
+  const where = path ? `: ${path}` : '';
+  const while_ = context ? ` while ${context}` : '';
+  const user = known.code === 'NOT_ROOT' && !root ? ` (snapguard runs as uid ${process.getuid?.()})` : '';
+  const original = error instanceof Error ? error.message : String(error);
+  return new SnapguardError(kind, `${known.what}${where}${while_}${user}.`, hostErrorHints[kind], {
+    cause: error,
+    details: { errno: code, ...(path ? { path } : {}), reason: original },
+  });
 }

@@ -1,5 +1,8 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { SnapguardError } from '../shared/errors.js';
+import { SnapguardError, errnoInOutput, fromSystemError } from '../shared/errors.js';
 
 export interface ExecOptions {
   /** Milliseconds before the process is killed; every command has one. */
@@ -17,6 +20,12 @@ export interface ExecOptions {
   okExitCodes?: readonly number[];
   /** The command writes to this process's stdout/stderr instead of being captured (snapguard wrap). */
   inheritOutput?: boolean;
+  /**
+   * While the command runs, SIGINT, SIGTERM and SIGHUP sent to snapguard go to the command's
+   * process group instead of ending snapguard (snapguard wrap in a terminal: Ctrl-C is meant for
+   * the command, which runs in its own group and no longer gets it from the terminal).
+   */
+  forwardSignals?: boolean;
 }
 
 export interface ExecResult {
@@ -34,6 +43,8 @@ export interface ExecFactoryOptions {
   defaultTimeoutMs?: number;
   /** Install hints per binary, used when it is missing. */
   installHints?: Record<string, string>;
+  /** Milliseconds between SIGTERM and SIGKILL when a command's group is stopped. */
+  killGraceMs?: number;
 }
 
 const defaultInstallHints: Record<string, string> = {
@@ -57,6 +68,191 @@ function lastLines(text: string, count: number): string {
   return lines.slice(-count).join('\n');
 }
 
+/** Default time a stopped command's group gets between SIGTERM and SIGKILL. */
+export const DEFAULT_KILL_GRACE_MS = 5000;
+
+/**
+ * Process groups of running commands. Every command starts in a group of its own (detached), so
+ * a timeout or cancel reaches what it forked as well (`sh -c`, nsenter, ssh, btrfs helpers), not
+ * only the direct child. While any group is registered, snapguard listens for SIGINT, SIGTERM and
+ * SIGHUP: a group that asked for it gets the signal passed on (wrap); otherwise, when nothing else
+ * in snapguard handles the signal, every group gets SIGTERM and snapguard then ends by the signal
+ * as it would have without the listener. A group still running when snapguard exits gets SIGTERM.
+ */
+interface Group {
+  pid: number;
+  forward: boolean;
+  /** A signal was passed on to this group (the user interrupted the command). */
+  forwarded?: boolean;
+}
+
+const groups = new Set<Group>();
+const relayedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Sends sig to the group led by pid; false when no process of it is left to receive it. */
+function signalGroup(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A process of the group still runs (zombies waiting to be reaped do not count). */
+function groupRunning(pid: number): boolean {
+  if (!signalGroup(pid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so parse after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pid && state !== 'Z' && state !== 'X') return true;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return false;
+}
+
+function onRelayedSignal(sig: NodeJS.Signals): void {
+  const forwarding = [...groups].filter((group) => group.forward);
+  if (forwarding.length > 0) {
+    for (const group of forwarding) {
+      group.forwarded = true;
+      signalGroup(group.pid, sig);
+    }
+    return;
+  }
+  // Another part of snapguard handles the signal (the MCP server, orchestrate): it cancels its
+  // calls, which stops their groups; the exit listener catches whatever is left.
+  if (process.listenerCount(sig) > 1) return;
+  for (const group of groups) signalGroup(group.pid, 'SIGTERM');
+  uninstallListeners();
+  process.kill(process.pid, sig);
+}
+
+function onExit(): void {
+  for (const group of groups) signalGroup(group.pid, 'SIGTERM');
+}
+
+function installListeners(): void {
+  for (const sig of relayedSignals) process.on(sig, onRelayedSignal);
+  process.on('exit', onExit);
+}
+
+function uninstallListeners(): void {
+  for (const sig of relayedSignals) process.removeListener(sig, onRelayedSignal);
+  process.removeListener('exit', onExit);
+}
+
+function register(group: Group): void {
+  if (groups.size === 0) installListeners();
+  groups.add(group);
+}
+
+function unregister(group: Group): void {
+  if (groups.delete(group) && groups.size === 0) uninstallListeners();
+}
+
+/** A started child: its pid (undefined when it could not be started) and its pipes. */
+export interface OwnedChild {
+  pid?: number | undefined;
+  stdin?: Writable | null;
+  stdout?: Readable | null;
+  stderr?: Readable | null;
+  once?(event: 'exit', listener: () => void): unknown;
+}
+
+export interface GroupControl {
+  timeoutMs: number;
+  signal?: AbortSignal | undefined;
+  killGraceMs?: number;
+  forwardSignals?: boolean;
+}
+
+/**
+ * Watches detached children until `finished` settles: on timeout or abort their groups get
+ * SIGTERM, then SIGKILL after the grace period. Resolves with why they were stopped (or undefined)
+ * once `finished` settled and, when stopped, no process of the groups runs any more. A process
+ * that escaped its group (setsid) but holds the pipes open is cut off after the SIGKILL, so the
+ * call ends regardless.
+ */
+export async function superviseGroups(
+  children: readonly OwnedChild[],
+  control: GroupControl,
+  finished: Promise<unknown>,
+): Promise<'timeout' | 'cancel' | undefined> {
+  const grace = control.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+  const owned: Group[] = children.flatMap((child) =>
+    child.pid === undefined ? [] : [{ pid: child.pid, forward: Boolean(control.forwardSignals) }],
+  );
+  owned.forEach(register);
+  let stopped: 'timeout' | 'cancel' | undefined;
+  let terminating = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let cutTimer: NodeJS.Timeout | undefined;
+  const terminate = () => {
+    if (terminating) return;
+    terminating = true;
+    for (const group of owned) signalGroup(group.pid, 'SIGTERM');
+    killTimer = setTimeout(() => {
+      for (const group of owned) signalGroup(group.pid, 'SIGKILL');
+      cutTimer = setTimeout(() => {
+        for (const child of children) {
+          child.stdin?.destroy();
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+        }
+      }, 1000);
+    }, grace);
+  };
+  const stop = (reason: 'timeout' | 'cancel') => {
+    stopped ??= reason;
+    terminate();
+  };
+  // An interrupted command that ended leaves nothing behind: background processes of a
+  // non-interactive shell ignore SIGINT, so what is left of the group is stopped as well.
+  for (const child of children)
+    child.once?.('exit', () => {
+      if (owned.some((group) => group.forwarded)) terminate();
+    });
+  const timer = setTimeout(() => stop('timeout'), control.timeoutMs);
+  const onAbort = () => stop('cancel');
+  control.signal?.addEventListener('abort', onAbort, { once: true });
+  if (control.signal?.aborted) onAbort();
+  try {
+    await finished.catch(() => undefined);
+    if (terminating) {
+      // The direct child is gone; what it forked may still be in its grace period.
+      const deadline = Date.now() + grace + 5000;
+      while (owned.some((group) => groupRunning(group.pid)) && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(killTimer);
+    clearTimeout(cutTimer);
+    control.signal?.removeEventListener('abort', onAbort);
+    owned.forEach(unregister);
+  }
+  return stopped;
+}
+
+/** The exit code a shell would show for a process ended by sig (128 + its number). */
+export function signalExitCode(sig: string | undefined): number | undefined {
+  if (!sig) return undefined;
+  const number = (constants.signals as Record<string, number | undefined>)[sig];
+  return number === undefined ? undefined : 128 + number;
+}
+
 export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
   const defaultTimeoutMs = factoryOptions.defaultTimeoutMs ?? 120_000;
   const hints = { ...defaultInstallHints, ...factoryOptions.installHints };
@@ -73,11 +269,12 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const command = describeCommand(file, args);
     options.signal?.throwIfAborted();
     const started = performance.now();
-    const result = await execa(file, args, {
+    const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
+    // A group of its own: a timeout or cancel stops everything the command forked (see superviseGroups).
+    const subprocess = execa(file, args, {
       reject: false,
       shell: false,
-      timeout: options.timeoutMs ?? defaultTimeoutMs,
-      cancelSignal: options.signal,
+      detached: true,
       env: options.env,
       extendEnv: true,
       cwd: options.cwd,
@@ -88,22 +285,43 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
       ...(options.encoding ? { encoding: options.encoding } : {}),
       maxBuffer: 256 * 1024 * 1024,
     });
+    const stopped = await superviseGroups(
+      [subprocess],
+      {
+        timeoutMs,
+        signal: options.signal,
+        killGraceMs: factoryOptions.killGraceMs,
+        forwardSignals: options.forwardSignals,
+      },
+      subprocess,
+    );
+    const result = await subprocess;
     const durationMs = performance.now() - started;
     const stdout = String(result.stdout ?? '');
     const stderr = String(result.stderr ?? '');
-    if (result.isCanceled) {
+    if (stopped === 'cancel') {
       throw new SnapguardError(
         'CANCELLED',
         `Cancelled while running \`${command}\`.`,
         'Run it again when ready.',
       );
     }
-    if (result.timedOut) {
+    if (stopped === 'timeout') {
       throw new SnapguardError(
         'TIMEOUT',
-        `\`${command}\` did not finish within ${Math.round((options.timeoutMs ?? defaultTimeoutMs) / 1000)} s and was stopped.`,
+        `\`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped.`,
         'Check the system for a hung device or lock; raise the timeout if the work is legitimately long.',
         { details: { command, stderr: lastLines(stderr, 5) } },
+      );
+    }
+    if (result.exitCode === undefined && result.signal) {
+      const exitCode = signalExitCode(result.signal);
+      const reason = lastLines(stderr, 5);
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${command}\` was ended by ${result.signal}${reason ? `: ${reason}` : '.'}`,
+        'Something outside snapguard stopped the command (a signal from a user, the OOM killer or a service manager).',
+        { details: { command, signal: result.signal, exitCode, stderr: lastLines(stderr, 20) } },
       );
     }
     const failure = result.failed && result.exitCode === undefined;
@@ -129,6 +347,19 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const exitCode = result.exitCode ?? 0;
     if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
       const reason = lastLines(stderr, 5) || lastLines(stdout, 5) || 'no output';
+      // A full disk, a read-only or busy filesystem, a missing permission: the user's to fix.
+      const errno = errnoInOutput(lastLines(stderr, 5));
+      const host = errno === undefined ? undefined : fromSystemError(undefined, undefined, errno);
+      if (host) {
+        throw new SnapguardError(
+          host.code,
+          `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
+          host.hint,
+          {
+            details: { command, exitCode, errno, stderr: lastLines(stderr, 20) },
+          },
+        );
+      }
       throw new SnapguardError(
         'COMMAND_FAILED',
         `\`${command}\` failed with exit code ${exitCode}: ${reason}`,

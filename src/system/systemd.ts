@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SnapguardError, isSnapguardError } from '../shared/errors.js';
-import { describeCommand, type Exec, type ExecResult } from './exec.js';
+import type { Exec, ExecResult } from './exec.js';
 
 /**
  * How systemctl is reached. `systemctl` is the argv prefix: `['systemctl']` on this host,
@@ -339,28 +339,6 @@ function describeStatus(status: UnitStatus): string {
 const busUnreachable =
   /Failed to connect to bus|Transport endpoint is not connected|Connection timed out|Failed to get D-Bus connection/i;
 const busRetries = 3;
-/** coreutils `timeout`: 124 when the deadline hit, 137 when --kill-after had to SIGKILL. */
-const timeoutExitCodes = [124, 137];
-const killAfterSeconds = 5;
-
-/** The command exec runs for argv (prefix included): wrapped in `timeout` when the prefix may fork. */
-export function wrappedCommand(
-  target: SystemdTarget,
-  argv: readonly string[],
-  timeoutMs: number,
-): { file: string; args: string[]; execTimeoutMs: number; wrapped: boolean } {
-  if (target.systemctl.length <= 1) {
-    return { file: argv[0]!, args: argv.slice(1), execTimeoutMs: timeoutMs, wrapped: false };
-  }
-  const seconds = Math.max(0.001, timeoutMs / 1000);
-  return {
-    file: 'timeout',
-    args: [`--kill-after=${killAfterSeconds}s`, `${Number(seconds.toFixed(3))}s`, ...argv],
-    execTimeoutMs: timeoutMs + (killAfterSeconds + 5) * 1000,
-    wrapped: true,
-  };
-}
-
 /** Clock difference tolerated between this host and the target when matching a run in the journal. */
 const clockSlackUsec = 5_000_000;
 
@@ -377,40 +355,18 @@ export function createSystemdDriver(exec: Exec, target: SystemdTarget): SystemdD
    * freshly booted container answers only after a moment), so it is retried a few times.
    */
   /**
-   * Runs one command of the target. A prefix of more than one element (nsenter, ssh, sudo) may
-   * fork: `nsenter -a` waits for its systemctl child, which keeps the output pipes open, so a
-   * timeout or cancel that stops only nsenter would wait for the unit to finish. Such calls run
-   * under coreutils `timeout`, which puts the chain in its own process group and signals all of it
-   * (on its own deadline and when exec stops it); exec's timeout stays as a backstop.
+   * Runs one command of the target. A prefix (nsenter, ssh, sudo) may fork: exec runs it in a
+   * process group of its own and stops the whole group on timeout or cancel.
    */
   async function run(
     argv: string[],
     opts: { timeoutMs: number; signal: AbortSignal | undefined; okExitCodes?: readonly number[] },
   ): Promise<ExecResult> {
-    const command = wrappedCommand(frozenTarget, argv, opts.timeoutMs);
-    try {
-      return await exec(command.file, command.args, {
-        timeoutMs: command.execTimeoutMs,
-        signal: opts.signal,
-        okExitCodes: opts.okExitCodes ?? [],
-      });
-    } catch (error) {
-      if (
-        command.wrapped &&
-        isSnapguardError(error) &&
-        error.code === 'COMMAND_FAILED' &&
-        timeoutExitCodes.includes(Number(error.details?.['exitCode']))
-      ) {
-        const shown = describeCommand(argv[0]!, argv.slice(1));
-        throw new SnapguardError(
-          'TIMEOUT',
-          `\`${shown}\` did not finish within ${Math.round(opts.timeoutMs / 100) / 10} s and was stopped.`,
-          'Check the target for a hung bus or unit; raise the timeout if the work is legitimately long.',
-          { cause: error, details: { command: shown } },
-        );
-      }
-      throw error;
-    }
+    return exec(argv[0]!, argv.slice(1), {
+      timeoutMs: opts.timeoutMs,
+      signal: opts.signal,
+      okExitCodes: opts.okExitCodes ?? [],
+    });
   }
 
   async function systemctl(

@@ -1,4 +1,4 @@
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
@@ -6,7 +6,9 @@ import { SnapguardError } from '../../src/core/errors.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { runBuiltCli } from '../helpers/cli.js';
 import { connect, textOf } from '../helpers/mcp.js';
+import { stringify } from 'yaml';
 
 const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
 
@@ -105,5 +107,32 @@ describe.runIf(enabled)('a full pool (real ENOSPC on a small btrfs image)', () =
     expect(after).toBe(historyBefore);
     expect(JSON.parse(after).snapshots).toHaveLength(1);
     expect((await readdir(deps.config.contextDir)).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+  it('the built CLI with its state on the full pool: says the disk is full and what to do, not "a bug"', async () => {
+    const configFile = join(sandbox.dir, 'full.yaml');
+    await writeFile(
+      configFile,
+      stringify({
+        contextDir: join(sandbox.pool.mountPoint, 'context'),
+        stateDir: join(sandbox.pool.mountPoint, 'state'),
+        volumes: { data: { backend: 'btrfs', path: deps.config.volumes.data!.path } },
+      }),
+    );
+    const text = await runBuiltCli(['snapshot', 'create', 'data', '--force', '--config', configFile]);
+    expect(text.code, text.stderr).toBe(2);
+    expect(text.stderr).toMatch(/No space left/i);
+    expect(text.stderr).toMatch(/what to do: Free space .*prune/);
+    expect(text.stderr).not.toMatch(/bug/i);
+    const json = await runBuiltCli([
+      'snapshot',
+      'create',
+      'data',
+      '--force',
+      '--json',
+      '--config',
+      configFile,
+    ]);
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({ error: { code: 'NO_SPACE' } });
   });
 });

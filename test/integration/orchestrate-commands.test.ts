@@ -12,6 +12,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { orchestrate, orchestrationLockFile } from '../../src/core/orchestrate/index.js';
 import { createExec } from '../../src/system/exec.js';
 import { requireComponents } from '../helpers/env.js';
+import { pidFromFile, processGone } from '../helpers/process.js';
 
 const run = requireComponents(['restic', 'runuser', 'promtool']);
 const exec = createExec();
@@ -183,6 +184,34 @@ describe.skipIf(!run)('orchestrate: command jobs with real restic', () => {
     expect(existsSync(marker)).toBe(true);
     const last = (await history()).orchestrations.at(-1);
     expect(last).toMatchObject({ exit_code: 1, status: 'partial' });
+  });
+
+  it('a command job that forks is stopped whole at its timeout: the stage does not wait for the grandchild', async () => {
+    const pidFile = join(dir, 'forking-job.pid');
+    const started = Date.now();
+    const result = await orchestrate(
+      deps({
+        stages: [
+          {
+            name: 'forks',
+            timeout: '2m',
+            jobs: [
+              {
+                kind: 'command',
+                name: 'forks',
+                argv: ['sh', '-c', `sleep 60 & echo $! > ${pidFile}; wait; echo done`],
+                timeout: '1s',
+              },
+            ],
+          },
+        ],
+      }),
+      {},
+    );
+    expect(result.stages[0]?.jobs[0]?.result).toBe('timeout');
+    // Generous bound: timeout + grace + slack, far below the 60 s the grandchild would run.
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(await processGone(await pidFromFile(pidFile))).toBe(true);
   });
 
   it('stops after a failed critical stage (exit 2): later stages never start', async () => {

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,7 +7,8 @@ import { stringify } from 'yaml';
 import { HistoryStore } from '../../src/core/history/store.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
-import { runBuiltCli } from '../helpers/cli.js';
+import { pidFromFile, processGone } from '../helpers/process.js';
+import { cliPath, runBuiltCli } from '../helpers/cli.js';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs']);
 
@@ -168,5 +171,53 @@ describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
     expect(result.snapshots).toEqual([expect.objectContaining({ reused: false })]);
     expect(await readFile(file, 'utf8')).toBe('good\n');
     expect(await readFile(join(sitePath, 'latest'), 'utf8')).toBe('latest work\n');
+  });
+
+  it('Ctrl-C during the command reaches the command (its own process group) and wrap records the failure', async () => {
+    await writeFile(page, 'good v5\n');
+    const marks = (name: string) => join(box.dir, `sigint-${name}`);
+    // The command traps SIGINT and says so; its background sleep must not outlive it.
+    const command = [
+      `trap 'echo interrupted > ${marks('trap')}; exit 130' INT`,
+      `sleep 30 & echo $! > ${marks('grandchild')}`,
+      `echo $$ > ${marks('ready')}`,
+      'wait',
+    ].join('; ');
+    const child = spawn(
+      process.execPath,
+      [
+        cliPath,
+        'wrap',
+        '--config',
+        configFile,
+        '--volume',
+        'web',
+        '--operation',
+        'interrupted',
+        '--',
+        '/bin/sh',
+        '-c',
+        command,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      for (let i = 0; i < 400 && !existsSync(marks('ready')); i++)
+        await new Promise((r) => setTimeout(r, 50));
+      // A terminal sends SIGINT to its foreground group: snapguard's, which the command is no longer in.
+      child.kill('SIGINT');
+      const end = await ended;
+      expect(end, stderr).toEqual({ code: 130, signal: null });
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    expect(await readFile(marks('trap'), 'utf8')).toBe('interrupted\n');
+    expect(await processGone(await pidFromFile(marks('grandchild')))).toBe(true);
+    expect((await snapshotOf('interrupted'))[0]).toMatchObject({ outcome: 'failed' });
   });
 });

@@ -14,7 +14,6 @@ import {
   systemctlArgv,
   validateUnitName,
   validateUnitPattern,
-  wrappedCommand,
 } from '../../src/system/systemd.js';
 
 /** Records argv and answers like systemctl would; only argument building is under test here. */
@@ -75,9 +74,7 @@ describe('systemctl argument building', () => {
     await driver.stop('a.service');
     await driver.listUnits(['backup-*']);
     await driver.journal('a.service', 5);
-    // Prefixes that may fork run under coreutils timeout: strip it to compare the command itself.
-    for (const call of calls) expect(call.argv.slice(0, 2)).toEqual(['timeout', '--kill-after=5s']);
-    const argvs = calls.map((call) => call.argv.slice(3));
+    const argvs = calls.map((call) => call.argv);
     expect(argvs).toContainEqual([
       'ssh',
       'nas',
@@ -115,37 +112,7 @@ describe('systemctl argument building', () => {
       'cat',
     ]);
     for (const argv of argvs) expect(argv[3]).toBe('--user');
-    for (const call of calls)
-      expect(call.options?.timeoutMs).toBeGreaterThan(Number.parseFloat(call.argv[2]!) * 1000);
-  });
-
-  it('wraps forking prefixes in timeout so the whole chain ends on timeout, but not a plain systemctl', () => {
-    const nsenter = { systemctl: ['nsenter', '-t', '42', '-a', 'systemctl'], scope: 'system' as const };
-    expect(wrappedCommand(nsenter, [...nsenter.systemctl, 'is-active', '--', 'a.service'], 1500)).toEqual({
-      file: 'timeout',
-      args: [
-        '--kill-after=5s',
-        '1.5s',
-        'nsenter',
-        '-t',
-        '42',
-        '-a',
-        'systemctl',
-        'is-active',
-        '--',
-        'a.service',
-      ],
-      execTimeoutMs: 11_500,
-      wrapped: true,
-    });
-    expect(
-      wrappedCommand({ systemctl: ['systemctl'], scope: 'system' }, ['systemctl', 'show'], 2000),
-    ).toEqual({
-      file: 'systemctl',
-      args: ['show'],
-      execTimeoutMs: 2000,
-      wrapped: false,
-    });
+    for (const call of calls) expect(call.options?.timeoutMs).toBeGreaterThan(0);
   });
 });
 

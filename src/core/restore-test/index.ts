@@ -8,7 +8,7 @@ import { createRestic, type ResticNode, type ResticSnapshot } from '../../system
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { binaryOf, displayBinary, pathUnder } from '../byte-names.js';
-import { SnapguardError } from '../errors.js';
+import { SnapguardError, hostErrorHints } from '../errors.js';
 import type { RestoreTestEntry } from '../history/schema.js';
 import { parseSnapshotName } from '../naming.js';
 import { ownedSnapshots, requireOwnedSnapshot } from '../snapshots.js';
@@ -122,6 +122,25 @@ const underAny = (path: string, roots: readonly NotCovered[]) =>
  * sample (or everything) into a scratch folder by reading the data, verifies content and
  * metadata, records the result in history and removes the scratch folder in every case.
  */
+/**
+ * Files only root may read are not a broken backup: a test that could not read them as another
+ * user says it needs root instead of recording a FAIL (nothing is written to the history).
+ */
+function refuseWithoutRoot(volumeId: string, failures: readonly RestoreFailure[]): void {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) return;
+  const denied = failures.find(
+    (failure) => failure.check === 'read-error' && /^(EACCES|EPERM)\b/.test(failure.actual),
+  );
+  if (!denied) return;
+  throw new SnapguardError(
+    'NOT_ROOT',
+    `The restore test of ${volumeId} could not read ${denied.path} (${denied.actual.split(':')[0]}) as uid ${uid}; a restore test must read every file, so no result was recorded.`,
+    hostErrorHints.NOT_ROOT,
+    { details: { volume: volumeId, path: denied.path } },
+  );
+}
+
 export async function runRestoreTest(
   deps: Deps,
   input: unknown,
@@ -172,6 +191,7 @@ export async function runRestoreTest(
         rtoEstimateSeconds: null,
       };
     }
+    refuseWithoutRoot(volume.id, outcome.failures);
     const durationSeconds = (performance.now() - started) / 1000;
     const timed = outcome.restoreSeconds > 0 ? outcome.restoreSeconds : durationSeconds;
     const notCovered =
