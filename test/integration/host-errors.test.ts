@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { HistoryStore } from '../../src/core/history/store.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { cliPath, runBuiltCli } from '../helpers/cli.js';
@@ -79,17 +79,31 @@ describe.runIf(enabled)('errors of the host reach the user as what to do, not as
   });
 
   it('a restore test as an ordinary user says it needs root instead of recording a false FAIL', async () => {
-    // The state and history folders are open to nobody so that only the snapshot's files stand in the way.
-    for (const folder of ['context', 'state']) {
-      await mkdir(join(box.dir, folder), { recursive: true });
-      await chmod(join(box.dir, folder), 0o777);
+    // nobody gets state and history folders of its own (private folders of another user are
+    // refused), so that only the snapshot's files stand in the way.
+    const own = { context: join(box.dir, 'nobody-context'), state: join(box.dir, 'nobody-state') };
+    for (const folder of Object.values(own)) {
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+      await chown(folder, 65534, 65534);
     }
+    const nobodyConfig = join(box.dir, 'nobody.yaml');
+    await writeFile(
+      nobodyConfig,
+      stringify({
+        ...parse(await readFile(configFile, 'utf8')),
+        contextDir: own.context,
+        stateDir: own.state,
+      }),
+    );
+    await chmod(nobodyConfig, 0o644);
+    const nobodyHistory = new HistoryStore({ contextDir: own.context });
     const before = (await history.read()).history.restore_tests.length;
-    const text = await asNobody(['restore-test', 'files', '--json', '--config', configFile]);
+    const text = await asNobody(['restore-test', 'files', '--json', '--config', nobodyConfig]);
     expect(text.code, text.stdout + text.stderr).toBe(2);
     expect(JSON.parse(text.stdout)).toMatchObject({
       error: { code: 'NOT_ROOT', message: expect.stringContaining('secret.key') },
     });
+    expect((await nobodyHistory.read()).history.restore_tests).toHaveLength(0);
     expect((await history.read()).history.restore_tests).toHaveLength(before);
     // As root the same test passes: the snapshot is fine.
     const root = await runBuiltCli(['restore-test', 'files', '--json', '--config', configFile]);
