@@ -301,7 +301,8 @@ describe.runIf(runZfs)('a zfs child dataset mounted inside a restored folder (zf
     await writeFile(join(child, 'in-child'), 'child dataset\n');
     await writeFile(join(mountPoint, 'data/notes.txt'), 'v2\n');
     await writeFile(join(mountPoint, 'other.txt'), 'v2\n');
-    const snapshotsBefore = (await exec('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name'])).stdout;
+    const snapshotsBefore = (await exec('zfs', ['list', '-H', '-r', '-t', 'snapshot', '-o', 'name', dataset]))
+      .stdout;
     const error = (await recover(deps, { volume: 'z', snapshot: snap, mode: 'files', paths: ['data'] }).catch(
       (e: unknown) => e,
     )) as SnapguardError;
@@ -311,7 +312,9 @@ describe.runIf(runZfs)('a zfs child dataset mounted inside a restored folder (zf
     expect(error.message).toMatch(/Nothing was changed/);
     expect(await readFile(join(mountPoint, 'data/notes.txt'), 'utf8')).toBe('v2\n');
     expect(await readFile(join(child, 'in-child'), 'utf8')).toBe('child dataset\n');
-    expect((await exec('zfs', ['list', '-H', '-t', 'snapshot', '-o', 'name'])).stdout).toBe(snapshotsBefore);
+    expect((await exec('zfs', ['list', '-H', '-r', '-t', 'snapshot', '-o', 'name', dataset])).stdout).toBe(
+      snapshotsBefore,
+    );
     const other = await recover(deps, { volume: 'z', snapshot: snap, mode: 'files', paths: ['other.txt'] });
     expect(other.status).toBe('recovered');
     expect(await readFile(join(mountPoint, 'other.txt'), 'utf8')).toBe('v1\n');
