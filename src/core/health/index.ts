@@ -1,14 +1,13 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { RawSnapshot } from '../../backends/types.js';
 import { pathUnder } from '../byte-names.js';
-import { createRestic } from '../../system/restic.js';
 import { requireVolume, type Tier, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { HealthSampleEntry, History } from '../history/schema.js';
-import { listExternalCopies } from '../restore-test/external.js';
+import { listAt, snapshotLocations } from '../locations.js';
+import { parseSnapshotName } from '../naming.js';
 import { hashFile, errorCode } from '../restore-test/files.js';
 import { sampleTree } from '../restore-test/sampler.js';
 import { ownedSnapshots } from '../snapshots.js';
@@ -109,31 +108,23 @@ async function externalAge(
   signal?: AbortSignal,
 ): Promise<number | null> {
   let newest: number | null = null;
-  for (const external of volume.external) {
+  for (const location of snapshotLocations(volume)) {
+    if (location.location === 'local') continue;
     try {
-      if (external.kind === 'restic' && external.repository) {
-        const restic = createRestic(deps.exec, {
-          repository: external.repository,
-          passwordFile: external.passwordFile,
-          cacheDir: join(deps.config.stateDir, 'restic-cache'),
+      if (location.dir && !existsSync(location.dir)) {
+        findings.push({
+          severity: 'warning',
+          code: 'EXTERNAL_UNAVAILABLE',
+          volume: volume.id,
+          message: `External copy location ${location.dir} is not reachable (drive not mounted?).`,
+          remedy: 'Mount the backup drive and run the replication, then check again.',
         });
-        const snapshots = (await restic.snapshots(signal)).filter((s) =>
-          s.paths.some((p) => p === volume.path || p.startsWith(`${volume.path}/`)),
-        );
-        for (const s of snapshots) newest = Math.max(newest ?? 0, s.time.getTime());
-      } else if (external.path && (external.kind === volume.backend || external.kind === 'dir')) {
-        if (!existsSync(external.path)) {
-          findings.push({
-            severity: 'warning',
-            code: 'EXTERNAL_UNAVAILABLE',
-            volume: volume.id,
-            message: `External copy location ${external.path} is not reachable (drive not mounted?).`,
-            remedy: 'Mount the backup drive and run the replication, then check again.',
-          });
-          continue;
-        }
-        for (const copy of await listExternalCopies(volume, external.path))
-          newest = Math.max(newest ?? 0, copy.createdAt.getTime());
+        continue;
+      }
+      for (const copy of await listAt(deps, volume, location, signal)) {
+        // Received or copied snapshots count by their owned name; a restic snapshot of the volume's path counts as it is.
+        if (location.kind !== 'restic' && !parseSnapshotName(volume.id, copy.name)) continue;
+        newest = Math.max(newest ?? 0, copy.createdAt.getTime());
       }
     } catch (error) {
       if (error instanceof SnapguardError && error.code === 'CANCELLED') throw error;
@@ -141,7 +132,7 @@ async function externalAge(
         severity: 'warning',
         code: 'EXTERNAL_UNAVAILABLE',
         volume: volume.id,
-        message: `Could not list the external copies (${external.kind} ${external.path ?? external.repository ?? ''}): ${(error as Error).message}`,
+        message: `Could not list the external copies (${location.label}): ${(error as Error).message}`,
         remedy: 'Check that the backup target is reachable and its credentials are configured.',
       });
     }

@@ -26,6 +26,7 @@ import {
   type RestoreFailure,
 } from './files.js';
 import { listExternalCopies } from './external.js';
+import { snapshotCopyLocations, snapshotLocations } from '../locations.js';
 import { censusTree, sampleTree, ReservoirSampler, topLevelGroup, type TreeCensus } from './sampler.js';
 import { RunRestoreTestInput, type RestoreTestResult, type RunRestoreTestResult } from './schemas.js';
 import { redactUrls } from '../../shared/redact.js';
@@ -275,24 +276,22 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
     sourceSnapshot = await pickLocalSnapshot(run);
     referenceRoot = sourceSnapshot.path;
   } else {
-    const external = volume.external.find(
-      (entry) => entry.path && (entry.kind === volume.backend || entry.kind === 'dir'),
-    );
-    if (!external?.path) {
+    const external = snapshotCopyLocations(volume).find((place) => place.dir);
+    if (!external?.dir) {
       throw new SnapguardError(
         'PRECONDITION_FAILED',
         `Volume "${volume.id}" has no external copy of kind ${volume.backend} configured.`,
         `Add volumes.${volume.id}.external: [{ kind: ${volume.backend}, path: /path/to/received/snapshots }].`,
       );
     }
-    const copies = await listExternalCopies(volume, external.path);
+    const copies = await listExternalCopies(volume, external.dir);
     const chosen = request.snapshot ? copies.find((copy) => copy.name === request.snapshot) : copies[0];
     if (!chosen) {
       throw new SnapguardError(
         'SNAPSHOT_NOT_FOUND',
         request.snapshot
-          ? `No external copy named "${request.snapshot}" under ${external.path}.`
-          : `No external copies of volume "${volume.id}" under ${external.path}.`,
+          ? `No external copy named "${request.snapshot}" under ${external.dir}.`
+          : `No external copies of volume "${volume.id}" under ${external.dir}.`,
         'Replicate a snapshot there first (btrfs send | btrfs receive), or test source: local.',
       );
     }
@@ -850,7 +849,7 @@ function resticMtimeUs(node: ResticNode): number {
 /** Restic source: restore the sampled paths (or all) with restic restore, verify against the listing and the live files. */
 async function testRestic(run: VolumeRun): Promise<Outcome> {
   const { deps, volume, request, call } = run;
-  const external = volume.external.find((entry) => entry.kind === 'restic' && entry.repository);
+  const external = snapshotLocations(volume).find((place) => place.kind === 'restic');
   if (!external?.repository) {
     throw new SnapguardError(
       'PRECONDITION_FAILED',
