@@ -103,6 +103,26 @@ async function realDir(dir: string): Promise<string | undefined> {
   }
 }
 
+/** `btrfs device stats` counters that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
+export function parseDeviceStats(text: string): Record<string, number> {
+  const errors: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const match = /^\[(.+)\]\.(\w+)\s+(\d+)\s*$/.exec(line.trim());
+    if (match && Number(match[3]) > 0) errors[`${match[1]} ${match[2]}`] = Number(match[3]);
+  }
+  return errors;
+}
+
+/** Exclusive bytes per subvolume id from `btrfs qgroup show --raw`; empty when quotas are off. */
+export function parseQgroupShow(text: string): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^0\/(\d+)\s+(\d+)\s+(\d+)/.exec(line.trim());
+    if (match) sizes.set(match[1] as string, Number(match[3]));
+  }
+  return sizes;
+}
+
 export function createBtrfsBackend(exec: Exec): SnapshotBackend {
   const btrfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('btrfs', args, { env: btrfsEnv, signal: options.signal, timeoutMs: 300_000 });
@@ -259,6 +279,23 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
 
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
+    },
+
+    async selfCheck(volume: BackendVolume, options: BackendCallOptions = {}) {
+      await exec('btrfs', ['subvolume', 'show', volume.path], {
+        env: btrfsEnv,
+        signal: options.signal,
+        timeoutMs: 15_000,
+      });
+      return {};
+    },
+
+    async exclusiveBytes(volume: BackendVolume, options: BackendCallOptions = {}) {
+      return parseQgroupShow((await btrfs(['qgroup', 'show', '--raw', volume.path], options)).stdout);
+    },
+
+    async deviceErrors(volume: BackendVolume, options: BackendCallOptions = {}) {
+      return parseDeviceStats((await btrfs(['device', 'stats', volume.path], options)).stdout);
     },
 
     async unchangedSince(

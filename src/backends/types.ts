@@ -108,4 +108,16 @@ export interface SnapshotBackend {
    * tell for sure. Optional: a backend without it is treated as "changed".
    */
   unchangedSince?(volume: BackendVolume, raw: RawSnapshot, options?: BackendCallOptions): Promise<boolean>;
+  /**
+   * The storage's own check of a configured volume (doctor): zfs reads the dataset's mountpoint,
+   * btrfs asks whether the path is a subvolume. Throws when the storage cannot read the volume.
+   */
+  selfCheck?(volume: BackendVolume, options?: BackendCallOptions): Promise<{ mountpoint?: string }>;
+  /**
+   * Bytes each snapshot holds exclusively, by snapshot id (btrfs: qgroups). Throws when the storage
+   * does not account them (btrfs quotas off).
+   */
+  exclusiveBytes?(volume: BackendVolume, options?: BackendCallOptions): Promise<Map<string, number>>;
+  /** Device error counters of the volume's pool that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
+  deviceErrors?(volume: BackendVolume, options?: BackendCallOptions): Promise<Record<string, number>>;
 }

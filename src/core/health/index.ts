@@ -8,6 +8,9 @@ import { SnapguardError } from '../errors.js';
 import type { HealthSampleEntry, History } from '../history/schema.js';
 import { listAt, snapshotLocations } from '../locations.js';
 import { parseSnapshotName } from '../naming.js';
+
+/** The btrfs output parsers moved to the btrfs backend; re-exported for the callers that used them here. */
+export { parseDeviceStats, parseQgroupShow } from '../../backends/btrfs.js';
 import { hashFile, errorCode } from '../restore-test/files.js';
 import { sampleTree } from '../restore-test/sampler.js';
 import { ownedSnapshots } from '../snapshots.js';
@@ -53,26 +56,6 @@ function worst(findings: readonly Finding[]): HealthStatus {
 
 function staleThresholds(deps: Deps, tier: Tier): { warn: number; crit: number } | undefined {
   return deps.config.health.staleAfter?.[tier] ?? DEFAULT_STALE_AFTER[tier];
-}
-
-/** `btrfs device stats` counters that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
-export function parseDeviceStats(text: string): Record<string, number> {
-  const errors: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const match = /^\[(.+)\]\.(\w+)\s+(\d+)\s*$/.exec(line.trim());
-    if (match && Number(match[3]) > 0) errors[`${match[1]} ${match[2]}`] = Number(match[3]);
-  }
-  return errors;
-}
-
-/** Exclusive bytes per subvolume id from `btrfs qgroup show --raw`; undefined when quotas are off. */
-export function parseQgroupShow(text: string): Map<string, number> {
-  const sizes = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const match = /^0\/(\d+)\s+(\d+)\s+(\d+)/.exec(line.trim());
-    if (match) sizes.set(match[1] as string, Number(match[3]));
-  }
-  return sizes;
 }
 
 /** Least-squares growth of the usage ratio; days until it reaches `limit`, or null when not growing. */
@@ -296,13 +279,9 @@ async function checkVolume(
       );
     }
   }
-  if (volume.backend === 'btrfs') {
+  if (backend.exclusiveBytes) {
     try {
-      const result = await deps.exec('btrfs', ['qgroup', 'show', '--raw', volume.path], {
-        signal,
-        env: { LC_ALL: 'C' },
-      });
-      const sizes = parseQgroupShow(result.stdout);
+      const sizes = await backend.exclusiveBytes(volume, { signal });
       exclusive = owned.reduce((sum, s) => sum + (s.raw.id ? (sizes.get(s.raw.id) ?? 0) : 0), 0);
       if (usage && usage.totalBytes > 0) share = exclusive / usage.totalBytes;
       if (share !== null && share >= deps.config.health.maxSnapshotShare) {
@@ -322,12 +301,10 @@ async function checkVolume(
         'Enable them with `btrfs quota enable` on the pool if you want snapshot sizes (it costs some write performance).',
       );
     }
+  }
+  if (backend.deviceErrors) {
     try {
-      const stats = await deps.exec('btrfs', ['device', 'stats', volume.path], {
-        signal,
-        env: { LC_ALL: 'C' },
-      });
-      const errors = parseDeviceStats(stats.stdout);
+      const errors = await backend.deviceErrors(volume, { signal });
       const names = Object.entries(errors).map(([name, count]) => `${name}=${count}`);
       if (names.length > 0) {
         add(
