@@ -298,6 +298,49 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return parseDeviceStats((await btrfs(['device', 'stats', volume.path], options)).stdout);
     },
 
+    async sendReceive(
+      snapshot: RawSnapshot,
+      intoDir: string,
+      options: BackendCallOptions & { fifo: string },
+    ) {
+      // Two processes joined by a named pipe: a pipe without a shell. If one fails, the other is stopped.
+      const pair = new AbortController();
+      const stopBoth = () => pair.abort();
+      options.signal?.addEventListener('abort', stopBoth, { once: true });
+      const run = { signal: pair.signal, env: { LC_ALL: 'C' }, timeoutMs: 24 * 3600_000 };
+      // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
+      // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
+      // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
+      // (e.g. blocked opening the FIFO that its partner never opened).
+      let graceTimer: NodeJS.Timeout | undefined;
+      const stopPartnerLater = (error: unknown) => {
+        graceTimer ??= setTimeout(stopBoth, 3000);
+        throw error;
+      };
+      try {
+        const settled = await Promise.allSettled([
+          exec('btrfs', ['send', '-q', '-f', options.fifo, snapshot.path], run).catch(stopPartnerLater),
+          exec('btrfs', ['receive', '-f', options.fifo, intoDir], run).catch(stopPartnerLater),
+        ]);
+        clearTimeout(graceTimer);
+        options.signal?.throwIfAborted();
+        // Report the command that failed first, not the one stopped because of it.
+        const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+        const cause =
+          errors.find(
+            (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
+          ) ?? errors[0];
+        if (cause !== undefined) throw cause;
+      } finally {
+        options.signal?.removeEventListener('abort', stopBoth);
+      }
+    },
+
+    async deleteReceived(path: string) {
+      // A received subvolume is read-only: rm cannot remove it, btrfs can.
+      await exec('btrfs', ['subvolume', 'delete', path]).catch(() => undefined);
+    },
+
     async unchangedSince(
       volume: BackendVolume,
       raw: RawSnapshot,

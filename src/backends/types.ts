@@ -120,4 +120,16 @@ export interface SnapshotBackend {
   exclusiveBytes?(volume: BackendVolume, options?: BackendCallOptions): Promise<Map<string, number>>;
   /** Device error counters of the volume's pool that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
   deviceErrors?(volume: BackendVolume, options?: BackendCallOptions): Promise<Record<string, number>>;
+  /**
+   * Full restore drill: streams a snapshot into `intoDir` (btrfs send | receive through the named
+   * pipe `fifo`, which the caller made). A broken stream rejects with the error of the side that
+   * failed first, not the one stopped because of it.
+   */
+  sendReceive?(
+    snapshot: RawSnapshot,
+    intoDir: string,
+    options: BackendCallOptions & { fifo: string },
+  ): Promise<void>;
+  /** Deletes a copy made by sendReceive (a read-only received subvolume); never throws. */
+  deleteReceived?(path: string, options?: BackendCallOptions): Promise<void>;
 }
