@@ -3,6 +3,7 @@ import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { mountOf, readMounts } from '../system/mounts.js';
+import { pipeCommands } from '../system/pipe.js';
 import type {
   BackendCallOptions,
   BackendVolume,
@@ -334,6 +335,26 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       } finally {
         options.signal?.removeEventListener('abort', stopBoth);
       }
+    },
+
+    async replicateTo(
+      snapshot: RawSnapshot,
+      targetDir: string,
+      options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
+    ) {
+      const send: [string, ...string[]] = options.parent
+        ? ['btrfs', 'send', '-q', '-p', options.parent.path, snapshot.path]
+        : ['btrfs', 'send', '-q', snapshot.path];
+      await pipeCommands(send, ['btrfs', 'receive', targetDir], {
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+      });
+    },
+
+    async receivedUuidOf(path: string, options: BackendCallOptions = {}) {
+      const shown = await exec('btrfs', ['subvolume', 'show', path], { signal: options.signal });
+      const match = /^\s*Received UUID:\s*(\S+)/m.exec(shown.stdout);
+      return match && match[1] !== '-' ? match[1] : undefined;
     },
 
     async deleteReceived(path: string) {

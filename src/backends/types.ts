@@ -132,4 +132,15 @@ export interface SnapshotBackend {
   ): Promise<void>;
   /** Deletes a copy made by sendReceive (a read-only received subvolume); never throws. */
   deleteReceived?(path: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * Replication: sends `snapshot` into the folder `targetDir` on another filesystem (incremental
+   * from `parent` when the target has it), as one pipe without a shell.
+   */
+  replicateTo?(
+    snapshot: RawSnapshot,
+    targetDir: string,
+    options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
+  ): Promise<void>;
+  /** The received UUID of the copy at `path` (undefined when it was not received). */
+  receivedUuidOf?(path: string, options?: BackendCallOptions): Promise<string | undefined>;
 }
