@@ -3,6 +3,7 @@ import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { mountOf, readMounts } from '../system/mounts.js';
+import { pipeCommands } from '../system/pipe.js';
 import type {
   BackendCallOptions,
   BackendVolume,
@@ -101,6 +102,26 @@ async function realDir(dir: string): Promise<string | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+/** `btrfs device stats` counters that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
+export function parseDeviceStats(text: string): Record<string, number> {
+  const errors: Record<string, number> = {};
+  for (const line of text.split('\n')) {
+    const match = /^\[(.+)\]\.(\w+)\s+(\d+)\s*$/.exec(line.trim());
+    if (match && Number(match[3]) > 0) errors[`${match[1]} ${match[2]}`] = Number(match[3]);
+  }
+  return errors;
+}
+
+/** Exclusive bytes per subvolume id from `btrfs qgroup show --raw`; empty when quotas are off. */
+export function parseQgroupShow(text: string): Map<string, number> {
+  const sizes = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^0\/(\d+)\s+(\d+)\s+(\d+)/.exec(line.trim());
+    if (match) sizes.set(match[1] as string, Number(match[3]));
+  }
+  return sizes;
 }
 
 export function createBtrfsBackend(exec: Exec): SnapshotBackend {
@@ -259,6 +280,86 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
 
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
+    },
+
+    async selfCheck(volume: BackendVolume, options: BackendCallOptions = {}) {
+      await exec('btrfs', ['subvolume', 'show', volume.path], {
+        env: btrfsEnv,
+        signal: options.signal,
+        timeoutMs: 15_000,
+      });
+      return {};
+    },
+
+    async exclusiveBytes(volume: BackendVolume, options: BackendCallOptions = {}) {
+      return parseQgroupShow((await btrfs(['qgroup', 'show', '--raw', volume.path], options)).stdout);
+    },
+
+    async deviceErrors(volume: BackendVolume, options: BackendCallOptions = {}) {
+      return parseDeviceStats((await btrfs(['device', 'stats', volume.path], options)).stdout);
+    },
+
+    async sendReceive(
+      snapshot: RawSnapshot,
+      intoDir: string,
+      options: BackendCallOptions & { fifo: string },
+    ) {
+      // Two processes joined by a named pipe: a pipe without a shell. If one fails, the other is stopped.
+      const pair = new AbortController();
+      const stopBoth = () => pair.abort();
+      options.signal?.addEventListener('abort', stopBoth, { once: true });
+      const run = { signal: pair.signal, env: { LC_ALL: 'C' }, timeoutMs: 24 * 3600_000 };
+      // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
+      // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
+      // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
+      // (e.g. blocked opening the FIFO that its partner never opened).
+      let graceTimer: NodeJS.Timeout | undefined;
+      const stopPartnerLater = (error: unknown) => {
+        graceTimer ??= setTimeout(stopBoth, 3000);
+        throw error;
+      };
+      try {
+        const settled = await Promise.allSettled([
+          exec('btrfs', ['send', '-q', '-f', options.fifo, snapshot.path], run).catch(stopPartnerLater),
+          exec('btrfs', ['receive', '-f', options.fifo, intoDir], run).catch(stopPartnerLater),
+        ]);
+        clearTimeout(graceTimer);
+        options.signal?.throwIfAborted();
+        // Report the command that failed first, not the one stopped because of it.
+        const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+        const cause =
+          errors.find(
+            (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
+          ) ?? errors[0];
+        if (cause !== undefined) throw cause;
+      } finally {
+        options.signal?.removeEventListener('abort', stopBoth);
+      }
+    },
+
+    async replicateTo(
+      snapshot: RawSnapshot,
+      targetDir: string,
+      options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
+    ) {
+      const send: [string, ...string[]] = options.parent
+        ? ['btrfs', 'send', '-q', '-p', options.parent.path, snapshot.path]
+        : ['btrfs', 'send', '-q', snapshot.path];
+      await pipeCommands(send, ['btrfs', 'receive', targetDir], {
+        timeoutMs: options.timeoutMs,
+        signal: options.signal,
+      });
+    },
+
+    async receivedUuidOf(path: string, options: BackendCallOptions = {}) {
+      const shown = await exec('btrfs', ['subvolume', 'show', path], { signal: options.signal });
+      const match = /^\s*Received UUID:\s*(\S+)/m.exec(shown.stdout);
+      return match && match[1] !== '-' ? match[1] : undefined;
+    },
+
+    async deleteReceived(path: string) {
+      // A received subvolume is read-only: rm cannot remove it, btrfs can.
+      await exec('btrfs', ['subvolume', 'delete', path]).catch(() => undefined);
     },
 
     async unchangedSince(

@@ -108,4 +108,39 @@ export interface SnapshotBackend {
    * tell for sure. Optional: a backend without it is treated as "changed".
    */
   unchangedSince?(volume: BackendVolume, raw: RawSnapshot, options?: BackendCallOptions): Promise<boolean>;
+  /**
+   * The storage's own check of a configured volume (doctor): zfs reads the dataset's mountpoint,
+   * btrfs asks whether the path is a subvolume. Throws when the storage cannot read the volume.
+   */
+  selfCheck?(volume: BackendVolume, options?: BackendCallOptions): Promise<{ mountpoint?: string }>;
+  /**
+   * Bytes each snapshot holds exclusively, by snapshot id (btrfs: qgroups). Throws when the storage
+   * does not account them (btrfs quotas off).
+   */
+  exclusiveBytes?(volume: BackendVolume, options?: BackendCallOptions): Promise<Map<string, number>>;
+  /** Device error counters of the volume's pool that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
+  deviceErrors?(volume: BackendVolume, options?: BackendCallOptions): Promise<Record<string, number>>;
+  /**
+   * Full restore drill: streams a snapshot into `intoDir` (btrfs send | receive through the named
+   * pipe `fifo`, which the caller made). A broken stream rejects with the error of the side that
+   * failed first, not the one stopped because of it.
+   */
+  sendReceive?(
+    snapshot: RawSnapshot,
+    intoDir: string,
+    options: BackendCallOptions & { fifo: string },
+  ): Promise<void>;
+  /** Deletes a copy made by sendReceive (a read-only received subvolume); never throws. */
+  deleteReceived?(path: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * Replication: sends `snapshot` into the folder `targetDir` on another filesystem (incremental
+   * from `parent` when the target has it), as one pipe without a shell.
+   */
+  replicateTo?(
+    snapshot: RawSnapshot,
+    targetDir: string,
+    options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
+  ): Promise<void>;
+  /** The received UUID of the copy at `path` (undefined when it was not received). */
+  receivedUuidOf?(path: string, options?: BackendCallOptions): Promise<string | undefined>;
 }

@@ -476,6 +476,15 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
       return result.exitCode === 0 && result.stdout.trim() === '0';
     },
 
+    async selfCheck(volume, options = {}) {
+      const result = await exec('zfs', ['get', '-H', '-o', 'value', 'mountpoint', requireDataset(volume)], {
+        env: zfsEnv,
+        signal: options.signal,
+        timeoutMs: 15_000,
+      });
+      return { mountpoint: result.stdout.trim() };
+    },
+
     async poolUsage(volume, options = {}): Promise<PoolUsage> {
       const pool = requireDataset(volume).split('/')[0] as string;
       // used/available of the pool's root dataset: what datasets can still write, after reservations.

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createExec, type Exec } from '../system/exec.js';
-import { createLoopBtrfs, type LoopBtrfs } from '../system/loop.js';
+import { canUseLoopBtrfs, createLoopBtrfs, type LoopBtrfs } from '../system/loop.js';
 import { buildConfig } from './config.js';
 import { createDeps, type Deps } from './deps.js';
 import type { History } from './history/schema.js';
@@ -37,14 +37,7 @@ export interface DemoResult {
 }
 
 export async function canUseBtrfs(exec: Exec): Promise<{ ok: boolean; reason: string }> {
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'not running as root (loop mounts need root)' };
-  try {
-    await exec('btrfs', ['--version'], { timeoutMs: 10_000 });
-    await exec('mkfs.btrfs', ['--version'], { timeoutMs: 10_000 });
-    return { ok: true, reason: 'root with btrfs-progs' };
-  } catch {
-    return { ok: false, reason: 'btrfs-progs is not installed' };
-  }
+  return canUseLoopBtrfs(exec);
 }
 
 const sampleFiles: Record<string, string> = {
@@ -80,7 +73,7 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     if (backend === 'btrfs') {
       loop = await createLoopBtrfs(exec, sandbox, 256 * 1024 * 1024);
       poolDir = loop.mountPoint;
-      await exec('btrfs', ['subvolume', 'create', join(poolDir, 'containers')]);
+      await loop.subvolume('containers');
     } else {
       poolDir = join(sandbox, 'pool');
       await mkdir(join(poolDir, 'containers'), { recursive: true });
@@ -109,7 +102,7 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     // Another tool's snapshot in the same folder: listed as foreign, never touched.
     const foreign = join(config.volumes.containers!.snapshotDir, 'containers.20261120T0200');
     await mkdir(config.volumes.containers!.snapshotDir, { recursive: true });
-    if (backend === 'btrfs') await exec('btrfs', ['subvolume', 'snapshot', '-r', volumePath, foreign]);
+    if (loop) await loop.readOnlySnapshot(volumePath, foreign);
     else await exec('cp', ['-a', volumePath, foreign]);
 
     const created = await createSnapshots(deps, {

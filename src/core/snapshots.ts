@@ -26,6 +26,7 @@ import {
   type ListSnapshotsResult,
   type Snapshot,
 } from './schemas.js';
+import { listAt, snapshotLocations } from './locations.js';
 import { tryParseDuration, formatDuration, formatBytes } from './units.js';
 import { parseInput } from './validate.js';
 import { lockVolumes } from './volume-locks.js';
@@ -583,22 +584,13 @@ export async function listSnapshots(
   const replacedBy = recoveriesBySafetyBackup(history);
   const found: ListedSnapshot[] = [];
   for (const volume of volumes) {
-    const backend = deps.backendFor(volume);
-    const sources: { location: 'local' | 'external'; dir?: string; dataset?: string }[] = [];
-    if (request.location !== 'external') sources.push({ location: 'local' });
-    if (request.location !== 'local') {
-      for (const external of volume.external)
-        if (volume.backend === 'zfs' && external.kind === 'zfs' && external.dataset)
-          sources.push({ location: 'external', dataset: external.dataset });
-        else if (external.path && (external.kind === volume.backend || external.kind === 'dir'))
-          sources.push({ location: 'external', dir: external.path });
-    }
+    const sources = snapshotLocations(volume).filter(
+      (source) =>
+        source.kind !== 'restic' &&
+        (source.location === 'local' ? request.location !== 'external' : request.location !== 'local'),
+    );
     for (const source of sources) {
-      const raws = await (source.dir
-        ? backend.list(volume, { dir: source.dir, signal: call.signal })
-        : source.dataset
-          ? backend.list(volume, { dataset: source.dataset, signal: call.signal })
-          : backend.list(volume, { signal: call.signal }));
+      const raws = await listAt(deps, volume, source, call.signal);
       for (const raw of raws) {
         // External copies (received, or plain copies in a dir folder) are owned by their name.
         const parsed =

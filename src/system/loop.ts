@@ -5,8 +5,24 @@ import type { Exec } from './exec.js';
 export interface LoopBtrfs {
   image: string;
   mountPoint: string;
+  /** Creates the subvolume `name` at the top of the filesystem and returns its path. */
+  subvolume(name: string): Promise<string>;
+  /** A read-only snapshot of `source` at `target` (both on this filesystem). */
+  readOnlySnapshot(source: string, target: string): Promise<void>;
   /** Unmounts (the loop device detaches itself: autoclear) and removes the image. Safe to call twice. */
   cleanup(): Promise<void>;
+}
+
+/** Whether a loop-mounted btrfs image can be made here: root, with btrfs-progs installed. */
+export async function canUseLoopBtrfs(exec: Exec): Promise<{ ok: boolean; reason: string }> {
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'not running as root (loop mounts need root)' };
+  try {
+    await exec('btrfs', ['--version'], { timeoutMs: 10_000 });
+    await exec('mkfs.btrfs', ['--version'], { timeoutMs: 10_000 });
+    return { ok: true, reason: 'root with btrfs-progs' };
+  } catch {
+    return { ok: false, reason: 'btrfs-progs is not installed' };
+  }
 }
 
 /** A btrfs filesystem in a sparse image file, loop-mounted under `dir`. Needs root. */
@@ -26,6 +42,14 @@ export async function createLoopBtrfs(
   return {
     image,
     mountPoint,
+    async subvolume(subvolumeName: string) {
+      const path = join(mountPoint, subvolumeName);
+      await exec('btrfs', ['subvolume', 'create', path]);
+      return path;
+    },
+    async readOnlySnapshot(source: string, target: string) {
+      await exec('btrfs', ['subvolume', 'snapshot', '-r', source, target]);
+    },
     async cleanup() {
       if (mounted) {
         // A lazy unmount as the fallback: a test that failed may still hold a file open.

@@ -189,10 +189,7 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
   const bad = (message: string, fix: string): DoctorCheck => ({ id, status: 'critical', message, fix });
   if (volume.backend === 'zfs') {
     try {
-      const { stdout } = await deps.exec('zfs', ['get', '-H', '-o', 'value', 'mountpoint', volume.dataset!], {
-        timeoutMs: 15_000,
-      });
-      const mountpoint = stdout.trim();
+      const mountpoint = (await deps.backendFor(volume).selfCheck?.(volume))?.mountpoint ?? '';
       if (mountpoint !== volume.path && mountpoint !== 'legacy') {
         // Without a configured path snapguard assumes /<dataset>; say so instead of failing.
         if (volume.path === `/${volume.dataset}`) {
@@ -241,7 +238,7 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
       );
     }
     try {
-      await deps.exec('btrfs', ['subvolume', 'show', volume.path], { timeoutMs: 15_000 });
+      await deps.backendFor(volume).selfCheck?.(volume);
     } catch (error) {
       const failure = toSnapguardError(error);
       return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hint);

@@ -1,14 +1,16 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { RawSnapshot } from '../../backends/types.js';
 import { pathUnder } from '../byte-names.js';
-import { createRestic } from '../../system/restic.js';
 import { requireVolume, type Tier, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { HealthSampleEntry, History } from '../history/schema.js';
-import { listExternalCopies } from '../restore-test/external.js';
+import { listAt, snapshotLocations } from '../locations.js';
+import { parseSnapshotName } from '../naming.js';
+
+/** The btrfs output parsers moved to the btrfs backend; re-exported for the callers that used them here. */
+export { parseDeviceStats, parseQgroupShow } from '../../backends/btrfs.js';
 import { hashFile, errorCode } from '../restore-test/files.js';
 import { sampleTree } from '../restore-test/sampler.js';
 import { ownedSnapshots } from '../snapshots.js';
@@ -56,26 +58,6 @@ function staleThresholds(deps: Deps, tier: Tier): { warn: number; crit: number }
   return deps.config.health.staleAfter?.[tier] ?? DEFAULT_STALE_AFTER[tier];
 }
 
-/** `btrfs device stats` counters that are not zero, e.g. { "/dev/loop3 corruption_errs": 2 }. */
-export function parseDeviceStats(text: string): Record<string, number> {
-  const errors: Record<string, number> = {};
-  for (const line of text.split('\n')) {
-    const match = /^\[(.+)\]\.(\w+)\s+(\d+)\s*$/.exec(line.trim());
-    if (match && Number(match[3]) > 0) errors[`${match[1]} ${match[2]}`] = Number(match[3]);
-  }
-  return errors;
-}
-
-/** Exclusive bytes per subvolume id from `btrfs qgroup show --raw`; undefined when quotas are off. */
-export function parseQgroupShow(text: string): Map<string, number> {
-  const sizes = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const match = /^0\/(\d+)\s+(\d+)\s+(\d+)/.exec(line.trim());
-    if (match) sizes.set(match[1] as string, Number(match[3]));
-  }
-  return sizes;
-}
-
 /** Least-squares growth of the usage ratio; days until it reaches `limit`, or null when not growing. */
 export function forecastDays(
   samples: readonly { time: number; ratio: number }[],
@@ -109,31 +91,23 @@ async function externalAge(
   signal?: AbortSignal,
 ): Promise<number | null> {
   let newest: number | null = null;
-  for (const external of volume.external) {
+  for (const location of snapshotLocations(volume)) {
+    if (location.location === 'local') continue;
     try {
-      if (external.kind === 'restic' && external.repository) {
-        const restic = createRestic(deps.exec, {
-          repository: external.repository,
-          passwordFile: external.passwordFile,
-          cacheDir: join(deps.config.stateDir, 'restic-cache'),
+      if (location.dir && !existsSync(location.dir)) {
+        findings.push({
+          severity: 'warning',
+          code: 'EXTERNAL_UNAVAILABLE',
+          volume: volume.id,
+          message: `External copy location ${location.dir} is not reachable (drive not mounted?).`,
+          remedy: 'Mount the backup drive and run the replication, then check again.',
         });
-        const snapshots = (await restic.snapshots(signal)).filter((s) =>
-          s.paths.some((p) => p === volume.path || p.startsWith(`${volume.path}/`)),
-        );
-        for (const s of snapshots) newest = Math.max(newest ?? 0, s.time.getTime());
-      } else if (external.path && (external.kind === volume.backend || external.kind === 'dir')) {
-        if (!existsSync(external.path)) {
-          findings.push({
-            severity: 'warning',
-            code: 'EXTERNAL_UNAVAILABLE',
-            volume: volume.id,
-            message: `External copy location ${external.path} is not reachable (drive not mounted?).`,
-            remedy: 'Mount the backup drive and run the replication, then check again.',
-          });
-          continue;
-        }
-        for (const copy of await listExternalCopies(volume, external.path))
-          newest = Math.max(newest ?? 0, copy.createdAt.getTime());
+        continue;
+      }
+      for (const copy of await listAt(deps, volume, location, signal)) {
+        // Received or copied snapshots count by their owned name; a restic snapshot of the volume's path counts as it is.
+        if (location.kind !== 'restic' && !parseSnapshotName(volume.id, copy.name)) continue;
+        newest = Math.max(newest ?? 0, copy.createdAt.getTime());
       }
     } catch (error) {
       if (error instanceof SnapguardError && error.code === 'CANCELLED') throw error;
@@ -141,7 +115,7 @@ async function externalAge(
         severity: 'warning',
         code: 'EXTERNAL_UNAVAILABLE',
         volume: volume.id,
-        message: `Could not list the external copies (${external.kind} ${external.path ?? external.repository ?? ''}): ${(error as Error).message}`,
+        message: `Could not list the external copies (${location.label}): ${(error as Error).message}`,
         remedy: 'Check that the backup target is reachable and its credentials are configured.',
       });
     }
@@ -305,13 +279,9 @@ async function checkVolume(
       );
     }
   }
-  if (volume.backend === 'btrfs') {
+  if (backend.exclusiveBytes) {
     try {
-      const result = await deps.exec('btrfs', ['qgroup', 'show', '--raw', volume.path], {
-        signal,
-        env: { LC_ALL: 'C' },
-      });
-      const sizes = parseQgroupShow(result.stdout);
+      const sizes = await backend.exclusiveBytes(volume, { signal });
       exclusive = owned.reduce((sum, s) => sum + (s.raw.id ? (sizes.get(s.raw.id) ?? 0) : 0), 0);
       if (usage && usage.totalBytes > 0) share = exclusive / usage.totalBytes;
       if (share !== null && share >= deps.config.health.maxSnapshotShare) {
@@ -331,12 +301,10 @@ async function checkVolume(
         'Enable them with `btrfs quota enable` on the pool if you want snapshot sizes (it costs some write performance).',
       );
     }
+  }
+  if (backend.deviceErrors) {
     try {
-      const stats = await deps.exec('btrfs', ['device', 'stats', volume.path], {
-        signal,
-        env: { LC_ALL: 'C' },
-      });
-      const errors = parseDeviceStats(stats.stdout);
+      const errors = await backend.deviceErrors(volume, { signal });
       const names = Object.entries(errors).map(([name, count]) => `${name}=${count}`);
       if (names.length > 0) {
         add(

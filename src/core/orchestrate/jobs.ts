@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeCommands } from '../../system/pipe.js';
 import type { Deps } from '../deps.js';
 import { isSnapguardError, SnapguardError, toSnapguardError } from '../errors.js';
 import type { SnapshotEntry } from '../history/schema.js';
@@ -394,17 +393,13 @@ async function runSnapshot(
     : { result: 'failed', started: true, detail: `${how}, but ${made.path} does not exist` };
 }
 
-function receivedUuid(showOutput: string): string | undefined {
-  const match = /^\s*Received UUID:\s*(\S+)/m.exec(showOutput);
-  return match && match[1] !== '-' ? match[1] : undefined;
-}
-
 async function runReplicate(
   job: Extract<PlannedJob, { kind: 'replicate' }>,
   ctx: JobContext,
 ): Promise<Outcome> {
   const { deps } = ctx;
   const volume = job.volume;
+  const backend = deps.backendFor(volume);
   const release = await lockVolumes(deps, [volume.id], `orchestrate replicate ${volume.id}`, ctx.signal);
   try {
     const local = await ownedSnapshots(deps, volume, ctx.signal);
@@ -416,6 +411,14 @@ async function runReplicate(
         detail: `${volume.id} has no snapguard snapshot to replicate; run a snapshot stage first`,
       };
     // Read the folder itself: `btrfs subvolume list -s` leaves out snapshots received in full.
+    if (!backend.replicateTo || !backend.receivedUuidOf)
+      return {
+        result: 'failed',
+        started: false,
+        detail: `${volume.id} uses the ${volume.backend} backend, which cannot replicate`,
+      };
+    const receivedUuidOf = (path: string) => backend.receivedUuidOf!(path, { signal: ctx.signal });
+    const replicateTo = backend.replicateTo.bind(backend);
     const onTarget = new Set(
       (await readdir(job.target, { withFileTypes: true }))
         .filter((entry) => entry.isDirectory() && parseSnapshotName(volume.id, entry.name))
@@ -423,8 +426,7 @@ async function runReplicate(
     );
     const targetPath = join(job.target, newest.raw.name);
     if (onTarget.has(newest.raw.name)) {
-      const shown = await deps.exec('btrfs', ['subvolume', 'show', targetPath], { signal: ctx.signal });
-      return receivedUuid(shown.stdout)
+      return (await receivedUuidOf(targetPath))
         ? {
             result: 'verified',
             started: false,
@@ -434,15 +436,12 @@ async function runReplicate(
         : { result: 'failed', started: false, detail: `${targetPath} exists but is not a received snapshot` };
     }
     const parent = local.slice(1).find((s) => onTarget.has(s.raw.name));
-    const send: [string, ...string[]] = parent
-      ? ['btrfs', 'send', '-q', '-p', parent.raw.path, newest.raw.path]
-      : ['btrfs', 'send', '-q', newest.raw.path];
-    await pipeCommands(send, ['btrfs', 'receive', job.target], {
+    await replicateTo(newest.raw, job.target, {
+      parent: parent?.raw,
       timeoutMs: job.timeoutSeconds * 1000,
       signal: ctx.signal,
     });
-    const shown = await deps.exec('btrfs', ['subvolume', 'show', targetPath], { signal: ctx.signal });
-    const uuid = receivedUuid(shown.stdout);
+    const uuid = await receivedUuidOf(targetPath);
     const how = parent ? `incremental from ${parent.raw.name}` : 'full (no common parent on the target)';
     if (!uuid)
       return {

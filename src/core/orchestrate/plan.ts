@@ -2,6 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Config, VolumeConfig } from '../config.js';
 import { requireVolume } from '../config.js';
 import { SnapguardError } from '../errors.js';
+import { snapshotCopyLocations } from '../locations.js';
 import type { CommandJobConfig, JobConfig, StageConfig, SystemdJobConfig, VerifySpec } from './schema.js';
 import type { SystemdFactory, SystemdPort } from './systemd-port.js';
 import { redactUrls } from '../../shared/redact.js';
@@ -232,7 +233,7 @@ export async function planStages(
           ? job.volumes.map((id) => requireVolume(config, id))
           : Object.values(config.volumes).filter((v) => v.external.some((e) => e.kind === 'btrfs' && e.path));
         for (const volume of volumes) {
-          const target = volume.external.find((e) => e.kind === 'btrfs' && e.path)?.path;
+          const target = snapshotCopyLocations(volume).find((place) => place.kind === 'btrfs')?.dir;
           if (volume.backend !== 'btrfs' || !target)
             throw new SnapguardError(
               'CONFIG_INVALID',

@@ -2,7 +2,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { lstat, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import type { RawSnapshot } from '../../backends/types.js';
+import type { RawSnapshot, SnapshotBackend } from '../../backends/types.js';
 import { mountOf, mountsBelow, readMounts } from '../../system/mounts.js';
 import { createRestic, type ResticNode, type ResticSnapshot } from '../../system/restic.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
@@ -26,6 +26,7 @@ import {
   type RestoreFailure,
 } from './files.js';
 import { listExternalCopies } from './external.js';
+import { snapshotCopyLocations, snapshotLocations } from '../locations.js';
 import { censusTree, sampleTree, ReservoirSampler, topLevelGroup, type TreeCensus } from './sampler.js';
 import { RunRestoreTestInput, type RestoreTestResult, type RunRestoreTestResult } from './schemas.js';
 import { redactUrls } from '../../shared/redact.js';
@@ -295,24 +296,22 @@ async function testVolume(run: VolumeRun): Promise<Outcome> {
     sourceSnapshot = await pickLocalSnapshot(run);
     referenceRoot = sourceSnapshot.path;
   } else {
-    const external = volume.external.find(
-      (entry) => entry.path && (entry.kind === volume.backend || entry.kind === 'dir'),
-    );
-    if (!external?.path) {
+    const external = snapshotCopyLocations(volume).find((place) => place.dir);
+    if (!external?.dir) {
       throw new SnapguardError(
         'PRECONDITION_FAILED',
         `Volume "${volume.id}" has no external copy of kind ${volume.backend} configured.`,
         `Add volumes.${volume.id}.external: [{ kind: ${volume.backend}, path: /path/to/received/snapshots }].`,
       );
     }
-    const copies = await listExternalCopies(volume, external.path);
+    const copies = await listExternalCopies(volume, external.dir);
     const chosen = request.snapshot ? copies.find((copy) => copy.name === request.snapshot) : copies[0];
     if (!chosen) {
       throw new SnapguardError(
         'SNAPSHOT_NOT_FOUND',
         request.snapshot
-          ? `No external copy named "${request.snapshot}" under ${external.path}.`
-          : `No external copies of volume "${volume.id}" under ${external.path}.`,
+          ? `No external copy named "${request.snapshot}" under ${external.dir}.`
+          : `No external copies of volume "${volume.id}" under ${external.dir}.`,
         'Replicate a snapshot there first (btrfs send | btrfs receive), or test source: local.',
       );
     }
@@ -736,7 +735,9 @@ async function liveBytes(volume: VolumeConfig, signal?: AbortSignal): Promise<nu
 /** Full drill: btrfs send | btrfs receive into scratch on the pool, then verify the whole tree. */
 async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: string): Promise<Outcome> {
   const { deps, volume, call } = run;
-  if (volume.backend !== 'btrfs') {
+  const backend = deps.backendFor(volume);
+  const sendReceive = backend.sendReceive?.bind(backend);
+  if (!sendReceive) {
     throw new SnapguardError(
       'NOT_SUPPORTED',
       `Full restore drills need btrfs send/receive; volume "${volume.id}" uses the ${volume.backend} backend.`,
@@ -753,58 +754,30 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
     await deps.exec('mkdir', [receiveDir]);
     call.onProgress?.({ progress: 0, message: `${volume.id}: btrfs send | receive of ${snapshot.name}` });
     const started = performance.now();
-    // Two processes joined by a named pipe: a pipe without a shell. If one fails, the other is stopped.
-    const pair = new AbortController();
-    const stopBoth = () => pair.abort();
-    call.signal?.addEventListener('abort', stopBoth, { once: true });
-    const env = { LC_ALL: 'C' };
-    const options = { signal: pair.signal, env, timeoutMs: 24 * 3600_000 };
-    // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
-    // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
-    // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
-    // (e.g. blocked opening the FIFO that its partner never opened).
-    let graceTimer: NodeJS.Timeout | undefined;
-    const stopPartnerLater = (error: unknown) => {
-      graceTimer ??= setTimeout(stopBoth, 3000);
-      throw error;
-    };
     try {
-      const settled = await Promise.allSettled([
-        deps.exec('btrfs', ['send', '-q', '-f', fifo, snapshot.path], options).catch(stopPartnerLater),
-        deps.exec('btrfs', ['receive', '-f', fifo, receiveDir], options).catch(stopPartnerLater),
-      ]);
-      clearTimeout(graceTimer);
+      await sendReceive(snapshot, receiveDir, { signal: call.signal, fifo });
+    } catch (cause) {
       call.signal?.throwIfAborted();
-      // Report the command that failed first, not the one stopped because of it.
-      const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-      const cause =
-        errors.find(
-          (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
-        ) ?? errors[0];
-      if (cause) {
-        // A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure.
-        const message = cause instanceof Error ? cause.message : String(cause);
-        return {
-          snapshot: snapshot.name,
-          checkedPaths: [],
-          population: 0,
-          filesChecked: 0,
-          bytesRestored: 0,
-          restoreSeconds: (performance.now() - started) / 1000,
-          failures: [
-            {
-              path: '.',
-              check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
-              expected: 'btrfs send | receive completes',
-              actual: message,
-            },
-          ],
-          drift: [],
-          rtoEstimateSeconds: null,
-        };
-      }
-    } finally {
-      call.signal?.removeEventListener('abort', stopBoth);
+      // A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure.
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return {
+        snapshot: snapshot.name,
+        checkedPaths: [],
+        population: 0,
+        filesChecked: 0,
+        bytesRestored: 0,
+        restoreSeconds: (performance.now() - started) / 1000,
+        failures: [
+          {
+            path: '.',
+            check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
+            expected: 'btrfs send | receive completes',
+            actual: message,
+          },
+        ],
+        drift: [],
+        rtoEstimateSeconds: null,
+      };
     }
     call.signal?.throwIfAborted();
     const restoreSeconds = (performance.now() - started) / 1000;
@@ -840,17 +813,20 @@ async function fullBtrfs(run: VolumeRun, snapshot: RawSnapshot, referenceRoot: s
       placeholders: expected.placeholders,
     };
   } finally {
-    await removeScratch(deps, scratch, received);
+    await removeScratch(deps, backend, scratch, received);
   }
 }
 
-async function removeScratch(deps: Deps, scratch: string, received: string): Promise<void> {
+async function removeScratch(
+  deps: Deps,
+  backend: SnapshotBackend,
+  scratch: string,
+  received: string,
+): Promise<void> {
   try {
     const info = await stat(received);
-    if (info.isDirectory() && info.ino === 256) {
-      // A received subvolume is read-only: rm cannot remove it, btrfs can.
-      await deps.exec('btrfs', ['subvolume', 'delete', received]).catch(() => undefined);
-    }
+    // The root of a received btrfs subvolume is inode 256.
+    if (info.isDirectory() && info.ino === 256) await backend.deleteReceived?.(received);
   } catch {
     // not received (yet): nothing to delete
   }
@@ -870,7 +846,7 @@ function resticMtimeUs(node: ResticNode): number {
 /** Restic source: restore the sampled paths (or all) with restic restore, verify against the listing and the live files. */
 async function testRestic(run: VolumeRun): Promise<Outcome> {
   const { deps, volume, request, call } = run;
-  const external = volume.external.find((entry) => entry.kind === 'restic' && entry.repository);
+  const external = snapshotLocations(volume).find((place) => place.kind === 'restic');
   if (!external?.repository) {
     throw new SnapguardError(
       'PRECONDITION_FAILED',

@@ -9,6 +9,7 @@ import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { PruneEntry } from '../history/schema.js';
+import { listAt, localLocation, snapshotCopyLocations, volumeAt } from '../locations.js';
 import { parseSnapshotName } from '../naming.js';
 import { VolumeIdSchema } from '../schemas.js';
 import { isOwned, lockVolumes, type CallContext } from '../snapshots.js';
@@ -175,23 +176,21 @@ async function collectTargets(
         backend,
         location: 'local',
         policy: policyFor(deps, volume, 'local'),
-        raws: await backend.list(volume, { signal }),
+        raws: await listAt(deps, volume, localLocation(volume), signal),
       });
     }
     if (location !== 'local') {
-      for (const external of volume.external) {
-        if (!external.path || (external.kind !== volume.backend && external.kind !== 'dir')) continue;
-        const view: VolumeConfig = {
-          ...volume,
-          backend: external.kind as VolumeConfig['backend'],
-          snapshotDir: external.path,
-        };
+      // Prune deletes through the backend of the location's kind; only btrfs and dir folders of
+      // copies are pruned here (a zfs backend deletes in the volume's own dataset, never in a folder).
+      for (const place of snapshotCopyLocations(volume)) {
+        if (!place.dir || place.kind === 'zfs') continue;
+        const view = volumeAt(volume, place);
         const externalBackend = deps.backendFor(view);
         let raws: RawSnapshot[] = [];
         let unavailable: string | undefined;
         try {
-          if (!existsSync(external.path)) unavailable = `${external.path} does not exist (not mounted?)`;
-          else raws = await externalBackend.list(view, { signal });
+          if (!existsSync(place.dir)) unavailable = `${place.dir} does not exist (not mounted?)`;
+          else raws = await listAt(deps, volume, place, signal);
         } catch (error) {
           const failure = toSnapguardError(error);
           if (failure.code === 'CANCELLED') throw failure;
