@@ -93,6 +93,18 @@ describe('the CLI', () => {
     expect(metachar.code).toBe(3);
   });
 
+  it('a config error names the bad value, what was expected and the probable key, exit 3', async () => {
+    const file = join(dir, 'typo.yaml');
+    await writeFile(
+      file,
+      'health:\n  maxPoolUsage: "90%"\nvolumes:\n  data:\n    backend: dir\n    path: pool/data\n    minIntervall: 1h\n',
+    );
+    const result = await snapguard(['snapshot', 'list', '--config', file]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('health.maxPoolUsage: expected a number between 0 and 1, got "90%"');
+    expect(result.stderr).toContain('volumes.data: unknown key "minIntervall"; did you mean minInterval?');
+  });
+
   it('dry run changes nothing', async () => {
     const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
     const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);
