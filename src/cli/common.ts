@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig, type Config } from '../core/config.js';
+import { tryParseDuration } from '../core/units.js';
 import { createDeps, type Deps } from '../core/deps.js';
 import { createLogger } from '../core/logger.js';
 import { assertPrivateDirs } from '../core/private-dirs.js';
@@ -51,6 +52,18 @@ export function action<A extends unknown[]>(
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** A duration option: the forms of the config file (30s, 5m, 1h, 7d, 4w, 1h30m) or plain seconds. */
+export function parseDurationOption(name: string) {
+  return (value: string): number => {
+    const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : tryParseDuration(value);
+    if (seconds === undefined || seconds <= 0)
+      throw new InvalidArgumentError(
+        `${name} must be a duration like 30s, 5m, 1h or 7d (or a number of seconds), got "${value}".`,
+      );
+    return seconds;
+  };
 }
 
 export function parseIntOption(name: string) {

@@ -105,6 +105,44 @@ describe('the CLI', () => {
     expect(result.stderr).toContain('volumes.data: unknown key "minIntervall"; did you mean minInterval?');
   });
 
+  it('wrap --timeout takes the duration forms of the config file (1h, 90m) as well as seconds', async () => {
+    for (const timeout of ['1h', '90m', '3600']) {
+      const marker = join(dir, `wrapped-${timeout}`);
+      const result = await snapguard([
+        'wrap',
+        '--volume',
+        'data',
+        '--operation',
+        'timeout-form',
+        '--timeout',
+        timeout,
+        '--config',
+        config,
+        '--',
+        'touch',
+        marker,
+      ]);
+      expect(result.stderr).not.toContain('must be');
+      expect(result.code).toBe(0);
+      await readFile(marker);
+    }
+    const bad = await snapguard([
+      'wrap',
+      '--volume',
+      'data',
+      '--timeout',
+      'soon',
+      '--config',
+      config,
+      '--',
+      'true',
+    ]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain(
+      '--timeout must be a duration like 30s, 5m, 1h or 7d (or a number of seconds), got "soon"',
+    );
+  });
+
   it('dry run changes nothing', async () => {
     const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
     const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);
