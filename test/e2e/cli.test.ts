@@ -143,6 +143,61 @@ describe('the CLI', () => {
     );
   });
 
+  it('history lists newest first by time (not by the order of writing); -n is not a history option', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'snapguard-cli-history-'));
+    try {
+      await mkdir(join(own, 'pool', 'data'), { recursive: true });
+      const file = join(own, 'snapguard.yaml');
+      await writeFile(
+        file,
+        'contextDir: ctx\nstateDir: state\nvolumes:\n  data: { backend: dir, path: pool/data }\n',
+      );
+      for (const operation of ['first', 'second']) {
+        const made = await snapguard([
+          'snapshot',
+          'create',
+          'data',
+          '--operation',
+          operation,
+          '--config',
+          file,
+        ]);
+        expect(made.code).toBe(0);
+      }
+      // The entry written first carries the later time (a clock set back, an entry recorded late).
+      const historyFile = join(own, 'ctx', 'backup-history.json');
+      const stored = JSON.parse(await readFile(historyFile, 'utf8'));
+      stored.snapshots[0].timestamp = '2099-01-01T00:00:00Z';
+      await writeFile(historyFile, JSON.stringify(stored, null, 2));
+      const json = await snapguard(['history', '--kind', 'snapshots', '--json', '--config', file]);
+      expect(json.code).toBe(0);
+      expect(JSON.parse(json.stdout).snapshots.map((e: { operation: string }) => e.operation)).toEqual([
+        'first',
+        'second',
+      ]);
+      const one = await snapguard([
+        'history',
+        '--kind',
+        'snapshots',
+        '--limit',
+        '1',
+        '--json',
+        '--config',
+        file,
+      ]);
+      expect(JSON.parse(one.stdout).snapshots.map((e: { operation: string }) => e.operation)).toEqual([
+        'first',
+      ]);
+      const table = await snapguard(['history', '--kind', 'snapshots', '--config', file]);
+      expect(table.stdout.indexOf('first')).toBeLessThan(table.stdout.indexOf('second'));
+      const n = await snapguard(['history', '-n', '1', '--config', file]);
+      expect(n.code).toBe(3);
+      expect(n.stderr).toContain("unknown option '-n'");
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
   it('dry run changes nothing', async () => {
     const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
     const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);
