@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { createSnapshots } from '../../core/snapshots.js';
+import { createSnapshots, REUSE_OVERRIDE } from '../../core/snapshots.js';
 import { runWrap, splitCommandLine } from '../../core/wrap.js';
 import { action, collect, loadDeps, parseDurationOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine } from '../output.js';
@@ -65,7 +65,9 @@ export function wrapCommand(): Command {
         else {
           for (const s of plan.snapshots) printLine(`would snapshot ${s.volume} as ${s.name}`);
           for (const r of plan.reused)
-            printLine(`would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}: ${r.reason}`);
+            printLine(
+              `would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}: ${r.reason} (${REUSE_OVERRIDE.cli})`,
+            );
           printLine(`would run: ${JSON.stringify(command)}`);
           printLine(validate ? `would validate with: ${JSON.stringify(validate)}` : 'no validation command');
           printLine(`on failure: ${plan.onFailure}`);
