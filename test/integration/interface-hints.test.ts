@@ -133,4 +133,33 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(overCli.stdout).toContain('`snapguard prune --dry-run` shows what would go');
     expect(overCli.stdout).not.toContain('prune_snapshots');
   });
+
+  it('health remedies name tool calls over MCP and CLI verbs on the CLI', async () => {
+    const fresh = await sandbox.subvolume('fresh');
+    const input: ConfigInput = { volumes: { fresh: { backend: 'btrfs', path: fresh } } };
+    const deps = sandbox.deps(input);
+    const configFile = join(sandbox.dir, 'fresh.yaml');
+    await writeFile(
+      configFile,
+      JSON.stringify({ contextDir: deps.config.contextDir, stateDir: deps.config.stateDir, ...input }),
+    );
+    const mcp = await connect(deps);
+    setups.push({ deps, mcp, configFile });
+    const result = await mcp.call('health_check', { volume: 'fresh' });
+    const text = textOf(result);
+    expect(text).toContain('NO_SNAPSHOTS');
+    expect(text).toContain('call create_snapshot with volumes ["fresh"]');
+    expect(text).toContain('Call run_restore_test with volume "fresh"');
+    expect(text).not.toContain('snapguard snapshot create');
+    expect(text).not.toContain('snapguard restore-test');
+    const structured = result.structuredContent as { findings: { code: string; remedy: string }[] };
+    expect(structured.findings.find((f) => f.code === 'NO_SNAPSHOTS')?.remedy).toContain(
+      'call create_snapshot',
+    );
+    const overCli = await cli(configFile, ['health', 'fresh']);
+    expect(overCli.stdout).toContain('snapguard snapshot create fresh');
+    expect(overCli.stdout).toContain('Run snapguard restore-test fresh');
+    expect(overCli.stdout).not.toContain('create_snapshot');
+    expect(overCli.stdout).not.toContain('run_restore_test');
+  });
 });
