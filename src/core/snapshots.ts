@@ -672,7 +672,10 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
         `No snapshots recorded for operation ${request.operationId}.`,
-        'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
+        {
+          mcp: 'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
+          cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (`snapguard history --kind snapshots` lists them); older operations may be in backup-history.d/.',
+        },
       );
     }
     for (const { entry, reuse } of matching) {

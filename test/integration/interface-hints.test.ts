@@ -162,4 +162,18 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(overCli.stdout).not.toContain('create_snapshot');
     expect(overCli.stdout).not.toContain('run_restore_test');
   });
+
+  it('OPERATION_NOT_FOUND: the operationId of create_snapshot over MCP, the printed operation id on the CLI', async () => {
+    const { mcp, configFile } = await setup('operation', {});
+    const unknown = 'op-20200101-000000-abcdef';
+    const overMcp = textOf(
+      await mcp.call('complete_operation', { operationId: unknown, outcome: 'success' }),
+    );
+    expect(overMcp).toContain('[OPERATION_NOT_FOUND]');
+    expect(overMcp).toContain('the operationId returned by create_snapshot');
+    const overCli = await cli(configFile, ['complete', unknown, '--outcome', 'success']);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain('printed by `snapguard snapshot create` or `snapguard wrap`');
+    expect(overCli.stderr).not.toContain('create_snapshot');
+  });
 });
