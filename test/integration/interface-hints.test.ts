@@ -176,4 +176,18 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(overCli.stderr).toContain('printed by `snapguard snapshot create` or `snapguard wrap`');
     expect(overCli.stderr).not.toContain('create_snapshot');
   });
+
+  it('file history: an unknown snapshot names list_snapshots arguments over MCP, snapshot list options on the CLI', async () => {
+    const { mcp, configFile } = await setup('files', {});
+    const missing = 'data-manual-20200101-000000';
+    const overMcp = textOf(await mcp.call('diff_snapshots', { volume: 'data', from: missing }));
+    expect(overMcp).toContain('[SNAPSHOT_NOT_FOUND]');
+    expect(overMcp).toContain(
+      'Call list_snapshots with volume "data", location "all" and includeForeign: true',
+    );
+    expect(overMcp).not.toContain('--all-locations');
+    const overCli = await cli(configFile, ['diff', 'data', missing]);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain('snapguard snapshot list data --all-locations --include-foreign');
+  });
 });
