@@ -1,5 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig, type Config } from '../core/config.js';
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { findConfigFile, loadConfig, type Config } from '../core/config.js';
+import { tryParseDuration } from '../core/units.js';
 import { createDeps, type Deps } from '../core/deps.js';
 import { createLogger } from '../core/logger.js';
 import { assertPrivateDirs } from '../core/private-dirs.js';
@@ -51,6 +54,36 @@ export function action<A extends unknown[]>(
 
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** The argv that starts this very snapguard (this node, this CLI file), for ExecStart lines. */
+export function runningCommand(): string[] {
+  const script = process.argv[1];
+  if (!script) return [process.execPath];
+  let path = resolve(script);
+  try {
+    path = realpathSync(path);
+  } catch {
+    // A script path that cannot be resolved is written as given.
+  }
+  return [process.execPath, path];
+}
+
+/** The absolute path of the config file this run uses (--config, $SNAPGUARD_CONFIG, ./snapguard.yaml, /etc/...), if any. */
+export function configFileInUse(explicit: string | undefined): string | undefined {
+  return findConfigFile({ explicit })?.file;
+}
+
+/** A duration option: the forms of the config file (30s, 5m, 1h, 7d, 4w, 1h30m) or plain seconds. */
+export function parseDurationOption(name: string) {
+  return (value: string): number => {
+    const seconds = /^\d+$/.test(value.trim()) ? Number(value.trim()) : tryParseDuration(value);
+    if (seconds === undefined || seconds <= 0)
+      throw new InvalidArgumentError(
+        `${name} must be a duration like 30s, 5m, 1h or 7d (or a number of seconds), got "${value}".`,
+      );
+    return seconds;
+  };
 }
 
 export function parseIntOption(name: string) {

@@ -36,12 +36,12 @@ export function reportError(error: unknown, options: OutputOptions): number {
       error: {
         code: failure.code,
         message: failure.message,
-        hint: failure.hint,
+        hint: failure.hintFor('cli'),
         ...(failure.details ? { details: failure.details } : {}),
       },
     });
   } else {
-    process.stderr.write(`snapguard: ${failure.message}\n  what to do: ${failure.hint}\n`);
+    process.stderr.write(`snapguard: ${failure.message}\n  what to do: ${failure.hintFor('cli')}\n`);
   }
   return failure.exitCode;
 }

@@ -14,31 +14,35 @@ export const VOLUME_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const TIERS = ['critical', 'important', 'standard', 'temporary'] as const;
 export type Tier = (typeof TIERS)[number];
 
-export const durationString = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const seconds = tryParseDuration(value);
-  if (seconds === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a duration; write it like 30s, 5m, 1h, 7d or 4w`,
-    });
-    return z.NEVER;
-  }
-  return seconds;
-});
+export const durationString = z
+  .union([z.string(), z.number()], 'expected a duration like 30s, 5m, 1h, 7d or 4w, or a number of seconds')
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const seconds = tryParseDuration(value);
+    if (seconds === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${value}" is not a duration; write it like 30s, 5m, 1h, 7d or 4w`,
+      });
+      return z.NEVER;
+    }
+    return seconds;
+  });
 
-export const sizeString = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  if (typeof value === 'number') return value;
-  const bytes = tryParseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; write it like 512M, 2G or 1T` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+export const sizeString = z
+  .union([z.string(), z.number()], 'expected a size like 512M, 2G or 1T, or a number of bytes')
+  .transform((value, ctx) => {
+    if (typeof value === 'number') return value;
+    const bytes = tryParseSize(value);
+    if (bytes === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a size; write it like 512M, 2G or 1T` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
 
 const ratio = z
-  .number()
+  .number('expected a number between 0 and 1')
   .gt(0, 'must be a ratio above 0, e.g. 0.90')
   .lte(1, 'must be a ratio of at most 1, e.g. 0.90');
 
@@ -324,19 +328,198 @@ function keyPath(path: readonly PropertyKey[]): string {
   return path.map((part) => String(part)).join('.') || '(top level)';
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'unrecognized_keys') {
-    const where = issue.path.length ? `${keyPath(issue.path)}: ` : '';
-    return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove ${issue.keys.length > 1 ? 'them' : 'it'} or check the spelling against docs/configuration.md`;
+/** Edit distance of two short words (keys, enum values), case-insensitive. */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let before: number[] = [];
+  let previous = Array.from({ length: y.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= x.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j++) {
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (x[i - 1] === y[j - 1] ? 0 : 1),
+      );
+      // Two neighbouring letters swapped count as one slip.
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1]) {
+        current[j] = Math.min(current[j] as number, (before[j - 2] as number) + 1);
+      }
+    }
+    before = previous;
+    previous = current;
   }
+  return previous[y.length] as number;
+}
+
+/** The closest of `choices` to `word` when it is close enough to be a typo of it. */
+export function closestWord(word: string, choices: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const choice of choices) {
+    if (choice === word) continue;
+    const distance = editDistance(word, choice);
+    if (distance < bestDistance) {
+      best = choice;
+      bestDistance = distance;
+    }
+  }
+  const allowed = Math.max(1, Math.floor(word.length / 3));
+  return best !== undefined && bestDistance <= allowed ? best : undefined;
+}
+
+/** Where keys may be written: each object of the schema as a path ("*" for a map key, "#" for a list item) and its keys. */
+interface KeyLevel {
+  path: string[];
+  keys: string[];
+}
+
+function collectLevels(schema: z.core.$ZodType, path: string[], out: KeyLevel[], seen: Set<unknown>): void {
+  if (seen.has(schema)) return;
+  seen.add(schema);
+  const def = schema._zod.def as unknown as Record<string, unknown> & { type: string };
+  const next = (child: unknown, at: string[]) => {
+    if (child && typeof child === 'object' && '_zod' in child)
+      collectLevels(child as z.core.$ZodType, at, out, seen);
+  };
+  switch (def.type) {
+    case 'object': {
+      const shape = def.shape as Record<string, unknown>;
+      out.push({ path, keys: Object.keys(shape) });
+      for (const [key, child] of Object.entries(shape)) next(child, [...path, key]);
+      break;
+    }
+    case 'record':
+      next(def.valueType, [...path, '*']);
+      break;
+    case 'array':
+      next(def.element, [...path, '#']);
+      break;
+    case 'union':
+      for (const option of def.options as unknown[]) next(option, path);
+      break;
+    case 'pipe':
+      next(def.in, path);
+      next(def.out, path);
+      break;
+    default:
+      next(def.innerType, path);
+  }
+}
+
+let keyLevels: KeyLevel[] | undefined;
+function levels(): KeyLevel[] {
+  keyLevels ??= (() => {
+    const out: KeyLevel[] = [];
+    collectLevels(ConfigSchema, [], out, new Set());
+    return out;
+  })();
+  return keyLevels;
+}
+
+function matchesLevel(pattern: readonly string[], path: readonly string[]): boolean {
+  return (
+    pattern.length === path.length &&
+    pattern.every(
+      (part, i) => part === '*' || (part === '#' ? /^\d+$/.test(path[i] as string) : part === path[i]),
+    )
+  );
+}
+
+/** The keys accepted at one place of the file (union of the objects that may stand there). */
+function keysAt(path: readonly string[]): string[] {
+  return [...new Set(levels().flatMap((level) => (matchesLevel(level.path, path) ? level.keys : [])))];
+}
+
+/** Where else a key is accepted, written like "volumes.<id>" for the reader. */
+function otherPlacesOf(key: string, path: readonly string[]): string[] {
+  const places = levels()
+    .filter((level) => level.keys.includes(key) && !matchesLevel(level.path, path))
+    .map(
+      (level) =>
+        level.path
+          .map((part) =>
+            part === '*' ? (level.path[0] === 'volumes' ? '<id>' : '<name>') : part === '#' ? '[n]' : part,
+          )
+          .join('.') || '(top level)',
+    );
+  return [...new Set(places)];
+}
+
+function showValue(value: unknown): string {
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}...` : value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'a list' : 'a mapping';
+}
+
+function unknownKeyAdvice(key: string, path: readonly string[]): string {
+  const parts = path.map(String);
+  const elsewhere = otherPlacesOf(key, parts);
+  if (elsewhere.length > 0) {
+    return `"${key}" belongs under ${elsewhere.slice(0, 3).join(' or ')}; check its indentation`;
+  }
+  const near = closestWord(key, keysAt(parts));
+  return near ? `did you mean ${near}?` : 'remove it or check the spelling against docs/configuration.md';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const where = path.length ? `${keyPath(path)}: ` : '';
+    if (issue.keys.length === 1) {
+      const key = issue.keys[0] as string;
+      return `${where}unknown key "${key}"; ${unknownKeyAdvice(key, path)}`;
+    }
+    return `${where}unknown keys ${issue.keys.map((k) => `"${k}"`).join(', ')}; ${issue.keys
+      .map((k) => unknownKeyAdvice(k, path))
+      .join('; ')}`;
+  }
+  const parent = path.slice(0, -1);
+  const last = path.at(-1) ?? '';
+  // A map key (a volume id, a tier) that is really a key of the level below: the lines lost their indentation.
+  const misplaced =
+    path.length > 0 && keysAt(parent).length === 0 && keysAt([...parent, last]).includes(last)
+      ? `; "${last}" is read as a name under ${keyPath(parent)}, but it is a key of each entry: indent it under the entry's name`
+      : '';
   if (issue.code === 'invalid_key') {
-    const key = String(issue.path.at(-1));
-    return `${keyPath(issue.path.slice(0, -1))}: "${key}" is not a valid volume id; volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters`;
+    if (parent.join('.') !== 'volumes') {
+      return `${keyPath(parent)}: "${last}" is not a valid name here${issue.issues[0] ? ` (${issue.issues[0].message})` : ''}`;
+    }
+    return `${keyPath(parent)}: "${last}" is not a valid volume id; volume ids are lowercase letters, digits, ".", "_" and "-", at most 64 characters${misplaced}`;
   }
   if (issue.code === 'invalid_type' && issue.input === undefined) {
-    return `${keyPath(issue.path)}: is required (expected ${issue.expected})`;
+    return `${keyPath(path)}: is required (expected ${issue.expected})`;
   }
-  return `${keyPath(issue.path)}: ${issue.message}`;
+  let message = issue.message;
+  if (issue.code === 'invalid_type' && message.startsWith('Invalid input')) {
+    message = `expected ${issue.expected === 'object' ? 'a mapping of keys' : issue.expected === 'array' ? 'a list' : `a ${issue.expected}`}`;
+  }
+  if (issue.code === 'invalid_value' && message.startsWith('Invalid option')) {
+    message = `must be one of ${issue.values.map(String).join(', ')}`;
+  }
+  if (
+    issue.input !== undefined &&
+    !(typeof issue.input === 'string' && message.includes(showValue(issue.input)))
+  ) {
+    message += `, got ${showValue(issue.input)}`;
+  }
+  if (
+    typeof issue.input === 'string' &&
+    /^\d+(\.\d+)?\s*%$/.test(issue.input) &&
+    message.includes('between 0 and 1')
+  ) {
+    message += ` (write ${Number.parseFloat(issue.input) / 100} for ${issue.input.trim()})`;
+  }
+  if (issue.code === 'invalid_value' && typeof issue.input === 'string') {
+    const near = closestWord(
+      issue.input,
+      issue.values.filter((v): v is string => typeof v === 'string'),
+    );
+    if (near) message += `; did you mean ${near}?`;
+  }
+  return `${keyPath(path)}: ${message}${misplaced}`;
 }
 
 /** The real path of an existing path (symlinks resolved), else the path as written. */
@@ -443,7 +626,7 @@ function checkVolumeLayout(volumes: Record<string, VolumeConfig>, where: string)
 
 /** Validates a raw config object; relative paths resolve against baseDir. */
 export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string): Config {
-  const result = ConfigSchema.safeParse(raw ?? {});
+  const result = ConfigSchema.safeParse(raw ?? {}, { reportInput: true });
   const where = sourceFile ?? 'the configuration';
   if (!result.success) {
     const problems = result.error.issues.map(describeIssue);

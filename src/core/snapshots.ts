@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
 import { requireVolume, type VolumeConfig } from './config.js';
 import type { Deps } from './deps.js';
-import { SnapguardError } from './errors.js';
+import { SnapguardError, type InterfaceHint } from './errors.js';
 import type { History, SnapshotEntry, SnapshotReuse } from './history/schema.js';
 import { resolveUnfinishedRecoveries } from './recovery/resume.js';
 import {
@@ -255,17 +255,16 @@ export async function requireOwnedSnapshot(
     name === '.' ||
     name === '..'
   ) {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      `"${String(name).slice(0, 80)}" is not a snapshot name.`,
-      'Pass the bare name of a snapshot as shown by list_snapshots, not a path.',
-    );
+    throw new SnapguardError('BAD_INPUT', `"${String(name).slice(0, 80)}" is not a snapshot name.`, {
+      mcp: `Pass the bare name of a snapshot as list_snapshots with volume "${volume.id}" returns it, not a path.`,
+      cli: `Pass the bare name of a snapshot as \`snapguard snapshot list ${volume.id}\` shows it, not a path.`,
+    });
   }
   if (!parseSnapshotName(volume.id, name)) {
     throw new SnapguardError(
       'NOT_OWNED',
       `"${name}" is not a snapguard snapshot of volume "${volume.id}".`,
-      'snapguard only acts on snapshots it made (named <volume>-<type>-...); list them with list_snapshots.',
+      pickOwnedSnapshot(volume, 'snapguard acts only on snapshots it made, named <volume>-<type>-...'),
     );
   }
   // Checked at use, without following anything: what lies at the name must be the snapshot itself.
@@ -279,7 +278,7 @@ export async function requireOwnedSnapshot(
       throw new SnapguardError(
         'SNAPSHOT_NOT_FOUND',
         `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
-        'List the existing snapshots with list_snapshots.',
+        listSnapshotsHint(volume),
       );
     }
     if (!stats.isDirectory()) {
@@ -292,7 +291,7 @@ export async function requireOwnedSnapshot(
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
-      'List the existing snapshots with list_snapshots.',
+      listSnapshotsHint(volume),
     );
   }
   if (!ownedName(volume, raw)) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
@@ -303,8 +302,32 @@ function notOwned(volume: VolumeConfig, name: string, what: string): SnapguardEr
   return new SnapguardError(
     'NOT_OWNED',
     `"${name}" in ${volume.snapshotDir} is ${what}; it is not a snapguard snapshot of volume "${volume.id}", so snapguard does not act on it.`,
-    `snapguard only uses read-only snapshots it made, lying directly in ${volume.snapshotDir}; look at what is there and remove or rename it, then list the real snapshots with list_snapshots.`,
+    pickOwnedSnapshot(
+      volume,
+      `snapguard uses only read-only snapshots it made, lying directly in ${volume.snapshotDir}; look at what is there and remove or rename it`,
+    ),
   );
+}
+
+/** Said after the reason a pre-change snapshot was reused (skipped[].reason): how to take a new one anyway. */
+export const REUSE_OVERRIDE: InterfaceHint = {
+  mcp: 'force: true takes a new one',
+  cli: '--force takes a new one',
+};
+
+function listSnapshotsHint(volume: VolumeConfig): InterfaceHint {
+  return {
+    mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
+    cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
+  };
+}
+
+/** What to do instead when a name is not one of snapguard's snapshots: pick one of them, or take one. */
+function pickOwnedSnapshot(volume: VolumeConfig, why: string): InterfaceHint {
+  return {
+    mcp: `${why}. Instead, call list_snapshots with volume "${volume.id}" and use one of the names it returns, or call create_snapshot with volume "${volume.id}" to take a new one.`,
+    cli: `${why}. Instead, run \`snapguard snapshot list ${volume.id}\` and use one of the names it shows, or \`snapguard snapshot create ${volume.id}\` to take a new one.`,
+  };
 }
 
 export async function createSnapshots(
@@ -374,7 +397,7 @@ export async function createSnapshots(
         if (reusable && volume.minInterval !== undefined) {
           skipped.push({
             volume: volume.id,
-            reason: `${reusable.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point (force: true takes a new one)`,
+            reason: `${reusable.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point`,
             existing: toSnapshot(volume, reusable.raw, 'local'),
           });
           continue;
@@ -388,7 +411,10 @@ export async function createSnapshots(
           throw new SnapguardError(
             'POOL_FULL',
             `${message} No snapshot was created.`,
-            'Free space (prune old snapshots with prune_snapshots, delete data) or pass force: true to snapshot anyway.',
+            {
+              mcp: `Free space (call prune_snapshots with volume "${volume.id}", delete data) or call create_snapshot again with force: true to snapshot anyway.`,
+              cli: `Free space (\`snapguard prune ${volume.id}\`, delete data) or run it again with --force to snapshot anyway.`,
+            },
             {
               details: { volume: volume.id, ratio: usage.ratio, maxPoolUsage: limit },
             },
@@ -517,7 +543,7 @@ export async function createSnapshots(
         throw new SnapguardError(
           'HISTORY_WRITE_FAILED',
           `${created.length > 0 ? 'Created' : 'Reused'} ${names} but could not record ${created.length + reuses.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
-          cause?.hint ?? 'Check the context directory.',
+          cause?.hints ?? cause?.hint ?? 'Check the context directory.',
           { cause: error },
         );
       }
@@ -528,7 +554,7 @@ export async function createSnapshots(
       throw new SnapguardError(
         base?.code ?? 'COMMAND_FAILED',
         `${base?.message ?? String(failure)}${done.length ? ` (already created and recorded: ${done.join(', ')})` : ' No snapshot was created.'}`,
-        base?.hint ?? 'Read the error above.',
+        base?.hints ?? base?.hint ?? 'Read the error above.',
         { cause: failure },
       );
     }
@@ -638,7 +664,10 @@ export async function completeOperation(deps: Deps, input: unknown): Promise<Com
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
         `No snapshots recorded for operation ${request.operationId}.`,
-        'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
+        {
+          mcp: 'Use the operationId returned by create_snapshot; older operations may be in backup-history.d/.',
+          cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (`snapguard history --kind snapshots` lists them); older operations may be in backup-history.d/.',
+        },
       );
     }
     for (const { entry, reuse } of matching) {

@@ -12,7 +12,9 @@ export function errorResult(error: unknown): CallToolResult {
   const failure = toSnapguardError(error);
   return {
     isError: true,
-    content: [{ type: 'text', text: `[${failure.code}] ${failure.message}\nWhat to do: ${failure.hint}` }],
+    content: [
+      { type: 'text', text: `[${failure.code}] ${failure.message}\nWhat to do: ${failure.hintFor('mcp')}` },
+    ],
   };
 }
 

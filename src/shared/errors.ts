@@ -44,22 +44,57 @@ const usageCodes: ReadonlySet<ErrorCode> = new Set([
   'UNSAFE_STATE_DIR',
 ]);
 
+/** Where a text is read: an MCP tool result (tool names and arguments) or the CLI (verbs and options). */
+export type Surface = 'mcp' | 'cli';
+
+/**
+ * One piece of advice in the words of each interface: `{ mcp: 'pass force: true', cli: 'add --force' }`.
+ * The MCP adapter shows `mcp`, the CLI's printer `cli`.
+ */
+export interface InterfaceHint {
+  mcp: string;
+  cli: string;
+}
+
+export function isInterfaceHint(value: unknown): value is InterfaceHint {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as InterfaceHint).mcp === 'string' &&
+    typeof (value as InterfaceHint).cli === 'string'
+  );
+}
+
+/** The text for one interface: a plain string is the same everywhere. */
+export function textFor(text: string | InterfaceHint, surface: Surface): string {
+  return typeof text === 'string' ? text : text[surface];
+}
+
 export class SnapguardError extends Error {
   readonly code: ErrorCode;
+  /** What to do, in the words of the MCP tools when the hint has a form per interface (see hintFor). */
   readonly hint: string;
   readonly details: Record<string, unknown> | undefined;
+  /** The hint per interface, when it names tools or options. */
+  readonly hints: InterfaceHint | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
-    hint: string,
+    hint: string | InterfaceHint,
     options: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SnapguardError';
     this.code = code;
-    this.hint = hint;
+    this.hint = textFor(hint, 'mcp');
+    this.hints = typeof hint === 'string' ? undefined : hint;
     this.details = options.details;
+  }
+
+  /** The hint in the words of one interface. */
+  hintFor(surface: Surface): string {
+    return this.hints ? this.hints[surface] : this.hint;
   }
 
   get exitCode(): number {

@@ -93,6 +93,111 @@ describe('the CLI', () => {
     expect(metachar.code).toBe(3);
   });
 
+  it('a config error names the bad value, what was expected and the probable key, exit 3', async () => {
+    const file = join(dir, 'typo.yaml');
+    await writeFile(
+      file,
+      'health:\n  maxPoolUsage: "90%"\nvolumes:\n  data:\n    backend: dir\n    path: pool/data\n    minIntervall: 1h\n',
+    );
+    const result = await snapguard(['snapshot', 'list', '--config', file]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('health.maxPoolUsage: expected a number between 0 and 1, got "90%"');
+    expect(result.stderr).toContain('volumes.data: unknown key "minIntervall"; did you mean minInterval?');
+  });
+
+  it('wrap --timeout takes the duration forms of the config file (1h, 90m) as well as seconds', async () => {
+    for (const timeout of ['1h', '90m', '3600']) {
+      const marker = join(dir, `wrapped-${timeout}`);
+      const result = await snapguard([
+        'wrap',
+        '--volume',
+        'data',
+        '--operation',
+        'timeout-form',
+        '--timeout',
+        timeout,
+        '--config',
+        config,
+        '--',
+        'touch',
+        marker,
+      ]);
+      expect(result.stderr).not.toContain('must be');
+      expect(result.code).toBe(0);
+      await readFile(marker);
+    }
+    const bad = await snapguard([
+      'wrap',
+      '--volume',
+      'data',
+      '--timeout',
+      'soon',
+      '--config',
+      config,
+      '--',
+      'true',
+    ]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain(
+      '--timeout must be a duration like 30s, 5m, 1h or 7d (or a number of seconds), got "soon"',
+    );
+  });
+
+  it('history lists newest first by time (not by the order of writing); -n is not a history option', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'snapguard-cli-history-'));
+    try {
+      await mkdir(join(own, 'pool', 'data'), { recursive: true });
+      const file = join(own, 'snapguard.yaml');
+      await writeFile(
+        file,
+        'contextDir: ctx\nstateDir: state\nvolumes:\n  data: { backend: dir, path: pool/data }\n',
+      );
+      for (const operation of ['first', 'second']) {
+        const made = await snapguard([
+          'snapshot',
+          'create',
+          'data',
+          '--operation',
+          operation,
+          '--config',
+          file,
+        ]);
+        expect(made.code).toBe(0);
+      }
+      // The entry written first carries the later time (a clock set back, an entry recorded late).
+      const historyFile = join(own, 'ctx', 'backup-history.json');
+      const stored = JSON.parse(await readFile(historyFile, 'utf8'));
+      stored.snapshots[0].timestamp = '2099-01-01T00:00:00Z';
+      await writeFile(historyFile, JSON.stringify(stored, null, 2));
+      const json = await snapguard(['history', '--kind', 'snapshots', '--json', '--config', file]);
+      expect(json.code).toBe(0);
+      expect(JSON.parse(json.stdout).snapshots.map((e: { operation: string }) => e.operation)).toEqual([
+        'first',
+        'second',
+      ]);
+      const one = await snapguard([
+        'history',
+        '--kind',
+        'snapshots',
+        '--limit',
+        '1',
+        '--json',
+        '--config',
+        file,
+      ]);
+      expect(JSON.parse(one.stdout).snapshots.map((e: { operation: string }) => e.operation)).toEqual([
+        'first',
+      ]);
+      const table = await snapguard(['history', '--kind', 'snapshots', '--config', file]);
+      expect(table.stdout.indexOf('first')).toBeLessThan(table.stdout.indexOf('second'));
+      const n = await snapguard(['history', '-n', '1', '--config', file]);
+      expect(n.code).toBe(3);
+      expect(n.stderr).toContain("unknown option '-n'");
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
   it('dry run changes nothing', async () => {
     const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
     const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);

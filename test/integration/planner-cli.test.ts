@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -73,6 +73,45 @@ describe.runIf(run)(
         }
       }, 240_000);
     }
+
+    it('without --exec-start the units run this snapguard with the absolute path of the config in use', async () => {
+      const here = join(dir, 'with-config');
+      await mkdir(here, { recursive: true });
+      await writeFile(join(here, 'snapguard.yaml'), 'volumes: {}\n');
+      const result = await execa(
+        process.execPath,
+        [CLI, 'plan', '--input', join(FIXTURES, 'server.yaml'), '--no-verify', '--json'],
+        { cwd: here, reject: false, stdin: 'ignore', env: { SNAPGUARD_CONFIG: '' } },
+      );
+      expect(result.stderr).toBe('');
+      const planned = JSON.parse(result.stdout) as { units: { name: string; content: string }[] };
+      const execStarts = planned.units.flatMap((unit) =>
+        unit.content.split('\n').filter((line) => line.startsWith('ExecStart=')),
+      );
+      expect(execStarts.length).toBeGreaterThan(0);
+      for (const line of execStarts) {
+        expect(line.startsWith(`ExecStart=${process.execPath} ${CLI} `), line).toBe(true);
+        expect(line.endsWith(` --config ${join(here, 'snapguard.yaml')}`), line).toBe(true);
+      }
+      const relative = await execa(
+        process.execPath,
+        [
+          CLI,
+          'plan',
+          '--input',
+          join(FIXTURES, 'server.yaml'),
+          '--target-config',
+          'conf/sg.yaml',
+          '--no-verify',
+          '--json',
+        ],
+        { cwd: here, reject: false, stdin: 'ignore', env: { SNAPGUARD_CONFIG: '' } },
+      );
+      const units = (JSON.parse(relative.stdout) as { units: { content: string }[] }).units;
+      expect(units.some((unit) => unit.content.includes(` --config ${join(here, 'conf/sg.yaml')}`))).toBe(
+        true,
+      );
+    });
 
     it('a unit whose ExecStart does not exist fails verification (exit 2)', async () => {
       const result = await plan([

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -60,6 +60,23 @@ describe.runIf(run)('snapguard units', () => {
     expect(service).toContain(
       `ExecStart=${process.execPath} ${cli} restore-test --spread --config ${config}`,
     );
+  });
+
+  it('units --write passes the absolute path of a config found as ./snapguard.yaml (systemd starts in /)', async () => {
+    const here = join(dir, 'found-in-cwd');
+    await mkdir(here, { recursive: true });
+    await writeFile(join(here, 'snapguard.yaml'), 'volumes: {}\n');
+    const out = join(dir, 'units-cwd');
+    await execFileAsync(process.execPath, [cli, 'units', '--write', out], {
+      cwd: here,
+      env: { ...process.env, SNAPGUARD_CONFIG: '' },
+    });
+    for (const name of ['snapguard-restore-test.service', 'snapguard-health.service']) {
+      const service = await readFile(join(out, name), 'utf8');
+      expect(service).toMatch(
+        new RegExp(`ExecStart=${process.execPath} ${cli} \\S.* --config ${join(here, 'snapguard.yaml')}\\n`),
+      );
+    }
   });
 
   it('verify catches a unit whose command does not exist (the check can fail)', async () => {

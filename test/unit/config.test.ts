@@ -221,4 +221,56 @@ describe('configuration paths are normalised before every check', () => {
     );
     expect(Object.keys(config.volumes)).toHaveLength(4);
   });
+
+  it('shows the bad value and what was expected', () => {
+    expect(configError({ health: { maxPoolUsage: '90%' } }).message).toContain(
+      'health.maxPoolUsage: expected a number between 0 and 1, got "90%" (write 0.9 for 90%)',
+    );
+    expect(configError({ health: { maxPoolUsage: 90 } }).message).toContain(', got 90');
+    expect(
+      configError({ volumes: { data: { backend: 'dir', path: '/x', minInterval: true } } }).message,
+    ).toContain(
+      'volumes.data.minInterval: expected a duration like 30s, 5m, 1h, 7d or 4w, or a number of seconds, got true',
+    );
+    expect(configError({ volumes: { data: { backend: 'dir', path: 7 } } }).message).toContain(
+      'volumes.data.path: expected a string, got 7',
+    );
+  });
+
+  it('suggests the key or value that was probably meant', () => {
+    expect(
+      configError({ volumes: { data: { backend: 'dir', path: '/x', minIntervall: '1h' } } }).message,
+    ).toContain('volumes.data: unknown key "minIntervall"; did you mean minInterval?');
+    expect(
+      configError({ volumes: { data: { backend: 'dir', path: '/x', snapshotdir: '/y' } } }).message,
+    ).toContain('did you mean snapshotDir?');
+    expect(configError({ helth: {} }).message).toContain('unknown key "helth"; did you mean health?');
+    expect(configError({ volumes: { data: { backend: 'btfrs', path: '/x' } } }).message).toContain(
+      'volumes.data.backend: must be one of btrfs, zfs, dir, got "btfrs"; did you mean btrfs?',
+    );
+    expect(
+      configError({ volumes: { data: { backend: 'dir', path: '/x', tier: 'importnt' } } }).message,
+    ).toContain('did you mean important?');
+    // Nothing close: no guess.
+    expect(configError({ volumes: { data: { backend: 'dir', path: '/x', colour: 1 } } }).message).toContain(
+      'unknown key "colour"; remove it or check the spelling against docs/configuration.md',
+    );
+  });
+
+  it('points at the indentation when a key is on the wrong level', () => {
+    expect(configError({ minInterval: '1h' }).message).toContain(
+      'unknown key "minInterval"; "minInterval" belongs under volumes.<id>; check its indentation',
+    );
+    expect(
+      configError({
+        volumes: { data: { backend: 'dir', path: '/x', services: { units: [], minInterval: '1h' } } },
+      }).message,
+    ).toContain('volumes.data.services: unknown key "minInterval"; "minInterval" belongs under volumes.<id>');
+    expect(configError({ health: { maxPoolUsage: 0.8 }, maxSnapshotShare: 0.2 }).message).toContain(
+      '"maxSnapshotShare" belongs under health; check its indentation',
+    );
+    const flat = configError({ volumes: { backend: 'dir', path: '/x' } }).message;
+    expect(flat).toContain('volumes.backend: expected a mapping of keys, got "dir"');
+    expect(flat).toContain('"backend" is read as a name under volumes, but it is a key of each entry');
+  });
 });

@@ -276,3 +276,17 @@ describe('schedule and activity window', () => {
     expect(() => parseActivitySamples('timestamp,value\nyesterday,abc\n')).toThrow(/line 2/);
   });
 });
+
+describe('docs/planning.md', () => {
+  it('documents the --input format with an example that is a valid plan input, every key known', async () => {
+    const { PlanStrategyInput } = await import('../../src/core/planner/plan.js');
+    const doc = await readFile(join(process.cwd(), 'docs', 'planning.md'), 'utf8');
+    const section = doc.split('### The input file (`--input`)')[1] ?? '';
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(example).toBeDefined();
+    const input = parseYaml(example as string) as Record<string, unknown>;
+    for (const key of Object.keys(input)) expect(Object.keys(PlanStrategyInput.shape)).toContain(key);
+    const parsed = PlanStrategyInput.safeParse(input);
+    expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+  });
+});

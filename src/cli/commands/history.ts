@@ -58,10 +58,23 @@ const columns: Record<HistorySection, [string, (e: Row) => unknown][]> = {
   ],
 };
 
+/** The newest `limit` entries, newest first by their time (the file's order is the order of writing). */
+function newestFirst(entries: readonly Row[], limit: number): Row[] {
+  const time = (e: Row) => {
+    const parsed = typeof e.timestamp === 'string' ? Date.parse(e.timestamp) : NaN;
+    return Number.isNaN(parsed) ? -Infinity : parsed;
+  };
+  return entries
+    .map((entry, index) => ({ entry, index }))
+    .sort((a, b) => time(b.entry) - time(a.entry) || b.index - a.index)
+    .slice(0, limit)
+    .map(({ entry }) => entry);
+}
+
 export function renderHistory(history: History, kinds: readonly HistorySection[], limit: number): string {
   const parts: string[] = [];
   for (const kind of kinds) {
-    let entries = (history[kind] as Row[]).slice(-limit).reverse();
+    let entries = newestFirst(history[kind] as Row[], limit);
     if (kind === 'snapshots') {
       // What each snapshot holds, so that an outcome "failed" is read as "the change failed".
       const replacedBy = recoveriesBySafetyBackup(history);
@@ -94,7 +107,7 @@ export function historyCommand(): Command {
     new Command('history')
       .description('show backup-history.json: snapshots, recoveries, restore tests, orchestrations')
       .addOption(new Option('-k, --kind <kind>', 'only one kind').choices(Object.keys(kindAliases)))
-      .option('-n, --limit <n>', 'newest n entries per kind', parseIntOption('--limit'), 20),
+      .option('--limit <n>', 'newest n entries per kind', parseIntOption('--limit'), 20),
   ).action(
     action(async (options: CommonOptions & { kind?: string; limit: number }) => {
       const deps = await loadDeps(options);
@@ -104,7 +117,9 @@ export function historyCommand(): Command {
         printJson({
           file: deps.history.file,
           ...(corrupt ? { corrupt } : {}),
-          ...Object.fromEntries(kinds.map((kind) => [kind, history[kind].slice(-options.limit)])),
+          ...Object.fromEntries(
+            kinds.map((kind) => [kind, newestFirst(history[kind] as Row[], options.limit)]),
+          ),
         });
       } else {
         printLine(`${deps.history.file}`);

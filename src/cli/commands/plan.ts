@@ -7,7 +7,16 @@ import { isSnapguardError, SnapguardError } from '../../core/errors.js';
 import { createLogger } from '../../core/logger.js';
 import { planStrategy, writePlan, type PlanStrategyRequest } from '../../core/planner/plan.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
-import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
+import { resolve } from 'node:path';
+import {
+  action,
+  collect,
+  configFileInUse,
+  loadDeps,
+  runningCommand,
+  withCommon,
+  type CommonOptions,
+} from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
 
 interface PlanOptions extends CommonOptions {
@@ -81,11 +90,11 @@ export function planCommand(): Command {
       .option('--samples <file>', 'activity samples (CSV timestamp,value or Prometheus range-query JSON)')
       .option(
         '--exec-start <argv>',
-        'command that runs snapguard in the units (default /usr/local/bin/snapguard)',
+        'command that runs snapguard in the units (default: this node and this CLI)',
       )
       .option(
         '--target-config <file>',
-        'where snapguard.yaml will live (default /etc/snapguard/snapguard.yaml)',
+        'where snapguard.yaml will live (default: the config in use, else /etc/snapguard/snapguard.yaml)',
       )
       .option('--write <dir>', 'write snapguard.fragment.yaml, systemd/ units and runbooks/ into DIR')
       .option('--no-verify', 'skip systemd-analyze verify'),
@@ -126,8 +135,15 @@ export function planCommand(): Command {
         ...(Object.keys(targets).length ? { targets } : {}),
         ...(options.budget ? { snapshotBudget: options.budget } : {}),
         ...(options.samples ? { activitySamples: options.samples } : {}),
-        ...(options.execStart ? { command: options.execStart.split(/\s+/).filter(Boolean) } : {}),
-        ...(options.targetConfig ? { configFile: options.targetConfig } : {}),
+        // ExecStart runs the snapguard that is running now, with the absolute path of the config.
+        command: options.execStart
+          ? options.execStart.split(/\s+/).filter(Boolean)
+          : (input.command ?? runningCommand()),
+        ...(options.targetConfig
+          ? { configFile: resolve(options.targetConfig) }
+          : input.configFile === undefined && configFileInUse(options.config)
+            ? { configFile: configFileInUse(options.config) }
+            : {}),
         ...(options.verify === false ? { verifyUnits: false } : {}),
       };
       const deps = await depsForPlan(options);

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { pinSnapshot, readPins } from '../../core/retention/pins.js';
 import { planResult, pruneSnapshots, type PruneSnapshotsResult } from '../../core/retention/prune.js';
+import { noRetentionHint } from '../../core/retention/summary.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
@@ -85,6 +86,8 @@ export function pruneCommand(): Command {
           partial: `Deleted ${done} snapshot(s); ${result.failures.length} could not be deleted (see FAILED above). Fix the cause and run prune again.`,
         };
         printLine(messages[result.status]);
+        const unset = noRetentionHint(result);
+        if (unset) printLine(unset.cli);
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
       }
       return result.status === 'partial' || result.warnings.length > 0 ? 1 : 0;

@@ -6,7 +6,15 @@ import { RESTORE_SOURCES } from '../../core/restore-test/schemas.js';
 import { join } from 'node:path';
 import { renderUnits, writeUnits } from '../../core/schedule-units.js';
 import { formatBytes, formatDuration, formatMeasuredDuration } from '../../core/units.js';
-import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import {
+  action,
+  configFileInUse,
+  loadDeps,
+  parseIntOption,
+  runningCommand,
+  withCommon,
+  type CommonOptions,
+} from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
 
 interface RestoreTestOptions extends CommonOptions {
@@ -153,10 +161,10 @@ export function unitsCommand(): Command {
       action(async (options: UnitsOptions) => {
         if (options.install) options.write ??= '/etc/systemd/system';
         const units = renderUnits({
-          command: options.command?.length
-            ? options.command
-            : [process.execPath, process.argv[1] ?? 'snapguard'],
-          configFile: options.config ? (await import('node:path')).resolve(options.config) : undefined,
+          command: options.command?.length ? options.command : runningCommand(),
+          // The config this run would use, written out: under systemd the working folder is /, so
+          // a config found as ./snapguard.yaml is not found again without --config.
+          configFile: configFileInUse(options.config),
         });
         if (options.json && !options.write) {
           printJson(units);

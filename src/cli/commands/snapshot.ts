@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { SNAPSHOT_TYPES } from '../../core/naming.js';
-import { createSnapshots, listSnapshots, snapshotHolds } from '../../core/snapshots.js';
+import { createSnapshots, listSnapshots, REUSE_OVERRIDE, snapshotHolds } from '../../core/snapshots.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { age, printJson, printLine, renderTable } from '../output.js';
 
@@ -51,7 +51,8 @@ export function snapshotCommand(): Command {
           `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
         );
         for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
-        for (const skip of result.skipped) printLine(`  ${skip.volume}: no new snapshot, ${skip.reason}`);
+        for (const skip of result.skipped)
+          printLine(`  ${skip.volume}: no new snapshot, ${skip.reason} (${REUSE_OVERRIDE.cli})`);
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
         if (!result.dryRun && made.length + result.skipped.length > 0)
           printLine(

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { createSnapshots } from '../../core/snapshots.js';
+import { createSnapshots, REUSE_OVERRIDE } from '../../core/snapshots.js';
 import { runWrap, splitCommandLine } from '../../core/wrap.js';
-import { action, collect, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
+import { action, collect, loadDeps, parseDurationOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine } from '../output.js';
 
 interface WrapCliOptions extends CommonOptions {
@@ -30,7 +30,11 @@ export function wrapCommand(): Command {
         'take a new snapshot even when a recent one exists (minInterval) or the pool is nearly full',
       )
       .option('--auto-rollback', 'on failure roll back without asking (this flag is the consent)')
-      .option('--timeout <seconds>', 'command timeout in seconds (default 3600)', parseIntOption('--timeout'))
+      .option(
+        '--timeout <duration>',
+        'command timeout: 30s, 5m, 1h, ... or seconds (default 1h)',
+        parseDurationOption('--timeout'),
+      )
       .option(
         '-n, --dry-run',
         'show the snapshots, command, validation and rollback it would do; run nothing',
@@ -61,7 +65,9 @@ export function wrapCommand(): Command {
         else {
           for (const s of plan.snapshots) printLine(`would snapshot ${s.volume} as ${s.name}`);
           for (const r of plan.reused)
-            printLine(`would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}: ${r.reason}`);
+            printLine(
+              `would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}: ${r.reason} (${REUSE_OVERRIDE.cli})`,
+            );
           printLine(`would run: ${JSON.stringify(command)}`);
           printLine(validate ? `would validate with: ${JSON.stringify(validate)}` : 'no validation command');
           printLine(`on failure: ${plan.onFailure}`);

@@ -277,11 +277,10 @@ export async function findSnapshot(
   const external = label.startsWith('external:');
   const name = external ? label.slice('external:'.length) : label;
   if (name.includes('/') || name.includes('\0') || name === '.' || name === '..') {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      `"${name.slice(0, 80)}" is not a snapshot name.`,
-      'Pass the bare name of a snapshot as shown by list_snapshots, not a path.',
-    );
+    throw new SnapguardError('BAD_INPUT', `"${name.slice(0, 80)}" is not a snapshot name.`, {
+      mcp: `Pass the bare name of a snapshot as list_snapshots with volume "${volume.id}" returns it, not a path.`,
+      cli: `Pass the bare name of a snapshot as \`snapguard snapshot list ${volume.id}\` shows it, not a path.`,
+    });
   }
   const all = await readableSnapshots(deps, volume, { location: 'all', includeForeign: true, signal });
   const found = external
@@ -291,7 +290,10 @@ export async function findSnapshot(
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       `Volume "${volume.id}" has no snapshot named "${name}" (locally or in its external copies).`,
-      `List them with: snapguard snapshot list ${volume.id} --all-locations --include-foreign`,
+      {
+        mcp: `Call list_snapshots with volume "${volume.id}", location "all" and includeForeign: true for the names that exist.`,
+        cli: `List them with: snapguard snapshot list ${volume.id} --all-locations --include-foreign`,
+      },
     );
   }
   return found;

@@ -4,7 +4,7 @@ import type { RawSnapshot } from '../../backends/types.js';
 import { pathUnder } from '../byte-names.js';
 import { requireVolume, type Tier, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
-import { SnapguardError } from '../errors.js';
+import { SnapguardError, textFor, type InterfaceHint } from '../errors.js';
 import type { HealthSampleEntry, History } from '../history/schema.js';
 import { listAt, snapshotLocations } from '../locations.js';
 import { parseSnapshotName } from '../naming.js';
@@ -131,8 +131,21 @@ async function checkVolume(
   signal?: AbortSignal,
 ): Promise<{ health: VolumeHealth; findings: Finding[] }> {
   const findings: Finding[] = [];
-  const add = (severity: Finding['severity'], code: string, message: string, remedy: string) =>
-    findings.push({ severity, code, volume: volume.id, message, remedy });
+  // A remedy that names commands comes in both forms: the CLI's verbs and the MCP tools' calls.
+  const add = (
+    severity: Finding['severity'],
+    code: string,
+    message: string,
+    remedy: string | InterfaceHint,
+  ) =>
+    findings.push({
+      severity,
+      code,
+      volume: volume.id,
+      message,
+      remedy: textFor(remedy, 'cli'),
+      ...(typeof remedy === 'string' ? {} : { remedies: remedy }),
+    });
   const backend = deps.backendFor(volume);
   let owned: { raw: RawSnapshot; createdAt: Date }[] = [];
   try {
@@ -152,12 +165,10 @@ async function checkVolume(
 
   // Freshness and gaps.
   if (!newest) {
-    add(
-      'critical',
-      'NO_SNAPSHOTS',
-      `Volume ${volume.id} has no snapguard snapshots.`,
-      `Create one now (snapguard snapshot create ${volume.id}) and schedule them (snapguard units).`,
-    );
+    add('critical', 'NO_SNAPSHOTS', `Volume ${volume.id} has no snapguard snapshots.`, {
+      cli: `Create one now (snapguard snapshot create ${volume.id}) and schedule them (snapguard units).`,
+      mcp: `Create one now: call create_snapshot with volumes ["${volume.id}"]; schedule them on the host with the snapshot timer.`,
+    });
   } else if (thresholds && newestAge !== null) {
     if (newestAge >= thresholds.crit || newestAge >= thresholds.warn) {
       const critical = newestAge >= thresholds.crit;
@@ -217,7 +228,10 @@ async function checkVolume(
           'critical',
           'SNAPSHOT_UNREADABLE',
           `Files of the newest snapshot ${newest.raw.name} cannot be read: ${unreadable.join(', ')}.`,
-          `Run a full restore test (snapguard restore-test ${volume.id} --full) and btrfs scrub; restore from an external copy if the data is damaged.`,
+          {
+            cli: `Run a full restore test (snapguard restore-test ${volume.id} --full) and btrfs scrub; restore from an external copy if the data is damaged.`,
+            mcp: `Call run_restore_test with volume "${volume.id}" and mode "full", and have btrfs scrub run on the host; restore from an external copy if the data is damaged.`,
+          },
         );
       }
     } catch (error) {
@@ -253,7 +267,10 @@ async function checkVolume(
         'critical',
         'POOL_USAGE',
         `Pool of ${volume.id} is ${percent}% full, at or above maxPoolUsage ${(maxUsage * 100).toFixed(0)}%; new snapshots are refused.`,
-        'Prune old snapshots (snapguard prune) or free space.',
+        {
+          cli: `Prune old snapshots (snapguard prune ${volume.id}) or free space.`,
+          mcp: `Prune old snapshots (call prune_snapshots with volume "${volume.id}") or free space.`,
+        },
       );
     } else if (usage.ratio >= maxUsage - 0.1) {
       add(
@@ -275,7 +292,10 @@ async function checkVolume(
         'warning',
         'SNAPSHOT_SHARE',
         `Snapshots of ${volume.id} hold ${formatBytes(exclusive)} exclusively, ${(share * 100).toFixed(1)}% of the pool (limit ${(deps.config.health.maxSnapshotShare * 100).toFixed(0)}%).`,
-        'Prune old snapshots (snapguard prune) or raise health.maxSnapshotShare.',
+        {
+          cli: `Prune old snapshots (snapguard prune ${volume.id}) or raise health.maxSnapshotShare.`,
+          mcp: `Prune old snapshots (call prune_snapshots with volume "${volume.id}") or raise health.maxSnapshotShare.`,
+        },
       );
     }
   }
@@ -289,7 +309,10 @@ async function checkVolume(
           'warning',
           'SNAPSHOT_SHARE',
           `Snapshots of ${volume.id} hold ${formatBytes(exclusive)} exclusively, ${(share * 100).toFixed(1)}% of the pool (limit ${(deps.config.health.maxSnapshotShare * 100).toFixed(0)}%).`,
-          'Prune old snapshots (snapguard prune) or tighten the retention.',
+          {
+            cli: `Prune old snapshots (snapguard prune ${volume.id}) or tighten the retention.`,
+            mcp: `Prune old snapshots (call prune_snapshots with volume "${volume.id}") or tighten the retention.`,
+          },
         );
       }
     } catch (error) {
@@ -332,12 +355,10 @@ async function checkVolume(
   const lastTest = tests[tests.length - 1];
   const lastAge = lastTest ? Math.max(0, (now.getTime() - Date.parse(lastTest.timestamp)) / 1000) : null;
   if (!lastTest) {
-    add(
-      'warning',
-      'RESTORE_TEST_NEVER',
-      `${volume.id} has never been restore-tested.`,
-      `Run snapguard restore-test ${volume.id} and schedule it monthly (snapguard units).`,
-    );
+    add('warning', 'RESTORE_TEST_NEVER', `${volume.id} has never been restore-tested.`, {
+      cli: `Run snapguard restore-test ${volume.id} and schedule it monthly (snapguard units).`,
+      mcp: `Call run_restore_test with volume "${volume.id}"; schedule it monthly on the host (the restore-test timer).`,
+    });
   } else {
     if (lastTest.outcome === 'fail') {
       const first = lastTest.failures[0];
@@ -345,7 +366,10 @@ async function checkVolume(
         'critical',
         'RESTORE_TEST_FAILED',
         `The last restore test of ${volume.id} (${lastTest.timestamp}, ${lastTest.source}/${lastTest.mode}) failed with ${lastTest.failures.length} failure(s)${first ? `, first: ${first.path} ${first.check}` : ''}.`,
-        'Read the failures (snapguard history --kind restore_tests), fix the cause, and run the test again.',
+        {
+          cli: 'Read the failures (snapguard history --kind restore_tests), fix the cause, and run the test again.',
+          mcp: `Read the failures (the restore_tests section of the snapguard://history resource), fix the cause, and call run_restore_test with volume "${volume.id}" again.`,
+        },
       );
     }
     if (lastAge !== null && lastAge > deps.config.health.restoreTestMaxAge) {
@@ -353,7 +377,10 @@ async function checkVolume(
         'warning',
         'RESTORE_TEST_OVERDUE',
         `The last restore test of ${volume.id} is ${formatDuration(lastAge)} old (restoreTestMaxAge ${formatDuration(deps.config.health.restoreTestMaxAge)}).`,
-        `Run snapguard restore-test ${volume.id}; check the monthly timer.`,
+        {
+          cli: `Run snapguard restore-test ${volume.id}; check the monthly timer.`,
+          mcp: `Call run_restore_test with volume "${volume.id}"; check the monthly timer on the host.`,
+        },
       );
     }
   }

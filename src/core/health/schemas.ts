@@ -15,6 +15,12 @@ export const FindingSchema = z.object({
   volume: z.string().optional(),
   message: z.string(),
   remedy: z.string(),
+  remedies: z
+    .object({ mcp: z.string(), cli: z.string() })
+    .optional()
+    .describe(
+      'the remedy in the words of each interface (MCP tool calls, CLI verbs), when it names commands',
+    ),
 });
 export type Finding = z.infer<typeof FindingSchema>;
 

@@ -1,4 +1,25 @@
+import type { InterfaceHint } from '../errors.js';
+import { buildPolicy, formatPolicy } from './policy.js';
 import type { PruneSnapshotsResult, PruneVerdict } from './prune.js';
+
+/**
+ * When nothing is deleted because no retention is configured (the default keeps every snapshot):
+ * which volumes that is, and how to set a retention, in the words of each interface.
+ */
+export function noRetentionHint(
+  result: Pick<PruneSnapshotsResult, 'delete' | 'targets'>,
+): InterfaceHint | undefined {
+  if (result.delete.length > 0) return undefined;
+  const keepAll = formatPolicy(buildPolicy(undefined));
+  const volumes = [...new Set(result.targets.filter((t) => t.policy === keepAll).map((t) => t.volume))];
+  if (volumes.length === 0) return undefined;
+  const which = `${volumes.length > 1 ? 'volumes' : 'volume'} ${volumes.join(', ')}`;
+  const said = `No retention is configured for ${which}, so every snapshot is kept. Set one in snapguard.yaml, at the top level for all volumes or under volumes.<id>, e.g. \`retention: { preserve: 24h 7d 4w 12m }\` (docs/retention.md)`;
+  return {
+    mcp: `${said}; then call prune_snapshots with dryRun: true to see what would go.`,
+    cli: `${said}; then \`snapguard prune --dry-run\` shows what would go.`,
+  };
+}
 
 /** A few lines of text for a prune plan: what goes, what stays and why; shown when asking the user. */
 export function summarizePrunePlan(

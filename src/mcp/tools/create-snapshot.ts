@@ -1,7 +1,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Deps } from '../../core/deps.js';
 import { CreateSnapshotInput, CreateSnapshotResultSchema } from '../../core/schemas.js';
-import { createSnapshots } from '../../core/snapshots.js';
+import { createSnapshots, REUSE_OVERRIDE } from '../../core/snapshots.js';
 import { runTool } from '../result.js';
 
 export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void {
@@ -34,7 +34,8 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
           const lines = [
             `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s) for ${result.operationId}: ${made.map((s) => s.name).join(', ') || 'none'}.`,
           ];
-          for (const skip of result.skipped) lines.push(`No new snapshot of ${skip.volume}: ${skip.reason}.`);
+          for (const skip of result.skipped)
+            lines.push(`No new snapshot of ${skip.volume}: ${skip.reason} (${REUSE_OVERRIDE.mcp}).`);
           lines.push(...result.warnings);
           if (!result.dryRun && made.length + result.skipped.length > 0)
             lines.push(

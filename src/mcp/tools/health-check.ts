@@ -27,7 +27,14 @@ export function registerHealthCheckTool(server: McpServer, deps: Deps): void {
     },
     async (args, extra) =>
       runTool(
-        () => healthCheck(deps, args, { signal: extra.signal }),
+        // Remedies in the words of the tools (the core's remedy names CLI verbs).
+        async () => {
+          const result = await healthCheck(deps, args, { signal: extra.signal });
+          return {
+            ...result,
+            findings: result.findings.map((f) => (f.remedies ? { ...f, remedy: f.remedies.mcp } : f)),
+          };
+        },
         (result) => {
           const lines = [`Overall ${result.overall}.`];
           for (const v of result.volumes) lines.push(`${v.volume}: ${v.status}`);

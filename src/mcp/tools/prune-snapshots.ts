@@ -6,7 +6,7 @@ import {
   PruneSnapshotsInput,
   PruneSnapshotsResultSchema,
 } from '../../core/retention/prune.js';
-import { summarizePrunePlan } from '../../core/retention/summary.js';
+import { noRetentionHint, summarizePrunePlan } from '../../core/retention/summary.js';
 import { confirmGate } from '../confirm.js';
 import { runTool } from '../result.js';
 
@@ -70,6 +70,7 @@ export function registerPruneSnapshotsTool(server: McpServer, deps: Deps): void 
           return [
             head[result.status],
             summarizePrunePlan(result),
+            ...(noRetentionHint(result) ? [noRetentionHint(result)?.mcp] : []),
             ...result.warnings.map((w) => `Warning: ${w}`),
           ].join('\n');
         },

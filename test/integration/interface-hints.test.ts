@@ -1,0 +1,193 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConfigInput } from '../../src/core/config.js';
+import type { Deps } from '../../src/core/deps.js';
+import { createSnapshots } from '../../src/core/snapshots.js';
+import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
+import { requireComponents } from '../helpers/env.js';
+import { connect, textOf, type Connected } from '../helpers/mcp.js';
+
+const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
+
+/**
+ * The same refusal reached over MCP (in-process client) and through the built CLI: each says what
+ * to do in its own words (tool names and arguments there, verbs and options here), never the other's.
+ */
+describe.runIf(enabled)('hints speak the language of the interface that shows them (real btrfs)', () => {
+  let sandbox: BtrfsSandbox;
+  let data: string;
+  const setups: { deps: Deps; mcp: Connected; configFile: string }[] = [];
+
+  async function setup(name: string, extra: ConfigInput) {
+    const input: ConfigInput = { volumes: { data: { backend: 'btrfs', path: data } }, ...extra };
+    const deps = sandbox.deps(input);
+    const configFile = join(sandbox.dir, `${name}.yaml`);
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        contextDir: deps.config.contextDir,
+        stateDir: deps.config.stateDir,
+        host: 'test-host',
+        ...input,
+      }),
+    );
+    const mcp = await connect(deps);
+    const made = { deps, mcp, configFile };
+    setups.push(made);
+    return made;
+  }
+  const cli = (configFile: string, args: string[]) =>
+    runBuiltCli([...args, '--config', configFile], { env: { SNAPGUARD_CONFIG: '' } });
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    sandbox = await createBtrfsSandbox(256, 'hints');
+    data = await sandbox.subvolume('data');
+    await writeFile(join(data, 'file'), 'v1');
+  }, 120_000);
+  afterAll(async () => {
+    for (const { mcp } of setups) await mcp.close();
+    await sandbox?.cleanup();
+  });
+
+  it('POOL_FULL: create_snapshot with force: true over MCP, --force on the CLI', async () => {
+    const { mcp, configFile } = await setup('full', { health: { maxPoolUsage: 0.0001 } });
+    const overMcp = textOf(await mcp.call('create_snapshot', { volumes: ['data'] }));
+    expect(overMcp).toContain('[POOL_FULL]');
+    expect(overMcp).toContain('call create_snapshot again with force: true');
+    expect(overMcp).not.toContain('--force');
+    const overCli = await cli(configFile, ['snapshot', 'create', 'data']);
+    expect(overCli.code).toBe(2);
+    expect(overCli.stderr).toContain('run it again with --force');
+    expect(overCli.stderr).toContain('`snapguard prune data`');
+    expect(overCli.stderr).not.toContain('force: true');
+    expect(overCli.stderr).not.toContain('prune_snapshots');
+    const json = await cli(configFile, ['snapshot', 'create', 'data', '--json']);
+    expect(JSON.parse(json.stdout).error.hint).toContain('--force');
+  });
+
+  it('NOT_OWNED names what can be done instead; SNAPSHOT_NOT_FOUND says where the names are', async () => {
+    const { mcp, configFile } = await setup('owned', {});
+    const foreign = textOf(await mcp.call('pin_snapshot', { volume: 'data', snapshot: 'nightly-backup' }));
+    expect(foreign).toContain('[NOT_OWNED]');
+    expect(foreign).toContain(
+      'Instead, call list_snapshots with volume "data" and use one of the names it returns, or call create_snapshot with volume "data" to take a new one.',
+    );
+    const foreignCli = await cli(configFile, ['pin', 'data', 'nightly-backup']);
+    expect(foreignCli.code).toBe(3);
+    expect(foreignCli.stderr).toContain(
+      'Instead, run `snapguard snapshot list data` and use one of the names it shows, or `snapguard snapshot create data` to take a new one.',
+    );
+    expect(foreignCli.stderr).not.toContain('list_snapshots');
+    const missing = 'data-manual-20200101-000000';
+    const missingMcp = textOf(await mcp.call('pin_snapshot', { volume: 'data', snapshot: missing }));
+    expect(missingMcp).toContain('[SNAPSHOT_NOT_FOUND]');
+    expect(missingMcp).toContain('Call list_snapshots with volume "data" for the names that exist.');
+    const missingCli = await cli(configFile, ['pin', 'data', missing]);
+    expect(missingCli.code).toBe(3);
+    expect(missingCli.stderr).toContain('Run `snapguard snapshot list data` for the names that exist.');
+    expect(missingCli.stderr).not.toContain('list_snapshots');
+  });
+
+  it('a pre-change snapshot reused within minInterval says how to take a new one in each language', async () => {
+    const { deps, mcp, configFile } = await setup('reuse', {
+      volumes: { data: { backend: 'btrfs', path: data, minInterval: '1h' } },
+    });
+    await createSnapshots(deps, { volumes: ['data'], type: 'pre-change', operation: 'first' });
+    const overMcp = textOf(
+      await mcp.call('create_snapshot', { volumes: ['data'], type: 'pre-change', operation: 'second' }),
+    );
+    expect(overMcp).toContain('younger than minInterval 1h');
+    expect(overMcp).toContain('(force: true takes a new one)');
+    expect(overMcp).not.toContain('--force');
+    const overCli = await cli(configFile, [
+      'snapshot',
+      'create',
+      'data',
+      '--type',
+      'pre-change',
+      '--operation',
+      'third',
+    ]);
+    expect(overCli.code).toBe(0);
+    expect(overCli.stdout).toContain('younger than minInterval 1h');
+    expect(overCli.stdout).toContain('(--force takes a new one)');
+    expect(overCli.stdout).not.toContain('force: true');
+  });
+
+  it('prune with nothing to delete says no retention is configured and how to set one', async () => {
+    const { deps, mcp, configFile } = await setup('prune', {});
+    await createSnapshots(deps, { volumes: ['data'], type: 'manual' });
+    const overMcp = textOf(await mcp.call('prune_snapshots', { volume: 'data' }));
+    expect(overMcp).toContain('Nothing to delete');
+    expect(overMcp).toContain('No retention is configured for volume data, so every snapshot is kept.');
+    expect(overMcp).toContain('retention: { preserve: 24h 7d 4w 12m }');
+    expect(overMcp).toContain('call prune_snapshots with dryRun: true');
+    const overCli = await cli(configFile, ['prune', 'data', '--yes']);
+    expect(overCli.code).toBe(0);
+    expect(overCli.stdout).toContain(
+      'No retention is configured for volume data, so every snapshot is kept.',
+    );
+    expect(overCli.stdout).toContain('`snapguard prune --dry-run` shows what would go');
+    expect(overCli.stdout).not.toContain('prune_snapshots');
+  });
+
+  it('health remedies name tool calls over MCP and CLI verbs on the CLI', async () => {
+    const fresh = await sandbox.subvolume('fresh');
+    const input: ConfigInput = { volumes: { fresh: { backend: 'btrfs', path: fresh } } };
+    const deps = sandbox.deps(input);
+    const configFile = join(sandbox.dir, 'fresh.yaml');
+    await writeFile(
+      configFile,
+      JSON.stringify({ contextDir: deps.config.contextDir, stateDir: deps.config.stateDir, ...input }),
+    );
+    const mcp = await connect(deps);
+    setups.push({ deps, mcp, configFile });
+    const result = await mcp.call('health_check', { volume: 'fresh' });
+    const text = textOf(result);
+    expect(text).toContain('NO_SNAPSHOTS');
+    expect(text).toContain('call create_snapshot with volumes ["fresh"]');
+    expect(text).toContain('Call run_restore_test with volume "fresh"');
+    expect(text).not.toContain('snapguard snapshot create');
+    expect(text).not.toContain('snapguard restore-test');
+    const structured = result.structuredContent as { findings: { code: string; remedy: string }[] };
+    expect(structured.findings.find((f) => f.code === 'NO_SNAPSHOTS')?.remedy).toContain(
+      'call create_snapshot',
+    );
+    const overCli = await cli(configFile, ['health', 'fresh']);
+    expect(overCli.stdout).toContain('snapguard snapshot create fresh');
+    expect(overCli.stdout).toContain('Run snapguard restore-test fresh');
+    expect(overCli.stdout).not.toContain('create_snapshot');
+    expect(overCli.stdout).not.toContain('run_restore_test');
+  });
+
+  it('OPERATION_NOT_FOUND: the operationId of create_snapshot over MCP, the printed operation id on the CLI', async () => {
+    const { mcp, configFile } = await setup('operation', {});
+    const unknown = 'op-20200101-000000-abcdef';
+    const overMcp = textOf(
+      await mcp.call('complete_operation', { operationId: unknown, outcome: 'success' }),
+    );
+    expect(overMcp).toContain('[OPERATION_NOT_FOUND]');
+    expect(overMcp).toContain('the operationId returned by create_snapshot');
+    const overCli = await cli(configFile, ['complete', unknown, '--outcome', 'success']);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain('printed by `snapguard snapshot create` or `snapguard wrap`');
+    expect(overCli.stderr).not.toContain('create_snapshot');
+  });
+
+  it('file history: an unknown snapshot names list_snapshots arguments over MCP, snapshot list options on the CLI', async () => {
+    const { mcp, configFile } = await setup('files', {});
+    const missing = 'data-manual-20200101-000000';
+    const overMcp = textOf(await mcp.call('diff_snapshots', { volume: 'data', from: missing }));
+    expect(overMcp).toContain('[SNAPSHOT_NOT_FOUND]');
+    expect(overMcp).toContain(
+      'Call list_snapshots with volume "data", location "all" and includeForeign: true',
+    );
+    expect(overMcp).not.toContain('--all-locations');
+    const overCli = await cli(configFile, ['diff', 'data', missing]);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain('snapguard snapshot list data --all-locations --include-foreign');
+  });
+});
