@@ -1,4 +1,4 @@
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
@@ -27,32 +27,76 @@ export interface BtrfsListEntry {
   path: string;
 }
 
-function field(head: string, pattern: RegExp): string | undefined {
-  const value = pattern.exec(head)?.[1];
-  return value === undefined || value === '-' ? undefined : value;
-}
-
 /**
  * Parses `btrfs subvolume list` output. The columns depend on the flags (-s adds cgen and otime,
- * -q/-R/-u add uuids), so fields are read by name; the path is everything after " path ".
+ * -q/-R/-u add uuids), so fields are read by name; the path is everything after " path ". One pass
+ * over each line's words (no regular expressions): listings run to thousands of lines.
  */
 export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   const entries: BtrfsListEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
     const at = line.indexOf(' path ');
     if (!line.startsWith('ID ') || at < 0) continue;
-    const head = line.slice(0, at);
-    const otime = field(head, /\botime (\S+ \S+)/);
-    entries.push({
-      id: field(head, /^ID (\d+)/) as string,
-      generation: Number(field(head, /\bgen (\d+)/) ?? 0),
-      otime: otime ? new Date(`${otime.replace(' ', 'T')}Z`) : undefined,
-      parentUuid: field(head, /\bparent_uuid (\S+)/),
-      receivedUuid: field(head, /\breceived_uuid (\S+)/),
-      uuid: field(head, /(?:^|\s)uuid (\S+)/),
-      path: line.slice(at + ' path '.length).replace(/^<FS_TREE>\//, ''),
-    });
+    const words = line.slice(0, at).split(' ');
+    const entry: BtrfsListEntry = {
+      id: '',
+      generation: 0,
+      otime: undefined,
+      parentUuid: undefined,
+      receivedUuid: undefined,
+      uuid: undefined,
+      path: line.slice(at + ' path '.length),
+    };
+    if (entry.path.startsWith('<FS_TREE>/')) entry.path = entry.path.slice('<FS_TREE>/'.length);
+    for (let i = 0; i < words.length; i++) {
+      const key = words[i];
+      if (!key) continue; // runs of spaces pad some columns
+      // `top level N` is the only two-word name; otime's value is two words (date and time).
+      if (key === 'top' && words[i + 1] === 'level') {
+        i += 2;
+        continue;
+      }
+      let j = i + 1;
+      while (j < words.length && words[j] === '') j++;
+      const value = words[j];
+      i = j;
+      if (value === undefined) break;
+      const known = value === '-' ? undefined : value;
+      switch (key) {
+        case 'ID':
+          entry.id = value;
+          break;
+        case 'gen':
+          entry.generation = Number(value);
+          break;
+        case 'otime': {
+          let k = j + 1;
+          while (k < words.length && words[k] === '') k++;
+          const clock = words[k];
+          i = k;
+          if (known && clock) entry.otime = new Date(`${known}T${clock}Z`);
+          break;
+        }
+        case 'parent_uuid':
+          entry.parentUuid = known;
+          break;
+        case 'received_uuid':
+          entry.receivedUuid = known;
+          break;
+        case 'uuid':
+          entry.uuid = known;
+          break;
+        default:
+          // cgen, parent, ...: not used
+          break;
+      }
+    }
+    if (entry.id) entries.push(entry);
   }
   return entries;
 }
@@ -92,6 +136,17 @@ export function parseSubvolumeShow(text: string): {
     ...(uuid && uuid !== '-' ? { uuid } : {}),
     ...(parentUuid && parentUuid !== '-' ? { parentUuid } : {}),
   };
+}
+
+/** The entries directly in a folder (`prefix` is its path from the top level, with a trailing slash), by name. */
+function inFolder(entries: BtrfsListEntry[], prefix: string): Map<string, BtrfsListEntry> {
+  const byName = new Map<string, BtrfsListEntry>();
+  for (const entry of entries) {
+    if (!entry.path.startsWith(prefix)) continue;
+    const name = entry.path.slice(prefix.length);
+    if (name && !name.includes('/')) byName.set(name, entry);
+  }
+  return byName;
 }
 
 async function realDir(dir: string): Promise<string | undefined> {
@@ -137,19 +192,36 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      // Two listings side by side: every subvolume in the folder with its uuids (without -s, so
-      // received copies are included: -s lists only local snapshots), and the read-only ones (the
-      // list has no flags column).
-      const [all, readOnly] = await Promise.all([
-        btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options),
-        btrfs(['subvolume', 'list', '-o', '-r', real], options),
+      // `subvolume list` has no flags column, but `-r` keeps only the read-only subvolumes: one
+      // listing of those (with uuids; without -s, so received copies are included: -s lists only
+      // local snapshots) holds every snapguard snapshot. A writable subvolume in the folder is
+      // rare; the folder's names say whether there is one, and only then does a second listing
+      // (of all subvolumes) give its id and uuids.
+      const [readOnly, names] = await Promise.all([
+        btrfs(['subvolume', 'list', '-o', '-r', '-u', '-q', '-R', real], options),
+        readdir(real),
       ]);
-      const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      let entries = inFolder(parseSubvolumeList(readOnly.stdout), prefix);
+      const readOnlyNames = new Set(entries.keys());
+      let writable = false;
+      for (const name of names) {
+        if (readOnlyNames.has(name)) continue;
+        // The root folder of every btrfs subvolume is inode 256; anything else is no subvolume.
+        const stats = await lstat(join(real, name)).catch(() => undefined);
+        if (stats?.isDirectory() && stats.ino === 256) {
+          writable = true;
+          break;
+        }
+      }
+      if (writable) {
+        const all = await btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options);
+        // In the full listing's order (by id), as without writable ones.
+        const merged = inFolder(parseSubvolumeList(all.stdout), prefix);
+        for (const [name, entry] of entries) if (!merged.has(name)) merged.set(name, entry);
+        entries = merged;
+      }
       const snapshots: RawSnapshot[] = [];
-      for (const entry of parseSubvolumeList(all.stdout)) {
-        if (!entry.path.startsWith(prefix)) continue;
-        const name = entry.path.slice(prefix.length);
-        if (!name || name.includes('/')) continue;
+      for (const [name, entry] of entries) {
         const path = join(dir, name);
         // Without -s there is no otime: names that carry their time give it for free; for the
         // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
@@ -158,7 +230,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
           name,
           path,
           createdAt,
-          readOnly: readOnlyIds.has(entry.id),
+          readOnly: readOnlyNames.has(name),
           id: entry.id,
           generation: entry.generation,
           ...(entry.uuid ? { uuid: entry.uuid } : {}),
