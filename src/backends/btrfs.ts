@@ -27,10 +27,21 @@ export interface BtrfsListEntry {
   path: string;
 }
 
+/** The word after `key` in a listing line's head (before " path "), or undefined; "-" means none. */
+function wordAfter(line: string, key: string, end: number): string | undefined {
+  const at = line.indexOf(key);
+  if (at < 0 || at >= end) return undefined;
+  const from = at + key.length;
+  const stop = line.indexOf(' ', from);
+  const value = line.slice(from, stop < 0 || stop > end ? end : stop);
+  return value === '-' || value === '' ? undefined : value;
+}
+
 /**
  * Parses `btrfs subvolume list` output. The columns depend on the flags (-s adds cgen and otime,
- * -q/-R/-u add uuids), so fields are read by name; the path is everything after " path ". One pass
- * over each line's words (no regular expressions): listings run to thousands of lines.
+ * -q/-R/-u add uuids), so fields are found by name; the path is everything after " path ". A few
+ * indexOf per line, no regular expressions and no word arrays: listings run to thousands of lines,
+ * and "-" fields are padded with dozens of spaces.
  */
 export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   const entries: BtrfsListEntry[] = [];
@@ -41,62 +52,27 @@ export function parseSubvolumeList(text: string): BtrfsListEntry[] {
     const line = text.slice(start, end).trim();
     start = end + 1;
     const at = line.indexOf(' path ');
-    if (!line.startsWith('ID ') || at < 0) continue;
-    const words = line.slice(0, at).split(' ');
-    const entry: BtrfsListEntry = {
-      id: '',
-      generation: 0,
-      otime: undefined,
-      parentUuid: undefined,
-      receivedUuid: undefined,
-      uuid: undefined,
-      path: line.slice(at + ' path '.length),
-    };
-    if (entry.path.startsWith('<FS_TREE>/')) entry.path = entry.path.slice('<FS_TREE>/'.length);
-    for (let i = 0; i < words.length; i++) {
-      const key = words[i];
-      if (!key) continue; // runs of spaces pad some columns
-      // `top level N` is the only two-word name; otime's value is two words (date and time).
-      if (key === 'top' && words[i + 1] === 'level') {
-        i += 2;
-        continue;
-      }
-      let j = i + 1;
-      while (j < words.length && words[j] === '') j++;
-      const value = words[j];
-      i = j;
-      if (value === undefined) break;
-      const known = value === '-' ? undefined : value;
-      switch (key) {
-        case 'ID':
-          entry.id = value;
-          break;
-        case 'gen':
-          entry.generation = Number(value);
-          break;
-        case 'otime': {
-          let k = j + 1;
-          while (k < words.length && words[k] === '') k++;
-          const clock = words[k];
-          i = k;
-          if (known && clock) entry.otime = new Date(`${known}T${clock}Z`);
-          break;
-        }
-        case 'parent_uuid':
-          entry.parentUuid = known;
-          break;
-        case 'received_uuid':
-          entry.receivedUuid = known;
-          break;
-        case 'uuid':
-          entry.uuid = known;
-          break;
-        default:
-          // cgen, parent, ...: not used
-          break;
-      }
+    if (at < 0 || !line.startsWith('ID ')) continue;
+    const id = wordAfter(line, 'ID ', at);
+    if (!id) continue;
+    const otimeAt = line.indexOf(' otime ');
+    let otime: Date | undefined;
+    if (otimeAt >= 0 && otimeAt < at) {
+      const day = wordAfter(line, ' otime ', at);
+      const clock = day ? wordAfter(line.slice(otimeAt + ' otime '.length + day.length), ' ', at) : undefined;
+      if (day && clock) otime = new Date(`${day}T${clock}Z`);
     }
-    if (entry.id) entries.push(entry);
+    let path = line.slice(at + ' path '.length);
+    if (path.startsWith('<FS_TREE>/')) path = path.slice('<FS_TREE>/'.length);
+    entries.push({
+      id,
+      generation: Number(wordAfter(line, ' gen ', at) ?? 0),
+      otime,
+      parentUuid: wordAfter(line, ' parent_uuid ', at),
+      receivedUuid: wordAfter(line, ' received_uuid ', at),
+      uuid: wordAfter(line, ' uuid ', at),
+      path,
+    });
   }
   return entries;
 }
