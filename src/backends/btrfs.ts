@@ -1,4 +1,4 @@
-import { lstat, mkdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
@@ -28,31 +28,51 @@ export interface BtrfsListEntry {
   path: string;
 }
 
-function field(head: string, pattern: RegExp): string | undefined {
-  const value = pattern.exec(head)?.[1];
-  return value === undefined || value === '-' ? undefined : value;
+/** The word after `key` in a listing line's head (before " path "), or undefined; "-" means none. */
+function wordAfter(line: string, key: string, end: number): string | undefined {
+  const at = line.indexOf(key);
+  if (at < 0 || at >= end) return undefined;
+  const from = at + key.length;
+  const stop = line.indexOf(' ', from);
+  const value = line.slice(from, stop < 0 || stop > end ? end : stop);
+  return value === '-' || value === '' ? undefined : value;
 }
 
 /**
  * Parses `btrfs subvolume list` output. The columns depend on the flags (-s adds cgen and otime,
- * -q/-R/-u add uuids), so fields are read by name; the path is everything after " path ".
+ * -q/-R/-u add uuids), so fields are found by name; the path is everything after " path ". A few
+ * indexOf per line, no regular expressions and no word arrays: listings run to thousands of lines,
+ * and "-" fields are padded with dozens of spaces.
  */
 export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   const entries: BtrfsListEntry[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
     const at = line.indexOf(' path ');
-    if (!line.startsWith('ID ') || at < 0) continue;
-    const head = line.slice(0, at);
-    const otime = field(head, /\botime (\S+ \S+)/);
+    if (at < 0 || !line.startsWith('ID ')) continue;
+    const id = wordAfter(line, 'ID ', at);
+    if (!id) continue;
+    const otimeAt = line.indexOf(' otime ');
+    let otime: Date | undefined;
+    if (otimeAt >= 0 && otimeAt < at) {
+      const day = wordAfter(line, ' otime ', at);
+      const clock = day ? wordAfter(line.slice(otimeAt + ' otime '.length + day.length), ' ', at) : undefined;
+      if (day && clock) otime = new Date(`${day}T${clock}Z`);
+    }
+    let path = line.slice(at + ' path '.length);
+    if (path.startsWith('<FS_TREE>/')) path = path.slice('<FS_TREE>/'.length);
     entries.push({
-      id: field(head, /^ID (\d+)/) as string,
-      generation: Number(field(head, /\bgen (\d+)/) ?? 0),
-      otime: otime ? new Date(`${otime.replace(' ', 'T')}Z`) : undefined,
-      parentUuid: field(head, /\bparent_uuid (\S+)/),
-      receivedUuid: field(head, /\breceived_uuid (\S+)/),
-      uuid: field(head, /(?:^|\s)uuid (\S+)/),
-      path: line.slice(at + ' path '.length).replace(/^<FS_TREE>\//, ''),
+      id,
+      generation: Number(wordAfter(line, ' gen ', at) ?? 0),
+      otime,
+      parentUuid: wordAfter(line, ' parent_uuid ', at),
+      receivedUuid: wordAfter(line, ' received_uuid ', at),
+      uuid: wordAfter(line, ' uuid ', at),
+      path,
     });
   }
   return entries;
@@ -93,6 +113,17 @@ export function parseSubvolumeShow(text: string): {
     ...(uuid && uuid !== '-' ? { uuid } : {}),
     ...(parentUuid && parentUuid !== '-' ? { parentUuid } : {}),
   };
+}
+
+/** The entries directly in a folder (`prefix` is its path from the top level, with a trailing slash), by name. */
+function inFolder(entries: BtrfsListEntry[], prefix: string): Map<string, BtrfsListEntry> {
+  const byName = new Map<string, BtrfsListEntry>();
+  for (const entry of entries) {
+    if (!entry.path.startsWith(prefix)) continue;
+    const name = entry.path.slice(prefix.length);
+    if (name && !name.includes('/')) byName.set(name, entry);
+  }
+  return byName;
 }
 
 async function realDir(dir: string): Promise<string | undefined> {
@@ -158,19 +189,36 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
       const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
       const prefix = inTree ? `${inTree}/` : '';
-      // Two listings side by side: every subvolume in the folder with its uuids (without -s, so
-      // received copies are included: -s lists only local snapshots), and the read-only ones (the
-      // list has no flags column).
-      const [all, readOnly] = await Promise.all([
-        btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options),
-        btrfs(['subvolume', 'list', '-o', '-r', real], options),
+      // `subvolume list` has no flags column, but `-r` keeps only the read-only subvolumes: one
+      // listing of those (with uuids; without -s, so received copies are included: -s lists only
+      // local snapshots) holds every snapguard snapshot. A writable subvolume in the folder is
+      // rare; the folder's names say whether there is one, and only then does a second listing
+      // (of all subvolumes) give its id and uuids.
+      const [readOnly, names] = await Promise.all([
+        btrfs(['subvolume', 'list', '-o', '-r', '-u', '-q', '-R', real], options),
+        readdir(real),
       ]);
-      const readOnlyIds = new Set(parseSubvolumeList(readOnly.stdout).map((entry) => entry.id));
+      let entries = inFolder(parseSubvolumeList(readOnly.stdout), prefix);
+      const readOnlyNames = new Set(entries.keys());
+      let writable = false;
+      for (const name of names) {
+        if (readOnlyNames.has(name)) continue;
+        // The root folder of every btrfs subvolume is inode 256; anything else is no subvolume.
+        const stats = await lstat(join(real, name)).catch(() => undefined);
+        if (stats?.isDirectory() && stats.ino === 256) {
+          writable = true;
+          break;
+        }
+      }
+      if (writable) {
+        const all = await btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options);
+        // In the full listing's order (by id), as without writable ones.
+        const merged = inFolder(parseSubvolumeList(all.stdout), prefix);
+        for (const [name, entry] of entries) if (!merged.has(name)) merged.set(name, entry);
+        entries = merged;
+      }
       const snapshots: RawSnapshot[] = [];
-      for (const entry of parseSubvolumeList(all.stdout)) {
-        if (!entry.path.startsWith(prefix)) continue;
-        const name = entry.path.slice(prefix.length);
-        if (!name || name.includes('/')) continue;
+      for (const [name, entry] of entries) {
         const path = join(dir, name);
         // Without -s there is no otime: names that carry their time give it for free; for the
         // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
@@ -179,7 +227,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
           name,
           path,
           createdAt,
-          readOnly: readOnlyIds.has(entry.id),
+          readOnly: readOnlyNames.has(name),
           id: entry.id,
           generation: entry.generation,
           ...(entry.uuid ? { uuid: entry.uuid } : {}),

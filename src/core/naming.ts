@@ -72,11 +72,26 @@ export function parseSnapshotName(volume: string, name: string): ParsedName | un
   const match = tailPattern.exec(rest.slice(type.length));
   if (!match) return undefined;
   const [, operation, y, mo, d, h, mi, s, seq] = match;
-  const createdAt = new Date(
-    Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s)),
-  );
+  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const createdAt = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
   // Reject impossible dates (month 13, Feb 30) instead of letting Date roll them over.
-  if (formatTimestamp(createdAt) !== `${y}${mo}${d}-${h}${mi}${s}`) return undefined;
+  if (
+    year < 1000 ||
+    createdAt.getUTCFullYear() !== year ||
+    createdAt.getUTCMonth() !== month - 1 ||
+    createdAt.getUTCDate() !== day ||
+    createdAt.getUTCHours() !== hour ||
+    createdAt.getUTCMinutes() !== minute ||
+    createdAt.getUTCSeconds() !== second
+  )
+    return undefined;
   const sequence = seq === undefined ? 1 : Number(seq);
   if (seq !== undefined && (sequence < 2 || seq.startsWith('0'))) return undefined;
   if (operation !== undefined && operation.length > 64) return undefined;

@@ -630,13 +630,13 @@ export async function listSnapshots(
         const snapshot = toSnapshot(volume, raw, source.location, entry, parsed);
         const recovery = source.location === 'local' ? replacedBy.get(`${volume.id}/${raw.name}`) : undefined;
         const meaning = source.location === 'local' ? snapshotMeaning(snapshot, recovery) : undefined;
-        found.push({
-          ...snapshot,
-          ...(meaning ? { meaning } : {}),
-          ...(recovery && snapshot.type === 'pre-recover' ? { replacedBy: recovery } : {}),
-          owned: parsed !== undefined,
-          ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
-        });
+        // Filled in place (same keys, same order as a copy): listings run to thousands of entries.
+        const listed = snapshot as ListedSnapshot;
+        if (meaning) listed.meaning = meaning;
+        if (recovery && snapshot.type === 'pre-recover') listed.replacedBy = recovery;
+        listed.owned = parsed !== undefined;
+        listed.ageSeconds = Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000));
+        found.push(listed);
       }
     }
   }

@@ -3,6 +3,7 @@ import type { Deps } from '../core/deps.js';
 import { VERSION } from '../core/version.js';
 import { installAudit } from './audit.js';
 import { installCompactToolList } from './compact-schema.js';
+import { installSyncOutputValidation } from './output-validation.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import { registerTools } from './tools/index.js';
@@ -40,6 +41,7 @@ export function createServer(deps: Deps): CreatedServer {
   const tools = registerTools(server, deps);
   const { idle } = installAudit(server, deps.logger);
   installCompactToolList(server);
+  installSyncOutputValidation(server);
   const stopResources = registerResources(server, deps);
   registerPrompts(server, deps);
   return {

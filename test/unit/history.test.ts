@@ -132,6 +132,62 @@ describe('history store', () => {
     expect(await readFile(store.file, 'utf8')).toBe(before);
   });
 
+  it('a throwing mutation leaves nothing of its change behind for the next write', async () => {
+    const store = new HistoryStore({ contextDir: dir });
+    await store.update((h) => void h.snapshots.push(entry(1)));
+    await expect(
+      store.update((h) => {
+        h.snapshots.push(entry(2));
+        throw new Error('no');
+      }),
+    ).rejects.toThrow('no');
+    await store.update((h) => void h.snapshots.push(entry(3)));
+    const ids = JSON.parse(await readFile(store.file, 'utf8')).snapshots.map((e: SnapshotEntry) => e.id);
+    expect(ids).toEqual(['snap-1', 'snap-3']);
+    expect((await store.read()).history.snapshots.map((e) => e.id)).toEqual(['snap-1', 'snap-3']);
+  });
+
+  it("sees another writer's entries in its next read and write (two stores stand for two processes)", async () => {
+    const mine = new HistoryStore({ contextDir: dir });
+    const theirs = new HistoryStore({ contextDir: dir });
+    await mine.update((h) => void h.snapshots.push(entry(1)));
+    await theirs.update((h) => void h.snapshots.push(entry(2)));
+    expect((await mine.read()).history.snapshots.map((e) => e.id)).toEqual(['snap-1', 'snap-2']);
+    await mine.update((h) => void h.snapshots.push(entry(3)));
+    await Promise.all([
+      ...[4, 5, 6].map((i) => mine.update((h) => void h.snapshots.push(entry(i)))),
+      ...[7, 8, 9].map((i) => theirs.update((h) => void h.snapshots.push(entry(i)))),
+    ]);
+    const ids = (await theirs.read()).history.snapshots.map((e) => e.id);
+    expect(ids.slice(0, 3)).toEqual(['snap-1', 'snap-2', 'snap-3']);
+    expect([...ids].sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => `snap-${i}`));
+  });
+
+  it('sees an edit in place that keeps the size of the file (a hand edit or another tool)', async () => {
+    const store = new HistoryStore({ contextDir: dir });
+    await store.update((h) => void h.snapshots.push(entry(1)));
+    expect((await store.read()).history.snapshots[0]?.outcome).toBe('pending');
+    const text = await readFile(store.file, 'utf8');
+    // "pending" and "success" have the same length: same inode, same size, maybe the same mtime.
+    await writeFile(store.file, text.replace('"outcome":"pending"', '"outcome":"success"'));
+    expect((await store.read()).history.snapshots[0]?.outcome).toBe('success');
+    await store.update((h) => void h.snapshots.push(entry(2)));
+    const written = JSON.parse(await readFile(store.file, 'utf8'));
+    expect(written.snapshots.map((e: SnapshotEntry) => [e.id, e.outcome])).toEqual([
+      ['snap-1', 'success'],
+      ['snap-2', 'pending'],
+    ]);
+  });
+
+  it('writes compact JSON, one line, that jq reads', async () => {
+    const store = new HistoryStore({ contextDir: dir });
+    await store.update((h) => void h.snapshots.push(entry(1), entry(2)));
+    const text = await readFile(store.file, 'utf8');
+    expect(text.split('\n')).toEqual([JSON.stringify(JSON.parse(text)), '']);
+    const { stdout } = await run('jq', ['-r', '.snapshots[].snapshot_name', store.file]);
+    expect(stdout).toBe('data-manual-1\ndata-manual-2\n');
+  });
+
   it('loses no entry when 4 processes append 25 entries each at once', async () => {
     const script = `
       const { HistoryStore } = await import(${JSON.stringify(new URL('../../dist/core/history/store.js', import.meta.url).href)});

@@ -1,0 +1,65 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { installSyncOutputValidation } from '../../src/mcp/output-validation.js';
+
+describe('tool output is still checked against the output schema (synchronous parser)', () => {
+  const closers: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const close of closers.splice(0)) await close();
+  });
+
+  async function connect(output: Record<string, unknown> | undefined): Promise<Client> {
+    const server = new McpServer({ name: 't', version: '1' });
+    server.registerTool(
+      'listing',
+      { outputSchema: z.object({ items: z.array(z.object({ name: z.string(), readOnly: z.boolean() })) }) },
+      async () => ({
+        content: [{ type: 'text', text: 'x' }],
+        ...(output ? { structuredContent: output } : {}),
+      }),
+    );
+    installSyncOutputValidation(server);
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    // A result marked as an error is not checked again by the client: what is seen is the server's check.
+    const client = new Client({ name: 'c', version: '1' });
+    await client.connect(clientSide);
+    closers.push(
+      () => client.close(),
+      () => server.close(),
+    );
+    return client;
+  }
+
+  it('passes a result that matches', async () => {
+    const client = await connect({ items: [{ name: 'a', readOnly: true }] });
+    const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect(result.structuredContent).toEqual({ items: [{ name: 'a', readOnly: true }] });
+  });
+
+  it('turns a result that does not match into an error naming the field', async () => {
+    const client = await connect({
+      items: [
+        { name: 'a', readOnly: true },
+        { name: 'b', readOnly: 'no' },
+      ],
+    });
+    const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    const text = (result.content[0] as { text: string }).text;
+    expect(text).toContain('Output validation error: Invalid structured content for tool listing');
+    expect(text).toContain('readOnly');
+  });
+
+  it('turns a missing structured result into an error', async () => {
+    const client = await connect(undefined);
+    const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect((result.content[0] as { text: string }).text).toContain('no structured content was provided');
+  });
+});
