@@ -261,6 +261,28 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return statfsUsage(volume.path);
     },
 
+    /** A writable snapshot of the snapshot: atomic, it appears complete or not at all. */
+    async restoreTree(
+      volume: BackendVolume,
+      name: string,
+      destination: string,
+      options: BackendCallOptions = {},
+    ): Promise<void> {
+      await btrfs(['subvolume', 'snapshot', join(volume.snapshotDir, name), destination], options);
+    },
+
+    async setReadOnly(path: string, readOnly: boolean, options: BackendCallOptions = {}): Promise<void> {
+      await exec('btrfs', ['property', 'set', '-ts', path, 'ro', readOnly ? 'true' : 'false'], {
+        env: btrfsEnv,
+        signal: options.signal,
+        timeoutMs: 60_000,
+      });
+    },
+
+    async removeTree(path: string, options: BackendCallOptions = {}): Promise<void> {
+      await btrfs(['subvolume', 'delete', path], options);
+    },
+
     async unchangedSince(
       volume: BackendVolume,
       raw: RawSnapshot,
