@@ -147,4 +147,19 @@ export interface SnapshotBackend {
     safetyName: string,
     options?: BackendCallOptions,
   ): Promise<void>;
+  /**
+   * What differs between the live volume and the snapshot at `targetPath`, metadata only, as the
+   * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
+   * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
+   * named PREVIEW_PREFIX…, a stream file in `workDir`) is removed before it returns. Backends
+   * without it are compared by walking both trees.
+   */
+  changeDump?(
+    volume: BackendVolume,
+    targetPath: string,
+    options: BackendCallOptions & { workDir: string },
+  ): Promise<string>;
 }
+
+/** Temporary snapshots a changeDump takes of the live tree start with this; doctor removes leftovers. */
+export const PREVIEW_PREFIX = '.snapguard-preview-';

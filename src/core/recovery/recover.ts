@@ -24,7 +24,7 @@ import {
 import { normaliseRelativePath, resolveRestorePaths } from './paths.js';
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
-import { btrfsChangeSummary, walkChangeSummary } from './summary.js';
+import { backendChangeSummary, walkChangeSummary } from './summary.js';
 import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
@@ -433,16 +433,12 @@ export async function planRecovery(
               (root) => walkChangeSummary(volume.path, root, 20, filter),
               context.signal,
             )
-          : volume.backend === 'btrfs'
-            ? await btrfsChangeSummary(deps.exec, {
-                volumePath: volume.path,
-                snapshotDir: volume.snapshotDir,
-                targetPath: snapshot.path,
-                workDir: join(deps.config.stateDir, 'tmp'),
-                ...(filter ? { filter } : {}),
-                signal: context.signal,
-              })
-            : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
+          : await backendChangeSummary(deps.backendFor(volume), volume, {
+              targetPath: snapshot.path,
+              workDir: join(deps.config.stateDir, 'tmp'),
+              ...(filter ? { filter } : {}),
+              signal: context.signal,
+            });
     }
     const safetyBackup = await safetyName(deps, volume, now, context.signal);
     const zfsPlan =

@@ -1,4 +1,4 @@
-import type { RawSnapshot } from '../../backends/types.js';
+import { PREVIEW_PREFIX, type RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { processStart } from '../lock.js';
 import { lockVolumes } from '../volume-locks.js';
@@ -206,9 +206,9 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
 export async function cleanPreviewLeftovers(deps: Deps): Promise<string[]> {
   const removed: string[] = [];
   for (const volume of Object.values(deps.config.volumes)) {
-    // Only the btrfs change summary takes preview snapshots (summary.ts).
-    if (volume.backend !== 'btrfs') continue;
     const backend = deps.backendFor(volume);
+    // Only a backend's changeDump takes preview snapshots.
+    if (!backend.changeDump) continue;
     let raws: RawSnapshot[];
     try {
       raws = await backend.list(volume);
@@ -216,7 +216,7 @@ export async function cleanPreviewLeftovers(deps: Deps): Promise<string[]> {
       continue;
     }
     for (const raw of raws) {
-      if (!raw.name.startsWith('.snapguard-preview-')) continue;
+      if (!raw.name.startsWith(PREVIEW_PREFIX)) continue;
       await backend.delete(volume, raw.name).catch(() => undefined);
       removed.push(raw.path);
     }
