@@ -1,4 +1,5 @@
-import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
@@ -12,6 +13,7 @@ import type {
   RawSnapshot,
   SnapshotBackend,
 } from './types.js';
+import { PREVIEW_PREFIX } from './types.js';
 import { statfsUsage } from './usage.js';
 
 // btrfs prints otime in local time without a zone: pin the zone so the text means UTC.
@@ -408,6 +410,57 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     async deleteReceived(path: string) {
       // A received subvolume is read-only: rm cannot remove it, btrfs can.
       await exec('btrfs', ['subvolume', 'delete', path]).catch(() => undefined);
+    },
+
+    /** A writable snapshot of the snapshot: atomic, it appears complete or not at all. */
+    async restoreTree(
+      volume: BackendVolume,
+      name: string,
+      destination: string,
+      options: BackendCallOptions = {},
+    ): Promise<void> {
+      await btrfs(['subvolume', 'snapshot', join(volume.snapshotDir, name), destination], options);
+    },
+
+    async setReadOnly(path: string, readOnly: boolean, options: BackendCallOptions = {}): Promise<void> {
+      await exec('btrfs', ['property', 'set', '-ts', path, 'ro', readOnly ? 'true' : 'false'], {
+        env: btrfsEnv,
+        signal: options.signal,
+        timeoutMs: 60_000,
+      });
+    },
+
+    async removeTree(path: string, options: BackendCallOptions = {}): Promise<void> {
+      await btrfs(['subvolume', 'delete', path], options);
+    },
+
+    /**
+     * A temporary read-only snapshot of the live state, a metadata-only send stream against the
+     * target, read back with `btrfs receive --dump`. The snapshot and the stream are always removed.
+     */
+    async changeDump(
+      volume: BackendVolume,
+      targetPath: string,
+      options: BackendCallOptions & { workDir: string },
+    ): Promise<string> {
+      const tag = randomBytes(4).toString('hex');
+      const now = join(volume.snapshotDir, `${PREVIEW_PREFIX}${tag}`);
+      await mkdir(options.workDir, { recursive: true });
+      const stream = join(options.workDir, `preview-${tag}.stream`);
+      const run = (args: string[], timeoutMs?: number) =>
+        exec('btrfs', args, {
+          env: btrfsEnv,
+          signal: options.signal,
+          ...(timeoutMs ? { timeoutMs } : {}),
+        });
+      await run(['subvolume', 'snapshot', '-r', volume.path, now]);
+      try {
+        await run(['send', '-q', '--no-data', '-f', stream, '-p', now, targetPath], 600_000);
+        return (await run(['receive', '--dump', '-f', stream], 600_000)).stdout;
+      } finally {
+        await rm(stream, { force: true });
+        await exec('btrfs', ['subvolume', 'delete', now], { env: btrfsEnv }).catch(() => undefined);
+      }
     },
 
     async unchangedSince(

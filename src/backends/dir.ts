@@ -14,6 +14,9 @@ import { statfsUsage } from './usage.js';
 /** Copies in progress carry this prefix, so a half-made copy never looks like a snapshot. */
 export const PARTIAL_PREFIX = '.snapguard-partial-';
 
+/** Where restoreTree builds a tree before renaming it to `destination`. */
+export const partialTreeOf = (destination: string) => `${destination}.snapguard-partial`;
+
 /**
  * Copy-based snapshots for filesystems without native ones. `cp -a --reflink=auto` shares blocks
  * where the filesystem can (XFS, btrfs) and copies otherwise. The copy is not write-protected:
@@ -104,6 +107,31 @@ export function createDirBackend(exec: Exec): SnapshotBackend {
 
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
+    },
+
+    /** A copy into a partial folder next to `destination`, renamed into place once complete. */
+    async restoreTree(
+      volume: BackendVolume,
+      name: string,
+      destination: string,
+      options: BackendCallOptions = {},
+    ): Promise<void> {
+      const partial = partialTreeOf(destination);
+      await rm(partial, { recursive: true, force: true });
+      await exec(
+        'cp',
+        ['-a', '--reflink=auto', '--no-target-directory', '--', join(volume.snapshotDir, name), partial],
+        { signal: options.signal, timeoutMs: 3_600_000 },
+      );
+      await rename(partial, destination);
+    },
+
+    async discardPartialTree(destination: string): Promise<void> {
+      await rm(partialTreeOf(destination), { recursive: true, force: true });
+    },
+
+    async removeTree(path: string): Promise<void> {
+      await rm(path, { recursive: true, force: true });
     },
 
     /** A copy cannot tell what changed since it was made: every pre-change snapshot is taken anew. */

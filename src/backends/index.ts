@@ -3,6 +3,7 @@ import type { Exec } from '../system/exec.js';
 import { createBtrfsBackend } from './btrfs.js';
 import { createDirBackend } from './dir.js';
 import { createZfsBackend } from './zfs.js';
+import { withInPlaceRecovery } from './zfs-recover.js';
 import type { BackendVolume, OwnedNameTest, SnapshotBackend } from './types.js';
 
 export type BackendResolver = (volume: BackendVolume) => SnapshotBackend;
@@ -12,7 +13,7 @@ export function createBackendResolver(exec: Exec, isOwned: OwnedNameTest): Backe
   const backends: Partial<Record<BackendVolume['backend'], SnapshotBackend>> = {
     btrfs: createBtrfsBackend(exec),
     dir: createDirBackend(exec),
-    zfs: createZfsBackend(exec, isOwned),
+    zfs: withInPlaceRecovery(createZfsBackend(exec, isOwned), exec),
   };
   return (volume) => {
     const backend = backends[volume.backend];

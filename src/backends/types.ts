@@ -143,4 +143,58 @@ export interface SnapshotBackend {
   ): Promise<void>;
   /** The received UUID of the copy at `path` (undefined when it was not received). */
   receivedUuidOf?(path: string, options?: BackendCallOptions): Promise<string | undefined>;
+
+  // Recovery. Backends that swap trees (btrfs, dir) put a snapshot's tree in place as a new tree;
+  // backends that never swap (zfs) replace the live files in place instead (replaceTree, restorePaths).
+
+  /**
+   * Puts the tree of snapshot `name` (in the volume's snapshotDir) at `destination` as a new
+   * writable tree, which appears there only when complete. Redoing it after a crash is safe.
+   */
+  restoreTree?(
+    volume: BackendVolume,
+    name: string,
+    destination: string,
+    options?: BackendCallOptions,
+  ): Promise<void>;
+  /** Removes what an interrupted restoreTree into `destination` left behind; nothing there is fine. */
+  discardPartialTree?(destination: string): Promise<void>;
+  /**
+   * Makes a tree read-only or writable again (btrfs: the subvolume's ro property). Backends whose
+   * trees have no such flag (dir) leave it out.
+   */
+  setReadOnly?(path: string, readOnly: boolean, options?: BackendCallOptions): Promise<void>;
+  /** Removes a whole tree made by restoreTree (or moved aside by a recovery), nested content included. */
+  removeTree?(path: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * In-place recovery: replaces every file of the live volume with the tree of snapshot `name`,
+   * without taking a safety snapshot (the caller has one). Idempotent.
+   */
+  replaceTree?(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<void>;
+  /**
+   * In-place file restore: the relative `paths` of the live volume become those of snapshot `name`,
+   * after the current state is kept as snapshot `safetyName` (reused when it exists). Idempotent.
+   */
+  restorePaths?(
+    volume: BackendVolume,
+    name: string,
+    paths: readonly string[],
+    safetyName: string,
+    options?: BackendCallOptions,
+  ): Promise<void>;
+  /**
+   * What differs between the live volume and the snapshot at `targetPath`, metadata only, as the
+   * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
+   * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
+   * named PREVIEW_PREFIX…, a stream file in `workDir`) is removed before it returns. Backends
+   * without it are compared by walking both trees.
+   */
+  changeDump?(
+    volume: BackendVolume,
+    targetPath: string,
+    options: BackendCallOptions & { workDir: string },
+  ): Promise<string>;
 }
+
+/** Temporary snapshots a changeDump takes of the live tree start with this; doctor removes leftovers. */
+export const PREVIEW_PREFIX = '.snapguard-preview-';

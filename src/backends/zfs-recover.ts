@@ -298,3 +298,24 @@ export async function restoreZfsPaths(
     await reader.close();
   }
 }
+
+/**
+ * Attaches the in-place recovery of zfs to its backend (datasets are never swapped: their files are
+ * replaced, see docs/zfs.md), so that recovery reaches it through SnapshotBackend.
+ */
+export function withInPlaceRecovery(backend: ZfsBackend, exec: Exec): ZfsBackend {
+  return Object.assign(backend, {
+    async replaceTree(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {
+      await replaceTreeFromSnapshot(backend, exec, volume, name, options);
+    },
+    async restorePaths(
+      volume: BackendVolume,
+      name: string,
+      paths: readonly string[],
+      safetyName: string,
+      options: BackendCallOptions = {},
+    ): Promise<void> {
+      await restoreZfsPaths(backend, exec, volume, name, paths, safetyName, options);
+    },
+  });
+}

@@ -393,4 +393,22 @@ describe.runIf(run)('recover a whole operation, and locks', () => {
     expect(warnings.join('\n')).toMatch(/took over a stale lock from pid \d+/);
     expect(existsSync(lockFile)).toBe(false);
   });
+
+  it('the change summary of a plan leaves no preview snapshot behind, and doctor removes one an interrupted plan left, and only that', async () => {
+    const snap = (await createSnapshots(deps, { volumes: ['containers'], type: 'manual', force: true }))
+      .created[0]!;
+    await writeFile(join(a, 'after-plan'), 'x\n');
+    const snapshotDir = deps.config.volumes.containers!.snapshotDir;
+    const plan = await recover(deps, { volume: 'containers', snapshot: snap.name, dryRun: true });
+    expect(plan.status).toBe('planned');
+    expect(plan.plan?.volumes[0]?.changes?.removed?.first).toContain('after-plan');
+    expect((await readdir(snapshotDir)).filter((n) => n.startsWith('.snapguard-preview-'))).toEqual([]);
+    const before = (await readdir(snapshotDir)).sort();
+    const leftover = join(snapshotDir, '.snapguard-preview-deadbeef');
+    await exec('btrfs', ['subvolume', 'snapshot', '-r', a, leftover]);
+    const { cleanPreviewLeftovers } = await import('../../src/core/recovery/recover.js');
+    expect(await cleanPreviewLeftovers(deps)).toEqual([leftover]);
+    expect((await readdir(snapshotDir)).sort()).toEqual(before);
+    await rm(join(a, 'after-plan'));
+  });
 });

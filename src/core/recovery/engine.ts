@@ -3,6 +3,7 @@ import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
+import type { SnapshotBackend } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
@@ -88,19 +89,27 @@ export async function step(
   item.current = undefined;
 }
 
+/** The backend of a journal item's volume (the journal check keeps both kinds equal). */
+export const backendOfItem = (deps: Deps, item: JournalItem): SnapshotBackend =>
+  deps.backendFor(volumeOf(deps, item));
+
+/** Whether a backend recovers in place (zfs: files replaced, the dataset never swapped). */
+export const recoversInPlace = (backend: SnapshotBackend): boolean => backend.replaceTree !== undefined;
+
+/** Whether a backend has nested trees that snapshots do not hold (btrfs subvolumes). */
+export const hasNestedTrees = (backend: SnapshotBackend): boolean => backend.nestedSubvolumes !== undefined;
+
 export async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortSignal): Promise<void> {
-  const source = join(item.snapshotDir, item.target);
-  if (item.backend === 'btrfs') {
-    await deps.exec('btrfs', ['subvolume', 'snapshot', source, item.path], { signal, timeoutMs: 300_000 });
-    return;
+  const volume = volumeOf(deps, item);
+  const backend = deps.backendFor(volume);
+  if (!backend.restoreTree) {
+    throw new SnapguardError(
+      'INTERNAL',
+      `The ${backend.kind} backend cannot put a snapshot's tree in place.`,
+      'Report this.',
+    );
   }
-  const partial = `${item.path}.snapguard-partial`;
-  await rm(partial, { recursive: true, force: true });
-  await deps.exec('cp', ['-a', '--reflink=auto', '--no-target-directory', '--', source, partial], {
-    signal,
-    timeoutMs: 3_600_000,
-  });
-  await rename(partial, item.path);
+  await backend.restoreTree({ ...volume, snapshotDir: item.snapshotDir }, item.target, item.path, { signal });
 }
 
 /**
@@ -120,18 +129,16 @@ export async function carryIntoNewTree(
   try {
     await carry();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EROFS') throw error;
+    const backend = deps.backendFor(volume);
+    if ((error as NodeJS.ErrnoException).code !== 'EROFS' || !backend.setReadOnly) throw error;
     // Made read-only by an earlier run of this recovery: protect-safety sets it again next.
-    await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'], { timeoutMs: 60_000 });
+    await backend.setReadOnly(safety, false);
     await carry();
   }
 }
 
 export async function protectSafety(deps: Deps, item: JournalItem): Promise<void> {
-  if (item.backend === 'btrfs')
-    await deps.exec('btrfs', ['property', 'set', '-ts', safetyPathOf(item), 'ro', 'true'], {
-      timeoutMs: 60_000,
-    });
+  await backendOfItem(deps, item).setReadOnly?.(safetyPathOf(item), true);
 }
 
 export async function takeSafetySnapshot(
@@ -154,9 +161,9 @@ export async function copyPaths(
   volume: VolumeConfig = volumeOf(deps, item),
 ): Promise<void> {
   const staging = join(item.path, `.snapguard-restore-${recoveryId}`);
+  const nestedTrees = hasNestedTrees(deps.backendFor(volume));
   // After a crash a nested subvolume may sit in the staging folder: it goes back before the redo.
-  if (item.backend === 'btrfs')
-    await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
+  if (nestedTrees) await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
   await rm(staging, { recursive: true, force: true });
   await mkdir(join(staging, 'new'), { recursive: true });
   await mkdir(join(staging, 'old'), { recursive: true });
@@ -190,8 +197,7 @@ export async function copyPaths(
   }
   faultPoint('during', 'copy');
   // Nested subvolumes are not in any snapshot: they go back to their place in the restored tree.
-  if (item.backend === 'btrfs')
-    await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
+  if (nestedTrees) await rescueStaged(deps, volume, item.path, basename(staging), recoveryId, signal);
   // What was there is in the safety snapshot; the staging copy of it is not needed.
   await rm(staging, { recursive: true, force: true });
 }
@@ -276,9 +282,11 @@ export async function recordHistory(
   // Asked before taking the history lock: for zfs this runs a command.
   const safetyByVolume = new Map<string, { exists: boolean; path: string }>();
   for (const item of journal.items) {
-    if (item.backend === 'zfs') {
-      const volume = volumeOf(deps, item);
-      const shown = await deps.backendFor(volume).show(volume, item.safety);
+    const volume = volumeOf(deps, item);
+    const backend = deps.backendFor(volume);
+    // A snapshot without a plain folder on every system (zfs) is asked of its backend.
+    if (backend.openSnapshot) {
+      const shown = await backend.show(volume, item.safety);
       safetyByVolume.set(item.volume, {
         exists: shown !== undefined,
         path: shown?.path ?? safetyPathOf(item),
@@ -372,7 +380,7 @@ export async function runJournal(
       : ['stop-services', 'safety-snapshot', 'copy'];
   // zfs datasets are never swapped: a safety snapshot, then their files are replaced (docs/zfs.md).
   const stepsOf = (item: JournalItem): readonly RecoveryStep[] =>
-    item.backend === 'zfs'
+    recoversInPlace(backendOfItem(deps, item))
       ? ['stop-services', 'safety-snapshot', 'copy']
       : journal.mode === 'rollback'
         ? ['stop-services', 'move-aside', 'restore', 'carry-nested', 'protect-safety']
@@ -411,7 +419,7 @@ export async function runJournal(
                 await takeSafetySnapshot(deps, volume, item, signal);
                 break;
               case 'copy':
-                if (item.backend === 'zfs') await zfsCopy(deps, journal, item, signal);
+                if (recoversInPlace(deps.backendFor(volume))) await zfsCopy(deps, journal, item, signal);
                 else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal, volume);
                 break;
               default:
@@ -420,7 +428,8 @@ export async function runJournal(
           },
           {
             noop:
-              (name === 'stop-services' && !driver) || (name === 'carry-nested' && item.backend !== 'btrfs'),
+              (name === 'stop-services' && !driver) ||
+              (name === 'carry-nested' && !hasNestedTrees(deps.backendFor(volume))),
           },
         );
       }
@@ -492,7 +501,12 @@ export async function revertJournal(
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
     const safety = safetyPathOf(item);
-    if (item.backend === 'zfs') {
+    const backend = backendOfItem(deps, item);
+    // Errors are ignored: a tree that stays read-only makes the rename below fail, and that says why.
+    const makeWritable = async () => {
+      await backend.setReadOnly?.(safety, false).catch(() => undefined);
+    };
+    if (recoversInPlace(backend)) {
       const copyBegan = item.done.includes('copy') || item.current === 'copy';
       if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
         await zfsPutBack(deps, item);
@@ -504,15 +518,14 @@ export async function revertJournal(
       const pathThere = await exists(item.path);
       const safetyThere = await exists(safety);
       if (safetyThere && !pathThere) {
-        if (item.backend === 'btrfs')
-          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
+        await makeWritable();
         await rename(safety, item.path);
         notes.push(`${item.volume}: ${item.path} is back as it was`);
       } else if (safetyThere && pathThere) {
         // The swap went through for this volume; a fresh clone of the target holds no data of its own
         // except nested subvolumes carried into it: they go back into the old tree first.
-        if (item.backend === 'btrfs') {
-          await deps.exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false']).catch(() => undefined);
+        await makeWritable();
+        if (hasNestedTrees(backend)) {
           notes.push(
             ...(await carryNested(deps, volumeOf(deps, item), item.path, safety, journal.recoveryId)).map(
               (note) => `${item.volume}: ${note}`,
@@ -523,23 +536,14 @@ export async function revertJournal(
         await rename(item.path, aside);
         if (!(await exists(join(item.snapshotDir, item.target)))) {
           // The target is gone, so this copy is the only one of it: keep it next to the volume.
-          if (item.backend === 'btrfs')
-            await deps
-              .exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'])
-              .catch(() => undefined);
+          await makeWritable();
           await rename(safety, item.path);
           notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
         } else {
-          if (item.backend === 'btrfs') {
-            await deps
-              .exec('btrfs', ['property', 'set', '-ts', safety, 'ro', 'false'])
-              .catch(() => undefined);
-            await rename(safety, item.path);
-            await deps.exec('btrfs', ['subvolume', 'delete', aside]).catch(() => undefined);
-          } else {
-            await rename(safety, item.path);
-            await rm(aside, { recursive: true, force: true });
-          }
+          await makeWritable();
+          await rename(safety, item.path);
+          // A copy that cannot be removed stays where it is, and the note below says so.
+          await backend.removeTree?.(aside).catch(() => undefined);
           notes.push(
             (await exists(aside))
               ? `${item.volume}: ${item.path} is back as it was; the restored copy could not be removed and is at ${aside}`
@@ -549,11 +553,11 @@ export async function revertJournal(
       } else {
         notes.push(`${item.volume}: nothing had changed`);
       }
-      await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+      await backend.discardPartialTree?.(item.path);
     } else if (item.done.includes('copy') || item.current === 'copy') {
       // Nested subvolumes the copy already put back into a restored path go into that path's
       // previous version first: undoing the path then carries them along instead of deleting them.
-      if (item.backend === 'btrfs')
+      if (hasNestedTrees(backend))
         notes.push(
           ...(await keepNestedForUndo(deps, volumeOf(deps, item), item, journal.recoveryId)).map(
             (note) => `${item.volume}: ${note}`,
@@ -573,7 +577,7 @@ export async function revertJournal(
       notes.push(`${item.volume}: ${parts.join(', ') || 'nothing had changed'}`);
     } else {
       const stagingName = `.snapguard-restore-${journal.recoveryId}`;
-      if (item.backend === 'btrfs')
+      if (hasNestedTrees(backend))
         notes.push(
           ...(await rescueStaged(deps, volumeOf(deps, item), item.path, stagingName, journal.recoveryId)).map(
             (note) => `${item.volume}: ${note}`,

@@ -24,8 +24,8 @@ import {
 import { normaliseRelativePath, resolveRestorePaths } from './paths.js';
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
-import { btrfsChangeSummary, walkChangeSummary } from './summary.js';
-import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
+import { backendChangeSummary, walkChangeSummary } from './summary.js';
+import { hasNestedTrees, recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
 
@@ -107,16 +107,15 @@ async function resolveTargets(
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal);
   if (request.mode === 'files') {
-    const resolved =
-      volume.backend === 'zfs'
-        ? await withZfsSnapshot(
-            deps,
-            volume,
-            snapshot.name,
-            (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
-            signal,
-          )
-        : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    const resolved = opensSnapshots(deps, volume)
+      ? await withZfsSnapshot(
+          deps,
+          volume,
+          snapshot.name,
+          (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
+          signal,
+        )
+      : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
     return [
       {
         volume,
@@ -211,10 +210,17 @@ async function checkNestedLayout(
   target.nested = layout.nested;
 }
 
+/** Snapshots without a plain folder on every system (zfs) are opened through the backend to be read. */
+const opensSnapshots = (deps: Deps, volume: VolumeConfig): boolean =>
+  deps.backendFor(volume).openSnapshot !== undefined;
+
 /** What a target's state is identified by: its inode (a folder) or its guid (zfs, asked anew). */
 async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal): Promise<string> {
-  if (target.volume.backend === 'zfs') {
-    const shown = await deps.backendFor(target.volume).show(target.volume, target.snapshot.name, { signal });
+  const backend = deps.backendFor(target.volume);
+  if (backend.openSnapshot) {
+    const shown = await backend.show(target.volume, target.snapshot.name, {
+      signal,
+    });
     return shown ? `guid:${shown.id ?? shown.uuid ?? ''}` : 'missing';
   }
   const info = await lstat(target.snapshot.path).catch(() => undefined);
@@ -255,7 +261,7 @@ async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal
       `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}|${await touchedState(target)}`,
     );
     // A nested subvolume appearing or going away after the plan changes what the recovery moves.
-    if (target.volume.backend === 'btrfs')
+    if (hasNestedTrees(deps.backendFor(target.volume)))
       parts.push(`nested:${(await nestedSubvolumesOf(deps, target.volume, { signal })).join(',')}`);
   }
   const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
@@ -424,25 +430,20 @@ export async function planRecovery(
               (p) => path === p || path.startsWith(`${p}/`),
             )
         : undefined;
-      changes =
-        volume.backend === 'zfs'
-          ? await withZfsSnapshot(
-              deps,
-              volume,
-              snapshot.name,
-              (root) => walkChangeSummary(volume.path, root, 20, filter),
-              context.signal,
-            )
-          : volume.backend === 'btrfs'
-            ? await btrfsChangeSummary(deps.exec, {
-                volumePath: volume.path,
-                snapshotDir: volume.snapshotDir,
-                targetPath: snapshot.path,
-                workDir: join(deps.config.stateDir, 'tmp'),
-                ...(filter ? { filter } : {}),
-                signal: context.signal,
-              })
-            : await walkChangeSummary(volume.path, snapshot.path, 20, filter);
+      changes = opensSnapshots(deps, volume)
+        ? await withZfsSnapshot(
+            deps,
+            volume,
+            snapshot.name,
+            (root) => walkChangeSummary(volume.path, root, 20, filter),
+            context.signal,
+          )
+        : await backendChangeSummary(deps.backendFor(volume), volume, {
+            targetPath: snapshot.path,
+            workDir: join(deps.config.stateDir, 'tmp'),
+            ...(filter ? { filter } : {}),
+            signal: context.signal,
+          });
     }
     const safetyBackup = await safetyName(deps, volume, now, context.signal);
     const zfsPlan =

@@ -1,5 +1,4 @@
-import { rm } from 'node:fs/promises';
-import type { RawSnapshot } from '../../backends/types.js';
+import { PREVIEW_PREFIX, type RawSnapshot } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { processStart } from '../lock.js';
 import { lockVolumes } from '../volume-locks.js';
@@ -9,9 +8,11 @@ import { readJournals, removeJournal, type Journal } from './journal.js';
 import type { ResolvedRecovery, ValidationCheck } from './schemas.js';
 import type { ServiceDriver } from './services.js';
 import {
+  backendOfItem,
   driverFor,
   exists,
   recordHistory,
+  recoversInPlace,
   revertJournal,
   runJournal,
   volumeOf,
@@ -143,7 +144,8 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
     for (const item of journal.items) {
       const safetyThere = await snapshotThere(deps, item, item.safety);
       const pathThere = await exists(item.path);
-      if (item.backend === 'zfs') {
+      const backend = backendOfItem(deps, item);
+      if (recoversInPlace(backend)) {
         // A zfs copy is redone from the start: it is idempotent, the safety snapshot is reused.
         if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
         item.done = item.done.filter((s) => s !== 'copy');
@@ -157,7 +159,7 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
           item.done = item.done.filter(
             (s) => s !== 'restore' && s !== 'carry-nested' && s !== 'protect-safety',
           );
-        await rm(`${item.path}.snapguard-partial`, { recursive: true, force: true });
+        await backend.discardPartialTree?.(item.path);
       } else {
         if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
       }
@@ -204,16 +206,18 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
 export async function cleanPreviewLeftovers(deps: Deps): Promise<string[]> {
   const removed: string[] = [];
   for (const volume of Object.values(deps.config.volumes)) {
-    if (volume.backend !== 'btrfs') continue;
+    const backend = deps.backendFor(volume);
+    // Only a backend's changeDump takes preview snapshots.
+    if (!backend.changeDump) continue;
     let raws: RawSnapshot[];
     try {
-      raws = await deps.backendFor(volume).list(volume);
+      raws = await backend.list(volume);
     } catch {
       continue;
     }
     for (const raw of raws) {
-      if (!raw.name.startsWith('.snapguard-preview-')) continue;
-      await deps.exec('btrfs', ['subvolume', 'delete', raw.path]).catch(() => undefined);
+      if (!raw.name.startsWith(PREVIEW_PREFIX)) continue;
+      await backend.delete(volume, raw.name).catch(() => undefined);
       removed.push(raw.path);
     }
   }

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Exec } from '../../system/exec.js';
+import { lstat, readdir } from 'node:fs/promises';
+import type { BackendVolume, SnapshotBackend } from '../../backends/types.js';
 import { binaryOf, bytesOf, displayBinary } from '../byte-names.js';
 
 /** What a recovery would change in the live volume, like `snapper status`. */
@@ -192,15 +190,14 @@ export function parseSendDump(
 }
 
 /**
- * The summary for btrfs: a temporary read-only snapshot of the current state, a metadata-only
- * send stream against the target, read with `btrfs receive --dump`. Cost follows the size of the
- * difference, not of the volume. The temporary snapshot and stream are always removed.
+ * The summary of a swapped volume: from the backend's change dump where it has one (btrfs: a
+ * metadata-only send stream against the target, its cost follows the size of the difference, not
+ * of the volume), otherwise by walking both trees.
  */
-export async function btrfsChangeSummary(
-  exec: Exec,
+export async function backendChangeSummary(
+  backend: SnapshotBackend,
+  volume: BackendVolume,
   options: {
-    volumePath: string;
-    snapshotDir: string;
     targetPath: string;
     workDir: string;
     limit?: number;
@@ -208,32 +205,13 @@ export async function btrfsChangeSummary(
     signal?: AbortSignal | undefined;
   },
 ): Promise<ChangeSummary> {
+  if (!backend.changeDump) return walkChangeSummary(volume.path, options.targetPath, 20, options.filter);
   const started = performance.now();
-  const tag = randomBytes(4).toString('hex');
-  const now = join(options.snapshotDir, `.snapguard-preview-${tag}`);
-  await mkdir(options.workDir, { recursive: true });
-  const stream = join(options.workDir, `preview-${tag}.stream`);
-  const env = { LC_ALL: 'C' };
-  await exec('btrfs', ['subvolume', 'snapshot', '-r', options.volumePath, now], {
-    env,
+  const dump = await backend.changeDump(volume, options.targetPath, {
+    workDir: options.workDir,
     signal: options.signal,
   });
-  try {
-    await exec('btrfs', ['send', '-q', '--no-data', '-f', stream, '-p', now, options.targetPath], {
-      env,
-      signal: options.signal,
-      timeoutMs: 600_000,
-    });
-    const dump = await exec('btrfs', ['receive', '--dump', '-f', stream], {
-      env,
-      signal: options.signal,
-      timeoutMs: 600_000,
-    });
-    return parseSendDump(dump.stdout, options.limit, options.filter, started);
-  } finally {
-    await rm(stream, { force: true });
-    await exec('btrfs', ['subvolume', 'delete', now], { env }).catch(() => undefined);
-  }
+  return parseSendDump(dump, options.limit, options.filter, started);
 }
 
 interface Entry {

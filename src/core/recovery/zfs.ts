@@ -1,7 +1,7 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isZfsBackend, type ZfsBackend } from '../../backends/zfs.js';
-import { replaceTreeFromSnapshot, restoreZfsPaths } from '../../backends/zfs-recover.js';
+import type { SnapshotBackend } from '../../backends/types.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
@@ -18,6 +18,21 @@ export function zfsBackendOf(deps: Deps, volume: VolumeConfig): ZfsBackend {
   return backend;
 }
 
+type InPlaceBackend = SnapshotBackend & Required<Pick<SnapshotBackend, 'replaceTree' | 'restorePaths'>>;
+
+/** The backend of a volume recovered in place (zfs): its files are replaced, never swapped. */
+function inPlaceBackendOf(deps: Deps, volume: VolumeConfig): InPlaceBackend {
+  const backend = deps.backendFor(volume);
+  if (!backend.replaceTree || !backend.restorePaths) {
+    throw new SnapguardError(
+      'INTERNAL',
+      `The ${backend.kind} backend of volume "${volume.id}" cannot replace files in place.`,
+      'Report this.',
+    );
+  }
+  return backend as InPlaceBackend;
+}
+
 /** Runs `work` on a readable folder of a zfs snapshot (.zfs/snapshot or a temporary clone). */
 export async function withZfsSnapshot<T>(
   deps: Deps,
@@ -26,7 +41,15 @@ export async function withZfsSnapshot<T>(
   work: (path: string) => Promise<T>,
   signal?: AbortSignal,
 ): Promise<T> {
-  const reader = await zfsBackendOf(deps, volume).openSnapshot(volume, name, { signal });
+  const backend = deps.backendFor(volume);
+  if (!backend.openSnapshot) {
+    throw new SnapguardError(
+      'INTERNAL',
+      `The ${backend.kind} backend of volume "${volume.id}" cannot open a snapshot for reading.`,
+      'Report this.',
+    );
+  }
+  const reader = await backend.openSnapshot(volume, name, { signal });
   try {
     return await work(reader.path);
   } finally {
@@ -39,10 +62,10 @@ const volumeOfItem = (deps: Deps, item: JournalItem): VolumeConfig =>
 
 /** Whether a snapshot exists, asked the backend's way: zfs snapshots have no folder on every system. */
 export async function snapshotThere(deps: Deps, item: JournalItem, name: string): Promise<boolean> {
-  if (item.backend === 'zfs') {
-    const volume = volumeOfItem(deps, item);
-    return (await deps.backendFor(volume).show(volume, name)) !== undefined;
-  }
+  const volume = volumeOfItem(deps, item);
+  const backend = deps.backendFor(volume);
+  // Backends that open snapshots for reading (zfs) have no snapshot folder everywhere: ask them.
+  if (backend.openSnapshot) return (await backend.show(volume, name)) !== undefined;
   return lstat(join(item.snapshotDir, name)).then(
     () => true,
     () => false,
@@ -58,8 +81,9 @@ export async function snapshotNames(
   volume: VolumeConfig,
   signal?: AbortSignal,
 ): Promise<string[]> {
-  if (volume.backend === 'zfs') {
-    return (await deps.backendFor(volume).list(volume, { signal })).map((raw) => raw.name).sort();
+  const backend = deps.backendFor(volume);
+  if (backend.openSnapshot) {
+    return (await backend.list(volume, { signal })).map((raw) => raw.name).sort();
   }
   try {
     return (await readdir(volume.snapshotDir)).filter((name) => !name.startsWith('.')).sort();
@@ -76,13 +100,13 @@ export async function zfsCopy(
   signal?: AbortSignal,
 ): Promise<void> {
   const volume = volumeOfItem(deps, item);
-  const backend = zfsBackendOf(deps, volume);
+  const backend = inPlaceBackendOf(deps, volume);
   if (journal.mode === 'rollback') {
-    await replaceTreeFromSnapshot(backend, deps.exec, volume, item.target, { signal });
+    await backend.replaceTree(volume, item.target, { signal });
     return;
   }
   if (item.paths.length > 0)
-    await restoreZfsPaths(backend, deps.exec, volume, item.target, item.paths, item.safety, { signal });
+    await backend.restorePaths(volume, item.target, item.paths, item.safety, { signal });
   for (const rel of item.removeOnly ?? []) {
     await deps.exec('rm', ['-rf', '--one-file-system', '--', join(item.path, rel)], { signal });
   }
@@ -91,5 +115,5 @@ export async function zfsCopy(
 /** Puts a zfs volume's files back from its safety snapshot (undo of an interrupted copy). */
 export async function zfsPutBack(deps: Deps, item: JournalItem): Promise<void> {
   const volume = volumeOfItem(deps, item);
-  await replaceTreeFromSnapshot(zfsBackendOf(deps, volume), deps.exec, volume, item.safety);
+  await inPlaceBackendOf(deps, volume).replaceTree(volume, item.safety);
 }
