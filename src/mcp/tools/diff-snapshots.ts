@@ -4,6 +4,7 @@ import { diffSnapshots } from '../../core/file-history/diff.js';
 import { DiffSnapshotsInput, DiffSnapshotsResultSchema } from '../../core/file-history/schemas.js';
 import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerDiffSnapshotsTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -19,13 +20,7 @@ export function registerDiffSnapshotsTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: DiffSnapshotsInput,
       outputSchema: DiffSnapshotsResultSchema,
-      annotations: {
-        title: 'Compare snapshots',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Compare snapshots'),
     },
     async (args, extra) =>
       runTool(

@@ -4,6 +4,7 @@ import { FileVersionsInput, FileVersionsResultSchema } from '../../core/file-his
 import { fileVersions } from '../../core/file-history/versions.js';
 import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerFileVersionsTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -19,13 +20,7 @@ export function registerFileVersionsTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: FileVersionsInput,
       outputSchema: FileVersionsResultSchema,
-      annotations: {
-        title: 'Versions of a file',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Versions of a file'),
     },
     async (args, extra) =>
       runTool(

@@ -4,6 +4,7 @@ import { findDeleted } from '../../core/file-history/deleted.js';
 import { FindDeletedInput, FindDeletedResultSchema } from '../../core/file-history/schemas.js';
 import { progressReporter } from '../progress.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerFindDeletedTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -19,13 +20,7 @@ export function registerFindDeletedTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: FindDeletedInput,
       outputSchema: FindDeletedResultSchema,
-      annotations: {
-        title: 'Find deleted files',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Find deleted files'),
     },
     async (args, extra) =>
       runTool(

@@ -3,6 +3,7 @@ import type { Deps } from '../../core/deps.js';
 import { healthCheck } from '../../core/health/index.js';
 import { HealthCheckInput, HealthCheckResultSchema } from '../../core/health/schemas.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerHealthCheckTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -17,13 +18,7 @@ export function registerHealthCheckTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: HealthCheckInput,
       outputSchema: HealthCheckResultSchema,
-      annotations: {
-        title: 'Health check',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Health check'),
     },
     async (args, extra) =>
       runTool(

@@ -3,6 +3,7 @@ import type { Deps } from '../../core/deps.js';
 import { ListSnapshotsInput, ListSnapshotsResultSchema } from '../../core/schemas.js';
 import { listSnapshots } from '../../core/snapshots.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerListSnapshotsTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -18,13 +19,7 @@ export function registerListSnapshotsTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: ListSnapshotsInput,
       outputSchema: ListSnapshotsResultSchema,
-      annotations: {
-        title: 'List snapshots',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('List snapshots'),
     },
     async (args, extra) =>
       runTool(

@@ -3,6 +3,7 @@ import type { Deps } from '../../core/deps.js';
 import { planStrategy, PlanStrategyInput, PlanStrategyResultSchema } from '../../core/planner/plan.js';
 import { formatBytes } from '../../core/units.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerPlanStrategyTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -17,13 +18,7 @@ export function registerPlanStrategyTool(server: McpServer, deps: Deps): void {
       ].join(' '),
       inputSchema: PlanStrategyInput,
       outputSchema: PlanStrategyResultSchema,
-      annotations: {
-        title: 'Plan strategy',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Plan strategy'),
     },
     async (args, extra) =>
       runTool(

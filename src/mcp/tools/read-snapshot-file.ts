@@ -3,6 +3,7 @@ import type { Deps } from '../../core/deps.js';
 import { readSnapshotFile } from '../../core/file-history/read.js';
 import { ReadSnapshotFileInput, ReadSnapshotFileResultSchema } from '../../core/file-history/schemas.js';
 import { runTool } from '../result.js';
+import { readOnlyAnnotations } from './annotations.js';
 
 export function registerReadSnapshotFileTool(server: McpServer, deps: Deps): void {
   server.registerTool(
@@ -17,13 +18,7 @@ export function registerReadSnapshotFileTool(server: McpServer, deps: Deps): voi
       ].join(' '),
       inputSchema: ReadSnapshotFileInput,
       outputSchema: ReadSnapshotFileResultSchema,
-      annotations: {
-        title: 'Read a file from a snapshot',
-        readOnlyHint: true,
-        destructiveHint: false,
-        idempotentHint: true,
-        openWorldHint: false,
-      },
+      annotations: readOnlyAnnotations('Read a file from a snapshot'),
     },
     async (args, extra) =>
       runTool(
