@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
@@ -71,5 +71,20 @@ describe.runIf(run)('restore tests report drift and RTO as they are (real btrfs)
         .split(/\s{2,}/)
         .at(-1),
     ).not.toBe('0s');
+  });
+
+  it('names that are not UTF-8 and are in the snapshot too are not reported as added', async () => {
+    await writeFile(Buffer.concat([Buffer.from(join(path, 'old', 'odd')), Buffer.from([0xff])]), 'odd\n');
+    const made = await createSnapshots(deps, { volumes: ['data'], type: 'manual', force: true });
+    // Changed after the snapshot (ctime moves), but not added.
+    await chmod(Buffer.concat([Buffer.from(join(path, 'old', 'odd')), Buffer.from([0xff])]), 0o600);
+    const result = await runRestoreTest(deps, {
+      volume: 'data',
+      snapshot: made.created[0]!.name,
+      sampleSize: 10,
+      seed: 3,
+    });
+    expect(result.overall).toBe('PASS');
+    expect(result.results[0]!.drift.filter((d) => d.change === 'added')).toEqual([]);
   });
 });
