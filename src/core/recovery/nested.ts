@@ -39,6 +39,8 @@ export interface NestedLayout {
   nested: string[];
   /** Absolute mount points under the touched paths. */
   mounts: string[];
+  /** Every nested subvolume of the volume (relative), touched or not: one listing serves the plan. */
+  all: string[];
 }
 
 /** What lies under the touched paths (undefined: the whole volume) that snapshots do not hold. */
@@ -50,11 +52,10 @@ export async function nestedLayout(
 ): Promise<NestedLayout> {
   const real = await realpath(volume.path);
   const inTouched = (rel: string) => !touched || touched.some((root) => under(rel, root));
-  const nested = (await nestedSubvolumesOf(deps, volume, { signal })).filter(
-    (rel) => !rel.startsWith('.snapguard-restore-') && inTouched(rel),
-  );
+  const all = await nestedSubvolumesOf(deps, volume, { signal });
+  const nested = all.filter((rel) => !rel.startsWith('.snapguard-restore-') && inTouched(rel));
   const mounts = mountsBelow(real, readMounts()).filter((mp) => inTouched(relative(real, mp)));
-  return { nested, mounts };
+  return { nested, mounts, all };
 }
 
 export function mountsRefusal(

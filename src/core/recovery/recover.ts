@@ -39,6 +39,8 @@ interface Target {
   removeOnly?: string[];
   /** Nested subvolumes under the touched paths: carried into the new tree (rollback) or kept (files). */
   nested?: string[];
+  /** Every nested subvolume of the volume, as listed while planning (feeds the state fingerprint). */
+  nestedAll?: string[];
   /** Files mode with ".": the whole tree, so the live top-level listing is part of the plan. */
   wholeTree?: boolean;
 }
@@ -187,13 +189,12 @@ async function checkNestedLayout(
   const touched =
     request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
   const layout = await nestedLayout(deps, volume, touched, signal);
+  target.nestedAll = layout.all;
   if (layout.mounts.length > 0) throw mountsRefusal(volume, layout.mounts, request.mode);
   if (request.mode === 'files') {
     const wholeTree = (request.paths ?? []).some((p) => normaliseRelativePath(p) === '.');
     if (!wholeTree) {
-      const all = (await nestedSubvolumesOf(deps, volume, { signal })).filter(
-        (rel) => !rel.startsWith('.snapguard-restore-'),
-      );
+      const all = layout.all.filter((rel) => !rel.startsWith('.snapguard-restore-'));
       for (const rel of target.paths ?? []) {
         const hit = all.find((nested) => within(rel, nested));
         if (hit) throw namedNestedRefusal(volume, rel, hit);
@@ -254,15 +255,27 @@ async function touchedState(target: Target): Promise<string> {
   return parts.join('|');
 }
 
-async function fingerprintOf(deps: Deps, targets: Target[], signal?: AbortSignal): Promise<string> {
+/**
+ * The state a confirmation is bound to. `fresh`: list everything again (the re-check after the user
+ * answered); otherwise the plan's own nested-subvolume listing is reused.
+ */
+async function fingerprintOf(
+  deps: Deps,
+  targets: Target[],
+  signal?: AbortSignal,
+  fresh = false,
+): Promise<string> {
   const parts: string[] = [];
   for (const target of [...targets].sort((a, b) => a.volume.id.localeCompare(b.volume.id))) {
     parts.push(
       `${target.volume.id}|${target.snapshot.name}|${await targetIdentity(deps, target, signal)}|${(await snapshotNames(deps, target.volume, signal)).join(',')}|${await touchedState(target)}`,
     );
     // A nested subvolume appearing or going away after the plan changes what the recovery moves.
+    // The plan's own listing, made moments ago under the same lock, serves; a new one otherwise.
     if (hasNestedTrees(deps.backendFor(target.volume)))
-      parts.push(`nested:${(await nestedSubvolumesOf(deps, target.volume, { signal })).join(',')}`);
+      parts.push(
+        `nested:${((fresh ? undefined : target.nestedAll) ?? (await nestedSubvolumesOf(deps, target.volume, { signal }))).join(',')}`,
+      );
   }
   const journals = (await readJournals(deps.config.stateDir)).map((j) => j.journal?.recoveryId ?? j.file);
   parts.push(`journals:${journals.join(',')}`);
@@ -599,7 +612,7 @@ export async function recover(
   );
   try {
     const now = deps.clock();
-    if ((await fingerprintOf(deps, planned.targets, context.signal)) !== planned.fingerprint) {
+    if ((await fingerprintOf(deps, planned.targets, context.signal, true)) !== planned.fingerprint) {
       throw new SnapguardError(
         'CONFIRMATION_INVALID',
         'The volume changed while this recovery waited (another recovery, a new snapshot, or a change to the paths the restore touches); the confirmed plan no longer applies. Nothing was changed.',
