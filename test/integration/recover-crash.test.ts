@@ -31,14 +31,8 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await box?.cleanup();
   });
 
-  async function scenario(mode: 'rollback' | 'files') {
-    const id = `v${++counter}`;
-    const path = await box.subvolume(id);
-    await mkdir(join(path, 'keep/deep'), { recursive: true });
-    await writeFile(join(path, 'keep/deep/a.txt'), 'original a\n');
-    await writeFile(join(path, 'conf.yml'), 'good: true\n');
-    await mkdir(join(path, 'dir'), { recursive: true });
-    await writeFile(join(path, 'dir/x'), 'x1\n');
+  /** A config file and deps for one volume of the shared pool, recovering without a gate. */
+  async function configure(id: string, path: string) {
     const input = {
       contextDir: join(box.dir, 'context'),
       stateDir: join(box.dir, 'state'),
@@ -48,7 +42,18 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     };
     const configFile = join(box.dir, `${id}.yaml`);
     await writeFile(configFile, stringify(input));
-    const deps = createDeps(buildConfig(input, box.dir), { logger: silentLogger() });
+    return { configFile, deps: createDeps(buildConfig(input, box.dir), { logger: silentLogger() }) };
+  }
+
+  async function scenario(mode: 'rollback' | 'files') {
+    const id = `v${++counter}`;
+    const path = await box.subvolume(id);
+    await mkdir(join(path, 'keep/deep'), { recursive: true });
+    await writeFile(join(path, 'keep/deep/a.txt'), 'original a\n');
+    await writeFile(join(path, 'conf.yml'), 'good: true\n');
+    await mkdir(join(path, 'dir'), { recursive: true });
+    await writeFile(join(path, 'dir/x'), 'x1\n');
+    const { configFile, deps } = await configure(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'conf.yml'), 'good: false\n');
@@ -162,16 +167,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await writeFile(join(path, 'top.txt'), 'top v1\n');
     await exec('btrfs', ['subvolume', 'create', join(path, 'data/docker')]);
     await writeFile(join(path, 'data/docker/layer'), 'layer v1\n');
-    const input = {
-      contextDir: join(box.dir, 'context'),
-      stateDir: join(box.dir, 'state'),
-      host: 'test-host',
-      confirm: 'never' as const,
-      volumes: { [id]: { backend: 'btrfs' as const, path } },
-    };
-    const configFile = join(box.dir, `${id}.yaml`);
-    await writeFile(configFile, stringify(input));
-    const deps = createDeps(buildConfig(input, box.dir), { logger: silentLogger() });
+    const { configFile, deps } = await configure(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'data/notes.txt'), 'notes v2\n');
