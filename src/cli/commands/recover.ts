@@ -4,6 +4,8 @@ import type { RecoverResult } from '../../core/recovery/schemas.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { printJson, printLine } from '../output.js';
+import { SnapguardError } from '../../core/errors.js';
+import { displayPath } from '../../core/file-history/tree.js';
 
 interface RecoverOptions extends CommonOptions {
   files?: string[];
@@ -11,6 +13,7 @@ interface RecoverOptions extends CommonOptions {
   reason?: string;
   yes?: boolean;
   dryRun?: boolean;
+  beside?: boolean;
 }
 
 export function printRecoverResult(result: RecoverResult): void {
@@ -25,6 +28,7 @@ export function printRecoverResult(result: RecoverResult): void {
     return;
   }
   printLine(result.message ?? result.status);
+  for (const item of result.written ?? []) printLine(`  wrote ${displayPath(Buffer.from(item.fullPath))}`);
   for (const check of result.validation ?? [])
     printLine(
       `  ${check.ok ? 'ok  ' : 'FAIL'} ${check.volume}: ${check.check}${check.detail ? ` (${check.detail})` : ''}`,
@@ -49,12 +53,23 @@ export function recoverCommand(): Command {
         '--files <path...>',
         'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
       )
+      .option(
+        '--beside',
+        'with --files: write the snapshot version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS instead of replacing it (nothing is overwritten; no confirmation)',
+      )
       .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
       .option('--reason <text>', 'why, recorded in the history')
       .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
       .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
+      if (options.beside && !options.files?.length) {
+        throw new SnapguardError(
+          'BAD_INPUT',
+          '--beside restores paths: it needs --files.',
+          'Add --files PATH... with the files or folders to write beside their originals.',
+        );
+      }
       const deps = await loadDeps(options);
       const result = await recover(
         deps,
@@ -64,6 +79,7 @@ export function recoverCommand(): Command {
           ...(options.operationId ? { operationId: options.operationId } : {}),
           mode: options.files?.length ? 'files' : 'rollback',
           ...(options.files?.length ? { paths: options.files } : {}),
+          ...(options.beside ? { destination: 'beside' } : {}),
           ...(options.reason ? { reason: options.reason } : {}),
           dryRun: Boolean(options.dryRun),
         },
@@ -79,6 +95,12 @@ export function recoverCommand(): Command {
           },
         },
       );
+      if (result.status === 'planned' && result.written && !options.json) {
+        printLine(result.message ?? 'Dry run: nothing was written.');
+        for (const item of result.written)
+          printLine(`  would write ${displayPath(Buffer.from(item.fullPath))}`);
+        return 0;
+      }
       if (result.status === 'planned' && !options.json) {
         const { plan } = result;
         if (plan) {

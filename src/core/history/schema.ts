@@ -85,6 +85,14 @@ export const RecoveryEntrySchema = z.looseObject({
     .optional()
     .describe('the recovery this entry belongs to (one per volume when an operation is recovered)'),
   notes: z.string().optional().describe('e.g. how doctor finished an interrupted recovery'),
+  destination: z
+    .enum(['in-place', 'beside'])
+    .optional()
+    .describe('files mode: beside wrote the snapshot versions under new names (absent means in place)'),
+  written: z
+    .array(z.string())
+    .optional()
+    .describe('destination beside: the new paths written, relative to the volume root'),
 });
 
 export const RestoreTestEntrySchema = z.looseObject({

@@ -27,6 +27,7 @@ import { servicesOf } from './services.js';
 import { backendChangeSummary, walkChangeSummary } from './summary.js';
 import { hasNestedTrees, recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
+import { recoverBeside } from './beside.js';
 import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
 
 export type { RecoverContext } from './engine.js';
@@ -565,6 +566,8 @@ export async function recover(
 ): Promise<RecoverResult> {
   const started = performance.now();
   const raw = parseInput(RecoverInput, input, 'recover');
+  // Only new names are written: no services, no safety snapshot, no confirmation.
+  if (raw.destination === 'beside') return recoverBeside(deps, raw, context);
   const resolved = raw.dryRun ? [] : await resolveUnfinishedRecoveries(deps, { context });
   const needsGate = !raw.dryRun && raw.confirmationToken === undefined && deps.config.confirm !== 'never';
   // Plan under the volume locks (briefly): a plan never sees a volume in the middle of another

@@ -15,6 +15,12 @@ export const RecoverInput = z.object({
     .max(1000)
     .optional()
     .describe('files mode: paths relative to the volume root ("." for the whole tree)'),
+  destination: z
+    .enum(['in-place', 'beside'])
+    .default('in-place')
+    .describe(
+      "files mode: in-place (default) replaces the paths, behind the confirmation gate; beside writes the snapshot's version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS (the snapshot's time), never overwriting anything, so it needs no confirmation",
+    ),
   reason: z.string().max(500).optional(),
   confirmationToken: z.string().max(1024).optional(),
   dryRun: z.boolean().default(false),
@@ -104,6 +110,17 @@ export const RecoverResultSchema = z.object({
   durationSeconds: z.number().optional(),
   validation: z.array(ValidationCheckSchema).optional(),
   message: z.string().optional(),
+  written: z
+    .array(
+      z.object({
+        path: z.string().describe('the restored path, relative to the volume root'),
+        writtenTo: z.string().describe('where its snapshot version was written, relative to the volume root'),
+        fullPath: z.string(),
+        type: z.enum(['file', 'folder']),
+      }),
+    )
+    .optional()
+    .describe('destination beside: each new name written (planned only, with dryRun)'),
   warnings: z
     .array(z.string())
     .optional()

@@ -67,6 +67,7 @@ export function registerRecoverTool(server: McpServer, deps: Deps): void {
         "The first call only returns the plan (steps, services stopped and started, the safety snapshot's name, counts of added/removed/modified paths): either the user is asked directly, or the result has status confirmation_required and a confirmationToken.",
         'Show that plan to the user and call again with the same arguments plus confirmationToken only after they agree. dryRun: true only plans.',
         'Configured services are stopped before and started after; the result lists every validation check.',
+        'Files mode with destination "beside" replaces nothing: the snapshot\'s version of each path is written next to the original as NAME.snapguard-YYYYMMDD-HHMMSS (the snapshot\'s time), an existing name is refused, no service is stopped and no confirmation is asked; the result lists each written path. It can read any snapshot file_versions lists (also foreign ones and "external:NAME" copies).',
         "On ZFS volumes `zfs rollback` is never run: the dataset's files are replaced by the snapshot's, and every newer snapshot (snapguard's, sanoid's, syncoid's) stays; the plan lists them under newerSnapshots.",
       ].join(' '),
       inputSchema: RecoverInput,
