@@ -3,7 +3,7 @@ import type { GetPromptResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Deps } from '../core/deps.js';
 
-export const PROMPT_NAMES = ['safe-deploy', 'disaster-recovery'] as const;
+export const PROMPT_NAMES = ['safe-deploy', 'disaster-recovery', 'find-lost-file'] as const;
 
 function volumeList(deps: Deps, requested: string | undefined): string {
   if (requested?.trim()) return requested.trim();
@@ -58,6 +58,25 @@ export function disasterRecoveryText(
   ].join('\n');
 }
 
+/** The walk from "I lost this file" to the right version of it, brought back beside the original or in place. */
+export function findLostFileText(args: { volume: string; path: string; when?: string | undefined }): string {
+  const volume = JSON.stringify(args.volume.trim());
+  const path = JSON.stringify(args.path.trim());
+  const when = args.when?.trim();
+  return [
+    `Find a lost or damaged file with snapguard and bring the right version of it back. Volume: ${volume}. Path (relative to the volume root): ${path}.${when ? ` When it was last right, as I remember it: ${when}.` : ''}`,
+    'Everything up to step 5 only reads; nothing on the volume changes.',
+    '',
+    `1. Was it deleted? Call find_deleted with volume ${volume} and path set to the folder that held it (or ${path} itself if it was a folder)${when ? ', and since set to a time a little before that' : ''}. Each entry names the newest snapshot that still holds it. Names that are not UTF-8 are shown escaped, with pathBase64 holding the raw bytes.`,
+    `2. Which versions exist? Call file_versions with volume ${volume} and path ${path}. Identical copies are grouped: each version lists every snapshot holding it, with size, mtime and owner; the live one is marked live. Snapshots where it is absent are listed under absent. If it is not found, add includeForeign: true and location "all" (other tools' snapshots and external copies are read too).`,
+    `3. Look before choosing: call read_snapshot_file with volume ${volume}, a snapshot from step 2 and path ${path} to see that version's text (binary files give size and sha256 only).${when ? ` Prefer the newest version from before ${when}.` : ''}`,
+    `4. What changed around it: call diff_snapshots with volume ${volume}, from the chosen snapshot (leave to out to compare with the live volume) and path ${path}; for one small text file patch: true gives a unified diff. Show me the version you picked, its snapshot name and date, and why.`,
+    `5. Bring it back. Preferred: call recover with volume ${volume}, that snapshot, mode "files", paths [${path}] and destination "beside". It writes the old version next to the original as NAME.snapguard-YYYYMMDD-HHMMSS, never overwrites anything and needs no confirmation; tell me the written path from the result so I can compare and swap it myself.`,
+    '   Only if I ask for it in place: call recover without destination. Its first call returns a plan (the services stopped, the pre-recover safety snapshot keeping the current state); show me the plan, wait for my explicit yes, then call again with the same arguments and the confirmationToken. In-place restores read only snapshots snapguard made.',
+    '6. Report: the snapshot the version came from, the path written (beside) or the safety snapshot (in place), and how to undo it.',
+  ].join('\n');
+}
+
 export function registerPrompts(server: McpServer, deps: Deps): string[] {
   server.registerPrompt(
     'safe-deploy',
@@ -87,6 +106,23 @@ export function registerPrompts(server: McpServer, deps: Deps): string[] {
       },
     },
     (args) => userMessage(disasterRecoveryText(deps, args)),
+  );
+  server.registerPrompt(
+    'find-lost-file',
+    {
+      title: 'Find a lost file and restore the right version',
+      description:
+        'Walks from "I lost this file" to the right version: find_deleted, file_versions, read_snapshot_file and diff_snapshots to choose it, then recover beside the original (no confirmation) or in place (confirmed).',
+      argsSchema: {
+        volume: z.string().describe('the volume id that held the file'),
+        path: z.string().describe('the lost or damaged file or folder, relative to the volume root'),
+        when: z
+          .string()
+          .optional()
+          .describe('when it was last right, in words or as a time, e.g. "before Tuesday" or 2026-11-21'),
+      },
+    },
+    (args) => userMessage(findLostFileText(args)),
   );
   return [...PROMPT_NAMES];
 }

@@ -48,7 +48,7 @@ describe('MCP prompts', () => {
   it('lists safe-deploy and disaster-recovery with titles, descriptions and arguments', async () => {
     const { prompts } = await mcp.client.listPrompts();
     const byName = Object.fromEntries(prompts.map((p) => [p.name, p]));
-    expect(Object.keys(byName).sort()).toEqual(['disaster-recovery', 'safe-deploy']);
+    expect(Object.keys(byName).sort()).toEqual(['disaster-recovery', 'find-lost-file', 'safe-deploy']);
     expect(byName['safe-deploy']!.arguments).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ name: 'service', required: true }),
@@ -92,6 +92,44 @@ describe('MCP prompts', () => {
     }
     const named = new Set(texts.join('\n').match(/\b[a-z]+(?:_[a-z]+)+\b/g));
     for (const tool of named) expect(CONTRACT_TOOLS).toContain(tool);
+  });
+
+  it('find-lost-file walks from the lost path to the right version and a restore beside it (or in place, confirmed)', async () => {
+    const { prompts } = await mcp.client.listPrompts();
+    const prompt = prompts.find((p) => p.name === 'find-lost-file');
+    expect(prompt?.arguments).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ name: 'volume', required: true }),
+        expect.objectContaining({ name: 'path', required: true }),
+        expect.objectContaining({ name: 'when', required: false }),
+      ]),
+    );
+    const result = await mcp.client.getPrompt({
+      name: 'find-lost-file',
+      arguments: { volume: 'containers', path: 'traefik/traefik.yml', when: 'before Tuesday' },
+    });
+    const text = (result.messages[0]!.content as { text: string }).text;
+    expect(text).toContain('"containers"');
+    expect(text).toContain('"traefik/traefik.yml"');
+    expect(text).toContain('before Tuesday');
+    const order = ['find_deleted', 'file_versions', 'read_snapshot_file', 'diff_snapshots', 'recover'].map(
+      (t) => text.indexOf(t),
+    );
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(text).toContain('destination "beside"');
+    expect(text).toMatch(/confirmationToken/);
+    // Without "when" the text does not invent a time.
+    const plain = await mcp.client.getPrompt({
+      name: 'find-lost-file',
+      arguments: { volume: 'media', path: 'photos/2026' },
+    });
+    const plainText = (plain.messages[0]!.content as { text: string }).text;
+    expect(plainText).toContain('"photos/2026"');
+    expect(plainText).not.toContain('undefined');
+    await expect(
+      mcp.client.getPrompt({ name: 'find-lost-file', arguments: { volume: 'media' } }),
+    ).rejects.toThrow(/path/);
   });
 
   it('refuses safe-deploy without the service argument', async () => {
