@@ -441,7 +441,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     async changeDump(
       volume: BackendVolume,
       targetPath: string,
-      options: BackendCallOptions & { workDir: string },
+      options: BackendCallOptions & { workDir: string; parentPath?: string },
     ): Promise<string> {
       const tag = randomBytes(4).toString('hex');
       const now = join(volume.snapshotDir, `${PREVIEW_PREFIX}${tag}`);
@@ -453,13 +453,16 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
           signal: options.signal,
           ...(timeoutMs ? { timeoutMs } : {}),
         });
-      await run(['subvolume', 'snapshot', '-r', volume.path, now]);
+      // Between two snapshots: no snapshot of the live tree is needed.
+      const parent = options.parentPath ?? now;
+      if (options.parentPath === undefined) await run(['subvolume', 'snapshot', '-r', volume.path, now]);
       try {
-        await run(['send', '-q', '--no-data', '-f', stream, '-p', now, targetPath], 600_000);
+        await run(['send', '-q', '--no-data', '-f', stream, '-p', parent, targetPath], 600_000);
         return (await run(['receive', '--dump', '-f', stream], 600_000)).stdout;
       } finally {
         await rm(stream, { force: true });
-        await exec('btrfs', ['subvolume', 'delete', now], { env: btrfsEnv }).catch(() => undefined);
+        if (options.parentPath === undefined)
+          await exec('btrfs', ['subvolume', 'delete', now], { env: btrfsEnv }).catch(() => undefined);
       }
     },
 

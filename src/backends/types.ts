@@ -187,12 +187,14 @@ export interface SnapshotBackend {
    * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
    * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
    * named PREVIEW_PREFIX…, a stream file in `workDir`) is removed before it returns. Backends
-   * without it are compared by walking both trees.
+   * without it are compared by walking both trees. With `parentPath` (a read-only snapshot of the
+   * same volume), the stream turns that snapshot into the target instead, and the live volume is
+   * not read.
    */
   changeDump?(
     volume: BackendVolume,
     targetPath: string,
-    options: BackendCallOptions & { workDir: string },
+    options: BackendCallOptions & { workDir: string; parentPath?: string },
   ): Promise<string>;
 }
 

@@ -286,11 +286,56 @@ describe.runIf(enabled)('file history on real btrfs', () => {
         { path: 'xattr.txt', fields: ['xattrs'] },
       ]);
       expect(result.metadata.count).toBe(2);
+      // Between two btrfs snapshots the metadata-only send stream names the candidates.
+      expect(result.method).toBe('btrfs-send');
+    });
+
+    it('the send stream and the tree walk agree on renamed, new and removed folders and a path filter', async () => {
+      const root = paths.app!;
+      await mkdir(join(root, 'tree', 'old', 'sub'), { recursive: true });
+      await mkdir(join(root, 'tree', 'gone'), { recursive: true });
+      for (const rel of ['old/a.txt', 'old/sub/b.txt', 'gone/c.txt', 'same.txt'])
+        await writeFile(join(root, 'tree', rel), `${rel}\n`);
+      const one = await snap('app');
+      await exec('mv', [join(root, 'tree', 'old'), join(root, 'tree', 'renamed')]);
+      await rm(join(root, 'tree', 'gone'), { recursive: true });
+      await mkdir(join(root, 'tree', 'fresh', 'deep'), { recursive: true });
+      await writeFile(join(root, 'tree', 'fresh', 'deep', 'd.txt'), 'd\n');
+      const two = await snap('app');
+      const sent = await diffSnapshots(deps, { volume: 'app', from: one, to: two });
+      // checksum compares content, which only the walk does.
+      const walked = await diffSnapshots(deps, { volume: 'app', from: one, to: two, checksum: true });
+      expect(sent.method).toBe('btrfs-send');
+      expect(walked.method).toBe('walk');
+      for (const list of ['added', 'removed', 'modified'] as const) expect(sent[list]).toEqual(walked[list]);
+      expect(sent.metadata.changes).toEqual(walked.metadata.changes);
+      expect(sent.added.paths).toEqual([
+        'tree/fresh',
+        'tree/fresh/deep',
+        'tree/fresh/deep/d.txt',
+        'tree/renamed',
+        'tree/renamed/a.txt',
+        'tree/renamed/sub',
+        'tree/renamed/sub/b.txt',
+      ]);
+      expect(sent.removed.paths).toEqual([
+        'tree/gone',
+        'tree/gone/c.txt',
+        'tree/old',
+        'tree/old/a.txt',
+        'tree/old/sub',
+        'tree/old/sub/b.txt',
+      ]);
+      const only = await diffSnapshots(deps, { volume: 'app', from: one, to: two, path: 'tree/fresh' });
+      expect(only.added.paths).toEqual(['tree/fresh', 'tree/fresh/deep', 'tree/fresh/deep/d.txt']);
+      expect(only.removed.count).toBe(0);
+      await rm(join(root, 'tree'), { recursive: true });
     });
 
     it('against the live volume when to is left out', async () => {
       const result = await diffSnapshots(deps, { volume: 'app', from: after });
       expect(result.to).toBe('live');
+      expect(result.method).toBe('walk');
       expect(result.modified.paths).toEqual(['keep.txt']);
       expect(result.added.count + result.removed.count + result.metadata.count).toBe(0);
     });

@@ -1,7 +1,11 @@
 import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
+import { bytesOf, binaryOf } from '../byte-names.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
+import { sendDumpSets, type ChangeSets } from '../recovery/summary.js';
+import type { ListedSnapshot } from '../schemas.js';
 import { parseInput } from '../validate.js';
 import { DiffSnapshotsInput, type DiffSnapshotsResult } from './schemas.js';
 import {
@@ -58,6 +62,12 @@ interface DiffRun {
   signal?: AbortSignal | undefined;
   onProgress?: FileHistoryCall['onProgress'];
   compared: number;
+  /**
+   * Set when a send stream named the changed paths: each is compared on its own (no descent into
+   * folders both sides have), xattr changes come from the stream, and `seen` keeps a path listed
+   * under an added or removed folder from being listed again.
+   */
+  stream?: { xattrs: Set<string>; seen: Set<string> };
 }
 
 /**
@@ -107,7 +117,14 @@ export async function diffSnapshots(
       };
       const a = await entryInside(from.root, start);
       const b = await entryInside(to.root, start);
-      if (start) await compareEntry(run, start, a, b);
+      const sets =
+        toSnapshot && !request.checksum
+          ? await sendStream(deps, volume, fromSnapshot, toSnapshot, run.warn, call.signal)
+          : undefined;
+      if (sets) {
+        run.stream = { xattrs: sets.xattrs, seen: new Set() };
+        await compareCandidates(run, sets, start);
+      } else if (start) await compareEntry(run, start, a, b);
       else await compareFolders(run, undefined);
       let patch: { text: string; truncated: boolean } | undefined;
       if (request.patch) patch = await unifiedDiff(run, start, a, b, warnings);
@@ -121,6 +138,7 @@ export async function diffSnapshots(
         modified: run.modified.result(),
         metadata: { ...run.metadata.result(), changes: run.metadataChanges },
         ...(patch ? { patch: patch.text, patchTruncated: patch.truncated } : {}),
+        method: sets ? ('btrfs-send' as const) : ('walk' as const),
         warnings,
       };
     } finally {
@@ -168,9 +186,18 @@ async function compareEntry(
     const side = a ? run.from : run.to;
     const list = a ? run.removed : run.added;
     const info = (a ?? b) as EntryInfo;
-    list.add(rel);
+    const seen = run.stream?.seen;
+    const add = (path: Buffer) => {
+      if (seen) {
+        const key = `${a ? '-' : '+'}${binaryOf(path)}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+      }
+      list.add(path);
+    };
+    add(rel);
     if (info.type === 'folder' && info.dev === (a ? run.fromDev : run.toDev))
-      for await (const item of walk(side, rel, info.dev, run.warn, run.signal)) list.add(item.rel);
+      for await (const item of walk(side, rel, info.dev, run.warn, run.signal)) add(item.rel);
     return;
   }
   if (a.type !== b.type) {
@@ -187,11 +214,82 @@ async function compareEntry(
   if (a.mode !== b.mode) fields.push('mode');
   if (a.uid !== b.uid || a.gid !== b.gid) fields.push('owner');
   // An xattr change moves ctime; copies (dir backend) have new ctimes, so there only checksum reads them.
-  const askXattrs = run.ctimeTrusted ? a.ctimeNs !== b.ctimeNs : run.checksum;
-  if (askXattrs && (await xattrsDiffer(run, rel))) fields.push('xattrs');
+  if (run.stream) {
+    if (run.stream.xattrs.has(binaryOf(rel))) fields.push('xattrs');
+  } else {
+    const askXattrs = run.ctimeTrusted ? a.ctimeNs !== b.ctimeNs : run.checksum;
+    if (askXattrs && (await xattrsDiffer(run, rel))) fields.push('xattrs');
+  }
   if (fields.length > 0 && run.metadata.add(rel))
     run.metadataChanges.push({ path: displayPath(rel), fields });
-  if (a.type === 'folder' && a.dev === run.fromDev && b.dev === run.toDev) await compareFolders(run, rel);
+  if (!run.stream && a.type === 'folder' && a.dev === run.fromDev && b.dev === run.toDev)
+    await compareFolders(run, rel);
+}
+
+/**
+ * Between two local btrfs snapshots: the paths a metadata-only `send -p FROM TO` stream touches
+ * (its cost follows the size of the change, not of the tree). Undefined where there is no such
+ * stream (other backends, external copies) or it cannot be made: the trees are walked then.
+ */
+async function sendStream(
+  deps: Deps,
+  volume: VolumeConfig,
+  from: ListedSnapshot,
+  to: ListedSnapshot,
+  warn: (text: string) => void,
+  signal?: AbortSignal,
+): Promise<ChangeSets | undefined> {
+  const backend = deps.backendFor(volume);
+  if (volume.backend !== 'btrfs' || !backend.changeDump) return undefined;
+  if (from.location !== 'local' || to.location !== 'local') return undefined;
+  try {
+    const dump = await backend.changeDump(volume, to.path, {
+      parentPath: from.path,
+      workDir: join(deps.config.stateDir, 'tmp'),
+      signal,
+    });
+    return sendDumpSets(dump);
+  } catch (error) {
+    signal?.throwIfAborted();
+    warn(
+      `the send stream between the snapshots could not be read (${(error as Error).message.split('\n')[0]}); both trees were walked instead`,
+    );
+    return undefined;
+  }
+}
+
+/** Path components compared by bytes: the order of the tree walk (a folder, then what is inside it). */
+function walkOrder(a: Buffer, b: Buffer): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (x === y) continue;
+    if (x === 0x2f) return -1;
+    if (y === 0x2f) return 1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+/** Compares each path the stream named, in walk order, below `start` when given. */
+async function compareCandidates(run: DiffRun, sets: ChangeSets, start: Buffer | undefined): Promise<void> {
+  const names = new Set<string>();
+  for (const set of [sets.added, sets.removed, sets.modified, sets.metadata])
+    for (const path of set) if (path !== '') names.add(path);
+  const prefix = start ? binaryOf(start) : undefined;
+  const candidates = [...names]
+    .filter((path) => prefix === undefined || path === prefix || path.startsWith(`${prefix}/`))
+    .map(bytesOf)
+    .sort(walkOrder);
+  for (const rel of candidates) {
+    run.signal?.throwIfAborted();
+    if (++run.compared % 5000 === 0)
+      run.onProgress?.({ progress: run.compared, message: `${run.compared} changed entries compared` });
+    const a = await entryInside(run.from.root, rel);
+    const b = await entryInside(run.to.root, rel);
+    await compareEntry(run, rel, a, b);
+  }
 }
 
 async function contentDiffers(run: DiffRun, rel: Buffer, a: EntryInfo, b: EntryInfo): Promise<boolean> {

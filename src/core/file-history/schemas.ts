@@ -139,6 +139,12 @@ export const DiffSnapshotsResultSchema = z.object({
   }),
   patch: z.string().optional(),
   patchTruncated: z.boolean().optional(),
+  method: z
+    .enum(['btrfs-send', 'walk'])
+    .optional()
+    .describe(
+      'btrfs-send: between two local btrfs snapshots, a metadata-only send stream named the changed paths and only those were compared; walk: both trees were walked',
+    ),
   warnings: z.array(z.string()),
 });
 export type DiffSnapshotsResult = z.infer<typeof DiffSnapshotsResultSchema>;

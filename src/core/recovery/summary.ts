@@ -49,13 +49,25 @@ function splitDumpLine(
   return { cmd, path: unescapeDump(path), args };
 }
 
-function collect(limit: number) {
-  const sets = {
-    added: new Set<string>(),
-    removed: new Set<string>(),
-    modified: new Set<string>(),
-    metadata: new Set<string>(),
-  };
+/** Paths of a change, as binary strings (one char per byte). */
+export interface ChangeSets {
+  added: Set<string>;
+  removed: Set<string>;
+  modified: Set<string>;
+  metadata: Set<string>;
+  /** Paths whose extended attributes were set or removed (also in metadata). */
+  xattrs: Set<string>;
+}
+
+const emptySets = (): ChangeSets => ({
+  added: new Set<string>(),
+  removed: new Set<string>(),
+  modified: new Set<string>(),
+  metadata: new Set<string>(),
+  xattrs: new Set<string>(),
+});
+
+function collect(limit: number, sets: ChangeSets = emptySets()) {
   // Paths in the sets are binary strings (one char per byte); the summary shows them with
   // displayBinary, and the filter (the paths of a files preview) matches what is shown, which
   // for a name in valid UTF-8 is that name exactly.
@@ -100,7 +112,12 @@ export function parseSendDump(
   filter?: (path: string) => boolean,
   started = performance.now(),
 ): ChangeSummary {
-  const { sets, finish } = collect(limit);
+  return collect(limit, sendDumpSets(text)).finish('btrfs-send', started, filter);
+}
+
+/** The paths a dumped `send --no-data -p FROM TO` stream touches, by kind of change (see parseSendDump). */
+export function sendDumpSets(text: string): ChangeSets {
+  const sets = emptySets();
   const created = new Set<string>(); // stream paths of inodes that do not exist now
   const alias = new Map<string, string>(); // orphan stream path -> its path in the current state
   let prefix: string | undefined;
@@ -177,16 +194,21 @@ export function parseSendDump(
       case 'chmod':
       case 'chown':
       case 'utimes':
-      case 'set_xattr':
-      case 'remove_xattr':
       case 'fileattr':
         if (!isNew(path)) sets.metadata.add(original(path));
+        break;
+      case 'set_xattr':
+      case 'remove_xattr':
+        if (!isNew(path)) {
+          sets.xattrs.add(original(path));
+          sets.metadata.add(original(path));
+        }
         break;
       default:
         break;
     }
   }
-  return finish('btrfs-send', started, filter);
+  return sets;
 }
 
 /**
