@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { requireVolume } from '../config.js';
 import type { Deps } from '../deps.js';
 import { normaliseRelativePath } from '../recovery/paths.js';
@@ -15,7 +16,6 @@ import {
   entryInfo,
   joinPath,
   sortedEntries,
-  sortedNames,
   snapshotLabel,
   withTree,
   type FileHistoryCall,
@@ -46,7 +46,7 @@ export async function findDeleted(
     signal: call.signal,
   });
   const live = liveTree(volume);
-  // Paths already reported (by a newer snapshot), as raw bytes in hex: only deleted paths are kept.
+  // Paths already reported (by a newer snapshot), as binary strings: only deleted paths are kept.
   const reported = new Set<string>();
   const deleted: DeletedEntry[] = [];
   let total = 0;
@@ -64,7 +64,7 @@ export async function findDeleted(
         const top = await entryInside(tree.root, start);
         if (!top) return;
         const record = (path: Buffer, info: NonNullable<typeof top>, topLevel: boolean) => {
-          const key = path.toString('hex');
+          const key = path.toString('latin1');
           if (reported.has(key)) return;
           reported.add(key);
           total += 1;
@@ -88,7 +88,7 @@ export async function findDeleted(
         const scan = async (rel: Buffer | undefined, liveHasFolder: boolean): Promise<void> => {
           const here = rel ? joinPath(tree.root, rel) : tree.root;
           const liveNames = liveHasFolder
-            ? new Set((await sortedNames(rel ? joinPath(live.root, rel) : live.root, warn)).map(hexOf))
+            ? await namesOf(rel ? joinPath(live.root, rel) : live.root, warn)
             : undefined;
           for (const { name, folder } of await sortedEntries(here, warn)) {
             call.signal?.throwIfAborted();
@@ -99,7 +99,7 @@ export async function findDeleted(
                 message: `${scanned} entries read, ${total} deleted so far`,
               });
             const child = childRel(rel, name);
-            const stillLive = liveNames?.has(hexOf(name)) ?? false;
+            const stillLive = liveNames?.has(name.toString('latin1')) ?? false;
             // Still there and not a folder: nothing to report or enter, no stat needed.
             if (stillLive && !folder) continue;
             const info = await entryInfo(joinPath(tree.root, child));
@@ -123,6 +123,14 @@ export async function findDeleted(
   };
 }
 
-function hexOf(name: Buffer): string {
-  return name.toString('hex');
+/** The names in one folder as binary strings (one char per byte: no name is altered). */
+async function namesOf(folder: Buffer, warn: (text: string) => void): Promise<Set<string>> {
+  try {
+    return new Set(await readdir(folder, { encoding: 'latin1' }));
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR')
+      warn(`${displayPath(folder)} could not be read (${code ?? 'error'})`);
+    return new Set();
+  }
 }
