@@ -111,7 +111,7 @@ function deletedCommand(): Command {
             ),
           );
           printLine(
-            `${result.total} deleted${result.truncated ? ` (${result.deleted.length} listed)` : ''}; restore with: snapguard recover ${result.volume} SNAPSHOT --files PATH`,
+            `${result.total} deleted${result.truncated ? ` (${result.deleted.length} listed)` : ''}; restore with: snapguard recover ${result.volume} SNAPSHOT --files PATH --beside (or in place without --beside)`,
           );
         }
       }
