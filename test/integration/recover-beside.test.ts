@@ -23,7 +23,7 @@ import { formatTimestamp } from '../../src/core/naming.js';
 import { recover } from '../../src/core/recovery/recover.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createServer } from '../../src/mcp/server.js';
-import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
+import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
 import { createZfsSandbox, type ZfsSandbox } from '../helpers/zfs.js';
@@ -258,6 +258,51 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
       await client.close();
       await cleanup();
     }
+  });
+
+  it('reads an external copy and a foreign snapshot; in place still refuses the foreign one', async () => {
+    const extDir = join(box.pool.mountPoint, 'ext-app');
+    await mkdir(extDir);
+    const stream = join(box.dir, 'app.send');
+    await exec('btrfs', ['send', '-q', '-f', stream, join(deps.config.volumes.app!.snapshotDir, snap.name)]);
+    await exec('btrfs', ['receive', '-f', stream, extDir]);
+    await exec('btrfs', [
+      'subvolume',
+      'snapshot',
+      '-r',
+      path,
+      join(deps.config.volumes.app!.snapshotDir, 'snapper-7'),
+    ]);
+    const extDeps = box.deps(
+      { volumes: { app: { backend: 'btrfs', path, external: [{ kind: 'btrfs', path: extDir }] } } },
+      { clock: () => new Date(clockTime) },
+    );
+    const fromCopy = await recover(extDeps, {
+      volume: 'app',
+      snapshot: `external:${snap.name}`,
+      mode: 'files',
+      destination: 'beside',
+      paths: ['conf/app.ini'],
+    });
+    const written = `conf/app.ini${suffixOf(snap.createdAt)}`;
+    expect(fromCopy.written?.[0]?.writtenTo).toBe(written);
+    expect(fromCopy.message).toContain(`external:${snap.name}`);
+    expect(await readFile(join(path, written), 'utf8')).toBe('port = 80\n');
+    await rm(join(path, written));
+    const fromForeign = await recover(extDeps, {
+      volume: 'app',
+      snapshot: 'snapper-7',
+      mode: 'files',
+      destination: 'beside',
+      paths: ['conf/app.ini'],
+    });
+    const foreignName = fromForeign.written?.[0]?.writtenTo ?? '';
+    expect(foreignName).toMatch(/^conf\/app\.ini\.snapguard-\d{8}-\d{6}$/);
+    expect(await readFile(join(path, foreignName), 'utf8')).toBe('port = 8080\n');
+    await rm(join(path, foreignName));
+    await expect(
+      recover(extDeps, { volume: 'app', snapshot: 'snapper-7', mode: 'files', paths: ['conf/app.ini'] }),
+    ).rejects.toMatchObject({ code: 'NOT_OWNED' });
   });
 
   it('beside needs files mode and volume + snapshot', async () => {
