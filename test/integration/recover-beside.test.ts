@@ -247,6 +247,24 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
       expect(await readFile(join(path, written), 'utf8')).toBe('port = 80\n');
       await rm(join(path, written));
 
+      const planned = (await client.callTool({
+        name: 'recover',
+        arguments: {
+          volume: 'app',
+          snapshot: snap.name,
+          mode: 'files',
+          destination: 'beside',
+          paths: ['conf/app.ini'],
+          dryRun: true,
+        },
+      })) as CallToolResult;
+      expect(planned.structuredContent).toMatchObject({
+        status: 'planned',
+        written: [{ writtenTo: written }],
+      });
+      expect((planned.content[0] as { text: string }).text).toContain(`would write ${written}`);
+      await expect(lstat(join(path, written))).rejects.toMatchObject({ code: 'ENOENT' });
+
       const inPlace = (await client.callTool({
         name: 'recover',
         arguments: { volume: 'app', snapshot: snap.name, mode: 'files', paths: ['conf/app.ini'] },

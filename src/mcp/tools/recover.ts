@@ -9,6 +9,11 @@ function summarize(result: RecoverResult): string {
   const lines: string[] = [];
   for (const resolved of result.resolved ?? [])
     lines.push(`Interrupted recovery ${resolved.recoveryId}: ${resolved.action} (${resolved.detail}).`);
+  // A restore beside the original: its message names every path (to be) written.
+  if (result.written) {
+    lines.push(result.message ?? result.status);
+    return lines.join('\n');
+  }
   switch (result.status) {
     case 'planned':
     case 'confirmation_required': {
