@@ -6,6 +6,7 @@ import {
   readFile,
   readlink,
   readdir,
+  rename,
   rm,
   symlink,
   writeFile,
@@ -321,6 +322,47 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
     await expect(
       recover(extDeps, { volume: 'app', snapshot: 'snapper-7', mode: 'files', paths: ['conf/app.ini'] }),
     ).rejects.toMatchObject({ code: 'NOT_OWNED' });
+  });
+
+  it('a symlink on the live side (a parent folder, the volume path) is refused and nothing is written through it', async () => {
+    const elsewhere = join(box.dir, 'elsewhere');
+    await mkdir(elsewhere, { recursive: true });
+    await rename(join(path, 'conf'), join(path, 'conf-real'));
+    await symlink(elsewhere, join(path, 'conf'));
+    try {
+      await expect(
+        recover(deps, {
+          volume: 'app',
+          snapshot: snap.name,
+          mode: 'files',
+          destination: 'beside',
+          paths: ['conf/app.ini'],
+        }),
+      ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+      expect(await readdir(elsewhere)).toEqual([]);
+    } finally {
+      await rm(join(path, 'conf'));
+      await rename(join(path, 'conf-real'), join(path, 'conf'));
+    }
+    // The volume path replaced by a symlink after the configuration was loaded.
+    const moved = `${path}-moved`;
+    await rename(path, moved);
+    await symlink(moved, path);
+    try {
+      await expect(
+        recover(deps, {
+          volume: 'app',
+          snapshot: snap.name,
+          mode: 'files',
+          destination: 'beside',
+          paths: ['new\nline.txt'],
+        }),
+      ).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
+    } finally {
+      await rm(path);
+      await rename(moved, path);
+    }
+    expect((await readdir(path)).filter((n) => n.includes('.snapguard-'))).toEqual([]);
   });
 
   it('beside needs files mode and volume + snapshot', async () => {

@@ -106,6 +106,15 @@ function validate(request: Request): { volume: string; snapshot: string; paths: 
 
 /** The live parent folders of `rel` must all be real folders (no symlink on the way). */
 async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void> {
+  // Checked at use: a volume path replaced by a symlink would send the copies elsewhere.
+  const top = await lstat(volume.path).catch(() => undefined);
+  if (!top?.isDirectory()) {
+    throw new SnapguardError(
+      'PRECONDITION_FAILED',
+      `The path of volume "${volume.id}" (${volume.path}) is ${top ? (top.isSymbolicLink() ? 'a symlink' : 'not a folder') : 'missing'}; nothing was written.`,
+      'Fix the path in the configuration (the real folder, not a link), or run `snapguard doctor` if a recovery was interrupted.',
+    );
+  }
   const parent = posix.dirname(rel);
   if (parent === '.') return;
   let current = volume.path;
@@ -124,7 +133,7 @@ async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void>
     if (!info.isDirectory()) {
       throw refuseInput(
         rel,
-        `"${shown}" in the volume is ${info.isSymbolicLink() ? 'a symlink' : 'not a folder'}`,
+        `"${show(shown)}" in the volume is ${info.isSymbolicLink() ? 'a symlink' : 'not a folder'}`,
       );
     }
   }
