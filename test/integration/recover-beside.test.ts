@@ -373,6 +373,22 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
 
   it('CLI: recover --files PATH --beside writes without asking and prints the written path', async () => {
     requireBuiltCli();
+    const dry = await runBuiltCli([
+      'recover',
+      'app',
+      snap.name,
+      '--files',
+      'conf/app.ini',
+      '--beside',
+      '--dry-run',
+      '--config',
+      config,
+    ]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`would write ${join(path, `conf/app.ini${suffixOf(snap.createdAt)}`)}`);
+    await expect(lstat(join(path, `conf/app.ini${suffixOf(snap.createdAt)}`))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
     const run = await runBuiltCli([
       'recover',
       'app',
