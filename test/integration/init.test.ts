@@ -4,12 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
-import { proposeConfig } from '../../src/core/init.js';
+import { proposeConfig, writeProposal } from '../../src/core/init.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
+import { createZfsSandbox, type ZfsSandbox } from '../helpers/zfs.js';
 
 const enabled = requireComponents(['btrfs', 'mkfs.btrfs']);
 
@@ -161,4 +162,41 @@ describe.runIf(enabled)('snapguard init on a real btrfs pool', () => {
     expect(config.sourceFile).toBe(file);
     expect(Object.keys(config.volumes).length).toBe(8);
   });
+});
+
+const zfsEnabled = requireComponents(['zfs-fuse', 'zfs', 'zpool']);
+
+describe.runIf(zfsEnabled)('snapguard init on a zfs-fuse pool', () => {
+  let sandbox: ZfsSandbox;
+  beforeAll(async () => {
+    sandbox = await createZfsSandbox('init');
+  }, 180_000);
+  afterAll(async () => {
+    await sandbox?.cleanup();
+  }, 180_000);
+
+  // zfs-fuse mounts every dataset read-write and reports readonly=off ("temporary") even after
+  // `zfs set readonly=on`, so the read-only rule for datasets cannot be shown here.
+  it('proposes the mounted datasets, not the pool root holding them', async () => {
+    const postgres = await sandbox.dataset('postgresql');
+    const apps = await sandbox.dataset('apps');
+    const proposal = await proposeConfig({
+      exec,
+      configFile: join(sandbox.dir, 'snapguard.yaml'),
+      under: [sandbox.pool.mountPoint],
+      stateDir: join(sandbox.dir, 'state'),
+      contextDir: join(sandbox.dir, 'ctx'),
+    });
+    expect(proposal.volumes.map((v) => [v.backend, v.dataset, v.path, v.tier])).toEqual([
+      ['zfs', apps.dataset, apps.mountPoint, 'important'],
+      ['zfs', postgres.dataset, postgres.mountPoint, 'critical'],
+    ]);
+    expect(proposal.volumes.every((v) => v.snapshotDir === undefined)).toBe(true);
+    const left = Object.fromEntries(proposal.skipped.map((s) => [s.dataset, s.reason]));
+    expect(left[sandbox.pool.name]).toMatch(/root dataset of a pool/);
+    const file = join(sandbox.dir, 'snapguard.yaml');
+    await writeProposal(proposal, false);
+    const config = await loadConfig({ explicit: file });
+    expect(config.volumes.postgresql).toMatchObject({ backend: 'zfs', dataset: postgres.dataset });
+  }, 120_000);
 });
