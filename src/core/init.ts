@@ -323,7 +323,7 @@ function checkLoads(yaml: string, configFile: string): Config {
 export async function writeProposal(proposal: InitProposal, force: boolean): Promise<void> {
   const file = proposal.configFile;
   try {
-    await writeFileAtomic(file, proposal.yaml, { exclusive: !force, syncDir: true });
+    await writeFileAtomic(file, proposal.yaml, { exclusive: !force, syncDir: true, mkdir: true });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     throw configExists(file);

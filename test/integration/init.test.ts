@@ -101,7 +101,7 @@ describe.runIf(enabled)('snapguard init on a real btrfs pool', () => {
   });
 
   it('writes a file that the config loader loads, and a snapshot of a nested volume works', async () => {
-    const file = join(work, 'written.yaml');
+    const file = join(work, 'etc', 'snapguard', 'written.yaml'); // a folder that does not exist yet
     const result = await runBuiltCli(['init', '--config', file, '--under', pool, ...dirs()], { cwd: work });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
