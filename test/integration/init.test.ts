@@ -2,7 +2,8 @@ import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/core/config.js';
+import { buildConfig, loadConfig } from '../../src/core/config.js';
+import { parse as parseYaml } from 'yaml';
 import { createDeps } from '../../src/core/deps.js';
 import { proposeConfig, writeProposal } from '../../src/core/init.js';
 import { silentLogger } from '../../src/core/logger.js';
@@ -125,6 +126,41 @@ describe.runIf(enabled)('snapguard init on a real btrfs pool', () => {
     // A second init sees the new snapshots and leaves them out as well.
     const again = await proposeConfig({ exec, configFile: join(work, 'x.yaml'), under: [pool] });
     expect(again.volumes.map((v) => v.id).sort()).toEqual(Object.keys(config.volumes).sort());
+  });
+
+  it('a subvolume mounted on its own (subvol=) gets its snapshot folder at the top-level mount of its filesystem', async () => {
+    const device = (await readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .find((line) => line.split(' ')[4] === pool)!
+      .split(' - ')[1]!
+      .split(' ')[1]!;
+    const srv = join(sandbox.dir, 'srv', 'site-a');
+    await mkdir(srv, { recursive: true });
+    await exec('mount', ['-o', 'subvol=site-a', device, srv]);
+    try {
+      const proposal = await proposeConfig({
+        exec,
+        configFile: join(work, 'subvol.yaml'),
+        under: [pool, join(sandbox.dir, 'srv')],
+        stateDir: join(sandbox.dir, 'state'),
+        contextDir: join(sandbox.dir, 'ctx'),
+      });
+      const siteA = proposal.volumes.find((v) => v.path === srv)!;
+      // Next to the mount point would be another filesystem: the top level's .snapshots instead.
+      expect(siteA.snapshotDir).toBe(join(pool, '.snapshots', siteA.id));
+      expect(proposal.volumes.find((v) => v.path === join(srv, 'data'))).toBeDefined();
+      expect(proposal.volumes.map((v) => v.path)).not.toContain(join(pool, 'site-a'));
+      const config = buildConfig(parseYaml(proposal.yaml), work, proposal.configFile);
+      const deps = createDeps(config, { exec, logger: silentLogger() });
+      const created = await createSnapshots(deps, {
+        volumes: [siteA.id],
+        type: 'manual',
+        operation: 'subvol',
+      });
+      expect(created.created[0]!.path.startsWith(join(pool, '.snapshots'))).toBe(true);
+    } finally {
+      await exec('umount', [srv]);
+    }
   });
 
   it('--dry-run prints the file and writes nothing; --json prints the proposal', async () => {
