@@ -236,3 +236,45 @@ describe.runIf(zfsEnabled)('snapguard init on a zfs-fuse pool', () => {
     expect(config.volumes.postgresql).toMatchObject({ backend: 'zfs', dataset: postgres.dataset });
   }, 120_000);
 });
+
+describe.runIf(enabled)('snapguard init when only a subvolume is mounted', () => {
+  let sandbox: BtrfsSandbox;
+  beforeAll(async () => {
+    sandbox = await createBtrfsSandbox(256, 'init-sub');
+    await sandbox.subvolume('data');
+  }, 120_000);
+  afterAll(async () => {
+    await sandbox?.cleanup();
+  });
+
+  it('leaves it out and says to mount the top level: no folder for snapshots on its filesystem', async () => {
+    const pool = sandbox.pool.mountPoint;
+    const device = (await readFile('/proc/self/mountinfo', 'utf8'))
+      .split('\n')
+      .find((line) => line.split(' ')[4] === pool)!
+      .split(' - ')[1]!
+      .split(' ')[1]!;
+    const srv = join(sandbox.dir, 'srv', 'data');
+    await mkdir(srv, { recursive: true });
+    await exec('mount', ['-o', 'subvol=data', device, srv]);
+    await exec('umount', [pool]);
+    try {
+      const proposal = await proposeConfig({
+        exec,
+        configFile: join(sandbox.dir, 'snapguard.yaml'),
+        under: [join(sandbox.dir, 'srv')],
+      });
+      expect(proposal.volumes).toEqual([]);
+      expect(proposal.skipped).toEqual([
+        expect.objectContaining({
+          path: srv,
+          reason: expect.stringContaining('mount the top level of the filesystem (subvolid=5)'),
+        }),
+      ]);
+      expect(proposal.yaml).toContain('volumes: {}');
+    } finally {
+      await exec('mount', ['-o', 'subvolid=5', device, pool]);
+      await exec('umount', [srv]);
+    }
+  });
+});
