@@ -61,10 +61,12 @@ describe.runIf(enabled)('the README, followed literally', () => {
     const commands = [firstLines.slice(1).join('\n'), tour!.replaceAll('/mnt/pool', pool)].join('\n');
     const script = [
       'set -euo pipefail',
-      `trap 'echo "README command failed (exit $?): $BASH_COMMAND" >&2' ERR`,
       'mount -t tmpfs tmpfs /var/lib',
       `snapguard() { node ${JSON.stringify(cliPath)} "$@"; }`,
       `cd ${JSON.stringify(work)}`,
+      // Each README command is echoed to stderr as it runs: the last one shown is the one that failed.
+      "PS4='README> '",
+      'set -x',
       commands,
     ].join('\n');
     const home = join(work, 'home');
@@ -85,8 +87,18 @@ describe.runIf(enabled)('the README, followed literally', () => {
           }),
       );
     });
-    expect(run.stderr, run.stdout).not.toContain('README command failed');
-    expect(run.code, run.stderr).toBe(0);
+    // xtrace repeats PS4's first character per level of nesting: `op=$(snapguard ...)` is RREADME>.
+    const ran = run.stderr.split('\n').filter((line) => /^R*README> snapguard /.test(line));
+    expect(run.code, `a README command failed: ${ran.at(-1)}\n${run.stderr.slice(-3000)}`).toBe(0);
+    expect(ran.map((line) => line.split(' ')[2])).toEqual([
+      'demo',
+      'init',
+      'init',
+      'snapshot',
+      'snapshot',
+      'complete',
+      'history',
+    ]);
     expect(run.stdout).toContain('Demo finished: snapshot, skip, list');
     expect(run.stdout).toContain(`Wrote ${join(work, 'snapguard.yaml')}.`);
     expect(run.stdout).toContain(`path: ${pool}/containers`);
