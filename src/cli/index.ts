@@ -14,6 +14,7 @@ const commandLoaders: [names: string[], load: CommandLoader][] = [
   [['history'], async () => [(await import('./commands/history.js')).historyCommand()]],
   [['mcp'], async () => [(await import('./commands/mcp.js')).mcpCommand()]],
   [['demo'], async () => [(await import('./commands/demo.js')).demoCommand()]],
+  [['init'], async () => [(await import('./commands/init.js')).initCommand()]],
   [['recover'], async () => [(await import('./commands/recover.js')).recoverCommand()]],
   [['wrap'], async () => [(await import('./commands/wrap.js')).wrapCommand()]],
   [['doctor'], async () => [(await import('./commands/doctor.js')).doctorCommand()]],

@@ -1,8 +1,11 @@
-import { mkdtemp, mkdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { lstat, mkdtemp, mkdir, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
+import { stringify as toYaml } from 'yaml';
 import { createExec, type Exec } from '../system/exec.js';
-import { canUseLoopBtrfs, createLoopBtrfs, type LoopBtrfs } from '../system/loop.js';
+import { canUseLoopBtrfs, createLoopBtrfs, releaseLoopMount, type LoopBtrfs } from '../system/loop.js';
+import { readMounts } from '../system/mounts.js';
+import { SnapguardError } from './errors.js';
 import { buildConfig } from './config.js';
 import { createDeps, type Deps } from './deps.js';
 import type { History } from './history/schema.js';
@@ -30,6 +33,12 @@ export interface DemoResult {
   backend: DemoBackend;
   sandbox: string;
   kept: boolean;
+  /** With keep: the configuration of the sandbox, to continue with. */
+  config?: string;
+  /** With keep: commands to continue with the sandbox. */
+  next?: string[];
+  /** With keep: how to remove the sandbox (the snapguard verb, then the same by hand). */
+  cleanup?: string[];
   operationId: string;
   snapshots: string[];
   history: History;
@@ -87,16 +96,14 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     }
     report({ title: 'Sample data', lines: Object.keys(sampleFiles).map((rel) => `containers/${rel}`) });
 
-    const config = buildConfig(
-      {
-        contextDir: join(sandbox, 'context'),
-        stateDir: join(sandbox, 'state'),
-        host: 'demo-host',
-        confirm: 'never',
-        volumes: { containers: { backend, path: volumePath, tier: 'critical', minInterval: '1h' } },
-      },
-      sandbox,
-    );
+    const rawConfig = {
+      contextDir: join(sandbox, 'context'),
+      stateDir: join(sandbox, 'state'),
+      host: 'demo-host',
+      confirm: 'never',
+      volumes: { containers: { backend, path: volumePath, tier: 'critical', minInterval: '1h' } },
+    };
+    const config = buildConfig(rawConfig, sandbox);
     const deps: Deps = createDeps(config, { exec, logger: silentLogger() });
 
     // Another tool's snapshot in the same folder: listed as foreign, never touched.
@@ -241,10 +248,14 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       history.recoveries.some((e) => e.reason === 'validation-failed' && e.outcome === 'success') &&
       tested.overall === 'PASS' &&
       history.restore_tests.length === 1;
+    const kept = options.keep
+      ? await keepSandbox(sandbox, backend, loop, rawConfig, created.created[0]!.name)
+      : {};
     return {
       backend,
       sandbox,
       kept: Boolean(options.keep),
+      ...kept,
       operationId: created.operationId,
       snapshots: listed.snapshots.map((s) => s.name),
       history,
@@ -257,4 +268,98 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       await rm(sandbox, { recursive: true, force: true });
     }
   }
+}
+
+/** Marks a kept sandbox: `demo --clean` removes only folders that carry it. */
+const MARKER = 'snapguard-demo.json';
+
+interface SandboxMarker {
+  backend: DemoBackend;
+  image?: string;
+  mountPoint?: string;
+}
+
+/** Leaves a configuration to continue with (confirmations as on a real host) and says what to run next. */
+async function keepSandbox(
+  sandbox: string,
+  backend: DemoBackend,
+  loop: LoopBtrfs | undefined,
+  rawConfig: Record<string, unknown>,
+  snapshot: string,
+): Promise<Pick<DemoResult, 'config' | 'next' | 'cleanup'>> {
+  const marker: SandboxMarker = loop
+    ? { backend, image: loop.image, mountPoint: loop.mountPoint }
+    : { backend };
+  await writeFile(join(sandbox, MARKER), `${JSON.stringify(marker)}\n`);
+  const file = join(sandbox, 'snapguard.yaml');
+  const { confirm: _demoOnly, ...config } = rawConfig;
+  await writeFile(
+    file,
+    `# The configuration of a sandbox kept by \`snapguard demo --keep\`; remove it with \`snapguard demo --clean ${sandbox}\`.\n${toYaml(config)}`,
+  );
+  return {
+    config: file,
+    next: [
+      `snapguard snapshot list --config ${file} --include-foreign`,
+      `snapguard history --config ${file}`,
+      `snapguard snapshot create containers --type manual --operation try-it --config ${file}`,
+      `snapguard recover containers ${snapshot} --files immich/docker-compose.yml --dry-run --config ${file}`,
+      `snapguard health --config ${file}`,
+    ],
+    cleanup: [
+      `snapguard demo --clean ${sandbox}`,
+      ...(loop ? [`umount ${loop.mountPoint}`] : []),
+      `rm -rf ${sandbox}`,
+    ],
+  };
+}
+
+/** Kept demo sandboxes in the temp folder (those with the marker). */
+export async function keptSandboxes(): Promise<string[]> {
+  const base = tmpdir();
+  const names = await readdir(base).catch(() => [] as string[]);
+  const found: string[] = [];
+  for (const name of names.filter((n) => n.startsWith('snapguard-demo-')).sort()) {
+    const dir = join(base, name);
+    if (
+      await lstat(join(dir, MARKER)).then(
+        (s) => s.isFile(),
+        () => false,
+      )
+    )
+      found.push(dir);
+  }
+  return found;
+}
+
+/**
+ * Removes a sandbox kept by `demo --keep`: unmounts its image (and detaches a loop device still
+ * bound to it), then removes the folder. Refuses folders without the marker.
+ */
+export async function cleanDemoSandbox(sandbox: string, exec: Exec = createExec()): Promise<void> {
+  const dir = resolve(sandbox);
+  let marker: SandboxMarker;
+  try {
+    if (!basename(dir).startsWith('snapguard-demo-')) throw new Error('not a demo folder name');
+    marker = JSON.parse(await readFile(join(dir, MARKER), 'utf8')) as SandboxMarker;
+  } catch {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      `${dir} is not a sandbox kept by snapguard demo --keep (it has no ${MARKER}); nothing was removed.`,
+      'Name a folder printed by `snapguard demo --keep`, or run `snapguard demo --clean` without a folder to remove every kept sandbox.',
+    );
+  }
+  if (marker.image && marker.mountPoint) {
+    const inside = (p: string) => p.startsWith(`${dir}/`);
+    if (inside(marker.image) && inside(marker.mountPoint)) {
+      await releaseLoopMount(exec, marker.image, marker.mountPoint);
+      if (readMounts().some((entry) => entry.mountPoint === marker.mountPoint))
+        throw new SnapguardError(
+          'BUSY',
+          `${marker.mountPoint} is still mounted; nothing was removed.`,
+          `Close what uses it (fuser -vm ${marker.mountPoint}), then run snapguard demo --clean ${dir} again.`,
+        );
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
 }

@@ -1,6 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from './exec.js';
+import { readMounts } from './mounts.js';
 
 export interface LoopBtrfs {
   image: string;
@@ -60,4 +61,19 @@ export async function createLoopBtrfs(
       await rm(mountPoint, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Unmounts `mountPoint` when something is mounted there (a loop mount detaches its device:
+ * autoclear) and detaches a loop device still bound to `image`. For a sandbox left by
+ * `createLoopBtrfs` whose handle is gone (`snapguard demo --keep`, then `--clean`).
+ */
+export async function releaseLoopMount(exec: Exec, image: string, mountPoint: string): Promise<void> {
+  if (readMounts().some((entry) => entry.mountPoint === mountPoint))
+    await exec('umount', [mountPoint]).catch(() => exec('umount', ['-l', mountPoint]));
+  const bound = await exec('losetup', ['-j', image]).catch(() => ({ stdout: '' }));
+  for (const line of bound.stdout.split('\n')) {
+    const device = line.split(':')[0]?.trim();
+    if (device?.startsWith('/dev/loop')) await exec('losetup', ['-d', device]).catch(() => undefined);
+  }
 }

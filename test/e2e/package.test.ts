@@ -1,5 +1,17 @@
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  access,
+  constants,
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +37,9 @@ describe('npm pack and a global install', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sg-package-'));
-    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], {
+    // --ignore-scripts: npm test built dist/ already, and the prepack build would replace dist/
+    // under the tests that run the CLI at the same time. The prepack build is tested on a copy below.
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], {
       cwd: root,
       timeout: 120_000,
     });
@@ -108,4 +122,29 @@ describe('npm pack and a global install', () => {
     expect((await readdir(installed)).sort()).toEqual(shipped);
     for (const script of shipped) await access(join(installed, script), constants.X_OK);
   });
+
+  it('npm pack builds dist/ first (prepack): a tree without dist/ packs the built CLI', async () => {
+    // A copy of the sources without dist/, sharing node_modules: what a fresh clone packs.
+    const copy = join(dir, 'tree');
+    await mkdir(copy);
+    for (const entry of [
+      'src',
+      'scripts',
+      'context',
+      'docs',
+      'skills',
+      'package.json',
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'README.md',
+      'CHANGELOG.md',
+    ])
+      await cp(join(root, entry), join(copy, entry), { recursive: true });
+    await symlink(await realpath(join(root, 'node_modules')), join(copy, 'node_modules'));
+    const { stdout } = await run('npm', ['pack', '--dry-run', '--json'], { cwd: copy, timeout: 300_000 });
+    const [packed] = JSON.parse(stdout.slice(stdout.indexOf('['))) as [{ files: { path: string }[] }];
+    const paths = packed.files.map((f) => f.path);
+    expect(paths).toContain('dist/cli/index.js');
+    expect(paths.some((p) => p.startsWith('dist/cli/chunks/'))).toBe(true);
+  }, 360_000);
 });

@@ -90,7 +90,17 @@ export async function load(url, context, next) {
   it('help still lists every verb', async () => {
     const run = await runBuiltCli(['--help']);
     expect(run.code).toBe(0);
-    for (const verb of ['snapshot', 'complete', 'history', 'mcp', 'demo', 'recover', 'wrap', 'doctor']) {
+    for (const verb of [
+      'snapshot',
+      'complete',
+      'history',
+      'mcp',
+      'demo',
+      'init',
+      'recover',
+      'wrap',
+      'doctor',
+    ]) {
       expect(run.stdout).toContain(verb);
     }
     for (const verb of [

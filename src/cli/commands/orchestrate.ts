@@ -74,6 +74,15 @@ export function createProgressPrinter(
 
 export function renderOrchestration(result: OrchestrateResult): string {
   const lines: string[] = [];
+  if (result.dryRun && result.stages.length > 0)
+    lines.push(
+      `Stages: ${result.stages
+        .map(
+          (stage, i) =>
+            `${i + 1} ${stage.name} (${stage.critical ? 'critical, ' : ''}${stage.jobs.length} job${stage.jobs.length === 1 ? '' : 's'})`,
+        )
+        .join(', ')}`,
+    );
   const rows = result.stages.flatMap((stage) =>
     stage.jobs.map((job) => [
       stage.name,
@@ -101,7 +110,7 @@ export function renderOrchestration(result: OrchestrateResult): string {
   for (const stage of result.stages) for (const note of stage.notes) lines.push(`${stage.name}: ${note}`);
   const badChecks = result.preflight.filter((check) => !check.ok);
   if (badChecks.length > 0) {
-    lines.push('', 'Pre-flight failed:');
+    lines.push('', result.dryRun ? 'Pre-flight (a real run would stop here):' : 'Pre-flight failed:');
     for (const check of badChecks) lines.push(`  ${check.check}: ${check.detail}`);
   }
   const jobFailures = result.failures.filter((f) => f.stage !== 'pre-flight');

@@ -15,7 +15,7 @@ import { orchestrationMetricsFile, renderOrchestrationMetrics, writeMetricsFile 
 import { sendWebhook } from './notify.js';
 import { planStages, type PlannedJob, type PlannedStage } from './plan.js';
 import { OrchestrateInput, type JobOutcome, type OrchestrateResult, type StageOutcome } from './schema.js';
-import { createSystemdPort, type SystemdFactory } from './systemd-port.js';
+import { createSystemdPort, localInitSystem, type InitSystem, type SystemdFactory } from './systemd-port.js';
 
 export * from './schema.js';
 
@@ -31,6 +31,17 @@ export interface OrchestrateCall {
   onEvent?: (event: OrchestrateEvent) => void;
   /** How systemd is reached; default: systemctl through exec with the configured prefix. */
   systemdFor?: SystemdFactory;
+  /** What PID 1 of this host is (default: read from /run/systemd/system and /proc/1/comm). */
+  initSystem?: () => InitSystem;
+}
+
+/** Why systemd could not be asked, in words: no systemd as PID 1 says so; anything else is the error's first line. */
+function unavailableReason(error: unknown, init: () => InitSystem): string {
+  const message = toSnapguardError(error).message;
+  const host = init();
+  if (!host.systemd && /booted with systemd|connect to bus|Host is down/i.test(message))
+    return `systemd is not PID 1 on this host (PID 1 is ${host.pid1 ?? 'unknown'}), so systemctl can neither list nor start units`;
+  return message.split('\n')[0] ?? message;
 }
 
 export function orchestrationLockFile(stateDir: string): string {
@@ -208,9 +219,19 @@ export async function orchestrate(
     const mayPlan = lockCheck.ok || request.dryRun;
     let stages: PlannedStage[] = [];
     const discovery: OrchestrateResult['preflight'] = [];
+    // A dry run shows the stages even when systemd cannot be asked, saying what is missing and why.
+    const unavailable: { what: string; reason: string }[] = [];
+    const onUnavailable = (what: string, error: unknown) => {
+      const reason = unavailableReason(error, call.initSystem ?? localInitSystem);
+      unavailable.push({ what, reason });
+      return reason;
+    };
     if (mayPlan) {
       try {
-        stages = await planStages({ config: deps.config, systemdFor, signal }, request.stages);
+        stages = await planStages(
+          { config: deps.config, systemdFor, signal, ...(request.dryRun ? { onUnavailable } : {}) },
+          request.stages,
+        );
       } catch (error) {
         const failure = toSnapguardError(error);
         // Bad input or config is the caller's to fix (exit 3); anything else (systemd unreachable
@@ -219,12 +240,24 @@ export async function orchestrate(
         discovery.push({ check: 'discovery', ok: false, detail: failure.message });
       }
     }
+    if (unavailable.length > 0) {
+      const reasons = [...new Set(unavailable.map((u) => u.reason))];
+      discovery.push({
+        check: 'discovery',
+        ok: false,
+        detail: `unavailable: ${reasons.join('; ')}. Not listed: ${unavailable.map((u) => u.what).join(', ')}; the plan shows the other jobs. A real run stops at this check.`,
+      });
+    }
     const preflightChecks = [
       lockCheck,
       ...discovery,
-      ...(mayPlan && discovery.length === 0 ? await preflight(deps, stages, request.dryRun) : []),
+      ...(mayPlan && (discovery.length === 0 || unavailable.length > 0)
+        ? await preflight(deps, stages, request.dryRun)
+        : []),
     ];
     const blocked = preflightChecks.filter((check) => !check.ok);
+    // A dry run whose only gap is discovery showed a plan, with a hole: a warning, not a failure.
+    const onlyDiscovery = unavailable.length > 0 && blocked.every((check) => check.check === 'discovery');
     const stageShell = (
       stage: PlannedStage,
       status: StageOutcome['status'],
@@ -252,7 +285,7 @@ export async function orchestrate(
       const result: OrchestrateResult = {
         id,
         dryRun: request.dryRun,
-        exitCode: blocked.length > 0 ? 2 : 0,
+        exitCode: blocked.length === 0 ? 0 : request.dryRun && onlyDiscovery ? 1 : 2,
         status: blocked.length > 0 ? 'preflight-failed' : 'planned',
         startedAt: startedAt.toISOString(),
         durationSeconds: elapsed(),
@@ -268,10 +301,12 @@ export async function orchestrate(
           journal: [],
         })),
         stoppedUnits: [],
-        notes:
-          blocked.length > 0
-            ? ['Pre-flight failed: nothing was started.']
-            : ['Dry run: nothing was started or written.'],
+        notes: request.dryRun
+          ? [
+              'Dry run: nothing was started or written.',
+              ...(blocked.length > 0 ? ['A real run would stop at the failed pre-flight check(s).'] : []),
+            ]
+          : ['Pre-flight failed: nothing was started.'],
       };
       if (!request.dryRun) await finish(deps, result);
       return result;

@@ -92,7 +92,17 @@ export interface PlanContext {
   config: Config;
   systemdFor: SystemdFactory;
   signal?: AbortSignal | undefined;
+  /**
+   * Dry run: a systemd lookup that fails (no systemd as PID 1, a broken bus, an unreachable host)
+   * does not end the plan; it is reported here, and the stage shows what could not be listed.
+   */
+  onUnavailable?: (what: string, error: unknown) => string;
 }
+
+const rethrowable = (error: unknown) => {
+  const code = (error as { code?: unknown }).code;
+  return code === 'CANCELLED' || (error as { exitCode?: unknown }).exitCode === 3;
+};
 
 function resolvePaths(config: Config, verify: VerifySpec | undefined): VerifySpec | undefined {
   if (!verify) return verify;
@@ -165,13 +175,18 @@ export async function planStages(
   const defaultSystemctl = settings?.systemctl ?? ['systemctl'];
   const defaultScope = settings?.scope ?? 'system';
   let stages = settings?.stages;
+  let defaultNote: string | undefined;
   if (!stages) {
     const systemd = context.systemdFor(defaultSystemctl, defaultScope);
-    const sanoid = await systemd.show('sanoid.service', { signal: context.signal });
-    stages = defaultStages({
-      sanoidExists: sanoid.loadState !== 'not-found',
-      volumeIds: Object.keys(config.volumes),
-    });
+    let sanoidExists = false;
+    try {
+      sanoidExists =
+        (await systemd.show('sanoid.service', { signal: context.signal })).loadState !== 'not-found';
+    } catch (error) {
+      if (!context.onUnavailable || rethrowable(error)) throw error;
+      defaultNote = `sanoid.service could not be looked up (${context.onUnavailable('sanoid.service', error)}); snapguard's own snapshot job stands in.`;
+    }
+    stages = defaultStages({ sanoidExists, volumeIds: Object.keys(config.volumes) });
   }
   const planned: PlannedStage[] = [];
   for (const stage of selectStages(stages, wanted)) {
@@ -191,7 +206,15 @@ export async function planStages(
       const base = { stage: stage.name, timeoutSeconds };
       if (job.kind === 'systemd') {
         const systemd = context.systemdFor(job.systemctl ?? defaultSystemctl, job.scope ?? defaultScope);
-        const units = await discoverUnits(job, systemd, context.signal);
+        let units: { unit: string; missing: boolean }[];
+        try {
+          units = await discoverUnits(job, systemd, context.signal);
+        } catch (error) {
+          if (!context.onUnavailable || rethrowable(error)) throw error;
+          const why = context.onUnavailable(job.units.join(' '), error);
+          notes.push(`Discovery unavailable: the units ${job.units.join(' ')} could not be listed (${why}).`);
+          continue;
+        }
         if (units.length === 0) notes.push(`No unit matches ${job.units.join(' ')}; nothing to run for it.`);
         const verify = resolvePaths(config, job.verify);
         for (const { unit, missing } of units)
@@ -252,6 +275,7 @@ export async function planStages(
       }
     }
     if (stage.jobs.length === 0) notes.push('No job configured for this stage.');
+    if (defaultNote && stage.name === 'snapshots') notes.push(defaultNote);
     planned.push({
       name: stage.name,
       critical: stage.critical,
