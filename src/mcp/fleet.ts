@@ -8,14 +8,13 @@ import {
   mergeOrchestrations,
   mergeSnapshotLists,
   type HostAnswer,
-  type HostFailure,
 } from '../core/fleet.js';
 import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
 import { errorResult, okResult } from './result.js';
-import { isLocalHost, type HostSessions } from './transports/hosts.js';
+import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
 
 /** Tools that take `host: "*"` (every host) and put the answers together. */
 const FAN_OUT = new Set(['list_snapshots', 'health_check', 'orchestrate']);
@@ -99,16 +98,6 @@ function tagged(result: CallToolResult, host: string): CallToolResult {
   };
 }
 
-/** An error result read back into code, message and hint (its text is `[CODE] message\nWhat to do: hint`). */
-function failureOf(result: CallToolResult): HostFailure {
-  const first = result.content?.[0];
-  const text = first?.type === 'text' ? first.text : 'the host answered with an error';
-  const match = /^\[([A-Z_]+)\] ([\s\S]*?)(?:\nWhat to do: ([\s\S]*))?$/.exec(text);
-  return match
-    ? { code: match[1] as string, message: match[2] as string, hint: match[3] ?? '' }
-    : { code: 'COMMAND_FAILED', message: text, hint: '' };
-}
-
 function badHost(message: string, hint: string): SnapguardError {
   return new SnapguardError('BAD_INPUT', message, hint);
 }
@@ -189,7 +178,7 @@ export function installHostRouting(
           onprogress: forwardProgress(extra, `${host}: `),
         });
       }
-      if (result.isError) return { host, error: failureOf(result) };
+      if (result.isError) return { host, error: failureOfResult(result) };
       return { host, result: (result.structuredContent ?? {}) as T };
     } catch (error) {
       const failure = toSnapguardError(error);

@@ -10,7 +10,7 @@ import { authorizedKeyLine } from '../../src/core/fleet.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createLoopBtrfs, type LoopBtrfs } from '../../src/system/loop.js';
 import { exec } from '../helpers/btrfs.js';
-import { cliPath, requireBuiltCli } from '../helpers/cli.js';
+import { cliPath, requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 import { connect, textOf, type Connected } from '../helpers/mcp.js';
 import { processGone } from '../helpers/process.js';
 import {
@@ -42,6 +42,7 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
   let plainKey: SshKey;
   const hosts: Record<string, LabHost> = {};
   let controller: Connected;
+  let controllerFile: string;
   const snapguard = [process.execPath, cliPath];
 
   async function makeHost(name: string, address: string, folder: string): Promise<LabHost> {
@@ -108,6 +109,16 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       dir,
     );
     controller = await connect(createDeps(config, { logger: silentLogger(), exec }));
+    controllerFile = join(dir, 'controller.yaml');
+    await writeFile(
+      controllerFile,
+      stringify({
+        host: 'controller',
+        stateDir: join(dir, 'controller-state'),
+        contextDir: join(dir, 'controller-context'),
+        hosts: config.hosts,
+      }),
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -181,6 +192,27 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       expect(findings.every((f) => typeof f.host === 'string')).toBe(true);
       expect(findings.some((f) => f.host === 'c' && f.code === 'HOST_UNREACHABLE')).toBe(true);
 
+      // orchestrate over several hosts: the worst exit code wins, a host not reached counts as 2.
+      const dry = await call('orchestrate', { host: ['a', 'b'], dryRun: true });
+      expect(dry.data.exitCode).toBe(0);
+      expect((dry.data.hosts as { host: string }[]).map((h) => h.host)).toEqual(['a', 'b']);
+      const withDown = await call('orchestrate', { host: '*', dryRun: true });
+      expect(withDown.data.exitCode).toBe(2);
+      expect((withDown.data.unreachable as { host: string }[]).map((u) => u.host)).toEqual(['c']);
+
+      // The CLI asks the same hosts through the same sessions.
+      const fleet = await runBuiltCli(['fleet', '--json', '--config', controllerFile]);
+      const fleetHosts = (
+        JSON.parse(fleet.stdout) as { hosts: { host: string; reachable: boolean; volumes: unknown[] }[] }
+      ).hosts;
+      expect(fleetHosts.find((h) => h.host === 'c')?.reachable).toBe(false);
+      expect(fleetHosts.find((h) => h.host === 'a')?.reachable).toBe(true);
+      expect(fleetHosts.find((h) => h.host === 'a')?.volumes).toHaveLength(1);
+      expect(fleet.code).toBeGreaterThanOrEqual(1);
+      const down = await runBuiltCli(['health', '--host', 'c', '--config', controllerFile]);
+      expect(down.code).toBe(2);
+      expect(down.stderr).toMatch(/Host "c" cannot be reached/);
+
       // A single call to the stopped host says so clearly instead of hanging.
       const one = await call('health_check', { host: 'c' });
       expect(one.text).toMatch(/^\[HOST_UNREACHABLE\]/);
@@ -252,6 +284,56 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     expect(done.data.host).toBe('a');
     expect(await readFile(join(a.volume, 'data.txt'), 'utf8')).toBe('a v1\n');
     expect(await readFile(join(b.volume, 'data.txt'), 'utf8')).toBe('b v2 (keep)\n');
+  }, 120_000);
+
+  it('the CLI: --host on snapshot list and history, doctor --host "*", authorize-key', async () => {
+    const listed = await runBuiltCli([
+      'snapshot',
+      'list',
+      '--host',
+      'a',
+      '--json',
+      '--config',
+      controllerFile,
+    ]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const list = JSON.parse(listed.stdout) as { host: string; snapshots: { path: string }[] };
+    expect(list.host).toBe('a');
+    expect(list.snapshots[0]?.path.startsWith((hosts.a as LabHost).pool.mountPoint)).toBe(true);
+    const table = await runBuiltCli(['snapshot', 'list', '--host', 'a', '--config', controllerFile]);
+    expect(table.stdout).toMatch(/^host a:\nVOLUME +NAME/);
+    const history = await runBuiltCli(['history', '--host', 'a', '--json', '--config', controllerFile]);
+    expect(history.code, history.stderr).toBe(0);
+    expect((JSON.parse(history.stdout) as { snapshots: unknown[] }).snapshots.length).toBeGreaterThan(0);
+    const unknown = await runBuiltCli(['health', '--host', 'nope', '--config', controllerFile]);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain('Use one of: local, a, b, b-plain, c, a-ro');
+
+    const doctor = await runBuiltCli(['doctor', '--host', '*', '--json', '--config', controllerFile]);
+    const checked = (
+      JSON.parse(doctor.stdout) as { hosts: { host: string; connection: string; readOnly: boolean }[] }
+    ).hosts;
+    expect(checked.map((h) => [h.host, h.connection])).toEqual([
+      ['a', 'ok'],
+      ['b', 'ok'],
+      ['b-plain', 'ok'],
+      ['c', 'ok'],
+      ['a-ro', 'ok'],
+    ]);
+
+    const line = await runBuiltCli([
+      'authorize-key',
+      '--key',
+      `${key.file}.pub`,
+      '--config',
+      (hosts.b as LabHost).configFile,
+    ]);
+    expect(line.code, line.stderr).toBe(0);
+    // The same line the lab's sshd for b was given, which the tests above connected through.
+    expect(line.stdout.trim()).toBe(
+      authorizedKeyLine(snapguard, (hosts.b as LabHost).configFile, key.publicKey),
+    );
+    expect(line.stdout).toMatch(/^command=".* mcp --config '.*host b; \$\(touch .*'",restrict ssh-ed25519 /);
   }, 120_000);
 
   it('a host marked readOnly offers only read-only tools through the controller', async () => {

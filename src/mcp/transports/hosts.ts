@@ -163,6 +163,16 @@ export interface HostCallOptions {
   onprogress?: ((progress: Progress) => void) | undefined;
 }
 
+/** What a host's error result says: its text is `[CODE] message\nWhat to do: hint`. */
+export function failureOfResult(result: CallToolResult): { code: string; message: string; hint: string } {
+  const first = result.content?.[0];
+  const text = first?.type === 'text' ? first.text : 'the host answered with an error';
+  const match = /^\[([A-Z_]+)\] ([\s\S]*?)(?:\nWhat to do: ([\s\S]*))?$/.exec(text);
+  return match
+    ? { code: match[1] as string, message: match[2] as string, hint: match[3] ?? '' }
+    : { code: 'COMMAND_FAILED', message: text, hint: '' };
+}
+
 /** The names `host` accepts for this host itself. */
 export function isLocalHost(config: Pick<Config, 'host'>, name: string | undefined): boolean {
   return name === undefined || name === LOCAL_HOST || name === config.host;
@@ -318,6 +328,13 @@ export class HostSessions {
       }
       throw toSnapguardError(error);
     }
+  }
+
+  /** The text of one resource of a host (snapguard://history). */
+  async readResource(name: string, uri: string): Promise<string> {
+    const session = await this.session(name);
+    const { contents } = await session.client.readResource({ uri });
+    return contents.map((part) => ('text' in part ? String(part.text) : '')).join('');
   }
 
   /** Names of the tools a host offers (its own readOnly setting shows here). */
