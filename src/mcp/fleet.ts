@@ -3,12 +3,7 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Deps } from '../core/deps.js';
 import { SnapguardError, toSnapguardError } from '../core/errors.js';
-import {
-  mergeHealth,
-  mergeOrchestrations,
-  mergeSnapshotLists,
-  type HostAnswer,
-} from '../core/fleet.js';
+import { mergeHealth, mergeOrchestrations, mergeSnapshotLists, type HostAnswer } from '../core/fleet.js';
 import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
