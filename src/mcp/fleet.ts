@@ -14,21 +14,21 @@ import { failureOfResult, isLocalHost, type HostSessions } from './transports/ho
 /** Tools that take `host: "*"` (every host) and put the answers together. */
 const FAN_OUT = new Set(['list_snapshots', 'health_check', 'orchestrate']);
 
-const hostString = z.string().max(64);
-/** The `host` argument: kept short, tools/list is read into the assistant's context on every session. */
+/**
+ * The `host` argument, kept short: tools/list is read into the assistant's context on every
+ * session. Its value is checked by installHostRouting, not by the schema (a name that is too long
+ * is simply not a configured host).
+ */
 function hostArgument(tool: string) {
   if (tool === 'orchestrate')
     return z
-      .union([hostString, z.array(hostString).max(64)])
+      .union([z.string(), z.array(z.string())])
       .optional()
-      .describe('host(s) from hosts:, "*" = all; default this host');
-  return hostString
+      .describe('host(s) from hosts:, or "*"');
+  return z
+    .string()
     .optional()
-    .describe(
-      FAN_OUT.has(tool)
-        ? 'host from hosts:, "*" = all; default this host'
-        : 'host from hosts:; default this host',
-    );
+    .describe(FAN_OUT.has(tool) ? 'host from hosts:, or "*"' : 'host from hosts:');
 }
 
 type ToolConfig = { inputSchema?: unknown } & Record<string, unknown>;

@@ -221,6 +221,17 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     }
   }, 120_000);
 
+  it('a host that was down answers again once its sshd is back (after the back-off of the failed attempts)', async () => {
+    let last = await call('list_snapshots', { host: 'c' });
+    for (let i = 0; i < 60 && last.result.isError; i++) {
+      expect(last.text).toMatch(/^\[HOST_UNREACHABLE\]/);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      last = await call('list_snapshots', { host: 'c' });
+    }
+    expect(last.result.isError, last.text).toBeFalsy();
+    expect(last.data.host).toBe('c');
+  }, 60_000);
+
   it('a host killed in the middle of a call: the call errors clearly, the next call reconnects', async () => {
     const a = hosts.a as LabHost;
     // The session to a is warm; orchestrate runs a 20 s job there.
