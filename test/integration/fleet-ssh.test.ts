@@ -308,7 +308,10 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       controllerFile,
     ]);
     expect(listed.code, listed.stderr).toBe(0);
-    const list = JSON.parse(listed.stdout) as { host: string; snapshots: { path: string }[] };
+    const list = JSON.parse(listed.stdout) as {
+      host: string;
+      snapshots: { path: string; name: string; type?: string }[];
+    };
     expect(list.host).toBe('a');
     expect(list.snapshots[0]?.path.startsWith((hosts.a as LabHost).pool.mountPoint)).toBe(true);
     const table = await runBuiltCli(['snapshot', 'list', '--host', 'a', '--config', controllerFile]);
@@ -331,6 +334,37 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       ['c', 'ok'],
       ['a-ro', 'ok'],
     ]);
+
+    // recover --host: the plan and token come from host a, --yes confirms there.
+    const a = hosts.a as LabHost;
+    const manual = list.snapshots.find((s) => s.type === 'manual');
+    await writeFile(join(a.volume, 'data.txt'), 'a v3 (bad change from the CLI)\n');
+    const noTerminal = await runBuiltCli([
+      'recover',
+      'app',
+      manual?.name as string,
+      '--host',
+      'a',
+      '--config',
+      controllerFile,
+    ]);
+    expect(noTerminal.code).toBe(3);
+    expect(noTerminal.stderr).toContain('no terminal to ask on');
+    expect(await readFile(join(a.volume, 'data.txt'), 'utf8')).toBe('a v3 (bad change from the CLI)\n');
+    const recovered = await runBuiltCli([
+      'recover',
+      'app',
+      manual?.name as string,
+      '--host',
+      'a',
+      '--yes',
+      '--json',
+      '--config',
+      controllerFile,
+    ]);
+    expect(recovered.code, recovered.stderr).toBe(0);
+    expect((JSON.parse(recovered.stdout) as { status: string; host: string }).host).toBe('a');
+    expect(await readFile(join(a.volume, 'data.txt'), 'utf8')).toBe('a v1\n');
 
     const line = await runBuiltCli([
       'authorize-key',
@@ -369,6 +403,14 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     // The folder of b's config (spaces, quotes, $(...)) reached the remote as one word in both forms.
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
   }, 120_000);
+
+  it('closing the controller ends every ssh session it started', async () => {
+    const sessions = pidsMentioning(lab.knownHosts);
+    expect(sessions.length).toBeGreaterThan(0);
+    await controller.close();
+    for (const pid of sessions) expect(await processGone(pid)).toBe(true);
+    expect(pidsMentioning(lab.knownHosts)).toEqual([]);
+  }, 60_000);
 });
 
 function readFileSyncSafe(file: string): string {
