@@ -71,12 +71,15 @@ class CommandTransport implements Transport {
 
   /** The last lines the command wrote on stderr (ssh's reason when it could not connect). */
   stderrTail(): string {
-    return this.stderr
-      .trim()
-      .split('\n')
-      .filter((line) => line.trim() !== '')
-      .slice(-3)
-      .join('; ');
+    return (
+      this.stderr
+        .trim()
+        .split('\n')
+        // The remote snapguard's own log lines (JSON) are not the reason a connection ended.
+        .filter((line) => line.trim() !== '' && !line.trimStart().startsWith('{'))
+        .slice(-3)
+        .join('; ')
+    );
   }
 
   async start(): Promise<void> {
