@@ -316,6 +316,16 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     expect(list.snapshots[0]?.path.startsWith((hosts.a as LabHost).pool.mountPoint)).toBe(true);
     const table = await runBuiltCli(['snapshot', 'list', '--host', 'a', '--config', controllerFile]);
     expect(table.stdout).toMatch(/^host a:\nVOLUME +NAME/);
+    const planned = await runBuiltCli([
+      'orchestrate',
+      '--host',
+      'b',
+      '--dry-run',
+      '--config',
+      controllerFile,
+    ]);
+    expect(planned.code, planned.stderr).toBe(0);
+    expect(planned.stdout).toMatch(/^host b:\n[\s\S]*slow[\s\S]*Dry run: nothing was started\./);
     const history = await runBuiltCli(['history', '--host', 'a', '--json', '--config', controllerFile]);
     expect(history.code, history.stderr).toBe(0);
     expect((JSON.parse(history.stdout) as { snapshots: unknown[] }).snapshots.length).toBeGreaterThan(0);
