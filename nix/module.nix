@@ -104,6 +104,13 @@ in
     restoreTest.calendar = calendarOption "monthly" "the restore test";
     orchestrate.calendar = calendarOption null "the backup orchestrator (a oneshot service: snapguard-orchestrate.service)";
 
+    authorizedControllerKeys = lib.mkOption {
+      type = lib.types.listOf lib.types.str;
+      default = [ ];
+      example = [ "ssh-ed25519 AAAAC3Nza... snapguard@controller" ];
+      description = "Public keys of controlling snapguards (docs/fleet.md). Each is added to root's authorized_keys with a forced command that runs only `snapguard mcp --config /etc/snapguard/snapguard.yaml`, and `restrict`.";
+    };
+
     mcp = {
       enable = lib.mkEnableOption "the snapguard MCP server over Streamable HTTP";
       listen = lib.mkOption {
@@ -133,6 +140,11 @@ in
     ];
 
     environment.systemPackages = [ cfg.package ];
+
+    # The same line as `snapguard authorize-key`: this key runs snapguard mcp and nothing else.
+    users.users.root.openssh.authorizedKeys.keys = map
+      (key: ''command="${cfg.package}/bin/snapguard mcp --config /etc/snapguard/snapguard.yaml",restrict ${key}'')
+      cfg.authorizedControllerKeys;
     environment.etc."snapguard/snapguard.yaml".source = configFile;
 
     systemd.services = lib.mapAttrs (_: j: j.service) jobs // lib.optionalAttrs cfg.mcp.enable {

@@ -33,6 +33,13 @@ const commandLoaders: [names: string[], load: CommandLoader][] = [
   [['plan'], async () => [(await import('./commands/plan.js')).planCommand()]],
   [['report'], async () => [(await import('./commands/report.js')).reportCommand()]],
   [
+    ['fleet', 'authorize-key'],
+    async () => {
+      const fleet = await import('./commands/fleet.js');
+      return [fleet.fleetCommand(), fleet.authorizeKeyCommand()];
+    },
+  ],
+  [
     ['versions', 'deleted', 'diff', 'cat'],
     async () => (await import('./commands/files.js')).fileHistoryCommands(),
   ],

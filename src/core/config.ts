@@ -196,6 +196,24 @@ export const VolumeSchema = z
     }
   });
 
+/** Names of other hosts in `hosts:`; `local` is this host. */
+export const HOST_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const LOCAL_HOST = 'local';
+
+/** Another host reached by a command that speaks snapguard's MCP on stdio (see docs/fleet.md). */
+export const HostSchema = z.strictObject({
+  command: z
+    .array(z.string().min(1, 'must not be empty'), 'expected a list of words, e.g. [ssh, -T, root@nas.lan]')
+    .min(1, 'must name the program to run, e.g. [ssh, -T, root@nas.lan]')
+    .describe(
+      'argv (no shell) that speaks snapguard MCP on stdio: `[ssh, -T, root@nas]` with a forced command, `[ssh, host, snapguard, mcp]`, or `[snapguard, mcp, --config, FILE]`',
+    ),
+  readOnly: z
+    .boolean()
+    .default(false)
+    .describe('`true`: only read-only tools of this host are offered through this snapguard'),
+});
+
 export const ConfigSchema = z.strictObject({
   contextDir: z
     .string()
@@ -228,6 +246,18 @@ export const ConfigSchema = z.strictObject({
     )
     .default({})
     .describe('one entry per volume; the id is what every call names'),
+  hosts: z
+    .record(
+      z
+        .string()
+        .regex(
+          HOST_NAME_PATTERN,
+          'host names are lowercase letters, digits, ".", "_" and "-", at most 64 characters',
+        ),
+      HostSchema,
+    )
+    .default({})
+    .describe('other hosts reached over OpenSSH, each running its own snapguard (docs/fleet.md)'),
   health: z
     .strictObject({
       maxPoolUsage: ratio
@@ -624,6 +654,25 @@ function checkVolumeLayout(volumes: Record<string, VolumeConfig>, where: string)
   }
 }
 
+/** `local` and this host's own name stand for this host: a `hosts:` entry may not take them. */
+function checkHosts(hosts: Record<string, unknown>, self: string, where: string): void {
+  const problems: string[] = [];
+  for (const name of Object.keys(hosts)) {
+    if (name === LOCAL_HOST)
+      problems.push(`hosts.${name}: "${LOCAL_HOST}" is reserved for this host (the one reading ${where})`);
+    else if (name === self)
+      problems.push(`hosts.${name}: "${name}" is this host's own name (config key host, or the hostname)`);
+  }
+  if (problems.length > 0) {
+    throw new SnapguardError(
+      'CONFIG_INVALID',
+      `Invalid configuration in ${where}:\n  - ${problems.join('\n  - ')}`,
+      'Rename the entry under hosts: (e.g. after the machine, like nas or vps); this host is always reachable as host "local".',
+      { details: { problems } },
+    );
+  }
+}
+
 /** Validates a raw config object; relative paths resolve against baseDir. */
 export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string): Config {
   const result = ConfigSchema.safeParse(raw ?? {}, { reportInput: true });
@@ -665,6 +714,7 @@ export function buildConfig(raw: unknown, baseDir: string, sourceFile?: string):
     };
   }
   checkVolumeLayout(volumes, where);
+  checkHosts(parsed.hosts, parsed.host ?? hostname(), where);
   return {
     ...parsed,
     host: parsed.host ?? hostname(),

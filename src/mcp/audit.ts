@@ -34,6 +34,9 @@ export function installAudit(server: McpServer, logger: Logger): { idle: () => P
     const started = performance.now();
     const tool = request.params?.name ?? 'unknown';
     const volume = volumesOf(request.params?.arguments);
+    const rawHost = request.params?.arguments?.host;
+    const host =
+      typeof rawHost === 'string' ? rawHost.slice(0, 64) : Array.isArray(rawHost) ? 'list' : undefined;
     try {
       const result = (await inner(request, extra)) as CallToolResult;
       if (result.isError) {
@@ -50,6 +53,7 @@ export function installAudit(server: McpServer, logger: Logger): { idle: () => P
           audit: true,
           tool,
           volume,
+          ...(host ? { host } : {}),
           outcome: result.isError ? 'error' : 'ok',
           errorCode: code,
           durationMs: Math.round(performance.now() - started),

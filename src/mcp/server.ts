@@ -6,7 +6,9 @@ import { installCompactToolList } from './compact-schema.js';
 import { installSyncOutputValidation } from './output-validation.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
-import { registerTools } from './tools/index.js';
+import { registerTools, tools as toolEntries } from './tools/index.js';
+import { installHostRouting } from './fleet.js';
+import { HostSessions } from './transports/hosts.js';
 
 export const INSTRUCTIONS = [
   'snapguard makes filesystem snapshots a step of every risky change on this host.',
@@ -25,7 +27,7 @@ export interface CreatedServer {
   idle: () => Promise<void>;
 }
 
-export function createServer(deps: Deps): CreatedServer {
+export function createServer(deps: Deps, options: { hosts?: HostSessions } = {}): CreatedServer {
   const server = new McpServer(
     { name: 'snapguard', title: 'snapguard', version: VERSION },
     {
@@ -39,6 +41,14 @@ export function createServer(deps: Deps): CreatedServer {
     },
   );
   const tools = registerTools(server, deps);
+  // One session per other host, opened on first use and kept while this server lives.
+  const hosts =
+    options.hosts ??
+    (Object.keys(deps.config.hosts).length > 0 ? new HostSessions(deps.config.hosts) : undefined);
+  if (hosts) {
+    const readOnlyTools = new Set(toolEntries.filter((tool) => tool.readOnly).map((tool) => tool.name));
+    installHostRouting(server, deps, hosts, readOnlyTools, new Set(tools));
+  }
   const { idle } = installAudit(server, deps.logger);
   installCompactToolList(server);
   installSyncOutputValidation(server);
@@ -50,6 +60,7 @@ export function createServer(deps: Deps): CreatedServer {
     cleanup: async () => {
       stopResources();
       await server.close();
+      if (!options.hosts) await hosts?.close();
     },
     idle,
   };

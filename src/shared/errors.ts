@@ -28,7 +28,9 @@ export type ErrorCode =
   | 'NOT_ROOT'
   | 'PERMISSION_DENIED'
   | 'PATH_MISSING'
-  | 'UNSAFE_STATE_DIR';
+  | 'UNSAFE_STATE_DIR'
+  | 'UNKNOWN_HOST'
+  | 'HOST_UNREACHABLE';
 
 /** Exit status per code: 3 for bad usage or config, 2 for failures of the operation itself. */
 const usageCodes: ReadonlySet<ErrorCode> = new Set([
@@ -42,6 +44,7 @@ const usageCodes: ReadonlySet<ErrorCode> = new Set([
   'READ_ONLY_MODE',
   'CONFIRMATION_INVALID',
   'UNSAFE_STATE_DIR',
+  'UNKNOWN_HOST',
 ]);
 
 /** Where a text is read: an MCP tool result (tool names and arguments) or the CLI (verbs and options). */

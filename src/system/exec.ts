@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
@@ -368,5 +369,76 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
       );
     }
     return { command, stdout, stderr, exitCode, durationMs };
+  };
+}
+
+/** A long-running child with open pipes (a session to another host), in a process group of its own. */
+export interface OwnedProcess {
+  pid: number | undefined;
+  stdin: Writable;
+  stdout: Readable;
+  stderr: Readable;
+  /** Settles once the child ended, with its exit code or signal; rejects when it could not start. */
+  exited: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when the child started; rejects with the reason when it could not (ENOENT, EACCES). */
+  started: Promise<void>;
+  /** SIGTERM to the group, SIGKILL after the grace period; resolves once nothing of the group runs. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a child that lives as long as snapguard needs it (argv, no shell), supervised like every
+ * command: its group is stopped on stop(), on a signal to snapguard, and when snapguard exits.
+ */
+export function startOwnedProcess(
+  file: string,
+  args: readonly string[],
+  options: { killGraceMs?: number; env?: Record<string, string> } = {},
+): OwnedProcess {
+  for (const arg of [file, ...args]) {
+    if (typeof arg !== 'string' || arg.includes('\0')) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        'Refusing to run a command with a NUL byte or non-string argument.',
+        'Check the value passed.',
+      );
+    }
+  }
+  const child = spawn(file, [...args], {
+    detached: true,
+    shell: false,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: options.env ? { ...process.env, ...options.env } : process.env,
+  });
+  const started = new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve());
+    child.once('error', reject);
+  });
+  const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>(
+    (resolve, reject) => {
+      child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+      child.once('error', reject);
+    },
+  );
+  exited.catch(() => undefined);
+  started.catch(() => undefined);
+  const stopper = new AbortController();
+  // The longest timer Node keeps: the session lives until stopped, not until a timeout.
+  const supervised = superviseGroups(
+    [child],
+    { timeoutMs: 2 ** 31 - 1, signal: stopper.signal, killGraceMs: options.killGraceMs ?? 2000 },
+    exited,
+  );
+  return {
+    pid: child.pid,
+    stdin: child.stdin,
+    stdout: child.stdout,
+    stderr: child.stderr,
+    exited,
+    started,
+    stop: async () => {
+      stopper.abort();
+      await supervised;
+    },
   };
 }

@@ -50,6 +50,7 @@ describe('nix/module.nix and the CLI', () => {
       [['restore-test'], ['--spread', '--config']],
       [['orchestrate'], ['--config']],
       [['mcp'], ['--http', '--token-file', '--no-auth']],
+      [['mcp'], ['--config']],
     ];
     for (const [verb, options] of calls) {
       expect(text).toContain(`[ ${verb.map((v) => `"${v}"`).join(' ')}`);

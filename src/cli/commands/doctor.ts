@@ -10,11 +10,17 @@ const MARK: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warning: 'WARN
 
 export function doctorCommand(): Command {
   return withCommon(
-    new Command('doctor').description(
-      'check the host and the configuration (tools, permissions, folders, volume paths, metrics folder) and resolve what an interrupted snapguard left behind (unfinished recoveries, preview leftovers); exit 0 ok, 1 warnings, 2 problems',
-    ),
+    new Command('doctor')
+      .description(
+        'check the host and the configuration (tools, permissions, folders, volume paths, metrics folder) and resolve what an interrupted snapguard left behind (unfinished recoveries, preview leftovers); exit 0 ok, 1 warnings, 2 problems',
+      )
+      .option('--host <name>', 'check the connection to this host from hosts: (or * for all) and its health'),
   ).action(
-    action(async (options: CommonOptions) => {
+    action(async (options: CommonOptions & { host?: string }) => {
+      if (options.host !== undefined && options.host !== 'local') {
+        const { doctorHosts } = await import('./fleet.js');
+        return doctorHosts({ ...options, host: options.host });
+      }
       // An invalid configuration is a finding of doctor, not a usage error.
       try {
         await loadConfig({ explicit: options.config });

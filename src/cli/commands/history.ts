@@ -8,6 +8,7 @@ import {
 import { entryHolds, recoveriesBySafetyBackup } from '../../core/snapshots.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { remoteTarget, withHost, withSessions, type HostOptions } from '../remote.js';
 
 const kindAliases: Record<string, HistorySection> = {
   snapshot: 'snapshots',
@@ -103,13 +104,36 @@ export function renderHistory(history: History, kinds: readonly HistorySection[]
 }
 
 export function historyCommand(): Command {
-  return withCommon(
-    new Command('history')
-      .description('show backup-history.json: snapshots, recoveries, restore tests, orchestrations')
-      .addOption(new Option('-k, --kind <kind>', 'only one kind').choices(Object.keys(kindAliases)))
-      .option('--limit <n>', 'newest n entries per kind', parseIntOption('--limit'), 20),
+  return withHost(
+    withCommon(
+      new Command('history')
+        .description('show backup-history.json: snapshots, recoveries, restore tests, orchestrations')
+        .addOption(new Option('-k, --kind <kind>', 'only one kind').choices(Object.keys(kindAliases)))
+        .option('--limit <n>', 'newest n entries per kind', parseIntOption('--limit'), 20),
+    ),
   ).action(
-    action(async (options: CommonOptions & { kind?: string; limit: number }) => {
+    action(async (options: CommonOptions & HostOptions & { kind?: string; limit: number }) => {
+      const target = await remoteTarget(options);
+      if (target) {
+        // The host's snapguard://history resource: its backup-history.json.
+        const text = await withSessions(target.config, (sessions) =>
+          sessions.readResource(target.host, 'snapguard://history'),
+        );
+        const history = JSON.parse(text) as Parameters<typeof renderHistory>[0];
+        const kinds = options.kind ? [kindAliases[options.kind] as HistorySection] : HISTORY_SECTIONS;
+        if (options.json)
+          printJson({
+            host: target.host,
+            ...Object.fromEntries(
+              kinds.map((kind) => [kind, newestFirst((history[kind] ?? []) as Row[], options.limit)]),
+            ),
+          });
+        else {
+          printLine(`host ${target.host}:`);
+          printLine(renderHistory(history, kinds, options.limit));
+        }
+        return 0;
+      }
       const deps = await loadDeps(options);
       const { history, corrupt } = await deps.history.read();
       const kinds = options.kind ? [kindAliases[options.kind] as HistorySection] : HISTORY_SECTIONS;

@@ -2,8 +2,9 @@ import { Command } from 'commander';
 import { orchestrate, type OrchestrateEvent, type OrchestrateResult } from '../../core/orchestrate/index.js';
 import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { runOnHost, withHost, type HostOptions } from '../remote.js';
 
-interface OrchestrateOptions extends CommonOptions {
+interface OrchestrateOptions extends CommonOptions, HostOptions {
   stage?: string[];
   dryRun?: boolean;
 }
@@ -137,15 +138,27 @@ export function renderOrchestration(result: OrchestrateResult): string {
 }
 
 export function orchestrateCommand(): Command {
-  return withCommon(
-    new Command('orchestrate')
-      .description(
-        'run every backup system of this host in stages before a deployment; exit 0 ok, 1 partial, 2 critical',
-      )
-      .option('-s, --stage <name>', 'run only this stage (name or number); repeatable', collect)
-      .option('-n, --dry-run', 'show the plan (units per stage, timeouts, verification), start nothing'),
+  return withHost(
+    withCommon(
+      new Command('orchestrate')
+        .description(
+          'run every backup system of this host in stages before a deployment; exit 0 ok, 1 partial, 2 critical',
+        )
+        .option('-s, --stage <name>', 'run only this stage (name or number); repeatable', collect)
+        .option('-n, --dry-run', 'show the plan (units per stage, timeouts, verification), start nothing'),
+    ),
   ).action(
     action(async (options: OrchestrateOptions) => {
+      const remote = await runOnHost(
+        options,
+        'orchestrate',
+        { ...(options.stage ? { stages: options.stage } : {}), dryRun: Boolean(options.dryRun) },
+        {
+          exitCode: (r) => Number(r.exitCode ?? 2),
+          print: (r) => printLine(renderOrchestration(r as unknown as OrchestrateResult)),
+        },
+      );
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const printer = options.json ? undefined : createProgressPrinter(process.stdout);
       const controller = new AbortController();

@@ -3,6 +3,7 @@ import { recover } from '../../core/recovery/recover.js';
 import type { RecoverResult } from '../../core/recovery/schemas.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { confirmOnTerminal } from '../confirm.js';
+import { callRemote, remoteTarget, withHost, withSessions, type HostOptions } from '../remote.js';
 import { printJson, printLine } from '../output.js';
 import { SnapguardError } from '../../core/errors.js';
 import { displayPath } from '../../core/file-history/tree.js';
@@ -41,26 +42,59 @@ export function printPlan(summary: string): void {
   for (const line of summary.split('\n')) printLine(line);
 }
 
+/** recover --host: the plan and the token come from that host, the confirmation is spent there. */
+async function recoverOnHost(
+  options: RecoverOptions & HostOptions,
+  request: Record<string, unknown>,
+): Promise<number | undefined> {
+  const target = await remoteTarget(options);
+  if (!target) return undefined;
+  const { host } = target;
+  const exitCode = (status: unknown) =>
+    status === 'recovered' || status === 'planned' ? 0 : status === 'failed' ? 2 : 1;
+  return withSessions(target.config, async (sessions) => {
+    const first = await callRemote(sessions, host, 'recover', request);
+    let answer = first;
+    if (first.structured.status === 'confirmation_required') {
+      (options.json ? process.stderr : process.stdout).write(`host ${host}: ${first.text}\n`);
+      if (!(await confirmOnTerminal(`Proceed with this recovery on ${host}?`, { yes: options.yes }))) {
+        if (options.json) printJson({ status: 'declined', host });
+        else printLine('Declined; nothing was changed.');
+        return 1;
+      }
+      answer = await callRemote(sessions, host, 'recover', {
+        ...request,
+        confirmationToken: first.structured.confirmationToken,
+      });
+    }
+    if (options.json) printJson({ ...answer.structured, host });
+    else printLine(`host ${host}: ${answer.text}`);
+    return exitCode(answer.structured.status);
+  });
+}
+
 export function recoverCommand(): Command {
-  return withCommon(
-    new Command('recover')
-      .description(
-        'roll a volume back to a snapshot, or restore paths from it (--files); the current state is kept as a pre-recover snapshot',
-      )
-      .argument('[volume]', 'configured volume id')
-      .argument('[snapshot]', 'owned snapshot name (snapguard snapshot list)')
-      .option(
-        '--files <path...>',
-        'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
-      )
-      .option(
-        '--beside',
-        'with --files: write the snapshot version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS instead of replacing it (nothing is overwritten; no confirmation)',
-      )
-      .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
-      .option('--reason <text>', 'why, recorded in the history')
-      .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
-      .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
+  return withHost(
+    withCommon(
+      new Command('recover')
+        .description(
+          'roll a volume back to a snapshot, or restore paths from it (--files); the current state is kept as a pre-recover snapshot',
+        )
+        .argument('[volume]', 'configured volume id')
+        .argument('[snapshot]', 'owned snapshot name (snapguard snapshot list)')
+        .option(
+          '--files <path...>',
+          'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
+        )
+        .option(
+          '--beside',
+          'with --files: write the snapshot version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS instead of replacing it (nothing is overwritten; no confirmation)',
+        )
+        .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
+        .option('--reason <text>', 'why, recorded in the history')
+        .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
+        .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
+    ),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
       if (options.beside && !options.files?.length) {
@@ -70,6 +104,17 @@ export function recoverCommand(): Command {
           'Add --files PATH... with the files or folders to write beside their originals.',
         );
       }
+      const remote = await recoverOnHost(options, {
+        ...(volume ? { volume } : {}),
+        ...(snapshot ? { snapshot } : {}),
+        ...(options.operationId ? { operationId: options.operationId } : {}),
+        mode: options.files?.length ? 'files' : 'rollback',
+        ...(options.files?.length ? { paths: options.files } : {}),
+        ...(options.beside ? { destination: 'beside' } : {}),
+        ...(options.reason ? { reason: options.reason } : {}),
+        dryRun: Boolean(options.dryRun),
+      });
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const result = await recover(
         deps,

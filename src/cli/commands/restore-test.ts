@@ -16,8 +16,10 @@ import {
   type CommonOptions,
 } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { runOnHost, withHost, type HostOptions } from '../remote.js';
+import type { HealthStatus } from '../../core/health/schemas.js';
 
-interface RestoreTestOptions extends CommonOptions {
+interface RestoreTestOptions extends CommonOptions, HostOptions {
   snapshot?: string;
   source: string;
   full?: boolean;
@@ -26,7 +28,7 @@ interface RestoreTestOptions extends CommonOptions {
   spread?: boolean;
 }
 
-interface HealthOptions extends CommonOptions {
+interface HealthOptions extends CommonOptions, HostOptions {
   record: boolean;
 }
 
@@ -38,20 +40,42 @@ interface UnitsOptions extends CommonOptions {
 }
 
 export function restoreTestCommand(): Command {
-  return withCommon(
-    new Command('restore-test')
-      .description('restore a sample (or all) of a snapshot into scratch and verify it; exit 0 pass, 2 fail')
-      .argument('[volume]', 'one volume (default: all)')
-      .option('--snapshot <name>', 'snapshot name (restic: snapshot id); default: the newest')
-      .addOption(
-        new Option('--source <source>', 'where to restore from').choices(RESTORE_SOURCES).default('local'),
-      )
-      .option('--full', 'full restore drill (btrfs send | receive or full restic restore) with RTO estimate')
-      .option('--sample-size <n>', 'files in the sample (default 50)', parseIntOption('--sample-size'))
-      .option('--seed <n>', 'seed for a reproducible sample', parseIntOption('--seed'))
-      .option('--spread', 'spread the sample across top-level folders'),
+  return withHost(
+    withCommon(
+      new Command('restore-test')
+        .description(
+          'restore a sample (or all) of a snapshot into scratch and verify it; exit 0 pass, 2 fail',
+        )
+        .argument('[volume]', 'one volume (default: all)')
+        .option('--snapshot <name>', 'snapshot name (restic: snapshot id); default: the newest')
+        .addOption(
+          new Option('--source <source>', 'where to restore from').choices(RESTORE_SOURCES).default('local'),
+        )
+        .option(
+          '--full',
+          'full restore drill (btrfs send | receive or full restic restore) with RTO estimate',
+        )
+        .option('--sample-size <n>', 'files in the sample (default 50)', parseIntOption('--sample-size'))
+        .option('--seed <n>', 'seed for a reproducible sample', parseIntOption('--seed'))
+        .option('--spread', 'spread the sample across top-level folders'),
+    ),
   ).action(
     action(async (volume: string | undefined, options: RestoreTestOptions) => {
+      const remote = await runOnHost(
+        options,
+        'run_restore_test',
+        {
+          ...(volume ? { volume } : {}),
+          ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+          source: options.source,
+          mode: options.full ? 'full' : 'sample',
+          ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
+          ...(options.seed !== undefined ? { seed: options.seed } : {}),
+          spread: Boolean(options.spread),
+        },
+        { exitCode: (r) => (r.overall === 'PASS' ? 0 : 2) },
+      );
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const result = await runRestoreTest(
         deps,
@@ -109,13 +133,19 @@ export function restoreTestCommand(): Command {
 }
 
 export function healthCommand(): Command {
-  return withCommon(
-    new Command('health')
-      .description('check snapshots, pool, devices and restore tests; exit 0 GOOD, 1 WARNING, 2 CRITICAL')
-      .argument('[volume]', 'one volume (default: all)')
-      .option('--no-record', 'do not record the pool reading in history (used for the forecast)'),
+  return withHost(
+    withCommon(
+      new Command('health')
+        .description('check snapshots, pool, devices and restore tests; exit 0 GOOD, 1 WARNING, 2 CRITICAL')
+        .argument('[volume]', 'one volume (default: all)')
+        .option('--no-record', 'do not record the pool reading in history (used for the forecast)'),
+    ),
   ).action(
     action(async (volume: string | undefined, options: HealthOptions) => {
+      const remote = await runOnHost(options, 'health_check', volume ? { volume } : {}, {
+        exitCode: (r) => healthExitCode(r.overall as HealthStatus),
+      });
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const result = await healthCheck(deps, volume ? { volume } : {}, { recordSample: options.record });
       if (!volume) await writeMetricsFile(deps, result);

@@ -262,10 +262,10 @@ export async function runEnvironmentChecks(deps: Deps): Promise<DoctorCheck[]> {
     {
       id: 'config',
       status: 'ok',
-      message: `configuration ${config.sourceFile ?? '(in memory)'} is valid: ${Object.keys(config.volumes).length} volume(s)`,
+      message: `configuration ${config.sourceFile ?? '(in memory)'} is valid: ${Object.keys(config.volumes).length} volume(s)${Object.keys(config.hosts).length > 0 ? `, ${Object.keys(config.hosts).length} other host(s)` : ''}`,
     },
   ];
-  if (Object.keys(config.volumes).length === 0) {
+  if (Object.keys(config.volumes).length === 0 && Object.keys(config.hosts).length === 0) {
     checks[0] = {
       id: 'config',
       status: 'warning',

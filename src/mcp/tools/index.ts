@@ -14,6 +14,7 @@ import { registerFileVersionsTool } from './file-versions.js';
 import { registerFindDeletedTool } from './find-deleted.js';
 import { registerDiffSnapshotsTool } from './diff-snapshots.js';
 import { registerReadSnapshotFileTool } from './read-snapshot-file.js';
+import { withHostArgument } from '../fleet.js';
 
 export interface ToolEntry {
   name: string;
@@ -41,6 +42,8 @@ export const tools: readonly ToolEntry[] = [
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
   const chosen = tools.filter((tool) => tool.readOnly || !deps.config.readOnly);
-  for (const tool of chosen) tool.register(server, deps);
+  // With other hosts configured, every tool takes `host` (see ../fleet.ts).
+  const target = Object.keys(deps.config.hosts).length > 0 ? withHostArgument(server) : server;
+  for (const tool of chosen) tool.register(target, deps);
   return chosen.map((tool) => tool.name);
 }

@@ -6,6 +6,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { Deps } from '../../core/deps.js';
 import { SnapguardError } from '../../core/errors.js';
 import { createServer } from '../server.js';
+import { HostSessions } from './hosts.js';
 
 export const MCP_PATH = '/mcp';
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -219,7 +220,7 @@ export async function startHttpServer(deps: Deps, options: HttpOptions): Promise
     } catch {
       return sendJson(res, 400, 'Bad request: the body must be JSON-RPC of at most 4 MiB');
     }
-    const { server, cleanup } = createServer(deps);
+    const { server, cleanup } = createServer(deps, remoteHosts ? { hosts: remoteHosts } : {});
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => {
       void transport.close().finally(() => cleanup());
@@ -228,6 +229,9 @@ export async function startHttpServer(deps: Deps, options: HttpOptions): Promise
     await transport.handleRequest(req, res, body);
   }
 
+  // One session per other host for the server's lifetime, shared by the per-request servers.
+  const remoteHosts =
+    Object.keys(deps.config.hosts).length > 0 ? new HostSessions(deps.config.hosts) : undefined;
   const http = createHttpServer((req, res) => {
     // A request is in flight until its response is closed (an SSE answer outlives handleRequest).
     const responseClosed = new Promise<void>((resolve) => res.once('close', () => resolve()));
@@ -279,6 +283,7 @@ export async function startHttpServer(deps: Deps, options: HttpOptions): Promise
         await Promise.race([Promise.allSettled([...inFlight]), grace]);
         http.closeAllConnections();
         await stopped;
+        await remoteHosts?.close();
         deps.logger.info({ transport: 'http' }, 'snapguard MCP server stopped');
       })();
       return closing;

@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../core/config.js';
+import { SnapguardError, type ErrorCode } from '../core/errors.js';
+import { HostSessions, failureOfResult, isLocalHost } from '../mcp/transports/hosts.js';
+import { printJson, printLine } from './output.js';
+
+export interface HostOptions {
+  host?: string;
+  config?: string;
+  json?: boolean;
+}
+
+/** Adds --host: the verb runs on that host (from hosts: in the configuration) through its snapguard. */
+export function withHost(command: Command): Command {
+  return command.option(
+    '--host <name>',
+    'run it on this host from hosts: in the configuration, through its own snapguard (default: here)',
+  );
+}
+
+/** The configuration and the other host named by --host; undefined when the verb runs here. */
+export async function remoteTarget(
+  options: HostOptions,
+): Promise<{ config: Config; host: string } | undefined> {
+  if (options.host === undefined) return undefined;
+  const config = await loadConfig({ explicit: options.config });
+  if (isLocalHost(config, options.host)) return undefined;
+  new HostSessions(config.hosts).entry(options.host);
+  return { config, host: options.host };
+}
+
+/** Runs work with one session per host and closes them all (their processes end) afterwards. */
+export async function withSessions<T>(
+  config: Config,
+  work: (sessions: HostSessions) => Promise<T>,
+): Promise<T> {
+  const sessions = new HostSessions(config.hosts);
+  try {
+    return await work(sessions);
+  } finally {
+    await sessions.close();
+  }
+}
+
+export interface RemoteAnswer {
+  structured: Record<string, unknown>;
+  text: string;
+}
+
+/** Calls a tool on a host; an error result becomes a SnapguardError with the host's code, message and hint. */
+export async function callRemote(
+  sessions: HostSessions,
+  host: string,
+  tool: string,
+  args: Record<string, unknown>,
+): Promise<RemoteAnswer> {
+  const entry = sessions.entry(host);
+  if (entry.readOnly && !READ_ONLY_TOOLS.has(tool)) {
+    throw new SnapguardError(
+      'READ_ONLY_MODE',
+      `Host "${host}" is read-only through this snapguard (hosts.${host}.readOnly: true).`,
+      `Run the command on ${host} itself, or remove readOnly from hosts.${host} in the configuration.`,
+    );
+  }
+  const result = await sessions.callTool(host, tool, args);
+  if (result.isError) {
+    const failure = failureOfResult(result);
+    throw new SnapguardError(failure.code as ErrorCode, `host ${host}: ${failure.message}`, failure.hint);
+  }
+  const text = result.content.map((part) => (part.type === 'text' ? part.text : '')).join('\n');
+  return { structured: (result.structuredContent ?? {}) as Record<string, unknown>, text };
+}
+
+/** Tools that change nothing: the only ones a readOnly host offers through this snapguard. */
+export const READ_ONLY_TOOLS: ReadonlySet<string> = new Set([
+  'list_snapshots',
+  'health_check',
+  'plan_strategy',
+  'file_versions',
+  'find_deleted',
+  'diff_snapshots',
+  'read_snapshot_file',
+]);
+
+/**
+ * One verb on another host: calls the tool there and prints its result (JSON with `host` added
+ * under --json, else the human form given, or the host's own summary). Returns the exit code, or
+ * undefined when --host names no other host (the verb then runs here).
+ */
+export async function runOnHost(
+  options: HostOptions,
+  tool: string,
+  args: Record<string, unknown>,
+  finish: {
+    exitCode?: (structured: Record<string, unknown>) => number;
+    print?: (structured: Record<string, unknown>, text: string) => void;
+  } = {},
+): Promise<number | undefined> {
+  const target = await remoteTarget(options);
+  if (!target) return undefined;
+  return withSessions(target.config, async (sessions) => {
+    const answer = await callRemote(sessions, target.host, tool, args);
+    if (options.json) printJson({ ...answer.structured, host: target.host });
+    else if (finish.print) {
+      printLine(`host ${target.host}:`);
+      finish.print(answer.structured, answer.text);
+    } else printLine(`host ${target.host}: ${answer.text}`);
+    return finish.exitCode?.(answer.structured) ?? 0;
+  });
+}

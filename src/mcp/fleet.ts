@@ -1,0 +1,283 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { Deps } from '../core/deps.js';
+import { SnapguardError, toSnapguardError } from '../core/errors.js';
+import { mergeHealth, mergeOrchestrations, mergeSnapshotLists, type HostAnswer } from '../core/fleet.js';
+import type { HealthCheckResult } from '../core/health/schemas.js';
+import type { OrchestrateResult } from '../core/orchestrate/schema.js';
+import type { ListSnapshotsResult } from '../core/schemas.js';
+import { LOCAL_HOST } from '../core/config.js';
+import { errorResult, okResult } from './result.js';
+import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
+
+/** Tools that take `host: "*"` (every host) and put the answers together. */
+const FAN_OUT = new Set(['list_snapshots', 'health_check', 'orchestrate']);
+
+/**
+ * The `host` argument, kept short: tools/list is read into the assistant's context on every
+ * session. Its value is checked by installHostRouting, not by the schema (a name that is too long
+ * is simply not a configured host).
+ */
+function hostArgument(tool: string) {
+  if (tool === 'orchestrate')
+    return z
+      .union([z.string(), z.array(z.string())])
+      .optional()
+      .describe('host(s) from hosts:, or "*"');
+  return z
+    .string()
+    .optional()
+    .describe(FAN_OUT.has(tool) ? 'host from hosts:, or "*"' : 'host from hosts:');
+}
+
+type ToolConfig = { inputSchema?: unknown } & Record<string, unknown>;
+type Register = (name: string, config: ToolConfig, handler: unknown) => unknown;
+
+/**
+ * The server as the tool files see it, with `host` added to every tool's input schema. The tool
+ * files stay as they are: what `host` does is decided once, in installHostRouting.
+ */
+export function withHostArgument(server: McpServer): McpServer {
+  const original = (server.registerTool as unknown as Register).bind(server);
+  const register: Register = (name, config, handler) => {
+    const schema = config.inputSchema;
+    const extra = { host: hostArgument(name) };
+    let inputSchema: unknown = schema;
+    if (schema instanceof z.ZodObject) {
+      inputSchema = schema.safeExtend(extra);
+    } else if (schema && typeof schema === 'object' && !('_zod' in schema)) {
+      inputSchema = { ...(schema as Record<string, unknown>), ...extra };
+    }
+    return original(name, { ...config, inputSchema }, handler);
+  };
+  return new Proxy(server, {
+    get(target, property, receiver) {
+      if (property === 'registerTool') return register;
+      return Reflect.get(target, property, receiver) as unknown;
+    },
+  });
+}
+
+type RequestHandler = (
+  request: {
+    method?: string;
+    params?: { name?: string; arguments?: Record<string, unknown>; _meta?: unknown };
+  },
+  extra: {
+    signal: AbortSignal;
+    _meta?: { progressToken?: string | number };
+    sendNotification: (notification: { method: string; params: Record<string, unknown> }) => Promise<void>;
+  },
+) => Promise<unknown>;
+
+/** The host's answer with `host` added: to the structured result, and to the first line of the text. */
+function tagged(result: CallToolResult, host: string): CallToolResult {
+  const [first, ...rest] = result.content ?? [];
+  const content =
+    first?.type === 'text'
+      ? [
+          {
+            ...first,
+            text: result.isError
+              ? first.text.replace(/^(\[[A-Z_]+\] )?/, `$1host ${host}: `)
+              : `Host ${host}: ${first.text}`,
+          },
+          ...rest,
+        ]
+      : (result.content ?? []);
+  return {
+    ...result,
+    content,
+    ...(result.structuredContent ? { structuredContent: { ...result.structuredContent, host } } : {}),
+  };
+}
+
+function badHost(message: string, hint: string): SnapguardError {
+  return new SnapguardError('BAD_INPUT', message, hint);
+}
+
+/**
+ * Routes every tools/call by its `host` argument: this host (none, "local" or its own name) runs
+ * the tool here; a name from `hosts:` passes the call, as it came, through that host's session and
+ * its own gate, and adds `host` to what comes back; "*" (and a list, for orchestrate) asks every
+ * host in parallel and puts the answers together. Installed around the SDK's handler, before the
+ * audit, so each call still gets one audit line.
+ */
+export function installHostRouting(
+  server: McpServer,
+  deps: Deps,
+  hosts: HostSessions,
+  readOnlyTools: ReadonlySet<string>,
+  registered: ReadonlySet<string>,
+): void {
+  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
+    ._requestHandlers;
+  const inner = handlers.get('tools/call');
+  if (!inner) throw new Error('installHostRouting must run after the tools are registered');
+
+  const hostList = () => [LOCAL_HOST, ...hosts.names()].join(', ');
+
+  const checkHost = (name: string, tool: string) => {
+    const entry = hosts.entry(name);
+    if (entry.readOnly && !readOnlyTools.has(tool)) {
+      throw new SnapguardError(
+        'READ_ONLY_MODE',
+        `Host "${name}" is read-only through this snapguard (hosts.${name}.readOnly: true): ${tool} is not offered there.`,
+        {
+          mcp: `Use the read-only tools (list_snapshots, health_check, file_versions, ...) with host "${name}", or ask the user to run ${tool} on that host itself.`,
+          cli: `Run the command on ${name} itself, or remove readOnly from hosts.${name} in the configuration.`,
+        },
+      );
+    }
+  };
+
+  const forwardProgress = (extra: Parameters<RequestHandler>[1], prefix: string) => {
+    const token = extra._meta?.progressToken;
+    if (token === undefined) return undefined;
+    let counter = 0;
+    return (progress: { progress: number; total?: number; message?: string }) => {
+      counter = Math.max(counter + 1e-6, progress.progress);
+      extra
+        .sendNotification({
+          method: 'notifications/progress',
+          params: {
+            progressToken: token,
+            progress: counter,
+            ...(prefix === '' && progress.total !== undefined ? { total: progress.total } : {}),
+            ...(progress.message !== undefined ? { message: `${prefix}${progress.message}` } : {}),
+          },
+        })
+        .catch(() => undefined);
+    };
+  };
+
+  const answer = async <T>(
+    host: string,
+    tool: string,
+    args: Record<string, unknown>,
+    request: Parameters<RequestHandler>[0],
+    extra: Parameters<RequestHandler>[1],
+  ): Promise<HostAnswer<T>> => {
+    try {
+      let result: CallToolResult;
+      if (host === LOCAL_HOST) {
+        result = (await inner(
+          { ...request, params: { ...request.params, arguments: args } },
+          extra,
+        )) as CallToolResult;
+      } else {
+        checkHost(host, tool);
+        result = await hosts.callTool(host, tool, args, {
+          signal: extra.signal,
+          onprogress: forwardProgress(extra, `${host}: `),
+        });
+      }
+      if (result.isError) return { host, error: failureOfResult(result) };
+      return { host, result: (result.structuredContent ?? {}) as T };
+    } catch (error) {
+      const failure = toSnapguardError(error);
+      return { host, error: { code: failure.code, message: failure.message, hint: failure.hintFor('mcp') } };
+    }
+  };
+
+  const fanOut = async (
+    tool: string,
+    host: '*' | string[],
+    args: Record<string, unknown>,
+    request: Parameters<RequestHandler>[0],
+    extra: Parameters<RequestHandler>[1],
+  ): Promise<CallToolResult> => {
+    if (!FAN_OUT.has(tool))
+      throw badHost(
+        `${tool} runs on exactly one host; host "*" is for list_snapshots, health_check and orchestrate.`,
+        `Call ${tool} once per host, naming it: one of ${hostList()}.`,
+      );
+    if (Array.isArray(host) && tool !== 'orchestrate')
+      throw badHost(
+        `A list of hosts is for orchestrate; ${tool} takes one host or "*".`,
+        'Pass host: "*" or one name.',
+      );
+    const targets =
+      host === '*'
+        ? [...(Object.keys(deps.config.volumes).length > 0 ? [LOCAL_HOST] : []), ...hosts.names()]
+        : [...new Set(host.map((name) => (isLocalHost(deps.config, name) ? LOCAL_HOST : name)))];
+    for (const name of targets) if (name !== LOCAL_HOST) hosts.entry(name);
+    if (targets.length === 0)
+      throw badHost(
+        'No host to ask: this configuration has no volumes and no hosts.',
+        'Add volumes or hosts: to the configuration.',
+      );
+    const answers = await Promise.all(targets.map((name) => answer(name, tool, args, request, extra)));
+    const now = deps.clock();
+    if (tool === 'list_snapshots') {
+      const limit = typeof args.limit === 'number' ? args.limit : undefined;
+      const merged = mergeSnapshotLists(answers as HostAnswer<ListSnapshotsResult>[], limit);
+      const newest = merged.snapshots.slice(0, 5).map((s) => `${s.host}/${s.name}`);
+      return okResult(
+        merged,
+        [
+          `${merged.total} snapshot(s) on ${answers.length - merged.unreachable.length - merged.failed.length} of ${answers.length} host(s)${newest.length ? `; newest: ${newest.join(', ')}` : ''}.`,
+          ...merged.unreachable.map((p) => `UNREACHABLE ${p.host}: ${p.error}`),
+          ...merged.failed.map((p) => `FAILED ${p.host}: [${p.code}] ${p.error}`),
+        ].join('\n'),
+      );
+    }
+    if (tool === 'health_check') {
+      const merged = mergeHealth(answers as HostAnswer<HealthCheckResult>[], now);
+      return okResult(
+        merged,
+        [
+          `Overall ${merged.overall} over ${answers.length} host(s).`,
+          ...merged.hosts.map((h) => `${h.host}: ${h.overall}`),
+          ...merged.findings
+            .filter((f) => f.severity !== 'info')
+            .map(
+              (f) =>
+                `${f.severity.toUpperCase()} ${f.code} (${f.host}${f.volume ? `/${f.volume}` : ''}): ${f.message} Remedy: ${f.remedy}`,
+            ),
+        ].join('\n'),
+      );
+    }
+    const merged = mergeOrchestrations(answers as HostAnswer<OrchestrateResult>[], now);
+    return okResult(
+      merged,
+      [
+        `Orchestration on ${answers.length} host(s): exit code ${merged.exitCode} (the worst host's).`,
+        ...merged.hosts.map((h) => `${h.host}: ${h.status}, exit code ${h.exitCode}`),
+        ...merged.failures.map((f) => `FAILED ${f.host}: ${f.job} (${f.stage}): ${f.result}, ${f.detail}`),
+        merged.exitCode === 0
+          ? "Safe to deploy: every host's backups succeeded."
+          : merged.exitCode === 1
+            ? 'Partial failure: show the failures to the user before deploying.'
+            : 'Do not deploy: a host could not run its backups or a critical step failed.',
+      ].join('\n'),
+    );
+  };
+
+  handlers.set('tools/call', async (request, extra) => {
+    const tool = request.params?.name ?? '';
+    const args = request.params?.arguments;
+    if (!args || !Object.hasOwn(args, 'host') || !registered.has(tool)) return inner(request, extra);
+    const { host, ...rest } = args;
+    try {
+      if (host === undefined || (typeof host === 'string' && isLocalHost(deps.config, host)))
+        return await inner({ ...request, params: { ...request.params, name: tool, arguments: rest } }, extra);
+      if (host === '*' || Array.isArray(host)) {
+        if (Array.isArray(host) && !host.every((name) => typeof name === 'string'))
+          throw badHost('host must be a host name, "*" or a list of names.', `Hosts: ${hostList()}.`);
+        return await fanOut(tool, host as '*' | string[], rest, request, extra);
+      }
+      if (typeof host !== 'string')
+        throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
+      checkHost(host, tool);
+      const result = await hosts.callTool(host, tool, rest, {
+        signal: extra.signal,
+        onprogress: forwardProgress(extra, ''),
+      });
+      return tagged(result, host);
+    } catch (error) {
+      return errorResult(error);
+    }
+  });
+}
