@@ -4,8 +4,15 @@ import type { RecoverResult } from '../../core/recovery/schemas.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { printJson, printLine } from '../output.js';
+import {
+  countSteps,
+  noProgressOption,
+  quietOption,
+  startProgress,
+  type ProgressSwitches,
+} from '../progress.js';
 
-interface RecoverOptions extends CommonOptions {
+interface RecoverOptions extends CommonOptions, ProgressSwitches {
   files?: string[];
   operationId?: string;
   reason?: string;
@@ -52,10 +59,13 @@ export function recoverCommand(): Command {
       .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
       .option('--reason <text>', 'why, recorded in the history')
       .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
-      .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
+      .option('-n, --dry-run', 'show the plan and the change summary, change nothing')
+      .addOption(noProgressOption())
+      .addOption(quietOption()),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
       const deps = await loadDeps(options);
+      const progress = await startProgress('recover', options);
       const result = await recover(
         deps,
         {
@@ -68,6 +78,7 @@ export function recoverCommand(): Command {
           dryRun: Boolean(options.dryRun),
         },
         {
+          onProgress: countSteps(progress.update),
           skipChanges: Boolean(options.yes),
           confirm: async ({ plan, summary }) => {
             if (options.yes || deps.config.confirm === 'never') return true;
@@ -78,7 +89,7 @@ export function recoverCommand(): Command {
             return yes ? true : { status: 'declined', plan };
           },
         },
-      );
+      ).finally(progress.stop);
       if (result.status === 'planned' && !options.json) {
         const { plan } = result;
         if (plan) {

@@ -16,8 +16,9 @@ import {
   type CommonOptions,
 } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
-interface RestoreTestOptions extends CommonOptions {
+interface RestoreTestOptions extends CommonOptions, ProgressSwitches {
   snapshot?: string;
   source: string;
   full?: boolean;
@@ -49,10 +50,13 @@ export function restoreTestCommand(): Command {
       .option('--full', 'full restore drill (btrfs send | receive or full restic restore) with RTO estimate')
       .option('--sample-size <n>', 'files in the sample (default 50)', parseIntOption('--sample-size'))
       .option('--seed <n>', 'seed for a reproducible sample', parseIntOption('--seed'))
-      .option('--spread', 'spread the sample across top-level folders'),
+      .option('--spread', 'spread the sample across top-level folders')
+      .addOption(noProgressOption())
+      .addOption(quietOption()),
   ).action(
     action(async (volume: string | undefined, options: RestoreTestOptions) => {
       const deps = await loadDeps(options);
+      const progress = await startProgress('restore-test', options);
       const result = await runRestoreTest(
         deps,
         {
@@ -68,11 +72,9 @@ export function restoreTestCommand(): Command {
           afterRecord: async () => {
             await writeMetricsFile(deps);
           },
-          ...(options.verbose
-            ? { onProgress: (p: { message: string }) => process.stderr.write(`${p.message}\n`) }
-            : {}),
+          onProgress: progress.update,
         },
-      );
+      ).finally(progress.stop);
       if (options.json) {
         printJson(result);
       } else {
