@@ -143,9 +143,11 @@ async function barRenderer(label: string, out: ProgressStream): Promise<Renderer
     barsize: 24,
     barCompleteChar: '\u2588',
     barIncompleteChar: '\u2591',
-    hideCursor: true,
+    // No terminal modes are switched (hidden cursor, no line wrap): an interrupted run (Ctrl-C)
+    // must not leave the shell without them. The line is cut to the width instead.
+    hideCursor: false,
     clearOnComplete: true,
-    linewrap: false,
+    linewrap: true,
     fps: 8,
   });
   let started = false;

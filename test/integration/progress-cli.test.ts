@@ -76,13 +76,16 @@ describe.runIf(run)('progress of long CLI work (built CLI, real btrfs)', () => {
   it('restore-test on a terminal draws a bar with counts on stderr, then clears it before the table', async () => {
     const result = await onTerminal(['restore-test', 'data', '--config', configFile, '--sample-size', '300']);
     expect(result.code).toBe(0);
-    // The bar (cli-progress): hidden cursor, redraws at the line start, block glyphs, "done/total".
-    expect(result.output).toContain(`${ESC}[?25l`);
+    // The bar (cli-progress): redrawn at the line start, block glyphs, "done/total"; no terminal mode
+    // (hidden cursor, no line wrap) that an interrupted run would leave behind.
+    expect(result.output).toContain(`${ESC}[1G`);
+    expect(result.output).not.toContain(`${ESC}[?25l`);
+    expect(result.output).not.toContain(`${ESC}[?7l`);
     expect(result.output).toMatch(/restore-test [█░]{24} \d+\/600 \d+%/);
     expect(result.output).toMatch(/VOLUME\s+SNAPSHOT\s+SOURCE\s+MODE\s+RESULT/);
     expect(result.output).toContain('Overall PASS');
-    // The cursor is shown again.
-    expect(result.output).toContain(`${ESC}[?25h`);
+    // The bar's line is cleared before the table.
+    expect(result.output).toMatch(new RegExp(`${ESC}\\[2K[^]*VOLUME`));
   });
 
   it('--no-progress on a terminal draws no bar', async () => {
