@@ -394,6 +394,21 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
         outcome: 'validation_failed',
         size_mb: null,
       });
+      // The same volume id as on the local host: a row of its own.
+      history.restore_tests.push({
+        id: 'rt-media-box-1',
+        timestamp: now,
+        host: 'media-box',
+        subvolume: 'containers',
+        snapshot: 'containers-manual-20261121-000000',
+        source: 'local',
+        mode: 'sample',
+        files_checked: 3,
+        bytes: 300,
+        duration_seconds: 0.4,
+        outcome: 'fail',
+        failures: [{ path: 'a.txt', check: 'sha256' }],
+      });
       (history.health_samples ??= []).push({
         id: 'hs-media-box-1',
         timestamp: now,
@@ -419,8 +434,9 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
       const hosts = fleet.locator('#hosts tbody tr');
       expect(await hosts.count()).toBe(2);
       const mediaBox = await hosts.nth(0).locator('td').allTextContents();
-      expect(mediaBox.slice(0, 3)).toEqual(['media-box', '1', '1']);
+      expect(mediaBox.slice(0, 3)).toEqual(['media-box', '2', '1']);
       expect(mediaBox[4]).toBe('1');
+      expect(mediaBox[6]).toMatch(/^FAIL /);
       expect(mediaBox[7]).toBe('CRITICAL');
       expect((await hosts.nth(1).locator('td').allTextContents())[0]).toBe('nas-report');
       // The events name their host; the other host's volume has its row with the failure and the reason.
@@ -432,6 +448,12 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
         'result',
         'detail',
       ]);
+      // Two hosts' "containers" are two rows, each with its own restore test.
+      const containers = fleet.locator('#volumes tbody tr', { hasText: 'containers' });
+      expect(await containers.count()).toBe(2);
+      expect(await containers.locator('small.host').allTextContents()).toEqual(['media-box', 'nas-report']);
+      expect((await containers.nth(0).locator('td').allTextContents())[5]).toMatch(/^FAIL /);
+      expect((await containers.nth(1).locator('td').allTextContents())[5]).toMatch(/^PASS /);
       const library = fleet.locator('#volumes tbody tr', { hasText: 'library' });
       expect(await library.locator('.changes-failed').textContent()).toBe('FAILED 1');
       expect(await library.locator('.health-reasons li').allTextContents()).toEqual([

@@ -27,6 +27,8 @@ export interface HealthReason {
 /** What a human wants per volume at a glance; also the CLI's --json output. */
 export interface VolumeSummary {
   volume: string;
+  /** The host the volume is on, when the history holds several hosts. */
+  host?: string;
   snapshots: number;
   /** Outcomes of the changes after the snapshots: their own and those of the operations that reused one. */
   outcomes: Record<string, number>;
@@ -144,13 +146,23 @@ export function summarizeHistory(
   history: History,
   options: { host: string; now: Date; volumes?: string[] },
 ): ReportModel {
-  const ids = new Set<string>(options.volumes ?? []);
+  const hosts = hostSummaries(history, options.host);
+  // With several hosts a volume is a host's volume: two hosts' "data" are two rows.
+  const hostOf = (entry: { host?: string | undefined }) => (hosts ? entry.host || options.host : '');
+  const keys = new Map<string, { host: string; volume: string }>();
+  const add = (host: string, volume: string) => keys.set(`${host}\u0000${volume}`, { host, volume });
+  for (const volume of options.volumes ?? []) add(hosts ? options.host : '', volume);
   for (const entry of [...history.snapshots, ...history.recoveries, ...history.restore_tests])
-    ids.add(entry.subvolume);
-  const volumes = [...ids].sort().map((volume): VolumeSummary => {
-    const snaps = history.snapshots.filter((s) => s.subvolume === volume).sort(byTime);
-    const recs = history.recoveries.filter((r) => r.subvolume === volume).sort(byTime);
-    const tests = history.restore_tests.filter((t) => t.subvolume === volume).sort(byTime);
+    add(hostOf(entry), entry.subvolume);
+  const sorted = [...keys.values()].sort(
+    (a, b) => a.volume.localeCompare(b.volume) || a.host.localeCompare(b.host),
+  );
+  const volumes = sorted.map(({ host, volume }): VolumeSummary => {
+    const mine = (e: { subvolume: string; host?: string | undefined }) =>
+      e.subvolume === volume && hostOf(e) === host;
+    const snaps = history.snapshots.filter(mine).sort(byTime);
+    const recs = history.recoveries.filter(mine).sort(byTime);
+    const tests = history.restore_tests.filter(mine).sort(byTime);
     const outcomes: Record<string, number> = {};
     const changes = snaps.flatMap((s) => changesOf(s, options.host));
     for (const c of changes) outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1;
@@ -159,12 +171,10 @@ export function summarizeHistory(
       .sort((a, b) => b.timestamp.localeCompare(a.timestamp));
     const lastTest = tests.at(-1);
     const lastFull = tests.filter((t) => t.mode === 'full').at(-1);
-    const lastHealth = (history.health_samples ?? [])
-      .filter((h) => h.subvolume === volume)
-      .sort(byTime)
-      .at(-1);
+    const lastHealth = (history.health_samples ?? []).filter(mine).sort(byTime).at(-1);
     return {
       volume,
+      ...(hosts ? { host } : {}),
       snapshots: snaps.length,
       outcomes,
       failedChanges,
@@ -193,7 +203,6 @@ export function summarizeHistory(
   ]
     .map((e) => e.timestamp)
     .sort();
-  const hosts = hostSummaries(history, options.host);
   return {
     generatedAt: options.now.toISOString(),
     host: options.host,
@@ -532,7 +541,7 @@ ${table(
 export function renderHtmlReport(history: History, model: ReportModel): string {
   const list = events(history);
   const volumeRows = model.volumes.map((v) => [
-    `<b>${escapeHtml(v.volume)}</b>`,
+    `<b>${escapeHtml(v.volume)}</b>${v.host ? `<br><small class="host">${escapeHtml(v.host)}</small>` : ''}`,
     String(v.snapshots),
     changesCell(v),
     `${escapeHtml(v.newestSnapshot ?? '-')}<br><small>${escapeHtml(shortTime(v.newestSnapshotAt))}</small>`,
@@ -560,8 +569,8 @@ export function renderHtmlReport(history: History, model: ReportModel): string {
           : '-',
       escapeHtml(e.label),
     ]);
-  const options = model.volumes
-    .map((v) => `<option value="${escapeHtml(v.volume)}">${escapeHtml(v.volume)}</option>`)
+  const options = [...new Set(model.volumes.map((v) => v.volume))]
+    .map((id) => `<option value="${escapeHtml(id)}">${escapeHtml(id)}</option>`)
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
