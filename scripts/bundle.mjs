@@ -12,8 +12,10 @@ const bundle = await rolldown({
   input: new URL('src/cli/index.ts', root).pathname,
   platform: 'node',
   // Node's own modules stay imports; everything else (our code, commander, zod, execa, pino, yaml,
-  // the MCP SDK) goes into the bundle.
-  external: [/^node:/],
+  // the MCP SDK) goes into the bundle. cli-progress too stays an import: it is loaded from
+  // node_modules only when a progress bar is drawn, and bundling it (CommonJS) would move rolldown's
+  // interop helpers into a chunk of their own that every start-up, --version included, would read.
+  external: [/^node:/, /^cli-progress$/],
   logLevel: 'warn',
 });
 await bundle.write({

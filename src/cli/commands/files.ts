@@ -5,8 +5,9 @@ import { readSnapshotFile } from '../../core/file-history/read.js';
 import { fileVersions } from '../../core/file-history/versions.js';
 import { action, loadDeps, parseIntOption, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
-interface ReadOptions extends CommonOptions {
+interface ReadOptions extends CommonOptions, ProgressSwitches {
   location: 'local' | 'external' | 'all';
   includeForeign?: boolean;
   limit?: number;
@@ -80,18 +81,25 @@ function deletedCommand(): Command {
       .option('--since <when>', 'only snapshots newer than this: 24h, 7d or an ISO time')
       .addOption(locationOption())
       .option('--include-foreign', 'also read snapshots made by other tools')
-      .option('--limit <n>', 'at most n entries listed', parseIntOption('--limit')),
+      .option('--limit <n>', 'at most n entries listed', parseIntOption('--limit'))
+      .addOption(noProgressOption())
+      .addOption(quietOption()),
   ).action(
     action(async (volume: string, path: string | undefined, options: ReadOptions & { since?: string }) => {
       const deps = await loadDeps(options);
-      const result = await findDeleted(deps, {
-        volume,
-        ...(path !== undefined ? { path } : {}),
-        ...(options.since ? { since: options.since } : {}),
-        location: options.location,
-        includeForeign: options.includeForeign ?? false,
-        ...(options.limit ? { limit: options.limit } : {}),
-      });
+      const progress = await startProgress('deleted', options);
+      const result = await findDeleted(
+        deps,
+        {
+          volume,
+          ...(path !== undefined ? { path } : {}),
+          ...(options.since ? { since: options.since } : {}),
+          location: options.location,
+          includeForeign: options.includeForeign ?? false,
+          ...(options.limit ? { limit: options.limit } : {}),
+        },
+        { onProgress: progress.update },
+      ).finally(progress.stop);
       if (options.json) printJson(result);
       else {
         for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
@@ -140,7 +148,9 @@ function diffCommand(): Command {
       .argument('[path]', 'only this file or folder (put it after --)')
       .option('--checksum', 'compare the content of files with equal size and mtime')
       .option('--patch', 'a unified diff when PATH names one small text file')
-      .option('--limit <n>', 'paths listed per category', parseIntOption('--limit')),
+      .option('--limit <n>', 'paths listed per category', parseIntOption('--limit'))
+      .addOption(noProgressOption())
+      .addOption(quietOption()),
   ).action(
     action(
       async (
@@ -148,7 +158,7 @@ function diffCommand(): Command {
         from: string,
         to: string | undefined,
         path: string | undefined,
-        options: CommonOptions & { checksum?: boolean; patch?: boolean; limit?: number },
+        options: CommonOptions & ProgressSwitches & { checksum?: boolean; patch?: boolean; limit?: number },
         command: Command,
       ) => {
         // `diff VOLUME FROM -- PATH`: what follows -- is the path, never the second snapshot.
@@ -163,15 +173,20 @@ function diffCommand(): Command {
           [target, subPath] = operands;
         }
         const deps = await loadDeps(options);
-        const result = await diffSnapshots(deps, {
-          volume,
-          from,
-          ...(target !== undefined ? { to: target } : {}),
-          ...(subPath !== undefined ? { path: subPath } : {}),
-          checksum: options.checksum ?? false,
-          patch: options.patch ?? false,
-          ...(options.limit ? { limit: options.limit } : {}),
-        });
+        const progress = await startProgress('diff', options);
+        const result = await diffSnapshots(
+          deps,
+          {
+            volume,
+            from,
+            ...(target !== undefined ? { to: target } : {}),
+            ...(subPath !== undefined ? { path: subPath } : {}),
+            checksum: options.checksum ?? false,
+            patch: options.patch ?? false,
+            ...(options.limit ? { limit: options.limit } : {}),
+          },
+          { onProgress: progress.update },
+        ).finally(progress.stop);
         if (options.json) printJson(result);
         else {
           for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);

@@ -3,8 +3,15 @@ import { orchestrate, type OrchestrateEvent, type OrchestrateResult } from '../.
 import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
 import { runOnHost, withHost, type HostOptions } from '../remote.js';
+import {
+  jobCounter,
+  noProgressOption,
+  quietOption,
+  startProgress,
+  type ProgressSwitches,
+} from '../progress.js';
 
-interface OrchestrateOptions extends CommonOptions, HostOptions {
+interface OrchestrateOptions extends CommonOptions, HostOptions, ProgressSwitches {
   stage?: string[];
   dryRun?: boolean;
 }
@@ -145,7 +152,9 @@ export function orchestrateCommand(): Command {
           'run every backup system of this host in stages before a deployment; exit 0 ok, 1 partial, 2 critical',
         )
         .option('-s, --stage <name>', 'run only this stage (name or number); repeatable', collect)
-        .option('-n, --dry-run', 'show the plan (units per stage, timeouts, verification), start nothing'),
+        .option('-n, --dry-run', 'show the plan (units per stage, timeouts, verification), start nothing')
+        .addOption(noProgressOption())
+        .addOption(quietOption()),
     ),
   ).action(
     action(async (options: OrchestrateOptions) => {
@@ -160,7 +169,10 @@ export function orchestrateCommand(): Command {
       );
       if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
-      const printer = options.json ? undefined : createProgressPrinter(process.stdout);
+      const quiet = options.progress === false || options.quiet;
+      const printer = options.json || quiet ? undefined : createProgressPrinter(process.stdout);
+      // With --json stdout is the result's alone: the jobs' progress goes to stderr.
+      const bar = options.json ? await startProgress('orchestrate', options) : undefined;
       const controller = new AbortController();
       const onSignal = () => controller.abort();
       process.once('SIGINT', onSignal);
@@ -169,13 +181,18 @@ export function orchestrateCommand(): Command {
         const result = await orchestrate(
           deps,
           { ...(options.stage ? { stages: options.stage } : {}), dryRun: Boolean(options.dryRun) },
-          { signal: controller.signal, ...(printer ? { onEvent: printer.onEvent } : {}) },
+          {
+            signal: controller.signal,
+            ...(printer ? { onEvent: printer.onEvent } : {}),
+            ...(bar ? { onEvent: jobCounter(bar.update) } : {}),
+          },
         );
         printer?.stop();
         if (options.json) printJson(result);
         else printLine(`\n${renderOrchestration(result)}`);
         return result.exitCode;
       } finally {
+        bar?.stop();
         printer?.stop();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -5,8 +5,9 @@ import { noRetentionHint } from '../../core/retention/summary.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
-interface PruneOptions extends CommonOptions {
+interface PruneOptions extends CommonOptions, ProgressSwitches {
   location: 'local' | 'external' | 'all';
   dryRun?: boolean;
   yes?: boolean;
@@ -49,11 +50,14 @@ export function pruneCommand(): Command {
           .default('all'),
       )
       .option('-n, --dry-run', 'only show the plan')
-      .option('-y, --yes', 'delete without asking (for timers and scripts)'),
+      .option('-y, --yes', 'delete without asking (for timers and scripts)')
+      .addOption(noProgressOption())
+      .addOption(quietOption()),
   ).action(
     action(async (volume: string | undefined, options: PruneOptions) => {
       const deps = await loadDeps(options);
       let printed = false;
+      const progress = await startProgress('prune', options);
       const result = await pruneSnapshots(
         deps,
         { ...(volume ? { volume } : {}), location: options.location, dryRun: Boolean(options.dryRun) },
@@ -70,8 +74,9 @@ export function pruneCommand(): Command {
             });
             return yes ? true : planResult(plan, 'declined', false, performance.now());
           },
+          onProgress: progress.update,
         },
-      );
+      ).finally(progress.stop);
       if (options.json) printJson(result);
       else {
         if (!printed || result.status === 'pruned' || result.status === 'partial') printPlan(result);

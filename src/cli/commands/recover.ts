@@ -7,8 +7,15 @@ import { callRemote, remoteTarget, withHost, withSessions, type HostOptions } fr
 import { printJson, printLine } from '../output.js';
 import { SnapguardError } from '../../core/errors.js';
 import { displayPath } from '../../core/file-history/tree.js';
+import {
+  countSteps,
+  noProgressOption,
+  quietOption,
+  startProgress,
+  type ProgressSwitches,
+} from '../progress.js';
 
-interface RecoverOptions extends CommonOptions {
+interface RecoverOptions extends CommonOptions, ProgressSwitches {
   files?: string[];
   operationId?: string;
   reason?: string;
@@ -93,7 +100,9 @@ export function recoverCommand(): Command {
         .option('--operation-id <id>', 'roll back every volume this operation snapshotted, together')
         .option('--reason <text>', 'why, recorded in the history')
         .option('-y, --yes', 'do not ask: the flag is the confirmation (for scripts)')
-        .option('-n, --dry-run', 'show the plan and the change summary, change nothing'),
+        .option('-n, --dry-run', 'show the plan and the change summary, change nothing')
+        .addOption(noProgressOption())
+        .addOption(quietOption()),
     ),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
@@ -116,6 +125,7 @@ export function recoverCommand(): Command {
       });
       if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
+      const progress = await startProgress('recover', options);
       const result = await recover(
         deps,
         {
@@ -129,6 +139,7 @@ export function recoverCommand(): Command {
           dryRun: Boolean(options.dryRun),
         },
         {
+          onProgress: countSteps(progress.update),
           skipChanges: Boolean(options.yes),
           confirm: async ({ plan, summary }) => {
             if (options.yes || deps.config.confirm === 'never') return true;
@@ -139,7 +150,7 @@ export function recoverCommand(): Command {
             return yes ? true : { status: 'declined', plan };
           },
         },
-      );
+      ).finally(progress.stop);
       if (result.status === 'planned' && result.written && !options.json) {
         printLine(result.message ?? 'Dry run: nothing was written.');
         for (const item of result.written)

@@ -44,7 +44,7 @@ export function reportCommand(): Command {
         renderTable(
           ['VOLUME', 'SNAPSHOTS', 'NEWEST', 'RECOVERIES', 'LAST TEST', 'RTO'],
           model.volumes.map((v) => [
-            v.volume,
+            v.host ? `${v.host}/${v.volume}` : v.volume,
             v.snapshots,
             v.newestSnapshotAt ?? undefined,
             v.recoveries,

@@ -18,8 +18,9 @@ import {
 import { printJson, printLine, renderTable } from '../output.js';
 import { runOnHost, withHost, type HostOptions } from '../remote.js';
 import type { HealthStatus } from '../../core/health/schemas.js';
+import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
-interface RestoreTestOptions extends CommonOptions, HostOptions {
+interface RestoreTestOptions extends CommonOptions, HostOptions, ProgressSwitches {
   snapshot?: string;
   source: string;
   full?: boolean;
@@ -57,7 +58,9 @@ export function restoreTestCommand(): Command {
         )
         .option('--sample-size <n>', 'files in the sample (default 50)', parseIntOption('--sample-size'))
         .option('--seed <n>', 'seed for a reproducible sample', parseIntOption('--seed'))
-        .option('--spread', 'spread the sample across top-level folders'),
+        .option('--spread', 'spread the sample across top-level folders')
+        .addOption(noProgressOption())
+        .addOption(quietOption()),
     ),
   ).action(
     action(async (volume: string | undefined, options: RestoreTestOptions) => {
@@ -77,6 +80,7 @@ export function restoreTestCommand(): Command {
       );
       if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
+      const progress = await startProgress('restore-test', options);
       const result = await runRestoreTest(
         deps,
         {
@@ -92,11 +96,9 @@ export function restoreTestCommand(): Command {
           afterRecord: async () => {
             await writeMetricsFile(deps);
           },
-          ...(options.verbose
-            ? { onProgress: (p: { message: string }) => process.stderr.write(`${p.message}\n`) }
-            : {}),
+          onProgress: progress.update,
         },
-      );
+      ).finally(progress.stop);
       if (options.json) {
         printJson(result);
       } else {

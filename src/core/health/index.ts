@@ -595,6 +595,9 @@ async function recordSamples(deps: Deps, result: HealthCheckResult, now: Date): 
             pool_usage_ratio: v.poolUsageRatio,
             pool_used_bytes: v.poolUsedBytes ?? 0,
             pool_total_bytes: v.poolTotalBytes ?? 0,
+            reasons: result.findings
+              .filter((f) => f.volume === v.volume && f.severity !== 'info')
+              .map((f) => ({ severity: f.severity, code: f.code, message: f.message })),
           },
         ],
   );

@@ -139,6 +139,10 @@ export const HealthSampleEntrySchema = z.looseObject({
   pool_usage_ratio: z.number(),
   pool_used_bytes: z.number(),
   pool_total_bytes: z.number(),
+  reasons: z
+    .array(z.looseObject({ severity: z.string(), code: z.string(), message: z.string() }))
+    .optional()
+    .describe('the warning and critical findings of this volume in that check (why it was not GOOD)'),
 });
 
 export const OrchestrationEntrySchema = z.looseObject({

@@ -7,11 +7,33 @@ import type {
 } from '../history/schema.js';
 import { entryHolds, recoveriesBySafetyBackup } from '../snapshots.js';
 
+/** A change (deployment, update) that failed after its snapshot was taken or reused. */
+export interface FailedChange {
+  operation: string | null;
+  operationId: string | null;
+  outcome: string;
+  timestamp: string;
+  snapshot: string;
+  host: string;
+}
+
+/** Why a health check was not GOOD, as recorded with its reading. */
+export interface HealthReason {
+  severity: string;
+  code: string;
+  message: string;
+}
+
 /** What a human wants per volume at a glance; also the CLI's --json output. */
 export interface VolumeSummary {
   volume: string;
+  /** The host the volume is on, when the history holds several hosts. */
+  host?: string;
   snapshots: number;
+  /** Outcomes of the changes after the snapshots: their own and those of the operations that reused one. */
   outcomes: Record<string, number>;
+  /** The failed ones among them, newest first. */
+  failedChanges: FailedChange[];
   newestSnapshot: string | null;
   newestSnapshotAt: string | null;
   recoveries: number;
@@ -22,7 +44,24 @@ export interface VolumeSummary {
   lastRtoSeconds: number | null;
   /** The newest health check's status and pool usage for this volume, from history.health_samples. */
   health: 'GOOD' | 'WARNING' | 'CRITICAL' | null;
+  /** The warnings and critical findings of that check (checks recorded before they were kept: none). */
+  healthReasons: HealthReason[];
   poolUsageRatio: number | null;
+}
+
+/** One host's line when the history holds entries of several hosts (entries carry `host`). */
+export interface HostSummary {
+  host: string;
+  volumes: number;
+  snapshots: number;
+  newestSnapshotAt: string | null;
+  failedChanges: number;
+  recoveries: number;
+  restoreTests: number;
+  lastRestoreTestAt: string | null;
+  lastRestoreTestOutcome: 'pass' | 'fail' | null;
+  /** The worst status among the newest health readings of its volumes. */
+  health: 'GOOD' | 'WARNING' | 'CRITICAL' | null;
 }
 
 export interface ReportModel {
@@ -31,6 +70,74 @@ export interface ReportModel {
   volumes: VolumeSummary[];
   counts: { snapshots: number; recoveries: number; restoreTests: number; orchestrations: number };
   range: { from: string | null; to: string | null };
+  /** Present when the history holds entries of more than one host. */
+  hosts?: HostSummary[];
+}
+
+const FAILED = new Set(['failed', 'validation_failed', 'command_failed']);
+const SEVERITY = { GOOD: 0, WARNING: 1, CRITICAL: 2 } as const;
+
+/** Every change a snapshot stood before: its own operation's, then each operation that reused it. */
+function changesOf(snapshot: SnapshotEntry, host: string) {
+  return [
+    {
+      operation: snapshot.operation,
+      operationId: snapshot.operation_id,
+      outcome: snapshot.outcome as string,
+      timestamp: snapshot.timestamp,
+      snapshot: snapshot.snapshot_name,
+      host: snapshot.host || host,
+    },
+    ...(snapshot.reused_by ?? []).map((r) => ({
+      operation: r.operation,
+      operationId: r.operation_id,
+      outcome: r.outcome as string,
+      timestamp: r.timestamp,
+      snapshot: snapshot.snapshot_name,
+      host: snapshot.host || host,
+    })),
+  ];
+}
+
+function hostSummaries(history: History, localHost: string): HostSummary[] | undefined {
+  const hostOf = (entry: { host?: string | undefined }) => entry.host || localHost;
+  const names = new Set<string>();
+  for (const e of [
+    ...history.snapshots,
+    ...history.recoveries,
+    ...history.restore_tests,
+    ...history.orchestrations,
+    ...(history.health_samples ?? []),
+  ])
+    names.add(hostOf(e));
+  if (names.size < 2) return undefined;
+  return [...names].sort().map((host): HostSummary => {
+    const snaps = history.snapshots.filter((s) => hostOf(s) === host).sort(byTime);
+    const tests = history.restore_tests.filter((t) => hostOf(t) === host).sort(byTime);
+    const newestHealth = new Map<string, 'GOOD' | 'WARNING' | 'CRITICAL'>();
+    for (const h of (history.health_samples ?? []).filter((x) => hostOf(x) === host).sort(byTime))
+      newestHealth.set(h.subvolume, h.status);
+    const statuses = [...newestHealth.values()];
+    const ids = new Set([
+      ...snaps.map((s) => s.subvolume),
+      ...tests.map((t) => t.subvolume),
+      ...newestHealth.keys(),
+    ]);
+    return {
+      host,
+      volumes: ids.size,
+      snapshots: snaps.length,
+      newestSnapshotAt: snaps.at(-1)?.timestamp ?? null,
+      failedChanges: snaps.flatMap((s) => changesOf(s, host)).filter((c) => FAILED.has(c.outcome)).length,
+      recoveries: history.recoveries.filter((r) => hostOf(r) === host).length,
+      restoreTests: tests.length,
+      lastRestoreTestAt: tests.at(-1)?.timestamp ?? null,
+      lastRestoreTestOutcome: tests.at(-1)?.outcome ?? null,
+      health: statuses.length
+        ? statuses.reduce((a, b) => (SEVERITY[b] > SEVERITY[a] ? b : a), 'GOOD' as const)
+        : null,
+    };
+  });
 }
 
 const byTime = <T extends { timestamp: string }>(a: T, b: T) => a.timestamp.localeCompare(b.timestamp);
@@ -39,25 +146,38 @@ export function summarizeHistory(
   history: History,
   options: { host: string; now: Date; volumes?: string[] },
 ): ReportModel {
-  const ids = new Set<string>(options.volumes ?? []);
+  const hosts = hostSummaries(history, options.host);
+  // With several hosts a volume is a host's volume: two hosts' "data" are two rows.
+  const hostOf = (entry: { host?: string | undefined }) => (hosts ? entry.host || options.host : '');
+  const keys = new Map<string, { host: string; volume: string }>();
+  const add = (host: string, volume: string) => keys.set(`${host}\u0000${volume}`, { host, volume });
+  for (const volume of options.volumes ?? []) add(hosts ? options.host : '', volume);
   for (const entry of [...history.snapshots, ...history.recoveries, ...history.restore_tests])
-    ids.add(entry.subvolume);
-  const volumes = [...ids].sort().map((volume): VolumeSummary => {
-    const snaps = history.snapshots.filter((s) => s.subvolume === volume).sort(byTime);
-    const recs = history.recoveries.filter((r) => r.subvolume === volume).sort(byTime);
-    const tests = history.restore_tests.filter((t) => t.subvolume === volume).sort(byTime);
+    add(hostOf(entry), entry.subvolume);
+  const sorted = [...keys.values()].sort(
+    (a, b) => a.volume.localeCompare(b.volume) || a.host.localeCompare(b.host),
+  );
+  const volumes = sorted.map(({ host, volume }): VolumeSummary => {
+    const mine = (e: { subvolume: string; host?: string | undefined }) =>
+      e.subvolume === volume && hostOf(e) === host;
+    const snaps = history.snapshots.filter(mine).sort(byTime);
+    const recs = history.recoveries.filter(mine).sort(byTime);
+    const tests = history.restore_tests.filter(mine).sort(byTime);
     const outcomes: Record<string, number> = {};
-    for (const s of snaps) outcomes[s.outcome] = (outcomes[s.outcome] ?? 0) + 1;
+    const changes = snaps.flatMap((s) => changesOf(s, options.host));
+    for (const c of changes) outcomes[c.outcome] = (outcomes[c.outcome] ?? 0) + 1;
+    const failedChanges = changes
+      .filter((c) => FAILED.has(c.outcome))
+      .sort((a, b) => b.timestamp.localeCompare(a.timestamp));
     const lastTest = tests.at(-1);
     const lastFull = tests.filter((t) => t.mode === 'full').at(-1);
-    const lastHealth = (history.health_samples ?? [])
-      .filter((h) => h.subvolume === volume)
-      .sort(byTime)
-      .at(-1);
+    const lastHealth = (history.health_samples ?? []).filter(mine).sort(byTime).at(-1);
     return {
       volume,
+      ...(hosts ? { host } : {}),
       snapshots: snaps.length,
       outcomes,
+      failedChanges,
       newestSnapshot: snaps.at(-1)?.snapshot_name ?? null,
       newestSnapshotAt: snaps.at(-1)?.timestamp ?? null,
       recoveries: recs.length,
@@ -67,6 +187,11 @@ export function summarizeHistory(
       lastRestoreTestOutcome: lastTest?.outcome ?? null,
       lastRtoSeconds: lastFull ? (lastFull.rto_estimate_seconds ?? lastFull.duration_seconds) : null,
       health: lastHealth?.status ?? null,
+      healthReasons: (lastHealth?.reasons ?? []).map((r) => ({
+        severity: r.severity,
+        code: r.code,
+        message: r.message,
+      })),
       poolUsageRatio: lastHealth?.pool_usage_ratio ?? null,
     };
   });
@@ -82,6 +207,7 @@ export function summarizeHistory(
     generatedAt: options.now.toISOString(),
     host: options.host,
     volumes,
+    ...(hosts ? { hosts } : {}),
     counts: {
       snapshots: history.snapshots.length,
       recoveries: history.recoveries.length,
@@ -104,7 +230,8 @@ export function escapeHtml(value: unknown): string {
 
 export function formatSeconds(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) return '-';
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  // Sub-second times stay seconds with one decimal: "0.4 s"; a measured time never reads as zero.
+  if (seconds > 0 && seconds < 0.1) return '< 0.1 s';
   if (seconds < 120) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
   return `${(seconds / 3600).toFixed(1)} h`;
@@ -119,9 +246,13 @@ interface TimelineEvent {
   volume: string;
   ok: boolean | null;
   label: string;
+  /** The host of the entry, when the entry names one. */
+  host?: string | undefined;
 }
 
 function events(history: History): TimelineEvent[] {
+  const withHost = (event: TimelineEvent, entry: { host?: string | undefined }): TimelineEvent =>
+    entry.host ? { ...event, host: entry.host } : event;
   const replacedBy = recoveriesBySafetyBackup(history);
   // A snapshot is not good or bad: its outcome is the change's. The label says what it holds.
   const snap = (s: SnapshotEntry): TimelineEvent => {
@@ -156,10 +287,10 @@ function events(history: History): TimelineEvent[] {
     label: `orchestration exit ${o.exit_code} (${o.stages.map((s) => `${s.name}: ${s.status}`).join(', ')}, ${formatSeconds(o.duration_seconds)})`,
   });
   return [
-    ...history.snapshots.map(snap),
-    ...history.recoveries.map(rec),
-    ...history.restore_tests.map(test),
-    ...history.orchestrations.map(orch),
+    ...history.snapshots.map((e) => withHost(snap(e), e)),
+    ...history.recoveries.map((e) => withHost(rec(e), e)),
+    ...history.restore_tests.map((e) => withHost(test(e), e)),
+    ...history.orchestrations.map((e) => withHost(orch(e), e)),
   ].sort(byTime);
 }
 
@@ -170,35 +301,81 @@ const LANES: { kind: Kind; title: string }[] = [
   { kind: 'orchestration', title: 'Orchestrations' },
 ];
 
+/** A legend row of swatches (circles or bars) and a line, drawn inside the chart. */
+function legend(
+  x: number,
+  y: number,
+  items: { label: string; cls: string; shape: 'circle' | 'rect' | 'line' }[],
+) {
+  let at = x;
+  const parts: string[] = [];
+  for (const item of items) {
+    if (item.shape === 'circle')
+      parts.push(`<circle cx="${at + 6}" cy="${y - 4}" r="5" class="${item.cls}"/>`);
+    else if (item.shape === 'rect')
+      parts.push(`<rect x="${at}" y="${y - 10}" width="12" height="12" class="${item.cls}"/>`);
+    else parts.push(`<line x1="${at}" x2="${at + 14}" y1="${y - 4}" y2="${y - 4}" class="${item.cls}"/>`);
+    parts.push(`<text x="${at + 18}" y="${y}" class="tick">${escapeHtml(item.label)}</text>`);
+    at += 28 + item.label.length * 6.5;
+  }
+  return `<g class="legend">${parts.join('')}</g>`;
+}
+
+/** A UTC time for an axis tick: with seconds when the axis spans less than ten minutes. */
+const dayTime = (ms: number, spanMs = Infinity) =>
+  new Date(ms)
+    .toISOString()
+    .slice(0, spanMs < 600_000 ? 19 : 16)
+    .replace('T', ' ');
+
 function timelineSvg(list: TimelineEvent[]): string {
   const width = 960;
   const left = 130;
   const laneHeight = 36;
-  const height = LANES.length * laneHeight + 40;
+  const top = 34;
+  const height = top + LANES.length * laneHeight + 52;
   if (list.length === 0) return '<p class="empty">No entries in the history yet.</p>';
   const t0 = Date.parse(list[0]!.timestamp);
   const t1 = Date.parse(list.at(-1)!.timestamp);
   const span = Math.max(t1 - t0, 1);
-  const x = (iso: string) => left + 10 + ((Date.parse(iso) - t0) / span) * (width - left - 30);
-  const parts: string[] = [];
+  const plotLeft = left + 10;
+  const plotWidth = width - left - 30;
+  const xAt = (ms: number) => plotLeft + ((ms - t0) / span) * plotWidth;
+  const x = (iso: string) => xAt(Date.parse(iso));
+  const parts: string[] = [
+    legend(left, 18, [
+      { label: 'ok', cls: 'swatch ok', shape: 'circle' },
+      { label: 'failed', cls: 'swatch bad', shape: 'circle' },
+      { label: 'no result / snapshot', cls: 'swatch neutral', shape: 'circle' },
+    ]),
+  ];
   LANES.forEach((lane, i) => {
-    const y = 20 + i * laneHeight + laneHeight / 2;
+    const y = top + i * laneHeight + laneHeight / 2;
     parts.push(
-      `<text x="8" y="${y + 4}" class="lane">${lane.title}</text><line x1="${left}" x2="${width - 10}" y1="${y}" y2="${y}" class="axis"/>`,
+      `<text x="8" y="${y + 4}" class="lane">${lane.title}</text><line x1="${left}" x2="${width - 10}" y1="${y}" y2="${y}" class="grid"/>`,
     );
   });
   for (const event of list) {
     const lane = LANES.findIndex((l) => l.kind === event.kind);
-    const y = 20 + lane * laneHeight + laneHeight / 2;
+    const y = top + lane * laneHeight + laneHeight / 2;
     const state = event.ok === true ? 'ok' : event.ok === false ? 'bad' : 'neutral';
     parts.push(
       `<circle cx="${x(event.timestamp).toFixed(1)}" cy="${y}" r="6" class="event ${event.kind} ${state}" data-volume="${escapeHtml(event.volume)}" data-kind="${event.kind}"><title>${escapeHtml(`${shortTime(event.timestamp)}: ${event.label}`)}</title></circle>`,
     );
   }
-  const yAxis = 20 + LANES.length * laneHeight + 14;
+  // The time axis: a line, five ticks with their UTC times, and its title.
+  const axisY = top + LANES.length * laneHeight + 4;
+  const ticks: string[] = [];
+  for (let i = 0; i <= 4; i++) {
+    const ms = t0 + (span * i) / 4;
+    const tx = xAt(ms);
+    const anchor = i === 0 ? 'start' : i === 4 ? 'end' : 'middle';
+    ticks.push(
+      `<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${axisY}" y2="${axisY + 5}" class="axis"/><text x="${tx.toFixed(1)}" y="${axisY + 18}" class="tick" text-anchor="${anchor}">${escapeHtml(dayTime(ms, span))}</text>`,
+    );
+  }
   parts.push(
-    `<text x="${left}" y="${yAxis}" class="tick">${escapeHtml(shortTime(list[0]!.timestamp))}</text>`,
-    `<text x="${width - 10}" y="${yAxis}" class="tick" text-anchor="end">${escapeHtml(shortTime(list.at(-1)!.timestamp))}</text>`,
+    `<g class="x-axis"><line x1="${plotLeft}" x2="${plotLeft + plotWidth}" y1="${axisY}" y2="${axisY}" class="axis"/>${ticks.join('')}<text x="${plotLeft + plotWidth / 2}" y="${axisY + 38}" class="axis-title" text-anchor="middle">time (UTC)</text></g>`,
   );
   return `<svg id="timeline" viewBox="0 0 ${width} ${height}" role="img" aria-label="Timeline of snapshots, recoveries, restore tests and orchestrations">${parts.join('')}</svg>`;
 }
@@ -208,27 +385,50 @@ function restoreChartSvg(tests: RestoreTestEntry[]): string {
     return '<p class="empty">No restore tests yet: run <code>snapguard restore-test</code>.</p>';
   const shown = [...tests].sort(byTime).slice(-40);
   const width = 960;
-  const height = 220;
-  const bottom = 180;
+  const height = 270;
+  const top = 40;
+  const bottom = 210;
+  const plotLeft = 80;
   const max = Math.max(...shown.map((t) => Math.max(t.duration_seconds, t.rto_estimate_seconds ?? 0)), 0.001);
-  const barWidth = Math.min(40, (width - 80) / shown.length - 4);
-  const parts = [`<line x1="60" x2="${width - 10}" y1="${bottom}" y2="${bottom}" class="axis"/>`];
-  parts.push(`<text x="54" y="${bottom}" class="tick" text-anchor="end">0</text>`);
-  parts.push(`<text x="54" y="24" class="tick" text-anchor="end">${escapeHtml(formatSeconds(max))}</text>`);
+  const barWidth = Math.min(40, (width - plotLeft - 20) / shown.length - 4);
+  const yOf = (seconds: number) => bottom - (seconds / max) * (bottom - top);
+  const parts = [
+    legend(plotLeft, 20, [
+      { label: 'restore test passed (duration)', cls: 'swatch ok', shape: 'rect' },
+      { label: 'failed', cls: 'swatch bad', shape: 'rect' },
+      { label: 'RTO estimate (full test)', cls: 'swatch rto-key', shape: 'line' },
+    ]),
+  ];
+  // The value axis: 0, half and the largest value, with grid lines and its title.
+  const yTicks = [0, max / 2, max]
+    .map(
+      (v) =>
+        `<line x1="${plotLeft - 4}" x2="${width - 10}" y1="${yOf(v).toFixed(1)}" y2="${yOf(v).toFixed(1)}" class="${v === 0 ? 'axis' : 'grid'}"/><text x="${plotLeft - 8}" y="${(yOf(v) + 4).toFixed(1)}" class="tick" text-anchor="end">${escapeHtml(v === 0 ? '0 s' : formatSeconds(v))}</text>`,
+    )
+    .join('');
+  parts.push(
+    `<g class="y-axis"><line x1="${plotLeft}" x2="${plotLeft}" y1="${top}" y2="${bottom}" class="axis"/>${yTicks}<text x="14" y="${(top + bottom) / 2}" class="axis-title" text-anchor="middle" transform="rotate(-90 14 ${(top + bottom) / 2})">seconds</text></g>`,
+  );
   shown.forEach((t, i) => {
-    const x = 64 + i * (barWidth + 4);
-    const h = (t.duration_seconds / max) * (bottom - 20);
+    const x = plotLeft + 4 + i * (barWidth + 4);
+    const h = (t.duration_seconds / max) * (bottom - top);
     parts.push(
       `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${barWidth.toFixed(1)}" height="${Math.max(h, 1).toFixed(1)}" class="bar ${t.outcome === 'pass' ? 'ok' : 'bad'}" data-volume="${escapeHtml(t.subvolume)}"><title>${escapeHtml(`${shortTime(t.timestamp)} ${t.subvolume} ${t.mode} ${t.outcome.toUpperCase()}: ${formatSeconds(t.duration_seconds)}${t.rto_estimate_seconds != null ? `, RTO estimate ${formatSeconds(t.rto_estimate_seconds)}` : ''}`)}</title></rect>`,
     );
     if (t.rto_estimate_seconds !== null && t.rto_estimate_seconds !== undefined) {
-      const ry = bottom - (t.rto_estimate_seconds / max) * (bottom - 20);
+      const ry = yOf(t.rto_estimate_seconds);
       parts.push(
         `<line x1="${x.toFixed(1)}" x2="${(x + barWidth).toFixed(1)}" y1="${ry.toFixed(1)}" y2="${ry.toFixed(1)}" class="rto"><title>${escapeHtml(`RTO estimate ${formatSeconds(t.rto_estimate_seconds)}`)}</title></line>`,
       );
     }
   });
-  return `<svg id="restore-chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Restore test durations">${parts.join('')}</svg>`;
+  const first = shown[0]!;
+  const last = shown.at(-1)!;
+  const chartSpan = Date.parse(last.timestamp) - Date.parse(first.timestamp);
+  parts.push(
+    `<g class="x-axis"><text x="${plotLeft}" y="${bottom + 18}" class="tick">${escapeHtml(dayTime(Date.parse(first.timestamp), chartSpan))}</text><text x="${width - 10}" y="${bottom + 18}" class="tick" text-anchor="end">${escapeHtml(dayTime(Date.parse(last.timestamp), chartSpan))}</text><text x="${(plotLeft + width) / 2}" y="${bottom + 44}" class="axis-title" text-anchor="middle">restore tests, oldest to newest (last ${shown.length})</text></g>`,
+  );
+  return `<svg id="restore-chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Restore test durations and RTO estimates in seconds">${parts.join('')}</svg>`;
 }
 
 function table(headers: string[], rows: string[][], id: string, volumes: string[]): string {
@@ -236,7 +436,7 @@ function table(headers: string[], rows: string[][], id: string, volumes: string[
   const body = rows
     .map(
       (row, i) =>
-        `<tr data-volume="${escapeHtml(volumes[i] ?? '')}">${row.map((c) => `<td>${c}</td>`).join('')}</tr>`,
+        `<tr${volumes.length ? ` data-volume="${escapeHtml(volumes[i] ?? '')}"` : ''}>${row.map((c) => `<td>${c}</td>`).join('')}</tr>`,
     )
     .join('');
   return `<table id="${id}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
@@ -249,7 +449,10 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .card b{display:block;font-size:22px}table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border:1px solid #e3e5ea;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f0f2f5}
 svg{width:100%;height:auto;background:#fff;border:1px solid #dde;border-radius:6px}
-.axis{stroke:#bbc;stroke-width:1}.lane,.tick{font-size:12px;fill:#445}
+.axis{stroke:#889;stroke-width:1}.grid{stroke:#e3e5ea;stroke-width:1}.lane,.tick{font-size:12px;fill:#445}
+.axis-title{font-size:12px;fill:#334;font-weight:600}.swatch.ok{fill:#2e8b57}.swatch.bad{fill:#c0392b}.swatch.neutral{fill:#6c7a89}
+.swatch.rto-key{stroke:#d68910;stroke-width:3}.reasons{margin:4px 0 0;padding-left:16px;font-size:12px}.reasons li{margin:2px 0}
+.changes-failed{color:#c0392b;font-weight:600}
 .event.ok,.bar.ok{fill:#2e8b57}.event.bad,.bar.bad{fill:#c0392b}.event.neutral{fill:#6c7a89}
 .rto{stroke:#d68910;stroke-width:3}.pass{color:#2e8b57;font-weight:600}.fail{color:#c0392b;font-weight:600}
 .health-good{color:#2e8b57;font-weight:600}.health-warning{color:#d68910;font-weight:600}.health-critical{color:#c0392b;font-weight:600}
@@ -271,17 +474,76 @@ const SCRIPT = `
 })();
 `;
 
+/** The outcomes of the changes after a volume's snapshots; failed ones first, named, in red. */
+function changesCell(v: VolumeSummary): string {
+  const failedCount = v.failedChanges.length;
+  const others = Object.entries(v.outcomes)
+    .filter(([k]) => !FAILED.has(k))
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  if (failedCount === 0) return escapeHtml(others || '-');
+  const named = v.failedChanges
+    .slice(0, 5)
+    .map(
+      (c) =>
+        `<li>${escapeHtml(c.operation ?? c.operationId ?? c.snapshot)}: ${escapeHtml(c.outcome.replace('_', ' '))} <small>${escapeHtml(shortTime(c.timestamp))}</small></li>`,
+    )
+    .join('');
+  const more = failedCount > 5 ? `<li>${failedCount - 5} more</li>` : '';
+  return `<span class="changes-failed">FAILED ${failedCount}</span>${others ? `, ${escapeHtml(others)}` : ''}<ul class="reasons failed-changes">${named}${more}</ul>`;
+}
+
+/** Why a volume is WARNING or CRITICAL, next to its status. */
+function reasonsList(reasons: HealthReason[]): string {
+  if (reasons.length === 0) return '';
+  return `<ul class="reasons health-reasons">${reasons
+    .map(
+      (r) =>
+        `<li><span class="health-${r.severity === 'critical' ? 'critical' : 'warning'}">${escapeHtml(r.code)}</span>: ${escapeHtml(r.message)}</li>`,
+    )
+    .join('')}</ul>`;
+}
+
+/** One row per host, when the history holds entries of several. */
+function hostsSection(hosts: HostSummary[]): string {
+  const rows = hosts.map((h) => [
+    `<b>${escapeHtml(h.host)}</b>`,
+    String(h.volumes),
+    String(h.snapshots),
+    escapeHtml(shortTime(h.newestSnapshotAt)),
+    h.failedChanges > 0 ? `<span class="changes-failed">${h.failedChanges}</span>` : '0',
+    String(h.recoveries),
+    h.lastRestoreTestOutcome
+      ? `<span class="${h.lastRestoreTestOutcome}">${h.lastRestoreTestOutcome.toUpperCase()}</span> <small>${escapeHtml(shortTime(h.lastRestoreTestAt))}</small>`
+      : 'never',
+    h.health ? `<span class="health-${h.health.toLowerCase()}">${h.health}</span>` : 'not checked',
+  ]);
+  return `<h2>Hosts</h2>
+${table(
+  [
+    'host',
+    'volumes',
+    'snapshots',
+    'newest snapshot',
+    'failed changes',
+    'recoveries',
+    'last restore test',
+    'health (last check)',
+  ],
+  rows,
+  'hosts',
+  [],
+)}
+`;
+}
+
 /** One self-contained page: inline CSS, SVG and a few lines of JS, nothing loaded from the network. */
 export function renderHtmlReport(history: History, model: ReportModel): string {
   const list = events(history);
   const volumeRows = model.volumes.map((v) => [
-    `<b>${escapeHtml(v.volume)}</b>`,
+    `<b>${escapeHtml(v.volume)}</b>${v.host ? `<br><small class="host">${escapeHtml(v.host)}</small>` : ''}`,
     String(v.snapshots),
-    escapeHtml(
-      Object.entries(v.outcomes)
-        .map(([k, n]) => `${k} ${n}`)
-        .join(', ') || '-',
-    ),
+    changesCell(v),
     `${escapeHtml(v.newestSnapshot ?? '-')}<br><small>${escapeHtml(shortTime(v.newestSnapshotAt))}</small>`,
     String(v.recoveries),
     v.lastRestoreTestOutcome
@@ -289,13 +551,15 @@ export function renderHtmlReport(history: History, model: ReportModel): string {
       : 'never',
     escapeHtml(formatSeconds(v.lastRtoSeconds)),
     v.health
-      ? `<span class="health-${v.health.toLowerCase()}">${v.health}</span>${v.poolUsageRatio === null ? '' : ` <small>pool ${(v.poolUsageRatio * 100).toFixed(0)}%</small>`}`
+      ? `<span class="health-${v.health.toLowerCase()}">${v.health}</span>${v.poolUsageRatio === null ? '' : ` <small>pool ${(v.poolUsageRatio * 100).toFixed(0)}%</small>`}${reasonsList(v.healthReasons)}`
       : 'not checked',
   ]);
+  const severalHosts = model.hosts !== undefined;
   const eventRows = [...list]
     .reverse()
     .map((e) => [
       escapeHtml(shortTime(e.timestamp)),
+      ...(severalHosts ? [escapeHtml(e.host ?? model.host)] : []),
       escapeHtml(e.kind),
       escapeHtml(e.volume || '-'),
       e.ok === true
@@ -305,8 +569,8 @@ export function renderHtmlReport(history: History, model: ReportModel): string {
           : '-',
       escapeHtml(e.label),
     ]);
-  const options = model.volumes
-    .map((v) => `<option value="${escapeHtml(v.volume)}">${escapeHtml(v.volume)}</option>`)
+  const options = [...new Set(model.volumes.map((v) => v.volume))]
+    .map((id) => `<option value="${escapeHtml(id)}">${escapeHtml(id)}</option>`)
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -323,12 +587,12 @@ export function renderHtmlReport(history: History, model: ReportModel): string {
 <div class="card" id="count-restore-tests"><b>${model.counts.restoreTests}</b>restore tests</div>
 <div class="card" id="count-orchestrations"><b>${model.counts.orchestrations}</b>orchestrations</div>
 </div>
-<h2>Volumes</h2>
+${model.hosts ? hostsSection(model.hosts) : ''}<h2>Volumes</h2>
 ${table(
   [
     'volume',
     'snapshots',
-    'outcomes of the changes after them',
+    'changes after them (deployments, updates)',
     'newest snapshot',
     'recoveries',
     'last restore test',
@@ -346,7 +610,7 @@ ${timelineSvg(list)}
 ${restoreChartSvg(history.restore_tests)}
 <h2>Events (<span id="shown-count">${list.length}</span> shown)</h2>
 ${table(
-  ['time', 'kind', 'volume', 'result', 'detail'],
+  [...(severalHosts ? ['time', 'host'] : ['time']), 'kind', 'volume', 'result', 'detail'],
   eventRows,
   'events',
   [...list].reverse().map((e) => e.volume),

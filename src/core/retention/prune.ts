@@ -478,6 +478,9 @@ export function planResult(
  * Test aid, like the recovery's fault points (docs/recovery.md): SNAPGUARD_TEST_FAULT=after:prune-delete
  * kills this process with SIGKILL right after a deletion, before the history records it.
  */
+/** Snapshots per batch delete (btrfs deletes 200 per process). */
+const DELETE_BATCH = 200;
+
 function pruneFault(): void {
   if (process.env.SNAPGUARD_TEST_FAULT === 'after:prune-delete') process.kill(process.pid, 'SIGKILL');
 }
@@ -498,7 +501,11 @@ export interface PruneGate {
 export async function pruneSnapshots(
   deps: Deps,
   input: unknown,
-  call: CallContext & { gate: PruneGate },
+  call: CallContext & {
+    gate: PruneGate;
+    /** After each deletion (or batch of deletions): how many of the confirmed plan's are done. */
+    onProgress?: (progress: { progress: number; total: number; message: string }) => void;
+  },
 ): Promise<PruneSnapshotsResult> {
   const started = performance.now();
   const request = parseInput(PruneSnapshotsInput, input, 'prune_snapshots');
@@ -530,6 +537,11 @@ export async function pruneSnapshots(
     }
     const toDelete = plan.targets.flatMap(({ verdicts }) => verdicts.filter((v) => v.action === 'delete'));
     const entries: PruneEntry[] = [];
+    let handled = 0;
+    const progressed = (count: number, where: string) => {
+      handled += count;
+      call.onProgress?.({ progress: handled, total: toDelete.length, message: where });
+    };
     for (const { target, verdicts } of plan.targets) {
       const targetStarted = performance.now();
       const doomed = verdicts.filter((v) => v.action === 'delete');
@@ -554,24 +566,29 @@ export async function pruneSnapshots(
         );
       };
       if (target.backend.deleteMany && doomed.length > 0) {
-        call.signal?.throwIfAborted();
-        let outcomes: { name: string; error?: unknown }[] = [];
-        try {
-          outcomes = await target.backend.deleteMany(
-            target.view,
-            doomed.map((v) => v.name),
-            { signal: call.signal },
-          );
-        } catch (error) {
-          for (const verdict of doomed) fail(verdict, error);
-        }
-        pruneFault();
-        const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
-        for (const verdict of doomed) {
-          const outcome = byName.get(verdict.name);
-          if (!outcome) continue;
-          if (outcome.error === undefined) verdict.result = 'deleted';
-          else fail(verdict, outcome.error);
+        // In batches of the backend's own size, so that a prune of thousands reports its progress.
+        for (let start = 0; start < doomed.length; start += DELETE_BATCH) {
+          const batch = doomed.slice(start, start + DELETE_BATCH);
+          call.signal?.throwIfAborted();
+          let outcomes: { name: string; error?: unknown }[] = [];
+          try {
+            outcomes = await target.backend.deleteMany(
+              target.view,
+              batch.map((v) => v.name),
+              { signal: call.signal },
+            );
+          } catch (error) {
+            for (const verdict of batch) fail(verdict, error);
+          }
+          pruneFault();
+          const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
+          for (const verdict of batch) {
+            const outcome = byName.get(verdict.name);
+            if (!outcome) continue;
+            if (outcome.error === undefined) verdict.result = 'deleted';
+            else fail(verdict, outcome.error);
+          }
+          progressed(batch.length, `${target.volume.id} ${target.location}`);
         }
       } else {
         for (const verdict of doomed) {
@@ -583,6 +600,7 @@ export async function pruneSnapshots(
           } catch (error) {
             fail(verdict, error);
           }
+          progressed(1, `${target.volume.id} ${target.location}: ${verdict.name}`);
         }
       }
       const deleted = verdicts.filter((v) => v.result === 'deleted');
