@@ -18,15 +18,21 @@ describe('the built MCP server over stdio, as an assistant reads it', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'snapguard-context-'));
-    await mkdir(join(dir, 'data'), { recursive: true });
-    await writeFile(join(dir, 'data', 'a.txt'), 'alpha');
+    for (const volume of ['data', 'media', 'mail']) {
+      await mkdir(join(dir, volume), { recursive: true });
+      await writeFile(join(dir, volume, 'a.txt'), volume);
+    }
     const configFile = join(dir, 'snapguard.yaml');
     await writeFile(
       configFile,
       stringify({
         contextDir: 'ctx',
         stateDir: 'state',
-        volumes: { data: { backend: 'dir', path: 'data' } },
+        volumes: {
+          data: { backend: 'dir', path: 'data' },
+          media: { backend: 'dir', path: 'media' },
+          mail: { backend: 'dir', path: 'mail' },
+        },
       }),
     );
     client = new Client({ name: 'context', version: '1.0.0' });
@@ -116,5 +122,63 @@ describe('the built MCP server over stdio, as an assistant reads it', () => {
     })) as CallToolResult;
     expect(listed.isError).toBeFalsy();
     expect((listed.structuredContent as { total: number }).total).toBe(1);
+  });
+
+  it('completion/complete offers volume ids, the snapshot names of the chosen volume and operation ids for prompt arguments', async () => {
+    const complete = async (prompt: string, name: string, value: string, args?: Record<string, string>) =>
+      (
+        await client.complete({
+          ref: { type: 'ref/prompt', name: prompt },
+          argument: { name, value },
+          ...(args ? { context: { arguments: args } } : {}),
+        })
+      ).completion.values;
+    expect(client.getServerCapabilities()?.completions).toBeDefined();
+    expect(await complete('disaster-recovery', 'volume', 'm')).toEqual(['mail', 'media']);
+    expect(await complete('disaster-recovery', 'volume', '')).toEqual(['data', 'mail', 'media']);
+    // A comma-separated list completes its last item and offers no volume twice.
+    expect(await complete('safe-deploy', 'volumes', 'data,m')).toEqual(['data,mail', 'data,media']);
+    expect(await complete('safe-deploy', 'volumes', 'mail,')).toEqual(['mail,data', 'mail,media']);
+
+    const first = (await client.callTool({
+      name: 'create_snapshot',
+      arguments: { volumes: ['media'], type: 'pre-deploy', operation: 'first' },
+    })) as CallToolResult;
+    const second = (await client.callTool({
+      name: 'create_snapshot',
+      arguments: { volumes: ['media', 'mail'], type: 'pre-deploy', operation: 'second' },
+    })) as CallToolResult;
+    const names = (result: CallToolResult) =>
+      (result.structuredContent as { created: { name: string; volume: string }[] }).created;
+    const operationIds = [first, second].map(
+      (result) => (result.structuredContent as { operationId: string }).operationId,
+    );
+    const mediaSnapshots = [...names(second), ...names(first)]
+      .filter((snapshot) => snapshot.volume === 'media')
+      .map((snapshot) => snapshot.name);
+    expect(mediaSnapshots).toHaveLength(2);
+    // Only the chosen volume's snapshots, newest first.
+    expect(await complete('disaster-recovery', 'snapshot', '', { volume: 'media' })).toEqual(mediaSnapshots);
+    const mailSnapshot = names(second).find((snapshot) => snapshot.volume === 'mail')!.name;
+    expect(await complete('disaster-recovery', 'snapshot', '', { volume: 'mail' })).toEqual([mailSnapshot]);
+    expect(
+      await complete('disaster-recovery', 'snapshot', mediaSnapshots[1]!.slice(0, -1), { volume: 'media' }),
+    ).toContain(mediaSnapshots[1]);
+    // Operation ids from the history, newest first; with a volume only its operations.
+    expect(await complete('disaster-recovery', 'operationId', 'op-', { volume: 'media' })).toEqual([
+      operationIds[1],
+      operationIds[0],
+    ]);
+    expect(await complete('disaster-recovery', 'operationId', '', { volume: 'mail' })).toEqual([
+      operationIds[1],
+    ]);
+    // The prompt uses what was completed.
+    const prompt = await client.getPrompt({
+      name: 'disaster-recovery',
+      arguments: { volume: 'media', snapshot: mediaSnapshots[1]!, operationId: operationIds[0]! },
+    });
+    const text = prompt.messages[0]!.content.type === 'text' ? prompt.messages[0]!.content.text : '';
+    expect(text).toContain(mediaSnapshots[1]);
+    expect(text).toContain(`operationId ${operationIds[0]}`);
   });
 });
