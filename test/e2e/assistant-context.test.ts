@@ -181,4 +181,24 @@ describe('the built MCP server over stdio, as an assistant reads it', () => {
     expect(text).toContain(mediaSnapshots[1]);
     expect(text).toContain(`operationId ${operationIds[0]}`);
   });
+
+  it('initialize sends instructions on the minInterval skip and force, what an outcome means, and the confirmation gate', () => {
+    const instructions = client.getInstructions() ?? '';
+    expect(instructions).toMatch(/minInterval/);
+    expect(instructions).toMatch(/skipped/);
+    expect(instructions).toMatch(/force: true takes a new snapshot anyway/);
+    expect(instructions).toMatch(/outcome .* belongs to the change made after it/);
+    expect(instructions).toMatch(/failed operation holds the good state from before the change/);
+    expect(instructions).toMatch(/meaning/);
+    expect(instructions).toMatch(/return a plan and ask the user for confirmation/);
+    expect(instructions).toMatch(/call again with the same arguments and the confirmationToken/);
+    expect(instructions).toMatch(/only after the user agreed/);
+    expect(instructions).toContain('snapguard://tool-outputs/{tool}');
+  });
+
+  it('the orchestrate description names the built-in stages in order', async () => {
+    const { tools } = await client.listTools();
+    const orchestrate = tools.find((tool) => tool.name === 'orchestrate')!;
+    expect(orchestrate.description).toContain('Stages in order: 1 snapshots, 2 replication, 3 backups.');
+  });
 });
