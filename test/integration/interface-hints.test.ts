@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
@@ -189,5 +189,57 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     const overCli = await cli(configFile, ['diff', 'data', missing]);
     expect(overCli.code).toBe(3);
     expect(overCli.stderr).toContain('snapguard snapshot list data --all-locations --include-foreign');
+  });
+
+  it('recover of an unknown operation: the history resource over MCP, snapguard history on the CLI', async () => {
+    const { mcp, configFile } = await setup('recover-operation', {});
+    const unknown = 'op-20200101-000000-abcdef';
+    const overMcp = textOf(await mcp.call('recover', { operationId: unknown, dryRun: true }));
+    expect(overMcp).toContain('[OPERATION_NOT_FOUND]');
+    expect(overMcp).toContain(
+      'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
+    );
+    expect(overMcp).not.toContain('snapguard history');
+    const overCli = await cli(configFile, ['recover', '--operation-id', unknown, '--dry-run']);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain(
+      'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
+    );
+    expect(overCli.stderr).not.toContain('create_snapshot');
+  });
+
+  it('prune next to an unreadable recovery journal: health_check over MCP, snapguard doctor on the CLI', async () => {
+    const { deps, mcp, configFile } = await setup('journal', {
+      volumes: { data: { backend: 'btrfs', path: data, retention: { preserve: '1d' } } },
+    });
+    await createSnapshots(deps, { volumes: ['data'], type: 'manual' });
+    await mkdir(join(deps.config.stateDir, 'recovery'), { recursive: true });
+    await writeFile(join(deps.config.stateDir, 'recovery', 'rec-broken.json'), '{ not json');
+    const overMcp = textOf(await mcp.call('prune_snapshots', { volume: 'data', dryRun: true }));
+    expect(overMcp).toContain('[PRECONDITION_FAILED]');
+    expect(overMcp).toContain('Call health_check: it reports the interrupted recovery');
+    expect(overMcp).toContain('then call prune_snapshots again.');
+    expect(overMcp).not.toContain('snapguard doctor');
+    const overCli = await cli(configFile, ['prune', 'data', '--dry-run']);
+    expect(overCli.code).toBe(2);
+    expect(overCli.stderr).toContain(
+      'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+    );
+    expect(overCli.stderr).not.toContain('health_check');
+  });
+
+  it('a volume path that does not exist: the config resource and recover over MCP, snapguard doctor on the CLI', async () => {
+    const { mcp, configFile } = await setup('gone', {
+      volumes: { gone: { backend: 'btrfs', path: join(sandbox.pool.mountPoint, 'not-there') } },
+    });
+    const overMcp = textOf(await mcp.call('create_snapshot', { volumes: ['gone'] }));
+    expect(overMcp).toContain('[PATH_MISSING]');
+    expect(overMcp).toContain('snapguard://config');
+    expect(overMcp).toContain('call list_snapshots, then recover');
+    expect(overMcp).not.toContain('snapguard doctor');
+    const overCli = await cli(configFile, ['snapshot', 'create', 'gone']);
+    expect(overCli.code).toBe(2);
+    expect(overCli.stderr).toContain('snapguard doctor checks every configured path');
+    expect(overCli.stderr).not.toContain('snapguard://config');
   });
 });

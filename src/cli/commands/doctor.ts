@@ -25,7 +25,7 @@ export function doctorCommand(): Command {
           id: 'config',
           status: 'critical',
           message: error.message,
-          fix: error.hint,
+          fix: error.hintFor('cli'),
         };
         if (options.json) printJson({ overall: 'critical', checks: [check] });
         else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);
@@ -41,7 +41,7 @@ export function doctorCommand(): Command {
           id: 'dir:private',
           status: 'critical',
           message: `${error.message} doctor changed nothing.`,
-          fix: error.hint,
+          fix: error.hintFor('cli'),
         };
         if (options.json) printJson({ overall: 'critical', checks: [check] });
         else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);

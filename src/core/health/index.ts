@@ -548,6 +548,10 @@ export async function healthCheck(
       volume: recovery.volume,
       message: `Recovery ${recovery.recoveryId} of ${recovery.volume} stopped at step "${recovery.step}" (started ${recovery.startedAt}).`,
       remedy: 'Run snapguard doctor to complete or revert it.',
+      remedies: {
+        mcp: `Call create_snapshot with volumes ["${recovery.volume}"]: before it snapshots, it completes or reverts the interrupted recovery of that volume.`,
+        cli: 'Run snapguard doctor to complete or revert it.',
+      },
     });
   }
   const volumeResults: VolumeHealth[] = [];
