@@ -5,7 +5,10 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 // again. The JSON Schemas generated from the zod schemas carry boilerplate that says nothing to a
 // client: a `$schema` line per schema, ±2^53 bounds on every integer, `additionalProperties: false`
 // on every output object, and whole object schemas repeated (a snapshot appears in three places of
-// create_snapshot's result). This keeps every field and constraint a client can act on.
+// create_snapshot's result). compactSchema drops that and keeps every field and constraint; it is
+// what input schemas and the snapguard://tool-outputs/{tool} resources carry. tools/list itself
+// shows output schemas by their top-level fields (listedOutputSchema): the nested fields of a
+// result, about half of the listing before, are one resource read away instead.
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
