@@ -95,11 +95,10 @@ export async function planZfsRevert(
   const index = all.findIndex((raw) => raw.name === target);
   const found = all[index];
   if (!found) {
-    throw new SnapguardError(
-      'SNAPSHOT_NOT_FOUND',
-      `Snapshot ${volume.dataset}@${target} does not exist.`,
-      'List the snapshots with list_snapshots.',
-    );
+    throw new SnapguardError('SNAPSHOT_NOT_FOUND', `Snapshot ${volume.dataset}@${target} does not exist.`, {
+      mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
+      cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
+    });
   }
   // zfs lists a dataset's snapshots in creation order; equal creation seconds keep that order.
   const newer = all.filter(

@@ -566,7 +566,10 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
           throw new SnapguardError(
             'SNAPSHOT_NOT_FOUND',
             `${path} is not readable: ${(error as Error).message}`,
-            'List the snapshots with list_snapshots.',
+            {
+              mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
+              cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
+            },
           );
         });
         return { path, via: 'snapdir', close: async () => undefined };
@@ -584,11 +587,10 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
       } catch (error) {
         await rm(mountDir, { recursive: true, force: true });
         if (isMissingDataset(error)) {
-          throw new SnapguardError(
-            'SNAPSHOT_NOT_FOUND',
-            `Snapshot ${dataset}@${name} does not exist.`,
-            'List the snapshots with list_snapshots.',
-          );
+          throw new SnapguardError('SNAPSHOT_NOT_FOUND', `Snapshot ${dataset}@${name} does not exist.`, {
+            mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
+            cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
+          });
         }
         throw error;
       }

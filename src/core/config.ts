@@ -268,8 +268,9 @@ export const ConfigSchema = z.strictObject({
         .default(35 * 86_400)
         .describe('a restore test older than this is overdue'),
       /** Per-tier thresholds for the newest snapshot's age, overriding the built-in ones (see docs/health.md). */
+      // A tier left out keeps its built-in thresholds (partialRecord: zod's record of an enum wants every key).
       staleAfter: z
-        .record(
+        .partialRecord(
           z.enum(TIERS),
           z.strictObject({
             warn: durationString.describe('newest snapshot older than this: warning'),
@@ -278,7 +279,7 @@ export const ConfigSchema = z.strictObject({
         )
         .optional()
         .describe(
-          'per tier, the age of the newest snapshot that is a warning / critical (see docs/health.md)',
+          'per tier, the age of the newest snapshot that is a warning / critical; tiers left out keep the built-in thresholds (see docs/health.md)',
         ),
     })
     .prefault({}),

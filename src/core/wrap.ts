@@ -205,7 +205,8 @@ export async function runWrap(
       );
     } catch (error) {
       const e = toSnapguardError(error);
-      rollbackError = { code: e.code, message: e.message, hint: e.hint };
+      // wrap is run from the CLI: its report speaks CLI.
+      rollbackError = { code: e.code, message: e.message, hint: e.hintFor('cli') };
     }
   }
   const exitCode = !command.ok

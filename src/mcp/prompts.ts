@@ -1,7 +1,9 @@
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { GetPromptResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Deps } from '../core/deps.js';
+import { listSnapshots } from '../core/snapshots.js';
 
 export const PROMPT_NAMES = ['safe-deploy', 'disaster-recovery', 'find-lost-file'] as const;
 
@@ -13,6 +15,60 @@ function volumeList(deps: Deps, requested: string | undefined): string {
 
 function userMessage(text: string): GetPromptResult {
   return { messages: [{ role: 'user', content: { type: 'text', text } }] };
+}
+
+/** Configured volume ids that start with what was typed. */
+export function completeVolume(deps: Deps, typed: string | undefined): string[] {
+  return Object.keys(deps.config.volumes)
+    .filter((id) => id.startsWith(typed ?? ''))
+    .sort();
+}
+
+/** A comma-separated list of volume ids: completes the last one, keeping those before it. */
+export function completeVolumeList(deps: Deps, typed: string | undefined): string[] {
+  const parts = (typed ?? '').split(',');
+  const last = (parts.pop() ?? '').trim();
+  const before = parts.map((part) => part.trim()).filter(Boolean);
+  return completeVolume(deps, last)
+    .filter((id) => !before.includes(id))
+    .map((id) => [...before, id].join(','));
+}
+
+/**
+ * Names of snapguard's own snapshots, newest first, that start with what was typed: of the volume
+ * already chosen in the prompt's arguments, or of every volume when none is chosen yet.
+ */
+export async function completeSnapshot(
+  deps: Deps,
+  typed: string | undefined,
+  volume: string | undefined,
+): Promise<string[]> {
+  const chosen = volume && volume in deps.config.volumes ? volume : undefined;
+  try {
+    const { snapshots } = await listSnapshots(deps, chosen ? { volume: chosen } : {});
+    return [...new Set(snapshots.map((snapshot) => snapshot.name))].filter((name) =>
+      name.startsWith(typed ?? ''),
+    );
+  } catch (error) {
+    // A volume that cannot be listed right now offers nothing to complete; getting the prompt still works.
+    deps.logger.debug({ err: error }, 'snapshot names for completion not listed');
+    return [];
+  }
+}
+
+/** Operation ids recorded in the history, newest first (of the chosen volume, when one is chosen). */
+export async function completeOperationId(
+  deps: Deps,
+  typed: string | undefined,
+  volume: string | undefined,
+): Promise<string[]> {
+  const { history } = await deps.history.read();
+  const ids = history.snapshots
+    .filter((entry) => !volume || !(volume in deps.config.volumes) || entry.subvolume === volume)
+    .sort((a, b) => b.timestamp.localeCompare(a.timestamp))
+    .map((entry) => entry.operation_id)
+    .filter((id): id is string => typeof id === 'string' && id.startsWith(typed ?? ''));
+  return [...new Set(ids)];
 }
 
 /** The runbook for a deployment or config change with a snapshot before it and a rollback path after it. */
@@ -40,11 +96,25 @@ export function safeDeployText(deps: Deps, args: { service: string; volumes?: st
 /** The runbook for bringing a broken service back from a snapshot, with the confirmation gate. */
 export function disasterRecoveryText(
   deps: Deps,
-  args: { volume?: string | undefined; problem?: string | undefined },
+  args: {
+    volume?: string | undefined;
+    problem?: string | undefined;
+    snapshot?: string | undefined;
+    operationId?: string | undefined;
+  },
 ): string {
   const volume = volumeList(deps, args.volume);
+  const known = [
+    args.snapshot?.trim()
+      ? `The user named the snapshot ${args.snapshot.trim()}: confirm in step 2 that it predates the problem.`
+      : '',
+    args.operationId?.trim()
+      ? `The change of operation ${args.operationId.trim()} is suspected: recover with operationId ${args.operationId.trim()} rolls back every volume it snapshotted, together.`
+      : '',
+  ].filter(Boolean);
   return [
     `Recover from a failure with snapguard. Volume(s): ${volume}.${args.problem?.trim() ? ` Problem reported: ${args.problem.trim()}` : ''}`,
+    ...known,
     '',
     '1. Assess: call health_check for the volume and read snapguard://history for recent deployments and their outcomes; find when the problem started.',
     '2. Choose a snapshot: call list_snapshots for the volume (newest first). Prefer the newest snapshot taken before the problem started, e.g. the pre-deploy snapshot of the change that broke it. Tell me which one and how old it is.',
@@ -86,10 +156,13 @@ export function registerPrompts(server: McpServer, deps: Deps): string[] {
         'Walks through a deployment or config change: health check, pre-deploy snapshot, change, validation, then complete_operation or a confirmed rollback.',
       argsSchema: {
         service: z.string().describe('the service or change being deployed, e.g. immich'),
-        volumes: z
-          .string()
-          .optional()
-          .describe('comma-separated volume ids the change touches (default: all configured volumes)'),
+        volumes: completable(
+          z
+            .string()
+            .optional()
+            .describe('comma-separated volume ids the change touches (default: all configured volumes)'),
+          (typed) => completeVolumeList(deps, typed),
+        ),
       },
     },
     (args) => userMessage(safeDeployText(deps, args)),
@@ -101,8 +174,22 @@ export function registerPrompts(server: McpServer, deps: Deps): string[] {
       description:
         'Walks through a recovery: assess with health_check and the history, choose a snapshot with list_snapshots, preview and confirm recover, validate, then run_restore_test.',
       argsSchema: {
-        volume: z.string().optional().describe('the volume id to recover (default: ask which one)'),
+        volume: completable(
+          z.string().optional().describe('the volume id to recover (default: ask which one)'),
+          (typed) => completeVolume(deps, typed),
+        ),
         problem: z.string().optional().describe('what is broken, in a sentence'),
+        snapshot: completable(
+          z.string().optional().describe('the snapshot to return to, when already known'),
+          (typed, context) => completeSnapshot(deps, typed, context?.arguments?.['volume']),
+        ),
+        operationId: completable(
+          z
+            .string()
+            .optional()
+            .describe('the operation whose change broke it (its volumes are rolled back together)'),
+          (typed, context) => completeOperationId(deps, typed, context?.arguments?.['volume']),
+        ),
       },
     },
     (args) => userMessage(disasterRecoveryText(deps, args)),

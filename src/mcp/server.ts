@@ -13,8 +13,11 @@ import { HostSessions } from './transports/hosts.js';
 export const INSTRUCTIONS = [
   'snapguard makes filesystem snapshots a step of every risky change on this host.',
   'Before a deployment or config change: create_snapshot (type pre-deploy/pre-change, an operation name), do the change, validate it, then complete_operation with success or failed.',
+  "create_snapshot takes no new snapshot of a volume that has not changed since its newest snapshot when that one is younger than the volume's minInterval: the volume is listed in skipped, and that snapshot is the rollback point of this operation like a new one. force: true takes a new snapshot anyway (and snapshots a pool above maxPoolUsage).",
+  "A snapshot's outcome (pending, success, failed...) belongs to the change made after it, not to the snapshot: the snapshot of a failed operation holds the good state from before the change, the one to return to. A pre-recover snapshot holds the state a recovery replaced. list_snapshots says this in words in meaning.",
   'Snapshots are read-only; snapguard only ever changes snapshots it made itself, never those of other tools.',
-  'Destructive tools (recover, prune_snapshots) never act on the first call: they return a plan and ask the user for confirmation.',
+  'Destructive tools (recover, prune_snapshots) never act on the first call: they return a plan and ask the user for confirmation (directly, or by returning the plan with a confirmationToken). Show the plan to the user and call again with the same arguments and the confirmationToken only after the user agreed; never confirm on their behalf. A token is single use, valid for 10 minutes, and refused when the state changed since the plan: then plan again.',
+  'Output schemas in tools/list show the top-level fields of each result; snapguard://tool-outputs/{tool} has every nested field.',
   'The history of snapshots and recoveries is the snapguard://history resource.',
   'The prompts safe-deploy and disaster-recovery walk through both runbooks step by step.',
 ].join('\n');

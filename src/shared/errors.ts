@@ -105,6 +105,11 @@ export class SnapguardError extends Error {
   }
 }
 
+/** The hint of an error as given, both forms when it has two: for a new error that keeps the advice. */
+export function hintOf(error: SnapguardError): string | InterfaceHint {
+  return error.hints ?? error.hint;
+}
+
 export function isSnapguardError(value: unknown): value is SnapguardError {
   return value instanceof SnapguardError;
 }
@@ -123,7 +128,10 @@ export function toSnapguardError(error: unknown): SnapguardError {
   return new SnapguardError(
     'INTERNAL',
     `Unexpected error: ${message}`,
-    'This is a bug in snapguard; rerun with --json and report the output.',
+    {
+      mcp: 'This is a bug in snapguard; report the tool call and this message.',
+      cli: 'This is a bug in snapguard; rerun with --json and report the output.',
+    },
     { cause: error },
   );
 }
@@ -132,20 +140,28 @@ export function badInput(message: string, hint: string): SnapguardError {
   return new SnapguardError('BAD_INPUT', message, hint);
 }
 
-/** What to do about each condition of the host (the same advice snapguard doctor gives). */
+/** What to do about each condition of the host (the same advice snapguard doctor gives), per interface. */
 export const hostErrorHints = {
-  NO_SPACE:
-    'Free space on that filesystem: prune old snapshots (snapguard prune), delete or move data, or grow the pool; snapguard health shows the usage.',
+  NO_SPACE: {
+    mcp: 'Free space on that filesystem: delete old snapshots (call prune_snapshots), delete or move data, or grow the pool; health_check shows the usage.',
+    cli: 'Free space on that filesystem: prune old snapshots (snapguard prune), delete or move data, or grow the pool; snapguard health shows the usage.',
+  },
   READ_ONLY_FS:
     'The filesystem is mounted read-only (often after an I/O error the kernel remounted it so): check dmesg and the device, then remount it read-write.',
   BUSY: 'Something else is using it (a running btrfs send, an open file, a mount inside it): find it with fuser -vm or lsof, let it finish, and run the command again.',
-  NOT_ROOT:
-    'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service; snapguard doctor checks the permissions.',
-  PERMISSION_DENIED:
-    'snapguard runs as root but the system refused: check the file attributes (lsattr, chattr -i), the mount options and security modules; snapguard doctor checks the folders it writes to.',
-  PATH_MISSING:
-    'Check that the path exists and its filesystem is mounted, and the volume paths in the configuration; snapguard doctor checks every configured path. If a volume was lost, recover it from a snapshot.',
-} as const satisfies Partial<Record<ErrorCode, string>>;
+  NOT_ROOT: {
+    mcp: 'Run the snapguard MCP server as root (a root systemd service, or the HTTP transport from one), or grant CAP_SYS_ADMIN to its service.',
+    cli: 'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service; snapguard doctor checks the permissions.',
+  },
+  PERMISSION_DENIED: {
+    mcp: 'snapguard runs as root but the system refused: check the file attributes (lsattr, chattr -i), the mount options and security modules on the host.',
+    cli: 'snapguard runs as root but the system refused: check the file attributes (lsattr, chattr -i), the mount options and security modules; snapguard doctor checks the folders it writes to.',
+  },
+  PATH_MISSING: {
+    mcp: 'Check that the path exists and its filesystem is mounted, and the volume paths in the configuration (the snapguard://config resource). If a volume was lost, recover it from a snapshot (call list_snapshots, then recover).',
+    cli: 'Check that the path exists and its filesystem is mounted, and the volume paths in the configuration; snapguard doctor checks every configured path. If a volume was lost, recover it from a snapshot.',
+  },
+} as const satisfies Partial<Record<ErrorCode, string | InterfaceHint>>;
 
 const hostErrnos: Record<string, { code: keyof typeof hostErrorHints; what: string }> = {
   ENOSPC: { code: 'NO_SPACE', what: 'No space left on the device' },

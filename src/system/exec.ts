@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { execa } from 'execa';
-import { SnapguardError, errnoInOutput, fromSystemError } from '../shared/errors.js';
+import { SnapguardError, errnoInOutput, fromSystemError, hintOf } from '../shared/errors.js';
 
 export interface ExecOptions {
   /** Milliseconds before the process is killed; every command has one. */
@@ -355,7 +355,7 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
         throw new SnapguardError(
           host.code,
           `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
-          host.hint,
+          hintOf(host),
           {
             details: { command, exitCode, errno, stderr: lastLines(stderr, 20) },
           },

@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
@@ -189,5 +189,110 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     const overCli = await cli(configFile, ['diff', 'data', missing]);
     expect(overCli.code).toBe(3);
     expect(overCli.stderr).toContain('snapguard snapshot list data --all-locations --include-foreign');
+  });
+
+  it('recover of an unknown operation: the history resource over MCP, snapguard history on the CLI', async () => {
+    const { mcp, configFile } = await setup('recover-operation', {});
+    const unknown = 'op-20200101-000000-abcdef';
+    const overMcp = textOf(await mcp.call('recover', { operationId: unknown, dryRun: true }));
+    expect(overMcp).toContain('[OPERATION_NOT_FOUND]');
+    expect(overMcp).toContain(
+      'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
+    );
+    expect(overMcp).not.toContain('snapguard history');
+    const overCli = await cli(configFile, ['recover', '--operation-id', unknown, '--dry-run']);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain(
+      'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
+    );
+    expect(overCli.stderr).not.toContain('create_snapshot');
+  });
+
+  it('prune next to an unreadable recovery journal: prune_snapshots over MCP, snapguard doctor on the CLI', async () => {
+    const { deps, mcp, configFile } = await setup('journal', {
+      volumes: { data: { backend: 'btrfs', path: data, retention: { preserve: '1d' } } },
+    });
+    await createSnapshots(deps, { volumes: ['data'], type: 'manual' });
+    await mkdir(join(deps.config.stateDir, 'recovery'), { recursive: true });
+    const broken = join(deps.config.stateDir, 'recovery', 'rec-broken.json');
+    await writeFile(broken, '{ not json');
+    // The state folder is shared by this file's tests: the journal leaves with this test.
+    try {
+      const overMcp = textOf(await mcp.call('prune_snapshots', { volume: 'data', dryRun: true }));
+      expect(overMcp).toContain('[PRECONDITION_FAILED]');
+      expect(overMcp).toContain('rec-broken.json on the host and remove it once the volume is in order');
+      expect(overMcp).toContain('then call prune_snapshots again.');
+      expect(overMcp).not.toContain('snapguard doctor');
+      const overCli = await cli(configFile, ['prune', 'data', '--dry-run']);
+      expect(overCli.code).toBe(2);
+      expect(overCli.stderr).toContain(
+        'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+      );
+      expect(overCli.stderr).not.toContain('health_check');
+    } finally {
+      await rm(broken, { force: true });
+    }
+  });
+
+  it('a volume path that does not exist: the config resource and recover over MCP, snapguard doctor on the CLI', async () => {
+    const { mcp, configFile } = await setup('gone', {
+      volumes: { gone: { backend: 'btrfs', path: join(sandbox.pool.mountPoint, 'not-there') } },
+    });
+    const overMcp = textOf(await mcp.call('create_snapshot', { volumes: ['gone'] }));
+    expect(overMcp).toContain('[PATH_MISSING]');
+    expect(overMcp).toContain('snapguard://config');
+    expect(overMcp).toContain('call list_snapshots, then recover');
+    expect(overMcp).not.toContain('snapguard doctor');
+    const overCli = await cli(configFile, ['snapshot', 'create', 'gone']);
+    expect(overCli.code).toBe(2);
+    expect(overCli.stderr).toContain('snapguard doctor checks every configured path');
+    expect(overCli.stderr).not.toContain('snapguard://config');
+  });
+
+  it('an interrupted recovery in health: create_snapshot over MCP, snapguard doctor on the CLI', async () => {
+    const { deps, mcp, configFile } = await setup('unfinished', {});
+    const journal = join(deps.config.stateDir, 'recovery', 'rec-20200101-000000-abcdef.json');
+    await mkdir(join(deps.config.stateDir, 'recovery'), { recursive: true });
+    await writeFile(
+      journal,
+      JSON.stringify({
+        version: 1,
+        recoveryId: 'rec-20200101-000000-abcdef',
+        mode: 'rollback',
+        startedAt: '2020-01-01T00:00:00.000Z',
+        pid: 999999,
+        reason: null,
+        operationId: null,
+        items: [
+          {
+            volume: 'data',
+            backend: 'btrfs',
+            path: data,
+            snapshotDir: join(data, '..', '.snapshots'),
+            target: 'data-manual-20200101-000000',
+            safety: 'data-pre-recover-20200101-000000',
+            paths: [],
+            units: [],
+            done: [],
+            current: 'swap',
+          },
+        ],
+      }),
+    );
+    try {
+      const result = await mcp.call('health_check', { volume: 'data' });
+      const finding = (
+        result.structuredContent as { findings: { code: string; remedy: string }[] }
+      ).findings.find((f) => f.code === 'UNFINISHED_RECOVERY');
+      expect(finding?.remedy).toBe(
+        'Call create_snapshot with volumes ["data"]: before it snapshots, it completes or reverts the interrupted recovery of that volume.',
+      );
+      expect(textOf(result)).not.toContain('snapguard doctor');
+      const overCli = await cli(configFile, ['health', 'data']);
+      expect(overCli.stdout).toContain('Run snapguard doctor to complete or revert it.');
+      expect(overCli.stdout).not.toContain('create_snapshot');
+    } finally {
+      await rm(journal, { force: true });
+    }
   });
 });

@@ -5,7 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps, type Deps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { compactSchema } from '../../src/mcp/compact-schema.js';
+import {
+  compactSchema,
+  compactTool,
+  listedOutputSchema,
+  patternMaxLength,
+} from '../../src/mcp/compact-schema.js';
 import { connect } from '../helpers/mcp.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -88,6 +93,97 @@ describe('compactSchema', () => {
     const compacted = compactSchema(original, 'input');
     expect(compacted['additionalProperties']).toBe(false);
     expect(JSON.stringify(compacted)).not.toContain('$ref');
+  });
+});
+
+describe('patternMaxLength', () => {
+  it('adds up bounded atoms and gives up on anything unbounded', () => {
+    expect(patternMaxLength('^[a-z0-9][a-z0-9._-]{0,63}$')).toBe(64);
+    expect(patternMaxLength('^op-\\d{8}-\\d{6}-[0-9a-f]{6}$')).toBe(25);
+    expect(patternMaxLength('^[a-z]+$')).toBeUndefined();
+    expect(patternMaxLength('^(a|b)$')).toBeUndefined();
+    expect(patternMaxLength('[a-z]{0,3}')).toBeUndefined();
+  });
+
+  it('drops a maxLength only when the pattern already enforces it', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        id: { type: 'string', maxLength: 64, pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' },
+        short: { type: 'string', maxLength: 10, pattern: '^[a-z0-9][a-z0-9._-]{0,63}$' },
+        free: { type: 'string', maxLength: 64, pattern: '^[a-z]+$' },
+      },
+    };
+    const properties = compactSchema(schema, 'input')['properties'] as Record<
+      string,
+      Record<string, unknown>
+    >;
+    expect(properties['id']).not.toHaveProperty('maxLength');
+    expect(properties['short']!['maxLength']).toBe(10);
+    expect(properties['free']!['maxLength']).toBe(64);
+  });
+});
+
+describe('listedOutputSchema', () => {
+  const output = {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    type: 'object',
+    properties: {
+      status: { type: 'string', enum: ['planned', 'done'] },
+      exitCode: {
+        anyOf: [
+          { type: 'number', const: 0 },
+          { type: 'number', const: 2 },
+        ],
+      },
+      total: { type: 'integer', description: 'matches before the limit', minimum: -9007199254740991 },
+      failures: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { volume: { type: 'string' }, error: { type: 'string' } },
+          required: ['volume'],
+        },
+      },
+      snapshots: { type: 'array', items: snapshot },
+    },
+    required: ['status', 'total'],
+    additionalProperties: false,
+  };
+
+  it('keeps every top-level field, its allowed values, description and requirement; short nested field lists', () => {
+    expect(listedOutputSchema(output)).toEqual({
+      type: 'object',
+      properties: {
+        status: { enum: ['planned', 'done'] },
+        exitCode: { enum: [0, 2] },
+        total: { description: 'matches before the limit' },
+        failures: { type: 'array', description: '{volume, error?}[]' },
+        snapshots: { type: 'array', description: '{name, volume, size?, location}[]' },
+      },
+      required: ['status', 'total'],
+    });
+  });
+
+  it('drops execution when it says what a client assumes anyway, and the annotations title next to a title', () => {
+    const tool = {
+      name: 'x',
+      title: 'X',
+      description: 'd',
+      inputSchema: { type: 'object', properties: {} },
+      annotations: { title: 'X again', readOnlyHint: true },
+      execution: { taskSupport: 'forbidden' },
+    };
+    expect(compactTool(tool)).toEqual({
+      name: 'x',
+      title: 'X',
+      description: 'd',
+      inputSchema: { type: 'object', properties: {} },
+      annotations: { readOnlyHint: true },
+    });
+    expect(compactTool({ ...tool, execution: { taskSupport: 'optional' } })['execution']).toEqual({
+      taskSupport: 'optional',
+    });
   });
 });
 

@@ -55,7 +55,13 @@ describe('MCP prompts', () => {
         expect.objectContaining({ name: 'volumes', required: false }),
       ]),
     );
-    expect(byName['disaster-recovery']!.arguments!.map((a) => a.name).sort()).toEqual(['problem', 'volume']);
+    expect(byName['disaster-recovery']!.arguments!.map((a) => a.name).sort()).toEqual([
+      'operationId',
+      'problem',
+      'snapshot',
+      'volume',
+    ]);
+    expect(byName['disaster-recovery']!.arguments!.every((a) => !a.required)).toBe(true);
     for (const prompt of prompts) expect(prompt.description!.length).toBeGreaterThan(60);
   });
 

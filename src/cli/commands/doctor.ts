@@ -31,7 +31,7 @@ export function doctorCommand(): Command {
           id: 'config',
           status: 'critical',
           message: error.message,
-          fix: error.hint,
+          fix: error.hintFor('cli'),
         };
         if (options.json) printJson({ overall: 'critical', checks: [check] });
         else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);
@@ -47,7 +47,7 @@ export function doctorCommand(): Command {
           id: 'dir:private',
           status: 'critical',
           message: `${error.message} doctor changed nothing.`,
-          fix: error.hint,
+          fix: error.hintFor('cli'),
         };
         if (options.json) printJson({ overall: 'critical', checks: [check] });
         else printLine(`${MARK.critical} ${check.message}\n     fix: ${check.fix}`);

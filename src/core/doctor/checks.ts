@@ -110,7 +110,7 @@ async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
       id,
       status: 'critical',
       message: `${tool.command}: ${failure.code === 'COMMAND_NOT_FOUND' ? 'not installed' : failure.message}; needed for ${tool.neededFor}`,
-      fix: failure.hint,
+      fix: failure.hintFor('cli'),
     };
   }
 }
@@ -210,7 +210,7 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
       const failure = toSnapguardError(error);
       return bad(
         `${volume.id}: dataset ${volume.dataset} cannot be read: ${failure.message}`,
-        `Check volumes.${volume.id}.dataset (zfs list) and that the pool is imported. ${failure.hint}`,
+        `Check volumes.${volume.id}.dataset (zfs list) and that the pool is imported. ${failure.hintFor('cli')}`,
       );
     }
   }
@@ -241,7 +241,7 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
       await deps.backendFor(volume).selfCheck?.(volume);
     } catch (error) {
       const failure = toSnapguardError(error);
-      return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hint);
+      return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hintFor('cli'));
     }
   }
   const snapshots = await checkWritable(`${id}:snapshotDir`, 'snapshotDir', volume.snapshotDir, 'critical');

@@ -547,7 +547,18 @@ export async function healthCheck(
       code: 'UNFINISHED_RECOVERY',
       volume: recovery.volume,
       message: `Recovery ${recovery.recoveryId} of ${recovery.volume} stopped at step "${recovery.step}" (started ${recovery.startedAt}).`,
-      remedy: 'Run snapguard doctor to complete or revert it.',
+      ...(recovery.volume === 'unknown'
+        ? {
+            // Nothing resolves a journal that does not parse: it is read by a person.
+            remedy: `Inspect ${recovery.recoveryId} and remove it by hand once the volumes are in order.`,
+          }
+        : {
+            remedy: 'Run snapguard doctor to complete or revert it.',
+            remedies: {
+              mcp: `Call create_snapshot with volumes ["${recovery.volume}"]: before it snapshots, it completes or reverts the interrupted recovery of that volume.`,
+              cli: 'Run snapguard doctor to complete or revert it.',
+            },
+          }),
     });
   }
   const volumeResults: VolumeHealth[] = [];

@@ -5,7 +5,7 @@ import { createSystemdDriver } from '../../system/systemd.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { SnapshotBackend } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
-import { SnapguardError, toSnapguardError } from '../errors.js';
+import { SnapguardError, hintOf, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
 import { recheckRestorePath } from './paths.js';
@@ -454,7 +454,7 @@ export async function runJournal(
       error: new SnapguardError(
         failure.code,
         `${failure.message} ${partly.size ? 'The recovery was only partly undone' : 'The recovery was undone'}: ${notes.join('; ')}.`,
-        failure.hint,
+        hintOf(failure),
         { cause: error },
       ),
     };

@@ -87,7 +87,10 @@ async function resolveTargets(
       throw new SnapguardError(
         'OPERATION_NOT_FOUND',
         `No snapshots recorded for operation ${request.operationId}.`,
-        'Use the operationId returned by create_snapshot (see snapguard history).',
+        {
+          mcp: 'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
+          cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
+        },
       );
     }
     const targets: Target[] = [];
@@ -155,7 +158,10 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
     throw new SnapguardError(
       'PRECONDITION_FAILED',
       `The path of volume "${volume.id}" (${volume.path}) does not exist.`,
-      'If a recovery was interrupted, run `snapguard doctor`; otherwise fix the path in the configuration.',
+      {
+        mcp: 'If a recovery was interrupted, health_check reports it (UNFINISHED_RECOVERY) with how to finish it; otherwise fix the path in the configuration.',
+        cli: 'If a recovery was interrupted, run `snapguard doctor`; otherwise fix the path in the configuration.',
+      },
     );
   }
   // Checked at use too: a path replaced by a symlink after the configuration was loaded would move

@@ -380,7 +380,10 @@ async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       `Volume "${volume.id}" has no snapguard snapshots to test.`,
-      `Create one with: snapguard snapshot create ${volume.id}`,
+      {
+        mcp: `Take one: call create_snapshot with volumes ["${volume.id}"].`,
+        cli: `Take one: \`snapguard snapshot create ${volume.id}\`.`,
+      },
     );
   }
   return newest;

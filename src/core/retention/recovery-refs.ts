@@ -15,7 +15,10 @@ export async function snapshotsInUnfinishedRecoveries(deps: Deps, volume: Volume
       throw new SnapguardError(
         'PRECONDITION_FAILED',
         `The recovery journal ${file} cannot be read (${error ?? 'empty'}), so it is unknown which snapshots an interrupted recovery needs. Nothing was pruned.`,
-        'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+        {
+          mcp: `Inspect ${file} on the host and remove it once the volume is in order (health_check lists it under UNFINISHED_RECOVERY); then call prune_snapshots again.`,
+          cli: 'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+        },
       );
     }
     for (const item of journal.items) {

@@ -10,9 +10,8 @@ export function registerCompleteOperationTool(server: McpServer, deps: Deps): vo
     {
       title: 'Record the outcome of a change',
       description: [
-        'Records the outcome of an operation (the operationId from create_snapshot) as success or failed in backup-history.json for every snapshot it made or reused, with optional notes.',
-        'failed describes the change, not the snapshot: the snapshot holds the good state from before the change.',
-        'Call it after the change was validated. It does not roll anything back: after a failure, use recover (with confirmation) to return to the snapshot.',
+        'Call it when a change begun with create_snapshot is done and validated: records success or failed for the operationId.',
+        'failed describes the change; the snapshot still holds the good state before it. Rolls nothing back (use recover).',
       ].join(' '),
       inputSchema: CompleteOperationInput,
       outputSchema: CompleteOperationResultSchema,

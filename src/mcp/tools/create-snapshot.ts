@@ -10,11 +10,8 @@ export function registerCreateSnapshotTool(server: McpServer, deps: Deps): void 
     {
       title: 'Create snapshots before a change',
       description: [
-        'Takes a read-only snapshot of each named volume, recorded in backup-history.json with outcome "pending".',
-        'Call it BEFORE a deployment, update or config change, with type pre-deploy / pre-update / pre-change and an operation name (e.g. "deploy-immich").',
-        'Keep the returned operationId and call complete_operation with success or failed when the change is done.',
-        "It will not snapshot when the pool is at or above maxPoolUsage (force: true overrides). For pre-* types it takes no new snapshot only when the newest one is younger than the volume's minInterval AND the volume has not changed since it (btrfs generation, zfs written@; never for dir volumes, never onto a pre-recover snapshot): that snapshot is then the state just before this change, is reported in skipped and belongs to this operationId like a new one.",
-        'dryRun: true shows the names it would create and changes nothing. Volumes are the ids from list_snapshots or the snapguard://config resource.',
+        'Call it BEFORE a deployment, update or config change (type pre-deploy/pre-update/pre-change, an operation name); keep the operationId for complete_operation.',
+        'A volume unchanged since a snapshot younger than its minInterval gets none: that one is in skipped and is the rollback point. force: true snapshots anyway.',
       ].join(' '),
       inputSchema: CreateSnapshotInput,
       outputSchema: CreateSnapshotResultSchema,

@@ -12,11 +12,7 @@ export function registerDiffSnapshotsTool(server: McpServer, deps: Deps): void {
     {
       title: 'Compare snapshots',
       description: [
-        'Shows what changed between two snapshots of a volume, or between a snapshot and the live volume when to is left out: added, removed and modified entries, and metadata-only changes (mode, owner, xattrs), each with a count and a bounded list.',
-        'Use it to see what a deployment or update changed before deciding to roll back, or to explain what a rollback would undo.',
-        'A file counts as modified when its size or mtime differs; checksum also compares the content of files whose size and mtime are equal. Access times are ignored.',
-        'path narrows to one file or folder; with patch and a path naming one small text file, a unified diff is returned.',
-        'Read-only: it changes nothing.',
+        'Use it to see what a change did before rolling back, or what a rollback would undo: added, removed, modified and metadata-only paths between two snapshots, or a snapshot and the live volume.',
       ].join(' '),
       inputSchema: DiffSnapshotsInput,
       outputSchema: DiffSnapshotsResultSchema,

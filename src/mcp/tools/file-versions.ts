@@ -12,11 +12,8 @@ export function registerFileVersionsTool(server: McpServer, deps: Deps): void {
     {
       title: 'Versions of a file',
       description: [
-        'Lists the distinct versions of one file or folder across the snapshots of a volume and the live volume, newest first.',
-        'Use it before recovering a file, to pick the snapshot that holds the version the user wants (e.g. "the config as it was before yesterday").',
-        'Each version names every snapshot holding it (identical copies are grouped), with size, mtime, mode, owner and, where size and mtime do not tell versions apart, a sha256; the live one has live: true. Snapshots without the path are listed in absent.',
-        'path is relative to the volume root. location external reads received copies; includeForeign also reads snapshots of other tools; checksum hashes every copy.',
-        'Read-only: it changes nothing. Then read a version with read_snapshot_file, or restore it with recover mode files.',
+        'Use it before restoring a file, to pick the version the user wants: the distinct versions of one path across snapshots and the live volume, newest first.',
+        'Then read_snapshot_file, or recover mode files.',
       ].join(' '),
       inputSchema: FileVersionsInput,
       outputSchema: FileVersionsResultSchema,

@@ -12,11 +12,8 @@ export function registerFindDeletedTool(server: McpServer, deps: Deps): void {
     {
       title: 'Find deleted files',
       description: [
-        'Finds files and folders that snapshots of a volume still hold but the live volume no longer has, also everything below a deleted folder.',
-        'Use it when the user says something is gone ("my photos folder disappeared") to learn what was lost and which snapshot to restore it from.',
-        'Each entry names the newest snapshot that still holds it, with type, size and mtime; topLevel entries are the ones to pass to recover (mode files, paths) since recovering them brings back what is below.',
-        'Narrow with path (a folder relative to the volume root) and since (24h, 7d or an ISO time: only newer snapshots are searched). The list is bounded by limit; total counts all.',
-        'Read-only: it changes nothing.',
+        'Use it when something is gone ("my photos folder disappeared"): what snapshots still hold but the live volume lacks, with the newest snapshot holding each.',
+        'Pass topLevel entries to recover mode files.',
       ].join(' '),
       inputSchema: FindDeletedInput,
       outputSchema: FindDeletedResultSchema,

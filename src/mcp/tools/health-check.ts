@@ -11,10 +11,8 @@ export function registerHealthCheckTool(server: McpServer, deps: Deps): void {
     {
       title: 'Check backup health',
       description: [
-        'Checks each volume (or the one named) and returns overall GOOD, WARNING or CRITICAL with findings, each with severity, code, message and remedy.',
-        "It looks at: the newest snapshot's age against the tier's expected interval, gaps in the last 30 days, whether a sample of the newest snapshot reads, pool usage and the snapshots' exclusive share (from btrfs qgroups; unknown when quotas are off), btrfs device error counters, age and result of the last restore test, unfinished recoveries, a corrupt history file, external copies, and a forecast of when the pool reaches maxPoolUsage.",
-        'It also reports RPO (age of the newest copy), the measured RTO from the last full drill, and history-based rates (deployments with a pre-deploy snapshot, recovery success, mean recovery time).',
-        'Read-only: it changes nothing.',
+        'Use it before a change and when asked whether backups are fine: overall GOOD, WARNING or CRITICAL, with findings and their remedies',
+        '(snapshot age, gaps, pool usage, device errors, restore tests, unfinished recoveries, RPO/RTO).',
       ].join(' '),
       inputSchema: HealthCheckInput,
       outputSchema: HealthCheckResultSchema,

@@ -11,11 +11,9 @@ export function registerListSnapshotsTool(server: McpServer, deps: Deps): void {
     {
       title: 'List snapshots',
       description: [
-        'Lists snapshots of the configured volumes, newest first, with age, type, operation and the outcome recorded in history.',
-        'An outcome belongs to the change made after the snapshot: the snapshot of a failed operation holds the good state from before it (the one to return to); a pre-recover snapshot holds the state a recovery replaced. meaning says this in words.',
-        'Filter by volume, type, operation, since (24h, 7d or an ISO time) and limit; location external lists received copies on backup targets.',
-        'Snapshots made by other tools (snapper, btrbk, timeshift, sanoid) are hidden unless includeForeign is true; they are listed with owned: false and snapguard never changes them.',
-        'Read-only: it changes nothing.',
+        'Lists snapshots, newest first, to pick one to recover, compare or read.',
+        'outcome belongs to the change made after the snapshot: a failed one holds the good state from before it (meaning says so in words).',
+        "includeForeign adds other tools' snapshots.",
       ].join(' '),
       inputSchema: ListSnapshotsInput,
       outputSchema: ListSnapshotsResultSchema,

@@ -16,18 +16,22 @@ function progressMessage(event: OrchestrateEvent): string | undefined {
   return undefined;
 }
 
+/** The stage names a run goes through: the configured ones, or the built-in snapshots, replication, backups. */
+function stageNames(deps: Deps): string {
+  const configured = deps.config.orchestrate?.stages;
+  const names = configured ? configured.map((stage) => stage.name) : ['snapshots', 'replication', 'backups'];
+  return names.map((name, index) => `${index + 1} ${name}`).join(', ');
+}
+
 export function registerOrchestrateTool(server: McpServer, deps: Deps): void {
   server.registerTool(
     'orchestrate',
     {
       title: 'Run all backups before a deployment',
       description: [
-        'Runs every backup system of this host in stages before a deployment (NixOS rebuild, kernel update, migration) and says whether it is safe to deploy.',
-        'Stages run in order, jobs within a stage in parallel: systemd units (sanoid, syncoid-*, restic-backup-*, pgbackrest-*-backup by default), snapguard snapshots, btrfs replication to external disks, and configured commands.',
-        'A unit already running from its timer is waited for, not started twice. Each job ends verified (its product was checked: a new restic snapshot, a new pgBackRest backup, a received snapshot), succeeded-unverified, failed or timeout.',
-        'exitCode 0: all succeeded, safe to deploy. 1: some non-critical job failed: read failures (with journal lines) and ask the user before deploying. 2: a critical stage or the pre-flight failed, or the run was cancelled: do not deploy.',
-        'dryRun: true returns the plan (discovered units per stage, timeouts, what would be verified) and starts nothing. stages selects stages by name or number.',
-        'It can take long (up to the sum of the stage timeouts); it sends progress per job. Cancelling the request stops the units this run started.',
+        'Use it right before a deployment (NixOS rebuild, kernel update, migration): runs every backup job of this host (systemd units, snapshots, replication, commands) stage by stage and says whether it is safe to deploy.',
+        `Stages in order: ${stageNames(deps)}.`,
+        'exitCode 0: safe; 1: a non-critical job failed, ask the user; 2: do not deploy. dryRun: true only plans.',
       ].join(' '),
       inputSchema: OrchestrateInput,
       outputSchema: OrchestrateResultSchema,

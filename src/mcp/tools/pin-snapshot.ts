@@ -9,9 +9,7 @@ export function registerPinSnapshotTool(server: McpServer, deps: Deps): void {
     {
       title: 'Pin or unpin a snapshot',
       description: [
-        'Pins a snapguard snapshot so that prune_snapshots never deletes it, whatever the retention policy says (pinned: false removes the pin).',
-        'Use it for a known-good state worth keeping, e.g. the snapshot before a major upgrade; give a reason, it is shown in prune plans.',
-        'Only owned, existing snapshots of a configured volume can be pinned. Pins are stored in stateDir/pins.json and survive restarts.',
+        'Use it to keep a known-good state (e.g. before a major upgrade): prune_snapshots never deletes a pinned snapshot; pinned: false unpins.',
       ].join(' '),
       inputSchema: PinSnapshotInput,
       outputSchema: PinSnapshotResultSchema,

@@ -11,10 +11,8 @@ export function registerPlanStrategyTool(server: McpServer, deps: Deps): void {
     {
       title: 'Plan a snapshot and backup strategy',
       description: [
-        'Designs the snapshot and backup strategy of a host from its type (laptop | server | vps), its volumes (path, size, optional tier), the pool size and free space, RPO/RTO targets per tier and whether remote storage exists.',
-        'Returns: a classification of each volume (databases such as /var/lib/postgresql critical with a database-native method; /home and configs critical; application data important; logs and caches standard; /tmp and swap temporary; tier overrides), snapshot frequency and btrbk-style retention per volume for local and remote copies, backup methods, a space estimate against the budget (retention scaled down to fit, with a warning), a snapguard.yaml fragment, systemd timer and service units in non-overlapping slots (checked with systemd-analyze verify), and the disaster-recovery runbooks DR-001..DR-004 in Markdown for this host.',
-        'activitySamples (a CSV of timestamp,value or a Prometheus range-query JSON file) moves the daily jobs to the quietest 2-hour window.',
-        'Read-only: it writes nothing; `snapguard plan --write DIR` writes the files.',
+        'Use it when setting up a host: from its type, volumes, disk and RPO/RTO targets, proposes tiers, snapshot frequency, retention, backup methods, a space estimate, snapguard.yaml, systemd units and runbooks.',
+        'Writes nothing.',
       ].join(' '),
       inputSchema: PlanStrategyInput,
       outputSchema: PlanStrategyResultSchema,

@@ -16,11 +16,8 @@ export function registerPruneSnapshotsTool(server: McpServer, deps: Deps): void 
     {
       title: 'Prune old snapshots by retention policy',
       description: [
-        "Applies each volume's btrbk-style retention policy (preserveMin / preserve, see snapguard://config) to its local snapshots and to external btrfs/dir copies, and deletes the snapshots the policy does not keep.",
-        'Every snapshot gets a verdict with its reason ("preserve daily: first of 2026-11-20, 1 day ago", "pinned", "newest snapshot of the volume here").',
-        'Never deleted, whatever the policy says: snapshots of other tools, the newest snapshot of a volume, pinned snapshots (pin_snapshot), recovery safety snapshots younger than retention.keepRecoverySafety (7d), snapshots an unfinished recovery needs, and the newest snapshot common to local and external (the incremental parent).',
-        'Destructive: the first call returns the plan with status confirmation_required and a confirmationToken (or asks the user directly when the client supports elicitation); call again with the same arguments and the token to delete. dryRun: true only returns the plan.',
-        'A snapshot that fails to delete is reported in failures (status partial) and the others are still deleted. Deletions are recorded in backup-history.json (prunes).',
+        "Use it to free space or apply retention: deletes the snapshots each volume's retention policy does not keep, with a reason per snapshot; never other tools', the newest, pinned ones or the incremental parent.",
+        'The first call only plans: delete by calling again with confirmationToken after the user agrees.',
       ].join(' '),
       inputSchema: PruneSnapshotsInput,
       outputSchema: PruneSnapshotsResultSchema,

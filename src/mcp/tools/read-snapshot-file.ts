@@ -11,10 +11,7 @@ export function registerReadSnapshotFileTool(server: McpServer, deps: Deps): voi
     {
       title: 'Read a file from a snapshot',
       description: [
-        'Returns the content of one file as it is in a snapshot, to check or compare an old version without restoring it.',
-        'Text is returned up to maxBytes (default 64 KiB, truncated: true beyond); a binary file (one with NUL bytes) is not returned, only its size and sha256.',
-        'path is relative to the volume root and checked like a file restore: no absolute paths, no "..", and symlinks may not lead outside the snapshot. Foreign snapshots and external copies can be read too.',
-        'Read-only: it changes nothing.',
+        'Use it to check or compare an old version of a file without restoring it: its content in a snapshot (text up to maxBytes; binary: size and sha256).',
       ].join(' '),
       inputSchema: ReadSnapshotFileInput,
       outputSchema: ReadSnapshotFileResultSchema,

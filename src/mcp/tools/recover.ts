@@ -66,14 +66,9 @@ export function registerRecoverTool(server: McpServer, deps: Deps): void {
     {
       title: 'Recover a volume or files from a snapshot',
       description: [
-        'Brings a volume back to one of its snapguard snapshots (mode rollback) or restores given paths from it (mode files, paths relative to the volume root).',
-        'Give volume + snapshot (from list_snapshots), or operationId to roll back every volume that operation snapshotted together.',
-        'Destructive but nothing is lost: the current state is kept first as a pre-recover snapshot, which can itself be recovered to undo.',
-        "The first call only returns the plan (steps, services stopped and started, the safety snapshot's name, counts of added/removed/modified paths): either the user is asked directly, or the result has status confirmation_required and a confirmationToken.",
-        'Show that plan to the user and call again with the same arguments plus confirmationToken only after they agree. dryRun: true only plans.',
-        'Configured services are stopped before and started after; the result lists every validation check.',
-        'Files mode with destination "beside" replaces nothing: the snapshot\'s version of each path is written next to the original as NAME.snapguard-YYYYMMDD-HHMMSS (the snapshot\'s time), an existing name is refused, no service is stopped and no confirmation is asked; the result lists each written path. It can read any snapshot file_versions lists (also foreign ones and "external:NAME" copies).',
-        "On ZFS volumes `zfs rollback` is never run: the dataset's files are replaced by the snapshot's, and every newer snapshot (snapguard's, sanoid's, syncoid's) stays; the plan lists them under newerSnapshots.",
+        'Use it to undo a failed change or bring back lost files: rolls a volume back to a snapshot (mode rollback) or restores paths from it (mode files); give volume + snapshot, or an operationId.',
+        'The current state is kept first as a pre-recover snapshot. The first call only plans: show the plan, call again with confirmationToken only after the user agrees.',
+        'Files mode with destination "beside" writes the snapshot\'s version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS, overwrites nothing and needs no confirmation.',
       ].join(' '),
       inputSchema: RecoverInput,
       outputSchema: RecoverResultSchema,

@@ -12,12 +12,8 @@ export function registerRunRestoreTestTool(server: McpServer, deps: Deps): void 
     {
       title: 'Prove that backups restore',
       description: [
-        'Restores data from a snapshot into a temporary scratch folder and verifies it, then removes the scratch folder (also on failure or cancellation). It never writes to the volume or its snapshots.',
-        'mode sample (default): picks sampleSize (50) files at random from the newest snapshot (or `snapshot`), restores them by reading every byte, and checks sha256, mode, owner, mtime, xattrs (incl. security.selinux) and symlink targets. A file whose blocks cannot be read (EIO, btrfs checksum error) fails with check "read-error".',
-        'mode full: a restore drill of the whole snapshot (btrfs send | receive into scratch on the pool, or a full restic restore), verifying file count, bytes and a checksum sample, and measuring throughput and the RTO for the current volume size. It can take long; progress is reported.',
-        'source local (the volume snapshots), external (received copies under the configured external path, verified against the local snapshot of the same name), or restic (the configured repository).',
-        'Pass seed to repeat the same sample; spread: true spreads it across top-level folders. Files changed on the live volume since the snapshot are reported as drift, not failures.',
-        'Each result is recorded in backup-history.json (restore_tests) and the Prometheus textfile is refreshed.',
+        'Use it to prove snapshots or backups restore (after setup or a recovery, or when a test is overdue): restores into a scratch folder and verifies it; the volume is never written.',
+        'mode sample checks random files; mode full restores all and measures the RTO.',
       ].join(' '),
       inputSchema: RunRestoreTestInput,
       outputSchema: RunRestoreTestResultSchema,
