@@ -363,6 +363,7 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
 
   const backend: ZfsBackend = {
     kind: 'zfs',
+    listsUsedBytes: true,
 
     capabilities: async (volume, options = {}) => {
       const dataset = requireDataset(volume);
