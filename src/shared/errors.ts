@@ -56,15 +56,6 @@ export interface InterfaceHint {
   cli: string;
 }
 
-export function isInterfaceHint(value: unknown): value is InterfaceHint {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as InterfaceHint).mcp === 'string' &&
-    typeof (value as InterfaceHint).cli === 'string'
-  );
-}
-
 /** The text for one interface: a plain string is the same everywhere. */
 export function textFor(text: string | InterfaceHint, surface: Surface): string {
   return typeof text === 'string' ? text : text[surface];
@@ -123,10 +114,6 @@ export function toSnapguardError(error: unknown): SnapguardError {
     'This is a bug in snapguard; rerun with --json and report the output.',
     { cause: error },
   );
-}
-
-export function badInput(message: string, hint: string): SnapguardError {
-  return new SnapguardError('BAD_INPUT', message, hint);
 }
 
 /** What to do about each condition of the host (the same advice snapguard doctor gives). */
