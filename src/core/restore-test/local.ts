@@ -76,7 +76,8 @@ export async function sampleLocal(
       seed: run.seed,
       spread: run.request.spread,
       signal: call.signal,
-      nestedPlaceholders: volume.backend === 'btrfs',
+      // A backend with nested trees (btrfs subvolumes) leaves an empty folder in their place in a snapshot.
+      nestedPlaceholders: deps.backendFor(volume).nestedSubvolumes !== undefined,
     });
     call.onProgress?.({
       progress: 0,

@@ -10,7 +10,8 @@ import { testRestic } from './restic.js';
 export async function testVolume(run: VolumeRun): Promise<Outcome> {
   if (run.request.source === 'restic') return testRestic(run);
   const { volume, deps, request, call } = run;
-  if (volume.backend === 'zfs') return testZfs(run);
+  // Snapshots without a plain readable path (zfs) are opened through their backend.
+  if (deps.backendFor(volume).openSnapshot) return testZfs(run);
   let sourceSnapshot: RawSnapshot;
   let referenceRoot: string;
   if (request.source === 'local') {
