@@ -223,34 +223,13 @@ export async function planStrategy(
   let unitsVerified: PlanStrategyResult['unitsVerified'];
   if (request.verifyUnits && units.length > 0) unitsVerified = await verifyUnits(deps, units, options.signal);
 
-  const poolMount = request.poolMount ?? dirname(request.volumes[0]?.path ?? '/mnt/pool');
   const remoteTarget =
     request.remoteTarget ??
     (host === 'vps'
       ? 'sftp:backup-host:/srv/restic/' + (request.host ?? deps.config.host)
       : '/mnt/backup/.snapshots');
   const config = configFragment(deps, request, host, volumes, remoteTarget, windowStart, space);
-  const drills = lastDrills(history);
-  const runbooks = generateRunbooks({
-    host: request.host ?? deps.config.host,
-    hostType: host,
-    verbs,
-    poolMount,
-    configFile: request.configFile,
-    volumes: volumes.map((v) => ({
-      id: v.id,
-      path: v.path,
-      snapshotDir: join(dirname(v.path), '.snapshots', v.id),
-      tier: v.tier,
-      database: v.database as never,
-      methods: v.methods as never,
-      remotePath: v.methods.remote.endsWith('send-receive')
-        ? `${remoteTarget.replace(/\/+$/, '')}/${v.id}`
-        : undefined,
-      rtoTargetSeconds: v.rtoSeconds,
-      drill: drills.get(v.id),
-    })),
-  });
+  const runbooks = planRunbooks(deps, request, host, verbs, volumes, remoteTarget, lastDrills(history));
 
   return {
     hostType: host,
@@ -465,6 +444,38 @@ function configFragment(
       volumes: configVolumes,
     }),
   ].join('\n');
+}
+
+/** DR-001..DR-004 for the planned volumes: paths, remote copies and the last measured drill of each. */
+function planRunbooks(
+  deps: Deps,
+  request: PlanRequest,
+  host: HostType,
+  verbs: Set<string>,
+  volumes: PlannedVolumes,
+  remoteTarget: string,
+  drills: Map<string, { timestamp: string; durationSeconds: number }>,
+): ReturnType<typeof generateRunbooks> {
+  return generateRunbooks({
+    host: request.host ?? deps.config.host,
+    hostType: host,
+    verbs,
+    poolMount: request.poolMount ?? dirname(request.volumes[0]?.path ?? '/mnt/pool'),
+    configFile: request.configFile,
+    volumes: volumes.map((v) => ({
+      id: v.id,
+      path: v.path,
+      snapshotDir: join(dirname(v.path), '.snapshots', v.id),
+      tier: v.tier,
+      database: v.database as never,
+      methods: v.methods as never,
+      remotePath: v.methods.remote.endsWith('send-receive')
+        ? `${remoteTarget.replace(/\/+$/, '')}/${v.id}`
+        : undefined,
+      rtoTargetSeconds: v.rtoSeconds,
+      drill: drills.get(v.id),
+    })),
+  });
 }
 
 /** The newest passing restore test of each volume: the runbooks quote its duration. */

@@ -68,54 +68,7 @@ export async function runRestoreTest(
   const warnings: string[] = [];
   const results: RestoreTestResult[] = [];
   for (const volume of volumes) {
-    const run: VolumeRun = { volume, request, seed, sampleSize, deps, call, warnings };
-    const started = performance.now();
-    let outcome: Outcome;
-    try {
-      outcome = await testVolume(run);
-    } catch (error) {
-      if (!(error instanceof SnapguardError) || error.code !== 'SNAPSHOT_NOT_FOUND' || request.snapshot)
-        throw error;
-      outcome = {
-        snapshot: '',
-        checkedPaths: [],
-        population: 0,
-        filesChecked: 0,
-        bytesRestored: 0,
-        restoreSeconds: 0,
-        failures: [
-          { path: '', check: 'no-snapshot', expected: 'a snapshot to restore', actual: error.message },
-        ],
-        drift: [],
-        rtoEstimateSeconds: null,
-      };
-    }
-    refuseWithoutRoot(volume.id, outcome.failures);
-    const durationSeconds = (performance.now() - started) / 1000;
-    const timed = outcome.restoreSeconds > 0 ? outcome.restoreSeconds : durationSeconds;
-    const notCovered =
-      request.source === 'restic'
-        ? []
-        : mergeNotCovered(await liveNotCovered(deps, volume, call.signal), outcome.placeholders ?? []);
-    results.push({
-      volume: volume.id,
-      snapshot: outcome.snapshot,
-      source: request.source,
-      mode: request.mode,
-      outcome: outcome.failures.length === 0 ? 'PASS' : 'FAIL',
-      seed,
-      population: outcome.population,
-      filesChecked: outcome.filesChecked,
-      bytesRestored: outcome.bytesRestored,
-      durationSeconds: round(durationSeconds),
-      throughputBytesPerSecond: timed > 0 ? Math.round(outcome.bytesRestored / timed) : 0,
-      rtoEstimateSeconds: outcome.rtoEstimateSeconds,
-      checkedPaths: outcome.checkedPaths,
-      failures: outcome.failures,
-      // What changed inside a nested subvolume or a mount is not drift of the volume's files.
-      drift: outcome.drift.filter((d) => !underAny(d.path, notCovered)),
-      notCovered,
-    });
+    results.push(await testOneVolume({ volume, request, seed, sampleSize, deps, call, warnings }));
   }
   await recordResults(deps, results, warnings);
   if (call.afterRecord) {
@@ -129,6 +82,58 @@ export async function runRestoreTest(
     overall: results.every((result) => result.outcome === 'PASS') ? 'PASS' : 'FAIL',
     results,
     warnings,
+  };
+}
+
+/** One volume's test, as its result: a missing snapshot is a FAIL of that volume unless one was named. */
+async function testOneVolume(run: VolumeRun): Promise<RestoreTestResult> {
+  const { volume, request, seed, deps, call } = run;
+  const started = performance.now();
+  let outcome: Outcome;
+  try {
+    outcome = await testVolume(run);
+  } catch (error) {
+    if (!(error instanceof SnapguardError) || error.code !== 'SNAPSHOT_NOT_FOUND' || request.snapshot)
+      throw error;
+    outcome = {
+      snapshot: '',
+      checkedPaths: [],
+      population: 0,
+      filesChecked: 0,
+      bytesRestored: 0,
+      restoreSeconds: 0,
+      failures: [
+        { path: '', check: 'no-snapshot', expected: 'a snapshot to restore', actual: error.message },
+      ],
+      drift: [],
+      rtoEstimateSeconds: null,
+    };
+  }
+  refuseWithoutRoot(volume.id, outcome.failures);
+  const durationSeconds = (performance.now() - started) / 1000;
+  const timed = outcome.restoreSeconds > 0 ? outcome.restoreSeconds : durationSeconds;
+  const notCovered =
+    request.source === 'restic'
+      ? []
+      : mergeNotCovered(await liveNotCovered(deps, volume, call.signal), outcome.placeholders ?? []);
+  return {
+    volume: volume.id,
+    snapshot: outcome.snapshot,
+    source: request.source,
+    mode: request.mode,
+    outcome: outcome.failures.length === 0 ? 'PASS' : 'FAIL',
+    seed,
+    population: outcome.population,
+    filesChecked: outcome.filesChecked,
+    bytesRestored: outcome.bytesRestored,
+    durationSeconds: round(durationSeconds),
+    throughputBytesPerSecond: timed > 0 ? Math.round(outcome.bytesRestored / timed) : 0,
+    rtoEstimateSeconds: outcome.rtoEstimateSeconds,
+    checkedPaths: outcome.checkedPaths,
+    failures: outcome.failures,
+    // What changed inside a nested subvolume or a mount is not drift of the volume's files.
+    drift: outcome.drift.filter((d) => !underAny(d.path, notCovered)),
+    notCovered,
   };
 }
 
