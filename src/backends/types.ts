@@ -196,6 +196,8 @@ export interface SnapshotBackend {
     targetPath: string,
     options: BackendCallOptions & { workDir: string; parentPath?: string },
   ): Promise<string>;
+  /** list() fills each snapshot's usedBytes with the bytes only it holds (zfs `used`): health sums them. */
+  readonly listsUsedBytes?: true;
 }
 
 /** Temporary snapshots a changeDump takes of the live tree start with this; doctor removes leftovers. */

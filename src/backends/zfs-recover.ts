@@ -1,6 +1,7 @@
 import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, normalize, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
+import { normaliseRelativePath } from '../shared/relative-path.js';
 import type { Exec } from '../system/exec.js';
 import { readMounts } from '../system/mounts.js';
 import type { BackendCallOptions, BackendVolume, RawSnapshot } from './types.js';
@@ -201,26 +202,6 @@ export async function revertZfsDataset(
   return { plan, safetySnapshot, via };
 }
 
-/** A relative path that stays inside its root: no absolute forms, no `..`, no NUL. */
-export function safeRelativePath(path: string): string {
-  const normalized = normalize(path).replace(/\/+$/, '');
-  if (
-    !path ||
-    path.includes('\0') ||
-    isAbsolute(path) ||
-    normalized === '.' ||
-    normalized === '..' ||
-    normalized.startsWith(`..${sep}`)
-  ) {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      `"${path.replace(/\0/g, '\\0').slice(0, 120)}" is not a relative path inside the volume.`,
-      'Give paths relative to the volume root, e.g. config/app.yaml, without "..".',
-    );
-  }
-  return normalized;
-}
-
 async function insideRoot(root: string, path: string): Promise<boolean> {
   // Resolve the deepest existing ancestor: a symlink anywhere on the way must not lead outside.
   let probe = path;
@@ -250,16 +231,22 @@ export async function restoreZfsPaths(
   safetyName: string,
   options: BackendCallOptions = {},
 ): Promise<ZfsRevertResult & { restored: string[] }> {
-  const relative = paths.map(safeRelativePath);
+  // The same check as core's file restore: "." is the whole tree.
+  const relative = [...new Set(paths.map(normaliseRelativePath))];
   if (relative.length === 0) {
     throw new SnapguardError('BAD_INPUT', 'No paths to restore.', 'Name at least one path.');
   }
-  const plan = await planZfsRevert(backend, volume, target, safetyName, { ...options, nested: 'allow' });
+  const wholeTree = relative.includes('.');
+  // The whole tree, like a rollback, refuses filesystems mounted inside: their files are in no snapshot.
+  const plan = await planZfsRevert(backend, volume, target, safetyName, {
+    ...options,
+    nested: wholeTree ? 'refuse' : 'allow',
+  });
   const reader = await backend.openSnapshot(volume, target, options);
   try {
     const sourceRoot = await realpath(reader.path);
     const liveRoot = plan.mountpoint;
-    for (const rel of relative) {
+    for (const rel of wholeTree ? [] : relative) {
       const source = join(sourceRoot, rel);
       // The source itself may be a symlink (copied as a link); its parent chain must stay inside.
       if (!(await insideRoot(sourceRoot, dirname(source)))) {
@@ -283,6 +270,14 @@ export async function restoreZfsPaths(
     const safetySnapshot = plan.safetyExists
       ? ((await backend.show(volume, safetyName, options)) as RawSnapshot)
       : await backend.create(volume, safetyName, options);
+    if (wholeTree) {
+      await clearDirectory(exec, liveRoot, options);
+      await exec('cp', ['-a', '--', `${sourceRoot}/.`, `${liveRoot}/`], {
+        signal: options.signal,
+        timeoutMs: 6 * 3600_000,
+      });
+      return { plan, safetySnapshot, via: reader.via, restored: ['.'] };
+    }
     for (const rel of relative) {
       const destination = join(liveRoot, rel);
       await exec('rm', ['-rf', '--one-file-system', '--', destination], { signal: options.signal });

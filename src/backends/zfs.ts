@@ -3,7 +3,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
-import type { Exec } from '../system/exec.js';
+import type { Exec, ExecResult } from '../system/exec.js';
 import { createDirBackend } from './dir.js';
 import type {
   BackendCallOptions,
@@ -204,278 +204,499 @@ export function isZfsBackend(backend: SnapshotBackend): backend is ZfsBackend {
   return backend.kind === 'zfs' && 'openSnapshot' in backend && 'mountInfo' in backend;
 }
 
-/** `isOwned` decides which snapshots are snapguard's: only those are ever held, released or destroyed. */
-export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend {
-  const zfs = (args: string[], options: BackendCallOptions = {}) =>
-    exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 });
+/** What the zfs operations share: the command runner, the owned-name test, and what was probed once. */
+interface ZfsContext {
+  exec: Exec;
+  isOwned: OwnedNameTest;
+  zfs(args: string[], options?: BackendCallOptions): Promise<ExecResult>;
+  /** Command-level capabilities belong to the installed zfs: probed once per process. */
+  commandCaps?: Promise<Pick<ZfsCapabilities, 'listParsable' | 'getByType'>> | undefined;
+  /** Pool features are probed once per pool. */
+  poolBookmarks: Map<string, Promise<boolean>>;
+  /** Whether `zfs holds` works, learnt from the first snapshot asked about. */
+  listHolds?: boolean | undefined;
+}
 
-  const folderCopies = createDirBackend(exec);
-  // Command-level capabilities belong to the installed zfs: probed once per process.
-  let commandCaps: Promise<Pick<ZfsCapabilities, 'listParsable' | 'getByType'>> | undefined;
-  // Pool features and holds listing are probed once per pool / per first snapshot asked about.
-  const poolBookmarks = new Map<string, Promise<boolean>>();
-  let listHolds: boolean | undefined;
+const PROBE_OK = [1, 2, 255] as const;
 
-  const probeOk = [1, 2, 255] as const;
-  const probeZfs = async (args: string[], options: BackendCallOptions) =>
-    probeVerdict(await exec('zfs', args, { env: zfsEnv, signal: options.signal, okExitCodes: probeOk }));
-
-  const commandCapabilities = (dataset: string, options: BackendCallOptions) => {
-    commandCaps ??= (async () => ({
-      listParsable: await probeZfs(['list', '-H', '-p', '-o', 'name', '-d', '0', dataset], options),
-      getByType: await probeZfs(['get', '-H', '-t', 'filesystem', '-o', 'name', 'name', dataset], options),
-    }))();
-    // A failed probe (e.g. the dataset is missing) must not be cached as an answer.
-    commandCaps.catch(() => {
-      commandCaps = undefined;
-    });
-    return commandCaps;
+function zfsContext(exec: Exec, isOwned: OwnedNameTest): ZfsContext {
+  return {
+    exec,
+    isOwned,
+    zfs: (args, options = {}) =>
+      exec('zfs', args, { env: zfsEnv, signal: options.signal, timeoutMs: 300_000 }),
+    poolBookmarks: new Map(),
   };
+}
 
-  const bookmarksOf = (pool: string, options: BackendCallOptions) => {
-    let probe = poolBookmarks.get(pool);
-    if (!probe) {
-      probe = (async () => {
-        const result = await exec('zpool', ['get', '-H', '-o', 'value', 'feature@bookmarks', pool], {
-          env: zfsEnv,
-          signal: options.signal,
-          okExitCodes: probeOk,
-        });
-        return probeVerdict(result) && ['enabled', 'active'].includes(result.stdout.trim());
-      })();
-      probe.catch(() => poolBookmarks.delete(pool));
-      poolBookmarks.set(pool, probe);
-    }
-    return probe;
-  };
+async function probeZfs(ctx: ZfsContext, args: string[], options: BackendCallOptions): Promise<boolean> {
+  return probeVerdict(
+    await ctx.exec('zfs', args, { env: zfsEnv, signal: options.signal, okExitCodes: PROBE_OK }),
+  );
+}
 
-  async function mountInfo(
-    volume: BackendVolume,
-    options: BackendCallOptions = {},
-  ): Promise<ZfsDatasetMount> {
-    return mountInfoOf(requireDataset(volume), options);
-  }
+function commandCapabilities(ctx: ZfsContext, dataset: string, options: BackendCallOptions) {
+  const probe = (ctx.commandCaps ??= (async () => ({
+    listParsable: await probeZfs(ctx, ['list', '-H', '-p', '-o', 'name', '-d', '0', dataset], options),
+    getByType: await probeZfs(ctx, ['get', '-H', '-t', 'filesystem', '-o', 'name', 'name', dataset], options),
+  }))());
+  // A failed probe (e.g. the dataset is missing) must not be cached as an answer.
+  probe.catch(() => {
+    ctx.commandCaps = undefined;
+  });
+  return probe;
+}
 
-  async function mountInfoOf(dataset: string, options: BackendCallOptions = {}): Promise<ZfsDatasetMount> {
-    const result = await zfs(['get', '-H', '-o', 'property,value', 'mountpoint,mounted', dataset], options);
-    const props = new Map(
-      result.stdout
-        .split('\n')
-        .filter(Boolean)
-        .map((line) => line.split('\t') as [string, string]),
-    );
-    const mountpoint = props.get('mountpoint');
-    return {
-      mountpoint: mountpoint && mountpoint.startsWith('/') ? mountpoint : undefined,
-      mounted: props.get('mounted') === 'yes',
-    };
-  }
-
-  async function snapdirReachable(mount: ZfsDatasetMount): Promise<boolean> {
-    if (!mount.mounted || !mount.mountpoint) return false;
-    try {
-      return (await stat(join(mount.mountpoint, '.zfs', 'snapshot'))).isDirectory();
-    } catch {
-      return false;
-    }
-  }
-
-  async function probeListHolds(
-    volume: BackendVolume,
-    dataset: string,
-    options: BackendCallOptions,
-  ): Promise<boolean | undefined> {
-    const [first] = await listInfo(dataset, options);
-    if (!first) return undefined;
-    await backend.holds(volume, first.name, options);
-    return listHolds;
-  }
-
-  async function xattrsOf(mount: ZfsDatasetMount, options: BackendCallOptions): Promise<boolean | undefined> {
-    if (!mount.mounted || !mount.mountpoint) return undefined;
-    try {
-      const result = await exec('getfattr', ['-n', 'user.snapguard-probe', '--', mount.mountpoint], {
+function bookmarksOf(ctx: ZfsContext, pool: string, options: BackendCallOptions): Promise<boolean> {
+  let probe = ctx.poolBookmarks.get(pool);
+  if (!probe) {
+    probe = (async () => {
+      const result = await ctx.exec('zpool', ['get', '-H', '-o', 'value', 'feature@bookmarks', pool], {
         env: zfsEnv,
         signal: options.signal,
-        okExitCodes: [1],
+        okExitCodes: PROBE_OK,
       });
-      if (result.exitCode === 0 || /no such attribute/i.test(result.stderr)) return true;
-      if (/operation not supported/i.test(result.stderr)) return false;
-      return undefined;
-    } catch (error) {
-      if (error instanceof SnapguardError && error.code === 'COMMAND_NOT_FOUND') return undefined;
-      throw error;
-    }
+      return probeVerdict(result) && ['enabled', 'active'].includes(result.stdout.trim());
+    })();
+    probe.catch(() => ctx.poolBookmarks.delete(pool));
+    ctx.poolBookmarks.set(pool, probe);
   }
+  return probe;
+}
 
-  function snapshotPath(dataset: string, mount: ZfsDatasetMount, snapdir: boolean, name: string): string {
-    return snapdir && mount.mountpoint
-      ? join(mount.mountpoint, '.zfs', 'snapshot', name)
-      : `${dataset}@${name}`;
+async function mountInfoOf(
+  ctx: ZfsContext,
+  dataset: string,
+  options: BackendCallOptions = {},
+): Promise<ZfsDatasetMount> {
+  const result = await ctx.zfs(['get', '-H', '-o', 'property,value', 'mountpoint,mounted', dataset], options);
+  const props = new Map(
+    result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('\t') as [string, string]),
+  );
+  const mountpoint = props.get('mountpoint');
+  return {
+    mountpoint: mountpoint && mountpoint.startsWith('/') ? mountpoint : undefined,
+    mounted: props.get('mounted') === 'yes',
+  };
+}
+
+async function snapdirReachable(mount: ZfsDatasetMount): Promise<boolean> {
+  if (!mount.mounted || !mount.mountpoint) return false;
+  try {
+    return (await stat(join(mount.mountpoint, '.zfs', 'snapshot'))).isDirectory();
+  } catch {
+    return false;
   }
+}
 
-  async function listInfo(dataset: string, options: BackendCallOptions): Promise<ZfsSnapshotInfo[]> {
-    const caps = await commandCapabilities(dataset, options);
-    if (caps.listParsable) {
-      const result = await zfs(
-        ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,creation,guid,used,userrefs', '-d', '1', dataset],
-        options,
-      );
-      return snapshotsFromList(dataset, result.stdout);
-    }
-    // zfs-fuse: no `list -p` and no `get -t`; `get -p -d 1` gives the dataset, its children and its
-    // snapshots with exact numbers in one command, and the snapshots are picked by their `@`.
-    const result = await zfs(
-      ['get', '-H', '-p', '-d', '1', '-o', 'name,property,value', 'creation,guid,used,userrefs', dataset],
+async function xattrsOf(
+  ctx: ZfsContext,
+  mount: ZfsDatasetMount,
+  options: BackendCallOptions,
+): Promise<boolean | undefined> {
+  if (!mount.mounted || !mount.mountpoint) return undefined;
+  try {
+    const result = await ctx.exec('getfattr', ['-n', 'user.snapguard-probe', '--', mount.mountpoint], {
+      env: zfsEnv,
+      signal: options.signal,
+      okExitCodes: [1],
+    });
+    if (result.exitCode === 0 || /no such attribute/i.test(result.stderr)) return true;
+    if (/operation not supported/i.test(result.stderr)) return false;
+    return undefined;
+  } catch (error) {
+    if (error instanceof SnapguardError && error.code === 'COMMAND_NOT_FOUND') return undefined;
+    throw error;
+  }
+}
+
+function snapshotPath(dataset: string, mount: ZfsDatasetMount, snapdir: boolean, name: string): string {
+  return snapdir && mount.mountpoint
+    ? join(mount.mountpoint, '.zfs', 'snapshot', name)
+    : `${dataset}@${name}`;
+}
+
+async function listInfo(
+  ctx: ZfsContext,
+  dataset: string,
+  options: BackendCallOptions,
+): Promise<ZfsSnapshotInfo[]> {
+  const caps = await commandCapabilities(ctx, dataset, options);
+  if (caps.listParsable) {
+    const result = await ctx.zfs(
+      ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,creation,guid,used,userrefs', '-d', '1', dataset],
       options,
     );
-    return snapshotsFromRows(dataset, parseZfsGet(result.stdout));
+    return snapshotsFromList(dataset, result.stdout);
   }
+  // zfs-fuse: no `list -p` and no `get -t`; `get -p -d 1` gives the dataset, its children and its
+  // snapshots with exact numbers in one command, and the snapshots are picked by their `@`.
+  const result = await ctx.zfs(
+    ['get', '-H', '-p', '-d', '1', '-o', 'name,property,value', 'creation,guid,used,userrefs', dataset],
+    options,
+  );
+  return snapshotsFromRows(dataset, parseZfsGet(result.stdout));
+}
 
-  function toRaw(
-    volume: BackendVolume,
-    dataset: string,
-    mount: ZfsDatasetMount,
-    snapdir: boolean,
-    info: ZfsSnapshotInfo,
-  ): RawSnapshot {
-    return {
-      name: info.name,
-      path: snapshotPath(dataset, mount, snapdir, info.name),
-      createdAt: info.createdAt,
-      readOnly: true,
-      ...(info.guid ? { id: info.guid } : {}),
-      producer: classifyZfsSnapshot(volume.id, info.name, isOwned),
-      ...(info.userrefs !== undefined ? { holds: info.userrefs } : {}),
-      ...(info.usedBytes !== undefined ? { usedBytes: info.usedBytes } : {}),
-    };
+function toRaw(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  dataset: string,
+  mount: ZfsDatasetMount,
+  snapdir: boolean,
+  info: ZfsSnapshotInfo,
+): RawSnapshot {
+  return {
+    name: info.name,
+    path: snapshotPath(dataset, mount, snapdir, info.name),
+    createdAt: info.createdAt,
+    readOnly: true,
+    ...(info.guid ? { id: info.guid } : {}),
+    producer: classifyZfsSnapshot(volume.id, info.name, ctx.isOwned),
+    ...(info.userrefs !== undefined ? { holds: info.userrefs } : {}),
+    ...(info.usedBytes !== undefined ? { usedBytes: info.usedBytes } : {}),
+  };
+}
+
+function requireOwned(ctx: ZfsContext, volume: BackendVolume, name: string, action: string): void {
+  const producer = classifyZfsSnapshot(volume.id, name, ctx.isOwned);
+  if (producer !== 'snapguard') {
+    throw new SnapguardError(
+      'NOT_OWNED',
+      `Refusing to ${action} ${volume.dataset}@${name}: snapguard did not make it (${producer} snapshot).`,
+      'snapguard only changes snapshots whose names it owns; manage this one with the tool that made it.',
+    );
   }
+}
 
-  function requireOwned(volume: BackendVolume, name: string, action: string): void {
-    if (classifyZfsSnapshot(volume.id, name, isOwned) !== 'snapguard') {
-      throw new SnapguardError(
-        'NOT_OWNED',
-        `Refusing to ${action} ${volume.dataset}@${name}: snapguard did not make it (${classifyZfsSnapshot(volume.id, name, isOwned)} snapshot).`,
-        'snapguard only changes snapshots whose names it owns; manage this one with the tool that made it.',
-      );
+async function capabilitiesOf(
+  ctx: ZfsContext,
+  backend: ZfsBackend,
+  volume: BackendVolume,
+  options: BackendCallOptions = {},
+): Promise<ZfsCapabilities> {
+  const dataset = requireDataset(volume);
+  const caps = await commandCapabilities(ctx, dataset, options);
+  const mount = await mountInfoOf(ctx, dataset, options);
+  let listHolds = ctx.listHolds;
+  if (listHolds === undefined) {
+    // Asking for the holds of the first snapshot probes whether `zfs holds` works.
+    const [first] = await listInfo(ctx, dataset, options);
+    if (first) {
+      await backend.holds(volume, first.name, options);
+      listHolds = ctx.listHolds;
     }
   }
+  return {
+    ...caps,
+    listHolds,
+    bookmarks: await bookmarksOf(ctx, dataset.split('/')[0] as string, options),
+    snapdir: await snapdirReachable(mount),
+    xattrs: await xattrsOf(ctx, mount, options),
+  };
+}
 
+async function createSnapshot(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<RawSnapshot> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  const startedAt = new Date();
+  await ctx.zfs(['snapshot', `${dataset}@${name}`], options);
+  const mount = await mountInfoOf(ctx, dataset, options);
+  return {
+    name,
+    path: snapshotPath(dataset, mount, await snapdirReachable(mount), name),
+    createdAt: startedAt,
+    readOnly: true,
+    producer: 'snapguard',
+  };
+}
+
+async function listSnapshots(
+  ctx: ZfsContext,
+  folderCopies: SnapshotBackend,
+  volume: BackendVolume,
+  options: ListOptions = {},
+): Promise<RawSnapshot[]> {
+  // An external copy kept as plain folders (kind dir) is listed like the dir backend does.
+  if (options.dir !== undefined)
+    return folderCopies.list(volume, { dir: options.dir, signal: options.signal });
+  const dataset =
+    options.dataset !== undefined
+      ? requireDataset({ ...volume, dataset: options.dataset })
+      : requireDataset(volume);
+  const [infos, mount] = await Promise.all([
+    listInfo(ctx, dataset, options),
+    mountInfoOf(ctx, dataset, options),
+  ]);
+  const snapdir = await snapdirReachable(mount);
+  return infos.map((info) => toRaw(ctx, volume, dataset, mount, snapdir, info));
+}
+
+async function showSnapshot(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<RawSnapshot | undefined> {
+  const dataset = requireDataset(volume);
+  if (!SNAPSHOT_COMPONENT.test(name)) return undefined;
+  let rows: ZfsPropertyRow[];
+  try {
+    const result = await ctx.zfs(
+      ['get', '-H', '-p', '-o', 'name,property,value', 'creation,guid,used,userrefs', `${dataset}@${name}`],
+      options,
+    );
+    rows = parseZfsGet(result.stdout);
+  } catch (error) {
+    if (isMissingDataset(error)) return undefined;
+    throw error;
+  }
+  const [info] = snapshotsFromRows(dataset, rows);
+  if (!info) return undefined;
+  const mount = await mountInfoOf(ctx, dataset, options);
+  return toRaw(ctx, volume, dataset, mount, await snapdirReachable(mount), info);
+}
+
+async function destroySnapshot(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<void> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  requireOwned(ctx, volume, name, 'destroy');
+  try {
+    // Never -r/-R: exactly this one snapshot, nothing that depends on it.
+    await ctx.zfs(['destroy', `${dataset}@${name}`], options);
+  } catch (error) {
+    if (error instanceof SnapguardError && /dataset is busy|has dependent clones/i.test(error.message)) {
+      const held = /busy/i.test(error.message);
+      throw new SnapguardError(
+        'PRECONDITION_FAILED',
+        `${dataset}@${name} cannot be destroyed: ${held ? 'it carries a hold (pinned, or held by another tool)' : 'a clone depends on it'}.`,
+        held
+          ? `Unpin it first (releases the ${PIN_HOLD_TAG} hold); other holds are released with zfs release by whoever set them.`
+          : 'Destroy or promote the dependent clone first.',
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+async function unchangedSince(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  raw: RawSnapshot,
+  options: BackendCallOptions = {},
+): Promise<boolean> {
+  const dataset = requireDataset(volume);
+  if (!SNAPSHOT_COMPONENT.test(raw.name)) return false;
+  // written@ counts what was committed; sync the mounted dataset so the open transaction group
+  // (the last seconds of writes) is counted too.
+  const mount = await mountInfoOf(ctx, dataset, options);
+  if (mount.mountpoint && mount.mounted)
+    await ctx.exec('sync', ['-f', mount.mountpoint], { signal: options.signal, timeoutMs: 300_000 });
+  // Exit 1/2: the property is unknown to this zfs (zfs-fuse, pool version 23) or the snapshot is
+  // gone. Not knowing means "changed": a new snapshot is taken.
+  const result = await ctx.exec('zfs', ['get', '-H', '-p', '-o', 'value', `written@${raw.name}`, dataset], {
+    env: zfsEnv,
+    signal: options.signal,
+    okExitCodes: [1, 2],
+  });
+  return result.exitCode === 0 && result.stdout.trim() === '0';
+}
+
+async function poolUsageOf(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  options: BackendCallOptions = {},
+): Promise<PoolUsage> {
+  const pool = requireDataset(volume).split('/')[0] as string;
+  // used/available of the pool's root dataset: what datasets can still write, after reservations.
+  const result = await ctx.zfs(['get', '-H', '-p', '-o', 'property,value', 'used,available', pool], options);
+  const props = new Map(
+    result.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split('\t') as [string, string]),
+  );
+  const usedBytes = numberOrUndefined(props.get('used'));
+  const availableBytes = numberOrUndefined(props.get('available'));
+  if (usedBytes === undefined || availableBytes === undefined) {
+    throw new SnapguardError(
+      'COMMAND_FAILED',
+      `Could not read used/available of pool ${pool} (got ${JSON.stringify(result.stdout.trim())}).`,
+      'Check that the pool is imported: zpool status.',
+    );
+  }
+  const totalBytes = usedBytes + availableBytes;
+  return { totalBytes, usedBytes, availableBytes, ratio: totalBytes > 0 ? usedBytes / totalBytes : 0 };
+}
+
+async function holdSnapshot(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  tag: string,
+  options: BackendCallOptions,
+): Promise<void> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  try {
+    await ctx.zfs(['hold', tag, `${dataset}@${name}`], options);
+  } catch (error) {
+    // Holding twice is what the caller wanted already.
+    if (error instanceof SnapguardError && /tag already exists/i.test(error.message)) return;
+    throw error;
+  }
+}
+
+async function releaseSnapshot(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  tag: string,
+  options: BackendCallOptions,
+): Promise<void> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  try {
+    await ctx.zfs(['release', tag, `${dataset}@${name}`], options);
+  } catch (error) {
+    if (error instanceof SnapguardError && /no such tag/i.test(error.message)) return;
+    throw error;
+  }
+}
+
+async function holdsOf(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<{ count: number; tags: string[] | undefined }> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  const target = `${dataset}@${name}`;
+  if (ctx.listHolds !== false) {
+    const result = await ctx.exec('zfs', ['holds', '-H', target], {
+      env: zfsEnv,
+      signal: options.signal,
+      okExitCodes: PROBE_OK,
+    });
+    if (probeVerdict(result)) {
+      ctx.listHolds = true;
+      const tags = result.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('\t')[1]?.trim())
+        .filter((tag): tag is string => Boolean(tag));
+      return { count: tags.length, tags };
+    }
+    ctx.listHolds = false;
+  }
+  const result = await ctx.zfs(['get', '-H', '-p', '-o', 'value', 'userrefs', target], options);
+  return { count: numberOrUndefined(result.stdout.trim()) ?? 0, tags: undefined };
+}
+
+/** Reads a snapshot through `.zfs/snapshot`, or where that is not reachable through a temporary read-only clone. */
+async function openSnapshotOf(
+  ctx: ZfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<SnapshotReader> {
+  const dataset = requireDataset(volume);
+  requireSnapshotName(name);
+  const mount = await mountInfoOf(ctx, dataset, options);
+  if (await snapdirReachable(mount)) {
+    const path = snapshotPath(dataset, mount, true, name);
+    await stat(path).catch((error: unknown) => {
+      throw new SnapguardError('SNAPSHOT_NOT_FOUND', `${path} is not readable: ${(error as Error).message}`, {
+        mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
+        cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
+      });
+    });
+    return { path, via: 'snapdir', close: async () => undefined };
+  }
+  return openReadClone(ctx, dataset, name, options, volume.id);
+}
+
+/**
+ * No .zfs/snapshot (zfs-fuse, or the dataset is not mounted): a read-only clone in the same pool,
+ * mounted under a private temporary folder, destroyed on close.
+ */
+async function openReadClone(
+  ctx: ZfsContext,
+  dataset: string,
+  name: string,
+  options: BackendCallOptions,
+  volumeId: string,
+): Promise<SnapshotReader> {
+  const pool = dataset.split('/')[0] as string;
+  const clone = `${pool}/${READ_CLONE_PREFIX}${randomBytes(6).toString('hex')}`;
+  const mountDir = await mkdtemp(join(tmpdir(), 'snapguard-zfs-read-'));
+  try {
+    await ctx.zfs(
+      ['clone', '-o', 'readonly=on', '-o', `mountpoint=${mountDir}`, `${dataset}@${name}`, clone],
+      options,
+    );
+  } catch (error) {
+    await rm(mountDir, { recursive: true, force: true });
+    if (isMissingDataset(error)) {
+      throw new SnapguardError('SNAPSHOT_NOT_FOUND', `Snapshot ${dataset}@${name} does not exist.`, {
+        mcp: `Call list_snapshots with volume "${volumeId}" for the names that exist.`,
+        cli: `Run \`snapguard snapshot list ${volumeId}\` for the names that exist.`,
+      });
+    }
+    throw error;
+  }
+  let closed = false;
+  return {
+    path: mountDir,
+    via: 'clone',
+    async close() {
+      if (closed) return;
+      closed = true;
+      // The clone is ours by its generated name; -r/-R are never used here either. Its unmount
+      // can lag behind the last reader for a moment (busy): retry briefly before failing.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await ctx.zfs(['destroy', clone]);
+          break;
+        } catch (error) {
+          if (attempt >= 10 || !(error instanceof SnapguardError && /busy/i.test(error.message))) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 300));
+        }
+      }
+      await rm(mountDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `isOwned` decides which snapshots are snapguard's: only those are ever held, released or destroyed. */
+export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend {
+  const ctx = zfsContext(exec, isOwned);
+  const folderCopies = createDirBackend(exec);
   const backend: ZfsBackend = {
     kind: 'zfs',
-
-    capabilities: async (volume, options = {}) => {
-      const dataset = requireDataset(volume);
-      const caps = await commandCapabilities(dataset, options);
-      const mount = await mountInfo(volume, options);
-      return {
-        ...caps,
-        listHolds: listHolds ?? (await probeListHolds(volume, dataset, options)),
-        bookmarks: await bookmarksOf(dataset.split('/')[0] as string, options),
-        snapdir: await snapdirReachable(mount),
-        xattrs: await xattrsOf(mount, options),
-      };
-    },
-
-    mountInfo,
-
-    async create(volume, name, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      const startedAt = new Date();
-      await zfs(['snapshot', `${dataset}@${name}`], options);
-      const mount = await mountInfo(volume, options);
-      return {
-        name,
-        path: snapshotPath(dataset, mount, await snapdirReachable(mount), name),
-        createdAt: startedAt,
-        readOnly: true,
-        producer: 'snapguard',
-      };
-    },
-
-    async list(volume: BackendVolume, options: ListOptions = {}) {
-      // An external copy kept as plain folders (kind dir) is listed like the dir backend does.
-      if (options.dir !== undefined)
-        return folderCopies.list(volume, { dir: options.dir, signal: options.signal });
-      const dataset =
-        options.dataset !== undefined
-          ? requireDataset({ ...volume, dataset: options.dataset })
-          : requireDataset(volume);
-      const [infos, mount] = await Promise.all([listInfo(dataset, options), mountInfoOf(dataset, options)]);
-      const snapdir = await snapdirReachable(mount);
-      return infos.map((info) => toRaw(volume, dataset, mount, snapdir, info));
-    },
-
-    async show(volume, name, options = {}) {
-      const dataset = requireDataset(volume);
-      if (!SNAPSHOT_COMPONENT.test(name)) return undefined;
-      let rows: ZfsPropertyRow[];
-      try {
-        const result = await zfs(
-          [
-            'get',
-            '-H',
-            '-p',
-            '-o',
-            'name,property,value',
-            'creation,guid,used,userrefs',
-            `${dataset}@${name}`,
-          ],
-          options,
-        );
-        rows = parseZfsGet(result.stdout);
-      } catch (error) {
-        if (isMissingDataset(error)) return undefined;
-        throw error;
-      }
-      const [info] = snapshotsFromRows(dataset, rows);
-      if (!info) return undefined;
-      const mount = await mountInfo(volume, options);
-      return toRaw(volume, dataset, mount, await snapdirReachable(mount), info);
-    },
-
-    async delete(volume, name, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      requireOwned(volume, name, 'destroy');
-      try {
-        // Never -r/-R: exactly this one snapshot, nothing that depends on it.
-        await zfs(['destroy', `${dataset}@${name}`], options);
-      } catch (error) {
-        if (error instanceof SnapguardError && /dataset is busy|has dependent clones/i.test(error.message)) {
-          const held = /busy/i.test(error.message);
-          throw new SnapguardError(
-            'PRECONDITION_FAILED',
-            `${dataset}@${name} cannot be destroyed: ${held ? 'it carries a hold (pinned, or held by another tool)' : 'a clone depends on it'}.`,
-            held
-              ? `Unpin it first (releases the ${PIN_HOLD_TAG} hold); other holds are released with zfs release by whoever set them.`
-              : 'Destroy or promote the dependent clone first.',
-            { cause: error },
-          );
-        }
-        throw error;
-      }
-    },
-
-    async unchangedSince(volume, raw, options = {}) {
-      const dataset = requireDataset(volume);
-      if (!SNAPSHOT_COMPONENT.test(raw.name)) return false;
-      // written@ counts what was committed; sync the mounted dataset so the open transaction group
-      // (the last seconds of writes) is counted too.
-      const mount = await mountInfo(volume, options);
-      if (mount.mountpoint && mount.mounted)
-        await exec('sync', ['-f', mount.mountpoint], { signal: options.signal, timeoutMs: 300_000 });
-      // Exit 1/2: the property is unknown to this zfs (zfs-fuse, pool version 23) or the snapshot is
-      // gone. Not knowing means "changed": a new snapshot is taken.
-      const result = await exec('zfs', ['get', '-H', '-p', '-o', 'value', `written@${raw.name}`, dataset], {
-        env: zfsEnv,
-        signal: options.signal,
-        okExitCodes: [1, 2],
-      });
-      return result.exitCode === 0 && result.stdout.trim() === '0';
-    },
-
+    listsUsedBytes: true,
+    capabilities: (volume, options) => capabilitiesOf(ctx, backend, volume, options),
+    mountInfo: (volume, options) => mountInfoOf(ctx, requireDataset(volume), options),
+    create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
+    list: (volume, options) => listSnapshots(ctx, folderCopies, volume, options),
+    show: (volume, name, options) => showSnapshot(ctx, volume, name, options),
+    delete: (volume, name, options) => destroySnapshot(ctx, volume, name, options),
+    unchangedSince: (volume, raw, options) => unchangedSince(ctx, volume, raw, options),
     async selfCheck(volume, options = {}) {
       const result = await exec('zfs', ['get', '-H', '-o', 'value', 'mountpoint', requireDataset(volume)], {
         env: zfsEnv,
@@ -484,139 +705,12 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
       });
       return { mountpoint: result.stdout.trim() };
     },
-
-    async poolUsage(volume, options = {}): Promise<PoolUsage> {
-      const pool = requireDataset(volume).split('/')[0] as string;
-      // used/available of the pool's root dataset: what datasets can still write, after reservations.
-      const result = await zfs(['get', '-H', '-p', '-o', 'property,value', 'used,available', pool], options);
-      const props = new Map(
-        result.stdout
-          .split('\n')
-          .filter(Boolean)
-          .map((line) => line.split('\t') as [string, string]),
-      );
-      const usedBytes = numberOrUndefined(props.get('used'));
-      const availableBytes = numberOrUndefined(props.get('available'));
-      if (usedBytes === undefined || availableBytes === undefined) {
-        throw new SnapguardError(
-          'COMMAND_FAILED',
-          `Could not read used/available of pool ${pool} (got ${JSON.stringify(result.stdout.trim())}).`,
-          'Check that the pool is imported: zpool status.',
-        );
-      }
-      const totalBytes = usedBytes + availableBytes;
-      return { totalBytes, usedBytes, availableBytes, ratio: totalBytes > 0 ? usedBytes / totalBytes : 0 };
-    },
-
-    async hold(volume, name, tag = PIN_HOLD_TAG, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      try {
-        await zfs(['hold', tag, `${dataset}@${name}`], options);
-      } catch (error) {
-        // Holding twice is what the caller wanted already.
-        if (error instanceof SnapguardError && /tag already exists/i.test(error.message)) return;
-        throw error;
-      }
-    },
-
-    async release(volume, name, tag = PIN_HOLD_TAG, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      try {
-        await zfs(['release', tag, `${dataset}@${name}`], options);
-      } catch (error) {
-        if (error instanceof SnapguardError && /no such tag/i.test(error.message)) return;
-        throw error;
-      }
-    },
-
-    async holds(volume, name, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      const target = `${dataset}@${name}`;
-      if (listHolds !== false) {
-        const result = await exec('zfs', ['holds', '-H', target], {
-          env: zfsEnv,
-          signal: options.signal,
-          okExitCodes: probeOk,
-        });
-        if (probeVerdict(result)) {
-          listHolds = true;
-          const tags = result.stdout
-            .split('\n')
-            .filter(Boolean)
-            .map((line) => line.split('\t')[1]?.trim())
-            .filter((tag): tag is string => Boolean(tag));
-          return { count: tags.length, tags };
-        }
-        listHolds = false;
-      }
-      const result = await zfs(['get', '-H', '-p', '-o', 'value', 'userrefs', target], options);
-      return { count: numberOrUndefined(result.stdout.trim()) ?? 0, tags: undefined };
-    },
-
-    async openSnapshot(volume, name, options = {}) {
-      const dataset = requireDataset(volume);
-      requireSnapshotName(name);
-      const mount = await mountInfo(volume, options);
-      if (await snapdirReachable(mount)) {
-        const path = snapshotPath(dataset, mount, true, name);
-        await stat(path).catch((error: unknown) => {
-          throw new SnapguardError(
-            'SNAPSHOT_NOT_FOUND',
-            `${path} is not readable: ${(error as Error).message}`,
-            {
-              mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
-              cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
-            },
-          );
-        });
-        return { path, via: 'snapdir', close: async () => undefined };
-      }
-      // No .zfs/snapshot (zfs-fuse, or the dataset is not mounted): a read-only clone in the same
-      // pool, mounted under a private temporary folder, destroyed on close.
-      const pool = dataset.split('/')[0] as string;
-      const clone = `${pool}/${READ_CLONE_PREFIX}${randomBytes(6).toString('hex')}`;
-      const mountDir = await mkdtemp(join(tmpdir(), 'snapguard-zfs-read-'));
-      try {
-        await zfs(
-          ['clone', '-o', 'readonly=on', '-o', `mountpoint=${mountDir}`, `${dataset}@${name}`, clone],
-          options,
-        );
-      } catch (error) {
-        await rm(mountDir, { recursive: true, force: true });
-        if (isMissingDataset(error)) {
-          throw new SnapguardError('SNAPSHOT_NOT_FOUND', `Snapshot ${dataset}@${name} does not exist.`, {
-            mcp: `Call list_snapshots with volume "${volume.id}" for the names that exist.`,
-            cli: `Run \`snapguard snapshot list ${volume.id}\` for the names that exist.`,
-          });
-        }
-        throw error;
-      }
-      let closed = false;
-      return {
-        path: mountDir,
-        via: 'clone',
-        async close() {
-          if (closed) return;
-          closed = true;
-          // The clone is ours by its generated name; -r/-R are never used here either. Its unmount
-          // can lag behind the last reader for a moment (busy): retry briefly before failing.
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await zfs(['destroy', clone]);
-              break;
-            } catch (error) {
-              if (attempt >= 10 || !(error instanceof SnapguardError && /busy/i.test(error.message)))
-                throw error;
-              await new Promise((resolve) => setTimeout(resolve, 300));
-            }
-          }
-          await rm(mountDir, { recursive: true, force: true });
-        },
-      };
-    },
+    poolUsage: (volume, options) => poolUsageOf(ctx, volume, options),
+    hold: (volume, name, tag = PIN_HOLD_TAG, options = {}) => holdSnapshot(ctx, volume, name, tag, options),
+    release: (volume, name, tag = PIN_HOLD_TAG, options = {}) =>
+      releaseSnapshot(ctx, volume, name, tag, options),
+    holds: (volume, name, options) => holdsOf(ctx, volume, name, options),
+    openSnapshot: (volume, name, options) => openSnapshotOf(ctx, volume, name, options),
   };
   return backend;
 }

@@ -7,7 +7,7 @@ import { createExclusive, writeFileAtomic } from './atomic-file.js';
 import { SnapguardError } from './errors.js';
 
 /**
- * The token half of the confirmation gate (DESIGN.md §4): an HMAC over the tool, the normalised
+ * The token half of the confirmation gate (docs/recovery.md, "The confirmation gate"): an HMAC over the tool, the normalised
  * arguments and a fingerprint of the state the plan was made from. A token is single use (spent
  * tokens are recorded in stateDir and survive restarts) and valid for 10 minutes. The secret is
  * created once in stateDir with mode 0600 and never leaves it.

@@ -59,15 +59,6 @@ export interface InterfaceHint {
   cli: string;
 }
 
-export function isInterfaceHint(value: unknown): value is InterfaceHint {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as InterfaceHint).mcp === 'string' &&
-    typeof (value as InterfaceHint).cli === 'string'
-  );
-}
-
 /** The text for one interface: a plain string is the same everywhere. */
 export function textFor(text: string | InterfaceHint, surface: Surface): string {
   return typeof text === 'string' ? text : text[surface];
@@ -134,10 +125,6 @@ export function toSnapguardError(error: unknown): SnapguardError {
     },
     { cause: error },
   );
-}
-
-export function badInput(message: string, hint: string): SnapguardError {
-  return new SnapguardError('BAD_INPUT', message, hint);
 }
 
 /** What to do about each condition of the host (the same advice snapguard doctor gives), per interface. */

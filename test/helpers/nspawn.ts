@@ -9,7 +9,7 @@ import { acquireLock, isOwnerAlive, type LockOwner } from '../../src/core/lock.j
 import { createExec, type Exec } from '../../src/system/exec.js';
 
 /**
- * Real systemd 252 in a systemd-nspawn container (TESTING.md): one debootstrapped Debian tree
+ * Real systemd 252 in a systemd-nspawn container (docs/systemd.md, "Tests: systemd 252 in systemd-nspawn"): one debootstrapped Debian tree
  * cached for all test files, an overlay per container so each one boots from a private copy in
  * well under a second, and nsenter as the way in (machinectl and systemctl -M do not work here).
  */

@@ -202,6 +202,36 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
     }
   });
 
+  it('files mode with "." restores the whole tree, as a file restore of "." does on every backend, and keeps every snapshot', async () => {
+    const before = await snapshotGuids(dataset);
+    const result = await restoreZfsPaths(
+      backend,
+      exec,
+      volume,
+      'data-pre-deploy-app-20261101-100000',
+      ['.'],
+      'data-pre-recover-20261121-145000',
+    );
+    expect(result.restored).toEqual(['.']);
+    expect(await describeTree(mountPoint, TREE)).toEqual({
+      'app.conf': 'v1 644 0:0',
+      'secret.key': 'k1 600 1234:5678',
+      data: 'dir 755 0:0',
+      'data/db.txt': 'rows v1 644 0:0',
+      current: 'link->app.conf',
+      'new-in-v3.txt': 'missing',
+    });
+    const after = await snapshotGuids(dataset);
+    for (const [name, guid] of Object.entries(before)) expect(after[name]).toBe(guid);
+    // What was replaced is in the safety snapshot.
+    const safety = await backend.openSnapshot(volume, 'data-pre-recover-20261121-145000');
+    try {
+      expect(await readFile(join(safety.path, 'new-in-v3.txt'), 'utf8')).toBe('only in v3');
+    } finally {
+      await safety.close();
+    }
+  });
+
   it('files mode refuses paths that leave the snapshot or the volume, and writes nothing', async () => {
     // A symlink inside the snapshot that points out of it.
     await symlink('/etc', join(mountPoint, 'escape'));

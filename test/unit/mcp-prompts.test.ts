@@ -8,7 +8,7 @@ import { createLogger } from '../../src/core/logger.js';
 import { INSTRUCTIONS } from '../../src/mcp/server.js';
 import { connect, type Connected } from '../helpers/mcp.js';
 
-// Every tool of the contract (DESIGN.md §4); a prompt may only name these.
+// Every tool of the contract (README.md lists them); a prompt may only name these.
 const CONTRACT_TOOLS = [
   'create_snapshot',
   'list_snapshots',

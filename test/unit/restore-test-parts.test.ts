@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDeviceStats, parseQgroupShow } from '../../src/core/health/index.js';
+import { parseDeviceStats, parseQgroupShow } from '../../src/backends/btrfs.js';
 import { renderMetrics } from '../../src/core/metrics.js';
 import { compareEntry, parseGetfattrDump, type FileReference } from '../../src/core/restore-test/files.js';
 import { ReservoirSampler, sampleTree } from '../../src/core/restore-test/sampler.js';

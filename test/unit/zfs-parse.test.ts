@@ -5,7 +5,7 @@ import {
   snapshotsFromList,
   snapshotsFromRows,
 } from '../../src/backends/zfs.js';
-import { safeRelativePath } from '../../src/backends/zfs-recover.js';
+import { normaliseRelativePath } from '../../src/shared/relative-path.js';
 import { buildConfig } from '../../src/core/config.js';
 import { isOwnedSnapshotName } from '../../src/core/naming.js';
 
@@ -103,12 +103,15 @@ describe('zfs volume configuration', () => {
 });
 
 describe('restore path validation', () => {
-  it.each(['..', '../etc', 'a/../../b', '/etc/passwd', 'a\0b', '', '.'])('refuses %j', (path) => {
-    expect(() => safeRelativePath(path)).toThrow(/not a relative path inside the volume/);
+  // The zfs backend's path restore uses core's validator: the same paths are refused.
+  it.each(['..', '../etc', 'a/../../b', '/etc/passwd', 'a\0b', ''])('refuses %j', (path) => {
+    expect(() => normaliseRelativePath(path)).toThrow(/not a relative path inside the volume/);
   });
 
-  it('normalises a harmless relative path', () => {
-    expect(safeRelativePath('dir/./sub//file')).toBe('dir/sub/file');
-    expect(safeRelativePath('dir/sub/')).toBe('dir/sub');
+  it('normalises a harmless relative path; "." is the whole tree, as in a file restore', () => {
+    expect(normaliseRelativePath('dir/./sub//file')).toBe('dir/sub/file');
+    expect(normaliseRelativePath('dir/sub/')).toBe('dir/sub');
+    expect(normaliseRelativePath('.')).toBe('.');
+    expect(normaliseRelativePath('./')).toBe('.');
   });
 });

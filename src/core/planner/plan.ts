@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../atomic-file.js';
 import { sizeString, TIERS, type Tier } from '../config.js';
 import type { Deps } from '../deps.js';
+import type { History } from '../history/schema.js';
 import { SnapguardError } from '../errors.js';
 import { formatBytes, formatDuration, tryParseDuration } from '../units.js';
 import { parseInput } from '../validate.js';
@@ -211,8 +212,60 @@ export async function planStrategy(
   }
   const windowStart = window?.startHour ?? 2;
 
+  const volumes = planVolumes(request, host, warnings);
+  if (host === 'vps' && !request.remote)
+    warnings.push(
+      'VPS without remote storage: losing the instance loses every snapshot with it; add a restic repository.',
+    );
+  const space = fitBudget(deps, request, volumes, warnings);
+  const { jobs, verbs } = planJobs(request, host, volumes, windowStart, options, warnings);
+  const units = renderUnits(jobs, host, request.configFile);
+  let unitsVerified: PlanStrategyResult['unitsVerified'];
+  if (request.verifyUnits && units.length > 0) unitsVerified = await verifyUnits(deps, units, options.signal);
+
+  const remoteTarget =
+    request.remoteTarget ??
+    (host === 'vps'
+      ? 'sftp:backup-host:/srv/restic/' + (request.host ?? deps.config.host)
+      : '/mnt/backup/.snapshots');
+  const config = configFragment(deps, request, host, volumes, remoteTarget, windowStart, space);
+  const runbooks = planRunbooks(deps, request, host, verbs, volumes, remoteTarget, lastDrills(history));
+
+  return {
+    hostType: host,
+    volumes,
+    space: {
+      estimatedBytes: space.estimated,
+      budgetBytes: space.budget,
+      fits: space.fits,
+      model:
+        'per volume: size x daily change rate x days reached by the oldest kept snapshot, at most one full copy per kept snapshot (an upper bound: rewrites of the same blocks count once per day)',
+      fitFactor: space.factor,
+      unscaledEstimateBytes: space.unscaled,
+    },
+    schedule: jobs.map((job) => ({
+      job: job.job,
+      onCalendar: job.onCalendar,
+      command: job.command,
+      acPowerOnly: host === 'laptop' && job.heavy,
+    })),
+    ...(window ? { lowTrafficWindow: window } : {}),
+    config,
+    units,
+    ...(unitsVerified ? { unitsVerified } : {}),
+    runbooks,
+    warnings,
+    written: [],
+  };
+}
+
+type PlanRequest = z.output<typeof PlanStrategyInput>;
+type PlannedVolumes = PlanStrategyResult['volumes'];
+
+/** Each volume's tier, targets, frequency, retention, methods and snapshot space; warnings for what a tier alone cannot cover. */
+function planVolumes(request: PlanRequest, host: HostType, warnings: string[]): PlannedVolumes {
   const taken = new Set<string>();
-  const volumes: PlanStrategyResult['volumes'] = request.volumes.map((volume) => {
+  return request.volumes.map((volume) => {
     let id = volume.id ?? idFromPath(volume.path);
     for (let n = 2; taken.has(id); n++) id = `${volume.id ?? idFromPath(volume.path)}-${n}`;
     taken.add(id);
@@ -253,12 +306,15 @@ export async function planStrategy(
       estimatedBytes: estimateSnapshotBytes(volume.size, changeRate, policy.local?.preserve),
     };
   });
-  if (host === 'vps' && !request.remote)
-    warnings.push(
-      'VPS without remote storage: losing the instance loses every snapshot with it; add a restic repository.',
-    );
+}
 
-  // Space: the local snapshots against the budget; scale the local retention down until it fits.
+/** The local snapshots against the space budget: the local retention is scaled down until it fits. */
+function fitBudget(
+  deps: Deps,
+  request: PlanRequest,
+  volumes: PlannedVolumes,
+  warnings: string[],
+): { budget: number; factor: number; estimated: number; fits: boolean; unscaled: number } {
   const budget =
     request.snapshotBudget ??
     Math.min(request.disk.size * deps.config.health.maxSnapshotShare, request.disk.free * 0.8);
@@ -302,7 +358,18 @@ export async function planStrategy(
     );
   }
 
-  // Schedule, units, config fragment.
+  return { budget, factor, estimated, fits, unscaled };
+}
+
+/** The timer jobs (snapshots, prune, backup, restore test) laid out around the low-traffic window. */
+function planJobs(
+  request: PlanRequest,
+  host: HostType,
+  volumes: PlannedVolumes,
+  windowStart: number,
+  options: PlanOptions,
+  warnings: string[],
+): { jobs: ReturnType<typeof layoutJobs>; verbs: Set<string> } {
   const active = volumes.filter((v) => v.frequency !== 'none');
   const jobs = layoutJobs(
     {
@@ -328,16 +395,19 @@ export async function planStrategy(
       `The planned jobs overlap: ${overlaps.map((pair) => pair.join(' / ')).join(', ')}.`,
       'This is a bug in the planner; report it.',
     );
-  const units = renderUnits(jobs, host, request.configFile);
-  let unitsVerified: PlanStrategyResult['unitsVerified'];
-  if (request.verifyUnits && units.length > 0) unitsVerified = await verifyUnits(deps, units, options.signal);
+  return { jobs, verbs };
+}
 
-  const poolMount = request.poolMount ?? dirname(request.volumes[0]?.path ?? '/mnt/pool');
-  const remoteTarget =
-    request.remoteTarget ??
-    (host === 'vps'
-      ? 'sftp:backup-host:/srv/restic/' + (request.host ?? deps.config.host)
-      : '/mnt/backup/.snapshots');
+/** The snapguard.yaml fragment for the planned volumes, with the space estimate as a comment. */
+function configFragment(
+  deps: Deps,
+  request: PlanRequest,
+  host: HostType,
+  volumes: PlannedVolumes,
+  remoteTarget: string,
+  windowStart: number,
+  space: { estimated: number; budget: number },
+): string {
   const configVolumes: Record<string, unknown> = {};
   for (const v of volumes) {
     if (v.tier === 'temporary') continue;
@@ -366,27 +436,31 @@ export async function planStrategy(
       ...(external.length ? { external } : {}),
     };
   }
-  const config = [
+  return [
     `# snapguard.yaml fragment for ${request.host ?? deps.config.host} (${host}), made by snapguard plan.`,
-    `# Snapshot space estimate ${formatBytes(estimated)} of a ${formatBytes(budget)} budget (daily change rates: ${volumes.map((v) => `${v.id} ${(v.changeRate * 100).toFixed(1)}%`).join(', ')}).`,
+    `# Snapshot space estimate ${formatBytes(space.estimated)} of a ${formatBytes(space.budget)} budget (daily change rates: ${volumes.map((v) => `${v.id} ${(v.changeRate * 100).toFixed(1)}%`).join(', ')}).`,
     toYaml({
       retention: { preserveHourOfDay: windowStart, preserveDayOfWeek: 'sunday' },
       volumes: configVolumes,
     }),
   ].join('\n');
+}
 
-  const drills = new Map<string, { timestamp: string; durationSeconds: number }>();
-  for (const test of history.restore_tests) {
-    if (test.outcome !== 'pass') continue;
-    const previous = drills.get(test.subvolume);
-    if (!previous || previous.timestamp < test.timestamp)
-      drills.set(test.subvolume, { timestamp: test.timestamp, durationSeconds: test.duration_seconds });
-  }
-  const runbooks = generateRunbooks({
+/** DR-001..DR-004 for the planned volumes: paths, remote copies and the last measured drill of each. */
+function planRunbooks(
+  deps: Deps,
+  request: PlanRequest,
+  host: HostType,
+  verbs: Set<string>,
+  volumes: PlannedVolumes,
+  remoteTarget: string,
+  drills: Map<string, { timestamp: string; durationSeconds: number }>,
+): ReturnType<typeof generateRunbooks> {
+  return generateRunbooks({
     host: request.host ?? deps.config.host,
     hostType: host,
     verbs,
-    poolMount,
+    poolMount: request.poolMount ?? dirname(request.volumes[0]?.path ?? '/mnt/pool'),
     configFile: request.configFile,
     volumes: volumes.map((v) => ({
       id: v.id,
@@ -402,33 +476,18 @@ export async function planStrategy(
       drill: drills.get(v.id),
     })),
   });
+}
 
-  return {
-    hostType: host,
-    volumes,
-    space: {
-      estimatedBytes: estimated,
-      budgetBytes: budget,
-      fits,
-      model:
-        'per volume: size x daily change rate x days reached by the oldest kept snapshot, at most one full copy per kept snapshot (an upper bound: rewrites of the same blocks count once per day)',
-      fitFactor: factor,
-      unscaledEstimateBytes: unscaled,
-    },
-    schedule: jobs.map((job) => ({
-      job: job.job,
-      onCalendar: job.onCalendar,
-      command: job.command,
-      acPowerOnly: host === 'laptop' && job.heavy,
-    })),
-    ...(window ? { lowTrafficWindow: window } : {}),
-    config,
-    units,
-    ...(unitsVerified ? { unitsVerified } : {}),
-    runbooks,
-    warnings,
-    written: [],
-  };
+/** The newest passing restore test of each volume: the runbooks quote its duration. */
+function lastDrills(history: History): Map<string, { timestamp: string; durationSeconds: number }> {
+  const drills = new Map<string, { timestamp: string; durationSeconds: number }>();
+  for (const test of history.restore_tests) {
+    if (test.outcome !== 'pass') continue;
+    const previous = drills.get(test.subvolume);
+    if (!previous || previous.timestamp < test.timestamp)
+      drills.set(test.subvolume, { timestamp: test.timestamp, durationSeconds: test.duration_seconds });
+  }
+  return drills;
 }
 
 function definedOnly<T extends object>(value: T): Partial<T> {

@@ -85,8 +85,18 @@ function databaseSteps(v: RunbookVolume): string[] {
   return [];
 }
 
-/** DR-001..DR-004 for this host, naming its volumes, paths and commands. */
-export function generateRunbooks(context: RunbookContext): Runbook[] {
+/** What every runbook of a host uses: its kept volumes, the config option, the verbs, the pool device, the header and the checks after. */
+interface RunbookParts {
+  context: RunbookContext;
+  kept: RunbookVolume[];
+  config: string;
+  has(verb: string): boolean;
+  device: string;
+  header(id: string, title: string): string[];
+  verifyAfter: string[];
+}
+
+function runbookParts(context: RunbookContext): RunbookParts {
   const { volumes, verbs, poolMount } = context;
   const kept = volumes.filter((v) => v.tier !== 'temporary');
   const config = `--config ${context.configFile}`;
@@ -110,7 +120,14 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
     '',
   ];
 
-  const dr001: string[] = [
+  return { context, kept, config, has, device, header, verifyAfter };
+}
+
+/** DR-001: the disk holding the pool is dead; restore from the remote copies. */
+function diskFailure(parts: RunbookParts): string[] {
+  const { context, kept, device, header, verifyAfter } = parts;
+  const { poolMount } = context;
+  return [
     ...header('DR-001', 'System disk failure'),
     'The disk holding the pool is dead or failing. Goal: a new disk with the volumes restored from the backup target.',
     '',
@@ -140,8 +157,13 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
       : []),
     ...verifyAfter,
   ];
+}
 
-  const dr002: string[] = [
+/** DR-002: the pool is corrupt; save what is readable, then rebuild. */
+function poolCorruption(parts: RunbookParts): string[] {
+  const { context, kept, device, header, verifyAfter } = parts;
+  const { poolMount } = context;
+  return [
     ...header('DR-002', 'Pool corruption'),
     'btrfs reports checksum errors, the pool mounts read-only, or it does not mount. Goal: save what is readable, then rebuild.',
     '',
@@ -169,7 +191,11 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
     '',
     ...verifyAfter,
   ];
+}
 
+/** DR-003: a file, folder or volume was deleted or broken; restore from a local snapshot. */
+function accidentalDeletion(parts: RunbookParts): string[] {
+  const { kept, config, has, header, verifyAfter } = parts;
   const recoverLines = (v: RunbookVolume): string[] =>
     has('recover')
       ? [
@@ -177,7 +203,7 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
           `snapguard recover ${v.id} SNAPSHOT ${config}                          # whole volume, keeps a pre-recover safety snapshot`,
         ]
       : [`cp -a --reflink=auto ${v.snapshotDir}/SNAPSHOT/RELATIVE/PATH ${v.path}/RELATIVE/PATH`];
-  const dr003: string[] = [
+  return [
     ...header('DR-003', 'Accidental deletion or a bad change'),
     'A file, folder or whole volume was deleted or broken by a change. Goal: bring back the last good version from a local snapshot.',
     '',
@@ -211,8 +237,13 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
       : []),
     ...verifyAfter,
   ];
+}
 
-  const dr004: string[] = [
+/** DR-004: the host is gone; a new host from the remote copies. */
+function totalLoss(parts: RunbookParts): string[] {
+  const { context, kept, device, header, verifyAfter } = parts;
+  const { poolMount } = context;
+  return [
     ...header('DR-004', 'Total loss of the host'),
     'The machine and its disks are gone (theft, fire, a deleted VPS). Goal: a new host with the data from the remote copies.',
     '',
@@ -248,11 +279,16 @@ export function generateRunbooks(context: RunbookContext): Runbook[] {
     '',
     ...verifyAfter,
   ];
+}
+
+/** DR-001..DR-004 for this host, naming its volumes, paths and commands. */
+export function generateRunbooks(context: RunbookContext): Runbook[] {
+  const parts = runbookParts(context);
   return [
-    { id: 'DR-001', title: 'System disk failure', markdown: dr001.join('\n') },
-    { id: 'DR-002', title: 'Pool corruption', markdown: dr002.join('\n') },
-    { id: 'DR-003', title: 'Accidental deletion', markdown: dr003.join('\n') },
-    { id: 'DR-004', title: 'Total loss', markdown: dr004.join('\n') },
+    { id: 'DR-001', title: 'System disk failure', markdown: diskFailure(parts).join('\n') },
+    { id: 'DR-002', title: 'Pool corruption', markdown: poolCorruption(parts).join('\n') },
+    { id: 'DR-003', title: 'Accidental deletion', markdown: accidentalDeletion(parts).join('\n') },
+    { id: 'DR-004', title: 'Total loss', markdown: totalLoss(parts).join('\n') },
   ];
 }
 

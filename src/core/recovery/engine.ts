@@ -19,6 +19,7 @@ import {
   type ServiceDriver,
   type ServiceDriverFactory,
 } from './services.js';
+import { recoveryKind, swapOrder, swapStepsOf } from './steps.js';
 import { snapshotThere, zfsCopy, zfsPutBack } from './zfs.js';
 
 // The steps of a recovery and the journal-driven runner shared by `recover` and the crash
@@ -366,25 +367,9 @@ export async function runJournal(
   const drivers = new Map<string, ServiceDriver | undefined>();
   for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
   const signal = context.signal;
-  const swapSteps: readonly RecoveryStep[] =
-    journal.mode === 'rollback'
-      ? [
-          'stop-services',
-          'move-aside',
-          'restore',
-          'carry-nested',
-          'protect-safety',
-          'safety-snapshot',
-          'copy',
-        ]
-      : ['stop-services', 'safety-snapshot', 'copy'];
-  // zfs datasets are never swapped: a safety snapshot, then their files are replaced (docs/zfs.md).
-  const stepsOf = (item: JournalItem): readonly RecoveryStep[] =>
-    recoversInPlace(backendOfItem(deps, item))
-      ? ['stop-services', 'safety-snapshot', 'copy']
-      : journal.mode === 'rollback'
-        ? ['stop-services', 'move-aside', 'restore', 'carry-nested', 'protect-safety']
-        : ['stop-services', 'safety-snapshot', 'copy'];
+  // Which steps each volume takes, and in what order, comes from the step table the plan is told from.
+  const swapSteps = swapOrder(journal.mode);
+  const stepsOf = (item: JournalItem) => swapStepsOf(recoveryKind(backendOfItem(deps, item), journal.mode));
   try {
     for (const name of swapSteps) {
       for (const item of journal.items) {

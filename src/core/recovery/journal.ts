@@ -28,7 +28,6 @@ export const FILES_STEPS = [
   'record',
 ] as const;
 export type RecoveryStep = (typeof ROLLBACK_STEPS)[number] | (typeof FILES_STEPS)[number];
-export const ALL_STEPS: readonly RecoveryStep[] = [...new Set([...ROLLBACK_STEPS, ...FILES_STEPS])];
 
 export interface JournalItem {
   volume: string;
@@ -122,20 +121,6 @@ export async function readJournals(
     }
   }
   return found;
-}
-
-/** Snapshot names (per volume) an unfinished recovery still needs: they must not be pruned. */
-export async function snapshotsInUseByRecoveries(stateDir: string): Promise<Map<string, Set<string>>> {
-  const inUse = new Map<string, Set<string>>();
-  for (const { journal } of await readJournals(stateDir)) {
-    for (const item of journal?.items ?? []) {
-      const set = inUse.get(item.volume) ?? new Set<string>();
-      set.add(item.target);
-      set.add(item.safety);
-      inUse.set(item.volume, set);
-    }
-  }
-  return inUse;
 }
 
 export const FAULT_ENV = 'SNAPGUARD_TEST_FAULT';

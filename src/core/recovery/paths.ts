@@ -1,5 +1,6 @@
 import { lstat, readlink, readdir, realpath } from 'node:fs/promises';
-import { dirname, posix, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { normaliseRelativePath, refusePath } from '../../shared/relative-path.js';
 import { SnapguardError } from '../errors.js';
 
 /**
@@ -7,29 +8,12 @@ import { SnapguardError } from '../errors.js';
  * forms, and what it names (symlinks resolved) stays inside the snapshot and inside the volume.
  */
 
-function refuse(path: string, why: string): SnapguardError {
-  return new SnapguardError(
-    'BAD_INPUT',
-    `paths: "${path.replace(/\0/g, '\\0').slice(0, 200)}" is refused: ${why}. Nothing was changed.`,
-    'Give paths relative to the volume root, e.g. "immich/docker-compose.yml" or "jellyfin/config", without "..", and not through symlinks that leave the volume.',
-  );
-}
+const refuse = refusePath;
 
 const inside = (child: string, root: string) => child === root || child.startsWith(`${root}/`);
 
-/** Lexical checks: returns the normalised relative path ("." for the whole tree). */
-export function normaliseRelativePath(raw: unknown): string {
-  if (typeof raw !== 'string' || raw.length === 0) throw refuse(String(raw), 'it is empty');
-  if (raw.length > 4096) throw refuse(raw, 'it is longer than 4096 characters');
-  if (raw.includes('\0')) throw refuse(raw, 'it contains a NUL byte');
-  if (raw.startsWith('/') || raw.startsWith('~') || /^[A-Za-z]:[\\/]/.test(raw))
-    throw refuse(raw, 'it is absolute; paths are relative to the volume root');
-  if (raw.split('/').includes('..')) throw refuse(raw, 'it contains ".."');
-  const normal = posix.normalize(raw).replace(/\/+$/, '') || '.';
-  if (normal.startsWith('../') || normal === '..' || posix.isAbsolute(normal))
-    throw refuse(raw, 'it leaves the volume');
-  return normal;
-}
+/** Lexical checks (shared with the zfs backend): the normalised relative path, "." for the whole tree. */
+export { normaliseRelativePath };
 
 async function exists(path: string): Promise<boolean> {
   try {

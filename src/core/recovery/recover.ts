@@ -28,6 +28,7 @@ import { backendChangeSummary, walkChangeSummary } from './summary.js';
 import { hasNestedTrees, recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import { recoverBeside } from './beside.js';
+import { describeSteps } from './steps.js';
 import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
 
 export type { RecoverContext } from './engine.js';
@@ -349,61 +350,6 @@ async function takePlannedNames(deps: Deps, token: string): Promise<Record<strin
   }
 }
 
-function describeSteps(mode: 'rollback' | 'files', items: RecoveryPlan['volumes']): string[] {
-  const steps: string[] = [];
-  for (const item of items) {
-    const units = item.services.units;
-    const scope = item.services.scope === 'user' ? ' (user scope)' : '';
-    if (item.backend === 'zfs') {
-      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
-      steps.push(
-        `${item.volume}: zfs snapshot of the current state as ${item.safetyBackup} (kept; recover it to undo)`,
-      );
-      steps.push(
-        mode === 'rollback'
-          ? `${item.volume}: replace every file under ${item.volumePath} with the files of ${item.snapshot} (cp -a; no zfs rollback, nothing destroyed)`
-          : `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (cp -a): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
-      );
-      if (mode === 'files' && item.removeOnly?.length)
-        steps.push(
-          `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
-        );
-      if (item.newerSnapshotsEffect) steps.push(`${item.volume}: ${item.newerSnapshotsEffect}`);
-    } else if (mode === 'files') {
-      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
-      steps.push(
-        `${item.volume}: snapshot the current state read-only as ${item.safetyBackup} (kept; recover it to undo)`,
-      );
-      steps.push(
-        `${item.volume}: copy ${item.paths?.length ?? 0} path(s) from ${item.snapshot} over the live ones (owners, modes, times, xattrs, symlinks kept): ${(item.paths ?? []).slice(0, 10).join(', ')}${(item.paths?.length ?? 0) > 10 ? ', ...' : ''}`,
-      );
-      if (item.removeOnly?.length)
-        steps.push(
-          `${item.volume}: remove ${item.removeOnly.length} top-level entr(ies) absent from the snapshot: ${item.removeOnly.join(', ')}`,
-        );
-      if (item.nestedSubvolumes?.length)
-        steps.push(
-          `${item.volume}: keep the nested subvolume(s) ${item.nestedSubvolumes.join(', ')} where they are, with their current files (snapshots of the volume do not contain them)`,
-        );
-    } else {
-      if (units.length) steps.push(`${item.volume}: stop ${units.join(', ')}${scope}`);
-      steps.push(
-        `${item.volume}: move ${item.volumePath} aside as ${item.safetyBackup} (kept read-only; recover it to undo)`,
-      );
-      steps.push(`${item.volume}: create a writable snapshot of ${item.snapshot} at ${item.volumePath}`);
-      if (item.nestedSubvolumes?.length)
-        steps.push(
-          `${item.volume}: move the nested subvolume(s) ${item.nestedSubvolumes.join(', ')} from the old tree into the new one at the same place, with their current files (snapshots of the volume do not contain them, so they are not rolled back)`,
-        );
-    }
-    if (units.length)
-      steps.push(`${item.volume}: start ${units.join(', ')} and check they are active after the settle time`);
-    for (const check of item.validate) steps.push(`${item.volume}: validate with \`${check}\``);
-  }
-  steps.push('record the recovery in backup-history.json');
-  return steps;
-}
-
 function summaryText(plan: RecoveryPlan): string {
   const lines = [
     `${plan.mode === 'rollback' ? 'Roll back' : 'Restore files of'} ${plan.volumes.map((v) => `${v.volume} to ${v.snapshot}`).join(', ')}${plan.reason ? ` (reason: ${plan.reason})` : ''}.`,
@@ -511,7 +457,7 @@ export async function planRecovery(
     ...(request.operationId ? { operationId: request.operationId } : {}),
     ...(request.reason ? { reason: request.reason } : {}),
     volumes,
-    steps: describeSteps(request.mode, volumes),
+    steps: describeSteps(deps, request.mode, volumes),
     warnings,
   };
   return {

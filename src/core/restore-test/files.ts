@@ -282,7 +282,3 @@ export function errorCode(error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code;
   return code ? `${code}: ${(error as Error).message}` : (error as Error).message;
 }
-
-export function isReadError(error: unknown): boolean {
-  return ['EIO', 'EUCLEAN', 'ENODATA', 'EBADMSG'].includes((error as NodeJS.ErrnoException).code ?? '');
-}

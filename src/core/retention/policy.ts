@@ -34,12 +34,6 @@ export interface RetentionPolicy {
   dayOfWeek: DayOfWeek;
 }
 
-const PERIOD_WORD: Record<Period, string> = { h: 'hour', d: 'day', w: 'week', m: 'month', y: 'year' };
-
-export function periodWord(period: Period, count = 1): string {
-  return `${PERIOD_WORD[period]}${count === 1 ? '' : 's'}`;
-}
-
 function invalid(what: string, text: string, hint: string): SnapguardError {
   return new SnapguardError('BAD_INPUT', `Invalid ${what} "${text}".`, hint);
 }

@@ -246,6 +246,35 @@ export interface TargetDecisionInput {
   keepRecoverySafetySeconds: number;
 }
 
+/** The never-delete rules that hold for one owned snapshot, with the reason of each. */
+function protectionsOf(
+  name: string,
+  parsed: NonNullable<ReturnType<typeof parseSnapshotName>>,
+  rules: {
+    newest: string | undefined;
+    pin: Pin | undefined;
+    unfinished: ReadonlySet<string>;
+    commonParents: ReadonlySet<string>;
+    keepSafety: number;
+    now: Date;
+  },
+): { protectedBy: Protection[]; details: string[] } {
+  const protectedBy: Protection[] = [];
+  const details: string[] = [];
+  const add = (protection: Protection, detail?: string) => {
+    protectedBy.push(protection);
+    details.push(protectionReason(protection, detail));
+  };
+  if (rules.newest === name) add('newest');
+  if (rules.pin) add('pinned', rules.pin.reason ?? undefined);
+  const ageSeconds = (rules.now.getTime() - parsed.createdAt.getTime()) / 1000;
+  if (parsed.type === 'pre-recover' && ageSeconds < rules.keepSafety)
+    add('recovery-safety', `${formatDuration(ageSeconds)} old, kept for ${formatDuration(rules.keepSafety)}`);
+  if (rules.unfinished.has(name)) add('unfinished-recovery');
+  if (rules.commonParents.has(name)) add('common-parent');
+  return { protectedBy, details };
+}
+
 /**
  * The verdicts for one folder of snapshots, pure: the policy decides first, then the never-delete
  * rules overrule any delete. Only owned snapshots can ever get `delete`.
@@ -266,7 +295,6 @@ export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
   const unfinished = new Set(input.unfinishedRecovery);
   const commonParents = new Set(input.commonParents);
   const pinByName = new Map(input.pins.filter((p) => p.volume === volumeId).map((p) => [p.snapshot, p]));
-  const keepSafety = input.keepRecoverySafetySeconds;
   const policyVerdicts = new Map(
     schedule(
       owned.map(({ snapshot, parsed }) => ({
@@ -299,35 +327,14 @@ export function decideTarget(input: TargetDecisionInput): PruneVerdict[] {
       });
       continue;
     }
-    const protectedBy: Protection[] = [];
-    const details: string[] = [];
-    if (newest?.snapshot.name === snapshot.name) {
-      protectedBy.push('newest');
-      details.push(protectionReason('newest', undefined));
-    }
-    const pin = pinByName.get(snapshot.name);
-    if (pin) {
-      protectedBy.push('pinned');
-      details.push(protectionReason('pinned', pin.reason ?? undefined));
-    }
-    const ageSeconds = (now.getTime() - parsed.createdAt.getTime()) / 1000;
-    if (parsed.type === 'pre-recover' && ageSeconds < keepSafety) {
-      protectedBy.push('recovery-safety');
-      details.push(
-        protectionReason(
-          'recovery-safety',
-          `${formatDuration(ageSeconds)} old, kept for ${formatDuration(keepSafety)}`,
-        ),
-      );
-    }
-    if (unfinished.has(snapshot.name)) {
-      protectedBy.push('unfinished-recovery');
-      details.push(protectionReason('unfinished-recovery', undefined));
-    }
-    if (commonParents.has(snapshot.name)) {
-      protectedBy.push('common-parent');
-      details.push(protectionReason('common-parent', undefined));
-    }
+    const { protectedBy, details } = protectionsOf(snapshot.name, parsed, {
+      newest: newest?.snapshot.name,
+      pin: pinByName.get(snapshot.name),
+      unfinished,
+      commonParents,
+      keepSafety: input.keepRecoverySafetySeconds,
+      now,
+    });
     const policy = policyVerdicts.get(snapshot.name);
     const policyKeeps = policy?.keep ?? true;
     const keep = policyKeeps || protectedBy.length > 0;
@@ -358,41 +365,7 @@ export async function planPrune(
   const warnings: string[] = [];
   // Targets for both locations are listed even when one is pruned: the common parent needs both.
   const all = await collectTargets(deps, volumes, 'all', signal);
-  const ownedNames = (t: Target) =>
-    new Set(t.raws.filter((raw) => parseSnapshotName(t.volume.id, raw.name)).map((raw) => raw.name));
-  const newestOf = (names: Set<string>, volumeId: string): string | undefined =>
-    [...names]
-      .map((name) => ({ name, parsed: parseSnapshotName(volumeId, name) }))
-      .sort(
-        (a, b) =>
-          (b.parsed?.createdAt.getTime() ?? 0) - (a.parsed?.createdAt.getTime() ?? 0) ||
-          (b.parsed?.sequence ?? 0) - (a.parsed?.sequence ?? 0),
-      )[0]?.name;
-  // The incremental parent of each external copy: the newest owned name present on both sides.
-  // When the copy cannot be listed now, the one remembered from the last prune stands in.
-  const parents: Record<string, string> = {};
-  const seen: Record<string, string> = {};
-  for (const external of all.filter((t) => t.location === 'external')) {
-    const key = parentKey(external.volume.id, external.view.snapshotDir);
-    const local = all.find((t) => t.volume.id === external.volume.id && t.location === 'local');
-    if (external.unavailable) {
-      warnings.push(
-        `External copy ${external.view.snapshotDir} of ${external.volume.id} is not available (${external.unavailable}); it is not pruned${remembered[key] ? `, and its last known incremental parent ${remembered[key]} is kept` : ''}.`,
-      );
-      if (remembered[key]) parents[key] = remembered[key];
-      continue;
-    }
-    if (!local) continue;
-    const theirs = ownedNames(external);
-    const common = newestOf(
-      new Set([...ownedNames(local)].filter((name) => theirs.has(name))),
-      external.volume.id,
-    );
-    if (common) {
-      parents[key] = common;
-      seen[key] = common;
-    }
-  }
+  const { parents, seen } = incrementalParents(all, remembered, warnings);
   const planned: PrunePlan['targets'] = [];
   for (const target of all) {
     if (location !== 'all' && target.location !== location) continue;
@@ -429,12 +402,62 @@ export async function planPrune(
     });
     planned.push({ target, verdicts });
   }
+  return { targets: planned, fingerprint: planFingerprint(planned), warnings, commonParents: seen };
+}
+
+/**
+ * The incremental parent of each external copy: the newest owned name present on both sides.
+ * When the copy cannot be listed now, the one remembered from the last prune stands in.
+ */
+function incrementalParents(
+  all: Target[],
+  remembered: Record<string, string>,
+  warnings: string[],
+): { parents: Record<string, string>; seen: Record<string, string> } {
+  const ownedNames = (t: Target) =>
+    new Set(t.raws.filter((raw) => parseSnapshotName(t.volume.id, raw.name)).map((raw) => raw.name));
+  const newestOf = (names: Set<string>, volumeId: string): string | undefined =>
+    [...names]
+      .map((name) => ({ name, parsed: parseSnapshotName(volumeId, name) }))
+      .sort(
+        (a, b) =>
+          (b.parsed?.createdAt.getTime() ?? 0) - (a.parsed?.createdAt.getTime() ?? 0) ||
+          (b.parsed?.sequence ?? 0) - (a.parsed?.sequence ?? 0),
+      )[0]?.name;
+  const parents: Record<string, string> = {};
+  const seen: Record<string, string> = {};
+  for (const external of all.filter((t) => t.location === 'external')) {
+    const key = parentKey(external.volume.id, external.view.snapshotDir);
+    const local = all.find((t) => t.volume.id === external.volume.id && t.location === 'local');
+    if (external.unavailable) {
+      warnings.push(
+        `External copy ${external.view.snapshotDir} of ${external.volume.id} is not available (${external.unavailable}); it is not pruned${remembered[key] ? `, and its last known incremental parent ${remembered[key]} is kept` : ''}.`,
+      );
+      if (remembered[key]) parents[key] = remembered[key];
+      continue;
+    }
+    if (!local) continue;
+    const theirs = ownedNames(external);
+    const common = newestOf(
+      new Set([...ownedNames(local)].filter((name) => theirs.has(name))),
+      external.volume.id,
+    );
+    if (common) {
+      parents[key] = common;
+      seen[key] = common;
+    }
+  }
+  return { parents, seen };
+}
+
+/** Changes when any verdict of any target changes: the confirmed plan must be the one carried out. */
+function planFingerprint(planned: PrunePlan['targets']): string {
   const hash = createHash('sha256');
   for (const { target, verdicts } of planned) {
     hash.update(`${target.volume.id}\0${target.location}\0${target.view.snapshotDir}\0`);
     for (const verdict of verdicts) hash.update(`${verdict.name}\0${verdict.action}\0`);
   }
-  return { targets: planned, fingerprint: hash.digest('hex'), warnings, commonParents: seen };
+  return hash.digest('hex');
 }
 
 function summarizeTargets(plan: PrunePlan): PruneSnapshotsResult['targets'] {
@@ -543,99 +566,117 @@ export async function pruneSnapshots(
       call.onProgress?.({ progress: handled, total: toDelete.length, message: where });
     };
     for (const { target, verdicts } of plan.targets) {
-      const targetStarted = performance.now();
-      const doomed = verdicts.filter((v) => v.action === 'delete');
-      for (const verdict of doomed) {
-        // Belt and braces: the plan only marks owned, unprotected snapshots, checked again here.
-        if (!verdict.owned || verdict.protectedBy.length > 0) {
-          throw new SnapguardError(
-            'INTERNAL',
-            `Refusing to delete ${verdict.name}: it is ${verdict.owned ? 'protected' : 'foreign'}.`,
-            'This is a bug in the prune plan; report it.',
-          );
-        }
-      }
-      const fail = (verdict: PruneVerdict, error: unknown) => {
-        const failure = toSnapguardError(error);
-        if (failure.code === 'CANCELLED') throw failure;
-        verdict.result = 'failed';
-        verdict.error = failure.message;
-        deps.logger.warn(
-          { volume: verdict.volume, snapshot: verdict.name, error: failure.message },
-          'could not delete a snapshot; continuing with the others',
-        );
-      };
-      if (target.backend.deleteMany && doomed.length > 0) {
-        // In batches of the backend's own size, so that a prune of thousands reports its progress.
-        for (let start = 0; start < doomed.length; start += DELETE_BATCH) {
-          const batch = doomed.slice(start, start + DELETE_BATCH);
-          call.signal?.throwIfAborted();
-          let outcomes: { name: string; error?: unknown }[] = [];
-          try {
-            outcomes = await target.backend.deleteMany(
-              target.view,
-              batch.map((v) => v.name),
-              { signal: call.signal },
-            );
-          } catch (error) {
-            for (const verdict of batch) fail(verdict, error);
-          }
-          pruneFault();
-          const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
-          for (const verdict of batch) {
-            const outcome = byName.get(verdict.name);
-            if (!outcome) continue;
-            if (outcome.error === undefined) verdict.result = 'deleted';
-            else fail(verdict, outcome.error);
-          }
-          progressed(batch.length, `${target.volume.id} ${target.location}`);
-        }
-      } else {
-        for (const verdict of doomed) {
-          call.signal?.throwIfAborted();
-          try {
-            await target.backend.delete(target.view, verdict.name, { signal: call.signal });
-            verdict.result = 'deleted';
-            pruneFault();
-          } catch (error) {
-            fail(verdict, error);
-          }
-          progressed(1, `${target.volume.id} ${target.location}: ${verdict.name}`);
-        }
-      }
-      const deleted = verdicts.filter((v) => v.result === 'deleted');
-      const failed = verdicts.filter((v) => v.result === 'failed');
-      if (deleted.length + failed.length === 0) continue;
-      entries.push({
-        id: `prune-${randomBytes(6).toString('hex')}`,
-        timestamp: deps.clock().toISOString(),
-        host: deps.config.host,
-        subvolume: target.volume.id,
-        location: target.location,
-        location_path: target.view.snapshotDir,
-        policy: formatPolicy(target.policy),
-        deleted: deleted.map((v) => ({ snapshot_name: v.name, reason: v.reason })),
-        failed: failed.map((v) => ({ snapshot_name: v.name, error: v.error ?? '' })),
-        kept: verdicts.filter((v) => v.action === 'keep').length,
-        duration_seconds: (performance.now() - targetStarted) / 1000,
-      });
+      const entry = await deleteTarget(deps, target, verdicts, call.signal, progressed);
+      if (entry) entries.push(entry);
     }
-    if (entries.length > 0) {
-      const deletedAt = deps.clock().toISOString();
-      await deps.history.update((history) => {
-        (history.prunes ??= []).push(...entries);
-        const gone = new Set(
-          entries
-            .filter((entry) => entry.location === 'local')
-            .flatMap((entry) => entry.deleted.map((d) => `${entry.subvolume}/${d.snapshot_name}`)),
-        );
-        for (const snapshot of history.snapshots)
-          if (gone.has(`${snapshot.subvolume}/${snapshot.snapshot_name}`)) snapshot.deleted_at = deletedAt;
-      });
-    }
+    if (entries.length > 0) await recordPrunes(deps, entries);
     const anyFailed = toDelete.some((v) => v.result === 'failed');
     return planResult(plan, anyFailed ? 'partial' : 'pruned', false, started);
   } finally {
     await release();
   }
+}
+
+/**
+ * Deletes what the plan marks in one target; a deletion that fails is recorded on its verdict and
+ * the rest continue. Returns the history entry of the target, or nothing when nothing was tried.
+ */
+async function deleteTarget(
+  deps: Deps,
+  target: Target,
+  verdicts: PruneVerdict[],
+  signal: AbortSignal | undefined,
+  progressed: (count: number, where: string) => void,
+): Promise<PruneEntry | undefined> {
+  const targetStarted = performance.now();
+  const doomed = verdicts.filter((v) => v.action === 'delete');
+  for (const verdict of doomed) {
+    // Belt and braces: the plan only marks owned, unprotected snapshots, checked again here.
+    if (!verdict.owned || verdict.protectedBy.length > 0) {
+      throw new SnapguardError(
+        'INTERNAL',
+        `Refusing to delete ${verdict.name}: it is ${verdict.owned ? 'protected' : 'foreign'}.`,
+        'This is a bug in the prune plan; report it.',
+      );
+    }
+  }
+  const fail = (verdict: PruneVerdict, error: unknown) => {
+    const failure = toSnapguardError(error);
+    if (failure.code === 'CANCELLED') throw failure;
+    verdict.result = 'failed';
+    verdict.error = failure.message;
+    deps.logger.warn(
+      { volume: verdict.volume, snapshot: verdict.name, error: failure.message },
+      'could not delete a snapshot; continuing with the others',
+    );
+  };
+  if (target.backend.deleteMany && doomed.length > 0) {
+    // In batches of the backend's own size, so that a prune of thousands reports its progress.
+    for (let start = 0; start < doomed.length; start += DELETE_BATCH) {
+      const batch = doomed.slice(start, start + DELETE_BATCH);
+      signal?.throwIfAborted();
+      let outcomes: { name: string; error?: unknown }[] = [];
+      try {
+        outcomes = await target.backend.deleteMany(
+          target.view,
+          batch.map((v) => v.name),
+          { signal },
+        );
+      } catch (error) {
+        for (const verdict of batch) fail(verdict, error);
+      }
+      pruneFault();
+      const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
+      for (const verdict of batch) {
+        const outcome = byName.get(verdict.name);
+        if (!outcome) continue;
+        if (outcome.error === undefined) verdict.result = 'deleted';
+        else fail(verdict, outcome.error);
+      }
+      progressed(batch.length, `${target.volume.id} ${target.location}`);
+    }
+  } else {
+    for (const verdict of doomed) {
+      signal?.throwIfAborted();
+      try {
+        await target.backend.delete(target.view, verdict.name, { signal });
+        verdict.result = 'deleted';
+        pruneFault();
+      } catch (error) {
+        fail(verdict, error);
+      }
+      progressed(1, `${target.volume.id} ${target.location}: ${verdict.name}`);
+    }
+  }
+  const deleted = verdicts.filter((v) => v.result === 'deleted');
+  const failed = verdicts.filter((v) => v.result === 'failed');
+  if (deleted.length + failed.length === 0) return undefined;
+  return {
+    id: `prune-${randomBytes(6).toString('hex')}`,
+    timestamp: deps.clock().toISOString(),
+    host: deps.config.host,
+    subvolume: target.volume.id,
+    location: target.location,
+    location_path: target.view.snapshotDir,
+    policy: formatPolicy(target.policy),
+    deleted: deleted.map((v) => ({ snapshot_name: v.name, reason: v.reason })),
+    failed: failed.map((v) => ({ snapshot_name: v.name, error: v.error ?? '' })),
+    kept: verdicts.filter((v) => v.action === 'keep').length,
+    duration_seconds: (performance.now() - targetStarted) / 1000,
+  };
+}
+
+/** Records the prunes in the history and marks the deleted local snapshots' entries. */
+async function recordPrunes(deps: Deps, entries: PruneEntry[]): Promise<void> {
+  const deletedAt = deps.clock().toISOString();
+  await deps.history.update((history) => {
+    (history.prunes ??= []).push(...entries);
+    const gone = new Set(
+      entries
+        .filter((entry) => entry.location === 'local')
+        .flatMap((entry) => entry.deleted.map((d) => `${entry.subvolume}/${d.snapshot_name}`)),
+    );
+    for (const snapshot of history.snapshots)
+      if (gone.has(`${snapshot.subvolume}/${snapshot.snapshot_name}`)) snapshot.deleted_at = deletedAt;
+  });
 }
