@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
@@ -271,6 +272,25 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         if (error instanceof SnapguardError && /not a subvolume/i.test(error.message)) return undefined;
         throw error;
       }
+    },
+
+    async readOnlyAt(volume: BackendVolume, name: string): Promise<boolean | undefined> {
+      const path = join(volume.snapshotDir, name);
+      const stats = await lstat(path).catch(() => undefined);
+      if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
+      // The kernel refuses write access to anything in a read-only subvolume with EROFS (and
+      // grants it to root in a writable one). A read-only mount gives EROFS as well: the answer
+      // counts only when snapshotDir itself is writable and the snapshot is not a mount point.
+      const writable = (target: string) =>
+        access(target, constants.W_OK).then(
+          () => 'yes' as const,
+          (error: NodeJS.ErrnoException) => (error.code === 'EROFS' ? ('erofs' as const) : undefined),
+        );
+      const [here, dir] = await Promise.all([writable(path), writable(volume.snapshotDir)]);
+      if (dir !== 'yes' || here === undefined) return undefined;
+      const real = await realpath(path).catch(() => undefined);
+      if (real === undefined || mountOf(real, readMounts())?.mountPoint === real) return undefined;
+      return here === 'erofs';
     },
 
     async delete(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {

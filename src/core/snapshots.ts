@@ -245,6 +245,11 @@ export async function requireOwnedSnapshot(
   volume: VolumeConfig,
   name: unknown,
   signal?: AbortSignal,
+  /**
+   * `ownership`: the caller needs only the name and path of a checked snapshot (no uuid, no
+   * generation); a backend that can tell read-only without running a command (btrfs) answers.
+   */
+  need: 'details' | 'ownership' = 'details',
 ): Promise<RawSnapshot> {
   if (
     typeof name !== 'string' ||
@@ -283,6 +288,11 @@ export async function requireOwnedSnapshot(
     }
     if (!stats.isDirectory()) {
       throw notOwned(volume, name, stats.isSymbolicLink() ? 'a symlink' : 'not a folder');
+    }
+    if (need === 'ownership') {
+      const readOnly = await deps.backendFor(volume).readOnlyAt?.(volume, name);
+      if (readOnly === false) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
+      if (readOnly === true) return { name, path, createdAt: stats.birthtime, readOnly: true };
     }
   }
   const raw = await deps.backendFor(volume).show(volume, name, { signal });
