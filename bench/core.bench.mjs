@@ -49,6 +49,8 @@ try {
   server = new Client({ name: 'bench', version: '1' });
   await server.connect(transport);
   await server.callTool({ name: 'list_snapshots', arguments: {} }); // warm up
+  const idleRss =
+    Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${transport.pid}/status`, 'utf8'))[1]) / 1024;
 
   // 1. create: alternate raw and snapguard calls so drift hits both alike.
   const raw = [];
@@ -112,13 +114,59 @@ try {
     `| raw btrfs subvolume list -s | ${ms(median(rawList))} | ${ms(pct(rawList, 90))} |`,
     `| snapguard list_snapshots (${total} listed, full JSON over MCP) | ${ms(median(ourList))} | ${ms(pct(ourList, 90))} |`,
     '',
-    `Ratio of medians: **${(median(ourList) / median(rawList)).toFixed(2)}x** (target <= 2x). The pool holds ${2000 + 40} read-only snapshots.`,
+    `Ratio of medians: **${(median(ourList) / median(rawList)).toFixed(2)}x** (target <= 1.5x). The pool holds ${2000 + 40} read-only snapshots.`,
     '',
   );
-  const status = await readFile(`/proc/${transport.pid}/status`, 'utf8');
-  const peakRss = Number(/VmHWM:\s+(\d+) kB/.exec(status)[1]) / 1024;
+  const memory = async () => {
+    const status = await readFile(`/proc/${transport.pid}/status`, 'utf8');
+    const kib = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)[1]) / 1024;
+    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+  };
   lines.push(
-    `Server peak RSS (VmHWM) after these calls: **${peakRss.toFixed(0)} MiB** (target <= 150 MB).`,
+    `Server peak RSS (VmHWM) after these calls: **${(await memory()).peak.toFixed(0)} MiB** (target <= 150 MB).`,
+    '',
+  );
+
+  // 3. list 5,000 snapshots, then the server's memory over 100 listings and after it sat idle.
+  const script = join(dir, 'more-snapshots.sh');
+  await writeFile(
+    script,
+    Array.from(
+      { length: 5000 - 2000 },
+      (_, k) =>
+        `btrfs -q subvolume snapshot -r ${data} ${join(snapshotDir, formatSnapshotName('data', 'scheduled', undefined, new Date(base + (2000 + k) * 3600_000)))}`,
+    ).join('\n'),
+  );
+  await run('sh', [script], { maxBuffer: 64 << 20 });
+  const raw5k = [];
+  const ours5k = [];
+  for (let i = 0; i < 15; i++) {
+    raw5k.push(
+      await time(() => run('btrfs', ['subvolume', 'list', '-s', pool.mountPoint], { maxBuffer: 64 << 20 })),
+    );
+    ours5k.push(
+      await time(async () => {
+        const r = await server.callTool({ name: 'list_snapshots', arguments: { volume: 'data' } });
+        total = r.structuredContent.total;
+      }),
+    );
+  }
+  for (let i = 15; i < 100; i++)
+    await server.callTool({ name: 'list_snapshots', arguments: { volume: 'data' } });
+  const after100 = await memory();
+  await new Promise((resolve) => setTimeout(resolve, 30_000));
+  const afterIdle = await memory();
+  lines.push(
+    "### list_snapshots of 5,000 snapshots, and the server's memory",
+    '',
+    '| | median | p90 |',
+    '| --- | --- | --- |',
+    `| raw btrfs subvolume list -s | ${ms(median(raw5k))} | ${ms(pct(raw5k, 90))} |`,
+    `| snapguard list_snapshots (${total} listed, full JSON over MCP) | ${ms(median(ours5k))} | ${ms(pct(ours5k, 90))} |`,
+    '',
+    `Ratio of medians: **${(median(ours5k) / median(raw5k)).toFixed(2)}x** (target <= 2x).`,
+    '',
+    `Server RSS after 100 listings of 5,000: **${after100.rss.toFixed(0)} MiB** (target <= 120 MiB), after 30 s idle: ${afterIdle.rss.toFixed(0)} MiB (${idleRss.toFixed(0)} MiB before the first call); peak ${afterIdle.peak.toFixed(0)} MiB.`,
     '',
   );
 } finally {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { SnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
@@ -80,19 +81,42 @@ export function parseSubvolumeList(text: string): BtrfsListEntry[] {
   return entries;
 }
 
-/** snapguard names (and many others) end in YYYYMMDD-HHMMSS[-N], in UTC. */
-function timeFromName(name: string): Date | undefined {
-  const m = /(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-\d+)?$/.exec(name);
-  if (!m) return undefined;
-  const time = Date.UTC(
-    Number(m[1]),
-    Number(m[2]) - 1,
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    Number(m[6]),
-  );
+/** The value of the `length` decimal digits at `from` in `text`, or -1 when one of them is no digit. */
+function digitsAt(text: string, from: number, length: number): number {
+  if (from < 0 || length < 1) return -1;
+  let value = 0;
+  for (let i = from; i < from + length; i++) {
+    const code = text.charCodeAt(i) - 48;
+    if (!(code >= 0 && code <= 9)) return -1;
+    value = value * 10 + code;
+  }
+  return value;
+}
+
+/** The time written as YYYYMMDD-HHMMSS right before `end` in `name`, in UTC. */
+function timeEndingAt(name: string, end: number): Date | undefined {
+  if (end < 15 || name.charCodeAt(end - 7) !== 45) return undefined;
+  const year = digitsAt(name, end - 15, 4);
+  const month = digitsAt(name, end - 11, 2);
+  const day = digitsAt(name, end - 9, 2);
+  const hour = digitsAt(name, end - 6, 2);
+  const minute = digitsAt(name, end - 4, 2);
+  const second = digitsAt(name, end - 2, 2);
+  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined;
+  const time = Date.UTC(year, month - 1, day, hour, minute, second);
   return Number.isNaN(time) ? undefined : new Date(time);
+}
+
+/**
+ * snapguard names (and many others) end in YYYYMMDD-HHMMSS[-N], in UTC. Read with character codes,
+ * not a regular expression: listings call this once per snapshot.
+ */
+export function timeFromName(name: string): Date | undefined {
+  const direct = timeEndingAt(name, name.length);
+  if (direct) return direct;
+  const dash = name.lastIndexOf('-');
+  if (dash < 0 || digitsAt(name, dash + 1, name.length - dash - 1) < 0) return undefined;
+  return timeEndingAt(name, dash);
 }
 
 export function parseSubvolumeShow(text: string): {
@@ -220,22 +244,26 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         entries = merged;
       }
       const snapshots: RawSnapshot[] = [];
+      // Names from the listing hold no '/': the folder's normalised path and the name make the path.
+      const base = join(dir, '/');
       for (const [name, entry] of entries) {
-        const path = join(dir, name);
+        const path = base + name;
         // Without -s there is no otime: names that carry their time give it for free; for the
         // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
         const createdAt = timeFromName(name) ?? (await lstat(path)).birthtime;
-        snapshots.push({
+        // Fields set one by one (no spread copies): listings run to thousands of entries.
+        const snapshot: RawSnapshot = {
           name,
           path,
           createdAt,
           readOnly: readOnlyNames.has(name),
           id: entry.id,
           generation: entry.generation,
-          ...(entry.uuid ? { uuid: entry.uuid } : {}),
-          ...(entry.parentUuid ? { parentUuid: entry.parentUuid } : {}),
-          ...(entry.receivedUuid ? { receivedUuid: entry.receivedUuid } : {}),
-        });
+        };
+        if (entry.uuid) snapshot.uuid = entry.uuid;
+        if (entry.parentUuid) snapshot.parentUuid = entry.parentUuid;
+        if (entry.receivedUuid) snapshot.receivedUuid = entry.receivedUuid;
+        snapshots.push(snapshot);
       }
       return snapshots;
     },
@@ -271,6 +299,25 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         if (error instanceof SnapguardError && /not a subvolume/i.test(error.message)) return undefined;
         throw error;
       }
+    },
+
+    async readOnlyAt(volume: BackendVolume, name: string): Promise<boolean | undefined> {
+      const path = join(volume.snapshotDir, name);
+      const stats = await lstat(path).catch(() => undefined);
+      if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
+      // The kernel refuses write access to anything in a read-only subvolume with EROFS (and
+      // grants it to root in a writable one). A read-only mount gives EROFS as well: the answer
+      // counts only when snapshotDir itself is writable and the snapshot is not a mount point.
+      const writable = (target: string) =>
+        access(target, constants.W_OK).then(
+          () => 'yes' as const,
+          (error: NodeJS.ErrnoException) => (error.code === 'EROFS' ? ('erofs' as const) : undefined),
+        );
+      const [here, dir] = await Promise.all([writable(path), writable(volume.snapshotDir)]);
+      if (dir !== 'yes' || here === undefined) return undefined;
+      const real = await realpath(path).catch(() => undefined);
+      if (real === undefined || mountOf(real, readMounts())?.mountPoint === real) return undefined;
+      return here === 'erofs';
     },
 
     async delete(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {

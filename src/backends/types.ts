@@ -76,6 +76,12 @@ export interface SnapshotBackend {
   /** Whether a snapshot of that name exists, without listing them all (optional: list is the fallback). */
   nameTaken?(volume: BackendVolume, name: string): Promise<boolean>;
   show(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<RawSnapshot | undefined>;
+  /**
+   * Whether what lies at `name` in snapshotDir is a read-only snapshot (true) or a writable one
+   * (false), told without running a command; undefined when the backend cannot tell that way (then
+   * show answers). Optional.
+   */
+  readOnlyAt?(volume: BackendVolume, name: string): Promise<boolean | undefined>;
   delete(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<void>;
   /**
    * Optional batch delete (prune): deletes what it can and reports every name that could not be

@@ -49,8 +49,26 @@ export { lockVolumes } from './volume-locks.js';
  * ours). Listings only hold entries directly in the folder that are subvolumes (btrfs), dataset
  * snapshots (zfs) or real folders, not symlinks (dir).
  */
+/**
+ * Parsed names by volume and name: a listing parses every name of the folder, and the names stay
+ * the same from one listing to the next. Entries are shared and never changed; the map is emptied
+ * when it holds more names than a large folder has.
+ */
+const parsedNames = new Map<string, ParsedName | null>();
+const PARSED_NAMES_KEPT = 20_000;
+
+function parseNameKept(volumeId: string, name: string): ParsedName | undefined {
+  const key = `${volumeId}\0${name}`;
+  const known = parsedNames.get(key);
+  if (known !== undefined) return known ?? undefined;
+  const parsed = parseSnapshotName(volumeId, name);
+  if (parsedNames.size >= PARSED_NAMES_KEPT) parsedNames.clear();
+  parsedNames.set(key, parsed ?? null);
+  return parsed;
+}
+
 export function ownedName(volume: VolumeConfig, raw: RawSnapshot): ParsedName | undefined {
-  const parsed = parseSnapshotName(volume.id, raw.name);
+  const parsed = parseNameKept(volume.id, raw.name);
   if (!parsed) return undefined;
   if (volume.backend !== 'dir' && !raw.readOnly) return undefined;
   return parsed;
@@ -147,20 +165,18 @@ function toSnapshot(
   entry?: SnapshotEntry,
   parsed: ParsedName | undefined = parseSnapshotName(volume.id, raw.name),
 ): Snapshot {
-  return {
-    name: raw.name,
-    volume: volume.id,
-    path: raw.path,
-    ...(parsed ? { type: parsed.type } : {}),
-    ...(parsed?.operation ? { operation: parsed.operation } : {}),
-    ...(entry?.operation_id ? { operationId: entry.operation_id } : {}),
-    // Owned names carry their creation time; it is exact and needs no extra command.
-    createdAt: (parsed?.createdAt ?? raw.createdAt).toISOString(),
-    readOnly: raw.readOnly,
-    location,
-    ...(entry ? { outcome: entry.outcome } : {}),
-    ...(entry?.reused_by?.length ? { rollbackPointOf: entry.reused_by.map((r) => r.operation_id) } : {}),
-  };
+  // Keys set one by one in the order of the schema (no spread copies): listings run to thousands.
+  const snapshot = { name: raw.name, volume: volume.id, path: raw.path } as Snapshot;
+  if (parsed) snapshot.type = parsed.type;
+  if (parsed?.operation) snapshot.operation = parsed.operation;
+  if (entry?.operation_id) snapshot.operationId = entry.operation_id;
+  // Owned names carry their creation time; it is exact and needs no extra command.
+  snapshot.createdAt = (parsed?.createdAt ?? raw.createdAt).toISOString();
+  snapshot.readOnly = raw.readOnly;
+  snapshot.location = location;
+  if (entry) snapshot.outcome = entry.outcome;
+  if (entry?.reused_by?.length) snapshot.rollbackPointOf = entry.reused_by.map((r) => r.operation_id);
+  return snapshot;
 }
 
 function entryToSnapshot(entry: SnapshotEntry, reuse?: SnapshotReuse): Snapshot {
@@ -245,6 +261,11 @@ export async function requireOwnedSnapshot(
   volume: VolumeConfig,
   name: unknown,
   signal?: AbortSignal,
+  /**
+   * `ownership`: the caller needs only the name and path of a checked snapshot (no uuid, no
+   * generation); a backend that can tell read-only without running a command (btrfs) answers.
+   */
+  need: 'details' | 'ownership' = 'details',
 ): Promise<RawSnapshot> {
   if (
     typeof name !== 'string' ||
@@ -283,6 +304,11 @@ export async function requireOwnedSnapshot(
     }
     if (!stats.isDirectory()) {
       throw notOwned(volume, name, stats.isSymbolicLink() ? 'a symlink' : 'not a folder');
+    }
+    if (need === 'ownership') {
+      const readOnly = await deps.backendFor(volume).readOnlyAt?.(volume, name);
+      if (readOnly === false) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
+      if (readOnly === true) return { name, path, createdAt: stats.birthtime, readOnly: true };
     }
   }
   const raw = await deps.backendFor(volume).show(volume, name, { signal });
@@ -620,7 +646,7 @@ export async function listSnapshots(
       for (const raw of raws) {
         // External copies (received, or plain copies in a dir folder) are owned by their name.
         const parsed =
-          source.location === 'local' ? ownedName(volume, raw) : parseSnapshotName(volume.id, raw.name);
+          source.location === 'local' ? ownedName(volume, raw) : parseNameKept(volume.id, raw.name);
         if (!parsed && !request.includeForeign) continue;
         if (request.type && parsed?.type !== request.type) continue;
         if (request.operation && parsed?.operation !== request.operation) continue;

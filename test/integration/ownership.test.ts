@@ -20,6 +20,9 @@ const run = requireComponents(['btrfs', 'mkfs.btrfs']);
 const LINK = 'app-manual-20300101-000000';
 const FOLDER = 'app-manual-20300101-000001';
 const WRITABLE = 'app-manual-20300101-000002';
+// A writable subvolume bind-mounted read-only under an owned name: writes there fail as they do in
+// a read-only snapshot, yet it is not one.
+const MOUNTED = 'app-manual-20300101-000003';
 
 describe.runIf(run)('only read-only subvolumes directly in snapshotDir are owned (real btrfs)', () => {
   let box: BtrfsSandbox;
@@ -51,8 +54,13 @@ describe.runIf(run)('only read-only subvolumes directly in snapshotDir are owned
     await writeFile(join(snapshotDir, FOLDER, 'file'), 'planted folder\n');
     await exec('btrfs', ['subvolume', 'create', join(snapshotDir, WRITABLE)]);
     await writeFile(join(snapshotDir, WRITABLE, 'file'), 'planted writable\n');
+    const other = await box.subvolume('other');
+    await writeFile(join(other, 'file'), 'planted mounted\n');
+    await mkdir(join(snapshotDir, MOUNTED));
+    await exec('mount', ['--bind', '-o', 'ro', other, join(snapshotDir, MOUNTED)]);
   });
   afterAll(async () => {
+    if (snapshotDir) await exec('umount', [join(snapshotDir, MOUNTED)]).catch(() => undefined);
     await box?.cleanup();
   });
 
@@ -60,6 +68,7 @@ describe.runIf(run)('only read-only subvolumes directly in snapshotDir are owned
     ['a symlink to another subvolume', LINK],
     ['a plain folder', FOLDER],
     ['a writable subvolume', WRITABLE],
+    ['a writable subvolume mounted read-only', MOUNTED],
   ] as const) {
     it(`recover (rollback) refuses ${what} with an owned name and changes nothing`, async () => {
       const before = await state();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseSubvolumeList } from '../../src/backends/btrfs.js';
+import { parseSubvolumeList, timeFromName } from '../../src/backends/btrfs.js';
 
 describe('btrfs subvolume list parsing', () => {
   it('reads the -s form with otime (UTC when TZ=UTC)', () => {
@@ -40,5 +40,34 @@ describe('btrfs subvolume list parsing', () => {
 
   it('ignores lines that are not subvolume entries', () => {
     expect(parseSubvolumeList('\nWARNING: something\nID x\n')).toEqual([]);
+  });
+
+  it('reads the time at the end of a name, with or without a -N after it, and nothing else', () => {
+    const cases: [string, string | undefined][] = [
+      ['data-manual-20260101-120000', '2026-01-01T12:00:00.000Z'],
+      ['data-manual-20260101-120000-2', '2026-01-01T12:00:00.000Z'],
+      ['data-pre-op-x-20261231-235959-1234', '2026-12-31T23:59:59.000Z'],
+      ['20260101-120000', '2026-01-01T12:00:00.000Z'],
+      ['x20260101-120000', '2026-01-01T12:00:00.000Z'],
+      ['data-20261301-000000', '2027-01-01T00:00:00.000Z'],
+      ['data-20260101-12000', undefined],
+      ['data-2026010-120000', undefined],
+      ['data-20260101_120000', undefined],
+      ['data-20260101-120000-', undefined],
+      ['data-20260101-120000-x', undefined],
+      ['data-20260101-120000-2-3', undefined],
+      ['@home', undefined],
+      ['', undefined],
+      ['-', undefined],
+    ];
+    for (const [name, expected] of cases) {
+      expect(timeFromName(name)?.toISOString(), name).toBe(expected);
+      // The same answers as the regular expression it replaces.
+      const m = /(\d{4})(\d{2})(\d{2})-(\d{2})(\d{2})(\d{2})(?:-\d+)?$/.exec(name);
+      const byRegex = m
+        ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)).toISOString()
+        : undefined;
+      expect(byRegex, name).toBe(expected);
+    }
   });
 });

@@ -56,6 +56,37 @@ describe('tool output is still checked against the output schema (synchronous pa
     expect(text).toContain('readOnly');
   });
 
+  // Long arrays are checked item by item: the answers must be those of the whole parse.
+  const many = (bad?: number) =>
+    Array.from({ length: 600 }, (_, i) => ({ name: `s${i}`, readOnly: i === bad ? 'no' : true }));
+
+  it('passes a long result that matches', async () => {
+    const client = await connect({ items: many() });
+    const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect((result.structuredContent as { items: unknown[] }).items).toHaveLength(600);
+  });
+
+  it('finds one wrong entry in the middle of a long result and names its place and field', async () => {
+    const client = await connect({ items: many(317) });
+    const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    const text = (result.content[0] as { text: string }).text;
+    expect(text).toContain('Output validation error: Invalid structured content for tool listing');
+    expect(text).toContain('readOnly');
+    expect(text).toContain('317');
+  });
+
+  it('checks the rest of a result that holds a long array', async () => {
+    const client = await connect({ items: many(), extra: 1 });
+    const ok = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(ok.isError).toBeFalsy();
+    const missing = await connect({ other: many() });
+    const result = (await missing.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect((result.content[0] as { text: string }).text).toContain('items');
+  });
+
   it('turns a missing structured result into an error', async () => {
     const client = await connect(undefined);
     const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;

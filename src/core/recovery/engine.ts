@@ -124,9 +124,10 @@ export async function carryIntoNewTree(
   item: JournalItem,
   tag: string,
   signal?: AbortSignal,
+  listed?: readonly string[],
 ): Promise<void> {
   const safety = safetyPathOf(item);
-  const carry = () => carryNested(deps, volume, safety, item.path, tag, { signal });
+  const carry = () => carryNested(deps, volume, safety, item.path, tag, { signal, listed });
   try {
     await carry();
   } catch (error) {
@@ -366,6 +367,9 @@ export async function runJournal(
   const checks: ValidationCheck[] = [];
   const drivers = new Map<string, ServiceDriver | undefined>();
   for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
+  // Rollback: the old tree's nested subvolumes, listed while the new tree is being made (the old
+  // tree already lies at the safety name then); carry-nested moves them right after.
+  const oldTreeNested = new Map<string, Promise<string[] | undefined>>();
   const signal = context.signal;
   // Which steps each volume takes, and in what order, comes from the step table the plan is told from.
   const swapSteps = swapOrder(journal.mode);
@@ -392,10 +396,24 @@ export async function runJournal(
                 await rename(item.path, safetyPathOf(item));
                 break;
               case 'restore':
+                if (hasNestedTrees(deps.backendFor(volume)) && !item.done.includes('carry-nested'))
+                  oldTreeNested.set(
+                    item.volume,
+                    nestedSubvolumesOf(deps, volume, { path: safetyPathOf(item), signal }).catch(
+                      () => undefined,
+                    ),
+                  );
                 await restoreInto(deps, item, signal);
                 break;
               case 'carry-nested':
-                await carryIntoNewTree(deps, volume, item, journal.recoveryId, signal);
+                await carryIntoNewTree(
+                  deps,
+                  volume,
+                  item,
+                  journal.recoveryId,
+                  signal,
+                  await oldTreeNested.get(item.volume),
+                );
                 break;
               case 'protect-safety':
                 await protectSafety(deps, item);

@@ -191,10 +191,17 @@ export async function carryNested(
   from: string,
   to: string,
   tag: string,
-  options: { skip?: (rel: string) => boolean; signal?: AbortSignal | undefined } = {},
+  options: {
+    skip?: (rel: string) => boolean;
+    signal?: AbortSignal | undefined;
+    /** The nested subvolumes of `from`, when the caller listed them already (after `from` got its name). */
+    listed?: readonly string[] | undefined;
+  } = {},
 ): Promise<string[]> {
   const notes: string[] = [];
-  for (const rel of await nestedSubvolumesOf(deps, volume, { path: from, signal: options.signal })) {
+  const listed =
+    options.listed ?? (await nestedSubvolumesOf(deps, volume, { path: from, signal: options.signal }));
+  for (const rel of listed) {
     if (options.skip?.(rel)) continue;
     const destination = join(to, rel);
     const placed = await placeSubvolume(join(from, rel), to, rel, tag);

@@ -99,7 +99,7 @@ async function resolveTargets(
       const volume = requireVolume(deps.config, entry.subvolume);
       targets.push({
         volume,
-        snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal),
+        snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal, 'ownership'),
       });
     }
     return targets;
@@ -112,7 +112,7 @@ async function resolveTargets(
     );
   }
   const volume = requireVolume(deps.config, request.volume);
-  const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal);
+  const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal, 'ownership');
   if (request.mode === 'files') {
     const resolved = opensSnapshots(deps, volume)
       ? await withZfsSnapshot(
