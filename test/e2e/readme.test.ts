@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +43,9 @@ describe.runIf(enabled)('the README, followed literally', () => {
     sandbox = await createBtrfsSandbox(256, 'readme');
     await sandbox.subvolume('containers');
     await writeFile(join(sandbox.pool.mountPoint, 'containers', 'compose.yml'), 'services: {}\n');
+    // The tour's volume holds immich/.env, as the README says.
+    await mkdir(join(sandbox.pool.mountPoint, 'containers', 'immich'));
+    await writeFile(join(sandbox.pool.mountPoint, 'containers', 'immich', '.env'), 'DB_PASSWORD=first\n');
     work = join(sandbox.dir, 'work');
     await mkdir(join(work, 'home'), { recursive: true });
   }, 120_000);
@@ -98,6 +101,12 @@ describe.runIf(enabled)('the README, followed literally', () => {
       'snapshot',
       'complete',
       'history',
+      'snapshot',
+      'versions',
+      'deleted',
+      'diff',
+      'cat',
+      'recover',
     ]);
     expect(run.stdout).toContain('Demo finished: snapshot, skip, list');
     expect(run.stdout).toContain(`Wrote ${join(work, 'snapguard.yaml')}.`);
@@ -110,5 +119,11 @@ describe.runIf(enabled)('the README, followed literally', () => {
       expect.objectContaining({ subvolume: 'containers', operation: 'deploy-immich', outcome: 'success' }),
     ]);
     expect(run.stdout).toMatch(/containers-pre-deploy-deploy-immich-\d{8}-\d{6}/);
+    // recover --beside wrote the snapshot's version next to the original and left the original alone.
+    const immich = join(pool, 'containers', 'immich');
+    const beside = (await readdir(immich)).filter((name) => name.startsWith('.env.snapguard-'));
+    expect(beside).toHaveLength(1);
+    expect(await readFile(join(immich, beside[0]!), 'utf8')).toBe('DB_PASSWORD=first\n');
+    expect(await readFile(join(immich, '.env'), 'utf8')).toBe('DB_PASSWORD=first\n');
   }, 320_000);
 });
