@@ -86,3 +86,14 @@ export function parentOf(path: Buffer): Buffer {
   if (slash < 0) return Buffer.from('.');
   return slash === 0 ? Buffer.from('/') : path.subarray(0, slash);
 }
+
+/**
+ * A path given as base64 of its bytes (as file_versions and find_deleted return pathBase64), back
+ * to its binary string; undefined when the text is not canonical base64 of at least one byte.
+ */
+export function binaryOfBase64(text: string): string | undefined {
+  if (text.length === 0 || text.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
+  const bytes = Buffer.from(text, 'base64');
+  if (bytes.length === 0 || bytes.toString('base64') !== text) return undefined;
+  return binaryOf(bytes);
+}

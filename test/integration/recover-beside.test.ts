@@ -502,3 +502,123 @@ describe.runIf(zfs)('recover beside the original on a zfs volume (zfs-fuse smoke
     expect(await readFile(join(mountPoint, 'app.conf'), 'utf8')).toBe('v=2\n');
   });
 });
+
+describe.runIf(btrfs)('recover a deleted file whose name is not UTF-8 (pathsBase64) on real btrfs', () => {
+  let box: BtrfsSandbox;
+  let deps: Deps;
+  let path: string;
+  let snap: { name: string; createdAt: string };
+  const NAME = Buffer.from([0x61, 0xff]); // printf 'a\xff'
+  const live = () => Buffer.concat([Buffer.from(`${path}/`), NAME]);
+
+  beforeAll(async () => {
+    box = await createBtrfsSandbox(256, 'bytes');
+    path = await box.subvolume('app');
+    deps = box.deps({ confirm: 'elicit-or-token', volumes: { app: { backend: 'btrfs' as const, path } } });
+    await writeFile(live(), 'bytes in the name\n');
+    snap = await snapshotOf(deps, 'app');
+    await rm(live());
+  });
+  afterAll(async () => {
+    await box?.cleanup();
+  });
+
+  it('find_deleted gives pathBase64; recover with pathsBase64 writes it beside; in place takes UTF-8 names behind the gate and refuses others', async () => {
+    const { server, cleanup } = createServer(deps);
+    const client = new Client({ name: 'test', version: '0' }, { capabilities: { elicitation: {} } });
+    const asked: string[] = [];
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(String(request.params.message));
+      return { action: 'accept', content: { confirm: true } };
+    });
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await Promise.all([server.connect(a), client.connect(b)]);
+    try {
+      const deleted = (await client.callTool({
+        name: 'find_deleted',
+        arguments: { volume: 'app' },
+      })) as CallToolResult;
+      expect(deleted.isError).toBeFalsy();
+      const entries = (deleted.structuredContent as { deleted: { path: string; pathBase64?: string }[] })
+        .deleted;
+      const entry = entries.find((e) => e.pathBase64 === NAME.toString('base64'));
+      expect(entry).toBeDefined();
+
+      const beside = (await client.callTool({
+        name: 'recover',
+        arguments: {
+          volume: 'app',
+          snapshot: snap.name,
+          mode: 'files',
+          destination: 'beside',
+          pathsBase64: [entry!.pathBase64],
+        },
+      })) as CallToolResult;
+      expect(beside.isError).toBeFalsy();
+      expect(asked).toEqual([]);
+      const besideName = Buffer.concat([NAME, Buffer.from(suffixOf(snap.createdAt))]);
+      expect(beside.structuredContent).toMatchObject({
+        status: 'recovered',
+        written: [
+          {
+            path: 'a\\xff',
+            writtenTo: `a\\xff${suffixOf(snap.createdAt)}`,
+            writtenToBase64: besideName.toString('base64'),
+          },
+        ],
+      });
+      expect(await readFile(Buffer.concat([Buffer.from(`${path}/`), besideName]), 'utf8')).toBe(
+        'bytes in the name\n',
+      );
+      await expect(lstat(live())).rejects.toMatchObject({ code: 'ENOENT' });
+
+      // In place handles UTF-8 names only: refused before any gate, pointing at beside.
+      const inPlace = (await client.callTool({
+        name: 'recover',
+        arguments: { volume: 'app', snapshot: snap.name, mode: 'files', pathsBase64: [entry!.pathBase64] },
+      })) as CallToolResult;
+      expect(inPlace.isError).toBe(true);
+      expect(asked).toEqual([]);
+      expect((inPlace.content[0] as { text: string }).text).toContain('destination: "beside"');
+      await expect(lstat(live())).rejects.toMatchObject({ code: 'ENOENT' });
+
+      // A UTF-8 name given as base64 is restored in place behind the gate.
+      await writeFile(join(path, 'plain.txt'), 'v1\n');
+      const second = await snapshotOf(deps, 'app');
+      await writeFile(join(path, 'plain.txt'), 'v2\n');
+      const utf8InPlace = (await client.callTool({
+        name: 'recover',
+        arguments: {
+          volume: 'app',
+          snapshot: second.name,
+          mode: 'files',
+          pathsBase64: [Buffer.from('plain.txt').toString('base64')],
+        },
+      })) as CallToolResult;
+      expect(utf8InPlace.isError).toBeFalsy();
+      expect(asked).toHaveLength(1);
+      expect(utf8InPlace.structuredContent).toMatchObject({ status: 'recovered' });
+      expect(await readFile(join(path, 'plain.txt'), 'utf8')).toBe('v1\n');
+    } finally {
+      await client.close();
+      await cleanup();
+    }
+  });
+
+  it('pathsBase64 is validated like paths: "..", absolute, NUL and bad base64 are refused, nothing written', async () => {
+    for (const bad of ['../etc/passwd', '/etc/passwd', 'a\0b']) {
+      await expect(
+        recover(deps, {
+          volume: 'app',
+          snapshot: snap.name,
+          mode: 'files',
+          destination: 'beside',
+          pathsBase64: [Buffer.from(bad).toString('base64')],
+        }),
+      ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    }
+    await expect(
+      recover(deps, { volume: 'app', snapshot: snap.name, mode: 'files', pathsBase64: ['not base64!'] }),
+    ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+  });
+});

@@ -17,6 +17,7 @@ import {
 
 interface RecoverOptions extends CommonOptions, ProgressSwitches {
   files?: string[];
+  filesBase64?: string[];
   operationId?: string;
   reason?: string;
   yes?: boolean;
@@ -94,6 +95,10 @@ export function recoverCommand(): Command {
           'restore these paths (relative to the volume root; "." = the whole tree); the rest stays as it is',
         )
         .option(
+          '--files-base64 <base64...>',
+          'like --files, each path given as base64 of its bytes (for names that are not UTF-8, as `snapguard deleted --json` gives them); in place only UTF-8 names, with --beside any',
+        )
+        .option(
           '--beside',
           'with --files: write the snapshot version next to each original as NAME.snapguard-YYYYMMDD-HHMMSS instead of replacing it (nothing is overwritten; no confirmation)',
         )
@@ -106,7 +111,12 @@ export function recoverCommand(): Command {
     ),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
-      if (options.beside && !options.files?.length) {
+      const files = Boolean(options.files?.length || options.filesBase64?.length);
+      const paths = {
+        ...(options.files?.length ? { paths: options.files } : {}),
+        ...(options.filesBase64?.length ? { pathsBase64: options.filesBase64 } : {}),
+      };
+      if (options.beside && !files) {
         throw new SnapguardError(
           'BAD_INPUT',
           '--beside restores paths: it needs --files.',
@@ -117,8 +127,8 @@ export function recoverCommand(): Command {
         ...(volume ? { volume } : {}),
         ...(snapshot ? { snapshot } : {}),
         ...(options.operationId ? { operationId: options.operationId } : {}),
-        mode: options.files?.length ? 'files' : 'rollback',
-        ...(options.files?.length ? { paths: options.files } : {}),
+        mode: files ? 'files' : 'rollback',
+        ...paths,
         ...(options.beside ? { destination: 'beside' } : {}),
         ...(options.reason ? { reason: options.reason } : {}),
         dryRun: Boolean(options.dryRun),
@@ -132,8 +142,8 @@ export function recoverCommand(): Command {
           ...(volume ? { volume } : {}),
           ...(snapshot ? { snapshot } : {}),
           ...(options.operationId ? { operationId: options.operationId } : {}),
-          mode: options.files?.length ? 'files' : 'rollback',
-          ...(options.files?.length ? { paths: options.files } : {}),
+          mode: files ? 'files' : 'rollback',
+          ...paths,
           ...(options.beside ? { destination: 'beside' } : {}),
           ...(options.reason ? { reason: options.reason } : {}),
           dryRun: Boolean(options.dryRun),

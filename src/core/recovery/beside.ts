@@ -14,7 +14,7 @@ import {
   rm,
   symlink,
 } from 'node:fs/promises';
-import { posix } from 'node:path';
+import { binaryOf, bytesOf, isUtf8, pathUnder } from '../byte-names.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { fromSystemError, SnapguardError } from '../errors.js';
@@ -31,7 +31,7 @@ import { formatTimestamp } from '../naming.js';
 import type { ListedSnapshot } from '../schemas.js';
 import { lockVolumes } from '../snapshots.js';
 import type { RecoverContext } from './engine.js';
-import { normaliseRelativePath, resolveRestorePaths } from './paths.js';
+import { bytePathsOf, normaliseRelativePath } from './paths.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import type { RecoverInput, RecoverResult } from './schemas.js';
 
@@ -47,6 +47,7 @@ import type { RecoverInput, RecoverResult } from './schemas.js';
 type Request = ReturnType<typeof RecoverInput.parse>;
 type Written = NonNullable<RecoverResult['written']>[number];
 
+/** Paths below are binary strings (one char per byte): names that are not UTF-8 keep their bytes. */
 interface Planned {
   rel: string;
   /** What is copied: the snapshot entry, symlinks resolved inside the snapshot. */
@@ -56,7 +57,12 @@ interface Planned {
   target: Buffer;
 }
 
-const show = (text: string) => displayPath(Buffer.from(text));
+const show = (binary: string) => displayPath(bytesOf(binary));
+/** A name for the result and the history: as it is when UTF-8, escaped (\\xNN) otherwise. */
+const text = (binary: string) => {
+  const bytes = bytesOf(binary);
+  return isUtf8(bytes) ? bytes.toString('utf8') : displayPath(bytes);
+};
 
 function refuseInput(path: string, why: string): SnapguardError {
   return new SnapguardError(
@@ -94,15 +100,29 @@ function validate(request: Request): { volume: string; snapshot: string; paths: 
       'Pick a snapshot with list_snapshots (or file_versions) and pass its volume and name.',
     );
   }
-  if (!request.paths || request.paths.length === 0) {
+  // Strings and base64 bytes alike, checked lexically first (relative, no "..", no NUL).
+  const paths = [
+    ...(request.paths ?? []).map((raw) => {
+      const rel = normaliseRelativePath(raw);
+      if (rel === '.') throw refuseInput(binaryOf(Buffer.from(raw)), wholeTree);
+      return binaryOf(Buffer.from(rel));
+    }),
+    ...bytePathsOf(request.pathsBase64).map((rel) => {
+      if (rel === '.') throw refuseInput(rel, wholeTree);
+      return rel;
+    }),
+  ];
+  if (paths.length === 0) {
     throw new SnapguardError(
       'BAD_INPUT',
       'paths: destination "beside" needs at least one path.',
       'Pass the files or folders to restore, relative to the volume root.',
     );
   }
-  return { volume: request.volume, snapshot: request.snapshot, paths: request.paths };
+  return { volume: request.volume, snapshot: request.snapshot, paths };
 }
+
+const wholeTree = 'the whole tree has no place beside it; name files or folders';
 
 /** The live parent folders of `rel` must all be real folders (no symlink on the way). */
 async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void> {
@@ -115,14 +135,12 @@ async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void>
       'Fix the path in the configuration (the real folder, not a link), or run `snapguard doctor` if a recovery was interrupted.',
     );
   }
-  const parent = posix.dirname(rel);
-  if (parent === '.') return;
-  let current = volume.path;
-  const parts = parent.split('/');
+  const slash = rel.lastIndexOf('/');
+  if (slash < 0) return;
+  const parts = rel.slice(0, slash).split('/');
   for (let i = 0; i < parts.length; i++) {
-    current = `${current}/${parts[i]}`;
-    const info = await lstat(current).catch(() => undefined);
     const shown = parts.slice(0, i + 1).join('/');
+    const info = await lstat(pathUnder(volume.path, shown)).catch(() => undefined);
     if (!info) {
       throw new SnapguardError(
         'PRECONDITION_FAILED',
@@ -139,40 +157,61 @@ async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void>
   }
 }
 
+const SLASH = Buffer.from('/');
+const isInside = (path: Buffer, root: Buffer) =>
+  path.length > root.length + 1 && path.subarray(0, root.length + 1).equals(Buffer.concat([root, SLASH]));
+
+/**
+ * The folders on the way to `rel` in the snapshot are real folders (no symlink), and `rel` exists
+ * there. What `rel` itself names, a symlink resolved, is checked by the caller.
+ */
+async function checkInSnapshot(root: Buffer, rel: string): Promise<void> {
+  const parts = rel.split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const shown = parts.slice(0, i + 1).join('/');
+    const info = await lstat(pathUnder(root, shown)).catch(() => undefined);
+    if (!info) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        `paths: "${show(rel)}" does not exist in the snapshot. Nothing was written.`,
+        'Check the spelling against the snapshot (file_versions or find_deleted list what it holds); only paths present in the snapshot can be restored.',
+      );
+    }
+    if (info.isSymbolicLink() && i < parts.length - 1)
+      throw refuseInput(rel, `"${show(shown)}" in the snapshot is a symlink; name the real path instead`);
+  }
+}
+
 async function plan(
   volume: VolumeConfig,
   tree: OpenTree,
-  rawPaths: string[],
+  rels: string[],
   suffix: string,
 ): Promise<Planned[]> {
-  const root = tree.root.toString();
-  const normal = rawPaths.map((raw) => {
-    const rel = normaliseRelativePath(raw);
-    if (rel === '.') throw refuseInput(raw, 'the whole tree has no place beside it; name files or folders');
-    return rel;
-  });
-  // The snapshot stands in for both sides: the restore reads it and writes only new names.
-  const { paths } = await resolveRestorePaths(normal, root, root);
-  const realRoot = await realpath(root);
+  // The snapshot is only read; nested duplicates go (a folder brings what is below it).
+  const unique = [...new Set(rels)].sort();
+  const paths = unique.filter((p) => !unique.some((other) => other !== p && p.startsWith(`${other}/`)));
+  const realRoot = await realpath(tree.root, { encoding: 'buffer' });
   const planned: Planned[] = [];
   for (const rel of paths) {
-    const real = await realpath(`${root}/${rel}`).catch(() => undefined);
+    await checkInSnapshot(realRoot, rel);
+    const real = await realpath(pathUnder(realRoot, rel), { encoding: 'buffer' }).catch(() => undefined);
     if (real === undefined) throw refuseInput(rel, 'it is a symlink that points to nothing in the snapshot');
-    if (!real.startsWith(`${realRoot}/`)) throw refuseInput(rel, 'it resolves outside the snapshot');
+    if (!isInside(real, realRoot)) throw refuseInput(rel, 'it resolves outside the snapshot');
     const info = await lstat(real);
     if (!info.isFile() && !info.isDirectory())
       throw refuseInput(rel, 'it is not a regular file or a folder in the snapshot');
-    const name = posix.basename(rel);
-    if (Buffer.byteLength(name) + suffix.length > 255)
+    const name = rel.slice(rel.lastIndexOf('/') + 1);
+    if (name.length + suffix.length > 255)
       throw refuseInput(rel, `its name with "${suffix}" appended is longer than 255 bytes`);
     await checkLiveParent(volume, rel);
     const writtenTo = `${rel}${suffix}`;
     planned.push({
       rel,
-      source: Buffer.from(real),
+      source: real,
       type: info.isDirectory() ? 'folder' : 'file',
       writtenTo,
-      target: Buffer.from(`${volume.path}/${writtenTo}`),
+      target: pathUnder(volume.path, writtenTo),
     });
   }
   for (const item of planned) {
@@ -184,13 +223,12 @@ async function plan(
 function exists(volume: VolumeConfig, writtenTo: string): SnapguardError {
   return new SnapguardError(
     'PRECONDITION_FAILED',
-    `"${show(writtenTo)}" already exists in volume "${volume.id}" (${show(`${volume.path}/${writtenTo}`)}); a restore beside the original never overwrites anything. Nothing was written.`,
+    `"${show(writtenTo)}" already exists in volume "${volume.id}" (${displayPath(pathUnder(volume.path, writtenTo))}); a restore beside the original never overwrites anything. Nothing was written.`,
     'Look at that copy first (it may be an earlier restore of the same version); move or delete it, then restore again.',
-    { details: { path: writtenTo } },
+    { details: { path: text(writtenTo) } },
   );
 }
 
-const SLASH = Buffer.from('/');
 const join = (base: Buffer, name: Buffer) => Buffer.concat([base, SLASH, name]);
 
 /** Owner, permission bits and times of `stats` on the new entry, set through a handle (never following a link). */
@@ -281,12 +319,15 @@ export async function recoverBeside(
       async (tree) => {
         const planned = await plan(volume, tree, input.paths, suffix);
         const written: Written[] = planned.map((item) => ({
-          path: item.rel,
-          writtenTo: item.writtenTo,
-          fullPath: `${volume.path}/${item.writtenTo}`,
+          path: text(item.rel),
+          writtenTo: text(item.writtenTo),
+          ...(isUtf8(bytesOf(item.writtenTo))
+            ? {}
+            : { writtenToBase64: bytesOf(item.writtenTo).toString('base64') }),
+          fullPath: displayPath(item.target),
           type: item.type,
         }));
-        const list = written.map((w) => show(w.writtenTo)).join(', ');
+        const list = planned.map((item) => show(item.writtenTo)).join(', ');
         if (request.dryRun) {
           return {
             status: 'planned' as const,
@@ -342,8 +383,8 @@ export async function recoverBeside(
               restored_snapshot: snapshotLabel(snapshot),
               mode: 'files',
               destination: 'beside',
-              paths: planned.map((p) => p.rel),
-              written: planned.map((p) => p.writtenTo),
+              paths: planned.map((p) => text(p.rel)),
+              written: planned.map((p) => text(p.writtenTo)),
               reason: request.reason ?? null,
               duration_seconds: durationSeconds,
               outcome: 'success',

@@ -1,6 +1,7 @@
 import { lstat, readlink, readdir, realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { normaliseRelativePath, refusePath } from '../../shared/relative-path.js';
+import { binaryOfBase64, bytesOf, displayBinary, isUtf8 } from '../byte-names.js';
 import { SnapguardError } from '../errors.js';
 
 /**
@@ -123,4 +124,60 @@ export async function resolveRestorePaths(
     }
   }
   return { paths, removeOnly };
+}
+
+/**
+ * pathsBase64 of a recover request (the pathBase64 that file_versions and find_deleted return for
+ * names that are not UTF-8): each decoded to its bytes, as a binary string, and checked exactly like
+ * paths (relative, normalised, no "..", no NUL, not absolute).
+ */
+export function bytePathsOf(encoded: readonly string[] | undefined): string[] {
+  return (encoded ?? []).map((text) => {
+    const binary = binaryOfBase64(text);
+    if (binary === undefined) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        `pathsBase64: "${text.slice(0, 100)}" is not base64 of a path. Nothing was changed.`,
+        'Pass the bytes of each path in base64, as pathBase64 in the results of find_deleted and file_versions.',
+      );
+    }
+    try {
+      return normaliseRelativePath(binary);
+    } catch (error) {
+      if (!(error instanceof SnapguardError)) throw error;
+      const why = error.message.slice(error.message.indexOf(' is refused: ') + ' is refused: '.length);
+      throw new SnapguardError(
+        'BAD_INPUT',
+        `pathsBase64: "${displayBinary(binary).replace(/\0/g, '\\0').slice(0, 200)}" is refused: ${why}`,
+        error.hints ?? error.hint,
+      );
+    }
+  });
+}
+
+/**
+ * An in-place restore works on names that strings hold: pathsBase64 whose bytes are UTF-8 join
+ * paths; a name that is not UTF-8 is refused (it can be written beside the original).
+ */
+export function withBytePaths<T extends { paths?: string[] | undefined; pathsBase64?: string[] | undefined }>(
+  request: T,
+): T {
+  if (request.pathsBase64 === undefined) return request;
+  const decoded = bytePathsOf(request.pathsBase64).map((binary) => {
+    const bytes = bytesOf(binary);
+    if (!isUtf8(bytes)) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        `pathsBase64: "${displayBinary(binary).slice(0, 200)}" is not a UTF-8 name; a restore in place handles only UTF-8 names. Nothing was changed.`,
+        {
+          mcp: 'Restore it beside the original instead (destination: "beside", same pathsBase64); rename the copy afterwards if it should replace the live one.',
+          cli: 'Restore it beside the original instead (--beside with the same --files-base64); rename the copy afterwards if it should replace the live one.',
+        },
+      );
+    }
+    return bytes.toString('utf8');
+  });
+  const { pathsBase64: _bytes, ...rest } = request;
+  void _bytes;
+  return { ...rest, paths: [...(request.paths ?? []), ...decoded] } as T;
 }

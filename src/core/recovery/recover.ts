@@ -21,7 +21,7 @@ import {
   unplaceable,
   unplaceableRefusal,
 } from './nested.js';
-import { normaliseRelativePath, resolveRestorePaths } from './paths.js';
+import { normaliseRelativePath, resolveRestorePaths, withBytePaths } from './paths.js';
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
 import { backendChangeSummary, walkChangeSummary } from './summary.js';
@@ -377,7 +377,7 @@ export async function planRecovery(
   fingerprint: string;
   summary: string;
 }> {
-  const request = parseInput(RecoverInput, input, 'recover');
+  const request = withBytePaths(parseInput(RecoverInput, input, 'recover'));
   const targets = await resolveTargets(deps, request, context.signal);
   for (const target of targets) {
     await checkTarget(deps, target, request.mode);

@@ -15,6 +15,13 @@ export const RecoverInput = z.object({
     .max(1000)
     .optional()
     .describe('files mode: paths relative to the volume root ("." for the whole tree)'),
+  pathsBase64: z
+    .array(z.string().max(5464))
+    .max(1000)
+    .optional()
+    .describe(
+      'files mode: paths given as base64 of their bytes, for names that are not UTF-8 (pathBase64 of find_deleted and file_versions); in place only UTF-8 names, beside any',
+    ),
   destination: z
     .enum(['in-place', 'beside'])
     .default('in-place')
@@ -115,6 +122,7 @@ export const RecoverResultSchema = z.object({
       z.object({
         path: z.string().describe('the restored path, relative to the volume root'),
         writtenTo: z.string().describe('where its snapshot version was written, relative to the volume root'),
+        writtenToBase64: z.string().optional().describe('the bytes of writtenTo, when it had to be escaped'),
         fullPath: z.string(),
         type: z.enum(['file', 'folder']),
       }),
