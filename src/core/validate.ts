@@ -12,7 +12,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   throw new SnapguardError(
     'BAD_INPUT',
     `Invalid ${what} input: ${problems.join('; ')}.`,
-    'Fix the fields named and call again; nothing was changed.',
+    {
+      mcp: 'Fix the fields named and call again; nothing was changed.',
+      cli: 'Fix the values named (the arguments and options that set them) and run the command again; nothing was changed.',
+    },
     {
       details: { problems },
     },

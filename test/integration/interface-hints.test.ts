@@ -208,7 +208,7 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(overCli.stderr).not.toContain('create_snapshot');
   });
 
-  it('prune next to an unreadable recovery journal: prune_snapshots over MCP, snapguard doctor on the CLI', async () => {
+  it('prune next to an unreadable recovery journal: inspect and remove it, then prune_snapshots over MCP, snapguard prune on the CLI', async () => {
     const { deps, mcp, configFile } = await setup('journal', {
       volumes: { data: { backend: 'btrfs', path: data, retention: { preserve: '1d' } } },
     });
@@ -225,9 +225,10 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
       expect(overMcp).not.toContain('snapguard doctor');
       const overCli = await cli(configFile, ['prune', 'data', '--dry-run']);
       expect(overCli.code).toBe(2);
-      expect(overCli.stderr).toContain(
-        'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
-      );
+      // doctor cannot replay a journal that does not parse: the CLI says to inspect and remove it.
+      expect(overCli.stderr).toContain('rec-broken.json on the host and remove it by hand');
+      expect(overCli.stderr).toContain('then run `snapguard prune` again.');
+      expect(overCli.stderr).not.toContain('Run `snapguard doctor` to finish');
       expect(overCli.stderr).not.toContain('health_check');
     } finally {
       await rm(broken, { force: true });
@@ -294,5 +295,66 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     } finally {
       await rm(journal, { force: true });
     }
+  });
+  it('bad input: call again over MCP, run the command again on the CLI', async () => {
+    const { mcp, configFile } = await setup('badinput', {});
+    const overMcp = textOf(
+      await mcp.call('recover', { volume: 'data', snapshot: 'x', mode: 'files', pathsBase64: ['!!'] }),
+    );
+    expect(overMcp).toContain('[BAD_INPUT]');
+    expect(overMcp).toContain('find_deleted');
+    expect(overMcp).not.toContain('snapguard deleted');
+    const overCli = await cli(configFile, ['snapshot', 'create', 'Bad/Id']);
+    expect(overCli.code).not.toBe(0);
+    expect(overCli.stderr).toContain('Invalid create_snapshot input');
+    expect(overCli.stderr).toContain('run the command again');
+    expect(overCli.stderr).not.toContain('call again');
+    const base64Cli = await cli(configFile, ['recover', 'data', 'x', '--files-base64', '!!']);
+    expect(base64Cli.stderr).toContain('snapguard deleted --json');
+    expect(base64Cli.stderr).not.toContain('find_deleted');
+  });
+
+  it('plan warnings: tool names from plan_strategy, verbs from snapguard plan; orchestrate is part of this build', async () => {
+    const { mcp, configFile } = await setup('plan', {});
+    const input = {
+      hostType: 'server',
+      volumes: [{ path: '/srv/db', size: '10G', tier: 'critical', id: 'db' }],
+      disk: { size: '1T', free: '500G' },
+      remote: true,
+      targets: { critical: { rpo: '15m' } },
+      verifyUnits: false,
+    };
+    const overMcp = (await mcp.call('plan_strategy', input)).structuredContent as { warnings: string[] };
+    const mcpWarnings = overMcp.warnings.join('\n');
+    expect(mcpWarnings).toContain('create_snapshot before it');
+    expect(mcpWarnings).not.toContain('snapguard ');
+    expect(mcpWarnings).not.toContain('orchestrate');
+    const overCli = await cli(configFile, [
+      'plan',
+      '--host-type',
+      'server',
+      '--volume',
+      '/srv/db:10G:critical:db',
+      '--disk-size',
+      '1T',
+      '--disk-free',
+      '500G',
+      '--remote',
+      '--rpo',
+      'critical=15m',
+      '--no-verify',
+      '--json',
+    ]);
+    // Exit 1: the plan has a warning (the RPO below the hourly timer).
+    expect(overCli.code).toBe(1);
+    const plan = JSON.parse(overCli.stdout) as { warnings: string[]; units: { name: string }[] };
+    const cliWarnings = plan.warnings.join('\n');
+    expect(cliWarnings).toContain('`snapguard wrap -- COMMAND`');
+    expect(cliWarnings).not.toContain('create_snapshot');
+    expect(cliWarnings).not.toContain('orchestrate');
+    // The restore drill and the remote copy are scheduled by snapguard plan too.
+    expect(plan.units.map((u) => u.name)).toEqual(
+      expect.arrayContaining([expect.stringContaining('restore-test'), expect.stringContaining('backup')]),
+    );
   });
 });

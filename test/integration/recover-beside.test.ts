@@ -18,6 +18,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { ElicitRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
+import type { SnapguardError } from '../../src/core/errors.js';
 import { createDeps, type Deps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { formatTimestamp } from '../../src/core/naming.js';
@@ -358,6 +359,17 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
           paths: ['new\nline.txt'],
         }),
       ).rejects.toMatchObject({ code: 'PRECONDITION_FAILED' });
+      // Its hint in each interface's words: health_check over MCP, snapguard doctor on the CLI.
+      const refusal = (await recover(deps, {
+        volume: 'app',
+        snapshot: snap.name,
+        mode: 'files',
+        destination: 'beside',
+        paths: ['new\nline.txt'],
+      }).catch((error: unknown) => error)) as SnapguardError;
+      expect(refusal.hintFor('mcp')).toContain('health_check');
+      expect(refusal.hintFor('mcp')).not.toContain('snapguard doctor');
+      expect(refusal.hintFor('cli')).toContain('snapguard doctor');
     } finally {
       await rm(path);
       await rename(moved, path);

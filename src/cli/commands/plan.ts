@@ -99,7 +99,7 @@ export function planCommand(): Command {
       .option('--write <dir>', 'write snapguard.fragment.yaml, systemd/ units and runbooks/ into DIR')
       .option('--no-verify', 'skip systemd-analyze verify'),
   ).action(
-    action(async (options: PlanOptions, command: Command) => {
+    action(async (options: PlanOptions) => {
       let input: Record<string, unknown> = {};
       if (options.input) {
         try {
@@ -147,8 +147,8 @@ export function planCommand(): Command {
         ...(options.verify === false ? { verifyUnits: false } : {}),
       };
       const deps = await depsForPlan(options);
-      const verbs = (command.parent?.commands ?? []).map((c) => c.name());
-      const plan = await planStrategy(deps, request, { verbs });
+      // The planner knows this build's verbs: the program holds only the commands this call loaded.
+      const plan = await planStrategy(deps, request, { surface: 'cli' });
       if (options.write) plan.written = await writePlan(plan, options.write);
       if (options.json) {
         printJson(plan);

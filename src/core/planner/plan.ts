@@ -166,7 +166,7 @@ const DEFAULT_TARGETS: Record<Tier, { rpo: number; rto: number }> = {
   temporary: { rpo: 0, rto: 0 },
 };
 
-/** CLI verbs of this build; the CLI passes its own list, which wins. */
+/** CLI verbs of this build (the runbooks and units name only these); a caller may pass its own list. */
 export const KNOWN_VERBS = [
   'snapshot',
   'complete',
@@ -178,6 +178,11 @@ export const KNOWN_VERBS = [
   'restore-test',
   'health',
   'units',
+  'recover',
+  'wrap',
+  'doctor',
+  'orchestrate',
+  'report',
 ];
 
 function idFromPath(path: string): string {
@@ -193,6 +198,8 @@ function idFromPath(path: string): string {
 
 export interface PlanOptions {
   verbs?: readonly string[];
+  /** Who reads the warnings: tool names over MCP (the default), verbs on the CLI. */
+  surface?: 'mcp' | 'cli';
   signal?: AbortSignal | undefined;
 }
 
@@ -212,7 +219,7 @@ export async function planStrategy(
   }
   const windowStart = window?.startHour ?? 2;
 
-  const volumes = planVolumes(request, host, warnings);
+  const volumes = planVolumes(request, host, warnings, options.surface);
   if (host === 'vps' && !request.remote)
     warnings.push(
       'VPS without remote storage: losing the instance loses every snapshot with it; add a restic repository.',
@@ -263,7 +270,12 @@ type PlanRequest = z.output<typeof PlanStrategyInput>;
 type PlannedVolumes = PlanStrategyResult['volumes'];
 
 /** Each volume's tier, targets, frequency, retention, methods and snapshot space; warnings for what a tier alone cannot cover. */
-function planVolumes(request: PlanRequest, host: HostType, warnings: string[]): PlannedVolumes {
+function planVolumes(
+  request: PlanRequest,
+  host: HostType,
+  warnings: string[],
+  surface: PlanOptions['surface'],
+): PlannedVolumes {
   const taken = new Set<string>();
   return request.volumes.map((volume) => {
     let id = volume.id ?? idFromPath(volume.path);
@@ -277,7 +289,7 @@ function planVolumes(request: PlanRequest, host: HostType, warnings: string[]): 
     const changeRate = volume.changeRate ?? DEFAULT_CHANGE_RATES[tier];
     if (tier !== 'temporary' && target.rpo < 3600)
       warnings.push(
-        `${id}: RPO ${formatDuration(target.rpo)} is below the hourly timer; snapshot before each change (create_snapshot / snapguard wrap)${classification.database ? ' and rely on WAL/binlog archiving of the database' : ''}.`,
+        `${id}: RPO ${formatDuration(target.rpo)} is below the hourly timer; snapshot before each change (${surface === 'cli' ? '`snapguard wrap -- COMMAND` or `snapguard snapshot create`' : 'create_snapshot before it, complete_operation after'})${classification.database ? ' and rely on WAL/binlog archiving of the database' : ''}.`,
       );
     if (tier === 'critical' && !request.remote)
       warnings.push(
@@ -386,7 +398,7 @@ function planJobs(
   const verbs = new Set(options.verbs ?? KNOWN_VERBS);
   if (request.remote && !verbs.has('orchestrate'))
     warnings.push(
-      'Remote copies are planned but this build has no `snapguard orchestrate`: schedule the send/receive or restic job yourself.',
+      `Remote copies are planned but the units made here leave out ${options.surface === 'cli' ? '`snapguard orchestrate`' : 'orchestrate'}: schedule the send/receive or restic job yourself.`,
     );
   const overlaps = overlappingJobs(jobs);
   if (overlaps.length > 0)

@@ -132,7 +132,10 @@ async function checkLiveParent(volume: VolumeConfig, rel: string): Promise<void>
     throw new SnapguardError(
       'PRECONDITION_FAILED',
       `The path of volume "${volume.id}" (${volume.path}) is ${top ? (top.isSymbolicLink() ? 'a symlink' : 'not a folder') : 'missing'}; nothing was written.`,
-      'Fix the path in the configuration (the real folder, not a link), or run `snapguard doctor` if a recovery was interrupted.',
+      {
+        mcp: 'Fix the path in the configuration (the real folder, not a link); if a recovery was interrupted, health_check reports it (UNFINISHED_RECOVERY) with how to finish it.',
+        cli: 'Fix the path in the configuration (the real folder, not a link), or run `snapguard doctor` if a recovery was interrupted.',
+      },
     );
   }
   const slash = rel.lastIndexOf('/');

@@ -138,7 +138,10 @@ export function bytePathsOf(encoded: readonly string[] | undefined): string[] {
       throw new SnapguardError(
         'BAD_INPUT',
         `pathsBase64: "${text.slice(0, 100)}" is not base64 of a path. Nothing was changed.`,
-        'Pass the bytes of each path in base64, as pathBase64 in the results of find_deleted and file_versions.',
+        {
+          mcp: 'Pass the bytes of each path in base64, as pathBase64 in the results of find_deleted and file_versions.',
+          cli: 'Pass the bytes of each path in base64, as pathBase64 in the output of `snapguard deleted --json` and `snapguard versions --json`.',
+        },
       );
     }
     try {

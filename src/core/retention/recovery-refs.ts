@@ -17,7 +17,7 @@ export async function snapshotsInUnfinishedRecoveries(deps: Deps, volume: Volume
         `The recovery journal ${file} cannot be read (${error ?? 'empty'}), so it is unknown which snapshots an interrupted recovery needs. Nothing was pruned.`,
         {
           mcp: `Inspect ${file} on the host and remove it once the volume is in order (health_check lists it under UNFINISHED_RECOVERY); then call prune_snapshots again.`,
-          cli: 'Run `snapguard doctor` to finish or revert the interrupted recovery, then prune again.',
+          cli: `Inspect ${file} on the host and remove it by hand once the volume is in order (a journal that does not parse cannot be replayed, not by \`snapguard doctor\` either; \`snapguard health\` lists it); then run \`snapguard prune\` again.`,
         },
       );
     }
