@@ -19,7 +19,8 @@ export const INSTRUCTIONS = [
   'Destructive tools (recover, prune_snapshots) never act on the first call: they return a plan and ask the user for confirmation (directly, or by returning the plan with a confirmationToken). Show the plan to the user and call again with the same arguments and the confirmationToken only after the user agreed; never confirm on their behalf. A token is single use, valid for 10 minutes, and refused when the state changed since the plan: then plan again.',
   'Output schemas in tools/list show the top-level fields of each result; snapguard://tool-outputs/{tool} has every nested field.',
   'The history of snapshots and recoveries is the snapguard://history resource.',
-  'The prompts safe-deploy and disaster-recovery walk through both runbooks step by step.',
+  'For one file or folder: file_versions, find_deleted, diff_snapshots and read_snapshot_file only read. recover with mode files and destination: "beside" writes the snapshot\'s version next to the original (NAME.snapguard-YYYYMMDD-HHMMSS), overwrites nothing and needs no confirmation; in place (the default) goes through the confirmation. A name that is not UTF-8 comes with pathBase64: pass it back in pathsBase64.',
+  'The prompts safe-deploy (before a deployment), disaster-recovery and find-lost-file walk through these step by step.',
 ].join('\n');
 
 export interface CreatedServer {

@@ -196,6 +196,15 @@ describe('the built MCP server over stdio, as an assistant reads it', () => {
     expect(instructions).toContain('snapguard://tool-outputs/{tool}');
   });
 
+  it('initialize names the three prompts and the restore beside the original', () => {
+    const instructions = client.getInstructions() ?? '';
+    for (const prompt of ['safe-deploy', 'disaster-recovery', 'find-lost-file'])
+      expect(instructions).toContain(prompt);
+    expect(instructions).toContain('destination: "beside"');
+    expect(instructions).toMatch(/overwrites nothing and needs no confirmation/);
+    expect(instructions).toContain('pathsBase64');
+  });
+
   it('the orchestrate description names the built-in stages in order', async () => {
     const { tools } = await client.listTools();
     const orchestrate = tools.find((tool) => tool.name === 'orchestrate')!;

@@ -19,6 +19,10 @@ const CONTRACT_TOOLS = [
   'orchestrate',
   'prune_snapshots',
   'plan_strategy',
+  'file_versions',
+  'find_deleted',
+  'diff_snapshots',
+  'read_snapshot_file',
 ];
 
 describe('MCP prompts', () => {
