@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../../src/core/config.js';
 import type { Deps } from '../../src/core/deps.js';
+import type { SnapguardError } from '../../src/core/errors.js';
+import { recover } from '../../src/core/recovery/recover.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
@@ -356,5 +358,55 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(plan.units.map((u) => u.name)).toEqual(
       expect.arrayContaining([expect.stringContaining('restore-test'), expect.stringContaining('backup')]),
     );
+  });
+  it('recover without a snapshot, or a path the snapshot lacks: tool names over MCP, verbs on the CLI', async () => {
+    const { deps, mcp, configFile } = await setup('recoverhints', {});
+    const snapshot = (await createSnapshots(deps, { volumes: ['data'], type: 'manual' })).created[0]!.name;
+    const cases: [Record<string, unknown>, string[], string, string][] = [
+      [{ volume: 'data' }, ['recover', 'data'], 'call list_snapshots', 'snapguard snapshot list VOLUME'],
+      [
+        { volume: 'data', mode: 'files', destination: 'beside', paths: ['file'] },
+        ['recover', 'data', '--files', 'file', '--beside'],
+        'list_snapshots (or file_versions)',
+        '`snapguard versions VOLUME PATH`',
+      ],
+      [
+        { volume: 'data', snapshot, mode: 'files', destination: 'beside', paths: ['nope'] },
+        ['recover', 'data', snapshot, '--files', 'nope', '--beside'],
+        'file_versions or find_deleted',
+        '`snapguard versions` or `snapguard deleted`',
+      ],
+    ];
+    for (const [args, argv, mcpWords, cliWords] of cases) {
+      const overMcp = textOf(await mcp.call('recover', args));
+      expect(overMcp).toContain('[BAD_INPUT]');
+      expect(overMcp).toContain(mcpWords.replace('call ', ''));
+      expect(overMcp).not.toContain('snapguard ');
+      const overCli = await cli(configFile, argv);
+      expect(overCli.code).not.toBe(0);
+      expect(overCli.stderr).toContain(cliWords);
+      expect(overCli.stderr).not.toMatch(/list_snapshots|file_versions|find_deleted/);
+    }
+  });
+
+  it('a volume that changed while a recovery waited for its confirmation: list_snapshots over MCP, snapguard verbs on the CLI', async () => {
+    const { deps } = await setup('waited', {});
+    const snapshot = (await createSnapshots(deps, { volumes: ['data'], type: 'manual' })).created[0]!.name;
+    const error = (await recover(
+      deps,
+      { volume: 'data', snapshot, mode: 'files', paths: ['file'] },
+      {
+        confirm: async () => {
+          // The user took a while: the file changed in the meantime.
+          await writeFile(join(data, 'file'), 'changed while waiting');
+          return true;
+        },
+      },
+    ).catch((caught: unknown) => caught)) as SnapguardError;
+    expect(error.code).toBe('CONFIRMATION_INVALID');
+    expect(error.hintFor('mcp')).toContain('list_snapshots');
+    expect(error.hintFor('mcp')).not.toContain('snapguard ');
+    expect(error.hintFor('cli')).toContain('`snapguard snapshot list`');
+    expect(error.hintFor('cli')).not.toContain('list_snapshots');
   });
 });

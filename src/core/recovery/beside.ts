@@ -94,11 +94,10 @@ function validate(request: Request): { volume: string; snapshot: string; paths: 
     );
   }
   if (request.volume === undefined || request.snapshot === undefined) {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      'recover with destination "beside" needs volume and snapshot.',
-      'Pick a snapshot with list_snapshots (or file_versions) and pass its volume and name.',
-    );
+    throw new SnapguardError('BAD_INPUT', 'recover with destination "beside" needs volume and snapshot.', {
+      mcp: 'Pick a snapshot with list_snapshots (or file_versions) and pass its volume and name.',
+      cli: 'Pick a snapshot with `snapguard snapshot list VOLUME` (or `snapguard versions VOLUME PATH`) and pass the volume and its name.',
+    });
   }
   // Strings and base64 bytes alike, checked lexically first (relative, no "..", no NUL).
   const paths = [
@@ -177,7 +176,10 @@ async function checkInSnapshot(root: Buffer, rel: string): Promise<void> {
       throw new SnapguardError(
         'BAD_INPUT',
         `paths: "${show(rel)}" does not exist in the snapshot. Nothing was written.`,
-        'Check the spelling against the snapshot (file_versions or find_deleted list what it holds); only paths present in the snapshot can be restored.',
+        {
+          mcp: 'Check the spelling against the snapshot (file_versions or find_deleted list what it holds); only paths present in the snapshot can be restored.',
+          cli: 'Check the spelling against the snapshot (`snapguard versions` or `snapguard deleted` list what it holds); only paths present in the snapshot can be restored.',
+        },
       );
     }
     if (info.isSymbolicLink() && i < parts.length - 1)

@@ -105,11 +105,10 @@ async function resolveTargets(
     return targets;
   }
   if (request.volume === undefined || request.snapshot === undefined) {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      'recover needs volume and snapshot (or operationId).',
-      'Pick a snapshot with list_snapshots and pass its volume and name.',
-    );
+    throw new SnapguardError('BAD_INPUT', 'recover needs volume and snapshot (or operationId).', {
+      mcp: 'Pick a snapshot with list_snapshots and pass its volume and name.',
+      cli: 'Pick a snapshot with `snapguard snapshot list VOLUME` and pass the volume and its name (or --operation-id).',
+    });
   }
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal, 'ownership');
@@ -571,7 +570,10 @@ export async function recover(
       throw new SnapguardError(
         'CONFIRMATION_INVALID',
         'The volume changed while this recovery waited (another recovery, a new snapshot, or a change to the paths the restore touches); the confirmed plan no longer applies. Nothing was changed.',
-        'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
+        {
+          mcp: 'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
+          cli: 'Look at the current state (`snapguard snapshot list`, `snapguard history`) and run recover again for a fresh plan.',
+        },
         { details: { reason: 'state-changed' } },
       );
     }
