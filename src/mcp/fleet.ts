@@ -8,6 +8,7 @@ import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
+import { clientCanElicit } from './confirm.js';
 import { errorResult, okResult } from './result.js';
 import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
 
@@ -90,6 +91,27 @@ function tagged(result: CallToolResult, host: string): CallToolResult {
     ...result,
     content,
     ...(result.structuredContent ? { structuredContent: { ...result.structuredContent, host } } : {}),
+  };
+}
+
+/**
+ * The plan and token of a host's confirmation gate when this result is one (status
+ * confirmation_required): the text without the lines that tell the assistant how to use the token,
+ * which is what the user reads.
+ */
+function confirmationAsked(result: CallToolResult): { text: string; token: string } | undefined {
+  const data = result.structuredContent;
+  if (result.isError || !data || data.status !== 'confirmation_required') return undefined;
+  if (typeof data.confirmationToken !== 'string') return undefined;
+  const first = result.content?.[0];
+  const text = first?.type === 'text' ? first.text : '';
+  return {
+    text: text
+      .split('\n')
+      .filter((line) => !line.includes('confirmationToken'))
+      .join('\n')
+      .trim(),
+    token: data.confirmationToken,
   };
 }
 
@@ -271,11 +293,64 @@ export function installHostRouting(
       if (typeof host !== 'string')
         throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
       checkHost(host, tool);
-      const result = await hosts.callTool(host, tool, rest, {
-        signal: extra.signal,
-        onprogress: forwardProgress(extra, ''),
-      });
-      return tagged(result, host);
+      const options = { signal: extra.signal, onprogress: forwardProgress(extra, '') };
+      const result = await hosts.callTool(host, tool, rest, options);
+      const plan = confirmationAsked(result);
+      if (
+        plan === undefined ||
+        rest.confirmationToken !== undefined ||
+        deps.config.confirm !== 'elicit-or-token' ||
+        !clientCanElicit(server)
+      )
+        return tagged(result, host);
+      // The host's gate answered with its plan and a token. This controller's client can ask the
+      // user: the plan is shown there, and only an explicit accept spends the host's token, on that
+      // host, with the same arguments.
+      const answer = await server.server.elicitInput(
+        {
+          mode: 'form',
+          message: `On host ${host}:\n${plan.text}\n\nProceed?`,
+          requestedSchema: {
+            type: 'object',
+            properties: {
+              confirm: {
+                type: 'boolean',
+                title: 'Proceed',
+                description: 'Tick to carry out the plan above.',
+              },
+            },
+            required: ['confirm'],
+          },
+        },
+        { signal: extra.signal },
+      );
+      if (answer.action === 'accept' && answer.content?.confirm === true) {
+        const confirmed = await hosts.callTool(
+          host,
+          tool,
+          { ...rest, confirmationToken: plan.token },
+          options,
+        );
+        return tagged(confirmed, host);
+      }
+      const status = answer.action === 'cancel' ? 'cancelled' : 'declined';
+      deps.logger.info({ tool, host, answer: answer.action }, `user ${status} the confirmation`);
+      const { confirmationToken: _token, expiresAt: _expires, ...kept } = result.structuredContent ?? {};
+      return tagged(
+        {
+          content: [
+            {
+              type: 'text',
+              text:
+                status === 'declined'
+                  ? `The user declined the plan; nothing was changed.\n${plan.text}`
+                  : `The confirmation was cancelled; nothing was changed.\n${plan.text}`,
+            },
+          ],
+          structuredContent: { ...kept, status },
+        },
+        host,
+      );
     } catch (error) {
       return errorResult(error);
     }

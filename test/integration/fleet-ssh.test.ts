@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
@@ -412,6 +413,57 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     }
     // The folder of b's config (spaces, quotes, $(...)) reached the remote as one word in both forms.
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
+  }, 120_000);
+
+  it("with an eliciting client the controller asks its user the host's plan, then confirms on the host: accept rolls back there, decline changes nothing", async () => {
+    const c = hosts.c as LabHost;
+    const made = await call('create_snapshot', { host: 'c', volumes: ['app'], force: true });
+    expect(made.result.isError, made.text).toBeFalsy();
+    const snapshot = ((made.data.created as { name: string }[])[0] as { name: string }).name;
+    const controllerConfig = buildConfig(
+      {
+        host: 'controller',
+        stateDir: join(dir, 'controller-state'),
+        contextDir: join(dir, 'controller-context'),
+        hosts: { c: { command: c.sshd.ssh(key) } },
+      },
+      dir,
+    );
+    expect(controllerConfig.confirm).toBe('elicit-or-token');
+    const asked: string[] = [];
+    let reply: 'accept' | 'decline' = 'decline';
+    const eliciting = await connect(createDeps(controllerConfig, { logger: silentLogger(), exec }), {
+      elicitation: {},
+    });
+    eliciting.client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(String(request.params.message));
+      return reply === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
+    });
+    try {
+      await writeFile(join(c.volume, 'data.txt'), 'c v2 (bad change)\n');
+      const args = { host: 'c', volume: 'app', snapshot, reason: 'bad change on c' };
+      const declined = await eliciting.call('recover', args);
+      expect(declined.isError, textOf(declined)).toBeFalsy();
+      const said = declined.structuredContent as Data;
+      expect(said.status).toBe('declined');
+      expect(said.host).toBe('c');
+      expect(said.confirmationToken).toBeUndefined();
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatch(/^On host c:\n/);
+      expect(asked[0]).toContain(snapshot);
+      expect(asked[0]).not.toContain('confirmationToken');
+      expect(await readFile(join(c.volume, 'data.txt'), 'utf8')).toBe('c v2 (bad change)\n');
+
+      reply = 'accept';
+      const done = await eliciting.call('recover', args);
+      expect(done.isError, textOf(done)).toBeFalsy();
+      expect((done.structuredContent as Data).status).toBe('recovered');
+      expect((done.structuredContent as Data).host).toBe('c');
+      expect(asked).toHaveLength(2);
+      expect(await readFile(join(c.volume, 'data.txt'), 'utf8')).toBe('c v1\n');
+    } finally {
+      await eliciting.close();
+    }
   }, 120_000);
 
   it('closing the controller ends every ssh session it started', async () => {
