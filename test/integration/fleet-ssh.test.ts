@@ -466,6 +466,78 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     }
   }, 120_000);
 
+  it('the CLI: --host on complete, cat, versions, pin/unpin and prune; report --html covers every host', async () => {
+    const cli = (args: string[]) => runBuiltCli([...args, '--config', controllerFile]);
+    const made = await cli([
+      'snapshot',
+      'create',
+      'app',
+      '--host',
+      'c',
+      '--operation',
+      'cli-check',
+      '--json',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const created = JSON.parse(made.stdout) as { operationId: string; created: { name: string }[] };
+    const snapshot = created.created[0]?.name as string;
+
+    const completed = await cli([
+      'complete',
+      created.operationId,
+      '--outcome',
+      'success',
+      '--host',
+      'c',
+      '--json',
+    ]);
+    expect(completed.code, completed.stderr).toBe(0);
+    const marked = JSON.parse(completed.stdout) as { host: string; snapshots: { name: string }[] };
+    expect(marked.host).toBe('c');
+    expect(marked.snapshots.map((s) => s.name)).toEqual([snapshot]);
+
+    // cat prints the file's bytes alone, as on the host itself.
+    const cat = await cli(['cat', 'app', snapshot, 'data.txt', '--host', 'c']);
+    expect(cat.code, cat.stderr).toBe(0);
+    expect(cat.stdout).toBe('c v1\n');
+    const versions = await cli(['versions', 'app', 'data.txt', '--host', 'c', '--json']);
+    expect(versions.code, versions.stderr).toBe(0);
+    const listed = JSON.parse(versions.stdout) as { host: string; versions: { snapshots: string[] }[] };
+    expect(listed.host).toBe('c');
+    expect(listed.versions.some((v) => v.snapshots.includes(snapshot))).toBe(true);
+
+    const pinned = await cli(['pin', 'app', snapshot, '--reason', 'keep it', '--host', 'c', '--json']);
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(JSON.parse(pinned.stdout)).toMatchObject({ host: 'c', pinned: true, changed: true });
+    const pinsFile = await readFile(
+      join((hosts.c as LabHost).configFile, '..', 'state', 'pins.json'),
+      'utf8',
+    );
+    expect(pinsFile).toContain(snapshot);
+    const unpinned = await cli(['unpin', 'app', snapshot, '--host', 'c', '--json']);
+    expect(JSON.parse(unpinned.stdout)).toMatchObject({ host: 'c', pinned: false, changed: true });
+    const refused = await cli(['pin', 'app', snapshot, '--host', 'a-ro']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('read-only');
+
+    const pruned = await cli(['prune', 'app', '--host', 'c', '--dry-run', '--json']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const plan = JSON.parse(pruned.stdout) as { host: string; keep: { name: string }[] };
+    expect(plan.host).toBe('c');
+    expect(plan.keep.map((k) => k.name)).toContain(snapshot);
+
+    for (const host of ['a', 'b']) await call('create_snapshot', { host, volumes: ['app'], force: true });
+    const html = join(dir, 'fleet-report.html');
+    const report = await cli(['report', '--html', html, '--json']);
+    expect(report.code, report.stderr).toBe(0);
+    const model = JSON.parse(report.stdout) as { hosts: { host: string; snapshots: number }[] };
+    const byHost = new Map(model.hosts.map((h) => [h.host, h.snapshots]));
+    for (const host of ['a', 'b', 'c']) expect(byHost.get(host) ?? 0).toBeGreaterThan(0);
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain('<h2>Hosts</h2>');
+    for (const host of ['a', 'b', 'c']) expect(page).toContain(`<b>${host}</b>`);
+  }, 180_000);
+
   it('closing the controller ends every ssh session it started', async () => {
     const sessions = pidsMentioning(lab.knownHosts);
     expect(sessions.length).toBeGreaterThan(0);
