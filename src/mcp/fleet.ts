@@ -154,12 +154,26 @@ export function installHostRouting(
     }
   };
 
-  const forwardProgress = (extra: Parameters<RequestHandler>[1], prefix: string) => {
+  /**
+   * One call's progress as its client sees it: a single sequence that only increases. With
+   * several hosts each host counts on its own, so the value sent is the sum of every host's latest
+   * progress (each of them only grows), nudged up when a host repeats its number.
+   */
+  const progressSequence = () => ({ latest: new Map<string, number>(), sent: 0 });
+
+  const forwardProgress = (
+    extra: Parameters<RequestHandler>[1],
+    prefix: string,
+    host: string,
+    sequence = progressSequence(),
+  ) => {
     const token = extra._meta?.progressToken;
     if (token === undefined) return undefined;
-    let counter = 0;
     return (progress: { progress: number; total?: number; message?: string }) => {
-      counter = Math.max(counter + 1e-6, progress.progress);
+      sequence.latest.set(host, Math.max(sequence.latest.get(host) ?? 0, progress.progress));
+      const sum = [...sequence.latest.values()].reduce((a, b) => a + b, 0);
+      sequence.sent = Math.max(sequence.sent + 1e-6, sum);
+      const counter = sequence.sent;
       extra
         .sendNotification({
           method: 'notifications/progress',
@@ -180,19 +194,30 @@ export function installHostRouting(
     args: Record<string, unknown>,
     request: Parameters<RequestHandler>[0],
     extra: Parameters<RequestHandler>[1],
+    sequence: ReturnType<typeof progressSequence>,
   ): Promise<HostAnswer<T>> => {
     try {
       let result: CallToolResult;
       if (host === LOCAL_HOST) {
+        // This host's own progress joins the same sequence as the others', named like them.
+        const forward = forwardProgress(extra, `${LOCAL_HOST}: `, LOCAL_HOST, sequence);
+        const local: Parameters<RequestHandler>[1] = {
+          ...extra,
+          sendNotification: async (notification) => {
+            if (notification.method !== 'notifications/progress') return extra.sendNotification(notification);
+            const params = notification.params as { progress: number; total?: number; message?: string };
+            forward?.(params);
+          },
+        };
         result = (await inner(
           { ...request, params: { ...request.params, arguments: args } },
-          extra,
+          local,
         )) as CallToolResult;
       } else {
         checkHost(host, tool);
         result = await hosts.callTool(host, tool, args, {
           signal: extra.signal,
-          onprogress: forwardProgress(extra, `${host}: `),
+          onprogress: forwardProgress(extra, `${host}: `, host, sequence),
         });
       }
       if (result.isError) return { host, error: failureOfResult(result) };
@@ -230,7 +255,11 @@ export function installHostRouting(
         'No host to ask: this configuration has no volumes and no hosts.',
         'Add volumes or hosts: to the configuration.',
       );
-    const answers = await Promise.all(targets.map((name) => answer(name, tool, args, request, extra)));
+    // Every host's progress goes to the client as one sequence, each message prefixed with its host.
+    const sequence = progressSequence();
+    const answers = await Promise.all(
+      targets.map((name) => answer(name, tool, args, request, extra, sequence)),
+    );
     const now = deps.clock();
     if (tool === 'list_snapshots') {
       const limit = typeof args.limit === 'number' ? args.limit : undefined;
@@ -293,7 +322,7 @@ export function installHostRouting(
       if (typeof host !== 'string')
         throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
       checkHost(host, tool);
-      const options = { signal: extra.signal, onprogress: forwardProgress(extra, '') };
+      const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
       const result = await hosts.callTool(host, tool, rest, options);
       const plan = confirmationAsked(result);
       if (

@@ -466,6 +466,27 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     }
   }, 120_000);
 
+  it("orchestrate over several hosts forwards each host's progress, named by its host, in one increasing sequence", async () => {
+    const seen: { progress: number; message?: string }[] = [];
+    const result = (await controller.client.callTool(
+      { name: 'orchestrate', arguments: { host: ['a', 'c'] } },
+      undefined,
+      { onprogress: (progress) => seen.push(progress), timeout: 120_000 },
+    )) as { structuredContent?: Data; isError?: boolean };
+    expect(result.isError).toBeFalsy();
+    expect((result.structuredContent?.hosts as { host: string }[]).map((h) => h.host)).toEqual(['a', 'c']);
+    const messages = seen.map((p) => p.message ?? '');
+    for (const host of ['a', 'c']) {
+      expect(messages).toContain(`${host}: stage slow: 1 job(s)`);
+      expect(messages).toContain(`${host}: slow: started wait`);
+      expect(messages.some((m) => m.startsWith(`${host}: slow: wait `))).toBe(true);
+    }
+    expect(messages.every((m) => /^(a|c): /.test(m))).toBe(true);
+    const numbers = seen.map((p) => p.progress);
+    expect(numbers).toEqual([...numbers].sort((x, y) => x - y));
+    expect(new Set(numbers).size).toBe(numbers.length);
+  }, 120_000);
+
   it('the CLI: --host on complete, cat, versions, pin/unpin and prune; report --html covers every host', async () => {
     const cli = (args: string[]) => runBuiltCli([...args, '--config', controllerFile]);
     const made = await cli([
