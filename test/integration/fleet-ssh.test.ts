@@ -61,7 +61,14 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
         confirm: 'token',
         stateDir: join(hostDir, 'state'),
         contextDir: join(hostDir, 'context'),
-        volumes: { app: { backend: 'btrfs', path: volume } },
+        volumes: {
+          app: {
+            backend: 'btrfs',
+            path: volume,
+            // Host c keeps only its newest snapshot, so prune --host has something to delete there.
+            ...(name === 'c' ? { retention: { preserveMin: 'latest', preserve: 'no' } } : {}),
+          },
+        },
         orchestrate: {
           stages: [
             {
@@ -489,6 +496,9 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
 
   it('the CLI: --host on complete, cat, versions, pin/unpin and prune; report --html covers every host', async () => {
     const cli = (args: string[]) => runBuiltCli([...args, '--config', controllerFile]);
+    const older = await call('create_snapshot', { host: 'c', volumes: ['app'], force: true });
+    const old = ((older.data.created as { name: string }[])[0] as { name: string }).name;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     const made = await cli([
       'snapshot',
       'create',
@@ -543,9 +553,26 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
 
     const pruned = await cli(['prune', 'app', '--host', 'c', '--dry-run', '--json']);
     expect(pruned.code, pruned.stderr).toBe(0);
-    const plan = JSON.parse(pruned.stdout) as { host: string; keep: { name: string }[] };
+    const plan = JSON.parse(pruned.stdout) as {
+      host: string;
+      keep: { name: string }[];
+      delete: { name: string }[];
+    };
     expect(plan.host).toBe('c');
     expect(plan.keep.map((k) => k.name)).toContain(snapshot);
+    expect(plan.delete.map((d) => d.name)).toContain(old);
+    const snapshotDir = join((hosts.c as LabHost).pool.mountPoint, '.snapshots', 'app');
+    expect(existsSync(join(snapshotDir, old))).toBe(true);
+    // The host's plan, then the question here: without a terminal nothing is deleted.
+    const unasked = await cli(['prune', 'app', '--host', 'c']);
+    expect(unasked.code).toBe(3);
+    expect(unasked.stderr).toContain('no terminal to ask on');
+    expect(existsSync(join(snapshotDir, old))).toBe(true);
+    const deleted = await cli(['prune', 'app', '--host', 'c', '--yes', '--json']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(JSON.parse(deleted.stdout)).toMatchObject({ host: 'c', status: 'pruned' });
+    expect(existsSync(join(snapshotDir, old))).toBe(false);
+    expect(existsSync(join(snapshotDir, snapshot))).toBe(true);
 
     for (const host of ['a', 'b']) await call('create_snapshot', { host, volumes: ['app'], force: true });
     const html = join(dir, 'fleet-report.html');
