@@ -217,6 +217,11 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       expect(fleetHosts.find((h) => h.host === 'a')?.reachable).toBe(true);
       expect(fleetHosts.find((h) => h.host === 'a')?.volumes).toHaveLength(1);
       expect(fleet.code).toBeGreaterThanOrEqual(1);
+      // The report leaves the host that did not answer out, says so, and exits 1.
+      const report = await runBuiltCli(['report', '--json', '--config', controllerFile]);
+      expect(report.code).toBe(1);
+      expect((JSON.parse(report.stdout) as { unreachable: string[] }).unreachable).toEqual(['c']);
+      expect(report.stderr).toContain('warning: host c left out');
       const down = await runBuiltCli(['health', '--host', 'c', '--config', controllerFile]);
       expect(down.code).toBe(2);
       expect(down.stderr).toMatch(/Host "c" cannot be reached/);
@@ -537,6 +542,15 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     expect(listed.host).toBe('c');
     expect(listed.versions.some((v) => v.snapshots.includes(snapshot))).toBe(true);
 
+    await writeFile(join((hosts.c as LabHost).volume, 'data.txt'), 'c v3\n');
+    const diff = await cli(['diff', 'app', snapshot, '--host', 'c', '--json']);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(JSON.parse(diff.stdout)).toMatchObject({ host: 'c', modified: { paths: ['data.txt'] } });
+    const deleted = await cli(['deleted', 'app', '--host', 'c']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout).toMatch(/^host c:\nNothing deleted/);
+    await writeFile(join((hosts.c as LabHost).volume, 'data.txt'), 'c v1\n');
+
     const pinned = await cli(['pin', 'app', snapshot, '--reason', 'keep it', '--host', 'c', '--json']);
     expect(pinned.code, pinned.stderr).toBe(0);
     expect(JSON.parse(pinned.stdout)).toMatchObject({ host: 'c', pinned: true, changed: true });
@@ -568,9 +582,9 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     expect(unasked.code).toBe(3);
     expect(unasked.stderr).toContain('no terminal to ask on');
     expect(existsSync(join(snapshotDir, old))).toBe(true);
-    const deleted = await cli(['prune', 'app', '--host', 'c', '--yes', '--json']);
-    expect(deleted.code, deleted.stderr).toBe(0);
-    expect(JSON.parse(deleted.stdout)).toMatchObject({ host: 'c', status: 'pruned' });
+    const removed = await cli(['prune', 'app', '--host', 'c', '--yes', '--json']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ host: 'c', status: 'pruned' });
     expect(existsSync(join(snapshotDir, old))).toBe(false);
     expect(existsSync(join(snapshotDir, snapshot))).toBe(true);
 
