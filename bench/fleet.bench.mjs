@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -209,6 +209,40 @@ try {
     fan.push(performance.now() - t);
     if (result.structuredContent.unreachable.length > 0) throw new Error('a host was not reached');
   }
+  // Where the time of a fan-out goes: this process's CPU (the controller: ten client sessions,
+  // merge, output validation) and the whole machine's busy CPU time (every host's snapguard, sshd
+  // and ssh client) per call, against its wall time. A fan-out whose machine CPU divided by the
+  // cores is close to its wall time waits for CPU, not for anything serial in the controller.
+  const busy = () => {
+    const [, ...fields] = execFileSync('head', ['-1', '/proc/stat'], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/);
+    const n = fields.map(Number);
+    const idle = (n[3] ?? 0) + (n[4] ?? 0);
+    return n.reduce((a, b) => a + b, 0) - idle;
+  };
+  const tick = 10; // ms per jiffy (USER_HZ 100)
+  const profile = async (fn, rounds) => {
+    const cpu0 = process.cpuUsage();
+    const busy0 = busy();
+    const t0 = performance.now();
+    for (let i = 0; i < rounds; i++) await fn();
+    const wall = (performance.now() - t0) / rounds;
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      wall,
+      controller: (cpu.user + cpu.system) / 1000 / rounds,
+      machine: ((busy() - busy0) * tick) / rounds,
+    };
+  };
+  const fanProfile = await profile(
+    () => controller.callTool({ name: 'list_snapshots', arguments: { host: '*' } }),
+    FAN_ROUNDS,
+  );
+  const oneProfile = await profile(
+    () => controller.callTool({ name: 'list_snapshots', arguments: { host: 'h0' } }),
+    FAN_ROUNDS,
+  );
   const slowest = Math.max(...Object.values(single).map(median));
   lines.push(
     `list_snapshots with \`host: "*"\` over ${HOSTS} hosts (10 sshd on 127.0.0.2-11, warm sessions), ${FAN_ROUNDS} rounds interleaved with each host alone:`,
@@ -219,8 +253,20 @@ try {
     `| fan-out over ${HOSTS} hosts | ${ms(median(fan))} | ${ms(percentile(fan, 95))} |`,
     '',
     `Fan-out / slowest single host: ${(median(fan) / slowest).toFixed(2)}× (target ≤ 1.5×). The hosts' snapguard processes share this machine's ${
-      (await import('node:os')).cpus().length
+      cpus().length
     } cores, so ten answers in parallel compete for CPU here in a way separate hosts would not.`,
+    '',
+    `Where the time goes (mean per call over ${FAN_ROUNDS} calls; machine CPU is all processes' busy time from /proc/stat, so other work on the machine is counted too):`,
+    '',
+    '| call | wall | controller CPU | machine CPU | machine CPU / cores |',
+    '|---|---|---|---|---|',
+    ...[
+      ['one host (h0)', oneProfile],
+      [`fan-out over ${HOSTS} hosts`, fanProfile],
+    ].map(
+      ([name, p]) =>
+        `| ${name} | ${ms(p.wall)} | ${ms(p.controller)} | ${ms(p.machine)} | ${ms(p.machine / cpus().length)} |`,
+    ),
   );
 } finally {
   await controller?.cleanup?.().catch(() => undefined);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfig, type Config } from '../core/config.js';
 import { SnapguardError, type ErrorCode } from '../core/errors.js';
 import { HostSessions, failureOfResult, isLocalHost } from '../mcp/transports/hosts.js';
+import { confirmOnTerminal } from './confirm.js';
 import { printJson, printLine } from './output.js';
 
 export interface HostOptions {
@@ -94,6 +95,8 @@ export async function runOnHost(
   finish: {
     exitCode?: (structured: Record<string, unknown>) => number;
     print?: (structured: Record<string, unknown>, text: string) => void;
+    /** false: print() alone writes stdout (file content that must stay as it is). */
+    header?: boolean;
   } = {},
 ): Promise<number | undefined> {
   const target = await remoteTarget(options);
@@ -102,9 +105,55 @@ export async function runOnHost(
     const answer = await callRemote(sessions, target.host, tool, args);
     if (options.json) printJson({ ...answer.structured, host: target.host });
     else if (finish.print) {
-      printLine(`host ${target.host}:`);
+      if (finish.header !== false) printLine(`host ${target.host}:`);
       finish.print(answer.structured, answer.text);
     } else printLine(`host ${target.host}: ${answer.text}`);
     return finish.exitCode?.(answer.structured) ?? 0;
+  });
+}
+
+/**
+ * A gated verb on another host: the host's plan and token come back first, the question is asked
+ * here (or --yes), and the token is spent on that same host with the same arguments. Returns the
+ * exit code, or undefined when --host names no other host.
+ */
+export async function runGatedOnHost(
+  options: HostOptions & { yes?: boolean },
+  tool: string,
+  request: Record<string, unknown>,
+  finish: {
+    question: string;
+    exitCode: (structured: Record<string, unknown>) => number;
+    print?: (structured: Record<string, unknown>, text: string) => void;
+  },
+): Promise<number | undefined> {
+  const target = await remoteTarget(options);
+  if (!target) return undefined;
+  const { host } = target;
+  return withSessions(target.config, async (sessions) => {
+    const first = await callRemote(sessions, host, tool, request);
+    let answer = first;
+    if (first.structured.status === 'confirmation_required') {
+      const plan = first.text
+        .split('\n')
+        .filter((line) => !line.includes('confirmationToken'))
+        .join('\n');
+      (options.json ? process.stderr : process.stdout).write(`host ${host}:\n${plan}\n`);
+      if (!(await confirmOnTerminal(`${finish.question} (on ${host})`, { yes: options.yes }))) {
+        if (options.json) printJson({ status: 'declined', host });
+        else printLine('Declined; nothing was changed.');
+        return finish.exitCode({ status: 'declined' });
+      }
+      answer = await callRemote(sessions, host, tool, {
+        ...request,
+        confirmationToken: first.structured.confirmationToken,
+      });
+    }
+    if (options.json) printJson({ ...answer.structured, host });
+    else if (finish.print) {
+      printLine(`host ${host}:`);
+      finish.print(answer.structured, answer.text);
+    } else printLine(`host ${host}: ${answer.text}`);
+    return finish.exitCode(answer.structured);
   });
 }

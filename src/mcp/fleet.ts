@@ -8,6 +8,7 @@ import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
+import { clientCanElicit } from './confirm.js';
 import { errorResult, okResult } from './result.js';
 import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
 
@@ -93,6 +94,27 @@ function tagged(result: CallToolResult, host: string): CallToolResult {
   };
 }
 
+/**
+ * The plan and token of a host's confirmation gate when this result is one (status
+ * confirmation_required): the text without the lines that tell the assistant how to use the token,
+ * which is what the user reads.
+ */
+function confirmationAsked(result: CallToolResult): { text: string; token: string } | undefined {
+  const data = result.structuredContent;
+  if (result.isError || !data || data.status !== 'confirmation_required') return undefined;
+  if (typeof data.confirmationToken !== 'string') return undefined;
+  const first = result.content?.[0];
+  const text = first?.type === 'text' ? first.text : '';
+  return {
+    text: text
+      .split('\n')
+      .filter((line) => !line.includes('confirmationToken'))
+      .join('\n')
+      .trim(),
+    token: data.confirmationToken,
+  };
+}
+
 function badHost(message: string, hint: string): SnapguardError {
   return new SnapguardError('BAD_INPUT', message, hint);
 }
@@ -132,12 +154,26 @@ export function installHostRouting(
     }
   };
 
-  const forwardProgress = (extra: Parameters<RequestHandler>[1], prefix: string) => {
+  /**
+   * One call's progress as its client sees it: a single sequence that only increases. With
+   * several hosts each host counts on its own, so the value sent is the sum of every host's latest
+   * progress (each of them only grows), nudged up when a host repeats its number.
+   */
+  const progressSequence = () => ({ latest: new Map<string, number>(), sent: 0 });
+
+  const forwardProgress = (
+    extra: Parameters<RequestHandler>[1],
+    prefix: string,
+    host: string,
+    sequence = progressSequence(),
+  ) => {
     const token = extra._meta?.progressToken;
     if (token === undefined) return undefined;
-    let counter = 0;
     return (progress: { progress: number; total?: number; message?: string }) => {
-      counter = Math.max(counter + 1e-6, progress.progress);
+      sequence.latest.set(host, Math.max(sequence.latest.get(host) ?? 0, progress.progress));
+      const sum = [...sequence.latest.values()].reduce((a, b) => a + b, 0);
+      sequence.sent = Math.max(sequence.sent + 1e-6, sum);
+      const counter = sequence.sent;
       extra
         .sendNotification({
           method: 'notifications/progress',
@@ -158,19 +194,30 @@ export function installHostRouting(
     args: Record<string, unknown>,
     request: Parameters<RequestHandler>[0],
     extra: Parameters<RequestHandler>[1],
+    sequence: ReturnType<typeof progressSequence>,
   ): Promise<HostAnswer<T>> => {
     try {
       let result: CallToolResult;
       if (host === LOCAL_HOST) {
+        // This host's own progress joins the same sequence as the others', named like them.
+        const forward = forwardProgress(extra, `${LOCAL_HOST}: `, LOCAL_HOST, sequence);
+        const local: Parameters<RequestHandler>[1] = {
+          ...extra,
+          sendNotification: async (notification) => {
+            if (notification.method !== 'notifications/progress') return extra.sendNotification(notification);
+            const params = notification.params as { progress: number; total?: number; message?: string };
+            forward?.(params);
+          },
+        };
         result = (await inner(
           { ...request, params: { ...request.params, arguments: args } },
-          extra,
+          local,
         )) as CallToolResult;
       } else {
         checkHost(host, tool);
         result = await hosts.callTool(host, tool, args, {
           signal: extra.signal,
-          onprogress: forwardProgress(extra, `${host}: `),
+          onprogress: forwardProgress(extra, `${host}: `, host, sequence),
         });
       }
       if (result.isError) return { host, error: failureOfResult(result) };
@@ -208,7 +255,11 @@ export function installHostRouting(
         'No host to ask: this configuration has no volumes and no hosts.',
         'Add volumes or hosts: to the configuration.',
       );
-    const answers = await Promise.all(targets.map((name) => answer(name, tool, args, request, extra)));
+    // Every host's progress goes to the client as one sequence, each message prefixed with its host.
+    const sequence = progressSequence();
+    const answers = await Promise.all(
+      targets.map((name) => answer(name, tool, args, request, extra, sequence)),
+    );
     const now = deps.clock();
     if (tool === 'list_snapshots') {
       const limit = typeof args.limit === 'number' ? args.limit : undefined;
@@ -271,11 +322,64 @@ export function installHostRouting(
       if (typeof host !== 'string')
         throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
       checkHost(host, tool);
-      const result = await hosts.callTool(host, tool, rest, {
-        signal: extra.signal,
-        onprogress: forwardProgress(extra, ''),
-      });
-      return tagged(result, host);
+      const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
+      const result = await hosts.callTool(host, tool, rest, options);
+      const plan = confirmationAsked(result);
+      if (
+        plan === undefined ||
+        rest.confirmationToken !== undefined ||
+        deps.config.confirm !== 'elicit-or-token' ||
+        !clientCanElicit(server)
+      )
+        return tagged(result, host);
+      // The host's gate answered with its plan and a token. This controller's client can ask the
+      // user: the plan is shown there, and only an explicit accept spends the host's token, on that
+      // host, with the same arguments.
+      const answer = await server.server.elicitInput(
+        {
+          mode: 'form',
+          message: `On host ${host}:\n${plan.text}\n\nProceed?`,
+          requestedSchema: {
+            type: 'object',
+            properties: {
+              confirm: {
+                type: 'boolean',
+                title: 'Proceed',
+                description: 'Tick to carry out the plan above.',
+              },
+            },
+            required: ['confirm'],
+          },
+        },
+        { signal: extra.signal },
+      );
+      if (answer.action === 'accept' && answer.content?.confirm === true) {
+        const confirmed = await hosts.callTool(
+          host,
+          tool,
+          { ...rest, confirmationToken: plan.token },
+          options,
+        );
+        return tagged(confirmed, host);
+      }
+      const status = answer.action === 'cancel' ? 'cancelled' : 'declined';
+      deps.logger.info({ tool, host, answer: answer.action }, `user ${status} the confirmation`);
+      const { confirmationToken: _token, expiresAt: _expires, ...kept } = result.structuredContent ?? {};
+      return tagged(
+        {
+          content: [
+            {
+              type: 'text',
+              text:
+                status === 'declined'
+                  ? `The user declined the plan; nothing was changed.\n${plan.text}`
+                  : `The confirmation was cancelled; nothing was changed.\n${plan.text}`,
+            },
+          ],
+          structuredContent: { ...kept, status },
+        },
+        host,
+      );
     } catch (error) {
       return errorResult(error);
     }

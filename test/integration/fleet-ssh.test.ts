@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
@@ -60,7 +61,14 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
         confirm: 'token',
         stateDir: join(hostDir, 'state'),
         contextDir: join(hostDir, 'context'),
-        volumes: { app: { backend: 'btrfs', path: volume } },
+        volumes: {
+          app: {
+            backend: 'btrfs',
+            path: volume,
+            // Host c keeps only its newest snapshot, so prune --host has something to delete there.
+            ...(name === 'c' ? { retention: { preserveMin: 'latest', preserve: 'no' } } : {}),
+          },
+        },
         orchestrate: {
           stages: [
             {
@@ -209,6 +217,11 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
       expect(fleetHosts.find((h) => h.host === 'a')?.reachable).toBe(true);
       expect(fleetHosts.find((h) => h.host === 'a')?.volumes).toHaveLength(1);
       expect(fleet.code).toBeGreaterThanOrEqual(1);
+      // The report leaves the host that did not answer out, says so, and exits 1.
+      const report = await runBuiltCli(['report', '--json', '--config', controllerFile]);
+      expect(report.code).toBe(1);
+      expect((JSON.parse(report.stdout) as { unreachable: string[] }).unreachable).toEqual(['c']);
+      expect(report.stderr).toContain('warning: host c left out');
       const down = await runBuiltCli(['health', '--host', 'c', '--config', controllerFile]);
       expect(down.code).toBe(2);
       expect(down.stderr).toMatch(/Host "c" cannot be reached/);
@@ -413,6 +426,179 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     // The folder of b's config (spaces, quotes, $(...)) reached the remote as one word in both forms.
     expect(existsSync(join(dir, 'pwned'))).toBe(false);
   }, 120_000);
+
+  it("with an eliciting client the controller asks its user the host's plan, then confirms on the host: accept rolls back there, decline changes nothing", async () => {
+    const c = hosts.c as LabHost;
+    const made = await call('create_snapshot', { host: 'c', volumes: ['app'], force: true });
+    expect(made.result.isError, made.text).toBeFalsy();
+    const snapshot = ((made.data.created as { name: string }[])[0] as { name: string }).name;
+    const controllerConfig = buildConfig(
+      {
+        host: 'controller',
+        stateDir: join(dir, 'controller-state'),
+        contextDir: join(dir, 'controller-context'),
+        hosts: { c: { command: c.sshd.ssh(key) } },
+      },
+      dir,
+    );
+    expect(controllerConfig.confirm).toBe('elicit-or-token');
+    const asked: string[] = [];
+    let reply: 'accept' | 'decline' = 'decline';
+    const eliciting = await connect(createDeps(controllerConfig, { logger: silentLogger(), exec }), {
+      elicitation: {},
+    });
+    eliciting.client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      asked.push(String(request.params.message));
+      return reply === 'accept' ? { action: 'accept', content: { confirm: true } } : { action: 'decline' };
+    });
+    try {
+      await writeFile(join(c.volume, 'data.txt'), 'c v2 (bad change)\n');
+      const args = { host: 'c', volume: 'app', snapshot, reason: 'bad change on c' };
+      const declined = await eliciting.call('recover', args);
+      expect(declined.isError, textOf(declined)).toBeFalsy();
+      const said = declined.structuredContent as Data;
+      expect(said.status).toBe('declined');
+      expect(said.host).toBe('c');
+      expect(said.confirmationToken).toBeUndefined();
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toMatch(/^On host c:\n/);
+      expect(asked[0]).toContain(snapshot);
+      expect(asked[0]).not.toContain('confirmationToken');
+      expect(await readFile(join(c.volume, 'data.txt'), 'utf8')).toBe('c v2 (bad change)\n');
+
+      reply = 'accept';
+      const done = await eliciting.call('recover', args);
+      expect(done.isError, textOf(done)).toBeFalsy();
+      expect((done.structuredContent as Data).status).toBe('recovered');
+      expect((done.structuredContent as Data).host).toBe('c');
+      expect(asked).toHaveLength(2);
+      expect(await readFile(join(c.volume, 'data.txt'), 'utf8')).toBe('c v1\n');
+    } finally {
+      await eliciting.close();
+    }
+  }, 120_000);
+
+  it("orchestrate over several hosts forwards each host's progress, named by its host, in one increasing sequence", async () => {
+    const seen: { progress: number; message?: string }[] = [];
+    const result = (await controller.client.callTool(
+      { name: 'orchestrate', arguments: { host: ['a', 'c'] } },
+      undefined,
+      { onprogress: (progress) => seen.push(progress), timeout: 120_000 },
+    )) as { structuredContent?: Data; isError?: boolean };
+    expect(result.isError).toBeFalsy();
+    expect((result.structuredContent?.hosts as { host: string }[]).map((h) => h.host)).toEqual(['a', 'c']);
+    const messages = seen.map((p) => p.message ?? '');
+    for (const host of ['a', 'c']) {
+      expect(messages).toContain(`${host}: stage slow: 1 job(s)`);
+      expect(messages).toContain(`${host}: slow: started wait`);
+      expect(messages.some((m) => m.startsWith(`${host}: slow: wait `))).toBe(true);
+    }
+    expect(messages.every((m) => /^(a|c): /.test(m))).toBe(true);
+    const numbers = seen.map((p) => p.progress);
+    expect(numbers).toEqual([...numbers].sort((x, y) => x - y));
+    expect(new Set(numbers).size).toBe(numbers.length);
+  }, 120_000);
+
+  it('the CLI: --host on complete, cat, versions, pin/unpin and prune; report --html covers every host', async () => {
+    const cli = (args: string[]) => runBuiltCli([...args, '--config', controllerFile]);
+    const older = await call('create_snapshot', { host: 'c', volumes: ['app'], force: true });
+    const old = ((older.data.created as { name: string }[])[0] as { name: string }).name;
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const made = await cli([
+      'snapshot',
+      'create',
+      'app',
+      '--host',
+      'c',
+      '--operation',
+      'cli-check',
+      '--json',
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const created = JSON.parse(made.stdout) as { operationId: string; created: { name: string }[] };
+    const snapshot = created.created[0]?.name as string;
+
+    const completed = await cli([
+      'complete',
+      created.operationId,
+      '--outcome',
+      'success',
+      '--host',
+      'c',
+      '--json',
+    ]);
+    expect(completed.code, completed.stderr).toBe(0);
+    const marked = JSON.parse(completed.stdout) as { host: string; snapshots: { name: string }[] };
+    expect(marked.host).toBe('c');
+    expect(marked.snapshots.map((s) => s.name)).toEqual([snapshot]);
+
+    // cat prints the file's bytes alone, as on the host itself.
+    const cat = await cli(['cat', 'app', snapshot, 'data.txt', '--host', 'c']);
+    expect(cat.code, cat.stderr).toBe(0);
+    expect(cat.stdout).toBe('c v1\n');
+    const versions = await cli(['versions', 'app', 'data.txt', '--host', 'c', '--json']);
+    expect(versions.code, versions.stderr).toBe(0);
+    const listed = JSON.parse(versions.stdout) as { host: string; versions: { snapshots: string[] }[] };
+    expect(listed.host).toBe('c');
+    expect(listed.versions.some((v) => v.snapshots.includes(snapshot))).toBe(true);
+
+    await writeFile(join((hosts.c as LabHost).volume, 'data.txt'), 'c v3\n');
+    const diff = await cli(['diff', 'app', snapshot, '--host', 'c', '--json']);
+    expect(diff.code, diff.stderr).toBe(0);
+    expect(JSON.parse(diff.stdout)).toMatchObject({ host: 'c', modified: { paths: ['data.txt'] } });
+    const deleted = await cli(['deleted', 'app', '--host', 'c']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout).toMatch(/^host c:\nNothing deleted/);
+    await writeFile(join((hosts.c as LabHost).volume, 'data.txt'), 'c v1\n');
+
+    const pinned = await cli(['pin', 'app', snapshot, '--reason', 'keep it', '--host', 'c', '--json']);
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(JSON.parse(pinned.stdout)).toMatchObject({ host: 'c', pinned: true, changed: true });
+    const pinsFile = await readFile(
+      join((hosts.c as LabHost).configFile, '..', 'state', 'pins.json'),
+      'utf8',
+    );
+    expect(pinsFile).toContain(snapshot);
+    const unpinned = await cli(['unpin', 'app', snapshot, '--host', 'c', '--json']);
+    expect(JSON.parse(unpinned.stdout)).toMatchObject({ host: 'c', pinned: false, changed: true });
+    const refused = await cli(['pin', 'app', snapshot, '--host', 'a-ro']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('read-only');
+
+    const pruned = await cli(['prune', 'app', '--host', 'c', '--dry-run', '--json']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    const plan = JSON.parse(pruned.stdout) as {
+      host: string;
+      keep: { name: string }[];
+      delete: { name: string }[];
+    };
+    expect(plan.host).toBe('c');
+    expect(plan.keep.map((k) => k.name)).toContain(snapshot);
+    expect(plan.delete.map((d) => d.name)).toContain(old);
+    const snapshotDir = join((hosts.c as LabHost).pool.mountPoint, '.snapshots', 'app');
+    expect(existsSync(join(snapshotDir, old))).toBe(true);
+    // The host's plan, then the question here: without a terminal nothing is deleted.
+    const unasked = await cli(['prune', 'app', '--host', 'c']);
+    expect(unasked.code).toBe(3);
+    expect(unasked.stderr).toContain('no terminal to ask on');
+    expect(existsSync(join(snapshotDir, old))).toBe(true);
+    const removed = await cli(['prune', 'app', '--host', 'c', '--yes', '--json']);
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(JSON.parse(removed.stdout)).toMatchObject({ host: 'c', status: 'pruned' });
+    expect(existsSync(join(snapshotDir, old))).toBe(false);
+    expect(existsSync(join(snapshotDir, snapshot))).toBe(true);
+
+    for (const host of ['a', 'b']) await call('create_snapshot', { host, volumes: ['app'], force: true });
+    const html = join(dir, 'fleet-report.html');
+    const report = await cli(['report', '--html', html, '--json']);
+    expect(report.code, report.stderr).toBe(0);
+    const model = JSON.parse(report.stdout) as { hosts: { host: string; snapshots: number }[] };
+    const byHost = new Map(model.hosts.map((h) => [h.host, h.snapshots]));
+    for (const host of ['a', 'b', 'c']) expect(byHost.get(host) ?? 0).toBeGreaterThan(0);
+    const page = await readFile(html, 'utf8');
+    expect(page).toContain('<h2>Hosts</h2>');
+    for (const host of ['a', 'b', 'c']) expect(page).toContain(`<b>${host}</b>`);
+  }, 180_000);
 
   it('closing the controller ends every ssh session it started', async () => {
     const sessions = pidsMentioning(lab.knownHosts);

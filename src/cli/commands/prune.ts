@@ -5,9 +5,11 @@ import { noRetentionHint } from '../../core/retention/summary.js';
 import { confirmOnTerminal } from '../confirm.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
+import { SnapguardError } from '../../core/errors.js';
+import { remoteTarget, runGatedOnHost, runOnHost, withHost, type HostOptions } from '../remote.js';
 import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
-interface PruneOptions extends CommonOptions, ProgressSwitches {
+interface PruneOptions extends CommonOptions, ProgressSwitches, HostOptions {
   location: 'local' | 'external' | 'all';
   dryRun?: boolean;
   yes?: boolean;
@@ -40,21 +42,37 @@ function printPlan(result: Pick<PruneSnapshotsResult, 'keep' | 'delete' | 'targe
 }
 
 export function pruneCommand(): Command {
-  return withCommon(
-    new Command('prune')
-      .description('delete snapshots that the retention policy does not keep (shows every verdict and why)')
-      .argument('[volume]', 'only this volume (default: all)')
-      .addOption(
-        new Option('--location <where>', 'local snapshots, external copies, or both')
-          .choices(['local', 'external', 'all'])
-          .default('all'),
-      )
-      .option('-n, --dry-run', 'only show the plan')
-      .option('-y, --yes', 'delete without asking (for timers and scripts)')
-      .addOption(noProgressOption())
-      .addOption(quietOption()),
+  return withHost(
+    withCommon(
+      new Command('prune')
+        .description('delete snapshots that the retention policy does not keep (shows every verdict and why)')
+        .argument('[volume]', 'only this volume (default: all)')
+        .addOption(
+          new Option('--location <where>', 'local snapshots, external copies, or both')
+            .choices(['local', 'external', 'all'])
+            .default('all'),
+        )
+        .option('-n, --dry-run', 'only show the plan')
+        .option('-y, --yes', 'delete without asking (for timers and scripts)')
+        .addOption(noProgressOption())
+        .addOption(quietOption()),
+    ),
   ).action(
     action(async (volume: string | undefined, options: PruneOptions) => {
+      // --host: the host's plan and token; asked here, deleted there.
+      const remote = await runGatedOnHost(
+        options,
+        'prune_snapshots',
+        { ...(volume ? { volume } : {}), location: options.location, dryRun: Boolean(options.dryRun) },
+        {
+          question: 'Delete these snapshot(s)?',
+          exitCode: (result) =>
+            result.status === 'partial' || (Array.isArray(result.warnings) && result.warnings.length > 0)
+              ? 1
+              : 0,
+        },
+      );
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       let printed = false;
       const progress = await startProgress('prune', options);
@@ -100,21 +118,39 @@ export function pruneCommand(): Command {
   );
 }
 
-interface PinOptions extends CommonOptions {
+interface PinOptions extends CommonOptions, HostOptions {
   reason?: string;
   dryRun?: boolean;
 }
 
 export function pinCommand(): Command {
-  return withCommon(
-    new Command('pin')
-      .description('pin a snapshot so that prune never deletes it; without a snapshot, list the pins')
-      .argument('<volume>', 'configured volume id')
-      .argument('[snapshot]', 'snapshot name as shown by snapshot list')
-      .option('-r, --reason <text>', 'why it is kept (shown in prune plans)')
-      .option('-n, --dry-run', 'say what would change, change nothing'),
+  return withHost(
+    withCommon(
+      new Command('pin')
+        .description('pin a snapshot so that prune never deletes it; without a snapshot, list the pins')
+        .argument('<volume>', 'configured volume id')
+        .argument('[snapshot]', 'snapshot name as shown by snapshot list')
+        .option('-r, --reason <text>', 'why it is kept (shown in prune plans)')
+        .option('-n, --dry-run', 'say what would change, change nothing'),
+    ),
   ).action(
     action(async (volume: string, snapshot: string | undefined, options: PinOptions) => {
+      if (snapshot === undefined && options.host !== undefined && (await remoteTarget(options)))
+        throw new SnapguardError(
+          'BAD_INPUT',
+          'Listing the pins of another host is not offered through this snapguard.',
+          `Run \`snapguard pin ${volume}\` on ${options.host} itself; pinning one snapshot with --host works.`,
+        );
+      if (snapshot !== undefined) {
+        const remote = await runOnHost(options, 'pin_snapshot', {
+          volume,
+          snapshot,
+          pinned: true,
+          dryRun: Boolean(options.dryRun),
+          ...(options.reason ? { reason: options.reason } : {}),
+        });
+        if (remote !== undefined) return remote;
+      }
       const deps = await loadDeps(options);
       if (!snapshot) {
         const pins = (await readPins(deps)).filter((pin) => pin.volume === volume);
@@ -147,14 +183,23 @@ export function pinCommand(): Command {
 }
 
 export function unpinCommand(): Command {
-  return withCommon(
-    new Command('unpin')
-      .description('remove the pin of a snapshot (prune may then delete it by policy)')
-      .argument('<volume>', 'configured volume id')
-      .argument('<snapshot>', 'snapshot name')
-      .option('-n, --dry-run', 'say what would change, change nothing'),
+  return withHost(
+    withCommon(
+      new Command('unpin')
+        .description('remove the pin of a snapshot (prune may then delete it by policy)')
+        .argument('<volume>', 'configured volume id')
+        .argument('<snapshot>', 'snapshot name')
+        .option('-n, --dry-run', 'say what would change, change nothing'),
+    ),
   ).action(
     action(async (volume: string, snapshot: string, options: PinOptions) => {
+      const remote = await runOnHost(options, 'pin_snapshot', {
+        volume,
+        snapshot,
+        pinned: false,
+        dryRun: Boolean(options.dryRun),
+      });
+      if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const result = await pinSnapshot(deps, {
         volume,
