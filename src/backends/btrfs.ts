@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
-import { SnapguardError } from '../shared/errors.js';
+import { SnapguardError, toSnapguardError } from '../shared/errors.js';
 import type { Exec } from '../system/exec.js';
 import { mountOf, readMounts } from '../system/mounts.js';
 import { pipeCommands } from '../system/pipe.js';
@@ -13,6 +13,7 @@ import type {
   PoolUsage,
   RawSnapshot,
   SnapshotBackend,
+  VolumeCheck,
 } from './types.js';
 import { PREVIEW_PREFIX } from './types.js';
 import { statfsUsage } from './usage.js';
@@ -185,7 +186,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
   const btrfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('btrfs', args, { env: btrfsEnv, signal: options.signal, timeoutMs: 300_000 });
 
-  return {
+  const backend: SnapshotBackend = {
     kind: 'btrfs',
 
     async create(
@@ -542,7 +543,49 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
         throw error;
       }
     },
+
+    checkVolume: (volume, options) => checkSubvolumeRoot(backend, volume, options),
+
+    async firstReadOnly(volume, names, options = {}) {
+      // The newest subvolume by name that is also read-only (one `subvolume show` in the usual case).
+      for (const name of names) {
+        const shown = await backend.show(volume, name, options);
+        if (shown?.readOnly) return shown;
+      }
+      return undefined;
+    },
   };
+  return backend;
+}
+
+/** Doctor's check: the volume's path is the root of a btrfs subvolume that `subvolume show` reads. */
+async function checkSubvolumeRoot(
+  backend: SnapshotBackend,
+  volume: BackendVolume,
+  options: BackendCallOptions = {},
+): Promise<VolumeCheck | undefined> {
+  const info = await stat(volume.path).catch(() => undefined);
+  // A missing path or a file is doctor's own finding.
+  if (!info?.isDirectory()) return undefined;
+  // The root of a btrfs subvolume always has inode number 256.
+  if (info.ino !== 256) {
+    return {
+      status: 'critical',
+      message: `${volume.id}: ${volume.path} is not the root of a btrfs subvolume (inode ${info.ino})`,
+      fix: `Point volumes.${volume.id}.path at the subvolume itself (btrfs subvolume list <mount>), or create one with btrfs subvolume create.`,
+    };
+  }
+  try {
+    await backend.selfCheck?.(volume, options);
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    return {
+      status: 'critical',
+      message: `${volume.id}: ${volume.path}: ${failure.message}`,
+      fix: failure.hintFor('cli'),
+    };
+  }
+  return { status: 'ok', message: `${volume.id}: btrfs subvolume ${volume.path}` };
 }
 
 /** `Gen at creation` of `btrfs subvolume show`: the transaction the snapshot was taken in. */
