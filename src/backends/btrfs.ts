@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
-import { SnapguardError } from '../shared/errors.js';
-import type { Exec } from '../system/exec.js';
+import { SnapguardError, toSnapguardError } from '../shared/errors.js';
+import type { Exec, ExecResult } from '../system/exec.js';
 import { mountOf, readMounts } from '../system/mounts.js';
 import { pipeCommands } from '../system/pipe.js';
 import type {
@@ -13,6 +13,7 @@ import type {
   PoolUsage,
   RawSnapshot,
   SnapshotBackend,
+  VolumeCheck,
 } from './types.js';
 import { PREVIEW_PREFIX } from './types.js';
 import { statfsUsage } from './usage.js';
@@ -181,92 +182,23 @@ export function parseQgroupShow(text: string): Map<string, number> {
   return sizes;
 }
 
+/** What each btrfs operation runs with: the exec, and `btrfs` with snapguard's environment and timeout. */
+interface BtrfsContext {
+  exec: Exec;
+  btrfs: (args: string[], options?: BackendCallOptions) => Promise<ExecResult>;
+}
+
 export function createBtrfsBackend(exec: Exec): SnapshotBackend {
   const btrfs = (args: string[], options: BackendCallOptions = {}) =>
     exec('btrfs', args, { env: btrfsEnv, signal: options.signal, timeoutMs: 300_000 });
+  const ctx: BtrfsContext = { exec, btrfs };
 
-  return {
+  const backend: SnapshotBackend = {
     kind: 'btrfs',
 
-    async create(
-      volume: BackendVolume,
-      name: string,
-      options: BackendCallOptions = {},
-    ): Promise<RawSnapshot> {
-      await mkdir(volume.snapshotDir, { recursive: true });
-      const target = join(volume.snapshotDir, name);
-      const startedAt = new Date();
-      await btrfs(['subvolume', 'snapshot', '-r', volume.path, target], options);
-      return { name, path: target, createdAt: startedAt, readOnly: true };
-    },
+    create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
 
-    async list(volume: BackendVolume, options: ListOptions = {}): Promise<RawSnapshot[]> {
-      const dir = options.dir ?? volume.snapshotDir;
-      const real = await realDir(dir);
-      if (!real) return [];
-      const mount = mountOf(real, readMounts());
-      if (!mount || mount.fsType !== 'btrfs') {
-        throw new SnapguardError(
-          'NOT_SUPPORTED',
-          `${dir} is not on a btrfs filesystem (found ${mount?.fsType ?? 'no mount'}).`,
-          'Point snapshotDir (or the external path) at a folder on the btrfs pool, or use backend: dir.',
-        );
-      }
-      // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
-      const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
-      const prefix = inTree ? `${inTree}/` : '';
-      // `subvolume list` has no flags column, but `-r` keeps only the read-only subvolumes: one
-      // listing of those (with uuids; without -s, so received copies are included: -s lists only
-      // local snapshots) holds every snapguard snapshot. A writable subvolume in the folder is
-      // rare; the folder's names say whether there is one, and only then does a second listing
-      // (of all subvolumes) give its id and uuids.
-      const [readOnly, names] = await Promise.all([
-        btrfs(['subvolume', 'list', '-o', '-r', '-u', '-q', '-R', real], options),
-        readdir(real),
-      ]);
-      let entries = inFolder(parseSubvolumeList(readOnly.stdout), prefix);
-      const readOnlyNames = new Set(entries.keys());
-      let writable = false;
-      for (const name of names) {
-        if (readOnlyNames.has(name)) continue;
-        // The root folder of every btrfs subvolume is inode 256; anything else is no subvolume.
-        const stats = await lstat(join(real, name)).catch(() => undefined);
-        if (stats?.isDirectory() && stats.ino === 256) {
-          writable = true;
-          break;
-        }
-      }
-      if (writable) {
-        const all = await btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options);
-        // In the full listing's order (by id), as without writable ones.
-        const merged = inFolder(parseSubvolumeList(all.stdout), prefix);
-        for (const [name, entry] of entries) if (!merged.has(name)) merged.set(name, entry);
-        entries = merged;
-      }
-      const snapshots: RawSnapshot[] = [];
-      // Names from the listing hold no '/': the folder's normalised path and the name make the path.
-      const base = join(dir, '/');
-      for (const [name, entry] of entries) {
-        const path = base + name;
-        // Without -s there is no otime: names that carry their time give it for free; for the
-        // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
-        const createdAt = timeFromName(name) ?? (await lstat(path)).birthtime;
-        // Fields set one by one (no spread copies): listings run to thousands of entries.
-        const snapshot: RawSnapshot = {
-          name,
-          path,
-          createdAt,
-          readOnly: readOnlyNames.has(name),
-          id: entry.id,
-          generation: entry.generation,
-        };
-        if (entry.uuid) snapshot.uuid = entry.uuid;
-        if (entry.parentUuid) snapshot.parentUuid = entry.parentUuid;
-        if (entry.receivedUuid) snapshot.receivedUuid = entry.receivedUuid;
-        snapshots.push(snapshot);
-      }
-      return snapshots;
-    },
+    list: (volume, options) => listSnapshots(ctx, volume, options),
 
     async nameTaken(volume: BackendVolume, name: string): Promise<boolean> {
       return lstat(join(volume.snapshotDir, name)).then(
@@ -278,115 +210,21 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       );
     },
 
-    async show(
-      volume: BackendVolume,
-      name: string,
-      options: BackendCallOptions = {},
-    ): Promise<RawSnapshot | undefined> {
-      const path = join(volume.snapshotDir, name);
-      // Never follow: a symlink or a plain folder with a snapshot's name is not a snapshot. The root
-      // folder of every btrfs subvolume is inode 256.
-      const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
-        throw error;
-      });
-      if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
-      try {
-        const result = await btrfs(['subvolume', 'show', path], options);
-        const info = parseSubvolumeShow(result.stdout);
-        return { ...info, name, path, createdAt: info.createdAt ?? new Date(0) };
-      } catch (error) {
-        if (error instanceof SnapguardError && /not a subvolume/i.test(error.message)) return undefined;
-        throw error;
-      }
-    },
-
-    async readOnlyAt(volume: BackendVolume, name: string): Promise<boolean | undefined> {
-      const path = join(volume.snapshotDir, name);
-      const stats = await lstat(path).catch(() => undefined);
-      if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
-      // The kernel refuses write access to anything in a read-only subvolume with EROFS (and
-      // grants it to root in a writable one). A read-only mount gives EROFS as well: the answer
-      // counts only when snapshotDir itself is writable and the snapshot is not a mount point.
-      const writable = (target: string) =>
-        access(target, constants.W_OK).then(
-          () => 'yes' as const,
-          (error: NodeJS.ErrnoException) => (error.code === 'EROFS' ? ('erofs' as const) : undefined),
-        );
-      const [here, dir] = await Promise.all([writable(path), writable(volume.snapshotDir)]);
-      if (dir !== 'yes' || here === undefined) return undefined;
-      const real = await realpath(path).catch(() => undefined);
-      if (real === undefined || mountOf(real, readMounts())?.mountPoint === real) return undefined;
-      return here === 'erofs';
-    },
+    show: (volume, name, options) => showSnapshot(ctx, volume, name, options),
+    readOnlyAt: (volume, name) => readOnlyAtOf(ctx, volume, name),
 
     async delete(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {
       await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
     },
 
-    async deleteMany(
-      volume: BackendVolume,
-      names: readonly string[],
-      options: BackendCallOptions = {},
-    ): Promise<{ name: string; error?: unknown }[]> {
-      const results: { name: string; error?: unknown }[] = [];
-      // One process per batch instead of per snapshot; btrfs goes on after a failed path.
-      for (let start = 0; start < names.length; start += 200) {
-        const batch = names.slice(start, start + 200);
-        await exec('btrfs', ['subvolume', 'delete', ...batch.map((name) => join(volume.snapshotDir, name))], {
-          env: btrfsEnv,
-          signal: options.signal,
-          timeoutMs: 600_000,
-          okExitCodes: [1],
-        });
-        for (const name of batch) {
-          if (!(await realDir(join(volume.snapshotDir, name)))) {
-            results.push({ name });
-            continue;
-          }
-          // Still there: delete it on its own, which also gives the error of this one snapshot.
-          try {
-            await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
-            results.push({ name });
-          } catch (error) {
-            results.push({ name, error });
-          }
-        }
-      }
-      return results;
-    },
-
-    async nestedSubvolumes(
-      volume: BackendVolume,
-      options: BackendCallOptions & { path?: string } = {},
-    ): Promise<string[]> {
-      const real = await realDir(options.path ?? volume.path);
-      if (!real) return [];
-      const mount = mountOf(real, readMounts());
-      if (!mount || mount.fsType !== 'btrfs') return [];
-      // `list -o` names the subvolumes whose parent is this one (deeper ones move along with them),
-      // by their path from the top level; mountinfo's root says where this mount sits in it.
-      const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
-      const prefix = inTree ? `${inTree}/` : '';
-      const listed = await btrfs(['subvolume', 'list', '-o', real], options);
-      return parseSubvolumeList(listed.stdout)
-        .filter((entry) => entry.path.startsWith(prefix) && entry.path.length > prefix.length)
-        .map((entry) => entry.path.slice(prefix.length))
-        .sort();
-    },
+    deleteMany: (volume, names, options) => deleteSnapshots(ctx, volume, names, options),
+    nestedSubvolumes: (volume, options) => nestedSubvolumesOf(ctx, volume, options),
 
     async poolUsage(volume: BackendVolume): Promise<PoolUsage> {
       return statfsUsage(volume.path);
     },
 
-    async selfCheck(volume: BackendVolume, options: BackendCallOptions = {}) {
-      await exec('btrfs', ['subvolume', 'show', volume.path], {
-        env: btrfsEnv,
-        signal: options.signal,
-        timeoutMs: 15_000,
-      });
-      return {};
-    },
+    selfCheck: (volume, options) => showVolume(ctx, volume, options),
 
     async exclusiveBytes(volume: BackendVolume, options: BackendCallOptions = {}) {
       return parseQgroupShow((await btrfs(['qgroup', 'show', '--raw', volume.path], options)).stdout);
@@ -396,153 +234,420 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
       return parseDeviceStats((await btrfs(['device', 'stats', volume.path], options)).stdout);
     },
 
-    async sendReceive(
-      snapshot: RawSnapshot,
-      intoDir: string,
-      options: BackendCallOptions & { fifo: string },
-    ) {
-      // Two processes joined by a named pipe: a pipe without a shell. If one fails, the other is stopped.
-      const pair = new AbortController();
-      const stopBoth = () => pair.abort();
-      options.signal?.addEventListener('abort', stopBoth, { once: true });
-      const run = { signal: pair.signal, env: { LC_ALL: 'C' }, timeoutMs: 24 * 3600_000 };
-      // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
-      // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
-      // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
-      // (e.g. blocked opening the FIFO that its partner never opened).
-      let graceTimer: NodeJS.Timeout | undefined;
-      const stopPartnerLater = (error: unknown) => {
-        graceTimer ??= setTimeout(stopBoth, 3000);
-        throw error;
-      };
-      try {
-        const settled = await Promise.allSettled([
-          exec('btrfs', ['send', '-q', '-f', options.fifo, snapshot.path], run).catch(stopPartnerLater),
-          exec('btrfs', ['receive', '-f', options.fifo, intoDir], run).catch(stopPartnerLater),
-        ]);
-        clearTimeout(graceTimer);
-        options.signal?.throwIfAborted();
-        // Report the command that failed first, not the one stopped because of it.
-        const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
-        const cause =
-          errors.find(
-            (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
-          ) ?? errors[0];
-        if (cause !== undefined) throw cause;
-      } finally {
-        options.signal?.removeEventListener('abort', stopBoth);
-      }
-    },
-
-    async replicateTo(
-      snapshot: RawSnapshot,
-      targetDir: string,
-      options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
-    ) {
-      const send: [string, ...string[]] = options.parent
-        ? ['btrfs', 'send', '-q', '-p', options.parent.path, snapshot.path]
-        : ['btrfs', 'send', '-q', snapshot.path];
-      await pipeCommands(send, ['btrfs', 'receive', targetDir], {
-        timeoutMs: options.timeoutMs,
-        signal: options.signal,
-      });
-    },
-
-    async receivedUuidOf(path: string, options: BackendCallOptions = {}) {
-      const shown = await exec('btrfs', ['subvolume', 'show', path], { signal: options.signal });
-      const match = /^\s*Received UUID:\s*(\S+)/m.exec(shown.stdout);
-      return match && match[1] !== '-' ? match[1] : undefined;
-    },
+    sendReceive: (snapshot, intoDir, options) => sendReceiveThroughFifo(ctx, snapshot, intoDir, options),
+    replicateTo: (snapshot, targetDir, options) => replicateSnapshot(ctx, snapshot, targetDir, options),
+    receivedUuidOf: (path, options) => receivedUuidAt(ctx, path, options),
 
     async deleteReceived(path: string) {
       // A received subvolume is read-only: rm cannot remove it, btrfs can.
       await exec('btrfs', ['subvolume', 'delete', path]).catch(() => undefined);
     },
 
-    /** A writable snapshot of the snapshot: atomic, it appears complete or not at all. */
-    async restoreTree(
-      volume: BackendVolume,
-      name: string,
-      destination: string,
-      options: BackendCallOptions = {},
-    ): Promise<void> {
-      await btrfs(['subvolume', 'snapshot', join(volume.snapshotDir, name), destination], options);
-    },
+    restoreTree: (volume, name, destination, options) =>
+      restoreTreeOf(ctx, volume, name, destination, options),
+    setReadOnly: (path, readOnly, options) => setReadOnlyAt(ctx, path, readOnly, options),
+    removeTree: (path, options) => removeTreeAt(ctx, path, options),
+    changeDump: (volume, targetPath, options) => changeDumpOf(ctx, volume, targetPath, options),
+    unchangedSince: (volume, raw, options) => unchangedSinceOf(ctx, volume, raw, options),
+    checkVolume: (volume, options) => checkSubvolumeRoot(backend, volume, options),
 
-    async setReadOnly(path: string, readOnly: boolean, options: BackendCallOptions = {}): Promise<void> {
-      await exec('btrfs', ['property', 'set', '-ts', path, 'ro', readOnly ? 'true' : 'false'], {
-        env: btrfsEnv,
-        signal: options.signal,
-        timeoutMs: 60_000,
-      });
-    },
-
-    async removeTree(path: string, options: BackendCallOptions = {}): Promise<void> {
-      await btrfs(['subvolume', 'delete', path], options);
-    },
-
-    /**
-     * A temporary read-only snapshot of the live state, a metadata-only send stream against the
-     * target, read back with `btrfs receive --dump`. The snapshot and the stream are always removed.
-     */
-    async changeDump(
-      volume: BackendVolume,
-      targetPath: string,
-      options: BackendCallOptions & { workDir: string; parentPath?: string },
-    ): Promise<string> {
-      const tag = randomBytes(4).toString('hex');
-      const now = join(volume.snapshotDir, `${PREVIEW_PREFIX}${tag}`);
-      await mkdir(options.workDir, { recursive: true });
-      const stream = join(options.workDir, `preview-${tag}.stream`);
-      const run = (args: string[], timeoutMs?: number) =>
-        exec('btrfs', args, {
-          env: btrfsEnv,
-          signal: options.signal,
-          ...(timeoutMs ? { timeoutMs } : {}),
-        });
-      // Between two snapshots: no snapshot of the live tree is needed.
-      const parent = options.parentPath ?? now;
-      if (options.parentPath === undefined) await run(['subvolume', 'snapshot', '-r', volume.path, now]);
-      try {
-        await run(['send', '-q', '--no-data', '-f', stream, '-p', parent, targetPath], 600_000);
-        return (await run(['receive', '--dump', '-f', stream], 600_000)).stdout;
-      } finally {
-        await rm(stream, { force: true });
-        if (options.parentPath === undefined)
-          await exec('btrfs', ['subvolume', 'delete', now], { env: btrfsEnv }).catch(() => undefined);
-      }
-    },
-
-    async unchangedSince(
-      volume: BackendVolume,
-      raw: RawSnapshot,
-      options: BackendCallOptions = {},
-    ): Promise<boolean> {
-      // A subvolume's generation moves when a transaction that touched its tree commits (a write,
-      // delete, rename, chmod or xattr change; also an atime update), and taking a read-only
-      // snapshot sets it to the snapshot's creation generation. Commit the running transaction
-      // first, or changes of the last seconds would not show yet.
-      try {
-        await btrfs(['filesystem', 'sync', volume.path], options);
-        const [live, snapshot] = await Promise.all([
-          btrfs(['subvolume', 'show', volume.path], options),
-          btrfs(['subvolume', 'show', raw.path], options),
-        ]);
-        const current = parseSubvolumeShow(live.stdout);
-        const taken = parseSubvolumeShow(snapshot.stdout);
-        const createdAt = creationGeneration(snapshot.stdout);
-        // Only a snapshot of this very subvolume can say anything about it (after a rollback the
-        // live subvolume is a new one).
-        if (!current.uuid || taken.parentUuid !== current.uuid) return false;
-        if (current.generation === undefined || createdAt === undefined) return false;
-        return current.generation <= createdAt;
-      } catch (error) {
-        if (options.signal?.aborted) throw error;
-        if (error instanceof SnapguardError) return false;
-        throw error;
-      }
-    },
+    firstReadOnly: (volume, names, options) => firstReadOnlyOf(backend, volume, names, options),
   };
+  return backend;
+}
+
+async function listSnapshots(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  options: ListOptions = {},
+): Promise<RawSnapshot[]> {
+  const dir = options.dir ?? volume.snapshotDir;
+  const real = await realDir(dir);
+  if (!real) return [];
+  const mount = mountOf(real, readMounts());
+  if (!mount || mount.fsType !== 'btrfs') {
+    throw new SnapguardError(
+      'NOT_SUPPORTED',
+      `${dir} is not on a btrfs filesystem (found ${mount?.fsType ?? 'no mount'}).`,
+      'Point snapshotDir (or the external path) at a folder on the btrfs pool, or use backend: dir.',
+    );
+  }
+  // Paths in `subvolume list` are relative to the top level; mountinfo's root says where this mount sits in it.
+  const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
+  const prefix = inTree ? `${inTree}/` : '';
+  // `subvolume list` has no flags column, but `-r` keeps only the read-only subvolumes: one
+  // listing of those (with uuids; without -s, so received copies are included: -s lists only
+  // local snapshots) holds every snapguard snapshot. A writable subvolume in the folder is
+  // rare; the folder's names say whether there is one, and only then does a second listing
+  // (of all subvolumes) give its id and uuids.
+  const [readOnly, names] = await Promise.all([
+    ctx.btrfs(['subvolume', 'list', '-o', '-r', '-u', '-q', '-R', real], options),
+    readdir(real),
+  ]);
+  let entries = inFolder(parseSubvolumeList(readOnly.stdout), prefix);
+  const readOnlyNames = new Set(entries.keys());
+  let writable = false;
+  for (const name of names) {
+    if (readOnlyNames.has(name)) continue;
+    // The root folder of every btrfs subvolume is inode 256; anything else is no subvolume.
+    const stats = await lstat(join(real, name)).catch(() => undefined);
+    if (stats?.isDirectory() && stats.ino === 256) {
+      writable = true;
+      break;
+    }
+  }
+  if (writable) {
+    const all = await ctx.btrfs(['subvolume', 'list', '-o', '-u', '-q', '-R', real], options);
+    // In the full listing's order (by id), as without writable ones.
+    const merged = inFolder(parseSubvolumeList(all.stdout), prefix);
+    for (const [name, entry] of entries) if (!merged.has(name)) merged.set(name, entry);
+    entries = merged;
+  }
+  const snapshots: RawSnapshot[] = [];
+  // Names from the listing hold no '/': the folder's normalised path and the name make the path.
+  const base = join(dir, '/');
+  for (const [name, entry] of entries) {
+    const path = base + name;
+    // Without -s there is no otime: names that carry their time give it for free; for the
+    // others the subvolume root's birth time (statx btime is the btrfs otime) costs one syscall.
+    const createdAt = timeFromName(name) ?? (await lstat(path)).birthtime;
+    // Fields set one by one (no spread copies): listings run to thousands of entries.
+    const snapshot: RawSnapshot = {
+      name,
+      path,
+      createdAt,
+      readOnly: readOnlyNames.has(name),
+      id: entry.id,
+      generation: entry.generation,
+    };
+    if (entry.uuid) snapshot.uuid = entry.uuid;
+    if (entry.parentUuid) snapshot.parentUuid = entry.parentUuid;
+    if (entry.receivedUuid) snapshot.receivedUuid = entry.receivedUuid;
+    snapshots.push(snapshot);
+  }
+  return snapshots;
+}
+
+async function showSnapshot(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<RawSnapshot | undefined> {
+  const path = join(volume.snapshotDir, name);
+  // Never follow: a symlink or a plain folder with a snapshot's name is not a snapshot. The root
+  // folder of every btrfs subvolume is inode 256.
+  const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+    throw error;
+  });
+  if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
+  try {
+    const result = await ctx.btrfs(['subvolume', 'show', path], options);
+    const info = parseSubvolumeShow(result.stdout);
+    return { ...info, name, path, createdAt: info.createdAt ?? new Date(0) };
+  } catch (error) {
+    if (error instanceof SnapguardError && /not a subvolume/i.test(error.message)) return undefined;
+    throw error;
+  }
+}
+
+async function readOnlyAtOf(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  name: string,
+): Promise<boolean | undefined> {
+  const path = join(volume.snapshotDir, name);
+  const stats = await lstat(path).catch(() => undefined);
+  if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
+  // The kernel refuses write access to anything in a read-only subvolume with EROFS (and
+  // grants it to root in a writable one). A read-only mount gives EROFS as well: the answer
+  // counts only when snapshotDir itself is writable and the snapshot is not a mount point.
+  const writable = (target: string) =>
+    access(target, constants.W_OK).then(
+      () => 'yes' as const,
+      (error: NodeJS.ErrnoException) => (error.code === 'EROFS' ? ('erofs' as const) : undefined),
+    );
+  const [here, dir] = await Promise.all([writable(path), writable(volume.snapshotDir)]);
+  if (dir !== 'yes' || here === undefined) return undefined;
+  const real = await realpath(path).catch(() => undefined);
+  if (real === undefined || mountOf(real, readMounts())?.mountPoint === real) return undefined;
+  return here === 'erofs';
+}
+
+async function deleteSnapshots(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  names: readonly string[],
+  options: BackendCallOptions = {},
+): Promise<{ name: string; error?: unknown }[]> {
+  const results: { name: string; error?: unknown }[] = [];
+  // One process per batch instead of per snapshot; btrfs goes on after a failed path.
+  for (let start = 0; start < names.length; start += 200) {
+    const batch = names.slice(start, start + 200);
+    await ctx.exec('btrfs', ['subvolume', 'delete', ...batch.map((name) => join(volume.snapshotDir, name))], {
+      env: btrfsEnv,
+      signal: options.signal,
+      timeoutMs: 600_000,
+      okExitCodes: [1],
+    });
+    for (const name of batch) {
+      if (!(await realDir(join(volume.snapshotDir, name)))) {
+        results.push({ name });
+        continue;
+      }
+      // Still there: delete it on its own, which also gives the error of this one snapshot.
+      try {
+        await ctx.btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
+        results.push({ name });
+      } catch (error) {
+        results.push({ name, error });
+      }
+    }
+  }
+  return results;
+}
+
+async function nestedSubvolumesOf(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  options: BackendCallOptions & { path?: string } = {},
+): Promise<string[]> {
+  const real = await realDir(options.path ?? volume.path);
+  if (!real) return [];
+  const mount = mountOf(real, readMounts());
+  if (!mount || mount.fsType !== 'btrfs') return [];
+  // `list -o` names the subvolumes whose parent is this one (deeper ones move along with them),
+  // by their path from the top level; mountinfo's root says where this mount sits in it.
+  const inTree = posix.join(mount.root, relative(mount.mountPoint, real)).replace(/^\/+/, '');
+  const prefix = inTree ? `${inTree}/` : '';
+  const listed = await ctx.btrfs(['subvolume', 'list', '-o', real], options);
+  return parseSubvolumeList(listed.stdout)
+    .filter((entry) => entry.path.startsWith(prefix) && entry.path.length > prefix.length)
+    .map((entry) => entry.path.slice(prefix.length))
+    .sort();
+}
+
+async function sendReceiveThroughFifo(
+  ctx: BtrfsContext,
+  snapshot: RawSnapshot,
+  intoDir: string,
+  options: BackendCallOptions & { fifo: string },
+) {
+  // Two processes joined by a named pipe: a pipe without a shell. If one fails, the other is stopped.
+  const pair = new AbortController();
+  const stopBoth = () => pair.abort();
+  options.signal?.addEventListener('abort', stopBoth, { once: true });
+  const run = { signal: pair.signal, env: { LC_ALL: 'C' }, timeoutMs: 24 * 3600_000 };
+  // When one side fails the other normally ends by itself (EOF for receive, EPIPE for send) with
+  // its own, more telling error: a send that hit EIO must be reported as EIO, not as the
+  // receive's "unexpected EOF". It is stopped only if it is still running after a grace period
+  // (e.g. blocked opening the FIFO that its partner never opened).
+  let graceTimer: NodeJS.Timeout | undefined;
+  const stopPartnerLater = (error: unknown) => {
+    graceTimer ??= setTimeout(stopBoth, 3000);
+    throw error;
+  };
+  try {
+    const settled = await Promise.allSettled([
+      ctx.exec('btrfs', ['send', '-q', '-f', options.fifo, snapshot.path], run).catch(stopPartnerLater),
+      ctx.exec('btrfs', ['receive', '-f', options.fifo, intoDir], run).catch(stopPartnerLater),
+    ]);
+    clearTimeout(graceTimer);
+    options.signal?.throwIfAborted();
+    // Report the command that failed first, not the one stopped because of it.
+    const errors = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    const cause =
+      errors.find(
+        (e) => !(e instanceof SnapguardError && (e.code === 'CANCELLED' || /SIGPIPE/.test(e.message))),
+      ) ?? errors[0];
+    if (cause !== undefined) throw cause;
+  } finally {
+    options.signal?.removeEventListener('abort', stopBoth);
+  }
+}
+
+/**
+ * A temporary read-only snapshot of the live state, a metadata-only send stream against the
+ * target, read back with `btrfs receive --dump`. The snapshot and the stream are always removed.
+ */
+async function changeDumpOf(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  targetPath: string,
+  options: BackendCallOptions & { workDir: string; parentPath?: string },
+): Promise<string> {
+  const tag = randomBytes(4).toString('hex');
+  const now = join(volume.snapshotDir, `${PREVIEW_PREFIX}${tag}`);
+  await mkdir(options.workDir, { recursive: true });
+  const stream = join(options.workDir, `preview-${tag}.stream`);
+  const run = (args: string[], timeoutMs?: number) =>
+    ctx.exec('btrfs', args, {
+      env: btrfsEnv,
+      signal: options.signal,
+      ...(timeoutMs ? { timeoutMs } : {}),
+    });
+  // Between two snapshots: no snapshot of the live tree is needed.
+  const parent = options.parentPath ?? now;
+  if (options.parentPath === undefined) await run(['subvolume', 'snapshot', '-r', volume.path, now]);
+  try {
+    await run(['send', '-q', '--no-data', '-f', stream, '-p', parent, targetPath], 600_000);
+    return (await run(['receive', '--dump', '-f', stream], 600_000)).stdout;
+  } finally {
+    await rm(stream, { force: true });
+    if (options.parentPath === undefined)
+      await ctx.exec('btrfs', ['subvolume', 'delete', now], { env: btrfsEnv }).catch(() => undefined);
+  }
+}
+
+async function unchangedSinceOf(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  raw: RawSnapshot,
+  options: BackendCallOptions = {},
+): Promise<boolean> {
+  // A subvolume's generation moves when a transaction that touched its tree commits (a write,
+  // delete, rename, chmod or xattr change; also an atime update), and taking a read-only
+  // snapshot sets it to the snapshot's creation generation. Commit the running transaction
+  // first, or changes of the last seconds would not show yet.
+  try {
+    await ctx.btrfs(['filesystem', 'sync', volume.path], options);
+    const [live, snapshot] = await Promise.all([
+      ctx.btrfs(['subvolume', 'show', volume.path], options),
+      ctx.btrfs(['subvolume', 'show', raw.path], options),
+    ]);
+    const current = parseSubvolumeShow(live.stdout);
+    const taken = parseSubvolumeShow(snapshot.stdout);
+    const createdAt = creationGeneration(snapshot.stdout);
+    // Only a snapshot of this very subvolume can say anything about it (after a rollback the
+    // live subvolume is a new one).
+    if (!current.uuid || taken.parentUuid !== current.uuid) return false;
+    if (current.generation === undefined || createdAt === undefined) return false;
+    return current.generation <= createdAt;
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    if (error instanceof SnapguardError) return false;
+    throw error;
+  }
+}
+
+async function replicateSnapshot(
+  ctx: BtrfsContext,
+  snapshot: RawSnapshot,
+  targetDir: string,
+  options: BackendCallOptions & { parent?: RawSnapshot | undefined; timeoutMs: number },
+) {
+  const send: [string, ...string[]] = options.parent
+    ? ['btrfs', 'send', '-q', '-p', options.parent.path, snapshot.path]
+    : ['btrfs', 'send', '-q', snapshot.path];
+  await pipeCommands(send, ['btrfs', 'receive', targetDir], {
+    timeoutMs: options.timeoutMs,
+    signal: options.signal,
+  });
+}
+
+async function receivedUuidAt(ctx: BtrfsContext, path: string, options: BackendCallOptions = {}) {
+  const shown = await ctx.exec('btrfs', ['subvolume', 'show', path], { signal: options.signal });
+  const match = /^\s*Received UUID:\s*(\S+)/m.exec(shown.stdout);
+  return match && match[1] !== '-' ? match[1] : undefined;
+}
+
+/** A writable snapshot of the snapshot: atomic, it appears complete or not at all. */
+async function restoreTreeOf(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  name: string,
+  destination: string,
+  options: BackendCallOptions = {},
+): Promise<void> {
+  await ctx.btrfs(['subvolume', 'snapshot', join(volume.snapshotDir, name), destination], options);
+}
+
+async function setReadOnlyAt(
+  ctx: BtrfsContext,
+  path: string,
+  readOnly: boolean,
+  options: BackendCallOptions = {},
+): Promise<void> {
+  await ctx.exec('btrfs', ['property', 'set', '-ts', path, 'ro', readOnly ? 'true' : 'false'], {
+    env: btrfsEnv,
+    signal: options.signal,
+    timeoutMs: 60_000,
+  });
+}
+
+async function removeTreeAt(
+  ctx: BtrfsContext,
+  path: string,
+  options: BackendCallOptions = {},
+): Promise<void> {
+  await ctx.btrfs(['subvolume', 'delete', path], options);
+}
+
+async function createSnapshot(
+  ctx: BtrfsContext,
+  volume: BackendVolume,
+  name: string,
+  options: BackendCallOptions = {},
+): Promise<RawSnapshot> {
+  await mkdir(volume.snapshotDir, { recursive: true });
+  const target = join(volume.snapshotDir, name);
+  const startedAt = new Date();
+  await ctx.btrfs(['subvolume', 'snapshot', '-r', volume.path, target], options);
+  return { name, path: target, createdAt: startedAt, readOnly: true };
+}
+
+async function showVolume(ctx: BtrfsContext, volume: BackendVolume, options: BackendCallOptions = {}) {
+  await ctx.exec('btrfs', ['subvolume', 'show', volume.path], {
+    env: btrfsEnv,
+    signal: options.signal,
+    timeoutMs: 15_000,
+  });
+  return {};
+}
+
+/** The newest subvolume by name that is also read-only (one `subvolume show` in the usual case). */
+async function firstReadOnlyOf(
+  backend: SnapshotBackend,
+  volume: BackendVolume,
+  names: readonly string[],
+  options: BackendCallOptions = {},
+): Promise<RawSnapshot | undefined> {
+  for (const name of names) {
+    const shown = await backend.show(volume, name, options);
+    if (shown?.readOnly) return shown;
+  }
+  return undefined;
+}
+
+/** Doctor's check: the volume's path is the root of a btrfs subvolume that `subvolume show` reads. */
+async function checkSubvolumeRoot(
+  backend: SnapshotBackend,
+  volume: BackendVolume,
+  options: BackendCallOptions = {},
+): Promise<VolumeCheck | undefined> {
+  const info = await stat(volume.path).catch(() => undefined);
+  // A missing path or a file is doctor's own finding.
+  if (!info?.isDirectory()) return undefined;
+  // The root of a btrfs subvolume always has inode number 256.
+  if (info.ino !== 256) {
+    return {
+      status: 'critical',
+      message: `${volume.id}: ${volume.path} is not the root of a btrfs subvolume (inode ${info.ino})`,
+      fix: `Point volumes.${volume.id}.path at the subvolume itself (btrfs subvolume list <mount>), or create one with btrfs subvolume create.`,
+    };
+  }
+  try {
+    await backend.selfCheck?.(volume, options);
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    return {
+      status: 'critical',
+      message: `${volume.id}: ${volume.path}: ${failure.message}`,
+      fix: failure.hintFor('cli'),
+    };
+  }
+  return { status: 'ok', message: `${volume.id}: btrfs subvolume ${volume.path}` };
 }
 
 /** `Gen at creation` of `btrfs subvolume show`: the transaction the snapshot was taken in. */

@@ -204,6 +204,36 @@ export interface SnapshotBackend {
   ): Promise<string>;
   /** list() fills each snapshot's usedBytes with the bytes only it holds (zfs `used`): health sums them. */
   readonly listsUsedBytes?: true;
+  /**
+   * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
+   * its snapshots are listed from the pool, whether or not snapshotDir exists.
+   */
+  readonly volumeInPool?: true;
+  /**
+   * Doctor's check of how the storage holds a configured volume. A result with `final` is the whole
+   * verdict on the volume (zfs: the dataset's mountpoint); one with a status other than ok is a
+   * problem found; an ok one is the line doctor prints once its own folder checks passed. Nothing
+   * back: the storage found nothing to say (the path is missing or no folder, which doctor reports).
+   */
+  checkVolume?(volume: BackendVolume, options?: BackendCallOptions): Promise<VolumeCheck | undefined>;
+  /**
+   * The first of `names` (folders in the volume's snapshotDir, newest first) that is a read-only
+   * snapshot, shown: finds the newest snapshot without listing them all.
+   */
+  firstReadOnly?(
+    volume: BackendVolume,
+    names: readonly string[],
+    options?: BackendCallOptions,
+  ): Promise<RawSnapshot | undefined>;
+}
+
+/** What a backend's checkVolume found (doctor adds the check's id). */
+export interface VolumeCheck {
+  status: 'ok' | 'warning' | 'critical';
+  message: string;
+  fix?: string;
+  /** The whole verdict: doctor checks no folders of this volume. */
+  final?: true;
 }
 
 /** Temporary snapshots a changeDump takes of the live tree start with this; doctor removes leftovers. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SnapguardError } from '../shared/errors.js';
+import { SnapguardError, toSnapguardError } from '../shared/errors.js';
 import type { Exec, ExecResult } from '../system/exec.js';
 import { createDirBackend } from './dir.js';
 import type {
@@ -14,6 +14,7 @@ import type {
   RawSnapshot,
   SnapshotBackend,
   SnapshotReader,
+  VolumeCheck,
 } from './types.js';
 
 /** The hold tag that marks a pinned snapshot. */
@@ -690,6 +691,7 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
   const backend: ZfsBackend = {
     kind: 'zfs',
     listsUsedBytes: true,
+    volumeInPool: true,
     capabilities: (volume, options) => capabilitiesOf(ctx, backend, volume, options),
     mountInfo: (volume, options) => mountInfoOf(ctx, requireDataset(volume), options),
     create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
@@ -705,6 +707,7 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
       });
       return { mountpoint: result.stdout.trim() };
     },
+    checkVolume: (volume, options) => checkMountpoint(backend, volume, options),
     poolUsage: (volume, options) => poolUsageOf(ctx, volume, options),
     hold: (volume, name, tag = PIN_HOLD_TAG, options = {}) => holdSnapshot(ctx, volume, name, tag, options),
     release: (volume, name, tag = PIN_HOLD_TAG, options = {}) =>
@@ -713,4 +716,48 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
     openSnapshot: (volume, name, options) => openSnapshotOf(ctx, volume, name, options),
   };
   return backend;
+}
+
+/** Doctor's check: the dataset is readable and mounted where the configuration says. */
+async function checkMountpoint(
+  backend: SnapshotBackend,
+  volume: BackendVolume,
+  options: BackendCallOptions = {},
+): Promise<VolumeCheck> {
+  const bad = (message: string, fix: string): VolumeCheck => ({
+    status: 'critical',
+    message,
+    fix,
+    final: true,
+  });
+  let mountpoint: string;
+  try {
+    mountpoint = (await backend.selfCheck?.(volume, options))?.mountpoint ?? '';
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    return bad(
+      `${volume.id}: dataset ${volume.dataset} cannot be read: ${failure.message}`,
+      `Check volumes.${volume.id}.dataset (zfs list) and that the pool is imported. ${failure.hintFor('cli')}`,
+    );
+  }
+  if (mountpoint !== volume.path && mountpoint !== 'legacy') {
+    // Without a configured path snapguard assumes /<dataset>; say so instead of failing.
+    if (volume.path === `/${volume.dataset}`) {
+      return {
+        status: 'warning',
+        message: `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, not at the assumed /${volume.dataset}`,
+        fix: `Set volumes.${volume.id}.path to ${mountpoint}.`,
+        final: true,
+      };
+    }
+    return bad(
+      `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, the configuration says ${volume.path}`,
+      `Set volumes.${volume.id}.path to ${mountpoint}, or fix the dataset's mountpoint.`,
+    );
+  }
+  return {
+    status: 'ok',
+    message: `${volume.id}: zfs dataset ${volume.dataset} at ${mountpoint}`,
+    final: true,
+  };
 }

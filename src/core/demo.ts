@@ -63,38 +63,19 @@ const sampleFiles: Record<string, string> = {
  */
 export async function runDemo(options: DemoOptions, report: (step: DemoStep) => void): Promise<DemoResult> {
   const exec = options.exec ?? createExec();
-  let backend: DemoBackend;
-  let why: string;
-  if (options.backend === 'btrfs' || options.backend === 'dir') {
-    backend = options.backend;
-    why = 'chosen with --backend';
-  } else {
-    const probe = await canUseBtrfs(exec);
-    backend = probe.ok ? 'btrfs' : 'dir';
-    why = probe.ok ? probe.reason : `${probe.reason}, so copy-based snapshots stand in`;
-  }
+  const { backend, why } = await chooseBackend(options, exec);
   const sandbox = await mkdtemp(join(tmpdir(), 'snapguard-demo-'));
   let loop: LoopBtrfs | undefined;
   const onSignal = () => undefined; // keep the process alive until cleanup below has run
   process.on('SIGINT', onSignal);
   try {
-    let poolDir: string;
-    if (backend === 'btrfs') {
-      loop = await createLoopBtrfs(exec, sandbox, 256 * 1024 * 1024);
-      poolDir = loop.mountPoint;
-      await loop.subvolume('containers');
-    } else {
-      poolDir = join(sandbox, 'pool');
-      await mkdir(join(poolDir, 'containers'), { recursive: true });
-    }
+    const pool = await makePool(exec, sandbox, backend);
+    loop = pool.loop;
+    const poolDir = pool.poolDir;
     report({ title: `Sandbox (${backend})`, lines: [`${sandbox}`, `backend: ${backend} (${why})`] });
 
     const volumePath = join(poolDir, 'containers');
-    for (const [rel, content] of Object.entries(sampleFiles)) {
-      await mkdir(join(volumePath, rel, '..'), { recursive: true });
-      await writeFile(join(volumePath, rel), content);
-    }
-    report({ title: 'Sample data', lines: Object.keys(sampleFiles).map((rel) => `containers/${rel}`) });
+    await writeSampleData(volumePath, report);
 
     const rawConfig = {
       contextDir: join(sandbox, 'context'),
@@ -106,135 +87,14 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     const config = buildConfig(rawConfig, sandbox);
     const deps: Deps = createDeps(config, { exec, logger: silentLogger() });
 
-    // Another tool's snapshot in the same folder: listed as foreign, never touched.
-    const foreign = join(config.volumes.containers!.snapshotDir, 'containers.20261120T0200');
-    await mkdir(config.volumes.containers!.snapshotDir, { recursive: true });
-    if (loop) await loop.readOnlySnapshot(volumePath, foreign);
-    else await exec('cp', ['-a', volumePath, foreign]);
+    await placeForeignSnapshot(exec, deps, volumePath, loop);
+    const run: DemoRun = { deps, backend, volumePath, report };
 
-    const created = await createSnapshots(deps, {
-      volumes: ['containers'],
-      type: 'pre-deploy',
-      operation: 'deploy-immich',
-    });
-    report({
-      title: 'Pre-deploy snapshot (create_snapshot)',
-      lines: [
-        `operation ${created.operationId}`,
-        ...created.created.map((s) => `created ${s.name} (read-only: ${s.readOnly})`),
-      ],
-    });
-
-    const again = await createSnapshots(deps, {
-      volumes: ['containers'],
-      type: 'pre-deploy',
-      operation: 'deploy-immich',
-    });
-    report({
-      title: 'A second pre-deploy snapshot right after (minInterval 1h)',
-      lines: [
-        ...again.skipped.map((s) => `no new snapshot of ${s.volume}: ${s.reason}`),
-        ...again.created.map(
-          (s) =>
-            `created ${s.name}: a ${backend} volume cannot tell whether it changed, so every pre-change snapshot is taken`,
-        ),
-      ],
-    });
-
-    await writeFile(
-      join(volumePath, 'immich/docker-compose.yml'),
-      sampleFiles['immich/docker-compose.yml']!.replace('v1.120.0', 'v1.121.0'),
-    );
-    const snapshotCopy = await readFile(join(created.created[0]!.path, 'immich/docker-compose.yml'), 'utf8');
-    report({
-      title: 'The deployment changes the live volume; the snapshot keeps the old state',
-      lines: [
-        `live:     ${(await readFile(join(volumePath, 'immich/docker-compose.yml'), 'utf8')).split('\n')[2]!.trim()}`,
-        `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`,
-      ],
-    });
-
-    const listed = await listSnapshots(deps, { includeForeign: true });
-    report({
-      title: 'list_snapshots (includeForeign)',
-      lines: listed.snapshots.map(
-        (s) => `${s.name.padEnd(52)} ${s.owned ? 'owned  ' : 'foreign'} ${s.type ?? '-'}`,
-      ),
-    });
-
-    const completed = await completeOperation(deps, {
-      operationId: created.operationId,
-      outcome: 'success',
-      notes: 'demo deployment validated',
-    });
-    report({ title: 'complete_operation', lines: completed.snapshots.map((s) => `${s.name}: ${s.outcome}`) });
-
-    // A deployment that breaks files: wrap snapshots, runs it, validation fails, auto-rollback.
-    const compose = join(volumePath, 'immich/docker-compose.yml');
-    const goodCompose = await readFile(compose, 'utf8');
-    const breakScript = `require('fs').writeFileSync(${JSON.stringify(compose)}, 'services:\\n  immich-server:\\n    image: ghcr.io/immich-app/immich-server:v1.122.0\\n    ports: [\\n');`;
-    const checkScript = `process.exit(require('fs').readFileSync(${JSON.stringify(compose)}, 'utf8').includes('ports: ["2283:2283"]') ? 0 : 1)`;
-    const wrapped = await runWrap(deps, {
-      volumes: ['containers'],
-      operation: 'deploy-immich-v1.122',
-      deploy: true,
-      force: true,
-      command: [process.execPath, '-e', breakScript],
-      validate: [process.execPath, '-e', checkScript],
-      autoRollback: true,
-    });
-    const restored = await readFile(compose, 'utf8');
-    report({
-      title: 'snapguard wrap --deploy --auto-rollback: the deployment breaks the compose file',
-      lines: [
-        `snapshot: ${wrapped.snapshots.map((s) => s.name).join(', ')}`,
-        `command exit ${wrapped.command.exitCode}; validation ${wrapped.validation?.ok ? 'passed' : `failed (exit ${wrapped.validation?.exitCode})`}`,
-        `auto-rollback: ${wrapped.rollback?.message ?? wrapped.rollbackError?.message ?? 'none'}`,
-        `restored immich/docker-compose.yml:`,
-        ...restored
-          .trimEnd()
-          .split('\n')
-          .map((line) => `  ${line}`),
-      ],
-    });
-
-    const tested = await runRestoreTest(deps, {
-      volume: 'containers',
-      mode: 'sample',
-      sampleSize: 10,
-      seed: 1,
-    });
-    report({
-      title:
-        'run_restore_test: restore a sample of the newest snapshot by reading it, then verify every file',
-      lines: tested.results.map(
-        (r) =>
-          `${r.snapshot}: ${r.outcome}, ${r.filesChecked} of ${r.population} files (sha256, mode, owner, mtime, xattrs, symlinks), ${r.bytesRestored} bytes in ${r.durationSeconds.toFixed(2)} s`,
-      ),
-    });
-
-    const health = await healthCheck(deps, {});
-    report({
-      title: `health_check: ${health.overall}`,
-      lines: health.findings.map((f) => `${f.severity.padEnd(8)} ${f.code}: ${f.message}`),
-    });
-
-    const { history } = await deps.history.read();
-    const rows = [
-      ...history.snapshots.map((e) => ({
-        at: e.timestamp,
-        line: `snapshot  ${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
-      })),
-      ...history.recoveries.map((e) => ({
-        at: e.timestamp,
-        line: `recovery  ${e.timestamp}  ${e.subvolume}  ${e.mode} to ${e.restored_snapshot}  reason ${e.reason ?? '-'}  ${e.outcome}  safety ${e.safety_backup ?? '-'}`,
-      })),
-      ...history.restore_tests.map((e) => ({
-        at: e.timestamp,
-        line: `restore   ${e.timestamp}  ${e.subvolume}  ${e.mode} test of ${e.snapshot}  ${e.files_checked} files  ${e.outcome}`,
-      })),
-    ].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
-    report({ title: `History (${deps.history.file})`, lines: rows.map((row) => row.line) });
+    const { created, again } = await snapshotSteps(run);
+    const { listed, completed } = await listAndComplete(run, created.operationId);
+    const { wrapped, restored, goodCompose } = await wrapStep(run);
+    const tested = await checkSteps(run);
+    const history = await historyStep(run);
 
     const ok =
       created.created.length === 1 &&
@@ -268,6 +128,206 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       await rm(sandbox, { recursive: true, force: true });
     }
   }
+}
+
+/** btrfs or dir: the one asked for, else btrfs where a loop image can be made. */
+async function chooseBackend(
+  options: DemoOptions,
+  exec: Exec,
+): Promise<{ backend: DemoBackend; why: string }> {
+  if (options.backend === 'btrfs' || options.backend === 'dir')
+    return { backend: options.backend, why: 'chosen with --backend' };
+  const probe = await canUseBtrfs(exec);
+  return {
+    backend: probe.ok ? 'btrfs' : 'dir',
+    why: probe.ok ? probe.reason : `${probe.reason}, so copy-based snapshots stand in`,
+  };
+}
+
+/** The pool the demo volume lives on: a loop-mounted btrfs image or a plain folder. */
+async function makePool(
+  exec: Exec,
+  sandbox: string,
+  backend: DemoBackend,
+): Promise<{ poolDir: string; loop?: LoopBtrfs }> {
+  if (backend === 'btrfs') {
+    const loop = await createLoopBtrfs(exec, sandbox, 256 * 1024 * 1024);
+    await loop.subvolume('containers');
+    return { poolDir: loop.mountPoint, loop };
+  }
+  const poolDir = join(sandbox, 'pool');
+  await mkdir(join(poolDir, 'containers'), { recursive: true });
+  return { poolDir };
+}
+
+async function writeSampleData(volumePath: string, report: (step: DemoStep) => void): Promise<void> {
+  for (const [rel, content] of Object.entries(sampleFiles)) {
+    await mkdir(join(volumePath, rel, '..'), { recursive: true });
+    await writeFile(join(volumePath, rel), content);
+  }
+  report({ title: 'Sample data', lines: Object.keys(sampleFiles).map((rel) => `containers/${rel}`) });
+}
+
+/** Another tool's snapshot in the same folder: listed as foreign, never touched. */
+async function placeForeignSnapshot(
+  exec: Exec,
+  deps: Deps,
+  volumePath: string,
+  loop: LoopBtrfs | undefined,
+): Promise<void> {
+  const foreign = join(deps.config.volumes.containers!.snapshotDir, 'containers.20261120T0200');
+  await mkdir(deps.config.volumes.containers!.snapshotDir, { recursive: true });
+  if (loop) await loop.readOnlySnapshot(volumePath, foreign);
+  else await exec('cp', ['-a', volumePath, foreign]);
+}
+
+interface DemoRun {
+  deps: Deps;
+  backend: DemoBackend;
+  volumePath: string;
+  report: (step: DemoStep) => void;
+}
+
+/** A pre-deploy snapshot, a second one right after, and a change to the live volume. */
+async function snapshotSteps({ deps, backend, volumePath, report }: DemoRun) {
+  const created = await createSnapshots(deps, {
+    volumes: ['containers'],
+    type: 'pre-deploy',
+    operation: 'deploy-immich',
+  });
+  report({
+    title: 'Pre-deploy snapshot (create_snapshot)',
+    lines: [
+      `operation ${created.operationId}`,
+      ...created.created.map((s) => `created ${s.name} (read-only: ${s.readOnly})`),
+    ],
+  });
+
+  const again = await createSnapshots(deps, {
+    volumes: ['containers'],
+    type: 'pre-deploy',
+    operation: 'deploy-immich',
+  });
+  report({
+    title: 'A second pre-deploy snapshot right after (minInterval 1h)',
+    lines: [
+      ...again.skipped.map((s) => `no new snapshot of ${s.volume}: ${s.reason}`),
+      ...again.created.map(
+        (s) =>
+          `created ${s.name}: a ${backend} volume cannot tell whether it changed, so every pre-change snapshot is taken`,
+      ),
+    ],
+  });
+
+  await writeFile(
+    join(volumePath, 'immich/docker-compose.yml'),
+    sampleFiles['immich/docker-compose.yml']!.replace('v1.120.0', 'v1.121.0'),
+  );
+  const snapshotCopy = await readFile(join(created.created[0]!.path, 'immich/docker-compose.yml'), 'utf8');
+  report({
+    title: 'The deployment changes the live volume; the snapshot keeps the old state',
+    lines: [
+      `live:     ${(await readFile(join(volumePath, 'immich/docker-compose.yml'), 'utf8')).split('\n')[2]!.trim()}`,
+      `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`,
+    ],
+  });
+  return { created, again };
+}
+
+/** list_snapshots with the foreign one, then complete_operation. */
+async function listAndComplete({ deps, report }: DemoRun, operationId: string) {
+  const listed = await listSnapshots(deps, { includeForeign: true });
+  report({
+    title: 'list_snapshots (includeForeign)',
+    lines: listed.snapshots.map(
+      (s) => `${s.name.padEnd(52)} ${s.owned ? 'owned  ' : 'foreign'} ${s.type ?? '-'}`,
+    ),
+  });
+
+  const completed = await completeOperation(deps, {
+    operationId,
+    outcome: 'success',
+    notes: 'demo deployment validated',
+  });
+  report({ title: 'complete_operation', lines: completed.snapshots.map((s) => `${s.name}: ${s.outcome}`) });
+  return { listed, completed };
+}
+
+/** A deployment that breaks files: wrap snapshots, runs it, validation fails, auto-rollback. */
+async function wrapStep({ deps, volumePath, report }: DemoRun) {
+  const compose = join(volumePath, 'immich/docker-compose.yml');
+  const goodCompose = await readFile(compose, 'utf8');
+  const breakScript = `require('fs').writeFileSync(${JSON.stringify(compose)}, 'services:\\n  immich-server:\\n    image: ghcr.io/immich-app/immich-server:v1.122.0\\n    ports: [\\n');`;
+  const checkScript = `process.exit(require('fs').readFileSync(${JSON.stringify(compose)}, 'utf8').includes('ports: ["2283:2283"]') ? 0 : 1)`;
+  const wrapped = await runWrap(deps, {
+    volumes: ['containers'],
+    operation: 'deploy-immich-v1.122',
+    deploy: true,
+    force: true,
+    command: [process.execPath, '-e', breakScript],
+    validate: [process.execPath, '-e', checkScript],
+    autoRollback: true,
+  });
+  const restored = await readFile(compose, 'utf8');
+  report({
+    title: 'snapguard wrap --deploy --auto-rollback: the deployment breaks the compose file',
+    lines: [
+      `snapshot: ${wrapped.snapshots.map((s) => s.name).join(', ')}`,
+      `command exit ${wrapped.command.exitCode}; validation ${wrapped.validation?.ok ? 'passed' : `failed (exit ${wrapped.validation?.exitCode})`}`,
+      `auto-rollback: ${wrapped.rollback?.message ?? wrapped.rollbackError?.message ?? 'none'}`,
+      `restored immich/docker-compose.yml:`,
+      ...restored
+        .trimEnd()
+        .split('\n')
+        .map((line) => `  ${line}`),
+    ],
+  });
+  return { wrapped, restored, goodCompose };
+}
+
+/** run_restore_test and health_check on the sandbox. */
+async function checkSteps({ deps, report }: DemoRun) {
+  const tested = await runRestoreTest(deps, {
+    volume: 'containers',
+    mode: 'sample',
+    sampleSize: 10,
+    seed: 1,
+  });
+  report({
+    title: 'run_restore_test: restore a sample of the newest snapshot by reading it, then verify every file',
+    lines: tested.results.map(
+      (r) =>
+        `${r.snapshot}: ${r.outcome}, ${r.filesChecked} of ${r.population} files (sha256, mode, owner, mtime, xattrs, symlinks), ${r.bytesRestored} bytes in ${r.durationSeconds.toFixed(2)} s`,
+    ),
+  });
+
+  const health = await healthCheck(deps, {});
+  report({
+    title: `health_check: ${health.overall}`,
+    lines: health.findings.map((f) => `${f.severity.padEnd(8)} ${f.code}: ${f.message}`),
+  });
+  return tested;
+}
+
+/** Every history entry the demo wrote, oldest first. */
+async function historyStep({ deps, report }: DemoRun): Promise<History> {
+  const { history } = await deps.history.read();
+  const rows = [
+    ...history.snapshots.map((e) => ({
+      at: e.timestamp,
+      line: `snapshot  ${e.timestamp}  ${e.subvolume}  ${e.type}  ${e.operation ?? '-'}  ${e.snapshot_name}  ${e.outcome}`,
+    })),
+    ...history.recoveries.map((e) => ({
+      at: e.timestamp,
+      line: `recovery  ${e.timestamp}  ${e.subvolume}  ${e.mode} to ${e.restored_snapshot}  reason ${e.reason ?? '-'}  ${e.outcome}  safety ${e.safety_backup ?? '-'}`,
+    })),
+    ...history.restore_tests.map((e) => ({
+      at: e.timestamp,
+      line: `restore   ${e.timestamp}  ${e.subvolume}  ${e.mode} test of ${e.snapshot}  ${e.files_checked} files  ${e.outcome}`,
+    })),
+  ].sort((x, y) => (x.at < y.at ? -1 : x.at > y.at ? 1 : 0));
+  report({ title: `History (${deps.history.file})`, lines: rows.map((row) => row.line) });
+  return history;
 }
 
 /** Marks a kept sandbox: `demo --clean` removes only folders that carry it. */

@@ -42,8 +42,9 @@ export async function reconcileHistory(
         s.deleted_at === undefined,
     );
     if (entries.length === 0) continue;
+    const backend = deps.backendFor(volume);
     if (
-      volume.backend !== 'zfs' &&
+      !backend.volumeInPool &&
       !(await lstat(volume.snapshotDir).then(
         () => true,
         () => false,
@@ -52,7 +53,7 @@ export async function reconcileHistory(
       continue;
     let names: Set<string>;
     try {
-      names = new Set((await deps.backendFor(volume).list(volume)).map((raw) => raw.name));
+      names = new Set((await backend.list(volume)).map((raw) => raw.name));
     } catch {
       continue;
     }
@@ -103,7 +104,8 @@ export async function runDoctor(
   const previewLeftovers = await cleanPreviewLeftovers(deps);
   const missingVolumes: DoctorReport['missingVolumes'] = [];
   for (const volume of Object.values(deps.config.volumes)) {
-    if (volume.backend === 'zfs') continue;
+    // A dataset's mountpoint is checked by the storage (doctor's volume check), not here.
+    if (deps.backendFor(volume).volumeInPool) continue;
     try {
       await lstat(volume.path);
     } catch {

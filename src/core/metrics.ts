@@ -54,59 +54,38 @@ function latestTests(history: History): RestoreTestEntry[] {
   );
 }
 
-/** Every snapguard_ metric, from a health result (snapshots, pool, status) and the history (restore tests). */
-export function buildMetrics(health: HealthCheckResult, history: History, now: Date): Family[] {
-  const family = (name: string, help: string): Family => ({ name, help, type: 'gauge', samples: [] });
-  const lastSuccess = family(
+const gauge = (name: string, help: string): Family => ({ name, help, type: 'gauge', samples: [] });
+
+/** The families read off a health result: status, snapshots, pool and recovery objectives per volume. */
+function healthFamilies(health: HealthCheckResult) {
+  const lastSuccess = gauge(
     'snapguard_snapshot_last_success_timestamp_seconds',
     'Creation time of the newest snapguard snapshot per volume and location.',
   );
-  const snapshots = family('snapguard_snapshots', 'Number of snapguard snapshots per volume and location.');
-  const status = family(
+  const snapshots = gauge('snapguard_snapshots', 'Number of snapguard snapshots per volume and location.');
+  const status = gauge(
     'snapguard_health_status',
     'Health per volume: 0 GOOD, 1 WARNING, 2 CRITICAL; volume="" is the overall status.',
   );
-  const pool = family('snapguard_pool_usage_ratio', 'Used share of the pool holding the volume (0..1).');
-  const poolSize = family('snapguard_pool_size_bytes', 'Size of the pool holding the volume.');
-  const forecast = family(
+  const pool = gauge('snapguard_pool_usage_ratio', 'Used share of the pool holding the volume (0..1).');
+  const poolSize = gauge('snapguard_pool_size_bytes', 'Size of the pool holding the volume.');
+  const forecast = gauge(
     'snapguard_pool_forecast_days',
     'Days until the pool reaches maxPoolUsage at the recorded growth (absent when not growing).',
   );
-  const exclusive = family(
+  const exclusive = gauge(
     'snapguard_snapshot_exclusive_bytes',
     'Bytes held only by the snapshots of the volume (btrfs qgroups; absent when unknown).',
   );
-  const rpo = family(
+  const rpo = gauge(
     'snapguard_rpo_seconds',
     'Current recovery point objective: age of the newest copy, local or external.',
   );
-  const rto = family(
+  const rto = gauge(
     'snapguard_rto_estimate_seconds',
     "Restore time for the volume's current size at the throughput of the newest full drill.",
   );
-  const findings = family('snapguard_health_findings', 'Health findings per volume and severity.');
-  const success = family(
-    'snapguard_restore_test_success',
-    'Outcome of the newest restore test per volume, source and mode: 1 pass, 0 fail.',
-  );
-  const duration = family('snapguard_restore_test_duration_seconds', 'Duration of the newest restore test.');
-  const verified = family(
-    'snapguard_restore_test_files_verified',
-    'Files verified by the newest restore test.',
-  );
-  const failures = family('snapguard_restore_test_failures', 'Failed checks of the newest restore test.');
-  const throughput = family(
-    'snapguard_restore_test_throughput_bytes_per_second',
-    'Restore throughput of the newest restore test.',
-  );
-  const lastRun = family(
-    'snapguard_restore_test_last_run_timestamp_seconds',
-    'Time of the newest restore test.',
-  );
-  const written = family(
-    'snapguard_metrics_last_write_timestamp_seconds',
-    'When snapguard last wrote this file.',
-  );
+  const findings = gauge('snapguard_health_findings', 'Health findings per volume and severity.');
 
   status.samples.push({ labels: { volume: '' }, value: statusValue[health.overall] });
   for (const v of health.volumes) {
@@ -138,6 +117,29 @@ export function buildMetrics(health: HealthCheckResult, history: History, now: D
         value: health.findings.filter((f) => f.volume === v.volume && f.severity === severity).length,
       });
   }
+  return { lastSuccess, snapshots, status, pool, poolSize, forecast, exclusive, rpo, rto, findings };
+}
+
+/** The families of the newest restore test per volume, source and mode (from the history). */
+function restoreTestFamilies(history: History) {
+  const success = gauge(
+    'snapguard_restore_test_success',
+    'Outcome of the newest restore test per volume, source and mode: 1 pass, 0 fail.',
+  );
+  const duration = gauge('snapguard_restore_test_duration_seconds', 'Duration of the newest restore test.');
+  const verified = gauge(
+    'snapguard_restore_test_files_verified',
+    'Files verified by the newest restore test.',
+  );
+  const failures = gauge('snapguard_restore_test_failures', 'Failed checks of the newest restore test.');
+  const throughput = gauge(
+    'snapguard_restore_test_throughput_bytes_per_second',
+    'Restore throughput of the newest restore test.',
+  );
+  const lastRun = gauge(
+    'snapguard_restore_test_last_run_timestamp_seconds',
+    'Time of the newest restore test.',
+  );
   for (const test of latestTests(history)) {
     const labels = { volume: test.subvolume, source: test.source, mode: test.mode };
     success.samples.push({ labels, value: test.outcome === 'pass' ? 1 : 0 });
@@ -148,24 +150,35 @@ export function buildMetrics(health: HealthCheckResult, history: History, now: D
       throughput.samples.push({ labels, value: test.throughput_bytes_per_second });
     lastRun.samples.push({ labels, value: Math.round(Date.parse(test.timestamp) / 1000) });
   }
+  return { success, duration, verified, failures, throughput, lastRun };
+}
+
+/** Every snapguard_ metric, from a health result (snapshots, pool, status) and the history (restore tests). */
+export function buildMetrics(health: HealthCheckResult, history: History, now: Date): Family[] {
+  const h = healthFamilies(health);
+  const t = restoreTestFamilies(history);
+  const written = gauge(
+    'snapguard_metrics_last_write_timestamp_seconds',
+    'When snapguard last wrote this file.',
+  );
   written.samples.push({ labels: {}, value: Math.round(now.getTime() / 1000) });
   return [
-    lastSuccess,
-    snapshots,
-    status,
-    pool,
-    poolSize,
-    forecast,
-    exclusive,
-    rpo,
-    rto,
-    findings,
-    success,
-    duration,
-    verified,
-    failures,
-    throughput,
-    lastRun,
+    h.lastSuccess,
+    h.snapshots,
+    h.status,
+    h.pool,
+    h.poolSize,
+    h.forecast,
+    h.exclusive,
+    h.rpo,
+    h.rto,
+    h.findings,
+    t.success,
+    t.duration,
+    t.verified,
+    t.failures,
+    t.throughput,
+    t.lastRun,
     written,
   ];
 }

@@ -288,8 +288,9 @@ export async function requireOwnedSnapshot(
       pickOwnedSnapshot(volume, 'snapguard acts only on snapshots it made, named <volume>-<type>-...'),
     );
   }
-  // Checked at use, without following anything: what lies at the name must be the snapshot itself.
-  if (volume.backend !== 'zfs') {
+  // Checked at use, without following anything: what lies at the name must be the snapshot itself
+  // (a dataset's snapshots are no folders of a snapshotDir: the backend's show checks them).
+  if (!deps.backendFor(volume).volumeInPool) {
     const path = join(volume.snapshotDir, name);
     const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;

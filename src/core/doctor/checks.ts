@@ -6,6 +6,7 @@ import { privateDirProblems } from '../private-dirs.js';
 import type { Deps } from '../deps.js';
 import { toSnapguardError } from '../errors.js';
 import type { Exec } from '../../system/exec.js';
+import type { VolumeCheck } from '../../backends/types.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'critical';
 
@@ -187,33 +188,16 @@ async function checkWritable(
 async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorCheck> {
   const id = `volume:${volume.id}`;
   const bad = (message: string, fix: string): DoctorCheck => ({ id, status: 'critical', message, fix });
-  if (volume.backend === 'zfs') {
-    try {
-      const mountpoint = (await deps.backendFor(volume).selfCheck?.(volume))?.mountpoint ?? '';
-      if (mountpoint !== volume.path && mountpoint !== 'legacy') {
-        // Without a configured path snapguard assumes /<dataset>; say so instead of failing.
-        if (volume.path === `/${volume.dataset}`) {
-          return {
-            id,
-            status: 'warning',
-            message: `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, not at the assumed /${volume.dataset}`,
-            fix: `Set volumes.${volume.id}.path to ${mountpoint}.`,
-          };
-        }
-        return bad(
-          `${volume.id}: dataset ${volume.dataset} is mounted at ${mountpoint}, the configuration says ${volume.path}`,
-          `Set volumes.${volume.id}.path to ${mountpoint}, or fix the dataset's mountpoint.`,
-        );
-      }
-      return { id, status: 'ok', message: `${volume.id}: zfs dataset ${volume.dataset} at ${mountpoint}` };
-    } catch (error) {
-      const failure = toSnapguardError(error);
-      return bad(
-        `${volume.id}: dataset ${volume.dataset} cannot be read: ${failure.message}`,
-        `Check volumes.${volume.id}.dataset (zfs list) and that the pool is imported. ${failure.hintFor('cli')}`,
-      );
-    }
+  // The storage's own check first: for a dataset it is the whole verdict, otherwise a problem it
+  // found or the line to print once the folders check out.
+  let storage: VolumeCheck | undefined;
+  try {
+    storage = await deps.backendFor(volume).checkVolume?.(volume);
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hintFor('cli'));
   }
+  if (storage && (storage.final || storage.status !== 'ok')) return volumeCheck(id, storage);
   let info;
   try {
     info = await stat(volume.path);
@@ -229,21 +213,6 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
       `Point volumes.${volume.id}.path at a folder.`,
     );
   }
-  if (volume.backend === 'btrfs') {
-    // The root of a btrfs subvolume always has inode number 256.
-    if (info.ino !== 256) {
-      return bad(
-        `${volume.id}: ${volume.path} is not the root of a btrfs subvolume (inode ${info.ino})`,
-        `Point volumes.${volume.id}.path at the subvolume itself (btrfs subvolume list <mount>), or create one with btrfs subvolume create.`,
-      );
-    }
-    try {
-      await deps.backendFor(volume).selfCheck?.(volume);
-    } catch (error) {
-      const failure = toSnapguardError(error);
-      return bad(`${volume.id}: ${volume.path}: ${failure.message}`, failure.hintFor('cli'));
-    }
-  }
   const snapshots = await checkWritable(`${id}:snapshotDir`, 'snapshotDir', volume.snapshotDir, 'critical');
   if (snapshots.status !== 'ok') {
     return { ...snapshots, id, message: `${volume.id}: ${snapshots.message}` };
@@ -251,7 +220,16 @@ async function checkVolume(deps: Deps, volume: VolumeConfig): Promise<DoctorChec
   return {
     id,
     status: 'ok',
-    message: `${volume.id}: ${volume.backend} ${volume.backend === 'btrfs' ? 'subvolume' : 'folder'} ${volume.path}`,
+    message: storage?.message ?? `${volume.id}: ${volume.backend} folder ${volume.path}`,
+  };
+}
+
+function volumeCheck(id: string, found: VolumeCheck): DoctorCheck {
+  return {
+    id,
+    status: found.status,
+    message: found.message,
+    ...(found.fix !== undefined ? { fix: found.fix } : {}),
   };
 }
 

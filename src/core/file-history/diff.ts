@@ -240,7 +240,8 @@ async function sendStream(
   signal?: AbortSignal,
 ): Promise<ChangeSets | undefined> {
   const backend = deps.backendFor(volume);
-  if (volume.backend !== 'btrfs' || !backend.changeDump) return undefined;
+  // Only storage that can stream the changes between two snapshots (btrfs send) offers it.
+  if (!backend.changeDump) return undefined;
   if (from.location !== 'local' || to.location !== 'local') return undefined;
   try {
     const dump = await backend.changeDump(volume, to.path, {

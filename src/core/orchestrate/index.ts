@@ -150,35 +150,14 @@ function jobFailure(stage: string, job: JobOutcome) {
   };
 }
 
-/**
- * Runs every backup system of the host in stages before a deployment and says whether it is safe
- * to deploy: exit code 0 all succeeded, 1 a non-critical job failed, 2 a critical stage failed,
- * pre-flight failed or the run was cancelled.
- */
-export async function orchestrate(
+/** The host's orchestration lock: taken for a run, only looked at for a dry run. */
+async function takeHostLock(
   deps: Deps,
-  input: unknown,
-  call: OrchestrateCall = {},
-): Promise<OrchestrateResult> {
-  const request = parseInput(OrchestrateInput, input, 'orchestrate');
-  const startedAt = deps.clock();
-  const t0 = performance.now();
-  const id = `orch-${formatTimestamp(startedAt)}-${Math.random().toString(16).slice(2, 8)}`;
-  const signal = call.signal ?? new AbortController().signal;
-  // Every parallel job listens on the one signal.
-  setMaxListeners(0, signal);
-  const emit = (event: OrchestrateEvent) => {
-    try {
-      call.onEvent?.(event);
-    } catch (error) {
-      deps.logger.warn({ err: error }, 'orchestrate progress listener failed');
-    }
-  };
-  const systemdFor: SystemdFactory =
-    call.systemdFor ?? ((systemctl, scope) => createSystemdPort(deps.exec, systemctl, scope));
-  const elapsed = () => Math.round((performance.now() - t0) / 10) / 100;
-  const notes: string[] = [];
-
+  request: { dryRun: boolean },
+  id: string,
+  signal: AbortSignal,
+  notes: string[],
+): Promise<{ lock: HeldLock | undefined; lockCheck: OrchestrateResult['preflight'][number] }> {
   const lockFile = orchestrationLockFile(deps.config.stateDir);
   let lock: HeldLock | undefined;
   const lockCheck: OrchestrateResult['preflight'][number] = { check: 'host lock', ok: true, detail: '' };
@@ -213,165 +192,245 @@ export async function orchestrate(
       lockCheck.detail = failure.message;
     }
   }
+  return { lock, lockCheck };
+}
 
-  try {
-    // A dry run shows the plan even while another run holds the lock.
-    const mayPlan = lockCheck.ok || request.dryRun;
-    let stages: PlannedStage[] = [];
-    const discovery: OrchestrateResult['preflight'] = [];
-    // A dry run shows the stages even when systemd cannot be asked, saying what is missing and why.
-    const unavailable: { what: string; reason: string }[] = [];
-    const onUnavailable = (what: string, error: unknown) => {
-      const reason = unavailableReason(error, call.initSystem ?? localInitSystem);
-      unavailable.push({ what, reason });
-      return reason;
-    };
-    if (mayPlan) {
-      try {
-        stages = await planStages(
-          { config: deps.config, systemdFor, signal, ...(request.dryRun ? { onUnavailable } : {}) },
-          request.stages,
-        );
-      } catch (error) {
-        const failure = toSnapguardError(error);
-        // Bad input or config is the caller's to fix (exit 3); anything else (systemd unreachable
-        // over ssh, a broken bus) means the host is not ready: a pre-flight failure.
-        if (failure.exitCode === 3 || failure.code === 'CANCELLED') throw failure;
-        discovery.push({ check: 'discovery', ok: false, detail: failure.message });
-      }
+/** Plans the stages (unless the lock is held elsewhere) and runs the pre-flight checks. */
+async function planAndCheck(
+  deps: Deps,
+  request: ReturnType<typeof OrchestrateInput.parse>,
+  call: OrchestrateCall,
+  systemdFor: SystemdFactory,
+  signal: AbortSignal,
+  lockCheck: OrchestrateResult['preflight'][number],
+) {
+  // A dry run shows the plan even while another run holds the lock.
+  const mayPlan = lockCheck.ok || request.dryRun;
+  let stages: PlannedStage[] = [];
+  const discovery: OrchestrateResult['preflight'] = [];
+  // A dry run shows the stages even when systemd cannot be asked, saying what is missing and why.
+  const unavailable: { what: string; reason: string }[] = [];
+  const onUnavailable = (what: string, error: unknown) => {
+    const reason = unavailableReason(error, call.initSystem ?? localInitSystem);
+    unavailable.push({ what, reason });
+    return reason;
+  };
+  if (mayPlan) {
+    try {
+      stages = await planStages(
+        { config: deps.config, systemdFor, signal, ...(request.dryRun ? { onUnavailable } : {}) },
+        request.stages,
+      );
+    } catch (error) {
+      const failure = toSnapguardError(error);
+      // Bad input or config is the caller's to fix (exit 3); anything else (systemd unreachable
+      // over ssh, a broken bus) means the host is not ready: a pre-flight failure.
+      if (failure.exitCode === 3 || failure.code === 'CANCELLED') throw failure;
+      discovery.push({ check: 'discovery', ok: false, detail: failure.message });
     }
-    if (unavailable.length > 0) {
-      const reasons = [...new Set(unavailable.map((u) => u.reason))];
-      discovery.push({
-        check: 'discovery',
-        ok: false,
-        detail: `unavailable: ${reasons.join('; ')}. Not listed: ${unavailable.map((u) => u.what).join(', ')}; the plan shows the other jobs. A real run stops at this check.`,
-      });
+  }
+  if (unavailable.length > 0) {
+    const reasons = [...new Set(unavailable.map((u) => u.reason))];
+    discovery.push({
+      check: 'discovery',
+      ok: false,
+      detail: `unavailable: ${reasons.join('; ')}. Not listed: ${unavailable.map((u) => u.what).join(', ')}; the plan shows the other jobs. A real run stops at this check.`,
+    });
+  }
+  const preflightChecks = [
+    lockCheck,
+    ...discovery,
+    ...(mayPlan && (discovery.length === 0 || unavailable.length > 0)
+      ? await preflight(deps, stages, request.dryRun)
+      : []),
+  ];
+  const blocked = preflightChecks.filter((check) => !check.ok);
+  // A dry run whose only gap is discovery showed a plan, with a hole: a warning, not a failure.
+  const onlyDiscovery = unavailable.length > 0 && blocked.every((check) => check.check === 'discovery');
+  return { stages, preflightChecks, blocked, onlyDiscovery };
+}
+
+function stageShell(
+  stage: PlannedStage,
+  status: StageOutcome['status'],
+  result: JobOutcome['result'],
+): StageOutcome {
+  return {
+    name: stage.name,
+    status,
+    critical: stage.critical,
+    timeoutSeconds: stage.timeoutSeconds,
+    notes: stage.notes,
+    jobs: stage.jobs.map((job) => ({
+      id: job.id,
+      kind: job.kind,
+      result,
+      durationSeconds: 0,
+      started: false,
+      detail: result === 'planned' ? `would run; checks: ${job.verification}` : 'not started',
+      ...(job.kind === 'systemd' ? { unit: job.unit } : {}),
+      verification: job.verification,
+      timeoutSeconds: job.timeoutSeconds,
+    })),
+  };
+}
+
+/** The result when nothing runs: a dry run's plan, or a run stopped by pre-flight. */
+async function notRun(
+  deps: Deps,
+  request: ReturnType<typeof OrchestrateInput.parse>,
+  run: { id: string; startedAt: Date; durationSeconds: number },
+  stages: PlannedStage[],
+  checks: {
+    preflightChecks: OrchestrateResult['preflight'];
+    blocked: OrchestrateResult['preflight'];
+    onlyDiscovery: boolean;
+  },
+): Promise<OrchestrateResult> {
+  const { preflightChecks, blocked, onlyDiscovery } = checks;
+  const result: OrchestrateResult = {
+    id: run.id,
+    dryRun: request.dryRun,
+    exitCode: blocked.length === 0 ? 0 : request.dryRun && onlyDiscovery ? 1 : 2,
+    status: blocked.length > 0 ? 'preflight-failed' : 'planned',
+    startedAt: run.startedAt.toISOString(),
+    durationSeconds: run.durationSeconds,
+    preflight: preflightChecks,
+    stages: stages.map((stage) =>
+      stageShell(stage, request.dryRun ? 'planned' : 'skipped', request.dryRun ? 'planned' : 'skipped'),
+    ),
+    failures: blocked.map((check) => ({
+      stage: 'pre-flight',
+      job: check.check,
+      result: 'failed',
+      detail: check.detail,
+      journal: [],
+    })),
+    stoppedUnits: [],
+    notes: request.dryRun
+      ? [
+          'Dry run: nothing was started or written.',
+          ...(blocked.length > 0 ? ['A real run would stop at the failed pre-flight check(s).'] : []),
+        ]
+      : ['Pre-flight failed: nothing was started.'],
+  };
+  if (!request.dryRun) await finish(deps, result);
+  return result;
+}
+
+/** Runs the stages in order, each one's jobs side by side; stops after a failed critical stage. */
+async function runStages(
+  stages: PlannedStage[],
+  context: JobContext,
+  emit: (event: OrchestrateEvent) => void,
+  notes: string[],
+  signal: AbortSignal,
+) {
+  const outcomes: StageOutcome[] = [];
+  let exitCode: 0 | 1 | 2 = 0;
+  let status: OrchestrateResult['status'] = 'succeeded';
+  for (const [index, stage] of stages.entries()) {
+    if (signal.aborted) {
+      outcomes.push(...stages.slice(index).map((s) => stageShell(s, 'cancelled', 'cancelled')));
+      break;
     }
-    const preflightChecks = [
-      lockCheck,
-      ...discovery,
-      ...(mayPlan && (discovery.length === 0 || unavailable.length > 0)
-        ? await preflight(deps, stages, request.dryRun)
-        : []),
-    ];
-    const blocked = preflightChecks.filter((check) => !check.ok);
-    // A dry run whose only gap is discovery showed a plan, with a hole: a warning, not a failure.
-    const onlyDiscovery = unavailable.length > 0 && blocked.every((check) => check.check === 'discovery');
-    const stageShell = (
-      stage: PlannedStage,
-      status: StageOutcome['status'],
-      result: JobOutcome['result'],
-    ): StageOutcome => ({
+    if (status === 'critical') {
+      outcomes.push(...stages.slice(index).map((s) => stageShell(s, 'skipped', 'skipped')));
+      break;
+    }
+    emit({ type: 'stage-start', stage: stage.name, jobs: stage.jobs.map((job) => job.id) });
+    context.statusBefore = await readStatuses(stage.jobs, signal).catch(() => new Map());
+    const jobs = await Promise.all(
+      stage.jobs.map(async (job) => {
+        emit({ type: 'job-start', stage: stage.name, job: job.id, kind: job.kind });
+        const outcome = await runJob(job, context);
+        emit({ type: 'job-finish', stage: stage.name, job: outcome });
+        return outcome;
+      }),
+    );
+    const outcome: StageOutcome = {
       name: stage.name,
-      status,
+      status: jobs.length === 0 ? 'succeeded' : stageStatus(jobs),
       critical: stage.critical,
       timeoutSeconds: stage.timeoutSeconds,
+      jobs,
       notes: stage.notes,
-      jobs: stage.jobs.map((job) => ({
-        id: job.id,
-        kind: job.kind,
-        result,
-        durationSeconds: 0,
-        started: false,
-        detail: result === 'planned' ? `would run; checks: ${job.verification}` : 'not started',
-        ...(job.kind === 'systemd' ? { unit: job.unit } : {}),
-        verification: job.verification,
-        timeoutSeconds: job.timeoutSeconds,
-      })),
-    });
+    };
+    outcomes.push(outcome);
+    emit({ type: 'stage-finish', stage: outcome });
+    if (outcome.status === 'cancelled' || signal.aborted) {
+      status = 'cancelled';
+      exitCode = 2;
+    } else if (outcome.status !== 'succeeded') {
+      if (stage.critical) {
+        status = 'critical';
+        exitCode = 2;
+        notes.push(`Critical stage ${stage.name} failed: later stages were not started.`);
+      } else {
+        status = 'partial';
+        exitCode = 1;
+      }
+    }
+  }
+  return { outcomes, exitCode, status };
+}
 
+/**
+ * Runs every backup system of the host in stages before a deployment and says whether it is safe
+ * to deploy: exit code 0 all succeeded, 1 a non-critical job failed, 2 a critical stage failed,
+ * pre-flight failed or the run was cancelled.
+ */
+export async function orchestrate(
+  deps: Deps,
+  input: unknown,
+  call: OrchestrateCall = {},
+): Promise<OrchestrateResult> {
+  const request = parseInput(OrchestrateInput, input, 'orchestrate');
+  const startedAt = deps.clock();
+  const t0 = performance.now();
+  const id = `orch-${formatTimestamp(startedAt)}-${Math.random().toString(16).slice(2, 8)}`;
+  const signal = call.signal ?? new AbortController().signal;
+  // Every parallel job listens on the one signal.
+  setMaxListeners(0, signal);
+  const emit = (event: OrchestrateEvent) => {
+    try {
+      call.onEvent?.(event);
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'orchestrate progress listener failed');
+    }
+  };
+  const systemdFor: SystemdFactory =
+    call.systemdFor ?? ((systemctl, scope) => createSystemdPort(deps.exec, systemctl, scope));
+  const elapsed = () => Math.round((performance.now() - t0) / 10) / 100;
+  const notes: string[] = [];
+
+  const { lock, lockCheck } = await takeHostLock(deps, request, id, signal, notes);
+  try {
+    const { stages, preflightChecks, blocked, onlyDiscovery } = await planAndCheck(
+      deps,
+      request,
+      call,
+      systemdFor,
+      signal,
+      lockCheck,
+    );
     if (request.dryRun || blocked.length > 0) {
-      const result: OrchestrateResult = {
-        id,
-        dryRun: request.dryRun,
-        exitCode: blocked.length === 0 ? 0 : request.dryRun && onlyDiscovery ? 1 : 2,
-        status: blocked.length > 0 ? 'preflight-failed' : 'planned',
-        startedAt: startedAt.toISOString(),
-        durationSeconds: elapsed(),
-        preflight: preflightChecks,
-        stages: stages.map((stage) =>
-          stageShell(stage, request.dryRun ? 'planned' : 'skipped', request.dryRun ? 'planned' : 'skipped'),
-        ),
-        failures: blocked.map((check) => ({
-          stage: 'pre-flight',
-          job: check.check,
-          result: 'failed',
-          detail: check.detail,
-          journal: [],
-        })),
-        stoppedUnits: [],
-        notes: request.dryRun
-          ? [
-              'Dry run: nothing was started or written.',
-              ...(blocked.length > 0 ? ['A real run would stop at the failed pre-flight check(s).'] : []),
-            ]
-          : ['Pre-flight failed: nothing was started.'],
-      };
-      if (!request.dryRun) await finish(deps, result);
-      return result;
+      return await notRun(deps, request, { id, startedAt, durationSeconds: elapsed() }, stages, {
+        preflightChecks,
+        blocked,
+        onlyDiscovery,
+      });
     }
 
     emit({ type: 'plan', stages: stages.length, jobs: stages.reduce((n, s) => n + s.jobs.length, 0) });
     const context: JobContext = { deps, signal, startedUnits: new Set(), stoppedUnits: [] };
-    const outcomes: StageOutcome[] = [];
-    let exitCode: 0 | 1 | 2 = 0;
-    let status: OrchestrateResult['status'] = 'succeeded';
-    for (const [index, stage] of stages.entries()) {
-      if (signal.aborted) {
-        outcomes.push(...stages.slice(index).map((s) => stageShell(s, 'cancelled', 'cancelled')));
-        break;
-      }
-      if (status === 'critical') {
-        outcomes.push(...stages.slice(index).map((s) => stageShell(s, 'skipped', 'skipped')));
-        break;
-      }
-      emit({ type: 'stage-start', stage: stage.name, jobs: stage.jobs.map((job) => job.id) });
-      context.statusBefore = await readStatuses(stage.jobs, signal).catch(() => new Map());
-      const jobs = await Promise.all(
-        stage.jobs.map(async (job) => {
-          emit({ type: 'job-start', stage: stage.name, job: job.id, kind: job.kind });
-          const outcome = await runJob(job, context);
-          emit({ type: 'job-finish', stage: stage.name, job: outcome });
-          return outcome;
-        }),
-      );
-      const outcome: StageOutcome = {
-        name: stage.name,
-        status: jobs.length === 0 ? 'succeeded' : stageStatus(jobs),
-        critical: stage.critical,
-        timeoutSeconds: stage.timeoutSeconds,
-        jobs,
-        notes: stage.notes,
-      };
-      outcomes.push(outcome);
-      emit({ type: 'stage-finish', stage: outcome });
-      if (outcome.status === 'cancelled' || signal.aborted) {
-        status = 'cancelled';
-        exitCode = 2;
-      } else if (outcome.status !== 'succeeded') {
-        if (stage.critical) {
-          status = 'critical';
-          exitCode = 2;
-          notes.push(`Critical stage ${stage.name} failed: later stages were not started.`);
-        } else {
-          status = 'partial';
-          exitCode = 1;
-        }
-      }
-    }
+    const ran = await runStages(stages, context, emit, notes, signal);
+    const { outcomes } = ran;
+    let { exitCode, status } = ran;
     if (signal.aborted) {
       status = 'cancelled';
       exitCode = 2;
-      notes.push(
-        context.stoppedUnits.length > 0
-          ? `Cancelled: stopped the unit(s) this run had started: ${context.stoppedUnits.join(', ')}.`
-          : 'Cancelled: no unit started by this run was still running.',
-      );
-      deps.logger.warn(
-        { orchestration: id, stoppedUnits: context.stoppedUnits },
-        `orchestration ${id} cancelled; stopped the units it had started: ${context.stoppedUnits.join(', ') || 'none'}`,
-      );
+      noteCancelled(deps, id, context, notes);
     }
     const failures = outcomes.flatMap((stage) =>
       stage.jobs
@@ -396,6 +455,19 @@ export async function orchestrate(
   } finally {
     await lock?.release();
   }
+}
+
+/** Says which units a cancelled run stopped, in the result and in the log. */
+function noteCancelled(deps: Deps, id: string, context: JobContext, notes: string[]): void {
+  notes.push(
+    context.stoppedUnits.length > 0
+      ? `Cancelled: stopped the unit(s) this run had started: ${context.stoppedUnits.join(', ')}.`
+      : 'Cancelled: no unit started by this run was still running.',
+  );
+  deps.logger.warn(
+    { orchestration: id, stoppedUnits: context.stoppedUnits },
+    `orchestration ${id} cancelled; stopped the units it had started: ${context.stoppedUnits.join(', ') || 'none'}`,
+  );
 }
 
 /** Records the run: history entry, metrics file, webhook. */

@@ -165,6 +165,125 @@ export function selectStages(stages: StageConfig[], wanted: string[] | undefined
   return stages.filter((_, i) => chosen.has(i));
 }
 
+/** The configured stages, or the default ones (sanoid's unit when it exists, else snapguard's snapshot job). */
+async function configuredStages(
+  context: PlanContext,
+  defaults: { systemctl: string[]; scope: Parameters<SystemdFactory>[1] },
+): Promise<{ stages: StageConfig[]; defaultNote: string | undefined }> {
+  const { config } = context;
+  let defaultNote: string | undefined;
+  const configured = config.orchestrate?.stages;
+  if (configured) return { stages: configured, defaultNote };
+  const systemd = context.systemdFor(defaults.systemctl, defaults.scope);
+  let sanoidExists = false;
+  try {
+    sanoidExists =
+      (await systemd.show('sanoid.service', { signal: context.signal })).loadState !== 'not-found';
+  } catch (error) {
+    if (!context.onUnavailable || rethrowable(error)) throw error;
+    defaultNote = `sanoid.service could not be looked up (${context.onUnavailable('sanoid.service', error)}); snapguard's own snapshot job stands in.`;
+  }
+  return { stages: defaultStages({ sanoidExists, volumeIds: Object.keys(config.volumes) }), defaultNote };
+}
+
+/** A replicate job: one per volume with a btrfs external copy (all such volumes unless named). */
+function replicateJobs(
+  config: Config,
+  stage: StageConfig,
+  job: Extract<JobConfig, { kind: 'replicate' }>,
+  base: { stage: string; timeoutSeconds: number },
+): PlannedJob[] {
+  const out: PlannedJob[] = [];
+  const volumes = job.volumes
+    ? job.volumes.map((id) => requireVolume(config, id))
+    : Object.values(config.volumes).filter((v) => v.external.some((e) => e.kind === 'btrfs' && e.path));
+  for (const volume of volumes) {
+    const target = snapshotCopyLocations(volume).find((place) => place.kind === 'btrfs')?.dir;
+    if (volume.backend !== 'btrfs' || !target)
+      throw new SnapguardError(
+        'CONFIG_INVALID',
+        `Stage ${stage.name}: volume "${volume.id}" cannot be replicated: it needs backend btrfs and an external entry of kind btrfs with a path.`,
+        `Add external: [{ kind: btrfs, path: /mnt/backup/.snapshots/${volume.id} }] to volumes.${volume.id}, or drop it from the replicate job.`,
+      );
+    out.push({
+      ...base,
+      id: `replicate:${volume.id}`,
+      kind: 'replicate',
+      volume,
+      target,
+      verification: `the received snapshot exists in ${target} with a received UUID`,
+    });
+  }
+  return out;
+}
+
+/** The concrete jobs of one configured job: its units discovered, its volumes resolved. */
+async function jobsOf(
+  context: PlanContext,
+  stage: StageConfig,
+  job: JobConfig,
+  notes: string[],
+  defaults: { systemctl: string[]; scope: Parameters<SystemdFactory>[1] },
+): Promise<PlannedJob[]> {
+  const { config } = context;
+  const defaultSystemctl = defaults.systemctl;
+  const defaultScope = defaults.scope;
+  const out: PlannedJob[] = [];
+  const timeoutSeconds = job.timeout ?? stage.timeout;
+  const base = { stage: stage.name, timeoutSeconds };
+  if (job.kind === 'systemd') {
+    const systemd = context.systemdFor(job.systemctl ?? defaultSystemctl, job.scope ?? defaultScope);
+    let units: { unit: string; missing: boolean }[];
+    try {
+      units = await discoverUnits(job, systemd, context.signal);
+    } catch (error) {
+      if (!context.onUnavailable || rethrowable(error)) throw error;
+      const why = context.onUnavailable(job.units.join(' '), error);
+      notes.push(`Discovery unavailable: the units ${job.units.join(' ')} could not be listed (${why}).`);
+      return out;
+    }
+    if (units.length === 0) notes.push(`No unit matches ${job.units.join(' ')}; nothing to run for it.`);
+    const verify = resolvePaths(config, job.verify);
+    for (const { unit, missing } of units)
+      out.push({
+        ...base,
+        id: unit,
+        kind: 'systemd',
+        unit,
+        systemd,
+        verify,
+        missing,
+        verification: `systemd Result and ExecMainStatus; ${describeVerify(verify)}`,
+      });
+  } else if (job.kind === 'command') {
+    const verify = resolvePaths(config, job.verify);
+    out.push({
+      ...base,
+      id: job.name,
+      kind: 'command',
+      command: job,
+      verify,
+      verification: `exit code 0; ${describeVerify(verify)}`,
+    });
+  } else if (job.kind === 'snapshot') {
+    const ids = job.volumes ?? Object.keys(config.volumes);
+    for (const id of ids) {
+      const volume = requireVolume(config, id);
+      out.push({
+        ...base,
+        id: `snapshot:${volume.id}`,
+        kind: 'snapshot',
+        volume,
+        operation: job.operation,
+        verification: `a pre-deploy snapshot of ${volume.id} exists in ${volume.snapshotDir}`,
+      });
+    }
+  } else {
+    out.push(...replicateJobs(config, stage, job, base));
+  }
+  return out;
+}
+
 /** Turns the configured (or default) stages into concrete jobs: units discovered, volumes resolved. */
 export async function planStages(
   context: PlanContext,
@@ -172,22 +291,8 @@ export async function planStages(
 ): Promise<PlannedStage[]> {
   const { config } = context;
   const settings = config.orchestrate;
-  const defaultSystemctl = settings?.systemctl ?? ['systemctl'];
-  const defaultScope = settings?.scope ?? 'system';
-  let stages = settings?.stages;
-  let defaultNote: string | undefined;
-  if (!stages) {
-    const systemd = context.systemdFor(defaultSystemctl, defaultScope);
-    let sanoidExists = false;
-    try {
-      sanoidExists =
-        (await systemd.show('sanoid.service', { signal: context.signal })).loadState !== 'not-found';
-    } catch (error) {
-      if (!context.onUnavailable || rethrowable(error)) throw error;
-      defaultNote = `sanoid.service could not be looked up (${context.onUnavailable('sanoid.service', error)}); snapguard's own snapshot job stands in.`;
-    }
-    stages = defaultStages({ sanoidExists, volumeIds: Object.keys(config.volumes) });
-  }
+  const defaults = { systemctl: settings?.systemctl ?? ['systemctl'], scope: settings?.scope ?? 'system' };
+  const { stages, defaultNote } = await configuredStages(context, defaults);
   const planned: PlannedStage[] = [];
   for (const stage of selectStages(stages, wanted)) {
     const jobs: PlannedJob[] = [];
@@ -201,79 +306,8 @@ export async function planStages(
       seen.add(job.id);
       jobs.push(job);
     };
-    for (const job of stage.jobs) {
-      const timeoutSeconds = job.timeout ?? stage.timeout;
-      const base = { stage: stage.name, timeoutSeconds };
-      if (job.kind === 'systemd') {
-        const systemd = context.systemdFor(job.systemctl ?? defaultSystemctl, job.scope ?? defaultScope);
-        let units: { unit: string; missing: boolean }[];
-        try {
-          units = await discoverUnits(job, systemd, context.signal);
-        } catch (error) {
-          if (!context.onUnavailable || rethrowable(error)) throw error;
-          const why = context.onUnavailable(job.units.join(' '), error);
-          notes.push(`Discovery unavailable: the units ${job.units.join(' ')} could not be listed (${why}).`);
-          continue;
-        }
-        if (units.length === 0) notes.push(`No unit matches ${job.units.join(' ')}; nothing to run for it.`);
-        const verify = resolvePaths(config, job.verify);
-        for (const { unit, missing } of units)
-          add({
-            ...base,
-            id: unit,
-            kind: 'systemd',
-            unit,
-            systemd,
-            verify,
-            missing,
-            verification: `systemd Result and ExecMainStatus; ${describeVerify(verify)}`,
-          });
-      } else if (job.kind === 'command') {
-        const verify = resolvePaths(config, job.verify);
-        add({
-          ...base,
-          id: job.name,
-          kind: 'command',
-          command: job,
-          verify,
-          verification: `exit code 0; ${describeVerify(verify)}`,
-        });
-      } else if (job.kind === 'snapshot') {
-        const ids = job.volumes ?? Object.keys(config.volumes);
-        for (const id of ids) {
-          const volume = requireVolume(config, id);
-          add({
-            ...base,
-            id: `snapshot:${volume.id}`,
-            kind: 'snapshot',
-            volume,
-            operation: job.operation,
-            verification: `a pre-deploy snapshot of ${volume.id} exists in ${volume.snapshotDir}`,
-          });
-        }
-      } else {
-        const volumes = job.volumes
-          ? job.volumes.map((id) => requireVolume(config, id))
-          : Object.values(config.volumes).filter((v) => v.external.some((e) => e.kind === 'btrfs' && e.path));
-        for (const volume of volumes) {
-          const target = snapshotCopyLocations(volume).find((place) => place.kind === 'btrfs')?.dir;
-          if (volume.backend !== 'btrfs' || !target)
-            throw new SnapguardError(
-              'CONFIG_INVALID',
-              `Stage ${stage.name}: volume "${volume.id}" cannot be replicated: it needs backend btrfs and an external entry of kind btrfs with a path.`,
-              `Add external: [{ kind: btrfs, path: /mnt/backup/.snapshots/${volume.id} }] to volumes.${volume.id}, or drop it from the replicate job.`,
-            );
-          add({
-            ...base,
-            id: `replicate:${volume.id}`,
-            kind: 'replicate',
-            volume,
-            target,
-            verification: `the received snapshot exists in ${target} with a received UUID`,
-          });
-        }
-      }
-    }
+    for (const job of stage.jobs)
+      for (const found of await jobsOf(context, stage, job, notes, defaults)) add(found);
     if (stage.jobs.length === 0) notes.push('No job configured for this stage.');
     if (defaultNote && stage.name === 'snapshots') notes.push(defaultNote);
     planned.push({

@@ -9,11 +9,7 @@ import { parseSnapshotName } from '../naming.js';
  * snapshots to `btrfs subvolume list -s` (they have no parent in the target filesystem), so the
  * folder is read directly and each owned name that is a folder counts.
  */
-export async function listExternalCopies(
-  volume: VolumeConfig,
-  dir: string,
-  options: { subvolumesOnly?: boolean } = {},
-): Promise<RawSnapshot[]> {
+export async function listExternalCopies(volume: VolumeConfig, dir: string): Promise<RawSnapshot[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -29,8 +25,6 @@ export async function listExternalCopies(
     // lstat: a symlink with an owned name is not a copy, wherever it points.
     const info = await lstat(path).catch(() => undefined);
     if (!info?.isDirectory()) continue;
-    // On btrfs the root folder of every subvolume is inode 256: a plain folder with an owned name is not a snapshot.
-    if (options.subvolumesOnly && info.ino !== 256) continue;
     copies.push({
       raw: { name, path, createdAt: parsed.createdAt, readOnly: true },
       sequence: parsed.sequence,

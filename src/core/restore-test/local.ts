@@ -43,15 +43,17 @@ export async function pickLocalSnapshot(run: VolumeRun): Promise<RawSnapshot> {
   if (request.snapshot) return requireOwnedSnapshot(deps, volume, request.snapshot, call.signal);
   // Reading the folder finds the newest by its name without running `btrfs subvolume list` twice.
   let newest: RawSnapshot | undefined;
-  if (volume.backend === 'btrfs') {
-    // The newest subvolume by name that is also read-only (one `subvolume show` in the usual case).
-    for (const candidate of await listExternalCopies(volume, volume.snapshotDir, { subvolumesOnly: true })) {
-      const shown = await deps.backendFor(volume).show(volume, candidate.name, { signal: call.signal });
-      if (shown?.readOnly) {
-        newest = { ...shown, createdAt: candidate.createdAt };
-        break;
-      }
-    }
+  const backend = deps.backendFor(volume);
+  if (backend.firstReadOnly) {
+    // The owned names in the folder, newest first; the storage says which is a read-only snapshot.
+    const candidates = await listExternalCopies(volume, volume.snapshotDir);
+    const shown = await backend.firstReadOnly(
+      volume,
+      candidates.map((candidate) => candidate.name),
+      { signal: call.signal },
+    );
+    const candidate = shown && candidates.find((c) => c.name === shown.name);
+    if (shown && candidate) newest = { ...shown, createdAt: candidate.createdAt };
   } else newest = (await ownedSnapshots(deps, volume, call.signal))[0]?.raw;
   if (!newest) {
     throw new SnapguardError(

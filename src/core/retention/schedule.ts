@@ -107,28 +107,11 @@ function ago(count: number, unit: string): string {
   return `${count} ${unit}${count === 1 ? '' : 's'} ago`;
 }
 
-/**
- * Decides keep/delete for every item under `policy` at time `now`. The first (oldest) item of
- * each hour is a candidate for hourly; the first hourly candidate of each day for daily; the first
- * daily candidate of each week for weekly; the first weekly candidate of each month for monthly;
- * the first monthly candidate of each year for yearly. A candidate is kept when its period lies
- * within the count of its rule. preserveMin keeps items regardless. Items dated in the future are
- * kept. Pure: no clock, no I/O.
- */
-export function schedule(
-  items: readonly ScheduleItem[],
-  policy: RetentionPolicy,
-  now: Date,
-): ScheduleVerdict[] {
-  const sorted = [...items].sort(
-    (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.sequence ?? 1) - (b.sequence ?? 1),
-  );
-  const placed = sorted.map((item) => place(item, now, policy));
-  const kept = new Map<Placed, { reason: string; rule: NonNullable<ScheduleVerdict['rule']> }>();
-  const keep = (p: Placed, rule: NonNullable<ScheduleVerdict['rule']>, reason: string) =>
-    kept.set(p, { rule, reason });
+type Rule = NonNullable<ScheduleVerdict['rule']>;
+type Keep = (p: Placed, rule: Rule, reason: string) => void;
 
-  const min = policy.preserveMin;
+/** preserveMin: everything, everything within a window, or the newest. */
+function keepMinimum(placed: readonly Placed[], min: RetentionPolicy['preserveMin'], keep: Keep): void {
   for (const p of placed) {
     if (min.kind === 'all') keep(p, 'min', 'preserve min: all');
     else if (min.kind === 'window') {
@@ -146,20 +129,16 @@ export function schedule(
   }
   const newest = placed[placed.length - 1];
   if (min.kind === 'latest' && newest) keep(newest, 'min', 'preserve min: latest');
+}
 
-  // Each level's candidates are the firsts of the level below, grouped by the coarser period.
-  const firstBy = (candidates: Placed[], bucket: (p: Placed) => number): Placed[] => {
-    const seen = new Map<number, Placed>();
-    for (const p of candidates) if (!seen.has(bucket(p))) seen.set(bucket(p), p);
-    return [...seen.values()];
-  };
-  const preserve = policy.preserve;
-  const levels: {
-    period: Period;
-    rule: NonNullable<ScheduleVerdict['rule']>;
-    bucket: (p: Placed) => number;
-    reason: (p: Placed) => string;
-  }[] = [
+/** The rules from hourly to yearly: each one's period, how items group into it and why one is kept. */
+function levelsOf(policy: RetentionPolicy): {
+  period: Period;
+  rule: Rule;
+  bucket: (p: Placed) => number;
+  reason: (p: Placed) => string;
+}[] {
+  return [
     {
       period: 'h',
       rule: 'hourly',
@@ -194,8 +173,20 @@ export function schedule(
       reason: (p) => `preserve yearly: first weekly of ${p.year}, ${ago(p.deltaYears, 'year')}`,
     },
   ];
+}
+
+/** Each level's candidates are the firsts of the level below, grouped by the coarser period. */
+function firstBy(candidates: readonly Placed[], bucket: (p: Placed) => number): Placed[] {
+  const seen = new Map<number, Placed>();
+  for (const p of candidates) if (!seen.has(bucket(p))) seen.set(bucket(p), p);
+  return [...seen.values()];
+}
+
+/** The hourly to yearly rules, coarser after finer, within the counts of `preserve`. */
+function keepLevels(placed: Placed[], policy: RetentionPolicy, keep: Keep): void {
+  const preserve = policy.preserve;
   let candidates = placed;
-  for (const level of levels) {
+  for (const level of levelsOf(policy)) {
     candidates = firstBy(candidates, level.bucket);
     const limit = preserve[level.period];
     for (const p of candidates) {
@@ -203,10 +194,35 @@ export function schedule(
       if (within(limit, level.bucket(p))) keep(p, level.rule, level.reason(p));
     }
   }
+}
+
+/**
+ * Decides keep/delete for every item under `policy` at time `now`. The first (oldest) item of
+ * each hour is a candidate for hourly; the first hourly candidate of each day for daily; the first
+ * daily candidate of each week for weekly; the first weekly candidate of each month for monthly;
+ * the first monthly candidate of each year for yearly. A candidate is kept when its period lies
+ * within the count of its rule. preserveMin keeps items regardless. Items dated in the future are
+ * kept. Pure: no clock, no I/O.
+ */
+export function schedule(
+  items: readonly ScheduleItem[],
+  policy: RetentionPolicy,
+  now: Date,
+): ScheduleVerdict[] {
+  const sorted = [...items].sort(
+    (a, b) => a.createdAt.getTime() - b.createdAt.getTime() || (a.sequence ?? 1) - (b.sequence ?? 1),
+  );
+  const placed = sorted.map((item) => place(item, now, policy));
+  const kept = new Map<Placed, { reason: string; rule: Rule }>();
+  const keep: Keep = (p, rule, reason) => kept.set(p, { rule, reason });
+
+  keepMinimum(placed, policy.preserveMin, keep);
+  keepLevels(placed, policy, keep);
   for (const p of placed) {
     if (p.deltaHours < 0) keep(p, 'future', `preserve forced: dated ${-p.deltaHours} hours in the future`);
   }
 
+  const preserve = policy.preserve;
   const scheme = `preserve ${formatPreserve(preserve)}`;
   return placed.map((p) => {
     const verdict = kept.get(p);
