@@ -23,6 +23,19 @@ await bundle.write({
   format: 'esm',
   entryFileNames: 'index.js',
   chunkFileNames: 'chunks/[name]-[hash].js',
+  // What every start-up reads, --version included, is one chunk: commander and the version. Rolldown
+  // keeps its runtime helpers (CommonJS interop) in a chunk of their own as soon as lazily loaded
+  // modules share them (the recovery resolver that snapshot create loads only after a crash); that
+  // chunk is not offered to groups, so the version joins commander instead and start-up still reads
+  // three files: the entry, this chunk and the helpers.
+  codeSplitting: {
+    groups: [
+      {
+        name: 'cli-base',
+        test: /[\\/]node_modules[\\/]commander[\\/]|[\\/]src[\\/]core[\\/]version\.ts$/,
+      },
+    ],
+  },
   sourcemap: false,
 });
 await bundle.close();

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../core/config.js';
 import { SnapguardError, type ErrorCode } from '../core/errors.js';
-import { HostSessions, failureOfResult, isLocalHost } from '../mcp/transports/hosts.js';
+// Type only: the session code (MCP client, schema validation) is loaded when --host names another
+// host, so a verb run here does not read it at start-up.
+import type { HostSessions } from '../mcp/transports/hosts.js';
 import { confirmOnTerminal } from './confirm.js';
 import { printJson, printLine } from './output.js';
 
@@ -25,6 +27,7 @@ export async function remoteTarget(
 ): Promise<{ config: Config; host: string } | undefined> {
   if (options.host === undefined) return undefined;
   const config = await loadConfig({ explicit: options.config });
+  const { HostSessions, isLocalHost } = await import('../mcp/transports/hosts.js');
   if (isLocalHost(config, options.host)) return undefined;
   new HostSessions(config.hosts).entry(options.host);
   return { config, host: options.host };
@@ -35,6 +38,7 @@ export async function withSessions<T>(
   config: Config,
   work: (sessions: HostSessions) => Promise<T>,
 ): Promise<T> {
+  const { HostSessions } = await import('../mcp/transports/hosts.js');
   const sessions = new HostSessions(config.hosts);
   try {
     return await work(sessions);
@@ -65,6 +69,7 @@ export async function callRemote(
   }
   const result = await sessions.callTool(host, tool, args);
   if (result.isError) {
+    const { failureOfResult } = await import('../mcp/transports/hosts.js');
     const failure = failureOfResult(result);
     throw new SnapguardError(failure.code as ErrorCode, `host ${host}: ${failure.message}`, failure.hint);
   }

@@ -6,7 +6,7 @@ import { requireVolume, type VolumeConfig } from './config.js';
 import type { Deps } from './deps.js';
 import { SnapguardError, type InterfaceHint } from './errors.js';
 import type { History, SnapshotEntry, SnapshotReuse } from './history/schema.js';
-import { resolveUnfinishedRecoveries } from './recovery/resume.js';
+import { resolveJournaledRecoveries } from './recovery/when-journaled.js';
 import {
   formatSnapshotName,
   formatTimestamp,
@@ -368,7 +368,7 @@ export async function createSnapshots(
   // else touches them (before the volume locks, which the resolver takes itself).
   const recoveryNotes = request.dryRun
     ? []
-    : (await resolveUnfinishedRecoveries(deps, { volumes: volumes.map((v) => v.id) })).map(
+    : (await resolveJournaledRecoveries(deps, { volumes: volumes.map((v) => v.id) })).map(
         (r) =>
           `Interrupted recovery ${r.recoveryId} of ${r.volumes.join(', ') || 'unknown volumes'}: ${r.action}, ${r.detail}.`,
       );

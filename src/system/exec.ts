@@ -1,8 +1,7 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { execa } from 'execa';
 import { SnapguardError, errnoInOutput, fromSystemError, hintOf } from '../shared/errors.js';
 
 export interface ExecOptions {
@@ -254,6 +253,91 @@ export function signalExitCode(sig: string | undefined): number | undefined {
   return number === undefined ? undefined : 128 + number;
 }
 
+/** Most a command may write to stdout or to stderr before it is stopped. */
+const MAX_OUTPUT_BYTES = 256 * 1024 * 1024;
+
+interface BufferedResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** The command could not be started (ENOENT, EACCES...). */
+  error?: NodeJS.ErrnoException;
+  /** The stream that went over MAX_OUTPUT_BYTES; the group was stopped. */
+  overflow?: 'stdout' | 'stderr';
+}
+
+/**
+ * One command with its output collected, on node's own spawn: a buffered call needs none of
+ * execa's stream machinery, which costs milliseconds per call (execa stays for the pipes in
+ * pipe.ts). The child leads a process group of its own; timeout and cancel are superviseGroups'.
+ */
+function runBuffered(
+  file: string,
+  args: readonly string[],
+  options: ExecOptions,
+  killGraceMs: number,
+): { child: ChildProcess; finished: Promise<BufferedResult> } {
+  const child = spawn(file, [...args], {
+    detached: true,
+    shell: false,
+    cwd: options.cwd,
+    env: options.env ? { ...process.env, ...options.env } : process.env,
+    stdio: [
+      options.input === undefined ? 'ignore' : 'pipe',
+      options.inheritOutput ? 'inherit' : 'pipe',
+      options.inheritOutput ? 'inherit' : 'pipe',
+    ],
+  });
+  const encoding = options.encoding ?? 'utf8';
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let overflow: BufferedResult['overflow'];
+  let killTimer: NodeJS.Timeout | undefined;
+  const collect = (stream: Readable | null, into: Buffer[], name: 'stdout' | 'stderr') => {
+    let size = 0;
+    stream?.on('data', (chunk: Buffer) => {
+      if (overflow) return;
+      size += chunk.length;
+      if (size > MAX_OUTPUT_BYTES) {
+        overflow = name;
+        if (child.pid !== undefined && signalGroup(child.pid, 'SIGTERM')) {
+          const pid = child.pid;
+          killTimer = setTimeout(() => signalGroup(pid, 'SIGKILL'), killGraceMs);
+        }
+        return;
+      }
+      into.push(chunk);
+    });
+  };
+  collect(child.stdout, out, 'stdout');
+  collect(child.stderr, err, 'stderr');
+  if (options.input !== undefined && child.stdin) {
+    // A command that ends without reading its input closes the pipe: that is its answer, not ours.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input);
+  }
+  const finished = new Promise<BufferedResult>((resolve) => {
+    const settle = (exitCode: number | null, signal: NodeJS.Signals | null, error?: Error) => {
+      clearTimeout(killTimer);
+      resolve({
+        stdout: Buffer.concat(out).toString(encoding),
+        stderr: Buffer.concat(err).toString(encoding),
+        exitCode,
+        signal,
+        ...(error ? { error: error as NodeJS.ErrnoException } : {}),
+        ...(overflow ? { overflow } : {}),
+      });
+    };
+    child.once('error', (error) => {
+      // Not started: no 'close' follows for a child that has no pid.
+      if (child.pid === undefined) settle(null, null, error);
+    });
+    child.once('close', (exitCode, signal) => settle(exitCode, signal));
+  });
+  return { child, finished };
+}
+
 export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
   const defaultTimeoutMs = factoryOptions.defaultTimeoutMs ?? 120_000;
   const hints = { ...defaultInstallHints, ...factoryOptions.installHints };
@@ -272,34 +356,20 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const started = performance.now();
     const timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     // A group of its own: a timeout or cancel stops everything the command forked (see superviseGroups).
-    const subprocess = execa(file, args, {
-      reject: false,
-      shell: false,
-      detached: true,
-      env: options.env,
-      extendEnv: true,
-      cwd: options.cwd,
-      input: options.input,
-      stdin: options.input === undefined ? 'ignore' : undefined,
-      ...(options.inheritOutput ? { stdout: 'inherit' as const, stderr: 'inherit' as const } : {}),
-      stripFinalNewline: false,
-      ...(options.encoding ? { encoding: options.encoding } : {}),
-      maxBuffer: 256 * 1024 * 1024,
-    });
+    const run = runBuffered(file, args, options, factoryOptions.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
     const stopped = await superviseGroups(
-      [subprocess],
+      [run.child],
       {
         timeoutMs,
         signal: options.signal,
         killGraceMs: factoryOptions.killGraceMs,
         forwardSignals: options.forwardSignals,
       },
-      subprocess,
+      run.finished,
     );
-    const result = await subprocess;
+    const result = await run.finished;
     const durationMs = performance.now() - started;
-    const stdout = String(result.stdout ?? '');
-    const stderr = String(result.stderr ?? '');
+    const { stdout, stderr } = result;
     if (stopped === 'cancel') {
       throw new SnapguardError(
         'CANCELLED',
@@ -315,20 +385,16 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
         { details: { command, stderr: lastLines(stderr, 5) } },
       );
     }
-    if (result.exitCode === undefined && result.signal) {
-      const exitCode = signalExitCode(result.signal);
-      const reason = lastLines(stderr, 5);
+    if (result.overflow) {
       throw new SnapguardError(
         'COMMAND_FAILED',
-        `\`${command}\` was ended by ${result.signal}${reason ? `: ${reason}` : '.'}`,
-        'Something outside snapguard stopped the command (a signal from a user, the OOM killer or a service manager).',
-        { details: { command, signal: result.signal, exitCode, stderr: lastLines(stderr, 20) } },
+        `\`${command}\` wrote more than ${MAX_OUTPUT_BYTES / 1024 ** 2} MiB to ${result.overflow} and was stopped.`,
+        'Narrow what the command is asked for (a path, a filter) so its output stays smaller.',
+        { details: { command, stderr: lastLines(stderr, 5) } },
       );
     }
-    const failure = result.failed && result.exitCode === undefined;
-    if (failure) {
-      const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
-      if (code === 'ENOENT') {
+    if (result.error) {
+      if (result.error.code === 'ENOENT') {
         throw new SnapguardError(
           'COMMAND_NOT_FOUND',
           `\`${file}\` is not installed or not on PATH.`,
@@ -338,11 +404,21 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
       }
       throw new SnapguardError(
         'COMMAND_FAILED',
-        `\`${command}\` could not be started: ${result.shortMessage}`,
+        `\`${command}\` could not be started: ${result.error.message}`,
         'Check permissions and PATH.',
         {
           details: { command },
         },
+      );
+    }
+    if (result.exitCode === null && result.signal) {
+      const exitCode = signalExitCode(result.signal);
+      const reason = lastLines(stderr, 5);
+      throw new SnapguardError(
+        'COMMAND_FAILED',
+        `\`${command}\` was ended by ${result.signal}${reason ? `: ${reason}` : '.'}`,
+        'Something outside snapguard stopped the command (a signal from a user, the OOM killer or a service manager).',
+        { details: { command, signal: result.signal, exitCode, stderr: lastLines(stderr, 20) } },
       );
     }
     const exitCode = result.exitCode ?? 0;

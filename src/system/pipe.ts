@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 import { SnapguardError } from '../shared/errors.js';
 import { describeCommand, superviseGroups } from './exec.js';
 
@@ -27,6 +26,8 @@ export async function pipeCommands(
   const command = `${describeCommand(from[0], from.slice(1))} | ${describeCommand(to[0], to.slice(1))}`;
   options.signal?.throwIfAborted();
   const started = performance.now();
+  // Loaded here, not at start-up: only send | receive streams between two processes.
+  const { execa } = await import('execa');
   // Each side in a group of its own, both stopped together (see superviseGroups in exec.ts).
   const common = {
     reject: false,

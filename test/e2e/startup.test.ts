@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -85,6 +85,27 @@ export async function load(url, context, next) {
     // The entry, the commander chunk and the version chunk (or, unbundled, index.js and version.js).
     expect(own.length).toBeLessThanOrEqual(3);
     for (const file of own) expect(await readFile(file, 'utf8')).not.toMatch(/createSnapshots|loadConfig/);
+  });
+
+  it('snapshot create loads the recovery code only when an interrupted recovery is journaled', async () => {
+    await mkdir(join(dir, 'data'), { recursive: true });
+    await writeFile(join(dir, 'data', 'f.txt'), 'one\n');
+    const create = await loadedFiles(['snapshot', 'create', 'data', '--config', 'snapguard.yaml']);
+    expect(create.code).toBe(0);
+    const own = create.files.filter((file) => !file.includes('/node_modules/') && !file.endsWith('.mjs'));
+    const recoveryLoaded = async (files: string[]) => {
+      for (const file of files)
+        if (/function resolveUnfinishedRecoveries\b/.test(await readFile(file, 'utf8'))) return true;
+      return false;
+    };
+    expect(await recoveryLoaded(own)).toBe(false);
+    // The snapshot was taken all the same.
+    const list = await runBuiltCli(['snapshot', 'list', 'data', '--json', '--config', 'snapguard.yaml'], {
+      cwd: dir,
+      env: { SNAPGUARD_CONFIG: '' },
+    });
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(/"volume":\s*"data"/);
   });
 
   it('help still lists every verb', async () => {
