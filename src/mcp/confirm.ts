@@ -32,6 +32,37 @@ export type GateOutcome<P> =
   | { proceed: false; status: 'declined' | 'cancelled'; plan: P };
 
 /** True when the connected client declared form elicitation (an empty elicitation capability means form). */
+/**
+ * Shows a plan to the user through the client (elicitation) with one "Proceed" tick box: only an
+ * explicit accept with the box ticked counts as yes; an accept without it is a decline.
+ */
+export async function askToProceed(
+  server: McpServer,
+  plan: string,
+  signal: AbortSignal,
+): Promise<'accept' | 'decline' | 'cancel'> {
+  const answer = await server.server.elicitInput(
+    {
+      mode: 'form',
+      message: `${plan}\n\nProceed?`,
+      requestedSchema: {
+        type: 'object',
+        properties: {
+          confirm: {
+            type: 'boolean',
+            title: 'Proceed',
+            description: 'Tick to carry out the plan above.',
+          },
+        },
+        required: ['confirm'],
+      },
+    },
+    { signal },
+  );
+  if (answer.action === 'accept') return answer.content?.confirm === true ? 'accept' : 'decline';
+  return answer.action;
+}
+
 export function clientCanElicit(server: McpServer): boolean {
   return Boolean(server.server.getClientCapabilities()?.elicitation?.form);
 }
@@ -57,29 +88,12 @@ export async function confirmGate<P>(
     return { proceed: true, via: 'token' };
   }
   if (config.confirm === 'elicit-or-token' && clientCanElicit(server)) {
-    const answer = await server.server.elicitInput(
-      {
-        mode: 'form',
-        message: `${request.summary}\n\nProceed?`,
-        requestedSchema: {
-          type: 'object',
-          properties: {
-            confirm: {
-              type: 'boolean',
-              title: 'Proceed',
-              description: 'Tick to carry out the plan above.',
-            },
-          },
-          required: ['confirm'],
-        },
-      },
-      { signal: extra.signal },
-    );
-    if (answer.action === 'accept' && answer.content?.confirm === true) {
+    const answer = await askToProceed(server, request.summary, extra.signal);
+    if (answer === 'accept') {
       return { proceed: true, via: 'elicitation' };
     }
-    const status = answer.action === 'cancel' ? 'cancelled' : 'declined';
-    logger.info({ tool: request.tool, answer: answer.action }, `user ${status} the confirmation`);
+    const status = answer === 'cancel' ? 'cancelled' : 'declined';
+    logger.info({ tool: request.tool, answer }, `user ${status} the confirmation`);
     return { proceed: false, status, plan: request.plan };
   }
   const issued = await issueToken(config.stateDir, subject, clock(), logger);

@@ -8,7 +8,7 @@ import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
-import { clientCanElicit } from './confirm.js';
+import { askToProceed, clientCanElicit } from './confirm.js';
 import { errorResult, okResult } from './result.js';
 import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
 
@@ -335,25 +335,8 @@ export function installHostRouting(
       // The host's gate answered with its plan and a token. This controller's client can ask the
       // user: the plan is shown there, and only an explicit accept spends the host's token, on that
       // host, with the same arguments.
-      const answer = await server.server.elicitInput(
-        {
-          mode: 'form',
-          message: `On host ${host}:\n${plan.text}\n\nProceed?`,
-          requestedSchema: {
-            type: 'object',
-            properties: {
-              confirm: {
-                type: 'boolean',
-                title: 'Proceed',
-                description: 'Tick to carry out the plan above.',
-              },
-            },
-            required: ['confirm'],
-          },
-        },
-        { signal: extra.signal },
-      );
-      if (answer.action === 'accept' && answer.content?.confirm === true) {
+      const answer = await askToProceed(server, `On host ${host}:\n${plan.text}`, extra.signal);
+      if (answer === 'accept') {
         const confirmed = await hosts.callTool(
           host,
           tool,
@@ -362,8 +345,8 @@ export function installHostRouting(
         );
         return tagged(confirmed, host);
       }
-      const status = answer.action === 'cancel' ? 'cancelled' : 'declined';
-      deps.logger.info({ tool, host, answer: answer.action }, `user ${status} the confirmation`);
+      const status = answer === 'cancel' ? 'cancelled' : 'declined';
+      deps.logger.info({ tool, host, answer }, `user ${status} the confirmation`);
       const { confirmationToken: _token, expiresAt: _expires, ...kept } = result.structuredContent ?? {};
       return tagged(
         {
