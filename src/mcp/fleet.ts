@@ -120,6 +120,166 @@ function badHost(message: string, hint: string): SnapguardError {
 }
 
 /**
+ * One call's progress as its client sees it: a single sequence that only increases. With
+ * several hosts each host counts on its own, so the value sent is the sum of every host's latest
+ * progress (each of them only grows), nudged up when a host repeats its number.
+ */
+type ProgressSequence = { latest: Map<string, number>; sent: number };
+const progressSequence = (): ProgressSequence => ({ latest: new Map<string, number>(), sent: 0 });
+
+function forwardProgress(
+  extra: Parameters<RequestHandler>[1],
+  prefix: string,
+  host: string,
+  sequence = progressSequence(),
+) {
+  const token = extra._meta?.progressToken;
+  if (token === undefined) return undefined;
+  return (progress: { progress: number; total?: number; message?: string }) => {
+    sequence.latest.set(host, Math.max(sequence.latest.get(host) ?? 0, progress.progress));
+    const sum = [...sequence.latest.values()].reduce((a, b) => a + b, 0);
+    sequence.sent = Math.max(sequence.sent + 1e-6, sum);
+    const counter = sequence.sent;
+    extra
+      .sendNotification({
+        method: 'notifications/progress',
+        params: {
+          progressToken: token,
+          progress: counter,
+          ...(prefix === '' && progress.total !== undefined ? { total: progress.total } : {}),
+          ...(progress.message !== undefined ? { message: `${prefix}${progress.message}` } : {}),
+        },
+      })
+      .catch(() => undefined);
+  };
+}
+
+function checkHost(
+  hosts: HostSessions,
+  readOnlyTools: ReadonlySet<string>,
+  name: string,
+  tool: string,
+): void {
+  const entry = hosts.entry(name);
+  if (entry.readOnly && !readOnlyTools.has(tool)) {
+    throw new SnapguardError(
+      'READ_ONLY_MODE',
+      `Host "${name}" is read-only through this snapguard (hosts.${name}.readOnly: true): ${tool} is not offered there.`,
+      {
+        mcp: `Use the read-only tools (list_snapshots, health_check, file_versions, ...) with host "${name}", or ask the user to run ${tool} on that host itself.`,
+        cli: `Run the command on ${name} itself, or remove readOnly from hosts.${name} in the configuration.`,
+      },
+    );
+  }
+}
+
+/** The answers of every host asked, put together for the tool's client. */
+function fanOutResult(
+  tool: string,
+  answers: HostAnswer<unknown>[],
+  args: Record<string, unknown>,
+  now: Date,
+): CallToolResult {
+  if (tool === 'list_snapshots') {
+    const limit = typeof args.limit === 'number' ? args.limit : undefined;
+    const merged = mergeSnapshotLists(answers as HostAnswer<ListSnapshotsResult>[], limit);
+    const newest = merged.snapshots.slice(0, 5).map((s) => `${s.host}/${s.name}`);
+    return okResult(
+      merged,
+      [
+        `${merged.total} snapshot(s) on ${answers.length - merged.unreachable.length - merged.failed.length} of ${answers.length} host(s)${newest.length ? `; newest: ${newest.join(', ')}` : ''}.`,
+        ...merged.unreachable.map((p) => `UNREACHABLE ${p.host}: ${p.error}`),
+        ...merged.failed.map((p) => `FAILED ${p.host}: [${p.code}] ${p.error}`),
+      ].join('\n'),
+    );
+  }
+  if (tool === 'health_check') {
+    const merged = mergeHealth(answers as HostAnswer<HealthCheckResult>[], now);
+    return okResult(
+      merged,
+      [
+        `Overall ${merged.overall} over ${answers.length} host(s).`,
+        ...merged.hosts.map((h) => `${h.host}: ${h.overall}`),
+        ...merged.findings
+          .filter((f) => f.severity !== 'info')
+          .map(
+            (f) =>
+              `${f.severity.toUpperCase()} ${f.code} (${f.host}${f.volume ? `/${f.volume}` : ''}): ${f.message} Remedy: ${f.remedy}`,
+          ),
+      ].join('\n'),
+    );
+  }
+  const merged = mergeOrchestrations(answers as HostAnswer<OrchestrateResult>[], now);
+  return okResult(
+    merged,
+    [
+      `Orchestration on ${answers.length} host(s): exit code ${merged.exitCode} (the worst host's).`,
+      ...merged.hosts.map((h) => `${h.host}: ${h.status}, exit code ${h.exitCode}`),
+      ...merged.failures.map((f) => `FAILED ${f.host}: ${f.job} (${f.stage}): ${f.result}, ${f.detail}`),
+      merged.exitCode === 0
+        ? "Safe to deploy: every host's backups succeeded."
+        : merged.exitCode === 1
+          ? 'Partial failure: show the failures to the user before deploying.'
+          : 'Do not deploy: a host could not run its backups or a critical step failed.',
+    ].join('\n'),
+  );
+}
+
+/**
+ * A call for one named host: passed through its session and its own gate. When the host asks for
+ * a confirmation and this controller's client can ask its user, the host's plan is shown there and
+ * only an explicit accept spends the host's token, on that host, with the same arguments.
+ */
+async function callOneHost(
+  server: McpServer,
+  deps: Deps,
+  hosts: HostSessions,
+  readOnlyTools: ReadonlySet<string>,
+  tool: string,
+  host: string,
+  rest: Record<string, unknown>,
+  extra: Parameters<RequestHandler>[1],
+): Promise<CallToolResult> {
+  checkHost(hosts, readOnlyTools, host, tool);
+  const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
+  const result = await hosts.callTool(host, tool, rest, options);
+  const plan = confirmationAsked(result);
+  if (
+    plan === undefined ||
+    rest.confirmationToken !== undefined ||
+    deps.config.confirm !== 'elicit-or-token' ||
+    !clientCanElicit(server)
+  )
+    return tagged(result, host);
+  // The host's gate answered with its plan and a token. This controller's client can ask the
+  // user: the plan is shown there, and only an explicit accept spends the host's token, on that
+  // host, with the same arguments.
+  const answer = await askToProceed(server, `On host ${host}:\n${plan.text}`, extra.signal);
+  if (answer === 'accept') {
+    const confirmed = await hosts.callTool(host, tool, { ...rest, confirmationToken: plan.token }, options);
+    return tagged(confirmed, host);
+  }
+  const status = answer === 'cancel' ? 'cancelled' : 'declined';
+  deps.logger.info({ tool, host, answer }, `user ${status} the confirmation`);
+  const { confirmationToken: _token, expiresAt: _expires, ...kept } = result.structuredContent ?? {};
+  return tagged(
+    {
+      content: [
+        {
+          type: 'text',
+          text:
+            status === 'declined'
+              ? `The user declined the plan; nothing was changed.\n${plan.text}`
+              : `The confirmation was cancelled; nothing was changed.\n${plan.text}`,
+        },
+      ],
+      structuredContent: { ...kept, status },
+    },
+    host,
+  );
+}
+
+/**
  * Routes every tools/call by its `host` argument: this host (none, "local" or its own name) runs
  * the tool here; a name from `hosts:` passes the call, as it came, through that host's session and
  * its own gate, and adds `host` to what comes back; "*" (and a list, for orchestrate) asks every
@@ -140,61 +300,13 @@ export function installHostRouting(
 
   const hostList = () => [LOCAL_HOST, ...hosts.names()].join(', ');
 
-  const checkHost = (name: string, tool: string) => {
-    const entry = hosts.entry(name);
-    if (entry.readOnly && !readOnlyTools.has(tool)) {
-      throw new SnapguardError(
-        'READ_ONLY_MODE',
-        `Host "${name}" is read-only through this snapguard (hosts.${name}.readOnly: true): ${tool} is not offered there.`,
-        {
-          mcp: `Use the read-only tools (list_snapshots, health_check, file_versions, ...) with host "${name}", or ask the user to run ${tool} on that host itself.`,
-          cli: `Run the command on ${name} itself, or remove readOnly from hosts.${name} in the configuration.`,
-        },
-      );
-    }
-  };
-
-  /**
-   * One call's progress as its client sees it: a single sequence that only increases. With
-   * several hosts each host counts on its own, so the value sent is the sum of every host's latest
-   * progress (each of them only grows), nudged up when a host repeats its number.
-   */
-  const progressSequence = () => ({ latest: new Map<string, number>(), sent: 0 });
-
-  const forwardProgress = (
-    extra: Parameters<RequestHandler>[1],
-    prefix: string,
-    host: string,
-    sequence = progressSequence(),
-  ) => {
-    const token = extra._meta?.progressToken;
-    if (token === undefined) return undefined;
-    return (progress: { progress: number; total?: number; message?: string }) => {
-      sequence.latest.set(host, Math.max(sequence.latest.get(host) ?? 0, progress.progress));
-      const sum = [...sequence.latest.values()].reduce((a, b) => a + b, 0);
-      sequence.sent = Math.max(sequence.sent + 1e-6, sum);
-      const counter = sequence.sent;
-      extra
-        .sendNotification({
-          method: 'notifications/progress',
-          params: {
-            progressToken: token,
-            progress: counter,
-            ...(prefix === '' && progress.total !== undefined ? { total: progress.total } : {}),
-            ...(progress.message !== undefined ? { message: `${prefix}${progress.message}` } : {}),
-          },
-        })
-        .catch(() => undefined);
-    };
-  };
-
   const answer = async <T>(
     host: string,
     tool: string,
     args: Record<string, unknown>,
     request: Parameters<RequestHandler>[0],
     extra: Parameters<RequestHandler>[1],
-    sequence: ReturnType<typeof progressSequence>,
+    sequence: ProgressSequence,
   ): Promise<HostAnswer<T>> => {
     try {
       let result: CallToolResult;
@@ -214,7 +326,7 @@ export function installHostRouting(
           local,
         )) as CallToolResult;
       } else {
-        checkHost(host, tool);
+        checkHost(hosts, readOnlyTools, host, tool);
         result = await hosts.callTool(host, tool, args, {
           signal: extra.signal,
           onprogress: forwardProgress(extra, `${host}: `, host, sequence),
@@ -260,50 +372,7 @@ export function installHostRouting(
     const answers = await Promise.all(
       targets.map((name) => answer(name, tool, args, request, extra, sequence)),
     );
-    const now = deps.clock();
-    if (tool === 'list_snapshots') {
-      const limit = typeof args.limit === 'number' ? args.limit : undefined;
-      const merged = mergeSnapshotLists(answers as HostAnswer<ListSnapshotsResult>[], limit);
-      const newest = merged.snapshots.slice(0, 5).map((s) => `${s.host}/${s.name}`);
-      return okResult(
-        merged,
-        [
-          `${merged.total} snapshot(s) on ${answers.length - merged.unreachable.length - merged.failed.length} of ${answers.length} host(s)${newest.length ? `; newest: ${newest.join(', ')}` : ''}.`,
-          ...merged.unreachable.map((p) => `UNREACHABLE ${p.host}: ${p.error}`),
-          ...merged.failed.map((p) => `FAILED ${p.host}: [${p.code}] ${p.error}`),
-        ].join('\n'),
-      );
-    }
-    if (tool === 'health_check') {
-      const merged = mergeHealth(answers as HostAnswer<HealthCheckResult>[], now);
-      return okResult(
-        merged,
-        [
-          `Overall ${merged.overall} over ${answers.length} host(s).`,
-          ...merged.hosts.map((h) => `${h.host}: ${h.overall}`),
-          ...merged.findings
-            .filter((f) => f.severity !== 'info')
-            .map(
-              (f) =>
-                `${f.severity.toUpperCase()} ${f.code} (${f.host}${f.volume ? `/${f.volume}` : ''}): ${f.message} Remedy: ${f.remedy}`,
-            ),
-        ].join('\n'),
-      );
-    }
-    const merged = mergeOrchestrations(answers as HostAnswer<OrchestrateResult>[], now);
-    return okResult(
-      merged,
-      [
-        `Orchestration on ${answers.length} host(s): exit code ${merged.exitCode} (the worst host's).`,
-        ...merged.hosts.map((h) => `${h.host}: ${h.status}, exit code ${h.exitCode}`),
-        ...merged.failures.map((f) => `FAILED ${f.host}: ${f.job} (${f.stage}): ${f.result}, ${f.detail}`),
-        merged.exitCode === 0
-          ? "Safe to deploy: every host's backups succeeded."
-          : merged.exitCode === 1
-            ? 'Partial failure: show the failures to the user before deploying.'
-            : 'Do not deploy: a host could not run its backups or a critical step failed.',
-      ].join('\n'),
-    );
+    return fanOutResult(tool, answers, args, deps.clock());
   };
 
   handlers.set('tools/call', async (request, extra) => {
@@ -321,48 +390,7 @@ export function installHostRouting(
       }
       if (typeof host !== 'string')
         throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
-      checkHost(host, tool);
-      const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
-      const result = await hosts.callTool(host, tool, rest, options);
-      const plan = confirmationAsked(result);
-      if (
-        plan === undefined ||
-        rest.confirmationToken !== undefined ||
-        deps.config.confirm !== 'elicit-or-token' ||
-        !clientCanElicit(server)
-      )
-        return tagged(result, host);
-      // The host's gate answered with its plan and a token. This controller's client can ask the
-      // user: the plan is shown there, and only an explicit accept spends the host's token, on that
-      // host, with the same arguments.
-      const answer = await askToProceed(server, `On host ${host}:\n${plan.text}`, extra.signal);
-      if (answer === 'accept') {
-        const confirmed = await hosts.callTool(
-          host,
-          tool,
-          { ...rest, confirmationToken: plan.token },
-          options,
-        );
-        return tagged(confirmed, host);
-      }
-      const status = answer === 'cancel' ? 'cancelled' : 'declined';
-      deps.logger.info({ tool, host, answer }, `user ${status} the confirmation`);
-      const { confirmationToken: _token, expiresAt: _expires, ...kept } = result.structuredContent ?? {};
-      return tagged(
-        {
-          content: [
-            {
-              type: 'text',
-              text:
-                status === 'declined'
-                  ? `The user declined the plan; nothing was changed.\n${plan.text}`
-                  : `The confirmation was cancelled; nothing was changed.\n${plan.text}`,
-            },
-          ],
-          structuredContent: { ...kept, status },
-        },
-        host,
-      );
+      return await callOneHost(server, deps, hosts, readOnlyTools, tool, host, rest, extra);
     } catch (error) {
       return errorResult(error);
     }
