@@ -123,44 +123,32 @@ export function recoverCommand(): Command {
           'Add --files PATH... with the files or folders to write beside their originals.',
         );
       }
-      const remote = await recoverOnHost(options, {
+      const request = {
         ...(volume ? { volume } : {}),
         ...(snapshot ? { snapshot } : {}),
         ...(options.operationId ? { operationId: options.operationId } : {}),
-        mode: files ? 'files' : 'rollback',
+        mode: files ? ('files' as const) : ('rollback' as const),
         ...paths,
-        ...(options.beside ? { destination: 'beside' } : {}),
+        ...(options.beside ? { destination: 'beside' as const } : {}),
         ...(options.reason ? { reason: options.reason } : {}),
         dryRun: Boolean(options.dryRun),
-      });
+      };
+      const remote = await recoverOnHost(options, request);
       if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const progress = await startProgress('recover', options);
-      const result = await recover(
-        deps,
-        {
-          ...(volume ? { volume } : {}),
-          ...(snapshot ? { snapshot } : {}),
-          ...(options.operationId ? { operationId: options.operationId } : {}),
-          mode: files ? 'files' : 'rollback',
-          ...paths,
-          ...(options.beside ? { destination: 'beside' } : {}),
-          ...(options.reason ? { reason: options.reason } : {}),
-          dryRun: Boolean(options.dryRun),
+      const result = await recover(deps, request, {
+        onProgress: countSteps(progress.update),
+        skipChanges: Boolean(options.yes),
+        confirm: async ({ plan, summary }) => {
+          if (options.yes || deps.config.confirm === 'never') return true;
+          // The plan goes to stderr with --json so stdout stays one JSON document.
+          if (options.json) process.stderr.write(`${summary}\n`);
+          else printPlan(summary);
+          const yes = await confirmOnTerminal('Proceed with this recovery?');
+          return yes ? true : { status: 'declined', plan };
         },
-        {
-          onProgress: countSteps(progress.update),
-          skipChanges: Boolean(options.yes),
-          confirm: async ({ plan, summary }) => {
-            if (options.yes || deps.config.confirm === 'never') return true;
-            // The plan goes to stderr with --json so stdout stays one JSON document.
-            if (options.json) process.stderr.write(`${summary}\n`);
-            else printPlan(summary);
-            const yes = await confirmOnTerminal('Proceed with this recovery?');
-            return yes ? true : { status: 'declined', plan };
-          },
-        },
-      ).finally(progress.stop);
+      }).finally(progress.stop);
       if (result.status === 'planned' && result.written && !options.json) {
         printLine(result.message ?? 'Dry run: nothing was written.');
         for (const item of result.written)
