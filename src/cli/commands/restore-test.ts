@@ -64,41 +64,27 @@ export function restoreTestCommand(): Command {
     ),
   ).action(
     action(async (volume: string | undefined, options: RestoreTestOptions) => {
-      const remote = await runOnHost(
-        options,
-        'run_restore_test',
-        {
-          ...(volume ? { volume } : {}),
-          ...(options.snapshot ? { snapshot: options.snapshot } : {}),
-          source: options.source,
-          mode: options.full ? 'full' : 'sample',
-          ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
-          ...(options.seed !== undefined ? { seed: options.seed } : {}),
-          spread: Boolean(options.spread),
-        },
-        { exitCode: (r) => (r.overall === 'PASS' ? 0 : 2) },
-      );
+      const request = {
+        ...(volume ? { volume } : {}),
+        ...(options.snapshot ? { snapshot: options.snapshot } : {}),
+        source: options.source,
+        mode: options.full ? ('full' as const) : ('sample' as const),
+        ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
+        ...(options.seed !== undefined ? { seed: options.seed } : {}),
+        spread: Boolean(options.spread),
+      };
+      const remote = await runOnHost(options, 'run_restore_test', request, {
+        exitCode: (r) => (r.overall === 'PASS' ? 0 : 2),
+      });
       if (remote !== undefined) return remote;
       const deps = await loadDeps(options);
       const progress = await startProgress('restore-test', options);
-      const result = await runRestoreTest(
-        deps,
-        {
-          ...(volume ? { volume } : {}),
-          ...(options.snapshot ? { snapshot: options.snapshot } : {}),
-          source: options.source,
-          mode: options.full ? 'full' : 'sample',
-          ...(options.sampleSize !== undefined ? { sampleSize: options.sampleSize } : {}),
-          ...(options.seed !== undefined ? { seed: options.seed } : {}),
-          spread: Boolean(options.spread),
+      const result = await runRestoreTest(deps, request, {
+        afterRecord: async () => {
+          await writeMetricsFile(deps);
         },
-        {
-          afterRecord: async () => {
-            await writeMetricsFile(deps);
-          },
-          onProgress: progress.update,
-        },
-      ).finally(progress.stop);
+        onProgress: progress.update,
+      }).finally(progress.stop);
       if (options.json) {
         printJson(result);
       } else {
