@@ -4,6 +4,7 @@ import { SnapguardError, type ErrorCode } from '../core/errors.js';
 // Type only: the session code (MCP client, schema validation) is loaded when --host names another
 // host, so a verb run here does not read it at start-up.
 import type { HostSessions } from '../mcp/transports/hosts.js';
+import { READ_ONLY_TOOLS } from '../shared/read-only-tools.js';
 import { confirmOnTerminal } from './confirm.js';
 import { printJson, printLine } from './output.js';
 
@@ -76,17 +77,6 @@ export async function callRemote(
   const text = result.content.map((part) => (part.type === 'text' ? part.text : '')).join('\n');
   return { structured: (result.structuredContent ?? {}) as Record<string, unknown>, text };
 }
-
-/** Tools that change nothing: the only ones a readOnly host offers through this snapguard. */
-export const READ_ONLY_TOOLS: ReadonlySet<string> = new Set([
-  'list_snapshots',
-  'health_check',
-  'plan_strategy',
-  'file_versions',
-  'find_deleted',
-  'diff_snapshots',
-  'read_snapshot_file',
-]);
 
 /**
  * One verb on another host: calls the tool there and prints its result (JSON with `host` added

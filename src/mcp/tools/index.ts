@@ -15,6 +15,7 @@ import { registerFindDeletedTool } from './find-deleted.js';
 import { registerDiffSnapshotsTool } from './diff-snapshots.js';
 import { registerReadSnapshotFileTool } from './read-snapshot-file.js';
 import { withHostArgument } from '../fleet.js';
+import { READ_ONLY_TOOLS } from '../../shared/read-only-tools.js';
 
 export interface ToolEntry {
   name: string;
@@ -23,21 +24,27 @@ export interface ToolEntry {
   register(server: McpServer, deps: Deps): void;
 }
 
+const entry = (name: string, register: ToolEntry['register']): ToolEntry => ({
+  name,
+  readOnly: READ_ONLY_TOOLS.has(name),
+  register,
+});
+
 export const tools: readonly ToolEntry[] = [
-  { name: 'create_snapshot', readOnly: false, register: registerCreateSnapshotTool },
-  { name: 'list_snapshots', readOnly: true, register: registerListSnapshotsTool },
-  { name: 'complete_operation', readOnly: false, register: registerCompleteOperationTool },
-  { name: 'recover', readOnly: false, register: registerRecoverTool },
-  { name: 'orchestrate', readOnly: false, register: registerOrchestrateTool },
-  { name: 'run_restore_test', readOnly: false, register: registerRunRestoreTestTool },
-  { name: 'health_check', readOnly: true, register: registerHealthCheckTool },
-  { name: 'prune_snapshots', readOnly: false, register: registerPruneSnapshotsTool },
-  { name: 'pin_snapshot', readOnly: false, register: registerPinSnapshotTool },
-  { name: 'plan_strategy', readOnly: true, register: registerPlanStrategyTool },
-  { name: 'file_versions', readOnly: true, register: registerFileVersionsTool },
-  { name: 'find_deleted', readOnly: true, register: registerFindDeletedTool },
-  { name: 'diff_snapshots', readOnly: true, register: registerDiffSnapshotsTool },
-  { name: 'read_snapshot_file', readOnly: true, register: registerReadSnapshotFileTool },
+  entry('create_snapshot', registerCreateSnapshotTool),
+  entry('list_snapshots', registerListSnapshotsTool),
+  entry('complete_operation', registerCompleteOperationTool),
+  entry('recover', registerRecoverTool),
+  entry('orchestrate', registerOrchestrateTool),
+  entry('run_restore_test', registerRunRestoreTestTool),
+  entry('health_check', registerHealthCheckTool),
+  entry('prune_snapshots', registerPruneSnapshotsTool),
+  entry('pin_snapshot', registerPinSnapshotTool),
+  entry('plan_strategy', registerPlanStrategyTool),
+  entry('file_versions', registerFileVersionsTool),
+  entry('find_deleted', registerFindDeletedTool),
+  entry('diff_snapshots', registerDiffSnapshotsTool),
+  entry('read_snapshot_file', registerReadSnapshotFileTool),
 ];
 
 export function registerTools(server: McpServer, deps: Deps): string[] {
