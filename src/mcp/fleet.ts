@@ -9,6 +9,7 @@ import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
 import { askToProceed, clientCanElicit } from './confirm.js';
+import { sendProgress } from './progress.js';
 import { errorResult, okResult } from './result.js';
 import { failureOfResult, isLocalHost, type HostSessions } from './transports/hosts.js';
 
@@ -139,18 +140,13 @@ function forwardProgress(
     sequence.latest.set(host, Math.max(sequence.latest.get(host) ?? 0, progress.progress));
     const sum = [...sequence.latest.values()].reduce((a, b) => a + b, 0);
     sequence.sent = Math.max(sequence.sent + 1e-6, sum);
-    const counter = sequence.sent;
-    extra
-      .sendNotification({
-        method: 'notifications/progress',
-        params: {
-          progressToken: token,
-          progress: counter,
-          ...(prefix === '' && progress.total !== undefined ? { total: progress.total } : {}),
-          ...(progress.message !== undefined ? { message: `${prefix}${progress.message}` } : {}),
-        },
-      })
-      .catch(() => undefined);
+    sendProgress(
+      extra,
+      token,
+      sequence.sent,
+      prefix === '' ? progress.total : undefined,
+      progress.message !== undefined ? `${prefix}${progress.message}` : undefined,
+    );
   };
 }
 

@@ -20,16 +20,32 @@ export function progressReporter(extra: Extra): ((progress: Progress) => void) |
     last = now;
     // progress must increase on every notification, also across phases.
     counter = Math.max(counter + 1e-6, progress.progress);
-    extra
-      .sendNotification({
-        method: 'notifications/progress',
-        params: {
-          progressToken: token,
-          progress: counter,
-          ...(progress.total !== undefined ? { total: progress.total } : {}),
-          message: progress.message,
-        },
-      })
-      .catch(() => undefined);
+    sendProgress(extra, token, counter, progress.total, progress.message);
   };
+}
+
+/** One progress notification to the client; a failed send is dropped (the call itself goes on). */
+export function sendProgress(
+  extra: {
+    sendNotification(notification: {
+      method: 'notifications/progress';
+      params: { progressToken: string | number; progress: number; total?: number; message?: string };
+    }): Promise<void>;
+  },
+  token: string | number,
+  progress: number,
+  total: number | undefined,
+  message: string | undefined,
+): void {
+  extra
+    .sendNotification({
+      method: 'notifications/progress',
+      params: {
+        progressToken: token,
+        progress,
+        ...(total !== undefined ? { total } : {}),
+        ...(message !== undefined ? { message } : {}),
+      },
+    })
+    .catch(() => undefined);
 }
