@@ -45,14 +45,15 @@ export interface DiscoverOptions {
   signal?: AbortSignal | undefined;
 }
 
-const inside = (child: string, parent: string) =>
+/** Whether `child` is `parent` or lies below it (absolute, normalised paths). */
+export const pathInside = (child: string, parent: string) =>
   parent === '/' || child === parent || child.startsWith(`${parent}/`);
 
 /** Where a subvolume (its path from the top level, with a leading slash) is reachable: the mount of its filesystem whose root is nearest above it. */
 function hostPathOf(tree: string, mounts: MountEntry[]): string | undefined {
   let best: MountEntry | undefined;
   for (const mount of mounts) {
-    if (!inside(tree, mount.root)) continue;
+    if (!pathInside(tree, mount.root)) continue;
     if (!best || mount.root.length > best.root.length) best = mount;
   }
   if (!best) return undefined;
@@ -69,7 +70,9 @@ async function discoverBtrfs(options: DiscoverOptions, mounts: MountEntry[], out
     const under = options.under;
     if (
       under &&
-      !fsMounts.some((m) => under.some((dir) => inside(m.mountPoint, dir) || inside(dir, m.mountPoint)))
+      !fsMounts.some((m) =>
+        under.some((dir) => pathInside(m.mountPoint, dir) || pathInside(dir, m.mountPoint)),
+      )
     )
       continue;
     const at = fsMounts[0]!.mountPoint;
@@ -139,9 +142,8 @@ async function discoverZfs(options: DiscoverOptions, out: Discovery): Promise<vo
       const [name = '', mountpoint = '', mounted = '', readonly = ''] = line.split('\t');
       return { name, mountpoint, mounted: mounted === 'yes', readOnly: readonly === 'on' };
     });
-  const names = new Set(rows.map((row) => row.name));
   for (const row of rows) {
-    if (options.under && !options.under.some((dir) => inside(row.mountpoint, dir))) continue;
+    if (options.under && !options.under.some((dir) => pathInside(row.mountpoint, dir))) continue;
     if (!row.mounted || !row.mountpoint.startsWith('/')) {
       out.notes.push({
         subject: `zfs ${row.name}`,
@@ -154,7 +156,7 @@ async function discoverZfs(options: DiscoverOptions, out: Discovery): Promise<vo
       path: row.mountpoint,
       dataset: row.name,
       readOnly: row.readOnly,
-      hasChildren: [...names].some((other) => other.startsWith(`${row.name}/`)),
+      hasChildren: rows.some((other) => other.name.startsWith(`${row.name}/`)),
     });
   }
 }

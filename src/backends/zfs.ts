@@ -544,8 +544,14 @@ async function poolUsageOf(
   return { totalBytes, usedBytes, availableBytes, ratio: totalBytes > 0 ? usedBytes / totalBytes : 0 };
 }
 
-async function holdSnapshot(
+/**
+ * `zfs hold` or `zfs release` of one tag on one snapshot; the answer that says it is so already
+ * (`alreadyDone`) counts as done, so both are safe to repeat.
+ */
+async function holdCommand(
   ctx: ZfsContext,
+  verb: 'hold' | 'release',
+  alreadyDone: RegExp,
   volume: BackendVolume,
   name: string,
   tag: string,
@@ -554,27 +560,9 @@ async function holdSnapshot(
   const dataset = requireDataset(volume);
   requireSnapshotName(name);
   try {
-    await ctx.zfs(['hold', tag, `${dataset}@${name}`], options);
+    await ctx.zfs([verb, tag, `${dataset}@${name}`], options);
   } catch (error) {
-    // Holding twice is what the caller wanted already.
-    if (error instanceof SnapguardError && /tag already exists/i.test(error.message)) return;
-    throw error;
-  }
-}
-
-async function releaseSnapshot(
-  ctx: ZfsContext,
-  volume: BackendVolume,
-  name: string,
-  tag: string,
-  options: BackendCallOptions,
-): Promise<void> {
-  const dataset = requireDataset(volume);
-  requireSnapshotName(name);
-  try {
-    await ctx.zfs(['release', tag, `${dataset}@${name}`], options);
-  } catch (error) {
-    if (error instanceof SnapguardError && /no such tag/i.test(error.message)) return;
+    if (error instanceof SnapguardError && alreadyDone.test(error.message)) return;
     throw error;
   }
 }
@@ -709,9 +697,10 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
     },
     checkVolume: (volume, options) => checkMountpoint(backend, volume, options),
     poolUsage: (volume, options) => poolUsageOf(ctx, volume, options),
-    hold: (volume, name, tag = PIN_HOLD_TAG, options = {}) => holdSnapshot(ctx, volume, name, tag, options),
+    hold: (volume, name, tag = PIN_HOLD_TAG, options = {}) =>
+      holdCommand(ctx, 'hold', /tag already exists/i, volume, name, tag, options),
     release: (volume, name, tag = PIN_HOLD_TAG, options = {}) =>
-      releaseSnapshot(ctx, volume, name, tag, options),
+      holdCommand(ctx, 'release', /no such tag/i, volume, name, tag, options),
     holds: (volume, name, options) => holdsOf(ctx, volume, name, options),
     openSnapshot: (volume, name, options) => openSnapshotOf(ctx, volume, name, options),
   };

@@ -1,7 +1,7 @@
 import { homedir, hostname } from 'node:os';
 import { dirname, posix, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import { discoverVolumes, type DiscoveryNote, type FoundVolume } from '../backends/discover.js';
+import { discoverVolumes, pathInside, type DiscoveryNote, type FoundVolume } from '../backends/discover.js';
 import { createExec, type Exec } from '../system/exec.js';
 import { mountOf, readMounts, type MountEntry } from '../system/mounts.js';
 import { writeFileAtomic } from './atomic-file.js';
@@ -81,9 +81,6 @@ function defaultStateDir(): string {
   return posix.join(base, 'snapguard');
 }
 
-const inside = (child: string, parent: string) =>
-  parent === '/' || child === parent || child.startsWith(`${parent}/`);
-
 /** Why a found subvolume or dataset is not proposed, or undefined when it is a volume. */
 function skipReason(found: FoundVolume, tier: Tier, tierReason: string): string | undefined {
   if (found.path === '/')
@@ -142,8 +139,9 @@ function snapshotDirFor(
   mounts: MountEntry[],
 ): string | undefined {
   const outer =
-    proposedPaths.filter((p) => inside(volume.path, p)).sort((a, b) => a.length - b.length)[0] ?? volume.path;
-  const outsideVolumes = (dir: string) => !proposedPaths.some((p) => inside(dir, p));
+    proposedPaths.filter((p) => pathInside(volume.path, p)).sort((a, b) => a.length - b.length)[0] ??
+    volume.path;
+  const outsideVolumes = (dir: string) => !proposedPaths.some((p) => pathInside(dir, p));
   const candidates = [dirname(outer), ...(volume.fsMounts ?? [])];
   for (const base of candidates) {
     const holder = mountOf(base, mounts);
@@ -162,7 +160,7 @@ function snapshotDirFor(
 function classify(path: string, under: readonly string[] | undefined) {
   const byPath = classifyVolume(path);
   if (byPath.tier !== 'temporary' || !under) return byPath;
-  const base = under.filter((dir) => inside(path, dir)).sort((a, b) => b.length - a.length)[0];
+  const base = under.filter((dir) => pathInside(path, dir)).sort((a, b) => b.length - a.length)[0];
   if (!base || base === '/') return byPath;
   return classifyVolume(`/${posix.relative(base, path)}`);
 }
@@ -181,7 +179,7 @@ export async function proposeConfig(options: InitOptions): Promise<InitProposal>
   const candidates: { found: FoundVolume; tier: Tier; tierReason: string }[] = [];
   const seen = new Set<string>();
   for (const found of discovery.found.sort((a, b) => a.path.localeCompare(b.path))) {
-    if (under && !under.some((dir) => inside(found.path, dir))) continue;
+    if (under && !under.some((dir) => pathInside(found.path, dir))) continue;
     // The same subvolume mounted twice (or a dataset listed twice) is one volume.
     const key = found.backend === 'zfs' ? `zfs:${found.dataset}` : `btrfs:${found.device}:${found.treePath}`;
     if (seen.has(key)) continue;

@@ -44,12 +44,6 @@ export function newOperationId(now: Date): string {
 export { lockVolumes } from './volume-locks.js';
 
 /**
- * The parsed name of a snapshot snapguard owns, else undefined: its name parses for the volume and,
- * on btrfs and zfs, it is read-only (a writable subvolume with a snapshot's name is not one of
- * ours). Listings only hold entries directly in the folder that are subvolumes (btrfs), dataset
- * snapshots (zfs) or real folders, not symlinks (dir).
- */
-/**
  * Parsed names by volume and name: a listing parses every name of the folder, and the names stay
  * the same from one listing to the next. Entries are shared and never changed; the map is emptied
  * when it holds more names than a large folder has.
@@ -67,6 +61,12 @@ function parseNameKept(volumeId: string, name: string): ParsedName | undefined {
   return parsed;
 }
 
+/**
+ * The parsed name of a snapshot snapguard owns, else undefined: its name parses for the volume and,
+ * on btrfs and zfs, it is read-only (a writable subvolume with a snapshot's name is not one of
+ * ours). Listings only hold entries directly in the folder that are subvolumes (btrfs), dataset
+ * snapshots (zfs) or real folders, not symlinks (dir).
+ */
 export function ownedName(volume: VolumeConfig, raw: RawSnapshot): ParsedName | undefined {
   const parsed = parseNameKept(volume.id, raw.name);
   if (!parsed) return undefined;

@@ -338,19 +338,24 @@ function runBuffered(
   return { child, finished };
 }
 
+/** Bad input changes nothing: argv must be strings without NUL before anything is started. */
+function assertArgv(file: string, args: readonly string[]): void {
+  for (const arg of [file, ...args]) {
+    if (typeof arg !== 'string' || arg.includes('\0')) {
+      throw new SnapguardError(
+        'BAD_INPUT',
+        'Refusing to run a command with a NUL byte or non-string argument.',
+        'Check the value passed.',
+      );
+    }
+  }
+}
+
 export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
   const defaultTimeoutMs = factoryOptions.defaultTimeoutMs ?? 120_000;
   const hints = { ...defaultInstallHints, ...factoryOptions.installHints };
   return async (file, args, options = {}) => {
-    for (const arg of [file, ...args]) {
-      if (typeof arg !== 'string' || arg.includes('\0')) {
-        throw new SnapguardError(
-          'BAD_INPUT',
-          'Refusing to run a command with a NUL byte or non-string argument.',
-          'Check the value passed.',
-        );
-      }
-    }
+    assertArgv(file, args);
     const command = describeCommand(file, args);
     options.signal?.throwIfAborted();
     const started = performance.now();
@@ -471,15 +476,7 @@ export function startOwnedProcess(
   args: readonly string[],
   options: { killGraceMs?: number; env?: Record<string, string> } = {},
 ): OwnedProcess {
-  for (const arg of [file, ...args]) {
-    if (typeof arg !== 'string' || arg.includes('\0')) {
-      throw new SnapguardError(
-        'BAD_INPUT',
-        'Refusing to run a command with a NUL byte or non-string argument.',
-        'Check the value passed.',
-      );
-    }
-  }
+  assertArgv(file, args);
   const child = spawn(file, [...args], {
     detached: true,
     shell: false,

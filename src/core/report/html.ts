@@ -79,24 +79,14 @@ const SEVERITY = { GOOD: 0, WARNING: 1, CRITICAL: 2 } as const;
 
 /** Every change a snapshot stood before: its own operation's, then each operation that reused it. */
 function changesOf(snapshot: SnapshotEntry, host: string) {
-  return [
-    {
-      operation: snapshot.operation,
-      operationId: snapshot.operation_id,
-      outcome: snapshot.outcome as string,
-      timestamp: snapshot.timestamp,
-      snapshot: snapshot.snapshot_name,
-      host: snapshot.host || host,
-    },
-    ...(snapshot.reused_by ?? []).map((r) => ({
-      operation: r.operation,
-      operationId: r.operation_id,
-      outcome: r.outcome as string,
-      timestamp: r.timestamp,
-      snapshot: snapshot.snapshot_name,
-      host: snapshot.host || host,
-    })),
-  ];
+  return [snapshot, ...(snapshot.reused_by ?? [])].map((change) => ({
+    operation: change.operation,
+    operationId: change.operation_id,
+    outcome: change.outcome as string,
+    timestamp: change.timestamp,
+    snapshot: snapshot.snapshot_name,
+    host: snapshot.host || host,
+  }));
 }
 
 function hostSummaries(history: History, localHost: string): HostSummary[] | undefined {

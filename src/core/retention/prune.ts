@@ -497,13 +497,13 @@ export function planResult(
   };
 }
 
+/** Snapshots per batch delete (btrfs deletes 200 per process). */
+const DELETE_BATCH = 200;
+
 /**
  * Test aid, like the recovery's fault points (docs/recovery.md): SNAPGUARD_TEST_FAULT=after:prune-delete
  * kills this process with SIGKILL right after a deletion, before the history records it.
  */
-/** Snapshots per batch delete (btrfs deletes 200 per process). */
-const DELETE_BATCH = 200;
-
 function pruneFault(): void {
   if (process.env.SNAPGUARD_TEST_FAULT === 'after:prune-delete') process.kill(process.pid, 'SIGKILL');
 }
