@@ -618,7 +618,14 @@ describe.runIf(btrfs)('recover a deleted file whose name is not UTF-8 (pathsBase
   });
 
   it('pathsBase64 is validated like paths: "..", absolute, NUL and bad base64 are refused, nothing written', async () => {
-    for (const bad of ['../etc/passwd', '/etc/passwd', 'a\0b']) {
+    const before = (await readdir(path)).sort();
+    // The message names pathsBase64 and the decoded path: a request whose pathsBase64 were dropped
+    // would be refused too (no paths at all), but with another message.
+    for (const [bad, shown] of [
+      ['../etc/passwd', '../etc/passwd'],
+      ['/etc/passwd', '/etc/passwd'],
+      ['a\0b', 'a\\0b'],
+    ] as const) {
       await expect(
         recover(deps, {
           volume: 'app',
@@ -627,10 +634,17 @@ describe.runIf(btrfs)('recover a deleted file whose name is not UTF-8 (pathsBase
           destination: 'beside',
           pathsBase64: [Buffer.from(bad).toString('base64')],
         }),
-      ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+      ).rejects.toMatchObject({
+        code: 'BAD_INPUT',
+        message: expect.stringContaining(`pathsBase64: "${shown}" is refused`),
+      });
     }
     await expect(
       recover(deps, { volume: 'app', snapshot: snap.name, mode: 'files', pathsBase64: ['not base64!'] }),
-    ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    ).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+      message: expect.stringContaining('pathsBase64: "not base64!" is not base64 of a path'),
+    });
+    expect((await readdir(path)).sort()).toEqual(before);
   });
 });
