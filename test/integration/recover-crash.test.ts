@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
-import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js';
 import { recover } from '../../src/core/recovery/recover.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { crashCases, expectedAction } from '../helpers/crash-cases.js';
 import { treeState } from '../helpers/tree.js';
 import { runBuiltCli } from '../helpers/cli.js';
 
@@ -66,28 +66,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     return { id, path, deps, snap, target, before, args, configFile };
   }
 
-  const cases = [
-    ...ROLLBACK_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
-    ),
-    ...FILES_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
-    ),
-  ];
-
-  /**
-   * What doctor must do, known from the step alone: the swap begins when the current state is put
-   * into the safety snapshot (move-aside for a rollback, safety-snapshot for a file restore). Killed
-   * before that, nothing had changed and the recovery is undone; from then on it is completed.
-   */
-  function expectedAction(mode: 'rollback' | 'files', when: 'before' | 'after', step: string) {
-    const steps: readonly string[] = mode === 'rollback' ? ROLLBACK_STEPS : FILES_STEPS;
-    const swap = steps.indexOf(mode === 'rollback' ? 'move-aside' : 'safety-snapshot');
-    const at = steps.indexOf(step);
-    return at > swap || (at === swap && when === 'after') ? 'completed' : 'reverted';
-  }
-
-  it.each(cases)(
+  it.each(crashCases)(
     '%s killed %s %s: no file of either state lost, doctor resolves it',
     async (mode, when, step) => {
       const s = await scenario(mode);
@@ -196,15 +175,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     expect((await readdir(join(path, 'data'))).filter((n) => n.includes('snapguard'))).toEqual([]);
   }
 
-  const nestedCases = [
-    ...ROLLBACK_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
-    ),
-    ...FILES_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
-    ),
-    ['files', 'during', 'copy'] as const,
-  ];
+  const nestedCases = [...crashCases, ['files', 'during', 'copy'] as const];
 
   it.each(nestedCases)(
     'nested subvolume: %s killed %s %s: its files stay in the live tree, nothing of either state lost',
