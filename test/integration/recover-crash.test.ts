@@ -3,11 +3,7 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { buildConfig } from '../../src/core/config.js';
-import { createDeps } from '../../src/core/deps.js';
 import { recover } from '../../src/core/recovery/recover.js';
-import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
@@ -31,20 +27,6 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await box?.cleanup();
   });
 
-  /** A config file and deps for one volume of the shared pool, recovering without a gate. */
-  async function configure(id: string, path: string) {
-    const input = {
-      contextDir: join(box.dir, 'context'),
-      stateDir: join(box.dir, 'state'),
-      host: 'test-host',
-      confirm: 'never' as const,
-      volumes: { [id]: { backend: 'btrfs' as const, path } },
-    };
-    const configFile = join(box.dir, `${id}.yaml`);
-    await writeFile(configFile, stringify(input));
-    return { configFile, deps: createDeps(buildConfig(input, box.dir), { logger: silentLogger() }) };
-  }
-
   async function scenario(mode: 'rollback' | 'files') {
     const id = `v${++counter}`;
     const path = await box.subvolume(id);
@@ -53,7 +35,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await writeFile(join(path, 'conf.yml'), 'good: true\n');
     await mkdir(join(path, 'dir'), { recursive: true });
     await writeFile(join(path, 'dir/x'), 'x1\n');
-    const { configFile, deps } = await configure(id, path);
+    const { configFile, deps } = await box.cliVolume(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'conf.yml'), 'good: false\n');
@@ -146,7 +128,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await writeFile(join(path, 'top.txt'), 'top v1\n');
     await exec('btrfs', ['subvolume', 'create', join(path, 'data/docker')]);
     await writeFile(join(path, 'data/docker/layer'), 'layer v1\n');
-    const { configFile, deps } = await configure(id, path);
+    const { configFile, deps } = await box.cliVolume(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'data/notes.txt'), 'notes v2\n');
