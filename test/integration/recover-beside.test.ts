@@ -385,48 +385,21 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
 
   it('CLI: recover --files PATH --beside writes without asking and prints the written path', async () => {
     requireBuiltCli();
-    const dry = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--dry-run',
-      '--config',
-      config,
-    ]);
+    const args = ['recover', 'app', snap.name, '--files', 'conf/app.ini', '--beside', '--config', config];
+    const dry = await runBuiltCli([...args, '--dry-run']);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`would write ${join(path, `conf/app.ini${suffixOf(snap.createdAt)}`)}`);
     await expect(lstat(join(path, `conf/app.ini${suffixOf(snap.createdAt)}`))).rejects.toMatchObject({
       code: 'ENOENT',
     });
-    const run = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--config',
-      config,
-    ]);
+    const run = await runBuiltCli(args);
     const written = `conf/app.ini${suffixOf(snap.createdAt)}`;
     // Off a terminal stderr carries only the plain progress lines ("recover: step ..."): no warning, no error.
     expect(run.stderr.split('\n').filter((line) => line && !line.startsWith('recover: '))).toEqual([]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(written);
     expect(await readFile(join(path, written), 'utf8')).toBe('port = 80\n');
-    const again = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--config',
-      config,
-    ]);
+    const again = await runBuiltCli(args);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(written);
     await rm(join(path, written));
