@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { buildConfig, type Config, type ConfigInput } from '../../src/core/config.js';
 import { createDeps, type Deps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
@@ -17,6 +18,11 @@ export interface BtrfsSandbox {
   /** A config with contextDir/stateDir in the sandbox; volumes as given. */
   config(input: ConfigInput): Config;
   deps(input: ConfigInput, overrides?: Partial<Omit<Deps, 'config'>>): Deps;
+  /**
+   * One btrfs volume at `path`, recovering without a gate: its config file DIR/ID.yaml (for the
+   * CLI) and deps for the same config.
+   */
+  cliVolume(id: string, path: string): Promise<{ configFile: string; deps: Deps }>;
   cleanup(): Promise<void>;
 }
 
@@ -40,6 +46,18 @@ export async function createBtrfsSandbox(sizeMb = 256, label = 'sg'): Promise<Bt
     config,
     deps: (input, overrides = {}) =>
       createDeps(config(input), { logger: silentLogger(), exec, ...overrides }),
+    async cliVolume(id, path) {
+      const input = {
+        contextDir: join(dir, 'context'),
+        stateDir: join(dir, 'state'),
+        host: 'test-host',
+        confirm: 'never' as const,
+        volumes: { [id]: { backend: 'btrfs' as const, path } },
+      };
+      const configFile = join(dir, `${id}.yaml`);
+      await writeFile(configFile, stringify(input));
+      return { configFile, deps: createDeps(config(input), { logger: silentLogger(), exec }) };
+    },
     async cleanup() {
       await pool.cleanup();
       await rm(dir, { recursive: true, force: true });

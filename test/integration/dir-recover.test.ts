@@ -7,11 +7,11 @@ import { stringify } from 'yaml';
 import { buildConfig } from '../../src/core/config.js';
 import { createDeps } from '../../src/core/deps.js';
 import { silentLogger } from '../../src/core/logger.js';
-import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js';
 import { recover } from '../../src/core/recovery/recover.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
+import { crashCases, expectedAction } from '../helpers/crash-cases.js';
 import { treeState } from '../helpers/tree.js';
 
 const run = requireComponents(['getfattr']);
@@ -84,24 +84,7 @@ describe.runIf(run)('dir backend recovery', () => {
     expect(await treeState(safety)).toEqual(s.before);
   });
 
-  const cases = [
-    ...ROLLBACK_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
-    ),
-    ...FILES_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
-    ),
-  ];
-
-  /** Killed before the current state is in the safety copy, nothing had changed: undone; from then on: completed. */
-  function expectedAction(mode: 'rollback' | 'files', when: 'before' | 'after', step: string) {
-    const steps: readonly string[] = mode === 'rollback' ? ROLLBACK_STEPS : FILES_STEPS;
-    const swap = steps.indexOf(mode === 'rollback' ? 'move-aside' : 'safety-snapshot');
-    const at = steps.indexOf(step);
-    return at > swap || (at === swap && when === 'after') ? 'completed' : 'reverted';
-  }
-
-  it.each(cases)(
+  it.each(crashCases)(
     '%s killed %s %s: doctor resolves it and no file of either state is lost',
     async (mode, when, step) => {
       const s = await scenario(mode);

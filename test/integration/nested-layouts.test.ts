@@ -11,7 +11,6 @@ import { requireComponents } from '../helpers/env.js';
 import { treeState } from '../helpers/tree.js';
 import { runBuiltCli } from '../helpers/cli.js';
 import { createZfsSandbox, type ZfsSandbox } from '../helpers/zfs.js';
-import { stringify } from 'yaml';
 
 const run = requireComponents(['btrfs', 'mkfs.btrfs', 'getfattr', 'setfattr']);
 const runZfs = requireComponents(['zfs-fuse', 'zfs', 'zpool']);
@@ -241,16 +240,7 @@ describe.runIf(run)('nested subvolumes and mount points inside a volume (real bt
   it('restore tests name a mount point inside the volume as not covered; the CLI says so and history keeps it', async () => {
     const id = `v${++counter}`;
     const path = await box.subvolume(id);
-    const input = {
-      contextDir: join(box.dir, 'context'),
-      stateDir: join(box.dir, 'state'),
-      host: 'test-host',
-      confirm: 'never' as const,
-      volumes: { [id]: { backend: 'btrfs' as const, path } },
-    };
-    const deps = box.deps(input);
-    const configFile = join(box.dir, `${id}.yaml`);
-    await writeFile(configFile, stringify(input));
+    const { configFile, deps } = await box.cliVolume(id, path);
     await mkdir(join(path, 'data/cache'), { recursive: true });
     await writeFile(join(path, 'data/notes.txt'), 'v1\n');
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!.name;

@@ -385,48 +385,21 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
 
   it('CLI: recover --files PATH --beside writes without asking and prints the written path', async () => {
     requireBuiltCli();
-    const dry = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--dry-run',
-      '--config',
-      config,
-    ]);
+    const args = ['recover', 'app', snap.name, '--files', 'conf/app.ini', '--beside', '--config', config];
+    const dry = await runBuiltCli([...args, '--dry-run']);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`would write ${join(path, `conf/app.ini${suffixOf(snap.createdAt)}`)}`);
     await expect(lstat(join(path, `conf/app.ini${suffixOf(snap.createdAt)}`))).rejects.toMatchObject({
       code: 'ENOENT',
     });
-    const run = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--config',
-      config,
-    ]);
+    const run = await runBuiltCli(args);
     const written = `conf/app.ini${suffixOf(snap.createdAt)}`;
     // Off a terminal stderr carries only the plain progress lines ("recover: step ..."): no warning, no error.
     expect(run.stderr.split('\n').filter((line) => line && !line.startsWith('recover: '))).toEqual([]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(written);
     expect(await readFile(join(path, written), 'utf8')).toBe('port = 80\n');
-    const again = await runBuiltCli([
-      'recover',
-      'app',
-      snap.name,
-      '--files',
-      'conf/app.ini',
-      '--beside',
-      '--config',
-      config,
-    ]);
+    const again = await runBuiltCli(args);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain(written);
     await rm(join(path, written));
@@ -618,7 +591,14 @@ describe.runIf(btrfs)('recover a deleted file whose name is not UTF-8 (pathsBase
   });
 
   it('pathsBase64 is validated like paths: "..", absolute, NUL and bad base64 are refused, nothing written', async () => {
-    for (const bad of ['../etc/passwd', '/etc/passwd', 'a\0b']) {
+    const before = (await readdir(path)).sort();
+    // The message names pathsBase64 and the decoded path: a request whose pathsBase64 were dropped
+    // would be refused too (no paths at all), but with another message.
+    for (const [bad, shown] of [
+      ['../etc/passwd', '../etc/passwd'],
+      ['/etc/passwd', '/etc/passwd'],
+      ['a\0b', 'a\\0b'],
+    ] as const) {
       await expect(
         recover(deps, {
           volume: 'app',
@@ -627,10 +607,17 @@ describe.runIf(btrfs)('recover a deleted file whose name is not UTF-8 (pathsBase
           destination: 'beside',
           pathsBase64: [Buffer.from(bad).toString('base64')],
         }),
-      ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+      ).rejects.toMatchObject({
+        code: 'BAD_INPUT',
+        message: expect.stringContaining(`pathsBase64: "${shown}" is refused`),
+      });
     }
     await expect(
       recover(deps, { volume: 'app', snapshot: snap.name, mode: 'files', pathsBase64: ['not base64!'] }),
-    ).rejects.toMatchObject({ code: 'BAD_INPUT' });
+    ).rejects.toMatchObject({
+      code: 'BAD_INPUT',
+      message: expect.stringContaining('pathsBase64: "not base64!" is not base64 of a path'),
+    });
+    expect((await readdir(path)).sort()).toEqual(before);
   });
 });

@@ -3,15 +3,11 @@ import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { buildConfig } from '../../src/core/config.js';
-import { createDeps } from '../../src/core/deps.js';
-import { FILES_STEPS, ROLLBACK_STEPS } from '../../src/core/recovery/journal.js';
 import { recover } from '../../src/core/recovery/recover.js';
-import { silentLogger } from '../../src/core/logger.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, exec, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
+import { crashCases, expectedAction } from '../helpers/crash-cases.js';
 import { treeState } from '../helpers/tree.js';
 import { runBuiltCli } from '../helpers/cli.js';
 
@@ -31,20 +27,6 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await box?.cleanup();
   });
 
-  /** A config file and deps for one volume of the shared pool, recovering without a gate. */
-  async function configure(id: string, path: string) {
-    const input = {
-      contextDir: join(box.dir, 'context'),
-      stateDir: join(box.dir, 'state'),
-      host: 'test-host',
-      confirm: 'never' as const,
-      volumes: { [id]: { backend: 'btrfs' as const, path } },
-    };
-    const configFile = join(box.dir, `${id}.yaml`);
-    await writeFile(configFile, stringify(input));
-    return { configFile, deps: createDeps(buildConfig(input, box.dir), { logger: silentLogger() }) };
-  }
-
   async function scenario(mode: 'rollback' | 'files') {
     const id = `v${++counter}`;
     const path = await box.subvolume(id);
@@ -53,7 +35,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await writeFile(join(path, 'conf.yml'), 'good: true\n');
     await mkdir(join(path, 'dir'), { recursive: true });
     await writeFile(join(path, 'dir/x'), 'x1\n');
-    const { configFile, deps } = await configure(id, path);
+    const { configFile, deps } = await box.cliVolume(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'conf.yml'), 'good: false\n');
@@ -66,28 +48,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     return { id, path, deps, snap, target, before, args, configFile };
   }
 
-  const cases = [
-    ...ROLLBACK_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
-    ),
-    ...FILES_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
-    ),
-  ];
-
-  /**
-   * What doctor must do, known from the step alone: the swap begins when the current state is put
-   * into the safety snapshot (move-aside for a rollback, safety-snapshot for a file restore). Killed
-   * before that, nothing had changed and the recovery is undone; from then on it is completed.
-   */
-  function expectedAction(mode: 'rollback' | 'files', when: 'before' | 'after', step: string) {
-    const steps: readonly string[] = mode === 'rollback' ? ROLLBACK_STEPS : FILES_STEPS;
-    const swap = steps.indexOf(mode === 'rollback' ? 'move-aside' : 'safety-snapshot');
-    const at = steps.indexOf(step);
-    return at > swap || (at === swap && when === 'after') ? 'completed' : 'reverted';
-  }
-
-  it.each(cases)(
+  it.each(crashCases)(
     '%s killed %s %s: no file of either state lost, doctor resolves it',
     async (mode, when, step) => {
       const s = await scenario(mode);
@@ -167,7 +128,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     await writeFile(join(path, 'top.txt'), 'top v1\n');
     await exec('btrfs', ['subvolume', 'create', join(path, 'data/docker')]);
     await writeFile(join(path, 'data/docker/layer'), 'layer v1\n');
-    const { configFile, deps } = await configure(id, path);
+    const { configFile, deps } = await box.cliVolume(id, path);
     const snap = (await createSnapshots(deps, { volumes: [id], type: 'pre-change' })).created[0]!;
     const target = await treeState(path);
     await writeFile(join(path, 'data/notes.txt'), 'notes v2\n');
@@ -196,15 +157,7 @@ describe.runIf(run)('crash safety: SIGKILL at every step boundary, then doctor',
     expect((await readdir(join(path, 'data'))).filter((n) => n.includes('snapguard'))).toEqual([]);
   }
 
-  const nestedCases = [
-    ...ROLLBACK_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['rollback', when, step] as const),
-    ),
-    ...FILES_STEPS.flatMap((step) =>
-      (['before', 'after'] as const).map((when) => ['files', when, step] as const),
-    ),
-    ['files', 'during', 'copy'] as const,
-  ];
+  const nestedCases = [...crashCases, ['files', 'during', 'copy'] as const];
 
   it.each(nestedCases)(
     'nested subvolume: %s killed %s %s: its files stay in the live tree, nothing of either state lost',

@@ -3,11 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { buildConfig } from '../../src/core/config.js';
-import { createDeps } from '../../src/core/deps.js';
 import { processStart } from '../../src/core/lock.js';
-import { silentLogger } from '../../src/core/logger.js';
 import { resolveUnfinishedRecoveries } from '../../src/core/recovery/resume.js';
 import { createSnapshots } from '../../src/core/snapshots.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
@@ -34,16 +30,7 @@ describe.runIf(run)('resolving unfinished recoveries: unreadable journal, owner 
     const id = `r${++counter}`;
     const path = await box.subvolume(id);
     await writeFile(join(path, 'conf.yml'), 'good: true\n');
-    const input = {
-      contextDir: join(box.dir, 'context'),
-      stateDir: join(box.dir, 'state'),
-      host: 'test-host',
-      confirm: 'never' as const,
-      volumes: { [id]: { backend: 'btrfs' as const, path } },
-    };
-    const configFile = join(box.dir, `${id}.yaml`);
-    await writeFile(configFile, stringify(input));
-    const deps = createDeps(buildConfig(input, box.dir), { logger: silentLogger() });
+    const { configFile, deps } = await box.cliVolume(id, path);
     return { id, path, configFile, deps };
   }
 
