@@ -16,7 +16,7 @@ import { silentLogger } from '../dist/core/logger.js';
 import { formatSnapshotName } from '../dist/core/naming.js';
 import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
-import { median } from './stats.mjs';
+import { targetMark, median } from './stats.mjs';
 
 const exec = createExec();
 const ms = (x) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
@@ -117,6 +117,7 @@ try {
     '| measurement | median | runs | target |',
     '| --- | --- | --- | --- |',
     `| \`file_versions\` (list 2,000 snapshots, one lstat per copy, group) | ${ms(median(ours))} | ${ours.map(ms).join(', ')} | < 1 s: ${median(ours) < 1000 ? 'met' : 'not met'} |`,
+    targetMark('file_versions across 2,000 snapshots', median(ours) / 1000, 1, 's'),
     `| shell loop: \`stat\` + \`sha256sum\` of the same 2,001 paths | ${ms(median(shell))} | ${shell.map(ms).join(', ')} | |`,
     `| ratio | ${ratio.toFixed(2)} × | | ≤ 1 ×: ${ratio <= 1 ? 'met' : 'not met'} |`,
     '',
@@ -168,6 +169,7 @@ try {
     '| measurement | median | runs | target |',
     '| --- | --- | --- | --- |',
     `| \`diff_snapshots\` | ${ms(median(diffs))} | ${diffs.map(ms).join(', ')} | < 2 s: ${median(diffs) < 2000 ? 'met' : 'not met'} |`,
+    targetMark('diff_snapshots of 100,000 files', median(diffs) / 1000, 2, 's'),
     `| reference: raw \`btrfs send --no-data -p FROM TO\` + \`receive --dump\` | ${ms(median(sendDump))} | ${sendDump.map(ms).join(', ')} | |`,
     '',
     `Found ${diff.modified.count} modified, ${diff.added.count} added, ${diff.removed.count} removed, ${diff.metadata.count} metadata-only (the test changed 1,000 files).`,
@@ -227,6 +229,7 @@ try {
     `| 200,000 files | ${mib(peak('large', true))} | ${mib(peak('large', false))} | ${ms(took('large'))} | ${found('large')} |`,
     '',
     `Ratio of peak RSS: **${rssRatio.toFixed(2)} ×** (target ≤ 1.2 ×: ${rssRatio <= 1.2 ? 'met' : 'not met'}).`,
+    targetMark('find_deleted peak RSS, 200,000 / 1,000 files', rssRatio, 1.2),
   );
   process.stderr.write(`find_deleted rss ${mib(peak('small', true))} / ${mib(peak('large', true))}\n`);
 } finally {

@@ -24,7 +24,7 @@ import { createDeps } from '../dist/core/deps.js';
 import { silentLogger } from '../dist/core/logger.js';
 import { orchestrate } from '../dist/core/orchestrate/index.js';
 import { createExec } from '../dist/system/exec.js';
-import { median } from './stats.mjs';
+import { median, targetMark } from './stats.mjs';
 
 const JOBS = 20;
 const JOB_SECONDS = 2;
@@ -240,6 +240,9 @@ const lines = [
       .join(' | ')
       .trim(),
   ),
+  ...rows
+    .filter((r) => r.overhead !== undefined)
+    .map((r) => targetMark(`orchestrate makespan, ${r.label}`, r.makespan, 2.5, 's')),
   '',
   `Load average while measuring: ${loadavg()
     .map((l) => l.toFixed(1))

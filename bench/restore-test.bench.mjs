@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { median } from './stats.mjs';
+import { median, targetMark } from './stats.mjs';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const { buildConfig } = await import(join(dist, 'core/config.js'));
@@ -120,6 +120,9 @@ try {
     `| snapguard restore-test (sample 50) | ${(oursMs / 1000).toFixed(2)} s | ${(oursMs / naiveMs).toFixed(2)}x |`,
     `| find \\| shuf \\| cp \\| sha256sum | ${(naiveMs / 1000).toFixed(2)} s | 1.00x |`,
     '',
+    `Ratio of medians: **${(oursMs / naiveMs).toFixed(2)}x** (target <= 1.0x: ${oursMs <= naiveMs ? 'met' : 'not met'}).`,
+    targetMark('sample restore test (50 of 200k files, cold cache) / naive', oursMs / naiveMs, 1.0),
+    '',
     `Peak RSS of the sampling pass: ${(rssFull / 1024).toFixed(0)} MiB over ${FILES.toLocaleString('en')} files, ${(rssTenth / 1024).toFixed(0)} MiB over ${Math.round(FILES / 200).toLocaleString('en')} files (node alone: ${(baseRss / 1024).toFixed(0)} MiB).`,
     '',
   );
@@ -158,6 +161,9 @@ try {
     '| --- | ---: | ---: | ---: |',
     `| snapguard restore-test --full | ${(ourThroughput / 2 ** 20).toFixed(1)} MiB/s | ${(ourThroughput / rawThroughput).toFixed(2)}x | ${(median(drill) / 1000).toFixed(2)} s |`,
     `| btrfs send \\| btrfs receive | ${(rawThroughput / 2 ** 20).toFixed(1)} MiB/s | 1.00x | ${(rawMs / 1000).toFixed(2)} s |`,
+    '',
+    `Wall time of the drill / raw send | receive: **${(median(drill) / rawMs).toFixed(2)}x** (target <= 1.1x: ${median(drill) / rawMs <= 1.1 ? 'met' : 'not met'}).`,
+    targetMark('full drill wall time / raw send | receive', median(drill) / rawMs, 1.1),
   );
 } finally {
   try {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { median } from './stats.mjs';
+import { median, targetMark } from './stats.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cli = join(here, '..', 'dist', 'cli', 'index.js');
@@ -166,6 +166,10 @@ try {
       `| prune (real deletes) | ${f(sgPrune.ms)} (${sgResult.delete.filter((v) => v.result === 'deleted').length} deleted) | ${f(bbPrune.ms)} |`,
       `| snapshots left | ${left(sgDir)} | ${left(bbDir)} |`,
       `| planned deletions | ${planned.delete.length} | ${bbDeletes} |`,
+      '',
+      '',
+      `Real prune, snapguard / btrbk: **${(sgPrune.ms / bbPrune.ms).toFixed(2)}x** (target <= 0.15x: ${sgPrune.ms / bbPrune.ms <= 0.15 ? 'met' : 'not met'}).`,
+      targetMark('real prune of 2,000 snapshots / btrbk', sgPrune.ms / bbPrune.ms, 0.15),
       '',
       'btrbk was run with TZ=UTC so both compute the calendar in UTC.',
     ].join('\n'),

@@ -18,6 +18,34 @@ const tool = (cmd, args) => {
     return 'not installed';
   }
 };
+/** The Targets table: every `targetMark` the sections printed, with the section it came from. */
+function targetsTable(texts) {
+  const rows = [];
+  for (const text of texts) {
+    const section = /^## (.+)$/m.exec(text)?.[1] ?? '';
+    for (const match of text.matchAll(/<!-- target: (\{.*\}) -->/g)) {
+      const { label, measured, limit, unit } = JSON.parse(match[1]);
+      const fmt = (v) =>
+        unit === 'x' ? `${v.toFixed(2)}x` : `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
+      rows.push(
+        `| ${label} | ${fmt(measured)} | <= ${fmt(limit)} | ${measured <= limit ? 'met' : '**not met**'} | ${section} |`,
+      );
+    }
+  }
+  if (!rows.length) return '';
+  return [
+    '## Targets',
+    '',
+    'Every target measured in this run (details in the sections below).',
+    '',
+    '| target | measured | limit | | section |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '',
+  ].join('\n');
+}
+
 const loadAtStart = loadavg()[0].toFixed(2);
 const sections = [];
 for (const file of files) {
@@ -42,6 +70,6 @@ const header = [
   `- load average (1 min) at start / end: ${loadAtStart} / ${loadavg()[0].toFixed(2)} (other work on the machine inflates the numbers)`,
   '',
 ].join('\n');
-const out = `${header}\n${sections.join('\n\n')}\n`;
+const out = `${header}\n${targetsTable(sections)}${sections.join('\n\n')}\n`;
 if (!filter) writeFileSync(join(here, '..', 'docs', 'benchmarks.md'), out);
 process.stdout.write(out);

@@ -15,3 +15,12 @@ export async function timed(fn) {
   await fn();
   return performance.now() - started;
 }
+
+/**
+ * A target of the project and what this run measured, as an HTML comment (invisible in the section):
+ * bench/run.mjs gathers these into the Targets table at the top of docs/benchmarks.md.
+ * `measured` and `limit` are in `unit`; a target is met when measured <= limit.
+ */
+export function targetMark(label, measured, limit, unit = 'x') {
+  return `<!-- target: ${JSON.stringify({ label, measured: Number(measured.toFixed(3)), limit, unit })} -->`;
+}
