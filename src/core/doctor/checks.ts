@@ -117,7 +117,7 @@ async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
 }
 
 /** Root, or the capability that snapshot and mount operations need (CAP_SYS_ADMIN, bit 21). */
-async function checkPermissions(config: Config): Promise<DoctorCheck> {
+async function checkPermissions(deps: Deps): Promise<DoctorCheck> {
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) return { id: 'permissions', status: 'ok', message: 'running as root' };
   let capSysAdmin = false;
@@ -128,12 +128,21 @@ async function checkPermissions(config: Config): Promise<DoctorCheck> {
   } catch {
     // not Linux /proc: treat as no capabilities
   }
-  const needsPrivilege = Object.values(config.volumes).some((v) => v.backend !== 'dir');
+  // The kinds of storage whose snapshots and rollbacks need the privilege, as their backends say.
+  const privileged = [
+    ...new Set(
+      Object.values(deps.config.volumes)
+        .map((volume) => deps.backendFor(volume))
+        .filter((backend) => backend.needsRoot)
+        .map((backend) => backend.kind),
+    ),
+  ];
+  const needsPrivilege = privileged.length > 0;
   if (capSysAdmin) return { id: 'permissions', status: 'ok', message: `uid ${uid} with CAP_SYS_ADMIN` };
   return {
     id: 'permissions',
     status: needsPrivilege ? 'critical' : 'ok',
-    message: `running as uid ${uid} without CAP_SYS_ADMIN${needsPrivilege ? ': btrfs/zfs snapshots and rollbacks will fail' : ' (enough for dir volumes)'}`,
+    message: `running as uid ${uid} without CAP_SYS_ADMIN${needsPrivilege ? `: ${privileged.join('/')} snapshots and rollbacks will fail` : ' (enough for dir volumes)'}`,
     ...(needsPrivilege
       ? {
           fix: 'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service.',
@@ -252,7 +261,7 @@ export async function runEnvironmentChecks(deps: Deps): Promise<DoctorCheck[]> {
     };
   }
   checks.push(...(await Promise.all(toolsFor(config).map((tool) => checkTool(deps.exec, tool)))));
-  checks.push(await checkPermissions(config));
+  checks.push(await checkPermissions(deps));
   const unsafe = await privateDirProblems(config);
   checks.push(
     unsafe.length === 0
