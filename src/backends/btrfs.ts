@@ -120,7 +120,7 @@ export function timeFromName(name: string): Date | undefined {
   return timeEndingAt(name, dash);
 }
 
-export function parseSubvolumeShow(text: string): {
+function parseSubvolumeShow(text: string): {
   createdAt?: Date;
   readOnly: boolean;
   id?: string;
@@ -657,7 +657,7 @@ async function checkSubvolumeRoot(
 }
 
 /** `Gen at creation` of `btrfs subvolume show`: the transaction the snapshot was taken in. */
-export function creationGeneration(text: string): number | undefined {
+function creationGeneration(text: string): number | undefined {
   const value = /^\s*Gen at creation:\s*(\d+)\s*$/m.exec(text)?.[1];
   return value === undefined ? undefined : Number(value);
 }

@@ -20,7 +20,7 @@ import { buildPolicy, formatPolicy, type PolicyInput, type RetentionPolicy } fro
 import { snapshotsInUnfinishedRecoveries } from './recovery-refs.js';
 import { schedule } from './schedule.js';
 
-export const PROTECTIONS = [
+const PROTECTIONS = [
   'foreign',
   'newest',
   'pinned',
