@@ -120,7 +120,7 @@ export function timeFromName(name: string): Date | undefined {
   return timeEndingAt(name, dash);
 }
 
-export function parseSubvolumeShow(text: string): {
+function parseSubvolumeShow(text: string): {
   createdAt?: Date;
   readOnly: boolean;
   id?: string;
@@ -195,6 +195,9 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
 
   const backend: SnapshotBackend = {
     kind: 'btrfs',
+    ctimeTrusted: true,
+    needsRoot: true,
+    deleteBatch: DELETE_BATCH,
 
     create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
 
@@ -375,6 +378,9 @@ async function readOnlyAtOf(
   return here === 'erofs';
 }
 
+/** Snapshots deleted by one `btrfs subvolume delete` process (a bound on its command line). */
+const DELETE_BATCH = 200;
+
 async function deleteSnapshots(
   ctx: BtrfsContext,
   volume: BackendVolume,
@@ -383,8 +389,8 @@ async function deleteSnapshots(
 ): Promise<{ name: string; error?: unknown }[]> {
   const results: { name: string; error?: unknown }[] = [];
   // One process per batch instead of per snapshot; btrfs goes on after a failed path.
-  for (let start = 0; start < names.length; start += 200) {
-    const batch = names.slice(start, start + 200);
+  for (let start = 0; start < names.length; start += DELETE_BATCH) {
+    const batch = names.slice(start, start + DELETE_BATCH);
     await ctx.exec('btrfs', ['subvolume', 'delete', ...batch.map((name) => join(volume.snapshotDir, name))], {
       env: btrfsEnv,
       signal: options.signal,
@@ -651,7 +657,7 @@ async function checkSubvolumeRoot(
 }
 
 /** `Gen at creation` of `btrfs subvolume show`: the transaction the snapshot was taken in. */
-export function creationGeneration(text: string): number | undefined {
+function creationGeneration(text: string): number | undefined {
   const value = /^\s*Gen at creation:\s*(\d+)\s*$/m.exec(text)?.[1];
   return value === undefined ? undefined : Number(value);
 }

@@ -12,10 +12,10 @@ import type {
 import { statfsUsage } from './usage.js';
 
 /** Copies in progress carry this prefix, so a half-made copy never looks like a snapshot. */
-export const PARTIAL_PREFIX = '.snapguard-partial-';
+const PARTIAL_PREFIX = '.snapguard-partial-';
 
 /** Where restoreTree builds a tree before renaming it to `destination`. */
-export const partialTreeOf = (destination: string) => `${destination}.snapguard-partial`;
+const partialTreeOf = (destination: string) => `${destination}.snapguard-partial`;
 
 async function copySnapshot(
   exec: Exec,

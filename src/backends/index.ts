@@ -1,5 +1,5 @@
 import { SnapguardError } from '../shared/errors.js';
-import type { Exec } from '../system/exec.js';
+import type { Exec, ExecResult } from '../system/exec.js';
 import { createBtrfsBackend } from './btrfs.js';
 import { createDirBackend } from './dir.js';
 import { createZfsBackend } from './zfs.js';
@@ -7,6 +7,24 @@ import { withInPlaceRecovery } from './zfs-recover.js';
 import type { BackendVolume, OwnedNameTest, SnapshotBackend } from './types.js';
 
 export type BackendResolver = (volume: BackendVolume) => SnapshotBackend;
+
+/** The command-line tool a kind of storage drives; doctor asks each one for its version. */
+export interface StorageTool {
+  kind: 'btrfs' | 'zfs';
+  command: string;
+  /** The tool's version output. Exit codes 1 and 2 count as an answer: zfs-fuse has no version command. */
+  version(exec: Exec): Promise<ExecResult>;
+}
+
+const versionOf =
+  (command: string, args: readonly string[]) =>
+  (exec: Exec): Promise<ExecResult> =>
+    exec(command, args, { timeoutMs: 15_000, okExitCodes: [0, 1, 2] });
+
+export const STORAGE_TOOLS: readonly StorageTool[] = [
+  { kind: 'btrfs', command: 'btrfs', version: versionOf('btrfs', ['--version']) },
+  { kind: 'zfs', command: 'zfs', version: versionOf('zfs', ['version']) },
+];
 
 /** `isOwned` is core's test of a snapshot name (backends do not read core's naming themselves). */
 export function createBackendResolver(exec: Exec, isOwned: OwnedNameTest): BackendResolver {

@@ -225,6 +225,15 @@ export interface SnapshotBackend {
     names: readonly string[],
     options?: BackendCallOptions,
   ): Promise<RawSnapshot | undefined>;
+  /**
+   * A snapshot keeps each file's change time (ctime) as the volume had it, so two trees with equal
+   * ctimes have equal metadata (btrfs, zfs). Copy-based snapshots (dir) give every copy a new one.
+   */
+  readonly ctimeTrusted?: true;
+  /** Snapshots and rollbacks need root or CAP_SYS_ADMIN (btrfs, zfs); dir volumes need neither. */
+  readonly needsRoot?: true;
+  /** How many names deleteMany removes with one command: prune hands it batches of this size. */
+  readonly deleteBatch?: number;
 }
 
 /** What a backend's checkVolume found (doctor adds the check's id). */

@@ -152,7 +152,7 @@ async function clearDirectory(exec: Exec, dir: string, options: BackendCallOptio
  * Replaces every file under the mounted dataset with the tree of snapshot `name`, without taking
  * a safety snapshot first: the caller has one (revert), or is putting one back after a failure.
  */
-export async function replaceTreeFromSnapshot(
+async function replaceTreeFromSnapshot(
   backend: ZfsBackend,
   exec: Exec,
   volume: BackendVolume,

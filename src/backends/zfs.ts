@@ -680,6 +680,8 @@ export function createZfsBackend(exec: Exec, isOwned: OwnedNameTest): ZfsBackend
     kind: 'zfs',
     listsUsedBytes: true,
     volumeInPool: true,
+    ctimeTrusted: true,
+    needsRoot: true,
     capabilities: (volume, options) => capabilitiesOf(ctx, backend, volume, options),
     mountInfo: (volume, options) => mountInfoOf(ctx, requireDataset(volume), options),
     create: (volume, name, options) => createSnapshot(ctx, volume, name, options),

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { createExec, type Exec } from '../system/exec.js';
-import { canUseLoopBtrfs, createLoopBtrfs, releaseLoopMount, type LoopBtrfs } from '../system/loop.js';
+import { canUseLoopBtrfs, releaseLoopMount } from '../system/loop.js';
+import { createSandboxPool, type SandboxPool } from '../system/loop-sandbox.js';
 import { readMounts } from '../system/mounts.js';
 import { SnapguardError } from './errors.js';
 import { buildConfig } from './config.js';
@@ -45,10 +46,6 @@ export interface DemoResult {
   ok: boolean;
 }
 
-export async function canUseBtrfs(exec: Exec): Promise<{ ok: boolean; reason: string }> {
-  return canUseLoopBtrfs(exec);
-}
-
 const sampleFiles: Record<string, string> = {
   'immich/docker-compose.yml':
     'services:\n  immich-server:\n    image: ghcr.io/immich-app/immich-server:v1.120.0\n    ports: ["2283:2283"]\n',
@@ -65,16 +62,14 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
   const exec = options.exec ?? createExec();
   const { backend, why } = await chooseBackend(options, exec);
   const sandbox = await mkdtemp(join(tmpdir(), 'snapguard-demo-'));
-  let loop: LoopBtrfs | undefined;
+  let pool: SandboxPool | undefined;
   const onSignal = () => undefined; // keep the process alive until cleanup below has run
   process.on('SIGINT', onSignal);
   try {
-    const pool = await makePool(exec, sandbox, backend);
-    loop = pool.loop;
-    const poolDir = pool.poolDir;
+    pool = await createSandboxPool(exec, sandbox, backend);
+    const volumePath = await pool.volume('containers');
     report({ title: `Sandbox (${backend})`, lines: [`${sandbox}`, `backend: ${backend} (${why})`] });
 
-    const volumePath = join(poolDir, 'containers');
     await writeSampleData(volumePath, report);
 
     const rawConfig = {
@@ -87,10 +82,10 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
     const config = buildConfig(rawConfig, sandbox);
     const deps: Deps = createDeps(config, { exec, logger: silentLogger() });
 
-    await placeForeignSnapshot(exec, deps, volumePath, loop);
+    await placeForeignSnapshot(deps, volumePath, pool);
     const run: DemoRun = { deps, backend, volumePath, report };
 
-    const { created, again } = await snapshotSteps(run);
+    const { created, unchanged, again } = await snapshotSteps(run);
     const { listed, completed } = await listAndComplete(run, created.operationId);
     const { wrapped, restored, goodCompose } = await wrapStep(run);
     const tested = await checkSteps(run);
@@ -98,8 +93,8 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
 
     const ok =
       created.created.length === 1 &&
-      // Unchanged since the first snapshot: btrfs knows and reuses it; a dir volume always snapshots.
-      again.skipped.length === (backend === 'btrfs' ? 1 : 0) &&
+      // Unchanged since the first snapshot: reused where the backend can tell (btrfs), taken anew otherwise.
+      again.skipped.length === (unchanged ? 1 : 0) &&
       listed.snapshots.some((s) => !s.owned) &&
       completed.snapshots[0]?.outcome === 'success' &&
       wrapped.failure === 'validation-failed' &&
@@ -109,7 +104,7 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
       tested.overall === 'PASS' &&
       history.restore_tests.length === 1;
     const kept = options.keep
-      ? await keepSandbox(sandbox, backend, loop, rawConfig, created.created[0]!.name)
+      ? await keepSandbox(sandbox, backend, pool, rawConfig, created.created[0]!.name)
       : {};
     return {
       backend,
@@ -124,7 +119,7 @@ export async function runDemo(options: DemoOptions, report: (step: DemoStep) => 
   } finally {
     process.off('SIGINT', onSignal);
     if (!options.keep) {
-      await loop?.cleanup();
+      await pool?.cleanup();
       await rm(sandbox, { recursive: true, force: true });
     }
   }
@@ -135,29 +130,13 @@ async function chooseBackend(
   options: DemoOptions,
   exec: Exec,
 ): Promise<{ backend: DemoBackend; why: string }> {
-  if (options.backend === 'btrfs' || options.backend === 'dir')
+  if (options.backend !== undefined && options.backend !== 'auto')
     return { backend: options.backend, why: 'chosen with --backend' };
-  const probe = await canUseBtrfs(exec);
+  const probe = await canUseLoopBtrfs(exec);
   return {
     backend: probe.ok ? 'btrfs' : 'dir',
     why: probe.ok ? probe.reason : `${probe.reason}, so copy-based snapshots stand in`,
   };
-}
-
-/** The pool the demo volume lives on: a loop-mounted btrfs image or a plain folder. */
-async function makePool(
-  exec: Exec,
-  sandbox: string,
-  backend: DemoBackend,
-): Promise<{ poolDir: string; loop?: LoopBtrfs }> {
-  if (backend === 'btrfs') {
-    const loop = await createLoopBtrfs(exec, sandbox, 256 * 1024 * 1024);
-    await loop.subvolume('containers');
-    return { poolDir: loop.mountPoint, loop };
-  }
-  const poolDir = join(sandbox, 'pool');
-  await mkdir(join(poolDir, 'containers'), { recursive: true });
-  return { poolDir };
 }
 
 async function writeSampleData(volumePath: string, report: (step: DemoStep) => void): Promise<void> {
@@ -169,16 +148,10 @@ async function writeSampleData(volumePath: string, report: (step: DemoStep) => v
 }
 
 /** Another tool's snapshot in the same folder: listed as foreign, never touched. */
-async function placeForeignSnapshot(
-  exec: Exec,
-  deps: Deps,
-  volumePath: string,
-  loop: LoopBtrfs | undefined,
-): Promise<void> {
+async function placeForeignSnapshot(deps: Deps, volumePath: string, pool: SandboxPool): Promise<void> {
   const foreign = join(deps.config.volumes.containers!.snapshotDir, 'containers.20261120T0200');
   await mkdir(deps.config.volumes.containers!.snapshotDir, { recursive: true });
-  if (loop) await loop.readOnlySnapshot(volumePath, foreign);
-  else await exec('cp', ['-a', volumePath, foreign]);
+  await pool.foreignSnapshot(volumePath, foreign);
 }
 
 interface DemoRun {
@@ -203,6 +176,11 @@ async function snapshotSteps({ deps, backend, volumePath, report }: DemoRun) {
     ],
   });
 
+  // Whether the backend tells that nothing changed since the first snapshot (then it is reused).
+  const volume = deps.config.volumes.containers!;
+  const storage = deps.backendFor(volume);
+  const first = await storage.show(volume, created.created[0]!.name);
+  const unchanged = first ? ((await storage.unchangedSince?.(volume, first)) ?? false) : false;
   const again = await createSnapshots(deps, {
     volumes: ['containers'],
     type: 'pre-deploy',
@@ -231,7 +209,7 @@ async function snapshotSteps({ deps, backend, volumePath, report }: DemoRun) {
       `snapshot: ${snapshotCopy.split('\n')[2]!.trim()}`,
     ],
   });
-  return { created, again };
+  return { created, unchanged, again };
 }
 
 /** list_snapshots with the foreign one, then complete_operation. */
@@ -343,13 +321,12 @@ interface SandboxMarker {
 async function keepSandbox(
   sandbox: string,
   backend: DemoBackend,
-  loop: LoopBtrfs | undefined,
+  pool: SandboxPool,
   rawConfig: Record<string, unknown>,
   snapshot: string,
 ): Promise<Pick<DemoResult, 'config' | 'next' | 'cleanup'>> {
-  const marker: SandboxMarker = loop
-    ? { backend, image: loop.image, mountPoint: loop.mountPoint }
-    : { backend };
+  const marker: SandboxMarker =
+    pool.image && pool.mountPoint ? { backend, image: pool.image, mountPoint: pool.mountPoint } : { backend };
   await writeFile(join(sandbox, MARKER), `${JSON.stringify(marker)}\n`);
   const file = join(sandbox, 'snapguard.yaml');
   const { confirm: _demoOnly, ...config } = rawConfig;
@@ -368,7 +345,7 @@ async function keepSandbox(
     ],
     cleanup: [
       `snapguard demo --clean ${sandbox}`,
-      ...(loop ? [`umount ${loop.mountPoint}`] : []),
+      ...(pool.mountPoint ? [`umount ${pool.mountPoint}`] : []),
       `rm -rf ${sandbox}`,
     ],
   };

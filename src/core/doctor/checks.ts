@@ -5,7 +5,8 @@ import type { Config, VolumeConfig } from '../config.js';
 import { privateDirProblems } from '../private-dirs.js';
 import type { Deps } from '../deps.js';
 import { toSnapguardError } from '../errors.js';
-import type { Exec } from '../../system/exec.js';
+import type { Exec, ExecResult } from '../../system/exec.js';
+import { STORAGE_TOOLS } from '../../backends/index.js';
 import type { VolumeCheck } from '../../backends/types.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'critical';
@@ -20,7 +21,8 @@ export interface DoctorCheck {
 
 interface Tool {
   command: string;
-  versionArgs: string[];
+  /** Asks the tool for its version (exit codes 1 and 2 count as an answer). */
+  version: (exec: Exec) => Promise<ExecResult>;
   /** Why this config needs it, or undefined when it does not. */
   neededFor: string | undefined;
 }
@@ -44,26 +46,21 @@ function toolsFor(config: Config): Tool[] {
   const externals = new Set(volumes.flatMap((v) => v.external.map((e) => e.kind)));
   const orchestrate = orchestrateKinds(config);
   const first = (pairs: [boolean, string][]) => pairs.find(([needed]) => needed)?.[1];
+  const versionOf = (command: string, args: string[]) => (exec: Exec) =>
+    exec(command, args, { timeoutMs: 15_000, okExitCodes: [0, 1, 2] });
   return [
-    {
-      command: 'btrfs',
-      versionArgs: ['--version'],
+    // The storage tools, as the backends name them.
+    ...STORAGE_TOOLS.map((tool) => ({
+      command: tool.command,
+      version: (exec: Exec) => tool.version(exec),
       neededFor: first([
-        [backends.has('btrfs'), 'btrfs volumes'],
-        [externals.has('btrfs'), 'btrfs external copies'],
+        [backends.has(tool.kind), `${tool.kind} volumes`],
+        [externals.has(tool.kind), `${tool.kind} external copies`],
       ]),
-    },
-    {
-      command: 'zfs',
-      versionArgs: ['version'],
-      neededFor: first([
-        [backends.has('zfs'), 'zfs volumes'],
-        [externals.has('zfs'), 'zfs external copies'],
-      ]),
-    },
+    })),
     {
       command: 'systemctl',
-      versionArgs: ['--version'],
+      version: versionOf('systemctl', ['--version']),
       neededFor: first([
         [volumes.some((v) => (v.services?.units.length ?? 0) > 0), 'stopping services around a rollback'],
         [orchestrate.systemd, 'systemd jobs of orchestrate'],
@@ -71,7 +68,7 @@ function toolsFor(config: Config): Tool[] {
     },
     {
       command: 'restic',
-      versionArgs: ['version'],
+      version: versionOf('restic', ['version']),
       neededFor: first([
         [externals.has('restic'), 'restic external copies'],
         [orchestrate.restic, 'restic verification in orchestrate'],
@@ -79,7 +76,7 @@ function toolsFor(config: Config): Tool[] {
     },
     {
       command: 'pgbackrest',
-      versionArgs: ['version'],
+      version: versionOf('pgbackrest', ['version']),
       neededFor: first([[orchestrate.pgbackrest, 'pgBackRest verification in orchestrate']]),
     },
   ];
@@ -88,7 +85,7 @@ function toolsFor(config: Config): Tool[] {
 async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
   const id = `tool:${tool.command}`;
   try {
-    const result = await exec(tool.command, tool.versionArgs, { timeoutMs: 15_000, okExitCodes: [0, 1, 2] });
+    const result = await tool.version(exec);
     // zfs-fuse has no version command: it is installed, but its version is not known.
     const firstLine = `${result.stdout}\n${result.stderr}`.split('\n').find((l) => l.trim());
     const version =
@@ -117,7 +114,7 @@ async function checkTool(exec: Exec, tool: Tool): Promise<DoctorCheck> {
 }
 
 /** Root, or the capability that snapshot and mount operations need (CAP_SYS_ADMIN, bit 21). */
-async function checkPermissions(config: Config): Promise<DoctorCheck> {
+async function checkPermissions(deps: Deps): Promise<DoctorCheck> {
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) return { id: 'permissions', status: 'ok', message: 'running as root' };
   let capSysAdmin = false;
@@ -128,12 +125,21 @@ async function checkPermissions(config: Config): Promise<DoctorCheck> {
   } catch {
     // not Linux /proc: treat as no capabilities
   }
-  const needsPrivilege = Object.values(config.volumes).some((v) => v.backend !== 'dir');
+  // The kinds of storage whose snapshots and rollbacks need the privilege, as their backends say.
+  const privileged = [
+    ...new Set(
+      Object.values(deps.config.volumes)
+        .map((volume) => deps.backendFor(volume))
+        .filter((backend) => backend.needsRoot)
+        .map((backend) => backend.kind),
+    ),
+  ];
+  const needsPrivilege = privileged.length > 0;
   if (capSysAdmin) return { id: 'permissions', status: 'ok', message: `uid ${uid} with CAP_SYS_ADMIN` };
   return {
     id: 'permissions',
     status: needsPrivilege ? 'critical' : 'ok',
-    message: `running as uid ${uid} without CAP_SYS_ADMIN${needsPrivilege ? ': btrfs/zfs snapshots and rollbacks will fail' : ' (enough for dir volumes)'}`,
+    message: `running as uid ${uid} without CAP_SYS_ADMIN${needsPrivilege ? `: ${privileged.join('/')} snapshots and rollbacks will fail` : ' (enough for dir volumes)'}`,
     ...(needsPrivilege
       ? {
           fix: 'Run snapguard as root (sudo, or a root systemd service), or grant CAP_SYS_ADMIN to its service.',
@@ -252,7 +258,7 @@ export async function runEnvironmentChecks(deps: Deps): Promise<DoctorCheck[]> {
     };
   }
   checks.push(...(await Promise.all(toolsFor(config).map((tool) => checkTool(deps.exec, tool)))));
-  checks.push(await checkPermissions(config));
+  checks.push(await checkPermissions(deps));
   const unsafe = await privateDirProblems(config);
   checks.push(
     unsafe.length === 0

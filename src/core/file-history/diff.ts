@@ -102,7 +102,7 @@ export async function diffSnapshots(
         fromDev: fromRoot?.dev ?? 0n,
         toDev: toRoot?.dev ?? 0n,
         checksum: request.checksum,
-        ctimeTrusted: volume.backend !== 'dir',
+        ctimeTrusted: deps.backendFor(volume).ctimeTrusted === true,
         added: new ChangeList(request.limit),
         removed: new ChangeList(request.limit),
         modified: new ChangeList(request.limit),

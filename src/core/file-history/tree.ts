@@ -299,7 +299,10 @@ export async function findSnapshot(
   return found;
 }
 
-/** Opens a snapshot for reading: its own folder (btrfs, dir), or the backend's reader (zfs). */
+/**
+ * Opens a snapshot for reading: its own folder, or the backend's reader where its snapshots have no
+ * plain readable path everywhere (zfs).
+ */
 export async function openSnapshotTree(
   deps: Deps,
   volume: VolumeConfig,
@@ -307,19 +310,18 @@ export async function openSnapshotTree(
   signal?: AbortSignal,
 ): Promise<OpenTree> {
   const base = { label: snapshotLabel(snapshot), createdAt: snapshot.createdAt };
-  if (volume.backend === 'zfs') {
-    const backend = deps.backendFor(volume);
-    if (snapshot.location === 'external' || !backend.openSnapshot) {
-      throw new SnapguardError(
-        'NOT_SUPPORTED',
-        `Snapshot "${snapshot.name}" is an external zfs copy; only the volume's own zfs snapshots can be read.`,
-        'Read the local snapshot of the same name, or read the copy on the host that holds it.',
-      );
-    }
-    const reader = await backend.openSnapshot(volume, snapshot.name, { signal });
-    return { ...base, root: Buffer.from(reader.path), close: () => reader.close() };
+  const backend = deps.backendFor(volume);
+  if (!backend.openSnapshot)
+    return { ...base, root: Buffer.from(snapshot.path), close: async () => undefined };
+  if (snapshot.location === 'external') {
+    throw new SnapguardError(
+      'NOT_SUPPORTED',
+      `Snapshot "${snapshot.name}" is an external ${backend.kind} copy; only the volume's own ${backend.kind} snapshots can be read.`,
+      'Read the local snapshot of the same name, or read the copy on the host that holds it.',
+    );
   }
-  return { ...base, root: Buffer.from(snapshot.path), close: async () => undefined };
+  const reader = await backend.openSnapshot(volume, snapshot.name, { signal });
+  return { ...base, root: Buffer.from(reader.path), close: () => reader.close() };
 }
 
 export function liveTree(volume: VolumeConfig): OpenTree {

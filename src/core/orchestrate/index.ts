@@ -218,7 +218,13 @@ async function planAndCheck(
   if (mayPlan) {
     try {
       stages = await planStages(
-        { config: deps.config, systemdFor, signal, ...(request.dryRun ? { onUnavailable } : {}) },
+        {
+          config: deps.config,
+          backendFor: deps.backendFor,
+          systemdFor,
+          signal,
+          ...(request.dryRun ? { onUnavailable } : {}),
+        },
         request.stages,
       );
     } catch (error) {

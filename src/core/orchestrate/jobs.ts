@@ -462,7 +462,7 @@ async function runReplicate(
       path: targetPath,
       outcome: 'success',
       size_mb: null,
-      backend: 'btrfs',
+      backend: backend.kind,
       read_only: true,
       location: 'external',
       replicated_from: newest.raw.path,

@@ -2,6 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Config, VolumeConfig } from '../config.js';
 import { requireVolume } from '../config.js';
 import { SnapguardError } from '../errors.js';
+import type { Deps } from '../deps.js';
 import { snapshotCopyLocations } from '../locations.js';
 import type { CommandJobConfig, JobConfig, StageConfig, SystemdJobConfig, VerifySpec } from './schema.js';
 import type { SystemdFactory, SystemdPort } from './systemd-port.js';
@@ -90,6 +91,8 @@ function describeVerify(verify: VerifySpec | undefined): string {
 
 export interface PlanContext {
   config: Config;
+  /** The storage backend of a volume: replication asks it whether it can send copies. */
+  backendFor: Deps['backendFor'];
   systemdFor: SystemdFactory;
   signal?: AbortSignal | undefined;
   /**
@@ -186,20 +189,41 @@ async function configuredStages(
   return { stages: defaultStages({ sanoidExists, volumeIds: Object.keys(config.volumes) }), defaultNote };
 }
 
-/** A replicate job: one per volume with a btrfs external copy (all such volumes unless named). */
+/**
+ * The folder a volume's snapshots are replicated into: its first external folder of copies of the
+ * volume's own kind, when its backend can send snapshots there. Undefined when it cannot replicate.
+ */
+function replicationTarget(context: PlanContext, volume: VolumeConfig): string | undefined {
+  const backend = context.backendFor(volume);
+  if (!backend.replicateTo) return undefined;
+  return snapshotCopyLocations(volume).find((place) => place.kind === backend.kind && place.dir)?.dir;
+}
+
+/** Whether an external entry is a folder that the backend of its kind can replicate snapshots into. */
+function sendsTo(
+  context: PlanContext,
+  volume: VolumeConfig,
+  external: VolumeConfig['external'][number],
+): boolean {
+  if (!external.path || external.kind === 'restic') return false;
+  return context.backendFor({ ...volume, backend: external.kind }).replicateTo !== undefined;
+}
+
+/** A replicate job: one per volume with an external folder to replicate into (all such volumes unless named). */
 function replicateJobs(
-  config: Config,
+  context: PlanContext,
   stage: StageConfig,
   job: Extract<JobConfig, { kind: 'replicate' }>,
   base: { stage: string; timeoutSeconds: number },
 ): PlannedJob[] {
+  const { config } = context;
   const out: PlannedJob[] = [];
   const volumes = job.volumes
     ? job.volumes.map((id) => requireVolume(config, id))
-    : Object.values(config.volumes).filter((v) => v.external.some((e) => e.kind === 'btrfs' && e.path));
+    : Object.values(config.volumes).filter((v) => v.external.some((e) => sendsTo(context, v, e)));
   for (const volume of volumes) {
-    const target = snapshotCopyLocations(volume).find((place) => place.kind === 'btrfs')?.dir;
-    if (volume.backend !== 'btrfs' || !target)
+    const target = replicationTarget(context, volume);
+    if (!target)
       throw new SnapguardError(
         'CONFIG_INVALID',
         `Stage ${stage.name}: volume "${volume.id}" cannot be replicated: it needs backend btrfs and an external entry of kind btrfs with a path.`,
@@ -279,7 +303,7 @@ async function jobsOf(
       });
     }
   } else {
-    out.push(...replicateJobs(config, stage, job, base));
+    out.push(...replicateJobs(context, stage, job, base));
   }
   return out;
 }

@@ -11,9 +11,6 @@ import { parseInput } from '../validate.js';
 import { VolumeIdSchema } from '../schemas.js';
 import { SnapshotNameSchema } from '../naming.js';
 
-/** The tag a backend with native holds (ZFS) puts on a pinned snapshot. */
-export const HOLD_TAG = 'snapguard-pin';
-
 export const PinSchema = z.object({
   volume: z.string(),
   snapshot: z.string(),
@@ -126,11 +123,12 @@ export async function pinSnapshot(
         changed = true;
       }
       if (changed && !request.dryRun) {
+        // A backend with native holds (zfs) puts its own pin tag on the snapshot (no tag passed).
         if (request.pinned && !existing) {
-          await backend.hold?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
+          await backend.hold?.(volume, request.snapshot, undefined, { signal: call.signal });
         } else if (!request.pinned) {
           const exists = await backend.show(volume, request.snapshot, { signal: call.signal });
-          if (exists) await backend.release?.(volume, request.snapshot, HOLD_TAG, { signal: call.signal });
+          if (exists) await backend.release?.(volume, request.snapshot, undefined, { signal: call.signal });
         }
         await writePins(deps, after);
       }

@@ -72,7 +72,7 @@ export function parsePreserve(text: string): PreserveMatrix {
   return matrix;
 }
 
-export function formatPreserveMin(min: PreserveMin): string {
+function formatPreserveMin(min: PreserveMin): string {
   return min.kind === 'window' ? `${min.count}${min.period}` : min.kind;
 }
 

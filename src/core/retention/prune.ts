@@ -20,7 +20,7 @@ import { buildPolicy, formatPolicy, type PolicyInput, type RetentionPolicy } fro
 import { snapshotsInUnfinishedRecoveries } from './recovery-refs.js';
 import { schedule } from './schedule.js';
 
-export const PROTECTIONS = [
+const PROTECTIONS = [
   'foreign',
   'newest',
   'pinned',
@@ -180,12 +180,13 @@ async function collectTargets(
       });
     }
     if (location !== 'local') {
-      // Prune deletes through the backend of the location's kind; only btrfs and dir folders of
-      // copies are pruned here (a zfs backend deletes in the volume's own dataset, never in a folder).
+      // Prune deletes through the backend of the location's kind, in folders of copies only: a
+      // backend whose volumes live in a pool (zfs) deletes in the volume's own dataset, never in a folder.
       for (const place of snapshotCopyLocations(volume)) {
-        if (!place.dir || place.kind === 'zfs') continue;
+        if (!place.dir) continue;
         const view = volumeAt(volume, place);
         const externalBackend = deps.backendFor(view);
+        if (externalBackend.volumeInPool) continue;
         let raws: RawSnapshot[] = [];
         let unavailable: string | undefined;
         try {
@@ -497,9 +498,6 @@ export function planResult(
   };
 }
 
-/** Snapshots per batch delete (btrfs deletes 200 per process). */
-const DELETE_BATCH = 200;
-
 /**
  * Test aid, like the recovery's fault points (docs/recovery.md): SNAPGUARD_TEST_FAULT=after:prune-delete
  * kills this process with SIGKILL right after a deletion, before the history records it.
@@ -590,8 +588,16 @@ async function deleteTarget(
 ): Promise<PruneEntry | undefined> {
   const targetStarted = performance.now();
   const doomed = verdicts.filter((v) => v.action === 'delete');
+  refuseProtected(doomed);
+  const run: TargetDeletion = { target, doomed, signal, progressed, fail: failureRecorder(deps) };
+  if (target.backend.deleteMany && doomed.length > 0) await deleteInBatches(run, target.backend.deleteMany);
+  else await deleteOneByOne(run);
+  return pruneEntry(deps, target, verdicts, targetStarted);
+}
+
+/** Belt and braces: the plan only marks owned, unprotected snapshots, checked again here. */
+function refuseProtected(doomed: readonly PruneVerdict[]): void {
   for (const verdict of doomed) {
-    // Belt and braces: the plan only marks owned, unprotected snapshots, checked again here.
     if (!verdict.owned || verdict.protectedBy.length > 0) {
       throw new SnapguardError(
         'INTERNAL',
@@ -600,7 +606,20 @@ async function deleteTarget(
       );
     }
   }
-  const fail = (verdict: PruneVerdict, error: unknown) => {
+}
+
+/** The deletions of one target: what to delete, and where failures and progress go. */
+interface TargetDeletion {
+  target: Target;
+  doomed: PruneVerdict[];
+  signal: AbortSignal | undefined;
+  progressed: (count: number, where: string) => void;
+  /** Marks a verdict failed and logs it; a cancellation is thrown instead. */
+  fail: (verdict: PruneVerdict, error: unknown) => void;
+}
+
+function failureRecorder(deps: Deps): TargetDeletion['fail'] {
+  return (verdict, error) => {
     const failure = toSnapguardError(error);
     if (failure.code === 'CANCELLED') throw failure;
     verdict.result = 'failed';
@@ -610,44 +629,61 @@ async function deleteTarget(
       'could not delete a snapshot; continuing with the others',
     );
   };
-  if (target.backend.deleteMany && doomed.length > 0) {
-    // In batches of the backend's own size, so that a prune of thousands reports its progress.
-    for (let start = 0; start < doomed.length; start += DELETE_BATCH) {
-      const batch = doomed.slice(start, start + DELETE_BATCH);
-      signal?.throwIfAborted();
-      let outcomes: { name: string; error?: unknown }[] = [];
-      try {
-        outcomes = await target.backend.deleteMany(
-          target.view,
-          batch.map((v) => v.name),
-          { signal },
-        );
-      } catch (error) {
-        for (const verdict of batch) fail(verdict, error);
-      }
-      pruneFault();
-      const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
-      for (const verdict of batch) {
-        const outcome = byName.get(verdict.name);
-        if (!outcome) continue;
-        if (outcome.error === undefined) verdict.result = 'deleted';
-        else fail(verdict, outcome.error);
-      }
-      progressed(batch.length, `${target.volume.id} ${target.location}`);
+}
+
+/** In batches of the backend's own size, so that a prune of thousands reports its progress. */
+async function deleteInBatches(
+  { target, doomed, signal, progressed, fail }: TargetDeletion,
+  deleteMany: NonNullable<SnapshotBackend['deleteMany']>,
+): Promise<void> {
+  const size = Math.max(1, target.backend.deleteBatch ?? doomed.length);
+  for (let start = 0; start < doomed.length; start += size) {
+    const batch = doomed.slice(start, start + size);
+    signal?.throwIfAborted();
+    let outcomes: { name: string; error?: unknown }[] = [];
+    try {
+      outcomes = await deleteMany.call(
+        target.backend,
+        target.view,
+        batch.map((v) => v.name),
+        { signal },
+      );
+    } catch (error) {
+      for (const verdict of batch) fail(verdict, error);
     }
-  } else {
-    for (const verdict of doomed) {
-      signal?.throwIfAborted();
-      try {
-        await target.backend.delete(target.view, verdict.name, { signal });
-        verdict.result = 'deleted';
-        pruneFault();
-      } catch (error) {
-        fail(verdict, error);
-      }
-      progressed(1, `${target.volume.id} ${target.location}: ${verdict.name}`);
+    pruneFault();
+    const byName = new Map(outcomes.map((outcome) => [outcome.name, outcome]));
+    for (const verdict of batch) {
+      const outcome = byName.get(verdict.name);
+      if (!outcome) continue;
+      if (outcome.error === undefined) verdict.result = 'deleted';
+      else fail(verdict, outcome.error);
     }
+    progressed(batch.length, `${target.volume.id} ${target.location}`);
   }
+}
+
+async function deleteOneByOne({ target, doomed, signal, progressed, fail }: TargetDeletion): Promise<void> {
+  for (const verdict of doomed) {
+    signal?.throwIfAborted();
+    try {
+      await target.backend.delete(target.view, verdict.name, { signal });
+      verdict.result = 'deleted';
+      pruneFault();
+    } catch (error) {
+      fail(verdict, error);
+    }
+    progressed(1, `${target.volume.id} ${target.location}: ${verdict.name}`);
+  }
+}
+
+/** The history entry of one target's prune, or nothing when no deletion was tried. */
+function pruneEntry(
+  deps: Deps,
+  target: Target,
+  verdicts: readonly PruneVerdict[],
+  targetStarted: number,
+): PruneEntry | undefined {
   const deleted = verdicts.filter((v) => v.result === 'deleted');
   const failed = verdicts.filter((v) => v.result === 'failed');
   if (deleted.length + failed.length === 0) return undefined;
