@@ -25,16 +25,18 @@ const STDERR_TAIL = 4096;
 /** ssh options that take a value (`-p 22`, `-o X=Y`): the destination is the first word that is neither. */
 const SSH_OPTIONS_WITH_VALUE = new Set('BbcDEeFIiJLlmOoPpQRSWw'.split(''));
 
-/**
- * The argv to run for a host. ssh joins the words after the destination into one string that the
- * remote user's shell reads, so `[ssh, nas, snapguard, mcp, --config, "/etc/my dir/x.yaml"]`
- * would arrive split at the space: each of those words is quoted for that shell, so every word
- * arrives as written. (With a forced command the remote side ignores them.) Other commands run
- * as given, without a shell.
- */
-export function commandToRun(argv: readonly string[]): string[] {
+/** An ssh argv taken apart: its options (each with its value), the destination, the remote words. */
+interface SshWords {
+  file: string;
+  options: string[][];
+  destination: string;
+  remote: string[];
+}
+
+function splitSsh(argv: readonly string[]): SshWords | undefined {
   const [file, ...args] = argv;
-  if (file === undefined || !/(^|\/)ssh$/.test(file)) return [...argv];
+  if (file === undefined || !/(^|\/)ssh$/.test(file)) return undefined;
+  const options: string[][] = [];
   let i = 0;
   while (i < args.length) {
     const word = args[i] as string;
@@ -46,11 +48,41 @@ export function commandToRun(argv: readonly string[]): string[] {
     const letters = word.slice(1);
     // -p22 carries its value; -p 22 takes the next word; -Tv are flags only.
     const valueAt = [...letters].findIndex((letter) => SSH_OPTIONS_WITH_VALUE.has(letter));
-    i += valueAt === letters.length - 1 ? 2 : 1;
+    const size = valueAt === letters.length - 1 ? 2 : 1;
+    options.push(args.slice(i, i + size));
+    i += size;
   }
-  const destination = i;
-  if (destination >= args.length) return [...argv];
-  return [file, ...args.slice(0, destination + 1), ...args.slice(destination + 1).map(shellQuote)];
+  const destination = args[i];
+  if (destination === undefined) return undefined;
+  return { file, options, destination, remote: args.slice(i + 1) };
+}
+
+/**
+ * The argv to run for a host. ssh joins the words after the destination into one string that the
+ * remote user's shell reads, so `[ssh, nas, snapguard, mcp, --config, "/etc/my dir/x.yaml"]`
+ * would arrive split at the space: each of those words is quoted for that shell, so every word
+ * arrives as written. (With a forced command the remote side ignores them.) Other commands run
+ * as given, without a shell.
+ */
+export function commandToRun(argv: readonly string[]): string[] {
+  const ssh = splitSsh(argv);
+  if (!ssh) return [...argv];
+  const local = argv.length - ssh.remote.length;
+  return [...argv.slice(0, local), ...ssh.remote.map(shellQuote)];
+}
+
+/** ssh options that say where to log in (port, user, jump host); the key and the rest stay out. */
+const LOGIN_OPTIONS = new Set(['-p', '-l', '-J']);
+
+/**
+ * How a person runs `snapguard WORDS` on a host: over ssh to the same destination (port, user and
+ * jump host kept; not the key, whose forced command only speaks MCP), else the words alone.
+ */
+export function commandOnHost(argv: readonly string[], words: readonly string[]): string {
+  const ssh = splitSsh(argv);
+  if (!ssh) return showCommand(['snapguard', ...words]);
+  const login = ssh.options.filter((option) => LOGIN_OPTIONS.has(option[0]?.slice(0, 2) ?? ''));
+  return showCommand(['ssh', ...login.flat(), ssh.destination, 'snapguard', ...words]);
 }
 
 /**
