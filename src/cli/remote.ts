@@ -4,7 +4,6 @@ import { SnapguardError, type ErrorCode } from '../core/errors.js';
 // Type only: the session code (MCP client, schema validation) is loaded when --host names another
 // host, so a verb run here does not read it at start-up.
 import type { HostSessions } from '../mcp/transports/hosts.js';
-import { READ_ONLY_TOOLS } from '../shared/read-only-tools.js';
 import { confirmOnTerminal } from './confirm.js';
 import { printJson, printLine } from './output.js';
 
@@ -114,14 +113,7 @@ export async function callRemote(
   tool: string,
   args: Record<string, unknown>,
 ): Promise<RemoteAnswer> {
-  const entry = sessions.entry(host);
-  if (entry.readOnly && !READ_ONLY_TOOLS.has(tool)) {
-    throw new SnapguardError(
-      'READ_ONLY_MODE',
-      `Host "${host}" is read-only through this snapguard (hosts.${host}.readOnly: true).`,
-      `Run the command on ${host} itself, or remove readOnly from hosts.${host} in the configuration.`,
-    );
-  }
+  sessions.checkOffered(host, tool);
   const result = await sessions.callTool(host, tool, args);
   if (result.isError) {
     const { failureOfResult } = await import('../mcp/transports/hosts.js');

@@ -8,6 +8,7 @@ import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
+import { readOnlyRefusal } from '../shared/read-only-tools.js';
 import { askToProceed, clientCanElicit } from './confirm.js';
 import { sendProgress } from './progress.js';
 import { errorResult, okResult } from './result.js';
@@ -150,25 +151,6 @@ function forwardProgress(
   };
 }
 
-function checkHost(
-  hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
-  name: string,
-  tool: string,
-): void {
-  const entry = hosts.entry(name);
-  if (entry.readOnly && !readOnlyTools.has(tool)) {
-    throw new SnapguardError(
-      'READ_ONLY_MODE',
-      `Host "${name}" is read-only through this snapguard (hosts.${name}.readOnly: true): ${tool} is not offered there.`,
-      {
-        mcp: `Use the read-only tools (list_snapshots, health_check, file_versions, ...) with host "${name}", or ask the user to run ${tool} on that host itself.`,
-        cli: `Run the command on ${name} itself, or remove readOnly from hosts.${name} in the configuration.`,
-      },
-    );
-  }
-}
-
 /** The answers of every host asked, put together for the tool's client. */
 function fanOutResult(
   tool: string,
@@ -230,13 +212,12 @@ async function callOneHost(
   server: McpServer,
   deps: Deps,
   hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
   tool: string,
   host: string,
   rest: Record<string, unknown>,
   extra: Parameters<RequestHandler>[1],
 ): Promise<CallToolResult> {
-  checkHost(hosts, readOnlyTools, host, tool);
+  hosts.checkOffered(host, tool);
   const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
   const result = await hosts.callTool(host, tool, rest, options);
   const plan = confirmationAsked(result);
@@ -276,6 +257,28 @@ async function callOneHost(
 }
 
 /**
+ * On a snapguard whose own configuration says readOnly: true, a call to one of its tools that
+ * change something (not registered there) is refused with READ_ONLY_MODE and what to do, instead
+ * of the SDK's "tool not found": a controller passes that answer on unchanged, with `host` added.
+ */
+export function installReadOnlyRefusal(
+  server: McpServer,
+  deps: Deps,
+  registered: ReadonlySet<string>,
+  every: ReadonlySet<string>,
+): void {
+  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
+    ._requestHandlers;
+  const inner = handlers.get('tools/call');
+  if (!inner) throw new Error('installReadOnlyRefusal must run after the tools are registered');
+  handlers.set('tools/call', async (request, extra) => {
+    const tool = request.params?.name ?? '';
+    if (registered.has(tool) || !every.has(tool)) return inner(request, extra);
+    return errorResult(readOnlyRefusal(deps.config.host, tool, 'own'));
+  });
+}
+
+/**
  * Routes every tools/call by its `host` argument: this host (none, "local" or its own name) runs
  * the tool here; a name from `hosts:` passes the call, as it came, through that host's session and
  * its own gate, and adds `host` to what comes back; "*" (and a list, for orchestrate) asks every
@@ -286,7 +289,6 @@ export function installHostRouting(
   server: McpServer,
   deps: Deps,
   hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
   registered: ReadonlySet<string>,
 ): void {
   const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
@@ -322,7 +324,7 @@ export function installHostRouting(
           local,
         )) as CallToolResult;
       } else {
-        checkHost(hosts, readOnlyTools, host, tool);
+        hosts.checkOffered(host, tool);
         result = await hosts.callTool(host, tool, args, {
           signal: extra.signal,
           onprogress: forwardProgress(extra, `${host}: `, host, sequence),
@@ -386,7 +388,7 @@ export function installHostRouting(
       }
       if (typeof host !== 'string')
         throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
-      return await callOneHost(server, deps, hosts, readOnlyTools, tool, host, rest, extra);
+      return await callOneHost(server, deps, hosts, tool, host, rest, extra);
     } catch (error) {
       return errorResult(error);
     }

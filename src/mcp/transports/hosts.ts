@@ -8,6 +8,7 @@ import { SnapguardError, toSnapguardError } from '../../core/errors.js';
 import { shellQuote } from '../../core/fleet.js';
 import { startOwnedProcess, type OwnedProcess } from '../../core/processes.js';
 import { VERSION } from '../../core/version.js';
+import { READ_ONLY_TOOLS, readOnlyRefusal } from '../../shared/read-only-tools.js';
 
 /** One entry of `hosts:`. */
 export interface HostEntry {
@@ -181,6 +182,11 @@ interface HostState {
   failures: number;
   retryAt: number;
   lastError?: SnapguardError;
+  /** Sessions started (attempts included). */
+  connections: number;
+  /** A session of this host ended: it is being started again in the background until it is back. */
+  restarting: boolean;
+  restart?: NodeJS.Timeout;
 }
 
 export interface HostSessionsOptions {
@@ -214,8 +220,9 @@ export function isLocalHost(config: Pick<Config, 'host'>, name: string | undefin
 }
 
 /**
- * One MCP client session per configured host: started on first use, kept open, started again on
- * the next call after it ended (a failed start waits a growing backoff first), closed with close().
+ * One MCP client session per configured host: started on first use, kept open, started again in
+ * the background after it ended (a failed start waits a growing back-off before the next), closed
+ * with close(), which also stops those restarts.
  */
 export class HostSessions {
   private readonly states = new Map<string, HostState>();
@@ -251,10 +258,19 @@ export class HostSessions {
     return entry;
   }
 
+  /**
+   * Refuses a tool a host does not offer through this snapguard: with readOnly in the host's entry,
+   * every tool that changes something. (A host read-only by its own configuration refuses on its side.)
+   */
+  checkOffered(name: string, tool: string): void {
+    if (this.entry(name).readOnly && !READ_ONLY_TOOLS.has(tool))
+      throw readOnlyRefusal(name, tool, 'controller');
+  }
+
   private state(name: string): HostState {
     let state = this.states.get(name);
     if (!state) {
-      state = { failures: 0, retryAt: 0 };
+      state = { failures: 0, retryAt: 0, connections: 0, restarting: false };
       this.states.set(name, state);
     }
     return state;
@@ -273,13 +289,22 @@ export class HostSessions {
     const transport = new CommandTransport(entry.command);
     const client = new Client({ name: 'snapguard-controller', version: VERSION }, { capabilities: {} });
     const session: Session = { client, transport, alive: true };
+    const state = this.state(name);
+    state.connections += 1;
+    let established = false;
     client.onclose = () => {
       session.alive = false;
-      const state = this.states.get(name);
-      if (state?.session === session) delete state.session;
+      if (state.session === session) delete state.session;
+      // A session that was up and ended (the host rebooted, its snapguard or ssh died): started
+      // again in the background, so the next call finds it ready.
+      if (established && !this.closing) {
+        state.restarting = true;
+        this.restartLater(name);
+      }
     };
     try {
       await client.connect(transport, { timeout: this.options.connectTimeoutMs });
+      established = true;
     } catch (error) {
       await transport.close().catch(() => undefined);
       const code = (error as NodeJS.ErrnoException).code;
@@ -307,30 +332,75 @@ export class HostSessions {
           { mcp: state.lastError.hintFor('mcp'), cli: state.lastError.hintFor('cli') },
         );
       }
-      state.connecting = this.connect(name).then(
-        (session) => {
-          state.failures = 0;
-          state.retryAt = 0;
-          delete state.lastError;
-          state.session = session;
-          return session;
-        },
-        (error: SnapguardError) => {
-          state.failures += 1;
-          state.retryAt =
-            Date.now() +
-            Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.failures - 1));
-          state.lastError = error;
-          throw error;
-        },
-      );
-      state.connecting
-        .finally(() => {
-          delete state.connecting;
-        })
-        .catch(() => undefined);
+      return this.startConnecting(name, state);
     }
     return state.connecting;
+  }
+
+  /** One attempt to start the host's session; a failure sets the back-off of the next one. */
+  private startConnecting(name: string, state: HostState): Promise<Session> {
+    const connecting = this.connect(name).then(
+      (session) => {
+        state.failures = 0;
+        state.retryAt = 0;
+        state.restarting = false;
+        delete state.lastError;
+        state.session = session;
+        return session;
+      },
+      (error: SnapguardError) => {
+        state.failures += 1;
+        state.retryAt = Date.now() + this.backoff(state.failures);
+        state.lastError = error;
+        if (state.restarting) this.restartLater(name);
+        throw error;
+      },
+    );
+    state.connecting = connecting;
+    connecting
+      .finally(() => {
+        if (state.connecting === connecting) delete state.connecting;
+      })
+      .catch(() => undefined);
+    return connecting;
+  }
+
+  /** The wait before the attempt after `failures` failed ones: 0.5 s, doubled per failure, at most 30 s. */
+  private backoff(failures: number): number {
+    return Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  /**
+   * Starts a host's session again after the back-off, in the background; a failed attempt schedules
+   * the next one (the back-off grows) until the session is back or close() is called. A call made
+   * meanwhile connects (or waits) as usual.
+   */
+  private restartLater(name: string): void {
+    const state = this.state(name);
+    if (this.closing || state.restart) return;
+    state.restart = setTimeout(() => {
+      delete state.restart;
+      if (this.closing || !state.restarting || state.session?.alive || state.connecting) return;
+      this.startConnecting(name, state).catch(() => undefined);
+    }, this.backoff(state.failures));
+    // The retries alone do not keep snapguard running.
+    state.restart.unref();
+  }
+
+  /** Whether the host has a live session (a call to it starts nothing). */
+  ready(name: string): boolean {
+    return this.states.get(name)?.session?.alive === true;
+  }
+
+  /** How many times a session to the host was started, failed attempts included. */
+  connections(name: string): number {
+    return this.states.get(name)?.connections ?? 0;
+  }
+
+  /** The hosts whose session ended and is being started again in the background. */
+  retrying(): string[] {
+    if (this.closing) return [];
+    return [...this.states].filter(([, state]) => state.restarting).map(([name]) => name);
   }
 
   /** Calls one tool on a host; the host's result comes back as it sent it. */
@@ -382,6 +452,11 @@ export class HostSessions {
   /** Ends every session and waits until their processes are gone. */
   async close(): Promise<void> {
     this.closing = true;
+    for (const state of this.states.values()) {
+      clearTimeout(state.restart);
+      delete state.restart;
+      state.restarting = false;
+    }
     const pending = [...this.states.values()];
     await Promise.all(
       pending.map(async (state) => {
