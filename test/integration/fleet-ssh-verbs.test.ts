@@ -136,6 +136,19 @@ describe.runIf(run)(
       expect(await data()).toBe('v3\n');
       await writeFile(join(volume, 'data.txt'), 'v1\n');
 
+      // --dry-run: the host says what it would snapshot; nothing runs, nothing is taken.
+      const before = (await exec('btrfs', ['subvolume', 'list', '-o', pool.mountPoint])).stdout;
+      const dry = await wrap(
+        ['--host', 'nas', '--volume', 'app', '--operation', 'deploy-dry', '--force', '--dry-run', '--json'],
+        ['sh', '-c', `echo dry > ${join(volume, 'data.txt')}`],
+      );
+      expect(dry.code, dry.stderr).toBe(0);
+      const plan = JSON.parse(dry.stdout) as { host: string; snapshots: { volume: string }[] };
+      expect(plan.host).toBe('nas');
+      expect(plan.snapshots.map((s) => s.volume)).toEqual(['app']);
+      expect(await data()).toBe('v1\n');
+      expect((await exec('btrfs', ['subvolume', 'list', '-o', pool.mountPoint])).stdout).toBe(before);
+
       // A host that is not configured: refused before anything, the command is not run.
       const marker = join(dir, 'ran');
       const unknown = await wrap(

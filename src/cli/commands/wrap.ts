@@ -88,7 +88,7 @@ async function dryRun(target: WrapTarget, command: string[], options: WrapCliOpt
     printLine(
       `would reuse ${r.existing?.name ?? 'the newest snapshot'} of ${r.volume}${where}: ${r.reason} (${REUSE_OVERRIDE.cli})`,
     );
-  printLine(`would run here: ${JSON.stringify(command)}`);
+  printLine(`would run: ${JSON.stringify(command)}${where ? ' (here, not on the host)' : ''}`);
   printLine(validate ? `would validate with: ${JSON.stringify(validate)}` : 'no validation command');
   printLine(`on failure: ${plan.onFailure}`);
   return 0;
