@@ -4,7 +4,7 @@
 // 2. list_snapshots with host "*" over 10 hosts (10 sshd instances on 127.0.0.2-11) vs the slowest
 //    of the same hosts asked alone. Needs root and /usr/sbin/sshd; skips with a note otherwise.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
@@ -25,9 +25,11 @@ import { median, percentile } from './stats.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const SSHD = '/usr/sbin/sshd';
-const ROUNDS = 100;
-const FAN_ROUNDS = 30;
-const HOSTS = 10;
+// Smaller counts for a quick check that the bench runs: FLEET_BENCH_ROUNDS=5 FLEET_BENCH_FAN_ROUNDS=2 FLEET_BENCH_HOSTS=3.
+const count = (name, fallback) => Number(process.env[name] ?? fallback);
+const ROUNDS = count('FLEET_BENCH_ROUNDS', 100);
+const FAN_ROUNDS = count('FLEET_BENCH_FAN_ROUNDS', 30);
+const HOSTS = count('FLEET_BENCH_HOSTS', 10);
 const ms = (x) => `${x.toFixed(2)} ms`;
 const lines = ['## Several hosts over OpenSSH', ''];
 
@@ -222,16 +224,58 @@ try {
     return n.reduce((a, b) => a + b, 0) - idle;
   };
   const tick = 10; // ms per jiffy (USER_HZ 100)
+  // The CPU of the bench's own processes, by /proc/<pid>/stat (utime + stime, in jiffies): the
+  // host side (each sshd listener's session processes: sshd, the forced command's snapguard) and
+  // the ssh clients this process started. Unlike the machine's busy time, nothing else running on
+  // the machine is counted. The sessions are warm, so the same processes live through a profile.
+  const processes = () => {
+    const all = new Map();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        all.set(Number(entry), {
+          ppid: Number(fields[1]),
+          cpu: Number(fields[11]) + Number(fields[12]),
+          cmdline,
+        });
+      } catch {
+        // Ended while we looked.
+      }
+    }
+    return all;
+  };
+  const benchCpu = () => {
+    const all = processes();
+    const underSshd = (pid) => {
+      for (let p = all.get(pid)?.ppid; p !== undefined && p > 1; p = all.get(p)?.ppid)
+        if (sshdPids.includes(p)) return true;
+      return false;
+    };
+    let hostSide = 0;
+    let sshClients = 0;
+    for (const [pid, info] of all) {
+      if (underSshd(pid)) hostSide += info.cpu;
+      else if (info.ppid === process.pid && info.cmdline.includes(join(dir, 'key'))) sshClients += info.cpu;
+    }
+    return { hostSide, sshClients };
+  };
   const profile = async (fn, rounds) => {
     const cpu0 = process.cpuUsage();
     const busy0 = busy();
+    const bench0 = benchCpu();
     const t0 = performance.now();
     for (let i = 0; i < rounds; i++) await fn();
     const wall = (performance.now() - t0) / rounds;
     const cpu = process.cpuUsage(cpu0);
+    const bench1 = benchCpu();
     return {
       wall,
       controller: (cpu.user + cpu.system) / 1000 / rounds,
+      hosts: ((bench1.hostSide - bench0.hostSide) * tick) / rounds,
+      ssh: ((bench1.sshClients - bench0.sshClients) * tick) / rounds,
       machine: ((busy() - busy0) * tick) / rounds,
     };
   };
@@ -245,7 +289,7 @@ try {
   );
   const slowest = Math.max(...Object.values(single).map(median));
   lines.push(
-    `list_snapshots with \`host: "*"\` over ${HOSTS} hosts (10 sshd on 127.0.0.2-11, warm sessions), ${FAN_ROUNDS} rounds interleaved with each host alone:`,
+    `list_snapshots with \`host: "*"\` over ${HOSTS} hosts (${HOSTS} sshd on 127.0.0.2-${HOSTS + 1}, warm sessions), ${FAN_ROUNDS} rounds interleaved with each host alone:`,
     '',
     '| call | median | p95 |',
     '|---|---|---|',
@@ -254,18 +298,18 @@ try {
     '',
     `Fan-out / slowest single host: ${(median(fan) / slowest).toFixed(2)}× (target ≤ 1.5×). The hosts' snapguard processes share this machine's ${
       cpus().length
-    } cores, so ten answers in parallel compete for CPU here in a way separate hosts would not.`,
+    } cores, so ${HOSTS} answers in parallel compete for CPU here in a way separate hosts would not.`,
     '',
-    `Where the time goes (mean per call over ${FAN_ROUNDS} calls; machine CPU is all processes' busy time from /proc/stat, so other work on the machine is counted too):`,
+    `Where the time goes (mean per call over ${FAN_ROUNDS} calls). Controller CPU: this process (process.cpuUsage: the client sessions, the merge, output validation). Host processes: every process under the ${HOSTS} sshd listeners (the session sshd and the host's snapguard), from /proc/<pid>/stat. ssh clients: the controller's ssh processes. Machine CPU: all busy time from /proc/stat, other work on the machine included. Bench CPU / cores near the wall time means the call waits for CPU:`,
     '',
-    '| call | wall | controller CPU | machine CPU | machine CPU / cores |',
-    '|---|---|---|---|---|',
+    '| call | wall | controller CPU | host processes CPU | ssh clients CPU | bench CPU / cores | machine CPU | machine CPU / cores |',
+    '|---|---|---|---|---|---|---|---|',
     ...[
       ['one host (h0)', oneProfile],
       [`fan-out over ${HOSTS} hosts`, fanProfile],
     ].map(
       ([name, p]) =>
-        `| ${name} | ${ms(p.wall)} | ${ms(p.controller)} | ${ms(p.machine)} | ${ms(p.machine / cpus().length)} |`,
+        `| ${name} | ${ms(p.wall)} | ${ms(p.controller)} | ${ms(p.hosts)} | ${ms(p.ssh)} | ${ms((p.controller + p.hosts + p.ssh) / cpus().length)} | ${ms(p.machine)} | ${ms(p.machine / cpus().length)} |`,
     ),
   );
 } finally {

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../core/config.js';
+import { loadConfig, LOCAL_HOST, type Config } from '../core/config.js';
 import { SnapguardError, type ErrorCode } from '../core/errors.js';
 // Type only: the session code (MCP client, schema validation) is loaded when --host names another
 // host, so a verb run here does not read it at start-up.
 import type { HostSessions } from '../mcp/transports/hosts.js';
-import { READ_ONLY_TOOLS } from '../shared/read-only-tools.js';
 import { confirmOnTerminal } from './confirm.js';
 import { printJson, printLine } from './output.js';
 
@@ -12,6 +11,14 @@ export interface HostOptions {
   host?: string;
   config?: string;
   json?: boolean;
+}
+
+/** Adds --host to a verb that only acts on the host it runs on: another host is refused (refuseOtherHost). */
+export function withHereOnlyHost(command: Command, verb: string): Command {
+  return command.option(
+    '--host <name>',
+    `only this host (or "local"): ${verb} acts on the host it runs on; for another host the error gives the command to run there`,
+  );
 }
 
 /** Adds --host: the verb runs on that host (from hosts: in the configuration) through its snapguard. */
@@ -32,6 +39,52 @@ export async function remoteTarget(
   if (isLocalHost(config, options.host)) return undefined;
   new HostSessions(config.hosts).entry(options.host);
   return { config, host: options.host };
+}
+
+/**
+ * This verb's words as the user typed them, without --host (and without the controller's --config
+ * when that option names the controller's file, not the host's).
+ */
+function wordsWithout(verb: string, dropConfig: boolean): string[] {
+  const args = process.argv.slice(2);
+  const words = args.slice(Math.max(0, args.indexOf(verb)));
+  const dropped = dropConfig ? ['--host', '--config', '-c'] : ['--host'];
+  const kept: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    if (dropped.includes(word)) i += 1;
+    else if (!dropped.some((option) => word.startsWith(`${option}=`))) kept.push(word);
+  }
+  return kept;
+}
+
+/**
+ * For a verb that acts on the host it runs on (init writes that host's configuration, units its
+ * systemd units, demo builds its sandbox there): --host naming another host is refused before
+ * anything is done, with the command that runs the verb on that host itself. --host naming this
+ * host changes nothing. `hostSideConfig`: the verb's --config names a file of the host (then the
+ * hosts are read from the configuration found without it).
+ */
+export async function refuseOtherHost(
+  options: HostOptions,
+  verb: string,
+  what: string,
+  hostSideConfig: boolean,
+): Promise<void> {
+  const name = options.host;
+  if (name === undefined) return;
+  const { commandOnHost, isLocalHost } = await import('../mcp/transports/hosts.js');
+  const config = await loadConfig({ explicit: hostSideConfig ? undefined : options.config }).catch(
+    () => undefined,
+  );
+  if (isLocalHost(config ?? { host: LOCAL_HOST }, name)) return;
+  const entry = config && Object.hasOwn(config.hosts, name) ? config.hosts[name] : undefined;
+  const command = commandOnHost(entry?.command ?? [], wordsWithout(verb, !hostSideConfig));
+  throw new SnapguardError(
+    'NOT_SUPPORTED',
+    `${verb} ${what}: --host does not run it on ${name} from here; nothing was done.`,
+    `Run it on ${name} itself: \`${command}\`${entry ? '' : ` (on ${name})`}.`,
+  );
 }
 
 /** Runs work with one session per host and closes them all (their processes end) afterwards. */
@@ -60,14 +113,7 @@ export async function callRemote(
   tool: string,
   args: Record<string, unknown>,
 ): Promise<RemoteAnswer> {
-  const entry = sessions.entry(host);
-  if (entry.readOnly && !READ_ONLY_TOOLS.has(tool)) {
-    throw new SnapguardError(
-      'READ_ONLY_MODE',
-      `Host "${host}" is read-only through this snapguard (hosts.${host}.readOnly: true).`,
-      `Run the command on ${host} itself, or remove readOnly from hosts.${host} in the configuration.`,
-    );
-  }
+  sessions.checkOffered(host, tool);
   const result = await sessions.callTool(host, tool, args);
   if (result.isError) {
     const { failureOfResult } = await import('../mcp/transports/hosts.js');

@@ -2,6 +2,7 @@ import type { Deps } from './deps.js';
 import { SnapguardError, toSnapguardError } from './errors.js';
 import { recover, resolveUnfinishedRecoveries, type RecoverContext } from './recovery/recover.js';
 import type { RecoverResult } from './recovery/schemas.js';
+import type { CreateSnapshotResult } from './schemas.js';
 import { completeOperation, createSnapshots } from './snapshots.js';
 
 export interface WrapOptions {
@@ -123,27 +124,53 @@ async function runStep(
   }
 }
 
+/** A snapshot request of wrap, as create_snapshot takes it. */
+export interface WrapSnapshotRequest {
+  volumes: string[];
+  type: 'pre-deploy' | 'pre-change';
+  operation: string;
+  force: boolean;
+  dryRun?: boolean;
+}
+
 /**
- * `snapguard wrap`: snapshot, run the command, validate, record the outcome; with autoRollback a
- * failure rolls every snapshotted volume back without asking (the flag is the consent).
+ * Where the volumes of a wrap live. The command always runs here; the snapshots, the outcome and
+ * the rollback happen where the data is: this host (localWrapTarget), or another host through its
+ * own tools and its own gate (the CLI builds that one for --host).
  */
-export async function runWrap(
-  deps: Deps,
-  options: WrapOptions,
-  context: RecoverContext = {},
-): Promise<WrapResult> {
-  if (options.command.length === 0) {
-    throw new SnapguardError(
-      'BAD_INPUT',
-      'wrap needs a command after --.',
-      'Example: snapguard wrap --volume containers --operation deploy -- docker compose up -d',
-    );
-  }
-  const warnings: string[] = [];
+export interface WrapTarget {
+  /** Finishes (or undoes) interrupted recoveries of the volumes; says what was done. */
+  prepare(volumes: string[]): Promise<string[]>;
+  snapshot(request: WrapSnapshotRequest): Promise<CreateSnapshotResult>;
+  complete(operationId: string, outcome: 'success' | 'failed', notes: string): Promise<void>;
+  /** Rolls every volume of the operation back; autoRollback is the consent. */
+  rollback(operationId: string, reason: string): Promise<RecoverResult>;
+}
+
+/** The volumes of this host, through its own deps. */
+export function localWrapTarget(deps: Deps, context: RecoverContext = {}): WrapTarget {
+  return {
+    prepare: async (volumes) =>
+      (await resolveUnfinishedRecoveries(deps, { volumes, context })).map(
+        (resolved) => `interrupted recovery ${resolved.recoveryId}: ${resolved.action} (${resolved.detail})`,
+      ),
+    snapshot: (request) => createSnapshots(deps, request),
+    complete: async (operationId, outcome, notes) => {
+      await completeOperation(deps, { operationId, outcome, notes });
+    },
+    // Reused snapshots belong to the operation too: one recovery brings every volume back.
+    rollback: (operationId, reason) =>
+      recover(deps, { operationId, mode: 'rollback', reason }, { ...context, skipChanges: true }),
+  };
+}
+
+type WrapSnapshots = Pick<WrapResult, 'operationId' | 'snapshots' | 'warnings'>;
+
+/** Step 1: the snapshots (new ones, and the recent ones minInterval reuses as rollback points). */
+async function takeSnapshots(target: WrapTarget, options: WrapOptions): Promise<WrapSnapshots> {
   // An interrupted recovery of these volumes is finished (or undone) before anything new starts.
-  for (const resolved of await resolveUnfinishedRecoveries(deps, { volumes: options.volumes, context }))
-    warnings.push(`interrupted recovery ${resolved.recoveryId}: ${resolved.action} (${resolved.detail})`);
-  const created = await createSnapshots(deps, {
+  const warnings = await target.prepare(options.volumes);
+  const created = await target.snapshot({
     volumes: options.volumes,
     type: options.deploy ? 'pre-deploy' : 'pre-change',
     operation: options.operation,
@@ -160,70 +187,94 @@ export async function runWrap(
       `${skip.volume}: no new snapshot (${skip.reason}); a rollback goes back to ${skip.existing?.name ?? 'nothing'}`,
     );
   warnings.push(...created.warnings);
+  return { operationId: created.operationId, snapshots, warnings };
+}
 
-  const command = await runStep(
-    deps,
-    options.command,
-    options.commandTimeoutSeconds ?? 3600,
-    Boolean(options.inheritOutput),
-  );
-  let validation: StepRun | undefined;
-  if (command.ok && options.validate?.length) {
-    validation = await runStep(
-      deps,
-      options.validate,
-      options.validateTimeoutSeconds ?? 300,
-      Boolean(options.inheritOutput),
+/** Step 2: the command, then the validation when the command succeeded. */
+async function runSteps(
+  deps: Deps,
+  options: WrapOptions,
+): Promise<{ command: StepRun; validation?: StepRun }> {
+  const inherit = Boolean(options.inheritOutput);
+  const command = await runStep(deps, options.command, options.commandTimeoutSeconds ?? 3600, inherit);
+  if (!command.ok || !options.validate?.length) return { command };
+  const validation = await runStep(deps, options.validate, options.validateTimeoutSeconds ?? 300, inherit);
+  return { command, validation };
+}
+
+function failureOf(steps: { command: StepRun; validation?: StepRun }): WrapResult['failure'] {
+  if (!steps.command.ok) return 'command-failed';
+  return steps.validation && !steps.validation.ok ? 'validation-failed' : undefined;
+}
+
+/** The note the operation's snapshots get with their outcome. */
+function outcomeNotes(options: WrapOptions, steps: { command: StepRun; validation?: StepRun }): string {
+  const { command, validation } = steps;
+  const failure = failureOf(steps);
+  if (failure === 'command-failed')
+    return `wrap: \`${options.command.join(' ')}\` exited with ${command.exitCode}`;
+  if (failure === 'validation-failed')
+    return `wrap: validation \`${validation?.argv.join(' ')}\` exited with ${validation?.exitCode}`;
+  return `wrap: \`${options.command.join(' ')}\` succeeded${validation ? ' and validated' : ''}`;
+}
+
+/** Step 4: the rollback of a failed change; its error is reported, not thrown (the command already ran). */
+async function rollBack(
+  target: WrapTarget,
+  operationId: string,
+  failure: NonNullable<WrapResult['failure']>,
+): Promise<Pick<WrapResult, 'rollback' | 'rollbackError'>> {
+  try {
+    return { rollback: await target.rollback(operationId, failure) };
+  } catch (error) {
+    const e = toSnapguardError(error);
+    // wrap is run from the CLI: its report speaks CLI.
+    return { rollbackError: { code: e.code, message: e.message, hint: e.hintFor('cli') } };
+  }
+}
+
+function exitCodeOf(steps: { command: StepRun; validation?: StepRun }): number {
+  if (!steps.command.ok) return steps.command.exitCode || 1;
+  if (steps.validation && !steps.validation.ok) return steps.validation.exitCode || 1;
+  return 0;
+}
+
+/**
+ * `snapguard wrap`: snapshot, run the command, validate, record the outcome; with autoRollback a
+ * failure rolls every snapshotted volume back without asking (the flag is the consent). The
+ * volumes are this host's unless a target says otherwise (wrap --host).
+ */
+export async function runWrap(
+  deps: Deps,
+  options: WrapOptions,
+  context: RecoverContext = {},
+  target: WrapTarget = localWrapTarget(deps, context),
+): Promise<WrapResult> {
+  if (options.command.length === 0) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'wrap needs a command after --.',
+      'Example: snapguard wrap --volume containers --operation deploy -- docker compose up -d',
     );
   }
-  const failure = !command.ok
-    ? 'command-failed'
-    : validation && !validation.ok
-      ? 'validation-failed'
-      : undefined;
+  const { operationId, snapshots, warnings } = await takeSnapshots(target, options);
+  const steps = await runSteps(deps, options);
+  const failure = failureOf(steps);
   const outcome = failure ? 'failed' : 'success';
-  if (snapshots.length > 0) {
-    await completeOperation(deps, {
-      operationId: created.operationId,
-      outcome,
-      notes: failure
-        ? failure === 'command-failed'
-          ? `wrap: \`${options.command.join(' ')}\` exited with ${command.exitCode}`
-          : `wrap: validation \`${validation?.argv.join(' ')}\` exited with ${validation?.exitCode}`
-        : `wrap: \`${options.command.join(' ')}\` succeeded${validation ? ' and validated' : ''}`,
-    });
-  }
-  let rollback: RecoverResult | undefined;
-  let rollbackError: WrapResult['rollbackError'];
-  if (failure && options.autoRollback && snapshots.length > 0) {
-    try {
-      // Reused snapshots belong to the operation too: one recovery brings every volume back.
-      rollback = await recover(
-        deps,
-        { operationId: created.operationId, mode: 'rollback', reason: failure },
-        { ...context, skipChanges: true },
-      );
-    } catch (error) {
-      const e = toSnapguardError(error);
-      // wrap is run from the CLI: its report speaks CLI.
-      rollbackError = { code: e.code, message: e.message, hint: e.hintFor('cli') };
-    }
-  }
-  const exitCode = !command.ok
-    ? command.exitCode || 1
-    : validation && !validation.ok
-      ? validation.exitCode || 1
-      : 0;
+  if (snapshots.length > 0) await target.complete(operationId, outcome, outcomeNotes(options, steps));
+  const rolledBack =
+    failure && options.autoRollback && snapshots.length > 0
+      ? await rollBack(target, operationId, failure)
+      : {};
   return {
-    operationId: created.operationId,
+    operationId,
     snapshots,
-    command,
-    ...(validation ? { validation } : {}),
+    command: steps.command,
+    ...(steps.validation ? { validation: steps.validation } : {}),
     outcome,
     ...(failure ? { failure } : {}),
-    ...(rollback ? { rollback } : {}),
-    ...(rollbackError ? { rollbackError } : {}),
+    ...rolledBack,
     warnings,
-    exitCode,
+    exitCode: exitCodeOf(steps),
   };
 }

@@ -8,6 +8,7 @@ import type { HealthCheckResult } from '../core/health/schemas.js';
 import type { OrchestrateResult } from '../core/orchestrate/schema.js';
 import type { ListSnapshotsResult } from '../core/schemas.js';
 import { LOCAL_HOST } from '../core/config.js';
+import { readOnlyRefusal } from '../shared/read-only-tools.js';
 import { askToProceed, clientCanElicit } from './confirm.js';
 import { sendProgress } from './progress.js';
 import { errorResult, okResult } from './result.js';
@@ -150,25 +151,6 @@ function forwardProgress(
   };
 }
 
-function checkHost(
-  hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
-  name: string,
-  tool: string,
-): void {
-  const entry = hosts.entry(name);
-  if (entry.readOnly && !readOnlyTools.has(tool)) {
-    throw new SnapguardError(
-      'READ_ONLY_MODE',
-      `Host "${name}" is read-only through this snapguard (hosts.${name}.readOnly: true): ${tool} is not offered there.`,
-      {
-        mcp: `Use the read-only tools (list_snapshots, health_check, file_versions, ...) with host "${name}", or ask the user to run ${tool} on that host itself.`,
-        cli: `Run the command on ${name} itself, or remove readOnly from hosts.${name} in the configuration.`,
-      },
-    );
-  }
-}
-
 /** The answers of every host asked, put together for the tool's client. */
 function fanOutResult(
   tool: string,
@@ -230,13 +212,12 @@ async function callOneHost(
   server: McpServer,
   deps: Deps,
   hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
   tool: string,
   host: string,
   rest: Record<string, unknown>,
   extra: Parameters<RequestHandler>[1],
 ): Promise<CallToolResult> {
-  checkHost(hosts, readOnlyTools, host, tool);
+  hosts.checkOffered(host, tool);
   const options = { signal: extra.signal, onprogress: forwardProgress(extra, '', host) };
   const result = await hosts.callTool(host, tool, rest, options);
   const plan = confirmationAsked(result);
@@ -276,6 +257,166 @@ async function callOneHost(
 }
 
 /**
+ * On a snapguard whose own configuration says readOnly: true, a call to one of its tools that
+ * change something (not registered there) is refused with READ_ONLY_MODE and what to do, instead
+ * of the SDK's "tool not found": a controller passes that answer on unchanged, with `host` added.
+ */
+export function installReadOnlyRefusal(
+  server: McpServer,
+  deps: Deps,
+  registered: ReadonlySet<string>,
+  every: ReadonlySet<string>,
+): void {
+  const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
+    ._requestHandlers;
+  const inner = handlers.get('tools/call');
+  if (!inner) throw new Error('installReadOnlyRefusal must run after the tools are registered');
+  handlers.set('tools/call', async (request, extra) => {
+    const tool = request.params?.name ?? '';
+    if (registered.has(tool) || !every.has(tool)) return inner(request, extra);
+    return errorResult(readOnlyRefusal(deps.config.host, tool, 'own'));
+  });
+}
+
+/** What the routing of one server works with: its hosts and the SDK's own tools/call handler. */
+interface Routing {
+  server: McpServer;
+  deps: Deps;
+  hosts: HostSessions;
+  /** The SDK's handler: runs a tool here. */
+  inner: RequestHandler;
+  registered: ReadonlySet<string>;
+}
+
+type CallRequest = Parameters<RequestHandler>[0];
+type CallExtra = Parameters<RequestHandler>[1];
+
+const hostList = (routing: Routing) => [LOCAL_HOST, ...routing.hosts.names()].join(', ');
+
+/** The tool run here, its progress joining the call's one sequence under this host's name. */
+async function callHere(
+  routing: Routing,
+  args: Record<string, unknown>,
+  request: CallRequest,
+  extra: CallExtra,
+  sequence: ProgressSequence,
+): Promise<CallToolResult> {
+  const forward = forwardProgress(extra, `${LOCAL_HOST}: `, LOCAL_HOST, sequence);
+  const local: CallExtra = {
+    ...extra,
+    sendNotification: async (notification) => {
+      if (notification.method !== 'notifications/progress') return extra.sendNotification(notification);
+      const params = notification.params as { progress: number; total?: number; message?: string };
+      forward?.(params);
+    },
+  };
+  return (await routing.inner(
+    { ...request, params: { ...request.params, arguments: args } },
+    local,
+  )) as CallToolResult;
+}
+
+/** One host's answer in a fan-out: its result, or its error (it does not fail the call). */
+async function askHost<T>(
+  routing: Routing,
+  host: string,
+  tool: string,
+  args: Record<string, unknown>,
+  request: CallRequest,
+  extra: CallExtra,
+  sequence: ProgressSequence,
+): Promise<HostAnswer<T>> {
+  try {
+    let result: CallToolResult;
+    if (host === LOCAL_HOST) result = await callHere(routing, args, request, extra, sequence);
+    else {
+      routing.hosts.checkOffered(host, tool);
+      result = await routing.hosts.callTool(host, tool, args, {
+        signal: extra.signal,
+        onprogress: forwardProgress(extra, `${host}: `, host, sequence),
+      });
+    }
+    if (result.isError) return { host, error: failureOfResult(result) };
+    return { host, result: (result.structuredContent ?? {}) as T };
+  } catch (error) {
+    const failure = toSnapguardError(error);
+    return { host, error: { code: failure.code, message: failure.message, hint: failure.hintFor('mcp') } };
+  }
+}
+
+/** The hosts a fan-out asks: "*" is this host (when it has volumes) and every other; a list as given. */
+function fanOutTargets(routing: Routing, tool: string, host: '*' | string[]): string[] {
+  const { deps, hosts } = routing;
+  if (!FAN_OUT.has(tool))
+    throw badHost(
+      `${tool} runs on exactly one host; host "*" is for list_snapshots, health_check and orchestrate.`,
+      `Call ${tool} once per host, naming it: one of ${hostList(routing)}.`,
+    );
+  if (Array.isArray(host) && tool !== 'orchestrate')
+    throw badHost(
+      `A list of hosts is for orchestrate; ${tool} takes one host or "*".`,
+      'Pass host: "*" or one name.',
+    );
+  const targets =
+    host === '*'
+      ? [...(Object.keys(deps.config.volumes).length > 0 ? [LOCAL_HOST] : []), ...hosts.names()]
+      : [...new Set(host.map((name) => (isLocalHost(deps.config, name) ? LOCAL_HOST : name)))];
+  for (const name of targets) if (name !== LOCAL_HOST) hosts.entry(name);
+  if (targets.length === 0)
+    throw badHost(
+      'No host to ask: this configuration has no volumes and no hosts.',
+      'Add volumes or hosts: to the configuration.',
+    );
+  return targets;
+}
+
+async function fanOut(
+  routing: Routing,
+  tool: string,
+  host: '*' | string[],
+  args: Record<string, unknown>,
+  request: CallRequest,
+  extra: CallExtra,
+): Promise<CallToolResult> {
+  const targets = fanOutTargets(routing, tool, host);
+  // Every host's progress goes to the client as one sequence, each message prefixed with its host.
+  const sequence = progressSequence();
+  const answers = await Promise.all(
+    targets.map((name) => askHost(routing, name, tool, args, request, extra, sequence)),
+  );
+  return fanOutResult(tool, answers, args, routing.deps.clock());
+}
+
+/** One tools/call, sent where its `host` says. */
+async function routeCall(routing: Routing, request: CallRequest, extra: CallExtra): Promise<unknown> {
+  const tool = request.params?.name ?? '';
+  const args = request.params?.arguments;
+  if (!args || !Object.hasOwn(args, 'host') || !routing.registered.has(tool))
+    return routing.inner(request, extra);
+  const { host, ...rest } = args;
+  try {
+    if (host === undefined || (typeof host === 'string' && isLocalHost(routing.deps.config, host)))
+      return await routing.inner(
+        { ...request, params: { ...request.params, name: tool, arguments: rest } },
+        extra,
+      );
+    if (host === '*' || Array.isArray(host)) {
+      if (Array.isArray(host) && !host.every((name) => typeof name === 'string'))
+        throw badHost('host must be a host name, "*" or a list of names.', `Hosts: ${hostList(routing)}.`);
+      return await fanOut(routing, tool, host as '*' | string[], rest, request, extra);
+    }
+    if (typeof host !== 'string')
+      throw badHost(
+        'host must be a host name (or "*" where a tool says so).',
+        `Hosts: ${hostList(routing)}.`,
+      );
+    return await callOneHost(routing.server, routing.deps, routing.hosts, tool, host, rest, extra);
+  } catch (error) {
+    return errorResult(error);
+  }
+}
+
+/**
  * Routes every tools/call by its `host` argument: this host (none, "local" or its own name) runs
  * the tool here; a name from `hosts:` passes the call, as it came, through that host's session and
  * its own gate, and adds `host` to what comes back; "*" (and a list, for orchestrate) asks every
@@ -286,109 +427,12 @@ export function installHostRouting(
   server: McpServer,
   deps: Deps,
   hosts: HostSessions,
-  readOnlyTools: ReadonlySet<string>,
   registered: ReadonlySet<string>,
 ): void {
   const handlers = (server.server as unknown as { _requestHandlers: Map<string, RequestHandler> })
     ._requestHandlers;
   const inner = handlers.get('tools/call');
   if (!inner) throw new Error('installHostRouting must run after the tools are registered');
-
-  const hostList = () => [LOCAL_HOST, ...hosts.names()].join(', ');
-
-  const answer = async <T>(
-    host: string,
-    tool: string,
-    args: Record<string, unknown>,
-    request: Parameters<RequestHandler>[0],
-    extra: Parameters<RequestHandler>[1],
-    sequence: ProgressSequence,
-  ): Promise<HostAnswer<T>> => {
-    try {
-      let result: CallToolResult;
-      if (host === LOCAL_HOST) {
-        // This host's own progress joins the same sequence as the others', named like them.
-        const forward = forwardProgress(extra, `${LOCAL_HOST}: `, LOCAL_HOST, sequence);
-        const local: Parameters<RequestHandler>[1] = {
-          ...extra,
-          sendNotification: async (notification) => {
-            if (notification.method !== 'notifications/progress') return extra.sendNotification(notification);
-            const params = notification.params as { progress: number; total?: number; message?: string };
-            forward?.(params);
-          },
-        };
-        result = (await inner(
-          { ...request, params: { ...request.params, arguments: args } },
-          local,
-        )) as CallToolResult;
-      } else {
-        checkHost(hosts, readOnlyTools, host, tool);
-        result = await hosts.callTool(host, tool, args, {
-          signal: extra.signal,
-          onprogress: forwardProgress(extra, `${host}: `, host, sequence),
-        });
-      }
-      if (result.isError) return { host, error: failureOfResult(result) };
-      return { host, result: (result.structuredContent ?? {}) as T };
-    } catch (error) {
-      const failure = toSnapguardError(error);
-      return { host, error: { code: failure.code, message: failure.message, hint: failure.hintFor('mcp') } };
-    }
-  };
-
-  const fanOut = async (
-    tool: string,
-    host: '*' | string[],
-    args: Record<string, unknown>,
-    request: Parameters<RequestHandler>[0],
-    extra: Parameters<RequestHandler>[1],
-  ): Promise<CallToolResult> => {
-    if (!FAN_OUT.has(tool))
-      throw badHost(
-        `${tool} runs on exactly one host; host "*" is for list_snapshots, health_check and orchestrate.`,
-        `Call ${tool} once per host, naming it: one of ${hostList()}.`,
-      );
-    if (Array.isArray(host) && tool !== 'orchestrate')
-      throw badHost(
-        `A list of hosts is for orchestrate; ${tool} takes one host or "*".`,
-        'Pass host: "*" or one name.',
-      );
-    const targets =
-      host === '*'
-        ? [...(Object.keys(deps.config.volumes).length > 0 ? [LOCAL_HOST] : []), ...hosts.names()]
-        : [...new Set(host.map((name) => (isLocalHost(deps.config, name) ? LOCAL_HOST : name)))];
-    for (const name of targets) if (name !== LOCAL_HOST) hosts.entry(name);
-    if (targets.length === 0)
-      throw badHost(
-        'No host to ask: this configuration has no volumes and no hosts.',
-        'Add volumes or hosts: to the configuration.',
-      );
-    // Every host's progress goes to the client as one sequence, each message prefixed with its host.
-    const sequence = progressSequence();
-    const answers = await Promise.all(
-      targets.map((name) => answer(name, tool, args, request, extra, sequence)),
-    );
-    return fanOutResult(tool, answers, args, deps.clock());
-  };
-
-  handlers.set('tools/call', async (request, extra) => {
-    const tool = request.params?.name ?? '';
-    const args = request.params?.arguments;
-    if (!args || !Object.hasOwn(args, 'host') || !registered.has(tool)) return inner(request, extra);
-    const { host, ...rest } = args;
-    try {
-      if (host === undefined || (typeof host === 'string' && isLocalHost(deps.config, host)))
-        return await inner({ ...request, params: { ...request.params, name: tool, arguments: rest } }, extra);
-      if (host === '*' || Array.isArray(host)) {
-        if (Array.isArray(host) && !host.every((name) => typeof name === 'string'))
-          throw badHost('host must be a host name, "*" or a list of names.', `Hosts: ${hostList()}.`);
-        return await fanOut(tool, host as '*' | string[], rest, request, extra);
-      }
-      if (typeof host !== 'string')
-        throw badHost('host must be a host name (or "*" where a tool says so).', `Hosts: ${hostList()}.`);
-      return await callOneHost(server, deps, hosts, readOnlyTools, tool, host, rest, extra);
-    } catch (error) {
-      return errorResult(error);
-    }
-  });
+  const routing: Routing = { server, deps, hosts, inner, registered };
+  handlers.set('tools/call', (request, extra) => routeCall(routing, request, extra));
 }

@@ -7,7 +7,7 @@ import { installSyncOutputValidation } from './output-validation.js';
 import { registerPrompts } from './prompts.js';
 import { registerResources } from './resources.js';
 import { registerTools, tools as toolEntries } from './tools/index.js';
-import { installHostRouting } from './fleet.js';
+import { installHostRouting, installReadOnlyRefusal } from './fleet.js';
 import { HostSessions } from './transports/hosts.js';
 
 export const INSTRUCTIONS = [
@@ -45,14 +45,13 @@ export function createServer(deps: Deps, options: { hosts?: HostSessions } = {})
     },
   );
   const tools = registerTools(server, deps);
+  if (deps.config.readOnly)
+    installReadOnlyRefusal(server, deps, new Set(tools), new Set(toolEntries.map((tool) => tool.name)));
   // One session per other host, opened on first use and kept while this server lives.
   const hosts =
     options.hosts ??
     (Object.keys(deps.config.hosts).length > 0 ? new HostSessions(deps.config.hosts) : undefined);
-  if (hosts) {
-    const readOnlyTools = new Set(toolEntries.filter((tool) => tool.readOnly).map((tool) => tool.name));
-    installHostRouting(server, deps, hosts, readOnlyTools, new Set(tools));
-  }
+  if (hosts) installHostRouting(server, deps, hosts, new Set(tools));
   const { idle } = installAudit(server, deps.logger);
   installCompactToolList(server);
   installSyncOutputValidation(server);

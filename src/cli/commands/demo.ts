@@ -1,9 +1,11 @@
 import { Command, Option } from 'commander';
 import { cleanDemoSandbox, keptSandboxes, runDemo, type DemoStep } from '../../core/demo.js';
 import { action, withCommon, type CommonOptions } from '../common.js';
+import { refuseOtherHost, withHereOnlyHost } from '../remote.js';
 import { printJson, printLine } from '../output.js';
 
 interface DemoOptions extends CommonOptions {
+  host?: string;
   backend: 'auto' | 'btrfs' | 'dir';
   keep?: boolean;
   clean?: string | boolean;
@@ -23,23 +25,27 @@ async function clean(options: DemoOptions): Promise<number> {
 }
 
 export function demoCommand(): Command {
-  return withCommon(
-    new Command('demo')
-      .description(
-        'run the whole story on a throwaway sandbox (no configuration needed): btrfs on a loop image as root, else copy-based snapshots',
-      )
-      .addOption(
-        new Option('--backend <backend>', 'force the sandbox backend')
-          .choices(['auto', 'btrfs', 'dir'])
-          .default('auto'),
-      )
-      .option('--keep', 'keep the sandbox and a configuration to continue with; prints the next commands')
-      .option(
-        '--clean [sandbox]',
-        'remove a sandbox kept by --keep (unmount its image, remove the folder); all of them without a folder',
-      ),
+  return withHereOnlyHost(
+    withCommon(
+      new Command('demo')
+        .description(
+          'run the whole story on a throwaway sandbox (no configuration needed): btrfs on a loop image as root, else copy-based snapshots',
+        )
+        .addOption(
+          new Option('--backend <backend>', 'force the sandbox backend')
+            .choices(['auto', 'btrfs', 'dir'])
+            .default('auto'),
+        )
+        .option('--keep', 'keep the sandbox and a configuration to continue with; prints the next commands')
+        .option(
+          '--clean [sandbox]',
+          'remove a sandbox kept by --keep (unmount its image, remove the folder); all of them without a folder',
+        ),
+    ),
+    'demo',
   ).action(
     action(async (options: DemoOptions) => {
+      await refuseOtherHost(options, 'demo', 'builds its sandbox on the host it runs on', false);
       if (options.clean !== undefined) return clean(options);
       const steps: DemoStep[] = [];
       const result = await runDemo({ backend: options.backend, keep: Boolean(options.keep) }, (step) => {

@@ -5,9 +5,11 @@ import { runEnvironmentChecks, worstStatus, type DoctorCheck } from '../../core/
 import { runDoctor } from '../../core/doctor.js';
 import { configExists, proposeConfig, writeProposal, type InitProposal } from '../../core/init.js';
 import { action, collect, loadDeps, withCommon, type CommonOptions } from '../common.js';
+import { refuseOtherHost, withHereOnlyHost } from '../remote.js';
 import { printJson, printLine } from '../output.js';
 
 interface InitOptions extends CommonOptions {
+  host?: string;
   dryRun?: boolean;
   force?: boolean;
   under?: string[];
@@ -45,21 +47,26 @@ function summary(proposal: InitProposal): string[] {
 }
 
 export function initCommand(): Command {
-  return withCommon(
-    new Command('init')
-      .description(
-        'write snapguard.yaml for this host: its btrfs subvolumes and ZFS datasets with ids, tiers, snapshot folders and minIntervals, then run doctor on it',
-      )
-      .option('-n, --dry-run', 'print the proposed file, write nothing')
-      .option('-f, --force', 'replace an existing configuration file')
-      .option('--under <dir>', 'only filesystems mounted at or below this folder (repeatable)', collect)
-      .option('--context-dir <dir>', 'contextDir to write (default: ~/.claude/context)')
-      .option(
-        '--state-dir <dir>',
-        'stateDir to write (default: /var/lib/snapguard as root, ~/.local/state/snapguard otherwise)',
-      ),
+  return withHereOnlyHost(
+    withCommon(
+      new Command('init')
+        .description(
+          'write snapguard.yaml for this host: its btrfs subvolumes and ZFS datasets with ids, tiers, snapshot folders and minIntervals, then run doctor on it',
+        )
+        .option('-n, --dry-run', 'print the proposed file, write nothing')
+        .option('-f, --force', 'replace an existing configuration file')
+        .option('--under <dir>', 'only filesystems mounted at or below this folder (repeatable)', collect)
+        .option('--context-dir <dir>', 'contextDir to write (default: ~/.claude/context)')
+        .option(
+          '--state-dir <dir>',
+          'stateDir to write (default: /var/lib/snapguard as root, ~/.local/state/snapguard otherwise)',
+        ),
+    ),
+    'init',
   ).action(
     action(async (options: InitOptions) => {
+      // --config names the file to write on the host: the hosts come from the configuration found without it.
+      await refuseOtherHost(options, 'init', 'writes the configuration of the host it runs on', true);
       // The file to write: --config, else ./snapguard.yaml (not the search order of the other verbs:
       // init creates a file, it does not look for one).
       const configFile = resolve(options.config ?? 'snapguard.yaml');

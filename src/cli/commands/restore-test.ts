@@ -16,7 +16,7 @@ import {
   type CommonOptions,
 } from '../common.js';
 import { printJson, printLine, renderTable } from '../output.js';
-import { runOnHost, withHost, type HostOptions } from '../remote.js';
+import { refuseOtherHost, runOnHost, withHereOnlyHost, withHost, type HostOptions } from '../remote.js';
 import type { HealthStatus } from '../../core/health/schemas.js';
 import { noProgressOption, quietOption, startProgress, type ProgressSwitches } from '../progress.js';
 
@@ -35,6 +35,7 @@ interface HealthOptions extends CommonOptions, HostOptions {
 
 interface UnitsOptions extends CommonOptions {
   write?: string;
+  host?: string;
   command?: string[];
   dryRun?: boolean;
   install?: boolean;
@@ -167,7 +168,7 @@ export function healthCommand(): Command {
 }
 
 export function unitsCommand(): Command {
-  return new Command('units')
+  return withHereOnlyHost(new Command('units'), 'units')
     .description('print (or --write) systemd units: a monthly restore test and an hourly health check')
     .option('-c, --config <file>', 'configuration file the units pass to snapguard')
     .option('--write <dir>', 'write the unit files to this folder (e.g. /etc/systemd/system)')
@@ -177,6 +178,8 @@ export function unitsCommand(): Command {
     .option('-n, --dry-run', 'with --write: list the files it would write, write nothing')
     .action(
       action(async (options: UnitsOptions) => {
+        // --config is the host's file the units pass on: the hosts come from the configuration found without it.
+        await refuseOtherHost(options, 'units', 'writes the systemd units of the host it runs on', true);
         if (options.install) options.write ??= '/etc/systemd/system';
         const units = renderUnits({
           command: options.command?.length ? options.command : runningCommand(),

@@ -8,6 +8,7 @@ import { SnapguardError, toSnapguardError } from '../../core/errors.js';
 import { shellQuote } from '../../core/fleet.js';
 import { startOwnedProcess, type OwnedProcess } from '../../core/processes.js';
 import { VERSION } from '../../core/version.js';
+import { READ_ONLY_TOOLS, readOnlyRefusal } from '../../shared/read-only-tools.js';
 
 /** One entry of `hosts:`. */
 export interface HostEntry {
@@ -25,16 +26,18 @@ const STDERR_TAIL = 4096;
 /** ssh options that take a value (`-p 22`, `-o X=Y`): the destination is the first word that is neither. */
 const SSH_OPTIONS_WITH_VALUE = new Set('BbcDEeFIiJLlmOoPpQRSWw'.split(''));
 
-/**
- * The argv to run for a host. ssh joins the words after the destination into one string that the
- * remote user's shell reads, so `[ssh, nas, snapguard, mcp, --config, "/etc/my dir/x.yaml"]`
- * would arrive split at the space: each of those words is quoted for that shell, so every word
- * arrives as written. (With a forced command the remote side ignores them.) Other commands run
- * as given, without a shell.
- */
-export function commandToRun(argv: readonly string[]): string[] {
+/** An ssh argv taken apart: its options (each with its value), the destination, the remote words. */
+interface SshWords {
+  file: string;
+  options: string[][];
+  destination: string;
+  remote: string[];
+}
+
+function splitSsh(argv: readonly string[]): SshWords | undefined {
   const [file, ...args] = argv;
-  if (file === undefined || !/(^|\/)ssh$/.test(file)) return [...argv];
+  if (file === undefined || !/(^|\/)ssh$/.test(file)) return undefined;
+  const options: string[][] = [];
   let i = 0;
   while (i < args.length) {
     const word = args[i] as string;
@@ -46,11 +49,41 @@ export function commandToRun(argv: readonly string[]): string[] {
     const letters = word.slice(1);
     // -p22 carries its value; -p 22 takes the next word; -Tv are flags only.
     const valueAt = [...letters].findIndex((letter) => SSH_OPTIONS_WITH_VALUE.has(letter));
-    i += valueAt === letters.length - 1 ? 2 : 1;
+    const size = valueAt === letters.length - 1 ? 2 : 1;
+    options.push(args.slice(i, i + size));
+    i += size;
   }
-  const destination = i;
-  if (destination >= args.length) return [...argv];
-  return [file, ...args.slice(0, destination + 1), ...args.slice(destination + 1).map(shellQuote)];
+  const destination = args[i];
+  if (destination === undefined) return undefined;
+  return { file, options, destination, remote: args.slice(i + 1) };
+}
+
+/**
+ * The argv to run for a host. ssh joins the words after the destination into one string that the
+ * remote user's shell reads, so `[ssh, nas, snapguard, mcp, --config, "/etc/my dir/x.yaml"]`
+ * would arrive split at the space: each of those words is quoted for that shell, so every word
+ * arrives as written. (With a forced command the remote side ignores them.) Other commands run
+ * as given, without a shell.
+ */
+export function commandToRun(argv: readonly string[]): string[] {
+  const ssh = splitSsh(argv);
+  if (!ssh) return [...argv];
+  const local = argv.length - ssh.remote.length;
+  return [...argv.slice(0, local), ...ssh.remote.map(shellQuote)];
+}
+
+/** ssh options that say where to log in (port, user, jump host); the key and the rest stay out. */
+const LOGIN_OPTIONS = new Set(['-p', '-l', '-J']);
+
+/**
+ * How a person runs `snapguard WORDS` on a host: over ssh to the same destination (port, user and
+ * jump host kept; not the key, whose forced command only speaks MCP), else the words alone.
+ */
+export function commandOnHost(argv: readonly string[], words: readonly string[]): string {
+  const ssh = splitSsh(argv);
+  if (!ssh) return showCommand(['snapguard', ...words]);
+  const login = ssh.options.filter((option) => LOGIN_OPTIONS.has(option[0]?.slice(0, 2) ?? ''));
+  return showCommand(['ssh', ...login.flat(), ssh.destination, 'snapguard', ...words]);
 }
 
 /**
@@ -149,6 +182,11 @@ interface HostState {
   failures: number;
   retryAt: number;
   lastError?: SnapguardError;
+  /** Sessions started (attempts included). */
+  connections: number;
+  /** A session of this host ended: it is being started again in the background until it is back. */
+  restarting: boolean;
+  restart?: NodeJS.Timeout;
 }
 
 export interface HostSessionsOptions {
@@ -182,8 +220,9 @@ export function isLocalHost(config: Pick<Config, 'host'>, name: string | undefin
 }
 
 /**
- * One MCP client session per configured host: started on first use, kept open, started again on
- * the next call after it ended (a failed start waits a growing backoff first), closed with close().
+ * One MCP client session per configured host: started on first use, kept open, started again in
+ * the background after it ended (a failed start waits a growing back-off before the next), closed
+ * with close(), which also stops those restarts.
  */
 export class HostSessions {
   private readonly states = new Map<string, HostState>();
@@ -219,10 +258,19 @@ export class HostSessions {
     return entry;
   }
 
+  /**
+   * Refuses a tool a host does not offer through this snapguard: with readOnly in the host's entry,
+   * every tool that changes something. (A host read-only by its own configuration refuses on its side.)
+   */
+  checkOffered(name: string, tool: string): void {
+    if (this.entry(name).readOnly && !READ_ONLY_TOOLS.has(tool))
+      throw readOnlyRefusal(name, tool, 'controller');
+  }
+
   private state(name: string): HostState {
     let state = this.states.get(name);
     if (!state) {
-      state = { failures: 0, retryAt: 0 };
+      state = { failures: 0, retryAt: 0, connections: 0, restarting: false };
       this.states.set(name, state);
     }
     return state;
@@ -241,13 +289,22 @@ export class HostSessions {
     const transport = new CommandTransport(entry.command);
     const client = new Client({ name: 'snapguard-controller', version: VERSION }, { capabilities: {} });
     const session: Session = { client, transport, alive: true };
+    const state = this.state(name);
+    state.connections += 1;
+    let established = false;
     client.onclose = () => {
       session.alive = false;
-      const state = this.states.get(name);
-      if (state?.session === session) delete state.session;
+      if (state.session === session) delete state.session;
+      // A session that was up and ended (the host rebooted, its snapguard or ssh died): started
+      // again in the background, so the next call finds it ready.
+      if (established && !this.closing) {
+        state.restarting = true;
+        this.restartLater(name);
+      }
     };
     try {
       await client.connect(transport, { timeout: this.options.connectTimeoutMs });
+      established = true;
     } catch (error) {
       await transport.close().catch(() => undefined);
       const code = (error as NodeJS.ErrnoException).code;
@@ -275,30 +332,75 @@ export class HostSessions {
           { mcp: state.lastError.hintFor('mcp'), cli: state.lastError.hintFor('cli') },
         );
       }
-      state.connecting = this.connect(name).then(
-        (session) => {
-          state.failures = 0;
-          state.retryAt = 0;
-          delete state.lastError;
-          state.session = session;
-          return session;
-        },
-        (error: SnapguardError) => {
-          state.failures += 1;
-          state.retryAt =
-            Date.now() +
-            Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** (state.failures - 1));
-          state.lastError = error;
-          throw error;
-        },
-      );
-      state.connecting
-        .finally(() => {
-          delete state.connecting;
-        })
-        .catch(() => undefined);
+      return this.startConnecting(name, state);
     }
     return state.connecting;
+  }
+
+  /** One attempt to start the host's session; a failure sets the back-off of the next one. */
+  private startConnecting(name: string, state: HostState): Promise<Session> {
+    const connecting = this.connect(name).then(
+      (session) => {
+        state.failures = 0;
+        state.retryAt = 0;
+        state.restarting = false;
+        delete state.lastError;
+        state.session = session;
+        return session;
+      },
+      (error: SnapguardError) => {
+        state.failures += 1;
+        state.retryAt = Date.now() + this.backoff(state.failures);
+        state.lastError = error;
+        if (state.restarting) this.restartLater(name);
+        throw error;
+      },
+    );
+    state.connecting = connecting;
+    connecting
+      .finally(() => {
+        if (state.connecting === connecting) delete state.connecting;
+      })
+      .catch(() => undefined);
+    return connecting;
+  }
+
+  /** The wait before the attempt after `failures` failed ones: 0.5 s, doubled per failure, at most 30 s. */
+  private backoff(failures: number): number {
+    return Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  /**
+   * Starts a host's session again after the back-off, in the background; a failed attempt schedules
+   * the next one (the back-off grows) until the session is back or close() is called. A call made
+   * meanwhile connects (or waits) as usual.
+   */
+  private restartLater(name: string): void {
+    const state = this.state(name);
+    if (this.closing || state.restart) return;
+    state.restart = setTimeout(() => {
+      delete state.restart;
+      if (this.closing || !state.restarting || state.session?.alive || state.connecting) return;
+      this.startConnecting(name, state).catch(() => undefined);
+    }, this.backoff(state.failures));
+    // The retries alone do not keep snapguard running.
+    state.restart.unref();
+  }
+
+  /** Whether the host has a live session (a call to it starts nothing). */
+  ready(name: string): boolean {
+    return this.states.get(name)?.session?.alive === true;
+  }
+
+  /** How many times a session to the host was started, failed attempts included. */
+  connections(name: string): number {
+    return this.states.get(name)?.connections ?? 0;
+  }
+
+  /** The hosts whose session ended and is being started again in the background. */
+  retrying(): string[] {
+    if (this.closing) return [];
+    return [...this.states].filter(([, state]) => state.restarting).map(([name]) => name);
   }
 
   /** Calls one tool on a host; the host's result comes back as it sent it. */
@@ -350,6 +452,11 @@ export class HostSessions {
   /** Ends every session and waits until their processes are gone. */
   async close(): Promise<void> {
     this.closing = true;
+    for (const state of this.states.values()) {
+      clearTimeout(state.restart);
+      delete state.restart;
+      state.restarting = false;
+    }
     const pending = [...this.states.values()];
     await Promise.all(
       pending.map(async (state) => {
