@@ -197,7 +197,8 @@ async function checkNestedLayout(
     request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
   const layout = await nestedLayout(deps, volume, touched, signal);
   target.nestedAll = layout.all;
-  if (layout.mounts.length > 0) throw mountsRefusal(volume, layout.mounts, request.mode);
+  if (layout.mounts.length > 0)
+    throw mountsRefusal(volume, layout.mounts, request.mode, target.snapshot.name);
   if (request.mode === 'files') {
     const wholeTree = (request.paths ?? []).some((p) => normaliseRelativePath(p) === '.');
     if (!wholeTree) {
