@@ -198,6 +198,49 @@ describe('the CLI', () => {
     }
   });
 
+  it('-n means --dry-run on every verb that has a dry run, and nothing else on any verb', async () => {
+    /** The verbs a help page lists under Commands:, without help itself. */
+    const verbsOf = (help: string) =>
+      (help.split('\nCommands:\n')[1] ?? '')
+        .split('\n')
+        .map((line) => /^ {2}(\S+)/.exec(line)?.[1])
+        .filter((verb): verb is string => verb !== undefined && verb !== 'help');
+    const top = await snapguard(['--help']);
+    // Each verb's help page, and each sub-verb's where a verb has them (snapshot create, list).
+    const pages: { leaf: string; help: string }[] = [];
+    for (const verb of verbsOf(top.stdout)) {
+      const help = (await snapguard([verb, '--help'])).stdout;
+      const sub = verbsOf(help);
+      if (sub.length === 0) pages.push({ leaf: verb, help });
+      for (const child of sub)
+        pages.push({ leaf: `${verb} ${child}`, help: (await snapguard([verb, child, '--help'])).stdout });
+    }
+    const withDryRun: string[] = [];
+    for (const { leaf, help } of pages) {
+      const options = [...help.matchAll(/^ {2}(?:(-\w), )?(--[\w-]+)/gm)].map((m) => ({
+        short: m[1],
+        long: m[2],
+      }));
+      for (const option of options) {
+        if (option.short === '-n') expect(option.long, leaf).toBe('--dry-run');
+        if (option.long === '--dry-run') expect(option.short, leaf).toBe('-n');
+      }
+      if (options.some((o) => o.long === '--dry-run')) withDryRun.push(leaf);
+    }
+    expect(withDryRun).toEqual(
+      expect.arrayContaining([
+        'snapshot create',
+        'complete',
+        'init',
+        'recover',
+        'wrap',
+        'prune',
+        'pin',
+        'units',
+      ]),
+    );
+  });
+
   it('dry run changes nothing', async () => {
     const before = await readFile(join(dir, 'ctx', 'backup-history.json'), 'utf8');
     const dry = await snapguard(['snapshot', 'create', 'data', '--dry-run', '--config', config]);
