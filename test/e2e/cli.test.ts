@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireComponents } from '../helpers/env.js';
 import { runBuiltCli } from '../helpers/cli.js';
+import { connect, textOf } from '../helpers/mcp.js';
+import { buildConfig } from '../../src/core/config.js';
+import { createDeps } from '../../src/core/deps.js';
+import { silentLogger } from '../../src/core/logger.js';
 
 const snapguard = (args: string[], cwd?: string) => runBuiltCli(args, { cwd, env: { SNAPGUARD_CONFIG: '' } });
 
@@ -239,6 +243,35 @@ describe('the CLI', () => {
         'units',
       ]),
     );
+  });
+
+  it('plan without what it needs names the CLI options (--host-type, --volume, --disk-size); plan_strategy names its arguments', async () => {
+    const bare = await snapguard(['plan', '--no-verify'], dir);
+    expect(bare.code).toBe(3);
+    expect(bare.stderr).toContain('--host-type: missing (laptop, server or vps)');
+    expect(bare.stderr).toContain('--volume: missing');
+    expect(bare.stderr).toContain('--disk-size: missing');
+    expect(bare.stderr).toContain('what to do: Give --host-type');
+    expect(bare.stderr).not.toContain('plan_strategy');
+    expect(bare.stderr).not.toContain('hostType');
+    const wrong = await snapguard(
+      ['plan', '--host-type', 'server', '--volume', '/srv/db:lots', '--disk-size', '1T', '--no-verify'],
+      dir,
+    );
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toMatch(/--volume \(1st\): /);
+    expect(wrong.stderr).not.toContain('plan_strategy');
+    const mcp = await connect(
+      createDeps(buildConfig({ contextDir: 'ctx', stateDir: 'state' }, dir), { logger: silentLogger() }),
+    );
+    try {
+      const overMcp = textOf(await mcp.call('plan_strategy', { disk: { size: '1T' } }));
+      expect(overMcp).toContain('hostType');
+      expect(overMcp).toContain('call again');
+      expect(overMcp).not.toContain('--host-type');
+    } finally {
+      await mcp.close();
+    }
   });
 
   it('dry run changes nothing', async () => {
