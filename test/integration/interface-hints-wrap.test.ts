@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
@@ -88,6 +88,63 @@ describe.runIf(enabled)(
         expect(result.rollbackError.hint).not.toContain('mode: files');
       } finally {
         await exec('umount', [cache]).catch(() => undefined);
+      }
+    });
+
+    it('a volume whose path is a mount point: recover --files . or the remount procedure, not mode: files', async () => {
+      const inner = await box.subvolume('mounted');
+      await writeFile(join(inner, 'app.conf'), 'good\n');
+      const mnt = join(box.dir, 'mnt', 'mounted');
+      await mkdir(mnt, { recursive: true });
+      await exec('mount', ['--bind', inner, mnt]);
+      try {
+        const mountedConfig = join(box.dir, 'mounted.yaml');
+        await writeFile(
+          mountedConfig,
+          stringify({
+            contextDir: join(box.dir, 'context'),
+            stateDir: join(box.dir, 'state'),
+            volumes: {
+              mounted: {
+                backend: 'btrfs',
+                path: mnt,
+                snapshotDir: join(box.pool.mountPoint, '.snapshots', 'mounted'),
+              },
+            },
+          }),
+        );
+        const out = await runBuiltCli(
+          [
+            'wrap',
+            '--config',
+            mountedConfig,
+            '--volume',
+            'mounted',
+            '--auto-rollback',
+            '--operation',
+            'edit-conf',
+            '--',
+            '/bin/sh',
+            '-c',
+            `echo broken > ${join(mnt, 'app.conf')}; exit 7`,
+          ],
+          { env: { SNAPGUARD_CONFIG: '' }, timeoutMs: 60_000 },
+        );
+        expect(out.code, out.stderr).toBe(7);
+        expect(out.stderr).toContain('ROLLBACK FAILED: Volume "mounted" cannot be rolled back in place');
+        const snapshot = /snapshots: (\S+) \(operation/.exec(out.stderr)![1]!;
+        expect(out.stderr).toContain(`\`snapguard recover mounted ${snapshot} --files .\``);
+        expect(out.stderr).toContain('docs/recovery.md');
+        expect(out.stderr).not.toContain('mode: files');
+        // The way the hint names works: the whole tree in files mode.
+        const files = await runBuiltCli(
+          ['recover', 'mounted', snapshot, '--files', '.', '--yes', '--config', mountedConfig],
+          { env: { SNAPGUARD_CONFIG: '' }, timeoutMs: 60_000 },
+        );
+        expect(files.code, files.stderr).toBe(0);
+        expect(await readFile(join(mnt, 'app.conf'), 'utf8')).toBe('good\n');
+      } finally {
+        await exec('umount', [mnt]).catch(() => exec('umount', ['-l', mnt]));
       }
     });
 
