@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireComponents } from '../helpers/env.js';
 import { runBuiltCli } from '../helpers/cli.js';
+import { connect, textOf } from '../helpers/mcp.js';
+import { buildConfig } from '../../src/core/config.js';
+import { createDeps } from '../../src/core/deps.js';
+import { silentLogger } from '../../src/core/logger.js';
 
 const snapguard = (args: string[], cwd?: string) => runBuiltCli(args, { cwd, env: { SNAPGUARD_CONFIG: '' } });
 
@@ -195,6 +199,78 @@ describe('the CLI', () => {
       expect(n.stderr).toContain("unknown option '-n'");
     } finally {
       await rm(own, { recursive: true, force: true });
+    }
+  });
+
+  it('-n means --dry-run on every verb that has a dry run, and nothing else on any verb', async () => {
+    /** The verbs a help page lists under Commands:, without help itself. */
+    const verbsOf = (help: string) =>
+      (help.split('\nCommands:\n')[1] ?? '')
+        .split('\n')
+        .map((line) => /^ {2}(\S+)/.exec(line)?.[1])
+        .filter((verb): verb is string => verb !== undefined && verb !== 'help');
+    const top = await snapguard(['--help']);
+    // Each verb's help page, and each sub-verb's where a verb has them (snapshot create, list).
+    const pages: { leaf: string; help: string }[] = [];
+    for (const verb of verbsOf(top.stdout)) {
+      const help = (await snapguard([verb, '--help'])).stdout;
+      const sub = verbsOf(help);
+      if (sub.length === 0) pages.push({ leaf: verb, help });
+      for (const child of sub)
+        pages.push({ leaf: `${verb} ${child}`, help: (await snapguard([verb, child, '--help'])).stdout });
+    }
+    const withDryRun: string[] = [];
+    for (const { leaf, help } of pages) {
+      const options = [...help.matchAll(/^ {2}(?:(-\w), )?(--[\w-]+)/gm)].map((m) => ({
+        short: m[1],
+        long: m[2],
+      }));
+      for (const option of options) {
+        if (option.short === '-n') expect(option.long, leaf).toBe('--dry-run');
+        if (option.long === '--dry-run') expect(option.short, leaf).toBe('-n');
+      }
+      if (options.some((o) => o.long === '--dry-run')) withDryRun.push(leaf);
+    }
+    expect(withDryRun).toEqual(
+      expect.arrayContaining([
+        'snapshot create',
+        'complete',
+        'init',
+        'recover',
+        'wrap',
+        'prune',
+        'pin',
+        'units',
+      ]),
+    );
+  });
+
+  it('plan without what it needs names the CLI options (--host-type, --volume, --disk-size); plan_strategy names its arguments', async () => {
+    const bare = await snapguard(['plan', '--no-verify'], dir);
+    expect(bare.code).toBe(3);
+    expect(bare.stderr).toContain('--host-type: missing (laptop, server or vps)');
+    expect(bare.stderr).toContain('--volume: missing');
+    expect(bare.stderr).toContain('--disk-size: missing');
+    expect(bare.stderr).toContain('what to do: Give --host-type');
+    expect(bare.stderr).not.toContain('plan_strategy');
+    expect(bare.stderr).not.toContain('hostType');
+    const wrong = await snapguard(
+      ['plan', '--host-type', 'server', '--volume', '/srv/db:lots', '--disk-size', '1T', '--no-verify'],
+      dir,
+    );
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toMatch(/--volume \(1st\): /);
+    expect(wrong.stderr).not.toContain('plan_strategy');
+    const mcp = await connect(
+      createDeps(buildConfig({ contextDir: 'ctx', stateDir: 'state' }, dir), { logger: silentLogger() }),
+    );
+    try {
+      const overMcp = textOf(await mcp.call('plan_strategy', { disk: { size: '1T' } }));
+      expect(overMcp).toContain('hostType');
+      expect(overMcp).toContain('call again');
+      expect(overMcp).not.toContain('--host-type');
+    } finally {
+      await mcp.close();
     }
   });
 

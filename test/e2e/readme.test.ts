@@ -28,7 +28,8 @@ const enabled = requireComponents(['btrfs', 'mkfs.btrfs', 'jq', 'unshare']);
 
 /**
  * Follows the README as a newcomer would, as root: the first screen (`snapguard demo`) and the
- * tour (init, snapshot create, complete, history), literally, from its fenced blocks. Two
+ * tour (init, snapshot create, complete, history, the file history, and the first protected
+ * deployment with `wrap --auto-rollback`: one that works, one rolled back), literally, from its fenced blocks. Two
  * substitutions only: `/mnt/pool` is a loop-mounted btrfs image with a subvolume `containers`,
  * and `snapguard` is the built CLI (`node dist/cli/index.js`, a shell function). The commands run
  * in a private mount namespace with a tmpfs on /var/lib and HOME in a temp folder, so the defaults
@@ -53,7 +54,7 @@ describe.runIf(enabled)('the README, followed literally', () => {
     await sandbox?.cleanup();
   });
 
-  it('first screen and tour: demo, init, snapshot create, complete, history', async () => {
+  it('first screen and tour: demo, init, snapshot create, complete, history, a protected deployment and its rollback', async () => {
     const readme = await readFile(join(root, 'README.md'), 'utf8');
     const [firstScreen] = bashBlocksAfter(readme, '**Try it**');
     const [tour] = bashBlocksAfter(readme, '## A five-minute tour');
@@ -107,6 +108,8 @@ describe.runIf(enabled)('the README, followed literally', () => {
       'diff',
       'cat',
       'recover',
+      'wrap',
+      'wrap',
     ]);
     expect(run.stdout).toContain('Demo finished: snapshot, skip, list');
     expect(run.stdout).toContain(`Wrote ${join(work, 'snapguard.yaml')}.`);
@@ -114,10 +117,38 @@ describe.runIf(enabled)('the README, followed literally', () => {
     // The history init's default contextDir points at holds the tour's completed snapshot.
     const history = JSON.parse(
       await readFile(join(home, '.claude', 'context', 'backup-history.json'), 'utf8'),
-    ) as { snapshots: { subvolume: string; operation?: string; outcome: string }[] };
+    ) as {
+      snapshots: { subvolume: string; operation?: string; outcome: string; type: string }[];
+      recoveries: {
+        subvolume: string;
+        reason?: string;
+        outcome: string;
+        mode: string;
+        destination?: string;
+      }[];
+    };
     expect(history.snapshots).toEqual([
       expect.objectContaining({ subvolume: 'containers', operation: 'deploy-immich', outcome: 'success' }),
+      // The tour's protected deployments: one that worked, one rolled back by its failed check.
+      expect.objectContaining({ operation: 'deploy-immich-v2', type: 'pre-deploy', outcome: 'success' }),
+      expect.objectContaining({ operation: 'deploy-immich-v3', type: 'pre-deploy', outcome: 'failed' }),
+      // The rollback kept the state it replaced.
+      expect.objectContaining({ subvolume: 'containers', type: 'pre-recover' }),
     ]);
+    expect(history.recoveries).toEqual([
+      expect.objectContaining({ subvolume: 'containers', mode: 'files', destination: 'beside' }),
+      expect.objectContaining({
+        subvolume: 'containers',
+        mode: 'rollback',
+        reason: 'validation-failed',
+        outcome: 'success',
+      }),
+    ]);
+    expect(run.stderr).toContain('outcome: failed (validation-failed)');
+    expect(run.stdout).toContain('deployment failed and was rolled back: image: immich:v2');
+    expect(await readFile(join(pool, 'containers', 'immich', 'compose.yml'), 'utf8')).toBe(
+      'image: immich:v2\n',
+    );
     expect(run.stdout).toMatch(/containers-pre-deploy-deploy-immich-\d{8}-\d{6}/);
     // recover --beside wrote the snapshot's version next to the original and left the original alone.
     const immich = join(pool, 'containers', 'immich');

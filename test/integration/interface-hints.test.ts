@@ -409,4 +409,24 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(error.hintFor('cli')).toContain('`snapguard snapshot list`');
     expect(error.hintFor('cli')).not.toContain('list_snapshots');
   });
+
+  it('a folder where one file is asked for: file_versions and diff_snapshots over MCP, snapguard versions and diff on the CLI', async () => {
+    const { deps, mcp, configFile } = await setup('folder', {});
+    await mkdir(join(data, 'conf.d'), { recursive: true });
+    await writeFile(join(data, 'conf.d', 'a.conf'), 'a\n');
+    const snapshot = (await createSnapshots(deps, { volumes: ['data'], type: 'manual' })).created[0]!.name;
+    const overMcp = textOf(
+      await mcp.call('read_snapshot_file', { volume: 'data', snapshot, path: 'conf.d' }),
+    );
+    expect(overMcp).toContain('[BAD_INPUT] path: "conf.d" is a folder, not a file.');
+    expect(overMcp).toContain('use file_versions or diff_snapshots to look at folders');
+    expect(overMcp).not.toContain('snapguard ');
+    const overCli = await cli(configFile, ['cat', 'data', snapshot, 'conf.d']);
+    expect(overCli.code).toBe(3);
+    expect(overCli.stderr).toContain('path: "conf.d" is a folder, not a file.');
+    expect(overCli.stderr).toContain(
+      `\`snapguard versions data conf.d\` or \`snapguard diff data ${snapshot} -- conf.d\``,
+    );
+    expect(overCli.stderr).not.toMatch(/file_versions|diff_snapshots/);
+  });
 });

@@ -155,6 +155,10 @@ describe.runIf(run)('nested subvolumes and mount points inside a volume (real bt
     expect(error.message).toMatch(/cache/);
     expect(error.message).toMatch(/Nothing was changed/);
     expect(error.hint.length).toBeGreaterThan(0);
+    // Each interface names its own way to restore the other paths.
+    expect(error.hintFor('mcp')).toContain('with mode: files');
+    expect(error.hintFor('cli')).toContain(`\`snapguard recover ${id} ${snap} --files PATH...\``);
+    expect(error.hintFor('cli')).not.toContain('mode: files');
     expect(await treeState(path)).toEqual(before);
     expect(await isSubvolume(join(path, 'cache'))).toBe(true);
     expect(await readdir(deps.config.volumes[id]!.snapshotDir)).toEqual(names);

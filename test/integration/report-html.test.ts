@@ -35,6 +35,41 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
   const snapguard = (...args: string[]) =>
     run(process.execPath, [cli, ...args, '--config', configFile], { cwd: sandbox.dir, timeout: 120_000 });
 
+  /** The share of a PNG's pixels near one colour, counted in a page of its own (the report's policy forbids fetching anything). */
+  const colorShare = (counter: Page, png: Buffer, rgb: [number, number, number]) =>
+    counter.evaluate(
+      async ([b64, color]) => {
+        // Runs in Chromium: the DOM's image and canvas classes, untyped here.
+        const web = globalThis as unknown as {
+          createImageBitmap(blob: Blob): Promise<{ width: number; height: number }>;
+          OffscreenCanvas: new (
+            w: number,
+            h: number,
+          ) => {
+            getContext(kind: '2d'): {
+              drawImage(image: unknown, x: number, y: number): void;
+              getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+            };
+          };
+        };
+        const blob = await (await fetch(`data:image/png;base64,${b64}`)).blob();
+        const bitmap = await web.createImageBitmap(blob);
+        const g = new web.OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d');
+        g.drawImage(bitmap, 0, 0);
+        const data = g.getImageData(0, 0, bitmap.width, bitmap.height).data;
+        let hits = 0;
+        for (let i = 0; i < data.length; i += 4)
+          if (
+            Math.abs(data[i]! - color[0]) < 40 &&
+            Math.abs(data[i + 1]! - color[1]) < 40 &&
+            Math.abs(data[i + 2]! - color[2]) < 40
+          )
+            hits++;
+        return hits / (data.length / 4);
+      },
+      [png.toString('base64'), rgb] as const,
+    );
+
   beforeAll(async () => {
     sandbox = await createBtrfsSandbox(512, 'report');
     const containers = await sandbox.subvolume('containers');
@@ -286,41 +321,8 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
     const failed = await page.locator('#volumes .changes-failed').first().screenshot();
     const chart = await page.locator('#restore-chart').screenshot();
     const timeline = await page.locator('#timeline').screenshot();
-    // Pixels are counted in a page of their own (the report's policy forbids fetching anything).
     const counter = await context.newPage();
-    const share = (png: Buffer, rgb: [number, number, number]) =>
-      counter.evaluate(
-        async ([b64, color]) => {
-          // Runs in Chromium: the DOM's image and canvas classes, untyped here.
-          const web = globalThis as unknown as {
-            createImageBitmap(blob: Blob): Promise<{ width: number; height: number }>;
-            OffscreenCanvas: new (
-              w: number,
-              h: number,
-            ) => {
-              getContext(kind: '2d'): {
-                drawImage(image: unknown, x: number, y: number): void;
-                getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
-              };
-            };
-          };
-          const blob = await (await fetch(`data:image/png;base64,${b64}`)).blob();
-          const bitmap = await web.createImageBitmap(blob);
-          const g = new web.OffscreenCanvas(bitmap.width, bitmap.height).getContext('2d');
-          g.drawImage(bitmap, 0, 0);
-          const data = g.getImageData(0, 0, bitmap.width, bitmap.height).data;
-          let hits = 0;
-          for (let i = 0; i < data.length; i += 4)
-            if (
-              Math.abs(data[i]! - color[0]) < 40 &&
-              Math.abs(data[i + 1]! - color[1]) < 40 &&
-              Math.abs(data[i + 2]! - color[2]) < 40
-            )
-              hits++;
-          return hits / (data.length / 4);
-        },
-        [png.toString('base64'), rgb] as const,
-      );
+    const share = (png: Buffer, rgb: [number, number, number]) => colorShare(counter, png, rgb);
     try {
       expect(await share(failed, [192, 57, 43])).toBeGreaterThan(0.05);
       expect(await share(chart, [46, 139, 87])).toBeGreaterThan(0.005);
@@ -357,8 +359,10 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
     expect(model.volumes.map((v: { volume: string }) => v.volume)).toEqual(['containers', 'media']);
   });
 
-  it('adds a section per host when the history holds entries of several hosts', async () => {
-    // Entries of a second host (as a fleet's merged history would hold them), written as a fixture.
+  // Entries of a second host (as a fleet's merged history would hold them), written as a fixture,
+  // and the report of both hosts written by the CLI; made once, for the tests that read it.
+  let fleetReport: Promise<string> | undefined;
+  const writeFleetReport = async (): Promise<string> => {
     const fleetContext = join(sandbox.dir, 'context-fleet');
     const fleetConfig = join(sandbox.dir, 'fleet.yaml');
     await writeFile(
@@ -428,9 +432,14 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
         cwd: sandbox.dir,
       },
     );
+    return join(sandbox.dir, 'fleet.html');
+  };
+
+  it('adds a hosts table when the history holds entries of several hosts', async () => {
+    const fleetFile = await (fleetReport ??= writeFleetReport());
     const fleet = await context.newPage();
     try {
-      await fleet.goto(pathToFileURL(join(sandbox.dir, 'fleet.html')).href);
+      await fleet.goto(pathToFileURL(fleetFile).href);
       const hosts = fleet.locator('#hosts tbody tr');
       expect(await hosts.count()).toBe(2);
       const mediaBox = await hosts.nth(0).locator('td').allTextContents();
@@ -465,5 +474,77 @@ describe.runIf(enabled)('snapguard report --html, opened in headless Chromium', 
     }
     // A single host's report has no host section.
     expect(await page.locator('#hosts').count()).toBe(0);
+  });
+
+  it('gives each host its own section: health with reasons, newest snapshots, restore tests, failed changes, charts', async () => {
+    const fleetFile = await (fleetReport ??= writeFleetReport());
+    const fleet = await context.newPage();
+    try {
+      await fleet.goto(pathToFileURL(fleetFile).href);
+      const sections = fleet.locator('section.host-section');
+      expect(await sections.locator('h3').allTextContents()).toEqual(['Host media-box', 'Host nas-report']);
+      const mediaBox = fleet.locator('section.host-section[data-host="media-box"]');
+      // Its health: the worst of its volumes, with the reason and the volume it is about.
+      expect(await mediaBox.locator('.host-health').first().textContent()).toMatch(/^Health: CRITICAL/);
+      expect(await mediaBox.locator('.host-health .health-reasons li').allTextContents()).toEqual([
+        'library: POOL_FULL: pool at 97%',
+      ]);
+      // Its volumes only, each with its newest snapshot, last restore test and RTO.
+      const rows = mediaBox.locator('table.host-volumes tbody tr');
+      expect(await rows.count()).toBe(2);
+      const containers = await rows.nth(0).locator('td').allTextContents();
+      expect(containers[0]).toBe('containers');
+      expect(containers[1]).toBe('-');
+      expect(containers[2]).toMatch(/^FAIL /);
+      expect(containers[3]).toBe('-');
+      const library = await rows.nth(1).locator('td').allTextContents();
+      expect(library[0]).toBe('library');
+      expect(library[1]).toMatch(/^library-pre-update-update-jellyfin-20261121-000000/);
+      expect(library[2]).toBe('never');
+      expect(library[4]).toMatch(/^CRITICAL pool 97%POOL_FULL: pool at 97%$/);
+      expect(await mediaBox.locator('.host-failed-changes li').allTextContents()).toEqual([
+        expect.stringMatching(
+          /^library: update-jellyfin: validation failed \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+        ),
+      ]);
+      // Its charts hold its entries only: a snapshot and a failed restore test.
+      expect(await mediaBox.locator('svg.timeline circle.event').count()).toBe(2);
+      expect(await mediaBox.locator('svg.timeline circle.restore-test.bad').count()).toBe(1);
+      expect(await mediaBox.locator('svg.restore-chart rect.bar.bad').count()).toBe(1);
+      expect(await mediaBox.locator('svg.restore-chart .y-axis .axis-title').textContent()).toBe('seconds');
+
+      const nas = fleet.locator('section.host-section[data-host="nas-report"]');
+      const worst = ['CRITICAL', 'WARNING', 'GOOD'].find((s) => Object.values(healthOf).includes(s));
+      expect(await nas.locator('.host-health').first().textContent()).toMatch(
+        new RegExp(`^Health: ${worst}`),
+      );
+      const nasRows = nas.locator('table.host-volumes tbody tr');
+      expect(await nasRows.locator('td:first-child').allTextContents()).toEqual(['containers', 'media']);
+      const nasContainers = await nasRows.nth(0).locator('td').allTextContents();
+      expect(nasContainers[2]).toMatch(/^PASS /);
+      expect(nasContainers[3]).toMatch(/^(< 0\.1 s|\d+(\.\d)? s|\d+ min)$/);
+      expect(await nas.locator('.host-failed-changes li').allTextContents()).toEqual([
+        expect.stringMatching(/^containers: deploy-broken: failed /),
+      ]);
+      expect(await nas.locator('svg.timeline circle.event').count()).toBe(7);
+      expect(await nas.locator('svg.restore-chart rect.bar.ok').count()).toBe(2);
+      expect(await nas.locator('svg.restore-chart line.rto').count()).toBe(1);
+      // The page-wide charts keep every host's entries.
+      expect(await fleet.locator('#timeline circle.event').count()).toBe(9);
+
+      // Screenshot: the other host's section shows its failed restore test as a red bar.
+      const chart = await mediaBox.locator('svg.restore-chart').screenshot({
+        path: join(sandbox.dir, 'fleet-media-box-chart.png'),
+      });
+      const counter = await context.newPage();
+      try {
+        const red = await colorShare(counter, chart, [192, 57, 43]);
+        expect(red).toBeGreaterThan(0.005);
+      } finally {
+        await counter.close();
+      }
+    } finally {
+      await fleet.close();
+    }
   });
 });

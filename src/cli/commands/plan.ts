@@ -65,6 +65,56 @@ function perTier(values: string[], key: 'rpo' | 'rto', into: Record<string, Reco
   }
 }
 
+/** The option that sets each plan_strategy field (a dotted path is matched before its first part). */
+const OPTION_OF: Record<string, string> = {
+  hostType: '--host-type',
+  volumes: '--volume',
+  'disk.size': '--disk-size',
+  'disk.free': '--disk-free',
+  disk: '--disk-size',
+  remote: '--remote',
+  remoteTarget: '--remote-target',
+  targets: '--rpo/--rto',
+  snapshotBudget: '--budget',
+  activitySamples: '--samples',
+  command: '--exec-start',
+  configFile: '--target-config',
+};
+
+const ordinal = (n: number) =>
+  n % 100 >= 11 && n % 100 <= 13 ? `${n}th` : `${n}${['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
+
+/** A refused plan input in the words of the CLI: the options that set each field, "missing" for an absent one. */
+function inCliWords(error: unknown, request: Record<string, unknown>): unknown {
+  const problems = isSnapguardError(error) ? (error.details?.problems as string[] | undefined) : undefined;
+  if (!isSnapguardError(error) || error.code !== 'BAD_INPUT' || !problems) return error;
+  const named = problems.map((problem) => {
+    const at = problem.indexOf(': ');
+    const path = problem.slice(0, at).split('.');
+    const two = path.slice(0, 2).join('.');
+    const key = OPTION_OF[two] ? two : path[0]!;
+    const option = OPTION_OF[key] ?? path.join('.');
+    const which =
+      key === 'volumes' && /^\d+$/.test(path[1] ?? '') ? ` (${ordinal(Number(path[1]) + 1)})` : '';
+    const value = path.reduce<unknown>(
+      (v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined),
+      request,
+    );
+    const missing =
+      value === undefined ? `missing${key === 'hostType' ? ' (laptop, server or vps)' : ''}` : '';
+    return `${option}${which}: ${missing || problem.slice(at + 2)}`;
+  });
+  return new SnapguardError(
+    'BAD_INPUT',
+    `Cannot plan with this input: ${named.join('; ')}.`,
+    {
+      mcp: error.hintFor('mcp'),
+      cli: 'Give --host-type (laptop, server or vps), a --volume PATH:SIZE[:TIER[:ID]] per volume, --disk-size and --disk-free, or the same as an --input file (docs/planning.md); nothing was changed.',
+    },
+    { details: { problems } },
+  );
+}
+
 async function depsForPlan(options: PlanOptions): Promise<Deps> {
   try {
     return await loadDeps(options);
@@ -153,7 +203,9 @@ async function makePlan(
   }
   const deps = await depsForPlan(options);
   // The planner knows this build's verbs: the program holds only the commands this call loaded.
-  return planStrategy(deps, request, { surface: 'cli' });
+  return planStrategy(deps, request, { surface: 'cli' }).catch((error: unknown) => {
+    throw inCliWords(error, request);
+  });
 }
 
 function printPlan(plan: PlanStrategyResult, options: PlanOptions, host: string | undefined): void {

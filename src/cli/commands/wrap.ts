@@ -110,9 +110,10 @@ function report(result: WrapResult, options: WrapCliOptions): void {
     say(`validation ${result.validation.ok ? 'passed' : `failed (exit ${result.validation.exitCode})`}`);
   say(`outcome: ${result.outcome}${result.failure ? ` (${result.failure})` : ''}`);
   if (result.rollback) say(`rolled back${where}: ${result.rollback.message ?? result.rollback.status}`);
-  if (result.rollbackError)
+  if (result.rollbackError) {
     say(`ROLLBACK FAILED: ${result.rollbackError.message} (${result.rollbackError.hint})`);
-  else if (result.failure && !options.autoRollback)
+    say(`to undo once that is fixed: snapguard recover --operation-id ${result.operationId}${onHost}`);
+  } else if (result.failure && !options.autoRollback)
     say(`to undo: snapguard recover --operation-id ${result.operationId}${onHost}`);
 }
 

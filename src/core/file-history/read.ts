@@ -29,15 +29,16 @@ export async function readSnapshotFile(
   const request = parseInput(ReadSnapshotFileInput, input, 'read_snapshot_file');
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await findSnapshot(deps, volume, request.snapshot, call.signal);
+  const refuse = notAFile(request);
   return withTree(
     () => openSnapshotTree(deps, volume, snapshot, call.signal),
     async (tree) => {
       const root = tree.root.toString();
-      if (normaliseRelativePath(request.path) === '.') throw notAFile(request.path, 'the snapshot root');
+      if (normaliseRelativePath(request.path) === '.') throw refuse(request.path, 'the snapshot root');
       // The snapshot stands in for both sides: the volume is not read at all.
       const { paths } = await resolveRestorePaths([request.path], root, root);
       const rel = paths[0];
-      if (rel === undefined || paths.length !== 1) throw notAFile(request.path, 'a folder');
+      if (rel === undefined || paths.length !== 1) throw refuse(request.path, 'a folder');
       const realRoot = await realpath(root);
       const real = await realpath(`${root}/${rel}`);
       if (!real.startsWith(`${realRoot}/`)) {
@@ -49,12 +50,12 @@ export async function readSnapshotFile(
       }
       // Checked before opening: opening a device or a FIFO can have effects of its own.
       const before = await stat(real, { bigint: true });
-      if (!before.isFile()) throw notAFile(rel, before.isDirectory() ? 'a folder' : 'not a regular file');
+      if (!before.isFile()) throw refuse(rel, before.isDirectory() ? 'a folder' : 'not a regular file');
       const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
       try {
         const stats = await handle.stat({ bigint: true });
         if (!stats.isFile() || stats.ino !== before.ino || stats.dev !== before.dev)
-          throw notAFile(rel, 'not a regular file');
+          throw refuse(rel, 'not a regular file');
         const hash = createHash('sha256');
         const head: Buffer[] = [];
         let kept = 0;
@@ -101,13 +102,14 @@ export async function readSnapshotFile(
   );
 }
 
-function notAFile(path: string, what: string): SnapguardError {
-  return new SnapguardError(
-    'BAD_INPUT',
-    `path: "${path}" is ${what}, not a file. Nothing was read.`,
-    'Name one regular file; use file_versions or diff_snapshots to look at folders.',
-  );
-}
+/** The refusal of a path that is no regular file, for the volume and snapshot asked about. */
+const notAFile =
+  (at: { volume: string; snapshot: string }) =>
+  (path: string, what: string): SnapguardError =>
+    new SnapguardError('BAD_INPUT', `path: "${path}" is ${what}, not a file. Nothing was read.`, {
+      mcp: 'Name one regular file; use file_versions or diff_snapshots to look at folders.',
+      cli: `Name one regular file; use \`snapguard versions ${at.volume} ${path}\` or \`snapguard diff ${at.volume} ${at.snapshot} -- ${path}\` to look at folders.`,
+    });
 
 /** Length of `bytes` without a multi-byte UTF-8 character cut off at its end. */
 function validUtf8Prefix(bytes: Buffer): number {

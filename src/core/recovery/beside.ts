@@ -76,10 +76,22 @@ function refuseInput(path: string, why: string): SnapguardError {
 export function besideSuffix(snapshot: ListedSnapshot): string {
   const created = new Date(snapshot.createdAt);
   if (Number.isNaN(created.getTime())) {
+    // An external copy cannot be restored in place: reading it is what is left.
+    const external = snapshot.location === 'external';
+    const label = external ? `external:${snapshot.name}` : snapshot.name;
+    const read = {
+      mcp: `read the file with read_snapshot_file (volume "${snapshot.volume}", snapshot "${label}")`,
+      cli: `print the file with \`snapguard cat ${snapshot.volume} ${label} PATH\``,
+    };
     throw new SnapguardError(
       'PRECONDITION_FAILED',
       `Snapshot "${snapshot.name}" has no known creation time, which names the restored copies.`,
-      'Restore in place, or read the file with read_snapshot_file.',
+      external
+        ? { mcp: `Instead, ${read.mcp}.`, cli: `Instead, ${read.cli}.` }
+        : {
+            mcp: `Restore in place (recover without destination "beside"), or ${read.mcp}.`,
+            cli: `Restore in place (\`snapguard recover ${snapshot.volume} ${label} --files PATH\`, without --beside), or ${read.cli}.`,
+          },
     );
   }
   return `.snapguard-${formatTimestamp(created)}`;

@@ -62,15 +62,20 @@ export function mountsRefusal(
   volume: VolumeConfig,
   mounts: string[],
   mode: 'rollback' | 'files',
+  snapshot = 'SNAPSHOT',
 ): SnapguardError {
+  const them = mounts.length === 1 ? 'it' : 'them';
   const shown = `${mounts.slice(0, 5).join(', ')}${mounts.length > 5 ? `, … (${mounts.length} in all)` : ''}`;
   return new SnapguardError(
     'PRECONDITION_FAILED',
     `Volume "${volume.id}": ${mounts.length === 1 ? 'a filesystem is' : 'filesystems are'} mounted under the ${mode === 'rollback' ? 'volume' : 'paths to restore'} (${shown}). ` +
       'What is mounted there is not part of the snapshot, and a mounted folder cannot be moved or replaced. Nothing was changed.',
     mode === 'rollback'
-      ? `Unmount ${mounts.length === 1 ? 'it' : 'them'} (stop what uses ${mounts.length === 1 ? 'it' : 'them'} first) and roll back again, then mount again; or restore the other paths with mode: files.`
-      : `Unmount ${mounts.length === 1 ? 'it' : 'them'} (stop what uses ${mounts.length === 1 ? 'it' : 'them'} first) and restore again, then mount again; or restore other paths that do not contain a mount point.`,
+      ? {
+          mcp: `Unmount ${them} (stop what uses ${them} first) and roll back again, then mount again; or restore the other paths with mode: files.`,
+          cli: `Unmount ${them} (stop what uses ${them} first) and roll back again, then mount again; or restore the other paths with \`snapguard recover ${volume.id} ${snapshot} --files PATH...\`.`,
+        }
+      : `Unmount ${them} (stop what uses ${them} first) and restore again, then mount again; or restore other paths that do not contain a mount point.`,
     { details: { volume: volume.id, mountPoints: mounts } },
   );
 }
@@ -118,8 +123,14 @@ export function unplaceableRefusal(
     'PRECONDITION_FAILED',
     `Volume "${volume.id}": nested subvolume${problems.length === 1 ? '' : 's'} ${shown.join(', ')}${problems.length > 5 ? ', …' : ''} cannot be carried into the restored tree: ` +
       `${snapshot} holds other content at that place, and a nested subvolume is not part of any snapshot of the volume. Nothing was changed.`,
-    'Move the nested subvolume elsewhere on the same filesystem first (mv keeps it intact), recover, then decide where it belongs; ' +
-      'or restore only the paths that do not contain it with mode: files.',
+    {
+      mcp:
+        'Move the nested subvolume elsewhere on the same filesystem first (mv keeps it intact), recover, then decide where it belongs; ' +
+        'or restore only the paths that do not contain it with mode: files.',
+      cli:
+        'Move the nested subvolume elsewhere on the same filesystem first (mv keeps it intact), recover, then decide where it belongs; ' +
+        `or restore only the paths that do not contain it with \`snapguard recover ${volume.id} ${snapshot} --files PATH...\`.`,
+    },
     { details: { volume: volume.id, nestedSubvolumes: problems.map((p) => p.path) } },
   );
 }

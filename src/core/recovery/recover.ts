@@ -47,16 +47,24 @@ interface Target {
   wholeTree?: boolean;
 }
 
-function mountPointRefusal(volume: VolumeConfig, real: string): SnapguardError {
+function mountPointRefusal(volume: VolumeConfig, real: string, snapshot: string): SnapguardError {
   const mount = mountOf(real, readMounts());
+  const remount =
+    'or follow the remount procedure in docs/recovery.md: stop the users of the mount, make a writable snapshot of the target next to it, ' +
+    'point the mount (subvol= in /etc/fstab, or `btrfs subvolume set-default` for the root filesystem) at it and remount.';
   return new SnapguardError(
     'PRECONDITION_FAILED',
     `Volume "${volume.id}" cannot be rolled back in place: its path ${volume.path} is a mount point` +
       `${mount ? ` (${mount.fsType} ${mount.source}, subvolume ${mount.root})` : ''}. A mounted path cannot be moved aside ` +
       '(the kernel refuses with EBUSY), and a subvolume created at that path would stay hidden under the mount. Nothing was changed.',
-    'Either restore in files mode over the whole tree (mode: files, paths: ["."]; the current state is kept in a pre-recover snapshot first), ' +
-      'or follow the remount procedure in docs/recovery.md: stop the users of the mount, make a writable snapshot of the target next to it, ' +
-      'point the mount (subvol= in /etc/fstab, or `btrfs subvolume set-default` for the root filesystem) at it and remount.',
+    {
+      mcp:
+        'Either restore in files mode over the whole tree (mode: files, paths: ["."]; the current state is kept in a pre-recover snapshot first), ' +
+        remount,
+      cli:
+        `Either restore in files mode over the whole tree (\`snapguard recover ${volume.id} ${snapshot} --files .\`; the current state is kept in a pre-recover snapshot first), ` +
+        remount,
+    },
     { details: { volume: volume.id, path: volume.path } },
   );
 }
@@ -173,7 +181,7 @@ async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files
       `Write the real path (${real}) in volumes.${volume.id}.path, or put the volume back at ${volume.path}.`,
     );
   }
-  if (mode === 'rollback' && isMountPoint(real)) throw mountPointRefusal(volume, real);
+  if (mode === 'rollback' && isMountPoint(real)) throw mountPointRefusal(volume, real, target.snapshot.name);
   void deps;
 }
 
@@ -197,7 +205,8 @@ async function checkNestedLayout(
     request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
   const layout = await nestedLayout(deps, volume, touched, signal);
   target.nestedAll = layout.all;
-  if (layout.mounts.length > 0) throw mountsRefusal(volume, layout.mounts, request.mode);
+  if (layout.mounts.length > 0)
+    throw mountsRefusal(volume, layout.mounts, request.mode, target.snapshot.name);
   if (request.mode === 'files') {
     const wholeTree = (request.paths ?? []).some((p) => normaliseRelativePath(p) === '.');
     if (!wholeTree) {

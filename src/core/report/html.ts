@@ -318,7 +318,7 @@ const dayTime = (ms: number, spanMs = Infinity) =>
     .slice(0, spanMs < 600_000 ? 19 : 16)
     .replace('T', ' ');
 
-function timelineSvg(list: TimelineEvent[]): string {
+function timelineSvg(list: TimelineEvent[], id = 'timeline'): string {
   const width = 960;
   const left = 130;
   const laneHeight = 36;
@@ -367,10 +367,10 @@ function timelineSvg(list: TimelineEvent[]): string {
   parts.push(
     `<g class="x-axis"><line x1="${plotLeft}" x2="${plotLeft + plotWidth}" y1="${axisY}" y2="${axisY}" class="axis"/>${ticks.join('')}<text x="${plotLeft + plotWidth / 2}" y="${axisY + 38}" class="axis-title" text-anchor="middle">time (UTC)</text></g>`,
   );
-  return `<svg id="timeline" viewBox="0 0 ${width} ${height}" role="img" aria-label="Timeline of snapshots, recoveries, restore tests and orchestrations">${parts.join('')}</svg>`;
+  return `<svg id="${id}" class="timeline" viewBox="0 0 ${width} ${height}" role="img" aria-label="Timeline of snapshots, recoveries, restore tests and orchestrations">${parts.join('')}</svg>`;
 }
 
-function restoreChartSvg(tests: RestoreTestEntry[]): string {
+function restoreChartSvg(tests: RestoreTestEntry[], id = 'restore-chart'): string {
   if (tests.length === 0)
     return '<p class="empty">No restore tests yet: run <code>snapguard restore-test</code>.</p>';
   const shown = [...tests].sort(byTime).slice(-40);
@@ -418,10 +418,10 @@ function restoreChartSvg(tests: RestoreTestEntry[]): string {
   parts.push(
     `<g class="x-axis"><text x="${plotLeft}" y="${bottom + 18}" class="tick">${escapeHtml(dayTime(Date.parse(first.timestamp), chartSpan))}</text><text x="${width - 10}" y="${bottom + 18}" class="tick" text-anchor="end">${escapeHtml(dayTime(Date.parse(last.timestamp), chartSpan))}</text><text x="${(plotLeft + width) / 2}" y="${bottom + 44}" class="axis-title" text-anchor="middle">restore tests, oldest to newest (last ${shown.length})</text></g>`,
   );
-  return `<svg id="restore-chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Restore test durations and RTO estimates in seconds">${parts.join('')}</svg>`;
+  return `<svg id="${id}" class="restore-chart" viewBox="0 0 ${width} ${height}" role="img" aria-label="Restore test durations and RTO estimates in seconds">${parts.join('')}</svg>`;
 }
 
-function table(headers: string[], rows: string[][], id: string, volumes: string[]): string {
+function table(headers: string[], rows: string[][], id: string, volumes: string[], cls?: string): string {
   const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
   const body = rows
     .map(
@@ -429,7 +429,7 @@ function table(headers: string[], rows: string[][], id: string, volumes: string[
         `<tr${volumes.length ? ` data-volume="${escapeHtml(volumes[i] ?? '')}"` : ''}>${row.map((c) => `<td>${c}</td>`).join('')}</tr>`,
     )
     .join('');
-  return `<table id="${id}"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
+  return `<table id="${id}"${cls ? ` class="${cls}"` : ''}><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
 }
 
 const CSS = `
@@ -446,7 +446,8 @@ svg{width:100%;height:auto;background:#fff;border:1px solid #dde;border-radius:6
 .event.ok,.bar.ok{fill:#2e8b57}.event.bad,.bar.bad{fill:#c0392b}.event.neutral{fill:#6c7a89}
 .rto{stroke:#d68910;stroke-width:3}.pass{color:#2e8b57;font-weight:600}.fail{color:#c0392b;font-weight:600}
 .health-good{color:#2e8b57;font-weight:600}.health-warning{color:#d68910;font-weight:600}.health-critical{color:#c0392b;font-weight:600}
-.hidden{display:none}.empty{color:#778}label{margin-right:8px}
+.host-section{margin:12px 0 24px;padding:4px 12px 12px;border-left:3px solid #dde}h3{font-size:15px;margin:12px 0 6px}
+.host-section table,.host-section svg{margin-top:8px}.hidden{display:none}.empty{color:#778}label{margin-right:8px}
 `;
 
 const SCRIPT = `
@@ -483,13 +484,13 @@ function changesCell(v: VolumeSummary): string {
   return `<span class="changes-failed">FAILED ${failedCount}</span>${others ? `, ${escapeHtml(others)}` : ''}<ul class="reasons failed-changes">${named}${more}</ul>`;
 }
 
-/** Why a volume is WARNING or CRITICAL, next to its status. */
-function reasonsList(reasons: HealthReason[]): string {
+/** Why a volume is WARNING or CRITICAL, next to its status (a host's list names the volume of each). */
+function reasonsList(reasons: (HealthReason & { volume?: string })[]): string {
   if (reasons.length === 0) return '';
   return `<ul class="reasons health-reasons">${reasons
     .map(
       (r) =>
-        `<li><span class="health-${r.severity === 'critical' ? 'critical' : 'warning'}">${escapeHtml(r.code)}</span>: ${escapeHtml(r.message)}</li>`,
+        `<li>${r.volume === undefined ? '' : `${escapeHtml(r.volume)}: `}<span class="health-${r.severity === 'critical' ? 'critical' : 'warning'}">${escapeHtml(r.code)}</span>: ${escapeHtml(r.message)}</li>`,
     )
     .join('')}</ul>`;
 }
@@ -527,84 +528,181 @@ ${table(
 `;
 }
 
-/** One self-contained page: inline CSS, SVG and a few lines of JS, nothing loaded from the network. */
-export function renderHtmlReport(history: History, model: ReportModel): string {
-  const list = events(history);
-  const volumeRows = model.volumes.map((v) => [
+/** The volume's newest snapshot and when it was taken. */
+const newestCell = (v: VolumeSummary) =>
+  `${escapeHtml(v.newestSnapshot ?? '-')}<br><small>${escapeHtml(shortTime(v.newestSnapshotAt))}</small>`;
+
+/** The last restore test's result and time, or "never". */
+const restoreTestCell = (outcome: 'pass' | 'fail' | null, at: string | null) =>
+  outcome
+    ? `<span class="${outcome}">${outcome.toUpperCase()}</span> <small>${escapeHtml(shortTime(at))}</small>`
+    : 'never';
+
+/** The newest health status, its pool usage and the reasons when it is not GOOD. */
+const healthCell = (v: VolumeSummary) =>
+  v.health
+    ? `<span class="health-${v.health.toLowerCase()}">${v.health}</span>${v.poolUsageRatio === null ? '' : ` <small>pool ${(v.poolUsageRatio * 100).toFixed(0)}%</small>`}${reasonsList(v.healthReasons)}`
+    : 'not checked';
+
+function volumesTable(model: ReportModel): string {
+  const rows = model.volumes.map((v) => [
     `<b>${escapeHtml(v.volume)}</b>${v.host ? `<br><small class="host">${escapeHtml(v.host)}</small>` : ''}`,
     String(v.snapshots),
     changesCell(v),
-    `${escapeHtml(v.newestSnapshot ?? '-')}<br><small>${escapeHtml(shortTime(v.newestSnapshotAt))}</small>`,
+    newestCell(v),
     String(v.recoveries),
-    v.lastRestoreTestOutcome
-      ? `<span class="${v.lastRestoreTestOutcome}">${v.lastRestoreTestOutcome.toUpperCase()}</span> <small>${escapeHtml(shortTime(v.lastRestoreTestAt))}</small>`
-      : 'never',
+    restoreTestCell(v.lastRestoreTestOutcome, v.lastRestoreTestAt),
     escapeHtml(formatSeconds(v.lastRtoSeconds)),
-    v.health
-      ? `<span class="health-${v.health.toLowerCase()}">${v.health}</span>${v.poolUsageRatio === null ? '' : ` <small>pool ${(v.poolUsageRatio * 100).toFixed(0)}%</small>`}${reasonsList(v.healthReasons)}`
-      : 'not checked',
+    healthCell(v),
   ]);
+  return table(
+    [
+      'volume',
+      'snapshots',
+      'changes after them (deployments, updates)',
+      'newest snapshot',
+      'recoveries',
+      'last restore test',
+      'RTO (last full test)',
+      'health (last check)',
+    ],
+    rows,
+    'volumes',
+    model.volumes.map((v) => v.volume),
+  );
+}
+
+/** Newest first; with several hosts each event names its host. */
+function eventsTable(list: TimelineEvent[], model: ReportModel): string {
   const severalHosts = model.hosts !== undefined;
-  const eventRows = [...list]
-    .reverse()
-    .map((e) => [
-      escapeHtml(shortTime(e.timestamp)),
-      ...(severalHosts ? [escapeHtml(e.host ?? model.host)] : []),
-      escapeHtml(e.kind),
-      escapeHtml(e.volume || '-'),
-      e.ok === true
-        ? '<span class="pass">ok</span>'
-        : e.ok === false
-          ? '<span class="fail">failed</span>'
-          : '-',
-      escapeHtml(e.label),
-    ]);
-  const options = [...new Set(model.volumes.map((v) => v.volume))]
-    .map((id) => `<option value="${escapeHtml(id)}">${escapeHtml(id)}</option>`)
-    .join('');
+  const newestFirst = [...list].reverse();
+  const rows = newestFirst.map((e) => [
+    escapeHtml(shortTime(e.timestamp)),
+    ...(severalHosts ? [escapeHtml(e.host ?? model.host)] : []),
+    escapeHtml(e.kind),
+    escapeHtml(e.volume || '-'),
+    e.ok === true
+      ? '<span class="pass">ok</span>'
+      : e.ok === false
+        ? '<span class="fail">failed</span>'
+        : '-',
+    escapeHtml(e.label),
+  ]);
+  return table(
+    [...(severalHosts ? ['time', 'host'] : ['time']), 'kind', 'volume', 'result', 'detail'],
+    rows,
+    'events',
+    newestFirst.map((e) => e.volume),
+  );
+}
+
+const HOST_COLUMNS = [
+  'volume',
+  'newest snapshot',
+  'last restore test',
+  'RTO (last full test)',
+  'health (last check)',
+];
+
+/** One host's own part of the page: its health and why, its volumes, its failed changes, its charts. */
+function hostSection(
+  h: HostSummary,
+  index: number,
+  model: ReportModel,
+  list: TimelineEvent[],
+  history: History,
+): string {
+  const volumes = model.volumes.filter((v) => v.host === h.host);
+  const reasons = volumes.flatMap((v) => v.healthReasons.map((r) => ({ ...r, volume: v.volume })));
+  const health = h.health
+    ? `<span class="health-${h.health.toLowerCase()}">${h.health}</span>`
+    : 'not checked';
+  const rows = volumes.map((v) => [
+    `<b>${escapeHtml(v.volume)}</b>`,
+    v.newestSnapshot ? newestCell(v) : '-',
+    restoreTestCell(v.lastRestoreTestOutcome, v.lastRestoreTestAt),
+    escapeHtml(formatSeconds(v.lastRtoSeconds)),
+    healthCell(v),
+  ]);
+  const failed = volumes
+    .flatMap((v) => v.failedChanges.map((c) => ({ ...c, volume: v.volume })))
+    .sort((a, b) => b.timestamp.localeCompare(a.timestamp))
+    .map(
+      (c) =>
+        `<li>${escapeHtml(c.volume)}: ${escapeHtml(c.operation ?? c.operationId ?? c.snapshot)}: ${escapeHtml(c.outcome.replace('_', ' '))} <small>${escapeHtml(shortTime(c.timestamp))}</small></li>`,
+    );
+  const own = list.filter((e) => (e.host ?? model.host) === h.host);
+  const tests = history.restore_tests.filter((t) => (t.host || model.host) === h.host);
+  const id = `host-${index + 1}`;
+  return `<section class="host-section" id="${id}" data-host="${escapeHtml(h.host)}">
+<h3>Host ${escapeHtml(h.host)}</h3>
+<div class="host-health">Health: ${health}${reasonsList(reasons)}</div>
+${table(
+  HOST_COLUMNS,
+  rows,
+  `${id}-volumes`,
+  volumes.map((v) => v.volume),
+  'host-volumes',
+)}
+${failed.length ? `<p>Failed changes: <span class="changes-failed">${failed.length}</span></p><ul class="reasons host-failed-changes">${failed.join('')}</ul>` : '<p>Failed changes: none</p>'}
+${own.length ? timelineSvg(own, `${id}-timeline`) : ''}
+${tests.length ? restoreChartSvg(tests, `${id}-restore-chart`) : '<p class="empty">No restore tests on this host yet.</p>'}
+</section>
+`;
+}
+
+/** The hosts table and a section per host, when the history holds entries of several hosts. */
+function hostsPart(history: History, model: ReportModel, list: TimelineEvent[]): string {
+  if (!model.hosts) return '';
+  const sections = model.hosts.map((h, i) => hostSection(h, i, model, list, history)).join('');
+  return `${hostsSection(model.hosts)}${sections}`;
+}
+
+function head(model: ReportModel): string {
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>snapguard report: ${escapeHtml(model.host)}</title>
-<style>${CSS}</style></head>
-<body>
-<h1>snapguard report: ${escapeHtml(model.host)}</h1>
+<style>${CSS}</style></head>`;
+}
+
+/** The title, the time range and a card per count. */
+function overview(model: ReportModel): string {
+  const card = (id: string, n: number, label: string) =>
+    `<div class="card" id="count-${id}"><b>${n}</b>${label}</div>`;
+  return `<h1>snapguard report: ${escapeHtml(model.host)}</h1>
 <p class="meta">Generated ${escapeHtml(shortTime(model.generatedAt))}; history from ${escapeHtml(shortTime(model.range.from))} to ${escapeHtml(shortTime(model.range.to))}.</p>
 <div class="cards">
-<div class="card" id="count-snapshots"><b>${model.counts.snapshots}</b>snapshots</div>
-<div class="card" id="count-recoveries"><b>${model.counts.recoveries}</b>recoveries</div>
-<div class="card" id="count-restore-tests"><b>${model.counts.restoreTests}</b>restore tests</div>
-<div class="card" id="count-orchestrations"><b>${model.counts.orchestrations}</b>orchestrations</div>
-</div>
-${model.hosts ? hostsSection(model.hosts) : ''}<h2>Volumes</h2>
-${table(
-  [
-    'volume',
-    'snapshots',
-    'changes after them (deployments, updates)',
-    'newest snapshot',
-    'recoveries',
-    'last restore test',
-    'RTO (last full test)',
-    'health (last check)',
-  ],
-  volumeRows,
-  'volumes',
-  model.volumes.map((v) => v.volume),
-)}
+${card('snapshots', model.counts.snapshots, 'snapshots')}
+${card('recoveries', model.counts.recoveries, 'recoveries')}
+${card('restore-tests', model.counts.restoreTests, 'restore tests')}
+${card('orchestrations', model.counts.orchestrations, 'orchestrations')}
+</div>`;
+}
+
+function volumeFilter(model: ReportModel): string {
+  const options = [...new Set(model.volumes.map((v) => v.volume))]
+    .map((id) => `<option value="${escapeHtml(id)}">${escapeHtml(id)}</option>`)
+    .join('');
+  return `<p><label for="volume-filter">Volume</label><select id="volume-filter"><option value="">all volumes</option>${options}</select></p>`;
+}
+
+/** One self-contained page: inline CSS, SVG and a few lines of JS, nothing loaded from the network. */
+export function renderHtmlReport(history: History, model: ReportModel): string {
+  const list = events(history);
+  return `${head(model)}
+<body>
+${overview(model)}
+${hostsPart(history, model, list)}<h2>Volumes</h2>
+${volumesTable(model)}
 <h2>Timeline</h2>
-<p><label for="volume-filter">Volume</label><select id="volume-filter"><option value="">all volumes</option>${options}</select></p>
+${volumeFilter(model)}
 ${timelineSvg(list)}
 <h2>Restore tests: duration and RTO estimate</h2>
 ${restoreChartSvg(history.restore_tests)}
 <h2>Events (<span id="shown-count">${list.length}</span> shown)</h2>
-${table(
-  [...(severalHosts ? ['time', 'host'] : ['time']), 'kind', 'volume', 'result', 'detail'],
-  eventRows,
-  'events',
-  [...list].reverse().map((e) => e.volume),
-)}
+${eventsTable(list, model)}
 <script>${SCRIPT}</script>
 </body></html>
 `;
