@@ -351,6 +351,113 @@ function assertArgv(file: string, args: readonly string[]): void {
   }
 }
 
+/** A command stopped by snapguard: cancelled, or over its time. */
+function stoppedError(
+  stopped: 'cancel' | 'timeout',
+  command: string,
+  timeoutMs: number,
+  stderr: string,
+): SnapguardError {
+  if (stopped === 'cancel') {
+    return new SnapguardError(
+      'CANCELLED',
+      `Cancelled while running \`${command}\`.`,
+      'Run it again when ready.',
+    );
+  }
+  return new SnapguardError(
+    'TIMEOUT',
+    `\`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped.`,
+    'Check the system for a hung device or lock; raise the timeout if the work is legitimately long.',
+    { details: { command, stderr: lastLines(stderr, 5) } },
+  );
+}
+
+/** A command that could not be started: missing (with how to install it) or not runnable. */
+function notStartedError(
+  file: string,
+  command: string,
+  error: NodeJS.ErrnoException,
+  hints: Record<string, string>,
+): SnapguardError {
+  if (error.code === 'ENOENT') {
+    return new SnapguardError(
+      'COMMAND_NOT_FOUND',
+      `\`${file}\` is not installed or not on PATH.`,
+      hints[file.split('/').pop() ?? file] ?? `Install ${file} or fix PATH.`,
+      { details: { command } },
+    );
+  }
+  return new SnapguardError(
+    'COMMAND_FAILED',
+    `\`${command}\` could not be started: ${error.message}`,
+    'Check permissions and PATH.',
+    {
+      details: { command },
+    },
+  );
+}
+
+/** A command ended by a signal snapguard did not send. */
+function signalledError(command: string, signal: NodeJS.Signals, stderr: string): SnapguardError {
+  const exitCode = signalExitCode(signal);
+  const reason = lastLines(stderr, 5);
+  return new SnapguardError(
+    'COMMAND_FAILED',
+    `\`${command}\` was ended by ${signal}${reason ? `: ${reason}` : '.'}`,
+    'Something outside snapguard stopped the command (a signal from a user, the OOM killer or a service manager).',
+    { details: { command, signal, exitCode, stderr: lastLines(stderr, 20) } },
+  );
+}
+
+/** A non-zero exit: the host's own condition (full disk, read-only...) when stderr names one. */
+function exitError(command: string, exitCode: number, stdout: string, stderr: string): SnapguardError {
+  const reason = lastLines(stderr, 5) || lastLines(stdout, 5) || 'no output';
+  // A full disk, a read-only or busy filesystem, a missing permission: the user's to fix.
+  const errno = errnoInOutput(lastLines(stderr, 5));
+  const host = errno === undefined ? undefined : fromSystemError(undefined, undefined, errno);
+  if (host) {
+    return new SnapguardError(
+      host.code,
+      `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
+      hintOf(host),
+      {
+        details: { command, exitCode, errno, stderr: lastLines(stderr, 20) },
+      },
+    );
+  }
+  return new SnapguardError(
+    'COMMAND_FAILED',
+    `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
+    'Read the command error above; it comes from the tool snapguard drives.',
+    { details: { command, exitCode, stderr: lastLines(stderr, 20) } },
+  );
+}
+
+/** Why a finished command counts as failed; undefined when it succeeded. */
+function failureOf(
+  file: string,
+  command: string,
+  result: BufferedResult,
+  hints: Record<string, string>,
+  okExitCodes: readonly number[],
+): SnapguardError | undefined {
+  const { stdout, stderr } = result;
+  if (result.overflow) {
+    return new SnapguardError(
+      'COMMAND_FAILED',
+      `\`${command}\` wrote more than ${MAX_OUTPUT_BYTES / 1024 ** 2} MiB to ${result.overflow} and was stopped.`,
+      'Narrow what the command is asked for (a path, a filter) so its output stays smaller.',
+      { details: { command, stderr: lastLines(stderr, 5) } },
+    );
+  }
+  if (result.error) return notStartedError(file, command, result.error, hints);
+  if (result.exitCode === null && result.signal) return signalledError(command, result.signal, stderr);
+  const exitCode = result.exitCode ?? 0;
+  if (exitCode !== 0 && !okExitCodes.includes(exitCode)) return exitError(command, exitCode, stdout, stderr);
+  return undefined;
+}
+
 export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
   const defaultTimeoutMs = factoryOptions.defaultTimeoutMs ?? 120_000;
   const hints = { ...defaultInstallHints, ...factoryOptions.installHints };
@@ -375,81 +482,11 @@ export function createExec(factoryOptions: ExecFactoryOptions = {}): Exec {
     const result = await run.finished;
     const durationMs = performance.now() - started;
     const { stdout, stderr } = result;
-    if (stopped === 'cancel') {
-      throw new SnapguardError(
-        'CANCELLED',
-        `Cancelled while running \`${command}\`.`,
-        'Run it again when ready.',
-      );
-    }
-    if (stopped === 'timeout') {
-      throw new SnapguardError(
-        'TIMEOUT',
-        `\`${command}\` did not finish within ${Math.round(timeoutMs / 1000)} s and was stopped.`,
-        'Check the system for a hung device or lock; raise the timeout if the work is legitimately long.',
-        { details: { command, stderr: lastLines(stderr, 5) } },
-      );
-    }
-    if (result.overflow) {
-      throw new SnapguardError(
-        'COMMAND_FAILED',
-        `\`${command}\` wrote more than ${MAX_OUTPUT_BYTES / 1024 ** 2} MiB to ${result.overflow} and was stopped.`,
-        'Narrow what the command is asked for (a path, a filter) so its output stays smaller.',
-        { details: { command, stderr: lastLines(stderr, 5) } },
-      );
-    }
-    if (result.error) {
-      if (result.error.code === 'ENOENT') {
-        throw new SnapguardError(
-          'COMMAND_NOT_FOUND',
-          `\`${file}\` is not installed or not on PATH.`,
-          hints[file.split('/').pop() ?? file] ?? `Install ${file} or fix PATH.`,
-          { details: { command } },
-        );
-      }
-      throw new SnapguardError(
-        'COMMAND_FAILED',
-        `\`${command}\` could not be started: ${result.error.message}`,
-        'Check permissions and PATH.',
-        {
-          details: { command },
-        },
-      );
-    }
-    if (result.exitCode === null && result.signal) {
-      const exitCode = signalExitCode(result.signal);
-      const reason = lastLines(stderr, 5);
-      throw new SnapguardError(
-        'COMMAND_FAILED',
-        `\`${command}\` was ended by ${result.signal}${reason ? `: ${reason}` : '.'}`,
-        'Something outside snapguard stopped the command (a signal from a user, the OOM killer or a service manager).',
-        { details: { command, signal: result.signal, exitCode, stderr: lastLines(stderr, 20) } },
-      );
-    }
-    const exitCode = result.exitCode ?? 0;
-    if (exitCode !== 0 && !(options.okExitCodes ?? []).includes(exitCode)) {
-      const reason = lastLines(stderr, 5) || lastLines(stdout, 5) || 'no output';
-      // A full disk, a read-only or busy filesystem, a missing permission: the user's to fix.
-      const errno = errnoInOutput(lastLines(stderr, 5));
-      const host = errno === undefined ? undefined : fromSystemError(undefined, undefined, errno);
-      if (host) {
-        throw new SnapguardError(
-          host.code,
-          `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
-          hintOf(host),
-          {
-            details: { command, exitCode, errno, stderr: lastLines(stderr, 20) },
-          },
-        );
-      }
-      throw new SnapguardError(
-        'COMMAND_FAILED',
-        `\`${command}\` failed with exit code ${exitCode}: ${reason}`,
-        'Read the command error above; it comes from the tool snapguard drives.',
-        { details: { command, exitCode, stderr: lastLines(stderr, 20) } },
-      );
-    }
-    return { command, stdout, stderr, exitCode, durationMs };
+    if (stopped === 'cancel' || stopped === 'timeout')
+      throw stoppedError(stopped, command, timeoutMs, stderr);
+    const failure = failureOf(file, command, result, hints, options.okExitCodes ?? []);
+    if (failure) throw failure;
+    return { command, stdout, stderr, exitCode: result.exitCode ?? 0, durationMs };
   };
 }
 

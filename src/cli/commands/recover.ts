@@ -81,6 +81,92 @@ async function recoverOnHost(
   });
 }
 
+/** The recover request the arguments describe; --beside without --files is refused. */
+function recoverRequest(volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) {
+  const files = Boolean(options.files?.length || options.filesBase64?.length);
+  const paths = {
+    ...(options.files?.length ? { paths: options.files } : {}),
+    ...(options.filesBase64?.length ? { pathsBase64: options.filesBase64 } : {}),
+  };
+  if (options.beside && !files) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      '--beside restores paths: it needs --files.',
+      'Add --files PATH... with the files or folders to write beside their originals.',
+    );
+  }
+  return {
+    ...(volume ? { volume } : {}),
+    ...(snapshot ? { snapshot } : {}),
+    ...(options.operationId ? { operationId: options.operationId } : {}),
+    mode: files ? ('files' as const) : ('rollback' as const),
+    ...paths,
+    ...(options.beside ? { destination: 'beside' as const } : {}),
+    ...(options.reason ? { reason: options.reason } : {}),
+    dryRun: Boolean(options.dryRun),
+  };
+}
+
+/** Runs the recovery on this host, asking on the terminal unless --yes or confirm: never. */
+async function recoverHere(
+  options: RecoverOptions,
+  request: ReturnType<typeof recoverRequest>,
+): Promise<RecoverResult> {
+  const deps = await loadDeps(options);
+  const progress = await startProgress('recover', options);
+  return recover(deps, request, {
+    onProgress: countSteps(progress.update),
+    skipChanges: Boolean(options.yes),
+    confirm: async ({ plan, summary }) => {
+      if (options.yes || deps.config.confirm === 'never') return true;
+      // The plan goes to stderr with --json so stdout stays one JSON document.
+      if (options.json) process.stderr.write(`${summary}\n`);
+      else printPlan(summary);
+      const yes = await confirmOnTerminal('Proceed with this recovery?');
+      return yes ? true : { status: 'declined', plan };
+    },
+  }).finally(progress.stop);
+}
+
+/** A dry run's change summary per volume and its steps. */
+function printDryRunPlan(plan: NonNullable<RecoverResult['plan']>): void {
+  for (const item of plan.volumes) {
+    const c = item.changes;
+    if (!c) continue;
+    printLine(`${item.volume} -> ${item.snapshot} (${c.method}, ${c.durationSeconds} s):`);
+    for (const [label, list] of [
+      ['added', c.added],
+      ['removed', c.removed],
+      ['modified', c.modified],
+      ['metadata only', c.metadataOnly],
+    ] as const) {
+      printLine(`  ${label}: ${list.count}`);
+      for (const path of list.first) printLine(`    ${path}`);
+      if (list.first.length < list.count)
+        printLine(`    ... ${list.count - list.first.length} more (truncated)`);
+    }
+  }
+  printLine('Steps:');
+  plan.steps.forEach((s, i) => printLine(`  ${i + 1}. ${s}`));
+}
+
+/** Prints the result and returns the exit code. */
+function reportRecover(result: RecoverResult, options: RecoverOptions): number {
+  if (result.status === 'planned' && result.written && !options.json) {
+    printLine(result.message ?? 'Dry run: nothing was written.');
+    for (const item of result.written) printLine(`  would write ${displayPath(Buffer.from(item.fullPath))}`);
+    return 0;
+  }
+  if (result.status === 'planned' && !options.json && result.plan) printDryRunPlan(result.plan);
+  if (options.json) printJson(result);
+  else printRecoverResult(result);
+  // Recovered, but something after it went wrong (the history write): a warning.
+  if (result.status === 'recovered') return result.warnings?.length ? 1 : 0;
+  if (result.status === 'planned') return 0;
+  if (result.status === 'failed') return 2;
+  return 1;
+}
+
 export function recoverCommand(): Command {
   return withHost(
     withCommon(
@@ -111,80 +197,10 @@ export function recoverCommand(): Command {
     ),
   ).action(
     action(async (volume: string | undefined, snapshot: string | undefined, options: RecoverOptions) => {
-      const files = Boolean(options.files?.length || options.filesBase64?.length);
-      const paths = {
-        ...(options.files?.length ? { paths: options.files } : {}),
-        ...(options.filesBase64?.length ? { pathsBase64: options.filesBase64 } : {}),
-      };
-      if (options.beside && !files) {
-        throw new SnapguardError(
-          'BAD_INPUT',
-          '--beside restores paths: it needs --files.',
-          'Add --files PATH... with the files or folders to write beside their originals.',
-        );
-      }
-      const request = {
-        ...(volume ? { volume } : {}),
-        ...(snapshot ? { snapshot } : {}),
-        ...(options.operationId ? { operationId: options.operationId } : {}),
-        mode: files ? ('files' as const) : ('rollback' as const),
-        ...paths,
-        ...(options.beside ? { destination: 'beside' as const } : {}),
-        ...(options.reason ? { reason: options.reason } : {}),
-        dryRun: Boolean(options.dryRun),
-      };
+      const request = recoverRequest(volume, snapshot, options);
       const remote = await recoverOnHost(options, request);
       if (remote !== undefined) return remote;
-      const deps = await loadDeps(options);
-      const progress = await startProgress('recover', options);
-      const result = await recover(deps, request, {
-        onProgress: countSteps(progress.update),
-        skipChanges: Boolean(options.yes),
-        confirm: async ({ plan, summary }) => {
-          if (options.yes || deps.config.confirm === 'never') return true;
-          // The plan goes to stderr with --json so stdout stays one JSON document.
-          if (options.json) process.stderr.write(`${summary}\n`);
-          else printPlan(summary);
-          const yes = await confirmOnTerminal('Proceed with this recovery?');
-          return yes ? true : { status: 'declined', plan };
-        },
-      }).finally(progress.stop);
-      if (result.status === 'planned' && result.written && !options.json) {
-        printLine(result.message ?? 'Dry run: nothing was written.');
-        for (const item of result.written)
-          printLine(`  would write ${displayPath(Buffer.from(item.fullPath))}`);
-        return 0;
-      }
-      if (result.status === 'planned' && !options.json) {
-        const { plan } = result;
-        if (plan) {
-          for (const item of plan.volumes) {
-            const c = item.changes;
-            if (!c) continue;
-            printLine(`${item.volume} -> ${item.snapshot} (${c.method}, ${c.durationSeconds} s):`);
-            for (const [label, list] of [
-              ['added', c.added],
-              ['removed', c.removed],
-              ['modified', c.modified],
-              ['metadata only', c.metadataOnly],
-            ] as const) {
-              printLine(`  ${label}: ${list.count}`);
-              for (const path of list.first) printLine(`    ${path}`);
-              if (list.first.length < list.count)
-                printLine(`    ... ${list.count - list.first.length} more (truncated)`);
-            }
-          }
-          printLine('Steps:');
-          plan.steps.forEach((s, i) => printLine(`  ${i + 1}. ${s}`));
-        }
-      }
-      if (options.json) printJson(result);
-      else printRecoverResult(result);
-      // Recovered, but something after it went wrong (the history write): a warning.
-      if (result.status === 'recovered') return result.warnings?.length ? 1 : 0;
-      if (result.status === 'planned') return 0;
-      if (result.status === 'failed') return 2;
-      return 1;
+      return reportRecover(await recoverHere(options, request), options);
     }),
   );
 }

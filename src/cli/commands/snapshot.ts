@@ -23,9 +23,67 @@ interface ListOptions extends CommonOptions, HostOptions {
   includeForeign?: boolean;
 }
 
+function printCreated(result: Awaited<ReturnType<typeof createSnapshots>>): void {
+  const made = result.dryRun ? result.planned : result.created;
+  printLine(
+    `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
+  );
+  for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
+  for (const skip of result.skipped)
+    printLine(`  ${skip.volume}: no new snapshot, ${skip.reason} (${REUSE_OVERRIDE.cli})`);
+  for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (!result.dryRun && made.length + result.skipped.length > 0)
+    printLine(
+      `Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`,
+    );
+}
+
+async function createAction(volumes: string[], options: CreateOptions): Promise<number> {
+  const request = {
+    volumes,
+    type: options.type,
+    ...(options.operation ? { operation: options.operation } : {}),
+    force: Boolean(options.force),
+    dryRun: Boolean(options.dryRun),
+  };
+  const remote = await runOnHost(options, 'create_snapshot', request, {
+    exitCode: (r) => ((r.warnings as unknown[] | undefined)?.length ? 1 : 0),
+  });
+  if (remote !== undefined) return remote;
+  const deps = await loadDeps(options);
+  const result = await createSnapshots(deps, request);
+  if (options.json) printJson(result);
+  else printCreated(result);
+  return result.warnings.length > 0 ? 1 : 0;
+}
+
+async function listAction(volume: string | undefined, options: ListOptions): Promise<number> {
+  const location = options.allLocations ? 'all' : options.external ? 'external' : 'local';
+  const request = {
+    ...(volume ? { volume } : {}),
+    ...(options.type ? { type: options.type } : {}),
+    ...(options.operation ? { operation: options.operation } : {}),
+    ...(options.since ? { since: options.since } : {}),
+    ...(options.limit ? { limit: options.limit } : {}),
+    location,
+    includeForeign: Boolean(options.includeForeign),
+  } as const;
+  const remote = await runOnHost(options, 'list_snapshots', request, {
+    print: (r) => printSnapshotTable(r as ListSnapshotsResult),
+  });
+  if (remote !== undefined) return remote;
+  const deps = await loadDeps(options);
+  const result = await listSnapshots(deps, request);
+  if (options.json) {
+    printJson(result);
+    return 0;
+  }
+  printSnapshotTable(result);
+  return 0;
+}
+
 export function snapshotCommand(): Command {
   const snapshot = new Command('snapshot').description('create and list snapshots');
-
   withHost(
     withCommon(
       snapshot
@@ -37,41 +95,7 @@ export function snapshotCommand(): Command {
         .option('-f, --force', 'snapshot even when the pool is nearly full or a recent snapshot exists')
         .option('-n, --dry-run', 'show what would be created, change nothing'),
     ),
-  ).action(
-    action(async (volumes: string[], options: CreateOptions) => {
-      const request = {
-        volumes,
-        type: options.type,
-        ...(options.operation ? { operation: options.operation } : {}),
-        force: Boolean(options.force),
-        dryRun: Boolean(options.dryRun),
-      };
-      const remote = await runOnHost(options, 'create_snapshot', request, {
-        exitCode: (r) => ((r.warnings as unknown[] | undefined)?.length ? 1 : 0),
-      });
-      if (remote !== undefined) return remote;
-      const deps = await loadDeps(options);
-      const result = await createSnapshots(deps, request);
-      if (options.json) {
-        printJson(result);
-      } else {
-        const made = result.dryRun ? result.planned : result.created;
-        printLine(
-          `${result.dryRun ? 'Would create' : 'Created'} ${made.length} snapshot(s), operation ${result.operationId}`,
-        );
-        for (const s of made) printLine(`  ${s.volume}: ${s.path}`);
-        for (const skip of result.skipped)
-          printLine(`  ${skip.volume}: no new snapshot, ${skip.reason} (${REUSE_OVERRIDE.cli})`);
-        for (const warning of result.warnings) process.stderr.write(`warning: ${warning}\n`);
-        if (!result.dryRun && made.length + result.skipped.length > 0)
-          printLine(
-            `Record the outcome later with: snapguard complete ${result.operationId} --outcome success|failed`,
-          );
-      }
-      return result.warnings.length > 0 ? 1 : 0;
-    }),
-  );
-
+  ).action(action(createAction));
   withHost(
     withCommon(
       snapshot
@@ -86,32 +110,7 @@ export function snapshotCommand(): Command {
         .option('--external', 'only external copies')
         .option('--include-foreign', 'also snapshots made by other tools (listed, never touched)'),
     ),
-  ).action(
-    action(async (volume: string | undefined, options: ListOptions) => {
-      const location = options.allLocations ? 'all' : options.external ? 'external' : 'local';
-      const request = {
-        ...(volume ? { volume } : {}),
-        ...(options.type ? { type: options.type } : {}),
-        ...(options.operation ? { operation: options.operation } : {}),
-        ...(options.since ? { since: options.since } : {}),
-        ...(options.limit ? { limit: options.limit } : {}),
-        location,
-        includeForeign: Boolean(options.includeForeign),
-      } as const;
-      const remote = await runOnHost(options, 'list_snapshots', request, {
-        print: (r) => printSnapshotTable(r as ListSnapshotsResult),
-      });
-      if (remote !== undefined) return remote;
-      const deps = await loadDeps(options);
-      const result = await listSnapshots(deps, request);
-      if (options.json) {
-        printJson(result);
-        return 0;
-      }
-      printSnapshotTable(result);
-      return 0;
-    }),
-  );
+  ).action(action(listAction));
   return snapshot;
 }
 

@@ -240,68 +240,109 @@ async function startAndWait(
   );
 }
 
-async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobContext): Promise<Outcome> {
+type UnitJob = Extract<PlannedJob, { kind: 'systemd' }>;
+
+/** What is known about one unit job while it runs. */
+interface UnitRun {
+  /** This job started the unit (it was not running). */
+  started: boolean;
+  /** The unit was already running (started by its timer) and this job waited for it. */
+  alreadyRunning: boolean;
+  runStartUsec?: number | undefined;
+}
+
+/**
+ * Starts the unit (or waits for the run its timer started) until it is inactive; returns its
+ * final status when known, or an outcome when the unit does not exist.
+ */
+async function startOrWait(
+  job: UnitJob,
+  ctx: JobContext,
+  run: UnitRun,
+  remaining: () => number,
+): Promise<{ status?: UnitStatus | undefined; outcome?: Outcome }> {
   const { systemd, unit } = job;
-  const deadline = Date.now() + job.timeoutSeconds * 1000;
-  const remaining = () => Math.max(1, deadline - Date.now());
-  const jobStart = ctx.deps.clock();
-  let alreadyRunning = false;
-  let started = false;
-  let runStartUsec: number | undefined;
-  let finalStatus: UnitStatus | undefined;
-  try {
-    const before = ctx.statusBefore?.get(job) ?? (await systemd.show(unit, { signal: ctx.signal }));
-    runStartUsec = before.execMainStartTimestampUsec;
-    if (before.loadState === 'not-found')
-      return { result: 'failed', started, detail: `${unit} does not exist`, unit, journal: [] };
-    if (isRunning(before)) {
-      // Started by its timer: wait for that run instead of queueing a second one.
-      alreadyRunning = true;
-      finalStatus = await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
-    } else {
-      started = true;
-      ctx.startedUnits.add(unit);
-      // The status after the start saves a call per job; a non-oneshot unit is still running then.
-      const after = await startAndWait(job, remaining(), ctx.signal);
-      finalStatus =
-        after && !isRunning(after)
-          ? after
-          : await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal });
-    }
-  } catch (error) {
-    const failure = toSnapguardError(error);
-    if (failure.code === 'TIMEOUT') {
-      const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
-      const journal = await journalOf(job);
-      return {
-        result: 'timeout',
-        started,
-        alreadyRunning,
-        unit,
-        detail: `${unit} did not finish within ${job.timeoutSeconds} s${stopped || (alreadyRunning ? '; it was started by its timer, so it was left running' : '')}`,
-        journal,
-      };
-    }
-    if (failure.code === 'CANCELLED') {
-      const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
-      return {
-        result: 'cancelled',
-        started,
-        alreadyRunning,
-        unit,
-        detail: `cancelled while waiting for ${unit}${stopped || (alreadyRunning ? '; it was started by its timer and left running' : '')}`,
-      };
-    }
+  const before = ctx.statusBefore?.get(job) ?? (await systemd.show(unit, { signal: ctx.signal }));
+  run.runStartUsec = before.execMainStartTimestampUsec;
+  if (before.loadState === 'not-found')
     return {
-      result: 'failed',
+      outcome: {
+        result: 'failed',
+        started: run.started,
+        detail: `${unit} does not exist`,
+        unit,
+        journal: [],
+      },
+    };
+  if (isRunning(before)) {
+    // Started by its timer: wait for that run instead of queueing a second one.
+    run.alreadyRunning = true;
+    return { status: await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal }) };
+  }
+  run.started = true;
+  ctx.startedUnits.add(unit);
+  // The status after the start saves a call per job; a non-oneshot unit is still running then.
+  const after = await startAndWait(job, remaining(), ctx.signal);
+  return {
+    status:
+      after && !isRunning(after)
+        ? after
+        : await systemd.waitUntilInactive(unit, { timeoutMs: remaining(), signal: ctx.signal }),
+  };
+}
+
+/** The outcome of a unit job that timed out, was cancelled or failed to run; a unit it started is stopped. */
+async function interruptedUnit(
+  job: UnitJob,
+  ctx: JobContext,
+  run: UnitRun,
+  error: unknown,
+): Promise<Outcome> {
+  const { unit } = job;
+  const { started, alreadyRunning } = run;
+  const failure = toSnapguardError(error);
+  if (failure.code === 'TIMEOUT') {
+    const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
+    const journal = await journalOf(job);
+    return {
+      result: 'timeout',
       started,
       alreadyRunning,
       unit,
-      detail: failure.message,
-      journal: await journalOf(job),
+      detail: `${unit} did not finish within ${job.timeoutSeconds} s${stopped || (alreadyRunning ? '; it was started by its timer, so it was left running' : '')}`,
+      journal,
     };
   }
-  const final = finalStatus ?? (await systemd.show(unit, { signal: ctx.signal }));
+  if (failure.code === 'CANCELLED') {
+    const stopped = await stopStartedUnit(job, ctx, failure.details?.pendingStart);
+    return {
+      result: 'cancelled',
+      started,
+      alreadyRunning,
+      unit,
+      detail: `cancelled while waiting for ${unit}${stopped || (alreadyRunning ? '; it was started by its timer and left running' : '')}`,
+    };
+  }
+  return {
+    result: 'failed',
+    started,
+    alreadyRunning,
+    unit,
+    detail: failure.message,
+    journal: await journalOf(job),
+  };
+}
+
+/** The outcome of a unit run that ended: failed by its status, or succeeded and then verified. */
+async function finishedUnit(
+  job: UnitJob,
+  ctx: JobContext,
+  run: UnitRun,
+  final: UnitStatus,
+  jobStart: Date,
+): Promise<Outcome> {
+  const { unit } = job;
+  const { started, alreadyRunning, runStartUsec } = run;
   const how = alreadyRunning ? 'was already running (started by its timer) and was waited for' : 'ran';
   const base = {
     started,
@@ -327,6 +368,23 @@ async function runUnit(job: Extract<PlannedJob, { kind: 'systemd' }>, ctx: JobCo
     detail: `${unit} ${how}: Result=success, ExecMainStatus=${final.execMainStatus ?? 0}`,
   });
   return outcome.result === 'failed' ? { ...outcome, journal: await journalOf(job) } : outcome;
+}
+
+async function runUnit(job: UnitJob, ctx: JobContext): Promise<Outcome> {
+  const deadline = Date.now() + job.timeoutSeconds * 1000;
+  const remaining = () => Math.max(1, deadline - Date.now());
+  const jobStart = ctx.deps.clock();
+  const run: UnitRun = { started: false, alreadyRunning: false };
+  let finalStatus: UnitStatus | undefined;
+  try {
+    const ran = await startOrWait(job, ctx, run, remaining);
+    if (ran.outcome) return ran.outcome;
+    finalStatus = ran.status;
+  } catch (error) {
+    return interruptedUnit(job, ctx, run, error);
+  }
+  const final = finalStatus ?? (await job.systemd.show(job.unit, { signal: ctx.signal }));
+  return finishedUnit(job, ctx, run, final, jobStart);
 }
 
 async function runCommand(job: Extract<PlannedJob, { kind: 'command' }>, ctx: JobContext): Promise<Outcome> {
@@ -393,94 +451,124 @@ async function runSnapshot(
     : { result: 'failed', started: true, detail: `${how}, but ${made.path} does not exist` };
 }
 
-async function runReplicate(
-  job: Extract<PlannedJob, { kind: 'replicate' }>,
+type ReplicateJob = Extract<PlannedJob, { kind: 'replicate' }>;
+type Owned = Awaited<ReturnType<typeof ownedSnapshots>>[number];
+
+/** Snapshot names of this volume in the target folder (read directly: `btrfs subvolume list -s` leaves out snapshots received in full). */
+async function namesOnTarget(job: ReplicateJob): Promise<Set<string>> {
+  return new Set(
+    (await readdir(job.target, { withFileTypes: true }))
+      .filter((entry) => entry.isDirectory() && parseSnapshotName(job.volume.id, entry.name))
+      .map((entry) => entry.name),
+  );
+}
+
+/** Adds the received copy to the history, in the operation of its local snapshot. */
+async function recordReplica(
+  deps: Deps,
+  job: ReplicateJob,
+  newest: Owned,
+  parent: Owned | undefined,
+  targetPath: string,
+): Promise<void> {
+  const volume = job.volume;
+  const parsed = parseSnapshotName(volume.id, newest.raw.name);
+  const entry: SnapshotEntry = {
+    id: `snap-${randomBytes(6).toString('hex')}`,
+    timestamp: deps.clock().toISOString(),
+    host: deps.config.host,
+    subvolume: volume.id,
+    type: parsed?.type ?? 'manual',
+    operation: parsed?.operation ?? null,
+    operation_id: null,
+    snapshot_name: newest.raw.name,
+    path: targetPath,
+    outcome: 'success',
+    size_mb: null,
+    backend: deps.backendFor(volume).kind,
+    read_only: true,
+    location: 'external',
+    replicated_from: newest.raw.path,
+    incremental_parent: parent?.raw.name ?? null,
+  };
+  await deps.history.update((history) => {
+    // The copy belongs to the operation of its local snapshot (so it is not counted as another one).
+    const local = history.snapshots.find(
+      (e) => e.subvolume === volume.id && e.snapshot_name === newest.raw.name && e.location !== 'external',
+    );
+    history.snapshots.push({ ...entry, operation_id: local?.operation_id ?? null });
+  });
+}
+
+/** Sends the newest snapshot to the target (incremental where a parent is there) and records the copy. */
+async function replicateNewest(
+  job: ReplicateJob,
   ctx: JobContext,
+  backend: ReturnType<Deps['backendFor']>,
 ): Promise<Outcome> {
   const { deps } = ctx;
   const volume = job.volume;
-  const backend = deps.backendFor(volume);
-  const release = await lockVolumes(deps, [volume.id], `orchestrate replicate ${volume.id}`, ctx.signal);
-  try {
-    const local = await ownedSnapshots(deps, volume, ctx.signal);
-    const newest = local[0];
-    if (!newest)
-      return {
-        result: 'failed',
-        started: false,
-        detail: `${volume.id} has no snapguard snapshot to replicate; run a snapshot stage first`,
-      };
-    // Read the folder itself: `btrfs subvolume list -s` leaves out snapshots received in full.
-    if (!backend.replicateTo || !backend.receivedUuidOf)
-      return {
-        result: 'failed',
-        started: false,
-        detail: `${volume.id} uses the ${volume.backend} backend, which cannot replicate`,
-      };
-    const receivedUuidOf = (path: string) => backend.receivedUuidOf!(path, { signal: ctx.signal });
-    const replicateTo = backend.replicateTo.bind(backend);
-    const onTarget = new Set(
-      (await readdir(job.target, { withFileTypes: true }))
-        .filter((entry) => entry.isDirectory() && parseSnapshotName(volume.id, entry.name))
-        .map((entry) => entry.name),
-    );
-    const targetPath = join(job.target, newest.raw.name);
-    if (onTarget.has(newest.raw.name)) {
-      return (await receivedUuidOf(targetPath))
-        ? {
-            result: 'verified',
-            started: false,
-            detail: `${newest.raw.name} is already on ${job.target}`,
-            verification: `${targetPath} has a received UUID`,
-          }
-        : { result: 'failed', started: false, detail: `${targetPath} exists but is not a received snapshot` };
-    }
-    const parent = local.slice(1).find((s) => onTarget.has(s.raw.name));
-    await replicateTo(newest.raw, job.target, {
-      parent: parent?.raw,
-      timeoutMs: job.timeoutSeconds * 1000,
-      signal: ctx.signal,
-    });
-    const uuid = await receivedUuidOf(targetPath);
-    const how = parent ? `incremental from ${parent.raw.name}` : 'full (no common parent on the target)';
-    if (!uuid)
-      return {
-        result: 'failed',
-        started: true,
-        detail: `sent ${newest.raw.name} (${how}) but ${targetPath} has no received UUID`,
-      };
-    const parsed = parseSnapshotName(volume.id, newest.raw.name);
-    const entry: SnapshotEntry = {
-      id: `snap-${randomBytes(6).toString('hex')}`,
-      timestamp: deps.clock().toISOString(),
-      host: deps.config.host,
-      subvolume: volume.id,
-      type: parsed?.type ?? 'manual',
-      operation: parsed?.operation ?? null,
-      operation_id: null,
-      snapshot_name: newest.raw.name,
-      path: targetPath,
-      outcome: 'success',
-      size_mb: null,
-      backend: backend.kind,
-      read_only: true,
-      location: 'external',
-      replicated_from: newest.raw.path,
-      incremental_parent: parent?.raw.name ?? null,
-    };
-    await deps.history.update((history) => {
-      // The copy belongs to the operation of its local snapshot (so it is not counted as another one).
-      const local = history.snapshots.find(
-        (e) => e.subvolume === volume.id && e.snapshot_name === newest.raw.name && e.location !== 'external',
-      );
-      history.snapshots.push({ ...entry, operation_id: local?.operation_id ?? null });
-    });
+  const local = await ownedSnapshots(deps, volume, ctx.signal);
+  const newest = local[0];
+  if (!newest)
     return {
-      result: 'verified',
-      started: true,
-      detail: `replicated ${newest.raw.name} to ${job.target}, ${how}`,
-      verification: `${targetPath} has received UUID ${uuid}`,
+      result: 'failed',
+      started: false,
+      detail: `${volume.id} has no snapguard snapshot to replicate; run a snapshot stage first`,
     };
+  if (!backend.replicateTo || !backend.receivedUuidOf)
+    return {
+      result: 'failed',
+      started: false,
+      detail: `${volume.id} uses the ${volume.backend} backend, which cannot replicate`,
+    };
+  const receivedUuidOf = (path: string) => backend.receivedUuidOf!(path, { signal: ctx.signal });
+  const replicateTo = backend.replicateTo.bind(backend);
+  const onTarget = await namesOnTarget(job);
+  const targetPath = join(job.target, newest.raw.name);
+  if (onTarget.has(newest.raw.name)) {
+    return (await receivedUuidOf(targetPath))
+      ? {
+          result: 'verified',
+          started: false,
+          detail: `${newest.raw.name} is already on ${job.target}`,
+          verification: `${targetPath} has a received UUID`,
+        }
+      : { result: 'failed', started: false, detail: `${targetPath} exists but is not a received snapshot` };
+  }
+  const parent = local.slice(1).find((s) => onTarget.has(s.raw.name));
+  await replicateTo(newest.raw, job.target, {
+    parent: parent?.raw,
+    timeoutMs: job.timeoutSeconds * 1000,
+    signal: ctx.signal,
+  });
+  const uuid = await receivedUuidOf(targetPath);
+  const how = parent ? `incremental from ${parent.raw.name}` : 'full (no common parent on the target)';
+  if (!uuid)
+    return {
+      result: 'failed',
+      started: true,
+      detail: `sent ${newest.raw.name} (${how}) but ${targetPath} has no received UUID`,
+    };
+  await recordReplica(deps, job, newest, parent, targetPath);
+  return {
+    result: 'verified',
+    started: true,
+    detail: `replicated ${newest.raw.name} to ${job.target}, ${how}`,
+    verification: `${targetPath} has received UUID ${uuid}`,
+  };
+}
+
+async function runReplicate(job: ReplicateJob, ctx: JobContext): Promise<Outcome> {
+  const backend = ctx.deps.backendFor(job.volume);
+  const release = await lockVolumes(
+    ctx.deps,
+    [job.volume.id],
+    `orchestrate replicate ${job.volume.id}`,
+    ctx.signal,
+  );
+  try {
+    return await replicateNewest(job, ctx, backend);
   } finally {
     await release();
   }

@@ -308,6 +308,155 @@ async function copyEntry(source: Buffer, target: Buffer, state: CopyState, shown
   state.warnings.push(`${shown} is a special file (fifo, socket or device); not copied`);
 }
 
+/** What the result reports for each planned copy. */
+function writtenOf(planned: Planned[]): Written[] {
+  return planned.map((item) => ({
+    path: text(item.rel),
+    writtenTo: text(item.writtenTo),
+    ...(isUtf8(bytesOf(item.writtenTo))
+      ? {}
+      : { writtenToBase64: bytesOf(item.writtenTo).toString('base64') }),
+    fullPath: displayPath(item.target),
+    type: item.type,
+  }));
+}
+
+/** The error for a copy that failed; what this call had written is already removed. */
+function writeFailure(error: unknown, item: Planned): SnapguardError {
+  return (
+    fromSystemError(error, `writing ${show(item.writtenTo)} beside the original`) ??
+    (error instanceof SnapguardError
+      ? error
+      : new SnapguardError(
+          'INTERNAL',
+          `Writing ${show(item.writtenTo)} failed: ${(error as Error).message}. What this restore had written was removed.`,
+          'Run it again; if it fails the same way, report the output of --json.',
+          { cause: error },
+        ))
+  );
+}
+
+/** Writes every planned copy; on a failure removes what this call created and throws. */
+async function writeAll(
+  volume: VolumeConfig,
+  planned: Planned[],
+  state: CopyState,
+  onProgress: RecoverContext['onProgress'],
+): Promise<void> {
+  const done: Buffer[] = [];
+  for (const item of planned) {
+    onProgress?.(`writing ${show(item.writtenTo)}`);
+    try {
+      done.push(item.target);
+      await copyEntry(item.source, item.target, state, show(item.writtenTo));
+    } catch (error) {
+      // Only names this call created are removed; one that appeared in between is left alone.
+      const err = error as NodeJS.ErrnoException & { dest?: string };
+      const code = err.code;
+      const atTarget = code === 'EEXIST' && String(err.dest ?? err.path) === item.target.toString();
+      if (atTarget) done.pop();
+      for (const path of done) await rm(path, { recursive: true, force: true }).catch(() => undefined);
+      if (atTarget) throw exists(volume, item.writtenTo);
+      throw writeFailure(error, item);
+    }
+  }
+}
+
+interface Recorded {
+  recoveryId: string;
+  now: Date;
+  durationSeconds: number;
+}
+
+/** Adds the recovery to the history; a failure to record becomes a warning, the copies stay. */
+async function recordBeside(
+  run: BesideRun,
+  planned: Planned[],
+  recorded: Recorded,
+  warnings: string[],
+): Promise<void> {
+  const { deps, request, volume, snapshot } = run;
+  try {
+    await deps.history.update(async (history) => {
+      const entry: RecoveryEntry = {
+        id: recorded.recoveryId,
+        timestamp: recorded.now.toISOString(),
+        host: deps.config.host,
+        subvolume: volume.id,
+        restored_snapshot: snapshotLabel(snapshot),
+        mode: 'files',
+        destination: 'beside',
+        paths: planned.map((p) => text(p.rel)),
+        written: planned.map((p) => text(p.writtenTo)),
+        reason: request.reason ?? null,
+        duration_seconds: recorded.durationSeconds,
+        outcome: 'success',
+        safety_backup: null,
+        operation_id: null,
+        validation: [],
+        recovery_id: recorded.recoveryId,
+      };
+      history.recoveries.push(entry);
+    });
+  } catch (error) {
+    warnings.push(
+      `the restore could not be recorded in backup-history.json (${(error as Error).message}); the copies are written as reported.`,
+    );
+  }
+}
+
+interface BesideRun {
+  deps: Deps;
+  request: Request;
+  context: RecoverContext;
+  volume: VolumeConfig;
+  snapshot: ListedSnapshot;
+  paths: string[];
+  suffix: string;
+  started: number;
+  extra: Partial<Pick<RecoverResult, 'resolved'>>;
+}
+
+/** Plans the copies in the open snapshot tree, then (unless a dry run) writes and records them. */
+async function besideInTree(run: BesideRun, tree: OpenTree): Promise<RecoverResult> {
+  const { deps, request, context, volume, snapshot, extra } = run;
+  const planned = await plan(volume, tree, run.paths, run.suffix);
+  const written = writtenOf(planned);
+  const list = planned.map((item) => show(item.writtenTo)).join(', ');
+  if (request.dryRun) {
+    return {
+      status: 'planned' as const,
+      written,
+      message: `Dry run: would write ${list} in volume "${volume.id}" from ${snapshotLabel(snapshot)}; nothing was written.`,
+      ...extra,
+    };
+  }
+  const now = deps.clock();
+  const recoveryId = `rec-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
+  const state: CopyState = {
+    rootDev: (await lstat(tree.root, { bigint: true })).dev,
+    warnings: [],
+    signal: context.signal,
+  };
+  await writeAll(volume, planned, state, context.onProgress);
+  const durationSeconds = Math.round((performance.now() - run.started) / 10) / 100;
+  const warnings = state.warnings.slice(0, 50);
+  if (state.warnings.length > 50) warnings.push(`... and ${state.warnings.length - 50} more`);
+  await recordBeside(run, planned, { recoveryId, now, durationSeconds }, warnings);
+  return {
+    status: 'recovered' as const,
+    recoveryId,
+    written,
+    durationSeconds,
+    message: [
+      `Wrote ${list} in volume "${volume.id}" from ${snapshotLabel(snapshot)}, beside the original${planned.length === 1 ? '' : 's'}; nothing was replaced.`,
+      ...warnings.map((w) => `Warning: ${w}`),
+    ].join(' '),
+    ...(warnings.length ? { warnings } : {}),
+    ...extra,
+  };
+}
+
 /** recover with destination "beside". */
 export async function recoverBeside(
   deps: Deps,
@@ -330,106 +479,21 @@ export async function recoverBeside(
     `recover beside ${volume.id}<-${snapshot.name}`,
     context.signal,
   );
+  const run: BesideRun = {
+    deps,
+    request,
+    context,
+    volume,
+    snapshot,
+    paths: input.paths,
+    suffix,
+    started,
+    extra,
+  };
   try {
     return await withTree(
       () => openSnapshotTree(deps, volume, snapshot, context.signal),
-      async (tree) => {
-        const planned = await plan(volume, tree, input.paths, suffix);
-        const written: Written[] = planned.map((item) => ({
-          path: text(item.rel),
-          writtenTo: text(item.writtenTo),
-          ...(isUtf8(bytesOf(item.writtenTo))
-            ? {}
-            : { writtenToBase64: bytesOf(item.writtenTo).toString('base64') }),
-          fullPath: displayPath(item.target),
-          type: item.type,
-        }));
-        const list = planned.map((item) => show(item.writtenTo)).join(', ');
-        if (request.dryRun) {
-          return {
-            status: 'planned' as const,
-            written,
-            message: `Dry run: would write ${list} in volume "${volume.id}" from ${snapshotLabel(snapshot)}; nothing was written.`,
-            ...extra,
-          };
-        }
-        const now = deps.clock();
-        const recoveryId = `rec-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
-        const state: CopyState = {
-          rootDev: (await lstat(tree.root, { bigint: true })).dev,
-          warnings: [],
-          signal: context.signal,
-        };
-        const done: Buffer[] = [];
-        for (const item of planned) {
-          context.onProgress?.(`writing ${show(item.writtenTo)}`);
-          try {
-            done.push(item.target);
-            await copyEntry(item.source, item.target, state, show(item.writtenTo));
-          } catch (error) {
-            // Only names this call created are removed; one that appeared in between is left alone.
-            const err = error as NodeJS.ErrnoException & { dest?: string };
-            const code = err.code;
-            const atTarget = code === 'EEXIST' && String(err.dest ?? err.path) === item.target.toString();
-            if (atTarget) done.pop();
-            for (const path of done) await rm(path, { recursive: true, force: true }).catch(() => undefined);
-            if (atTarget) throw exists(volume, item.writtenTo);
-            throw (
-              fromSystemError(error, `writing ${show(item.writtenTo)} beside the original`) ??
-              (error instanceof SnapguardError
-                ? error
-                : new SnapguardError(
-                    'INTERNAL',
-                    `Writing ${show(item.writtenTo)} failed: ${(error as Error).message}. What this restore had written was removed.`,
-                    'Run it again; if it fails the same way, report the output of --json.',
-                    { cause: error },
-                  ))
-            );
-          }
-        }
-        const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
-        const warnings = state.warnings.slice(0, 50);
-        if (state.warnings.length > 50) warnings.push(`... and ${state.warnings.length - 50} more`);
-        try {
-          await deps.history.update(async (history) => {
-            const entry: RecoveryEntry = {
-              id: recoveryId,
-              timestamp: now.toISOString(),
-              host: deps.config.host,
-              subvolume: volume.id,
-              restored_snapshot: snapshotLabel(snapshot),
-              mode: 'files',
-              destination: 'beside',
-              paths: planned.map((p) => text(p.rel)),
-              written: planned.map((p) => text(p.writtenTo)),
-              reason: request.reason ?? null,
-              duration_seconds: durationSeconds,
-              outcome: 'success',
-              safety_backup: null,
-              operation_id: null,
-              validation: [],
-              recovery_id: recoveryId,
-            };
-            history.recoveries.push(entry);
-          });
-        } catch (error) {
-          warnings.push(
-            `the restore could not be recorded in backup-history.json (${(error as Error).message}); the copies are written as reported.`,
-          );
-        }
-        return {
-          status: 'recovered' as const,
-          recoveryId,
-          written,
-          durationSeconds,
-          message: [
-            `Wrote ${list} in volume "${volume.id}" from ${snapshotLabel(snapshot)}, beside the original${planned.length === 1 ? '' : 's'}; nothing was replaced.`,
-            ...warnings.map((w) => `Warning: ${w}`),
-          ].join(' '),
-          ...(warnings.length ? { warnings } : {}),
-          ...extra,
-        };
-      },
+      (tree) => besideInTree(run, tree),
     );
   } finally {
     await release();

@@ -115,98 +115,122 @@ export function parseSendDump(
   return collect(limit, sendDumpSets(text)).finish('btrfs-send', started, filter);
 }
 
-/** The paths a dumped `send --no-data -p FROM TO` stream touches, by kind of change (see parseSendDump). */
-export function sendDumpSets(text: string): ChangeSets {
-  const sets = emptySets();
-  const created = new Set<string>(); // stream paths of inodes that do not exist now
-  const alias = new Map<string, string>(); // orphan stream path -> its path in the current state
-  let prefix: string | undefined;
-  const rel = (streamPath: string) => {
+type DumpKind = 'create' | 'rename' | 'link' | 'remove' | 'content' | 'metadata' | 'xattr';
+
+/** What each dump command does to the path it names (commands not listed change nothing shown). */
+const DUMP_KINDS = new Map<string, DumpKind>([
+  ['mkfile', 'create'],
+  ['mkdir', 'create'],
+  ['mknod', 'create'],
+  ['mkfifo', 'create'],
+  ['mksock', 'create'],
+  ['symlink', 'create'],
+  ['rename', 'rename'],
+  ['link', 'link'],
+  ['unlink', 'remove'],
+  ['rmdir', 'remove'],
+  ['write', 'content'],
+  ['update_extent', 'content'],
+  ['clone', 'content'],
+  ['truncate', 'content'],
+  ['encoded_write', 'content'],
+  ['fallocate', 'content'],
+  ['chmod', 'metadata'],
+  ['chown', 'metadata'],
+  ['utimes', 'metadata'],
+  ['fileattr', 'metadata'],
+  ['set_xattr', 'xattr'],
+  ['remove_xattr', 'xattr'],
+]);
+
+const isOrphan = (path: string) => ORPHAN.test(path.split('/').pop() ?? '');
+
+/** The paths of a dump as it is read: which are new, which are renamed, relative to the subvolume. */
+class DumpPaths {
+  /** Stream paths of inodes that do not exist now. */
+  readonly created = new Set<string>();
+  /** Orphan stream path -> its path in the current state. */
+  readonly alias = new Map<string, string>();
+  prefix: string | undefined;
+
+  /** A stream path relative to the subvolume the stream names. */
+  rel(streamPath: string): string {
+    const prefix = this.prefix;
     if (prefix === undefined) return streamPath;
     if (streamPath === prefix || streamPath === `${prefix}/`) return '';
     return streamPath.startsWith(`${prefix}/`) ? streamPath.slice(prefix.length + 1) : streamPath;
-  };
-  // Maps a stream path to the path it has in the current state (through renamed parents).
-  const original = (path: string): string => {
+  }
+
+  /** Maps a stream path to the path it has in the current state (through renamed parents). */
+  original(path: string): string {
     const parts = path.split('/');
     for (let i = parts.length; i > 0; i--) {
       const head = parts.slice(0, i).join('/');
-      const mapped = alias.get(head);
+      const mapped = this.alias.get(head);
       if (mapped !== undefined) return [mapped, ...parts.slice(i)].filter(Boolean).join('/');
     }
     return path;
-  };
-  const isNew = (path: string): boolean => {
+  }
+
+  isNew(path: string): boolean {
     const parts = path.split('/');
-    for (let i = parts.length; i > 0; i--) if (created.has(parts.slice(0, i).join('/'))) return true;
+    for (let i = parts.length; i > 0; i--) if (this.created.has(parts.slice(0, i).join('/'))) return true;
     return false;
-  };
+  }
+}
+
+/** A rename: of a new inode (still new), into an orphan name (before removal), or a move. */
+function applyRename(paths: DumpPaths, sets: ChangeSets, path: string, dest: string): void {
+  const destIsOrphan = isOrphan(dest);
+  if (paths.isNew(path)) {
+    paths.created.add(dest);
+    if (!destIsOrphan) sets.added.add(dest);
+    return;
+  }
+  const from = paths.original(path);
+  if (destIsOrphan) paths.alias.set(dest, from);
+  else if (from !== dest) {
+    sets.removed.add(from);
+    sets.added.add(dest);
+  }
+}
+
+/** Records one dump command on `path` (relative to the subvolume) in the sets. */
+function applyDumpCommand(
+  paths: DumpPaths,
+  sets: ChangeSets,
+  cmd: string,
+  path: string,
+  args: Record<string, string>,
+): void {
+  const kind = DUMP_KINDS.get(cmd);
+  if (kind === 'create') {
+    paths.created.add(path);
+    if (!isOrphan(path)) sets.added.add(path);
+  } else if (kind === 'rename') applyRename(paths, sets, path, paths.rel(args.dest ?? ''));
+  else if (kind === 'link') sets.added.add(path);
+  else if (kind === undefined || paths.isNew(path)) return;
+  else if (kind === 'remove') sets.removed.add(paths.original(path));
+  else if (kind === 'content') sets.modified.add(paths.original(path));
+  else if (kind === 'metadata') sets.metadata.add(paths.original(path));
+  else {
+    sets.xattrs.add(paths.original(path));
+    sets.metadata.add(paths.original(path));
+  }
+}
+
+/** The paths a dumped `send --no-data -p FROM TO` stream touches, by kind of change (see parseSendDump). */
+export function sendDumpSets(text: string): ChangeSets {
+  const sets = emptySets();
+  const paths = new DumpPaths();
   for (const line of text.split('\n')) {
     const parsed = splitDumpLine(line);
     if (!parsed) continue;
-    const { cmd, args } = parsed;
-    if (cmd === 'snapshot' || cmd === 'subvol') {
-      prefix = parsed.path.replace(/\/$/, '');
+    if (parsed.cmd === 'snapshot' || parsed.cmd === 'subvol') {
+      paths.prefix = parsed.path.replace(/\/$/, '');
       continue;
     }
-    const path = rel(parsed.path);
-    switch (cmd) {
-      case 'mkfile':
-      case 'mkdir':
-      case 'mknod':
-      case 'mkfifo':
-      case 'mksock':
-      case 'symlink':
-        created.add(path);
-        if (!ORPHAN.test(path.split('/').pop() ?? '')) sets.added.add(path);
-        break;
-      case 'rename': {
-        const dest = rel(args.dest ?? '');
-        const destIsOrphan = ORPHAN.test(dest.split('/').pop() ?? '');
-        if (isNew(path)) {
-          created.add(dest);
-          if (!destIsOrphan) sets.added.add(dest);
-        } else {
-          const from = original(path);
-          if (destIsOrphan) alias.set(dest, from);
-          else if (from !== dest) {
-            sets.removed.add(from);
-            sets.added.add(dest);
-          }
-        }
-        break;
-      }
-      case 'link':
-        sets.added.add(path);
-        break;
-      case 'unlink':
-      case 'rmdir':
-        if (!isNew(path)) sets.removed.add(original(path));
-        break;
-      case 'write':
-      case 'update_extent':
-      case 'clone':
-      case 'truncate':
-      case 'encoded_write':
-      case 'fallocate':
-        if (!isNew(path)) sets.modified.add(original(path));
-        break;
-      case 'chmod':
-      case 'chown':
-      case 'utimes':
-      case 'fileattr':
-        if (!isNew(path)) sets.metadata.add(original(path));
-        break;
-      case 'set_xattr':
-      case 'remove_xattr':
-        if (!isNew(path)) {
-          sets.xattrs.add(original(path));
-          sets.metadata.add(original(path));
-        }
-        break;
-      default:
-        break;
-    }
+    applyDumpCommand(paths, sets, parsed.cmd, paths.rel(parsed.path), parsed.args);
   }
   return sets;
 }

@@ -12,6 +12,67 @@ import {
 } from './run-context.js';
 import { restoreAndVerify, roundRto, censusFailures } from './verify.js';
 
+/** A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure. */
+function brokenStream(snapshot: RawSnapshot, restoreSeconds: number, cause: unknown): Outcome {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return {
+    snapshot: snapshot.name,
+    checkedPaths: [],
+    population: 0,
+    filesChecked: 0,
+    bytesRestored: 0,
+    restoreSeconds,
+    failures: [
+      {
+        path: '.',
+        check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
+        expected: 'btrfs send | receive completes',
+        actual: message,
+      },
+    ],
+    drift: [],
+    rtoEstimateSeconds: null,
+  };
+}
+
+/** Compares the received tree with the reference: counts of the whole tree, content of a sample. */
+async function verifyReceived(
+  run: VolumeRun,
+  snapshot: RawSnapshot,
+  received: string,
+  referenceRoot: string,
+  restoreSeconds: number,
+): Promise<Outcome> {
+  const { volume, call } = run;
+  const [expected, actual] = await Promise.all([
+    censusTree(referenceRoot, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
+    censusTree(received, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
+  ]);
+  const sample = await sampleTree(referenceRoot, run.sampleSize, {
+    seed: run.seed,
+    spread: run.request.spread,
+    signal: call.signal,
+    nestedPlaceholders: true,
+  });
+  const verified = await restoreAndVerify(run, sample.bytePaths, received, referenceRoot, received, {
+    restore: false,
+  });
+  const throughput = restoreSeconds > 0 ? actual.bytes / restoreSeconds : 0;
+  const live = await liveBytes(volume, call.signal);
+  return {
+    snapshot: snapshot.name,
+    checkedPaths: [],
+    population: expected.files + expected.symlinks,
+    filesChecked: actual.files + actual.symlinks,
+    bytesRestored: actual.bytes,
+    restoreSeconds,
+    failures: [...censusFailures(expected, actual), ...verified.failures],
+    drift: [],
+    rtoEstimateSeconds: throughput > 0 ? roundRto(live / throughput) : null,
+    placeholders: expected.placeholders,
+  };
+}
+
 /** Full drill: btrfs send | btrfs receive into scratch on the pool, then verify the whole tree. */
 export async function fullBtrfs(
   run: VolumeRun,
@@ -42,26 +103,7 @@ export async function fullBtrfs(
       await sendReceive(snapshot, receiveDir, { signal: call.signal, fifo });
     } catch (cause) {
       call.signal?.throwIfAborted();
-      // A stream that breaks (unreadable block, full pool) is a failed drill, recorded like any other failure.
-      const message = cause instanceof Error ? cause.message : String(cause);
-      return {
-        snapshot: snapshot.name,
-        checkedPaths: [],
-        population: 0,
-        filesChecked: 0,
-        bytesRestored: 0,
-        restoreSeconds: (performance.now() - started) / 1000,
-        failures: [
-          {
-            path: '.',
-            check: /input\/output error|EIO/i.test(message) ? 'read-error' : 'send-receive',
-            expected: 'btrfs send | receive completes',
-            actual: message,
-          },
-        ],
-        drift: [],
-        rtoEstimateSeconds: null,
-      };
+      return brokenStream(snapshot, (performance.now() - started) / 1000, cause);
     }
     call.signal?.throwIfAborted();
     const restoreSeconds = (performance.now() - started) / 1000;
@@ -69,33 +111,7 @@ export async function fullBtrfs(
       progress: 1,
       message: `${volume.id}: received in ${restoreSeconds.toFixed(1)} s, verifying`,
     });
-    const [expected, actual] = await Promise.all([
-      censusTree(referenceRoot, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
-      censusTree(received, { signal: call.signal, sizeOf: fileSize, nestedPlaceholders: true }),
-    ]);
-    const sample = await sampleTree(referenceRoot, run.sampleSize, {
-      seed: run.seed,
-      spread: run.request.spread,
-      signal: call.signal,
-      nestedPlaceholders: true,
-    });
-    const verified = await restoreAndVerify(run, sample.bytePaths, received, referenceRoot, received, {
-      restore: false,
-    });
-    const throughput = restoreSeconds > 0 ? actual.bytes / restoreSeconds : 0;
-    const live = await liveBytes(volume, call.signal);
-    return {
-      snapshot: snapshot.name,
-      checkedPaths: [],
-      population: expected.files + expected.symlinks,
-      filesChecked: actual.files + actual.symlinks,
-      bytesRestored: actual.bytes,
-      restoreSeconds,
-      failures: [...censusFailures(expected, actual), ...verified.failures],
-      drift: [],
-      rtoEstimateSeconds: throughput > 0 ? roundRto(live / throughput) : null,
-      placeholders: expected.placeholders,
-    };
+    return await verifyReceived(run, snapshot, received, referenceRoot, restoreSeconds);
   } finally {
     await removeScratch(deps, backend, scratch, received);
   }

@@ -14,42 +14,49 @@ import {
 import type { TreeCensus } from './sampler.js';
 import { type VolumeRun, type Expected, FILE_CONCURRENCY, forEachLimit } from './run-context.js';
 
+/** Where a sample is restored from, what it is compared with, and where it is written. */
+interface Roots {
+  sourceRoot: string;
+  referenceRoot: string;
+  targetRoot: string;
+}
+
+type Xattrs = Awaited<ReturnType<typeof readXattrs>>;
+
 /**
- * Restores `paths` from sourceRoot into scratch and verifies them against referenceRoot. Paths
- * are binary strings (one char per byte, see sampleTree's bytePaths); failures show them escaped.
+ * Copies each path from source to target (or, without restore, only reads its size); returns the
+ * paths that could be read, in sample order, and read errors as failures.
  */
-export async function restoreAndVerify(
+async function restoreSample(
   run: VolumeRun,
   paths: readonly string[],
-  sourceRoot: string,
-  referenceRoot: string,
-  targetRoot: string,
-  options: { restore: boolean },
+  roots: Roots,
+  restore: boolean,
 ): Promise<{
-  failures: RestoreFailure[];
+  readable: string[];
   bytes: number;
-  checked: number;
-  references: Map<string, FileReference>;
+  hashes: Map<string, string | undefined>;
+  failures: RestoreFailure[];
 }> {
-  const { deps, call } = run;
+  const { call } = run;
   const failures: RestoreFailure[] = [];
-  const restoredHashes = new Map<string, string | undefined>();
+  const hashes = new Map<string, string | undefined>();
   let bytes = 0;
   const readable: string[] = [];
   let restoredCount = 0;
   await forEachLimit(paths, FILE_CONCURRENCY, async (path) => {
     call.signal?.throwIfAborted();
     try {
-      if (options.restore) {
+      if (restore) {
         const copied = await restoreEntry(
-          pathUnder(sourceRoot, path),
-          pathUnder(targetRoot, path),
+          pathUnder(roots.sourceRoot, path),
+          pathUnder(roots.targetRoot, path),
           call.signal,
         );
-        restoredHashes.set(path, copied.sha256);
+        hashes.set(path, copied.sha256);
         bytes += copied.bytes;
       } else {
-        const info = await lstat(pathUnder(sourceRoot, path));
+        const info = await lstat(pathUnder(roots.sourceRoot, path));
         bytes += info.isFile() ? info.size : 0;
       }
       readable.push(path);
@@ -72,60 +79,101 @@ export async function restoreAndVerify(
   // Keep the sample order in results whatever order the copies finished in.
   const order = new Map(paths.map((path, index) => [path, index]));
   readable.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
-  let sourceXattrs: Awaited<ReturnType<typeof readXattrs>> | undefined;
-  if (options.restore && readable.length > 0) {
-    sourceXattrs = await readXattrs(deps.exec, sourceRoot, readable, call.signal);
-    await applyXattrs(deps.exec, targetRoot, sourceXattrs.dump, call.signal);
+  return { readable, bytes, hashes, failures };
+}
+
+/** Restores the sample's xattrs (when restoring), then reads them from reference and target. */
+async function sampleXattrs(
+  run: VolumeRun,
+  readable: string[],
+  roots: Roots,
+  restore: boolean,
+): Promise<{ reference: Xattrs; restored: Xattrs }> {
+  const { deps, call } = run;
+  let sourceXattrs: Xattrs | undefined;
+  if (restore && readable.length > 0) {
+    sourceXattrs = await readXattrs(deps.exec, roots.sourceRoot, readable, call.signal);
+    await applyXattrs(deps.exec, roots.targetRoot, sourceXattrs.dump, call.signal);
   }
-  const [referenceXattrs, restoredXattrs] = await Promise.all([
-    sourceXattrs && referenceRoot === sourceRoot
+  const [reference, restored] = await Promise.all([
+    sourceXattrs && roots.referenceRoot === roots.sourceRoot
       ? sourceXattrs
-      : readXattrs(deps.exec, referenceRoot, readable, call.signal),
-    readXattrs(deps.exec, targetRoot, readable, call.signal),
+      : readXattrs(deps.exec, roots.referenceRoot, readable, call.signal),
+    readXattrs(deps.exec, roots.targetRoot, readable, call.signal),
   ]);
+  return { reference, restored };
+}
+
+/** Compares one restored path with its reference; the reference is undefined when it cannot be read. */
+async function verifyPath(
+  path: string,
+  roots: Roots,
+  knownSha: string | undefined,
+  xattrs: { reference: Xattrs; restored: Xattrs },
+  signal: AbortSignal | undefined,
+): Promise<{ failures: RestoreFailure[]; reference?: FileReference; verified: boolean }> {
+  const expected = await expectedFrom(roots.referenceRoot, path, knownSha, signal);
+  if (expected.failure) return { failures: [expected.failure], verified: false };
+  expected.reference.xattrs = xattrs.reference.byPath.get(path);
+  let actual: FileReference;
+  try {
+    actual = await referenceOf(pathUnder(roots.targetRoot, path));
+    if (actual.kind === 'file')
+      actual.sha256 = (await hashFile(pathUnder(roots.targetRoot, path), signal)).sha256;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const failure: RestoreFailure = {
+      path: displayBinary(path),
+      check: code === 'ENOENT' ? 'missing' : 'read-error',
+      expected: 'restored',
+      actual: errorCode(error),
+    };
+    return { failures: [failure], reference: expected.reference, verified: false };
+  }
+  actual.xattrs = xattrs.restored.byPath.get(path);
+  return {
+    failures: compareEntry(displayBinary(path), expected.reference, actual),
+    reference: expected.reference,
+    verified: true,
+  };
+}
+
+/**
+ * Restores `paths` from sourceRoot into scratch and verifies them against referenceRoot. Paths
+ * are binary strings (one char per byte, see sampleTree's bytePaths); failures show them escaped.
+ */
+export async function restoreAndVerify(
+  run: VolumeRun,
+  paths: readonly string[],
+  sourceRoot: string,
+  referenceRoot: string,
+  targetRoot: string,
+  options: { restore: boolean },
+): Promise<{
+  failures: RestoreFailure[];
+  bytes: number;
+  checked: number;
+  references: Map<string, FileReference>;
+}> {
+  const { call } = run;
+  const roots: Roots = { sourceRoot, referenceRoot, targetRoot };
+  const { readable, bytes, hashes, failures } = await restoreSample(run, paths, roots, options.restore);
+  const xattrs = await sampleXattrs(run, readable, roots, options.restore);
   const references = new Map<string, FileReference>();
   let checked = 0;
   const perFile = new Map<string, RestoreFailure[]>();
-  let verifiedCount = 0;
   await forEachLimit(readable, FILE_CONCURRENCY, async (path) => {
     call.signal?.throwIfAborted();
-    const fileFailures: RestoreFailure[] = [];
-    perFile.set(path, fileFailures);
-    const expected = await expectedFrom(
-      referenceRoot,
-      path,
-      referenceRoot === sourceRoot ? restoredHashes.get(path) : undefined,
-      call.signal,
-    );
-    if (expected.failure) {
-      fileFailures.push(expected.failure);
-      return;
-    }
-    expected.reference.xattrs = referenceXattrs.byPath.get(path);
-    references.set(path, expected.reference);
-    let actual: FileReference;
-    try {
-      actual = await referenceOf(pathUnder(targetRoot, path));
-      if (actual.kind === 'file')
-        actual.sha256 = (await hashFile(pathUnder(targetRoot, path), call.signal)).sha256;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      fileFailures.push({
-        path: displayBinary(path),
-        check: code === 'ENOENT' ? 'missing' : 'read-error',
-        expected: 'restored',
-        actual: errorCode(error),
-      });
-      return;
-    }
-    actual.xattrs = restoredXattrs.byPath.get(path);
-    fileFailures.push(...compareEntry(displayBinary(path), expected.reference, actual));
+    const knownSha = referenceRoot === sourceRoot ? hashes.get(path) : undefined;
+    const result = await verifyPath(path, roots, knownSha, xattrs, call.signal);
+    perFile.set(path, result.failures);
+    if (result.reference) references.set(path, result.reference);
+    if (!result.verified) return;
     checked++;
-    verifiedCount++;
     call.onProgress?.({
-      progress: paths.length + verifiedCount,
+      progress: paths.length + checked,
       total: paths.length * 2,
-      message: `${run.volume.id}: verified ${verifiedCount}/${readable.length}`,
+      message: `${run.volume.id}: verified ${checked}/${readable.length}`,
     });
   });
   for (const path of readable) failures.push(...(perFile.get(path) ?? []));

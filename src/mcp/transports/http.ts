@@ -1,6 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { Deps } from '../../core/deps.js';
@@ -168,6 +173,108 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** What a request must match before it reaches MCP; hosts and origins are known once the port is bound. */
+interface Gate {
+  hosts: Set<string>;
+  origins: Set<string>;
+  expected: Buffer | undefined;
+}
+
+/**
+ * Answers a request that fails the checks (Host, Origin, token, path, method) and returns true;
+ * returns false for one MCP may handle.
+ */
+function refused(deps: Deps, gate: Gate, req: IncomingMessage, res: ServerResponse): boolean {
+  const host = (req.headers.host ?? '').toLowerCase();
+  if (!gate.hosts.has(host)) {
+    deps.logger.warn({ transport: 'http', host: host.slice(0, 100) }, 'refused a request for a foreign Host');
+    sendJson(res, 403, 'Forbidden: Host not allowed');
+    return true;
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !gate.origins.has(origin.toLowerCase())) {
+    deps.logger.warn(
+      { transport: 'http', origin: origin.slice(0, 100) },
+      'refused a request from a foreign Origin',
+    );
+    sendJson(res, 403, 'Forbidden: Origin not allowed');
+    return true;
+  }
+  if (gate.expected && !tokenMatches(req.headers.authorization, gate.expected)) {
+    sendJson(res, 401, 'Unauthorized: send Authorization: Bearer <token>', {
+      'www-authenticate': 'Bearer realm="snapguard"',
+    });
+    return true;
+  }
+  const path = new URL(req.url ?? '/', 'http://x').pathname;
+  if (path !== MCP_PATH) {
+    sendJson(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`);
+    return true;
+  }
+  if (req.method !== 'POST') {
+    // Stateless: no standalone SSE stream (GET) and no session to delete (DELETE).
+    sendJson(res, 405, 'Method not allowed: this server is stateless, use POST', { allow: 'POST' });
+    return true;
+  }
+  return false;
+}
+
+/** Hands one checked POST to its own MCP server and transport, closed when the response ends. */
+async function answerMcp(
+  deps: Deps,
+  remoteHosts: HostSessions | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  let body: unknown;
+  try {
+    body = JSON.parse(await readBody(req));
+  } catch {
+    return sendJson(res, 400, 'Bad request: the body must be JSON-RPC of at most 4 MiB');
+  }
+  const { server, cleanup } = createServer(deps, remoteHosts ? { hosts: remoteHosts } : {});
+  const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+  res.on('close', () => {
+    void transport.close().finally(() => cleanup());
+  });
+  await server.connect(transport);
+  await transport.handleRequest(req, res, body);
+}
+
+async function listenOn(http: Server, listen: HttpAddress): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new SnapguardError(
+          'PRECONDITION_FAILED',
+          `Cannot listen on ${listen.host}:${listen.port}: ${error.code ?? error.message}`,
+          error.code === 'EADDRINUSE'
+            ? 'Another process uses that port: pick another one.'
+            : 'Check the address (it must be one of this host) and the permissions.',
+        ),
+      ),
+    );
+    http.listen(listen.port, listen.host, () => resolve());
+  });
+}
+
+/** Stops accepting, waits for requests in flight up to the grace period, then closes everything. */
+async function shutDown(
+  deps: Deps,
+  http: Server,
+  inFlight: Set<Promise<void>>,
+  remoteHosts: HostSessions | undefined,
+): Promise<void> {
+  const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
+  http.closeIdleConnections();
+  const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
+  await Promise.race([Promise.allSettled([...inFlight]), grace]);
+  http.closeAllConnections();
+  await stopped;
+  await remoteHosts?.close();
+  deps.logger.info({ transport: 'http' }, 'snapguard MCP server stopped');
+}
+
 /**
  * Serves MCP over Streamable HTTP, stateless: every POST gets its own server and transport, which
  * are closed when the response ends. Host and Origin are checked before anything else (DNS
@@ -181,61 +288,21 @@ export async function startHttpServer(deps: Deps, options: HttpOptions): Promise
       'Give a token, or --no-auth on a loopback address.',
     );
   }
-  const expected = options.token ? digest(options.token) : undefined;
+  const gate: Gate = {
+    hosts: new Set<string>(),
+    origins: new Set<string>(),
+    expected: options.token ? digest(options.token) : undefined,
+  };
   const inFlight = new Set<Promise<void>>();
-  let hosts = new Set<string>();
-  let origins = new Set<string>();
-
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const host = (req.headers.host ?? '').toLowerCase();
-    if (!hosts.has(host)) {
-      deps.logger.warn(
-        { transport: 'http', host: host.slice(0, 100) },
-        'refused a request for a foreign Host',
-      );
-      return sendJson(res, 403, 'Forbidden: Host not allowed');
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined && !origins.has(origin.toLowerCase())) {
-      deps.logger.warn(
-        { transport: 'http', origin: origin.slice(0, 100) },
-        'refused a request from a foreign Origin',
-      );
-      return sendJson(res, 403, 'Forbidden: Origin not allowed');
-    }
-    if (expected && !tokenMatches(req.headers.authorization, expected)) {
-      return sendJson(res, 401, 'Unauthorized: send Authorization: Bearer <token>', {
-        'www-authenticate': 'Bearer realm="snapguard"',
-      });
-    }
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    if (path !== MCP_PATH) return sendJson(res, 404, `Not found: the MCP endpoint is ${MCP_PATH}`);
-    if (req.method !== 'POST') {
-      // Stateless: no standalone SSE stream (GET) and no session to delete (DELETE).
-      return sendJson(res, 405, 'Method not allowed: this server is stateless, use POST', { allow: 'POST' });
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(await readBody(req));
-    } catch {
-      return sendJson(res, 400, 'Bad request: the body must be JSON-RPC of at most 4 MiB');
-    }
-    const { server, cleanup } = createServer(deps, remoteHosts ? { hosts: remoteHosts } : {});
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
-      void transport.close().finally(() => cleanup());
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res, body);
-  }
-
   // One session per other host for the server's lifetime, shared by the per-request servers.
   const remoteHosts =
     Object.keys(deps.config.hosts).length > 0 ? new HostSessions(deps.config.hosts) : undefined;
   const http = createHttpServer((req, res) => {
     // A request is in flight until its response is closed (an SSE answer outlives handleRequest).
     const responseClosed = new Promise<void>((resolve) => res.once('close', () => resolve()));
-    const work = handle(req, res)
+    const work = (async () => {
+      if (!refused(deps, gate, req, res)) await answerMcp(deps, remoteHosts, req, res);
+    })()
       .catch((error: unknown) => {
         deps.logger.error({ transport: 'http', error: String(error) }, 'request failed');
         sendJson(res, 500, 'Internal server error');
@@ -244,50 +311,24 @@ export async function startHttpServer(deps: Deps, options: HttpOptions): Promise
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        new SnapguardError(
-          'PRECONDITION_FAILED',
-          `Cannot listen on ${options.listen.host}:${options.listen.port}: ${error.code ?? error.message}`,
-          error.code === 'EADDRINUSE'
-            ? 'Another process uses that port: pick another one.'
-            : 'Check the address (it must be one of this host) and the permissions.',
-        ),
-      ),
-    );
-    http.listen(options.listen.port, options.listen.host, () => resolve());
-  });
+  await listenOn(http, options.listen);
   const bound = http.address() as AddressInfo;
   const address = { host: options.listen.host, port: bound.port };
-  hosts = allowedHostHeaders(address, options.allowedHosts ?? []);
-  origins = new Set([
-    ...[...hosts].map((h) => `http://${h}`),
+  gate.hosts = allowedHostHeaders(address, options.allowedHosts ?? []);
+  gate.origins = new Set([
+    ...[...gate.hosts].map((h) => `http://${h}`),
     ...(options.allowedOrigins ?? []).map((o) => o.toLowerCase().replace(/\/$/, '')),
   ]);
   const url = `http://${hostForms(address.host, address.port)[0]}${MCP_PATH}`;
   deps.logger.info(
-    { transport: 'http', url, auth: expected ? 'bearer' : 'none', readOnly: deps.config.readOnly },
+    { transport: 'http', url, auth: gate.expected ? 'bearer' : 'none', readOnly: deps.config.readOnly },
     'snapguard MCP server listening',
   );
-
   let closing: Promise<void> | undefined;
   return {
     url,
     address,
-    close: () => {
-      closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => http.close(() => resolve()));
-        http.closeIdleConnections();
-        const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS).unref());
-        await Promise.race([Promise.allSettled([...inFlight]), grace]);
-        http.closeAllConnections();
-        await stopped;
-        await remoteHosts?.close();
-        deps.logger.info({ transport: 'http' }, 'snapguard MCP server stopped');
-      })();
-      return closing;
-    },
+    close: () => (closing ??= shutDown(deps, http, inFlight, remoteHosts)),
   };
 }
 
