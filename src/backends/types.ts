@@ -189,6 +189,32 @@ export interface SnapshotBackend {
     options?: BackendCallOptions,
   ): Promise<void>;
   /**
+   * In-place recovery's check of the live volume before anything is planned (zfs: the dataset is
+   * mounted at the volume's path). With `nested: 'refuse'` (a whole-tree rollback) it also refuses
+   * other filesystems mounted inside, whose files are in no snapshot of the volume: the backend then
+   * owns that check, and core does not look for nested mounts itself.
+   */
+  checkInPlace?(
+    volume: BackendVolume,
+    options?: BackendCallOptions & { nested?: 'refuse' | 'allow' },
+  ): Promise<void>;
+  /**
+   * What an in-place recovery to snapshot `name` does to the volume's other snapshots, for the plan
+   * shown before it runs (zfs: every newer one stays unchanged). Refuses what checkInPlace refuses and
+   * a target that does not exist.
+   */
+  planInPlace?(
+    volume: BackendVolume,
+    name: string,
+    safetyName: string,
+    options?: BackendCallOptions & { nested?: 'refuse' | 'allow' },
+  ): Promise<InPlacePlan>;
+  /**
+   * The snapshots it makes are plain folders without a read-only flag (dir): recorded as writable.
+   * Backends whose snapshots are read-only leave it out.
+   */
+  readonly writableSnapshots?: true;
+  /**
    * What differs between the live volume and the snapshot at `targetPath`, metadata only, as the
    * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
    * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
@@ -225,6 +251,14 @@ export interface SnapshotBackend {
     names: readonly string[],
     options?: BackendCallOptions,
   ): Promise<RawSnapshot | undefined>;
+}
+
+/** What an in-place recovery leaves of the volume's other snapshots (planInPlace). */
+export interface InPlacePlan {
+  /** Every snapshot newer than the target, and what the recovery does to it. */
+  newerSnapshots: { name: string; producer?: RawSnapshot['producer']; effect: 'kept unchanged' }[];
+  /** One sentence on what happens to the newer snapshots, for the confirmation gate. */
+  newerSnapshotsEffect: string;
 }
 
 /** What a backend's checkVolume found (doctor adds the check's id). */

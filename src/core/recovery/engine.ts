@@ -20,7 +20,7 @@ import {
   type ServiceDriverFactory,
 } from './services.js';
 import { recoveryKind, swapOrder, swapStepsOf } from './steps.js';
-import { snapshotThere, zfsCopy, zfsPutBack } from './zfs.js';
+import { copyInPlace, hasNestedTrees, putBackInPlace, recoversInPlace, snapshotThere } from './storage.js';
 
 // The steps of a recovery and the journal-driven runner shared by `recover` and the crash
 // recovery (resume.ts): every step is announced in the journal before it is taken.
@@ -93,12 +93,6 @@ export async function step(
 /** The backend of a journal item's volume (the journal check keeps both kinds equal). */
 export const backendOfItem = (deps: Deps, item: JournalItem): SnapshotBackend =>
   deps.backendFor(volumeOf(deps, item));
-
-/** Whether a backend recovers in place (zfs: files replaced, the dataset never swapped). */
-export const recoversInPlace = (backend: SnapshotBackend): boolean => backend.replaceTree !== undefined;
-
-/** Whether a backend has nested trees that snapshots do not hold (btrfs subvolumes). */
-export const hasNestedTrees = (backend: SnapshotBackend): boolean => backend.nestedSubvolumes !== undefined;
 
 export async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortSignal): Promise<void> {
   const volume = volumeOf(deps, item);
@@ -282,19 +276,25 @@ export async function recordHistory(
 ): Promise<void> {
   const multi = journal.items.length > 1;
   // Asked before taking the history lock: for zfs this runs a command.
-  const safetyByVolume = new Map<string, { exists: boolean; path: string }>();
+  const safetyByVolume = new Map<string, { exists: boolean; path: string; readOnly: boolean }>();
   for (const item of journal.items) {
     const volume = volumeOf(deps, item);
     const backend = deps.backendFor(volume);
+    const readOnly = backend.writableSnapshots !== true;
     // A snapshot without a plain folder on every system (zfs) is asked of its backend.
     if (backend.openSnapshot) {
       const shown = await backend.show(volume, item.safety);
       safetyByVolume.set(item.volume, {
         exists: shown !== undefined,
         path: shown?.path ?? safetyPathOf(item),
+        readOnly,
       });
     } else {
-      safetyByVolume.set(item.volume, { exists: await exists(safetyPathOf(item)), path: safetyPathOf(item) });
+      safetyByVolume.set(item.volume, {
+        exists: await exists(safetyPathOf(item)),
+        path: safetyPathOf(item),
+        readOnly,
+      });
     }
   }
   await deps.history.update(async (history) => {
@@ -340,7 +340,7 @@ export async function recordHistory(
           outcome: 'success',
           size_mb: null,
           backend: item.backend,
-          read_only: item.backend !== 'dir',
+          read_only: safetyByVolume.get(item.volume)?.readOnly ?? true,
           notes: `state before recovery ${journal.recoveryId} to ${item.target}; recover it to undo`,
         };
         history.snapshots.push(snap);
@@ -422,7 +422,7 @@ export async function runJournal(
                 await takeSafetySnapshot(deps, volume, item, signal);
                 break;
               case 'copy':
-                if (recoversInPlace(deps.backendFor(volume))) await zfsCopy(deps, journal, item, signal);
+                if (recoversInPlace(deps.backendFor(volume))) await copyInPlace(deps, journal, item, signal);
                 else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal, volume);
                 break;
               default:
@@ -512,7 +512,7 @@ export async function revertJournal(
     if (recoversInPlace(backend)) {
       const copyBegan = item.done.includes('copy') || item.current === 'copy';
       if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
-        await zfsPutBack(deps, item);
+        await putBackInPlace(deps, item);
         notes.push(`${item.volume}: its files were put back from ${item.safety}, which is kept`);
       } else {
         notes.push(`${item.volume}: nothing had changed`);

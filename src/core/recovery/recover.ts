@@ -3,7 +3,6 @@ import { lstat, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs
 import { writeFileAtomic } from '../atomic-file.js';
 import { dirname, join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
-import { planZfsRevert, requireZfsMount } from '../../backends/zfs-recover.js';
 import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -25,11 +24,19 @@ import { normaliseRelativePath, resolveRestorePaths, withBytePaths } from './pat
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
 import { backendChangeSummary, walkChangeSummary } from './summary.js';
-import { hasNestedTrees, recordHistory, runJournal, step, type RecoverContext } from './engine.js';
+import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import { recoverBeside } from './beside.js';
 import { describeSteps } from './steps.js';
-import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
+import {
+  checkInPlace,
+  hasNestedTrees,
+  planInPlace,
+  recoversInPlace,
+  snapshotNames,
+  opensSnapshots,
+  withSnapshotFiles,
+} from './storage.js';
 
 export type { RecoverContext } from './engine.js';
 export { cleanPreviewLeftovers, resolveUnfinishedRecoveries } from './resume.js';
@@ -113,15 +120,13 @@ async function resolveTargets(
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal, 'ownership');
   if (request.mode === 'files') {
-    const resolved = opensSnapshots(deps, volume)
-      ? await withZfsSnapshot(
-          deps,
-          volume,
-          snapshot.name,
-          (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
-          signal,
-        )
-      : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    const resolved = await withSnapshotFiles(
+      deps,
+      volume,
+      snapshot,
+      (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
+      signal,
+    );
     return [
       {
         volume,
@@ -142,13 +147,16 @@ async function resolveTargets(
   return [{ volume, snapshot }];
 }
 
-async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files'): Promise<void> {
+async function checkTarget(
+  deps: Deps,
+  target: Target,
+  mode: 'rollback' | 'files',
+  signal?: AbortSignal,
+): Promise<void> {
   const { volume } = target;
-  if (volume.backend === 'zfs') {
-    // No `zfs rollback`: the dataset stays mounted and its files are replaced (see docs/zfs.md).
-    await requireZfsMount(zfsBackendOf(deps, volume), volume, {
-      nested: mode === 'rollback' ? 'refuse' : 'allow',
-    });
+  if (recoversInPlace(deps.backendFor(volume))) {
+    // The volume is never moved: its storage checks that its files can be replaced where it is.
+    await checkInPlace(deps, volume, mode, signal);
     return;
   }
   let real: string;
@@ -191,8 +199,8 @@ async function checkNestedLayout(
   signal?: AbortSignal,
 ): Promise<void> {
   const { volume } = target;
-  // A zfs rollback refuses every filesystem mounted inside the dataset (requireZfsMount).
-  if (volume.backend === 'zfs' && request.mode === 'rollback') return;
+  // An in-place rollback refuses every filesystem mounted inside the volume (checkInPlace).
+  if (request.mode === 'rollback' && recoversInPlace(deps.backendFor(volume))) return;
   const touched =
     request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
   const layout = await nestedLayout(deps, volume, touched, signal);
@@ -217,10 +225,6 @@ async function checkNestedLayout(
   if (problems.length > 0) throw unplaceableRefusal(volume, problems, target.snapshot.name);
   target.nested = layout.nested;
 }
-
-/** Snapshots without a plain folder on every system (zfs) are opened through the backend to be read. */
-const opensSnapshots = (deps: Deps, volume: VolumeConfig): boolean =>
-  deps.backendFor(volume).openSnapshot !== undefined;
 
 /** What a target's state is identified by: its inode (a folder) or its guid (zfs, asked anew). */
 async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal): Promise<string> {
@@ -379,7 +383,7 @@ export async function planRecovery(
   const request = withBytePaths(parseInput(RecoverInput, input, 'recover'));
   const targets = await resolveTargets(deps, request, context.signal);
   for (const target of targets) {
-    await checkTarget(deps, target, request.mode);
+    await checkTarget(deps, target, request.mode, context.signal);
     await checkNestedLayout(deps, target, request, context.signal);
   }
   const now = deps.clock();
@@ -396,10 +400,10 @@ export async function planRecovery(
             )
         : undefined;
       changes = opensSnapshots(deps, volume)
-        ? await withZfsSnapshot(
+        ? await withSnapshotFiles(
             deps,
             volume,
-            snapshot.name,
+            snapshot,
             (root) => walkChangeSummary(volume.path, root, 20, filter),
             context.signal,
           )
@@ -411,28 +415,24 @@ export async function planRecovery(
           });
     }
     const safetyBackup = await safetyName(deps, volume, now, context.signal);
-    const zfsPlan =
-      volume.backend === 'zfs'
-        ? await planZfsRevert(zfsBackendOf(deps, volume), volume, snapshot.name, safetyBackup, {
-            signal: context.signal,
-            nested: request.mode === 'rollback' ? 'refuse' : 'allow',
-          })
-        : undefined;
+    const inPlacePlan = recoversInPlace(deps.backendFor(volume))
+      ? await planInPlace(deps, volume, snapshot.name, safetyBackup, request.mode, context.signal)
+      : undefined;
     volumes.push({
       volume: volume.id,
       snapshot: snapshot.name,
       snapshotPath: snapshot.path,
       volumePath: volume.path,
       safetyBackup,
-      ...(zfsPlan
+      ...(inPlacePlan
         ? {
-            backend: 'zfs' as const,
-            newerSnapshots: zfsPlan.newerSnapshots.map((s) => ({
+            backend: volume.backend,
+            newerSnapshots: inPlacePlan.newerSnapshots.map((s) => ({
               name: s.name,
               ...(s.producer ? { producer: s.producer } : {}),
               effect: s.effect,
             })),
-            newerSnapshotsEffect: zfsPlan.newerSnapshotsEffect,
+            newerSnapshotsEffect: inPlacePlan.newerSnapshotsEffect,
           }
         : {}),
       ...(target.paths ? { paths: target.paths } : {}),

@@ -12,13 +12,12 @@ import {
   driverFor,
   exists,
   recordHistory,
-  recoversInPlace,
   revertJournal,
   runJournal,
   volumeOf,
   type RecoverContext,
 } from './engine.js';
-import { snapshotThere } from './zfs.js';
+import { recoversInPlace, snapshotThere } from './storage.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 
