@@ -210,11 +210,6 @@ export interface SnapshotBackend {
     options?: BackendCallOptions & { nested?: 'refuse' | 'allow' },
   ): Promise<InPlacePlan>;
   /**
-   * The snapshots it makes are plain folders without a read-only flag (dir): recorded as writable.
-   * Backends whose snapshots are read-only leave it out.
-   */
-  readonly writableSnapshots?: true;
-  /**
    * What differs between the live volume and the snapshot at `targetPath`, metadata only, as the
    * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
    * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
@@ -230,6 +225,11 @@ export interface SnapshotBackend {
   ): Promise<string>;
   /** list() fills each snapshot's usedBytes with the bytes only it holds (zfs `used`): health sums them. */
   readonly listsUsedBytes?: true;
+  /**
+   * Its snapshots are plain folders that no flag makes read-only (dir): a writable one with an
+   * owned name is still a snapshot. Without it, only read-only snapshots count as snapguard's.
+   */
+  readonly writableSnapshots?: true;
   /**
    * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
    * its snapshots are listed from the pool, whether or not snapshotDir exists.

@@ -68,48 +68,58 @@ function mountPointRefusal(volume: VolumeConfig, real: string): SnapguardError {
   );
 }
 
+/** The targets of a whole operation: each volume it snapshotted, rolled back to that snapshot. */
+async function operationTargets(
+  deps: Deps,
+  request: ReturnType<typeof RecoverInput.parse> & { operationId: string },
+  signal?: AbortSignal,
+): Promise<Target[]> {
+  if (request.volume !== undefined || request.snapshot !== undefined) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'Give either operationId or volume + snapshot, not both.',
+      'operationId recovers every volume the operation snapshotted; volume + snapshot recovers one.',
+    );
+  }
+  if (request.mode !== 'rollback') {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'Recovering a whole operation is a rollback of each of its volumes; files mode needs volume + snapshot.',
+      'Drop mode/paths, or name one volume and snapshot for a file restore.',
+    );
+  }
+  const { history } = await deps.history.read();
+  // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
+  const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
+  if (entries.length === 0) {
+    throw new SnapguardError(
+      'OPERATION_NOT_FOUND',
+      `No snapshots recorded for operation ${request.operationId}.`,
+      {
+        mcp: 'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
+        cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
+      },
+    );
+  }
+  const targets: Target[] = [];
+  for (const entry of [...entries].sort((a, b) => a.subvolume.localeCompare(b.subvolume))) {
+    const volume = requireVolume(deps.config, entry.subvolume);
+    targets.push({
+      volume,
+      snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal, 'ownership'),
+    });
+  }
+  return targets;
+}
+
+/** What a request recovers: a whole operation's volumes, or one volume to one snapshot (files or all). */
 async function resolveTargets(
   deps: Deps,
   request: ReturnType<typeof RecoverInput.parse>,
   signal?: AbortSignal,
 ): Promise<Target[]> {
   if (request.operationId !== undefined) {
-    if (request.volume !== undefined || request.snapshot !== undefined) {
-      throw new SnapguardError(
-        'BAD_INPUT',
-        'Give either operationId or volume + snapshot, not both.',
-        'operationId recovers every volume the operation snapshotted; volume + snapshot recovers one.',
-      );
-    }
-    if (request.mode !== 'rollback') {
-      throw new SnapguardError(
-        'BAD_INPUT',
-        'Recovering a whole operation is a rollback of each of its volumes; files mode needs volume + snapshot.',
-        'Drop mode/paths, or name one volume and snapshot for a file restore.',
-      );
-    }
-    const { history } = await deps.history.read();
-    // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
-    const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
-    if (entries.length === 0) {
-      throw new SnapguardError(
-        'OPERATION_NOT_FOUND',
-        `No snapshots recorded for operation ${request.operationId}.`,
-        {
-          mcp: 'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
-          cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
-        },
-      );
-    }
-    const targets: Target[] = [];
-    for (const entry of [...entries].sort((a, b) => a.subvolume.localeCompare(b.subvolume))) {
-      const volume = requireVolume(deps.config, entry.subvolume);
-      targets.push({
-        volume,
-        snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal, 'ownership'),
-      });
-    }
-    return targets;
+    return operationTargets(deps, { ...request, operationId: request.operationId }, signal);
   }
   if (request.volume === undefined || request.snapshot === undefined) {
     throw new SnapguardError('BAD_INPUT', 'recover needs volume and snapshot (or operationId).', {
