@@ -13,6 +13,12 @@ export interface BackendVolume {
   dataset?: string | undefined;
 }
 
+/** What a caller already knows of a path from its lstat (node's Stats has these). */
+export interface KnownStats {
+  ino: number;
+  isDirectory(): boolean;
+}
+
 /**
  * Whether `name` is a snapshot snapguard made for volume `volumeId` (core's naming rule, passed in so
  * backends do not depend on core). Only such snapshots are ever changed by a backend.
@@ -79,9 +85,14 @@ export interface SnapshotBackend {
   /**
    * Whether what lies at `name` in snapshotDir is a read-only snapshot (true) or a writable one
    * (false), told without running a command; undefined when the backend cannot tell that way (then
-   * show answers). Optional.
+   * show answers). `known.stats`: the caller's lstat of that path, made just before, which the
+   * backend uses instead of looking again. Optional.
    */
-  readOnlyAt?(volume: BackendVolume, name: string): Promise<boolean | undefined>;
+  readOnlyAt?(
+    volume: BackendVolume,
+    name: string,
+    known?: { stats?: KnownStats },
+  ): Promise<boolean | undefined>;
   delete(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<void>;
   /**
    * Optional batch delete (prune): deletes what it can and reports every name that could not be
