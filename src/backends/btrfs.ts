@@ -9,6 +9,7 @@ import { pipeCommands } from '../system/pipe.js';
 import type {
   BackendCallOptions,
   BackendVolume,
+  KnownStats,
   ListOptions,
   PoolUsage,
   RawSnapshot,
@@ -214,7 +215,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     },
 
     show: (volume, name, options) => showSnapshot(ctx, volume, name, options),
-    readOnlyAt: (volume, name) => readOnlyAtOf(ctx, volume, name),
+    readOnlyAt: (volume, name, known) => readOnlyAtOf(ctx, volume, name, known?.stats),
 
     async delete(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {
       await btrfs(['subvolume', 'delete', join(volume.snapshotDir, name)], options);
@@ -359,9 +360,11 @@ async function readOnlyAtOf(
   ctx: BtrfsContext,
   volume: BackendVolume,
   name: string,
+  /** The caller's lstat of the path, made just before: not looked at twice. */
+  known?: KnownStats,
 ): Promise<boolean | undefined> {
   const path = join(volume.snapshotDir, name);
-  const stats = await lstat(path).catch(() => undefined);
+  const stats = known ?? (await lstat(path).catch(() => undefined));
   if (!stats || !stats.isDirectory() || stats.ino !== 256) return undefined;
   // The kernel refuses write access to anything in a read-only subvolume with EROFS (and
   // grants it to root in a writable one). A read-only mount gives EROFS as well: the answer

@@ -13,6 +13,12 @@ export interface BackendVolume {
   dataset?: string | undefined;
 }
 
+/** What a caller already knows of a path from its lstat (node's Stats has these). */
+export interface KnownStats {
+  ino: number;
+  isDirectory(): boolean;
+}
+
 /**
  * Whether `name` is a snapshot snapguard made for volume `volumeId` (core's naming rule, passed in so
  * backends do not depend on core). Only such snapshots are ever changed by a backend.
@@ -79,9 +85,14 @@ export interface SnapshotBackend {
   /**
    * Whether what lies at `name` in snapshotDir is a read-only snapshot (true) or a writable one
    * (false), told without running a command; undefined when the backend cannot tell that way (then
-   * show answers). Optional.
+   * show answers). `known.stats`: the caller's lstat of that path, made just before, which the
+   * backend uses instead of looking again. Optional.
    */
-  readOnlyAt?(volume: BackendVolume, name: string): Promise<boolean | undefined>;
+  readOnlyAt?(
+    volume: BackendVolume,
+    name: string,
+    known?: { stats?: KnownStats },
+  ): Promise<boolean | undefined>;
   delete(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<void>;
   /**
    * Optional batch delete (prune): deletes what it can and reports every name that could not be
@@ -189,6 +200,27 @@ export interface SnapshotBackend {
     options?: BackendCallOptions,
   ): Promise<void>;
   /**
+   * In-place recovery's check of the live volume before anything is planned (zfs: the dataset is
+   * mounted at the volume's path). With `nested: 'refuse'` (a whole-tree rollback) it also refuses
+   * other filesystems mounted inside, whose files are in no snapshot of the volume: the backend then
+   * owns that check, and core does not look for nested mounts itself.
+   */
+  checkInPlace?(
+    volume: BackendVolume,
+    options?: BackendCallOptions & { nested?: 'refuse' | 'allow' },
+  ): Promise<void>;
+  /**
+   * What an in-place recovery to snapshot `name` does to the volume's other snapshots, for the plan
+   * shown before it runs (zfs: every newer one stays unchanged). Refuses what checkInPlace refuses and
+   * a target that does not exist.
+   */
+  planInPlace?(
+    volume: BackendVolume,
+    name: string,
+    safetyName: string,
+    options?: BackendCallOptions & { nested?: 'refuse' | 'allow' },
+  ): Promise<InPlacePlan>;
+  /**
    * What differs between the live volume and the snapshot at `targetPath`, metadata only, as the
    * text of a dumped send stream (one operation a line: `mkfile`, `unlink`, `rename`, `write`...).
    * Its cost follows the size of the difference. Anything it makes for this (a temporary snapshot
@@ -204,6 +236,11 @@ export interface SnapshotBackend {
   ): Promise<string>;
   /** list() fills each snapshot's usedBytes with the bytes only it holds (zfs `used`): health sums them. */
   readonly listsUsedBytes?: true;
+  /**
+   * Its snapshots are plain folders that no flag makes read-only (dir): a writable one with an
+   * owned name is still a snapshot. Without it, only read-only snapshots count as snapguard's.
+   */
+  readonly writableSnapshots?: true;
   /**
    * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
    * its snapshots are listed from the pool, whether or not snapshotDir exists.
@@ -234,6 +271,14 @@ export interface SnapshotBackend {
   readonly needsRoot?: true;
   /** How many names deleteMany removes with one command: prune hands it batches of this size. */
   readonly deleteBatch?: number;
+}
+
+/** What an in-place recovery leaves of the volume's other snapshots (planInPlace). */
+export interface InPlacePlan {
+  /** Every snapshot newer than the target, and what the recovery does to it. */
+  newerSnapshots: { name: string; producer?: RawSnapshot['producer']; effect: 'kept unchanged' }[];
+  /** One sentence on what happens to the newer snapshots, for the confirmation gate. */
+  newerSnapshotsEffect: string;
 }
 
 /** What a backend's checkVolume found (doctor adds the check's id). */

@@ -299,6 +299,18 @@ export async function restoreZfsPaths(
  */
 export function withInPlaceRecovery(backend: ZfsBackend, exec: Exec): ZfsBackend {
   return Object.assign(backend, {
+    async checkInPlace(
+      volume: BackendVolume,
+      options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
+    ): Promise<void> {
+      await requireZfsMount(backend, volume, options);
+    },
+    planInPlace: (
+      volume: BackendVolume,
+      name: string,
+      safetyName: string,
+      options: BackendCallOptions & { nested?: 'refuse' | 'allow' } = {},
+    ): Promise<ZfsRevertPlan> => planZfsRevert(backend, volume, name, safetyName, options),
     async replaceTree(volume: BackendVolume, name: string, options: BackendCallOptions = {}): Promise<void> {
       await replaceTreeFromSnapshot(backend, exec, volume, name, options);
     },

@@ -307,7 +307,7 @@ export async function requireOwnedSnapshot(
       throw notOwned(volume, name, stats.isSymbolicLink() ? 'a symlink' : 'not a folder');
     }
     if (need === 'ownership') {
-      const readOnly = await deps.backendFor(volume).readOnlyAt?.(volume, name);
+      const readOnly = await deps.backendFor(volume).readOnlyAt?.(volume, name, { stats });
       if (readOnly === false) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
       if (readOnly === true) return { name, path, createdAt: stats.birthtime, readOnly: true };
     }

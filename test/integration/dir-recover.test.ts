@@ -82,6 +82,9 @@ describe.runIf(run)('dir backend recovery', () => {
     expect(entry).toMatchObject({ mode: 'files', outcome: 'success', paths: ['conf.yml', 'dir'] });
     const safety = join(s.deps.config.volumes[s.id]!.snapshotDir, entry.safety_backup!);
     expect(await treeState(safety)).toEqual(s.before);
+    // A dir copy is a plain folder without a read-only flag: its history entry says it is writable.
+    const recorded = history.snapshots.find((snap) => snap.snapshot_name === entry.safety_backup);
+    expect(recorded).toMatchObject({ type: 'pre-recover', backend: 'dir', read_only: false });
   });
 
   it.each(crashCases)(

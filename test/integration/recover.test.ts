@@ -100,6 +100,8 @@ describe.runIf(run)('recover on real btrfs', () => {
     expect(
       history.snapshots.some((s) => s.snapshot_name === result.safetyBackup && s.type === 'pre-recover'),
     ).toBe(true);
+    // The moved-aside tree is kept read-only, and the history says so.
+    expect(history.snapshots.find((s) => s.snapshot_name === result.safetyBackup)?.read_only).toBe(true);
 
     // Undo: the safety snapshot is itself a recovery target.
     laterMs += 1000; // a new second for the next safety name

@@ -20,7 +20,7 @@ import {
   type ServiceDriverFactory,
 } from './services.js';
 import { recoveryKind, swapOrder, swapStepsOf } from './steps.js';
-import { snapshotThere, zfsCopy, zfsPutBack } from './zfs.js';
+import { copyInPlace, hasNestedTrees, putBackInPlace, recoversInPlace, snapshotThere } from './storage.js';
 
 // The steps of a recovery and the journal-driven runner shared by `recover` and the crash
 // recovery (resume.ts): every step is announced in the journal before it is taken.
@@ -93,12 +93,6 @@ export async function step(
 /** The backend of a journal item's volume (the journal check keeps both kinds equal). */
 export const backendOfItem = (deps: Deps, item: JournalItem): SnapshotBackend =>
   deps.backendFor(volumeOf(deps, item));
-
-/** Whether a backend recovers in place (zfs: files replaced, the dataset never swapped). */
-export const recoversInPlace = (backend: SnapshotBackend): boolean => backend.replaceTree !== undefined;
-
-/** Whether a backend has nested trees that snapshots do not hold (btrfs subvolumes). */
-export const hasNestedTrees = (backend: SnapshotBackend): boolean => backend.nestedSubvolumes !== undefined;
 
 export async function restoreInto(deps: Deps, item: JournalItem, signal?: AbortSignal): Promise<void> {
   const volume = volumeOf(deps, item);
@@ -272,6 +266,38 @@ export async function undoCopy(
   return { restored, untouched, notRestored };
 }
 
+/**
+ * Whether each volume's safety snapshot exists, where, and whether it is read-only, asked before the
+ * history lock is taken (for some backends this runs a command).
+ */
+async function safetyStates(
+  deps: Deps,
+  journal: Journal,
+): Promise<Map<string, { exists: boolean; path: string; readOnly: boolean }>> {
+  const safetyByVolume = new Map<string, { exists: boolean; path: string; readOnly: boolean }>();
+  for (const item of journal.items) {
+    const volume = volumeOf(deps, item);
+    const backend = deps.backendFor(volume);
+    const readOnly = backend.writableSnapshots !== true;
+    // A snapshot without a plain folder on every system (zfs) is asked of its backend.
+    if (backend.openSnapshot) {
+      const shown = await backend.show(volume, item.safety);
+      safetyByVolume.set(item.volume, {
+        exists: shown !== undefined,
+        path: shown?.path ?? safetyPathOf(item),
+        readOnly,
+      });
+    } else {
+      safetyByVolume.set(item.volume, {
+        exists: await exists(safetyPathOf(item)),
+        path: safetyPathOf(item),
+        readOnly,
+      });
+    }
+  }
+  return safetyByVolume;
+}
+
 export async function recordHistory(
   deps: Deps,
   journal: Journal,
@@ -281,22 +307,7 @@ export async function recordHistory(
   note?: string,
 ): Promise<void> {
   const multi = journal.items.length > 1;
-  // Asked before taking the history lock: for zfs this runs a command.
-  const safetyByVolume = new Map<string, { exists: boolean; path: string }>();
-  for (const item of journal.items) {
-    const volume = volumeOf(deps, item);
-    const backend = deps.backendFor(volume);
-    // A snapshot without a plain folder on every system (zfs) is asked of its backend.
-    if (backend.openSnapshot) {
-      const shown = await backend.show(volume, item.safety);
-      safetyByVolume.set(item.volume, {
-        exists: shown !== undefined,
-        path: shown?.path ?? safetyPathOf(item),
-      });
-    } else {
-      safetyByVolume.set(item.volume, { exists: await exists(safetyPathOf(item)), path: safetyPathOf(item) });
-    }
-  }
+  const safetyByVolume = await safetyStates(deps, journal);
   await deps.history.update(async (history) => {
     for (const item of journal.items) {
       const id = multi ? `${journal.recoveryId}-${item.volume}` : journal.recoveryId;
@@ -340,7 +351,7 @@ export async function recordHistory(
           outcome: 'success',
           size_mb: null,
           backend: item.backend,
-          read_only: item.backend !== 'dir',
+          read_only: safetyByVolume.get(item.volume)?.readOnly ?? true,
           notes: `state before recovery ${journal.recoveryId} to ${item.target}; recover it to undo`,
         };
         history.snapshots.push(snap);
@@ -353,115 +364,131 @@ export function volumeOf(deps: Deps, item: JournalItem): VolumeConfig {
   return deps.config.volumes[item.volume] ?? requireVolume(deps.config, item.volume);
 }
 
-/** Runs (or, after a crash, continues) a journaled recovery. Returns the outcome per volume. */
-export async function runJournal(
-  deps: Deps,
-  journal: Journal,
-  context: RecoverContext,
-): Promise<{
-  outcomes: Map<string, 'success' | 'failed' | 'reverted'>;
-  checks: ValidationCheck[];
-  error?: SnapguardError;
-}> {
-  const outcomes = new Map<string, 'success' | 'failed' | 'reverted'>();
-  const checks: ValidationCheck[] = [];
-  const drivers = new Map<string, ServiceDriver | undefined>();
-  for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
-  // Rollback: the old tree's nested subvolumes, listed while the new tree is being made (the old
-  // tree already lies at the safety name then); carry-nested moves them right after.
-  const oldTreeNested = new Map<string, Promise<string[] | undefined>>();
+type Outcome = 'success' | 'failed' | 'reverted';
+
+/** What the steps of one run of a journal share. */
+interface JournalRun {
+  deps: Deps;
+  journal: Journal;
+  context: RecoverContext;
+  drivers: Map<string, ServiceDriver | undefined>;
+  /**
+   * Rollback: the old tree's nested subvolumes, listed while the new tree is being made (the old
+   * tree already lies at the safety name then); carry-nested moves them right after.
+   */
+  oldTreeNested: Map<string, Promise<string[] | undefined>>;
+}
+
+/** What one swap step does to one volume. */
+async function swapStep(run: JournalRun, item: JournalItem, name: RecoveryStep): Promise<void> {
+  const { deps, journal, context } = run;
   const signal = context.signal;
-  // Which steps each volume takes, and in what order, comes from the step table the plan is told from.
-  const swapSteps = swapOrder(journal.mode);
-  const stepsOf = (item: JournalItem) => swapStepsOf(recoveryKind(backendOfItem(deps, item), journal.mode));
-  try {
-    for (const name of swapSteps) {
-      for (const item of journal.items) {
-        if (!stepsOf(item).includes(name)) continue;
-        const volume = volumeOf(deps, item);
-        const driver = drivers.get(item.volume);
-        if (!item.done.includes(name)) context.onProgress?.(`${item.volume}: ${name}`);
-        await step(
-          deps,
-          journal,
-          item,
-          name,
-          async () => {
-            switch (name) {
-              case 'stop-services':
-                if (driver) await stopUnits(driver, volume, signal);
-                break;
-              case 'move-aside':
-                await mkdir(item.snapshotDir, { recursive: true });
-                await rename(item.path, safetyPathOf(item));
-                break;
-              case 'restore':
-                if (hasNestedTrees(deps.backendFor(volume)) && !item.done.includes('carry-nested'))
-                  oldTreeNested.set(
-                    item.volume,
-                    nestedSubvolumesOf(deps, volume, { path: safetyPathOf(item), signal }).catch(
-                      () => undefined,
-                    ),
-                  );
-                await restoreInto(deps, item, signal);
-                break;
-              case 'carry-nested':
-                await carryIntoNewTree(
-                  deps,
-                  volume,
-                  item,
-                  journal.recoveryId,
-                  signal,
-                  await oldTreeNested.get(item.volume),
-                );
-                break;
-              case 'protect-safety':
-                await protectSafety(deps, item);
-                break;
-              case 'safety-snapshot':
-                await takeSafetySnapshot(deps, volume, item, signal);
-                break;
-              case 'copy':
-                if (recoversInPlace(deps.backendFor(volume))) await zfsCopy(deps, journal, item, signal);
-                else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal, volume);
-                break;
-              default:
-                break;
-            }
-          },
-          {
-            noop:
-              (name === 'stop-services' && !driver) ||
-              (name === 'carry-nested' && !hasNestedTrees(deps.backendFor(volume))),
-          },
+  const volume = volumeOf(deps, item);
+  const driver = run.drivers.get(item.volume);
+  switch (name) {
+    case 'stop-services':
+      if (driver) await stopUnits(driver, volume, signal);
+      break;
+    case 'move-aside':
+      await mkdir(item.snapshotDir, { recursive: true });
+      await rename(item.path, safetyPathOf(item));
+      break;
+    case 'restore':
+      if (hasNestedTrees(deps.backendFor(volume)) && !item.done.includes('carry-nested'))
+        run.oldTreeNested.set(
+          item.volume,
+          nestedSubvolumesOf(deps, volume, { path: safetyPathOf(item), signal }).catch(() => undefined),
         );
-      }
-    }
-  } catch (error) {
-    // The swap did not complete: put every volume back as it was, then report.
-    const failure =
-      error instanceof SnapguardError
-        ? error
-        : (error as Error)?.name === 'AbortError'
-          ? toSnapguardError(error)
-          : new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
-              cause: error,
-            });
-    const partly = new Set<string>();
-    const notes = await revertJournal(deps, journal, drivers, partly);
-    for (const item of journal.items)
-      outcomes.set(item.volume, partly.has(item.volume) ? 'failed' : 'reverted');
-    return {
-      outcomes,
-      checks,
-      error: new SnapguardError(
-        failure.code,
-        `${failure.message} ${partly.size ? 'The recovery was only partly undone' : 'The recovery was undone'}: ${notes.join('; ')}.`,
-        hintOf(failure),
-        { cause: error },
-      ),
-    };
+      await restoreInto(deps, item, signal);
+      break;
+    case 'carry-nested':
+      await carryIntoNewTree(
+        deps,
+        volume,
+        item,
+        journal.recoveryId,
+        signal,
+        await run.oldTreeNested.get(item.volume),
+      );
+      break;
+    case 'protect-safety':
+      await protectSafety(deps, item);
+      break;
+    case 'safety-snapshot':
+      await takeSafetySnapshot(deps, volume, item, signal);
+      break;
+    case 'copy':
+      if (recoversInPlace(deps.backendFor(volume))) await copyInPlace(deps, journal, item, signal);
+      else await copyPaths(deps, item, journal.recoveryId, item.removeOnly ?? [], signal, volume);
+      break;
+    default:
+      break;
   }
+}
+
+/** A step with nothing to do for this volume (no units to stop, no nested trees to carry). */
+const swapStepIsNoop = (run: JournalRun, item: JournalItem, name: RecoveryStep): boolean =>
+  (name === 'stop-services' && !run.drivers.get(item.volume)) ||
+  (name === 'carry-nested' && !hasNestedTrees(backendOfItem(run.deps, item)));
+
+/**
+ * The swap: each step for every volume that takes it, before the next step. Which steps each
+ * volume takes, and in what order, comes from the step table the plan is told from.
+ */
+async function runSwapSteps(run: JournalRun): Promise<void> {
+  const { deps, journal } = run;
+  const stepsOf = (item: JournalItem) => swapStepsOf(recoveryKind(backendOfItem(deps, item), journal.mode));
+  for (const name of swapOrder(journal.mode)) {
+    for (const item of journal.items) {
+      if (!stepsOf(item).includes(name)) continue;
+      if (!item.done.includes(name)) run.context.onProgress?.(`${item.volume}: ${name}`);
+      await step(deps, journal, item, name, () => swapStep(run, item, name), {
+        noop: swapStepIsNoop(run, item, name),
+      });
+    }
+  }
+}
+
+/** The error a failed swap is reported with: snapguard's own, a cancel, or anything else as INTERNAL. */
+function swapFailure(error: unknown): SnapguardError {
+  if (error instanceof SnapguardError) return error;
+  if ((error as Error)?.name === 'AbortError') return toSnapguardError(error);
+  return new SnapguardError('INTERNAL', (error as Error).message, 'Read the error and retry.', {
+    cause: error,
+  });
+}
+
+/** The swap did not complete: every volume is put back as it was, and the error says how far that went. */
+async function undoFailedSwap(
+  run: JournalRun,
+  error: unknown,
+): Promise<{ outcomes: Map<string, Outcome>; checks: ValidationCheck[]; error: SnapguardError }> {
+  const failure = swapFailure(error);
+  const partly = new Set<string>();
+  const notes = await revertJournal(run.deps, run.journal, run.drivers, partly);
+  const outcomes = new Map<string, Outcome>();
+  for (const item of run.journal.items)
+    outcomes.set(item.volume, partly.has(item.volume) ? 'failed' : 'reverted');
+  return {
+    outcomes,
+    checks: [],
+    error: new SnapguardError(
+      failure.code,
+      `${failure.message} ${partly.size ? 'The recovery was only partly undone' : 'The recovery was undone'}: ${notes.join('; ')}.`,
+      hintOf(failure),
+      { cause: error },
+    ),
+  };
+}
+
+/** After the swap of every volume: their services start again, then each is validated. */
+async function startAndValidate(
+  run: JournalRun,
+): Promise<{ outcomes: Map<string, Outcome>; checks: ValidationCheck[] }> {
+  const { deps, journal, drivers } = run;
+  const signal = run.context.signal;
+  const outcomes = new Map<string, Outcome>();
+  const checks: ValidationCheck[] = [];
   for (const item of journal.items) {
     const volume = volumeOf(deps, item);
     const driver = drivers.get(item.volume);
@@ -493,6 +520,176 @@ export async function runJournal(
   return { outcomes, checks };
 }
 
+/** Runs (or, after a crash, continues) a journaled recovery. Returns the outcome per volume. */
+export async function runJournal(
+  deps: Deps,
+  journal: Journal,
+  context: RecoverContext,
+): Promise<{
+  outcomes: Map<string, Outcome>;
+  checks: ValidationCheck[];
+  error?: SnapguardError;
+}> {
+  const drivers = new Map<string, ServiceDriver | undefined>();
+  for (const item of journal.items) drivers.set(item.volume, driverFor(deps, volumeOf(deps, item), context));
+  const run: JournalRun = { deps, journal, context, drivers, oldTreeNested: new Map() };
+  try {
+    await runSwapSteps(run);
+  } catch (error) {
+    return undoFailedSwap(run, error);
+  }
+  return startAndValidate(run);
+}
+
+/** In place: the files are put back from the safety snapshot once the copy began; before that nothing changed. */
+async function revertInPlace(deps: Deps, item: JournalItem): Promise<string[]> {
+  const copyBegan = item.done.includes('copy') || item.current === 'copy';
+  if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
+    await putBackInPlace(deps, item);
+    return [`${item.volume}: its files were put back from ${item.safety}, which is kept`];
+  }
+  return [`${item.volume}: nothing had changed`];
+}
+
+/**
+ * Rollback where the swap went through for this volume: a fresh clone of the target holds no data
+ * of its own except nested subvolumes carried into it, which go back into the old tree first; then
+ * the old tree takes the volume's place again.
+ */
+async function swapBack(
+  deps: Deps,
+  journal: Journal,
+  item: JournalItem,
+  makeWritable: () => Promise<void>,
+): Promise<string[]> {
+  const notes: string[] = [];
+  const safety = safetyPathOf(item);
+  const backend = backendOfItem(deps, item);
+  await makeWritable();
+  if (hasNestedTrees(backend)) {
+    notes.push(
+      ...(await carryNested(deps, volumeOf(deps, item), item.path, safety, journal.recoveryId)).map(
+        (note) => `${item.volume}: ${note}`,
+      ),
+    );
+  }
+  const aside = `${item.path}.snapguard-undone-${journal.recoveryId}`;
+  await rename(item.path, aside);
+  if (!(await exists(join(item.snapshotDir, item.target)))) {
+    // The target is gone, so this copy is the only one of it: keep it next to the volume.
+    await makeWritable();
+    await rename(safety, item.path);
+    notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
+    return notes;
+  }
+  await makeWritable();
+  await rename(safety, item.path);
+  // A copy that cannot be removed stays where it is, and the note below says so.
+  await backend.removeTree?.(aside).catch(() => undefined);
+  notes.push(
+    (await exists(aside))
+      ? `${item.volume}: ${item.path} is back as it was; the restored copy could not be removed and is at ${aside}`
+      : `${item.volume}: the restored copy was removed and ${item.path} is back as it was`,
+  );
+  return notes;
+}
+
+/** Rollback: the safety snapshot (the old tree, moved aside) becomes the volume again. */
+async function revertRollback(deps: Deps, journal: Journal, item: JournalItem): Promise<string[]> {
+  const safety = safetyPathOf(item);
+  const backend = backendOfItem(deps, item);
+  // Errors are ignored: a tree that stays read-only makes the rename below fail, and that says why.
+  const makeWritable = async () => {
+    await backend.setReadOnly?.(safety, false).catch(() => undefined);
+  };
+  const pathThere = await exists(item.path);
+  const safetyThere = await exists(safety);
+  let notes: string[];
+  if (safetyThere && !pathThere) {
+    await makeWritable();
+    await rename(safety, item.path);
+    notes = [`${item.volume}: ${item.path} is back as it was`];
+  } else if (safetyThere && pathThere) {
+    notes = await swapBack(deps, journal, item, makeWritable);
+  } else {
+    notes = [`${item.volume}: nothing had changed`];
+  }
+  await backend.discardPartialTree?.(item.path);
+  return notes;
+}
+
+/** Files mode after the copy began: each path gets its previous version back (see undoCopy). */
+async function revertCopy(
+  deps: Deps,
+  journal: Journal,
+  item: JournalItem,
+  partly?: Set<string>,
+): Promise<string[]> {
+  const notes: string[] = [];
+  // Nested subvolumes the copy already put back into a restored path go into that path's
+  // previous version first: undoing the path then carries them along instead of deleting them.
+  if (hasNestedTrees(backendOfItem(deps, item)))
+    notes.push(
+      ...(await keepNestedForUndo(deps, volumeOf(deps, item), item, journal.recoveryId)).map(
+        (note) => `${item.volume}: ${note}`,
+      ),
+    );
+  const undone = await undoCopy(item, journal.recoveryId);
+  const list = (paths: string[]) => `${paths.length} path(s) (${paths.join(', ')})`;
+  const parts = [
+    undone.restored.length ? `${list(undone.restored)} put back as they were` : '',
+    undone.untouched.length ? `${list(undone.untouched)} not touched` : '',
+    ...undone.notRestored.map(
+      (n) =>
+        `${n.path} could NOT be put back (${n.error}); its previous version is in ${join(item.path, `.snapguard-restore-${journal.recoveryId}`, 'old', n.path)} and in ${item.safety}`,
+    ),
+  ].filter(Boolean);
+  if (undone.notRestored.length) partly?.add(item.volume);
+  notes.push(`${item.volume}: ${parts.join(', ') || 'nothing had changed'}`);
+  return notes;
+}
+
+/** Files mode before the copy began: only the staging folder may be there (nested subvolumes go back first). */
+async function discardStaging(deps: Deps, journal: Journal, item: JournalItem): Promise<string[]> {
+  const notes: string[] = [];
+  const stagingName = `.snapguard-restore-${journal.recoveryId}`;
+  if (hasNestedTrees(backendOfItem(deps, item)))
+    notes.push(
+      ...(await rescueStaged(deps, volumeOf(deps, item), item.path, stagingName, journal.recoveryId)).map(
+        (note) => `${item.volume}: ${note}`,
+      ),
+    );
+  await rm(join(item.path, stagingName), { recursive: true, force: true });
+  notes.push(`${item.volume}: nothing had changed`);
+  return notes;
+}
+
+/** Units stopped by the recovery (or maybe stopped: the step was under way) are started again. */
+async function restartStopped(
+  deps: Deps,
+  item: JournalItem,
+  drivers?: Map<string, ServiceDriver | undefined>,
+): Promise<string[]> {
+  if (!item.done.includes('stop-services') && item.current !== 'stop-services') return [];
+  const driver = drivers?.get(item.volume) ?? undefined;
+  if (!driver) return [];
+  const started = await startUnits(driver, volumeOf(deps, item));
+  return started.map((c) => `${item.volume}: ${c.check} failed: ${c.detail ?? ''}`);
+}
+
+/** Puts one volume back, the way its kind of recovery is undone. */
+function revertItem(
+  deps: Deps,
+  journal: Journal,
+  item: JournalItem,
+  partly?: Set<string>,
+): Promise<string[]> {
+  if (recoversInPlace(backendOfItem(deps, item))) return revertInPlace(deps, item);
+  if (journal.mode === 'rollback') return revertRollback(deps, journal, item);
+  if (item.done.includes('copy') || item.current === 'copy') return revertCopy(deps, journal, item, partly);
+  return discardStaging(deps, journal, item);
+}
+
 /** Puts volumes back after a failed or interrupted swap: the safety snapshot becomes the volume again. */
 export async function revertJournal(
   deps: Deps,
@@ -503,99 +700,8 @@ export async function revertJournal(
 ): Promise<string[]> {
   const notes: string[] = [];
   for (const item of [...journal.items].reverse()) {
-    const safety = safetyPathOf(item);
-    const backend = backendOfItem(deps, item);
-    // Errors are ignored: a tree that stays read-only makes the rename below fail, and that says why.
-    const makeWritable = async () => {
-      await backend.setReadOnly?.(safety, false).catch(() => undefined);
-    };
-    if (recoversInPlace(backend)) {
-      const copyBegan = item.done.includes('copy') || item.current === 'copy';
-      if (copyBegan && (await snapshotThere(deps, item, item.safety))) {
-        await zfsPutBack(deps, item);
-        notes.push(`${item.volume}: its files were put back from ${item.safety}, which is kept`);
-      } else {
-        notes.push(`${item.volume}: nothing had changed`);
-      }
-    } else if (journal.mode === 'rollback') {
-      const pathThere = await exists(item.path);
-      const safetyThere = await exists(safety);
-      if (safetyThere && !pathThere) {
-        await makeWritable();
-        await rename(safety, item.path);
-        notes.push(`${item.volume}: ${item.path} is back as it was`);
-      } else if (safetyThere && pathThere) {
-        // The swap went through for this volume; a fresh clone of the target holds no data of its own
-        // except nested subvolumes carried into it: they go back into the old tree first.
-        await makeWritable();
-        if (hasNestedTrees(backend)) {
-          notes.push(
-            ...(await carryNested(deps, volumeOf(deps, item), item.path, safety, journal.recoveryId)).map(
-              (note) => `${item.volume}: ${note}`,
-            ),
-          );
-        }
-        const aside = `${item.path}.snapguard-undone-${journal.recoveryId}`;
-        await rename(item.path, aside);
-        if (!(await exists(join(item.snapshotDir, item.target)))) {
-          // The target is gone, so this copy is the only one of it: keep it next to the volume.
-          await makeWritable();
-          await rename(safety, item.path);
-          notes.push(`${item.volume}: ${item.path} is back as it was; the restored copy is kept at ${aside}`);
-        } else {
-          await makeWritable();
-          await rename(safety, item.path);
-          // A copy that cannot be removed stays where it is, and the note below says so.
-          await backend.removeTree?.(aside).catch(() => undefined);
-          notes.push(
-            (await exists(aside))
-              ? `${item.volume}: ${item.path} is back as it was; the restored copy could not be removed and is at ${aside}`
-              : `${item.volume}: the restored copy was removed and ${item.path} is back as it was`,
-          );
-        }
-      } else {
-        notes.push(`${item.volume}: nothing had changed`);
-      }
-      await backend.discardPartialTree?.(item.path);
-    } else if (item.done.includes('copy') || item.current === 'copy') {
-      // Nested subvolumes the copy already put back into a restored path go into that path's
-      // previous version first: undoing the path then carries them along instead of deleting them.
-      if (hasNestedTrees(backend))
-        notes.push(
-          ...(await keepNestedForUndo(deps, volumeOf(deps, item), item, journal.recoveryId)).map(
-            (note) => `${item.volume}: ${note}`,
-          ),
-        );
-      const undone = await undoCopy(item, journal.recoveryId);
-      const list = (paths: string[]) => `${paths.length} path(s) (${paths.join(', ')})`;
-      const parts = [
-        undone.restored.length ? `${list(undone.restored)} put back as they were` : '',
-        undone.untouched.length ? `${list(undone.untouched)} not touched` : '',
-        ...undone.notRestored.map(
-          (n) =>
-            `${n.path} could NOT be put back (${n.error}); its previous version is in ${join(item.path, `.snapguard-restore-${journal.recoveryId}`, 'old', n.path)} and in ${item.safety}`,
-        ),
-      ].filter(Boolean);
-      if (undone.notRestored.length) partly?.add(item.volume);
-      notes.push(`${item.volume}: ${parts.join(', ') || 'nothing had changed'}`);
-    } else {
-      const stagingName = `.snapguard-restore-${journal.recoveryId}`;
-      if (hasNestedTrees(backend))
-        notes.push(
-          ...(await rescueStaged(deps, volumeOf(deps, item), item.path, stagingName, journal.recoveryId)).map(
-            (note) => `${item.volume}: ${note}`,
-          ),
-        );
-      await rm(join(item.path, stagingName), { recursive: true, force: true });
-      notes.push(`${item.volume}: nothing had changed`);
-    }
-    if (item.done.includes('stop-services') || item.current === 'stop-services') {
-      const driver = drivers?.get(item.volume) ?? undefined;
-      if (driver) {
-        const started = await startUnits(driver, volumeOf(deps, item));
-        notes.push(...started.map((c) => `${item.volume}: ${c.check} failed: ${c.detail ?? ''}`));
-      }
-    }
+    notes.push(...(await revertItem(deps, journal, item, partly)));
+    notes.push(...(await restartStopped(deps, item, drivers)));
   }
   return notes;
 }

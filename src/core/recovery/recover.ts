@@ -3,7 +3,6 @@ import { lstat, mkdir, readdir, readFile, realpath, stat, unlink } from 'node:fs
 import { writeFileAtomic } from '../atomic-file.js';
 import { dirname, join } from 'node:path';
 import type { RawSnapshot } from '../../backends/types.js';
-import { planZfsRevert, requireZfsMount } from '../../backends/zfs-recover.js';
 import { isMountPoint, mountOf, readMounts } from '../../system/mounts.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
@@ -25,11 +24,19 @@ import { normaliseRelativePath, resolveRestorePaths, withBytePaths } from './pat
 import { RecoverInput, type RecoverResult, type RecoveryPlan } from './schemas.js';
 import { servicesOf } from './services.js';
 import { backendChangeSummary, walkChangeSummary } from './summary.js';
-import { hasNestedTrees, recordHistory, runJournal, step, type RecoverContext } from './engine.js';
+import { recordHistory, runJournal, step, type RecoverContext } from './engine.js';
 import { resolveUnfinishedRecoveries } from './resume.js';
 import { recoverBeside } from './beside.js';
 import { describeSteps } from './steps.js';
-import { snapshotNames, withZfsSnapshot, zfsBackendOf } from './zfs.js';
+import {
+  checkInPlace,
+  hasNestedTrees,
+  planInPlace,
+  recoversInPlace,
+  snapshotNames,
+  opensSnapshots,
+  withSnapshotFiles,
+} from './storage.js';
 
 export type { RecoverContext } from './engine.js';
 export { cleanPreviewLeftovers, resolveUnfinishedRecoveries } from './resume.js';
@@ -69,48 +76,58 @@ function mountPointRefusal(volume: VolumeConfig, real: string, snapshot: string)
   );
 }
 
+/** The targets of a whole operation: each volume it snapshotted, rolled back to that snapshot. */
+async function operationTargets(
+  deps: Deps,
+  request: ReturnType<typeof RecoverInput.parse> & { operationId: string },
+  signal?: AbortSignal,
+): Promise<Target[]> {
+  if (request.volume !== undefined || request.snapshot !== undefined) {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'Give either operationId or volume + snapshot, not both.',
+      'operationId recovers every volume the operation snapshotted; volume + snapshot recovers one.',
+    );
+  }
+  if (request.mode !== 'rollback') {
+    throw new SnapguardError(
+      'BAD_INPUT',
+      'Recovering a whole operation is a rollback of each of its volumes; files mode needs volume + snapshot.',
+      'Drop mode/paths, or name one volume and snapshot for a file restore.',
+    );
+  }
+  const { history } = await deps.history.read();
+  // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
+  const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
+  if (entries.length === 0) {
+    throw new SnapguardError(
+      'OPERATION_NOT_FOUND',
+      `No snapshots recorded for operation ${request.operationId}.`,
+      {
+        mcp: 'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
+        cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
+      },
+    );
+  }
+  const targets: Target[] = [];
+  for (const entry of [...entries].sort((a, b) => a.subvolume.localeCompare(b.subvolume))) {
+    const volume = requireVolume(deps.config, entry.subvolume);
+    targets.push({
+      volume,
+      snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal, 'ownership'),
+    });
+  }
+  return targets;
+}
+
+/** What a request recovers: a whole operation's volumes, or one volume to one snapshot (files or all). */
 async function resolveTargets(
   deps: Deps,
   request: ReturnType<typeof RecoverInput.parse>,
   signal?: AbortSignal,
 ): Promise<Target[]> {
   if (request.operationId !== undefined) {
-    if (request.volume !== undefined || request.snapshot !== undefined) {
-      throw new SnapguardError(
-        'BAD_INPUT',
-        'Give either operationId or volume + snapshot, not both.',
-        'operationId recovers every volume the operation snapshotted; volume + snapshot recovers one.',
-      );
-    }
-    if (request.mode !== 'rollback') {
-      throw new SnapguardError(
-        'BAD_INPUT',
-        'Recovering a whole operation is a rollback of each of its volumes; files mode needs volume + snapshot.',
-        'Drop mode/paths, or name one volume and snapshot for a file restore.',
-      );
-    }
-    const { history } = await deps.history.read();
-    // The snapshots the operation made and the ones it reuses (volumes unchanged since them).
-    const entries = operationEntries(history, request.operationId).map(({ entry }) => entry);
-    if (entries.length === 0) {
-      throw new SnapguardError(
-        'OPERATION_NOT_FOUND',
-        `No snapshots recorded for operation ${request.operationId}.`,
-        {
-          mcp: 'Use the operationId returned by create_snapshot (the snapguard://history resource lists them).',
-          cli: 'Use the operation id printed by `snapguard snapshot create` or `snapguard wrap` (see `snapguard history`).',
-        },
-      );
-    }
-    const targets: Target[] = [];
-    for (const entry of [...entries].sort((a, b) => a.subvolume.localeCompare(b.subvolume))) {
-      const volume = requireVolume(deps.config, entry.subvolume);
-      targets.push({
-        volume,
-        snapshot: await requireOwnedSnapshot(deps, volume, entry.snapshot_name, signal, 'ownership'),
-      });
-    }
-    return targets;
+    return operationTargets(deps, { ...request, operationId: request.operationId }, signal);
   }
   if (request.volume === undefined || request.snapshot === undefined) {
     throw new SnapguardError('BAD_INPUT', 'recover needs volume and snapshot (or operationId).', {
@@ -121,15 +138,13 @@ async function resolveTargets(
   const volume = requireVolume(deps.config, request.volume);
   const snapshot = await requireOwnedSnapshot(deps, volume, request.snapshot, signal, 'ownership');
   if (request.mode === 'files') {
-    const resolved = opensSnapshots(deps, volume)
-      ? await withZfsSnapshot(
-          deps,
-          volume,
-          snapshot.name,
-          (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
-          signal,
-        )
-      : await resolveRestorePaths(request.paths ?? [], snapshot.path, volume.path);
+    const resolved = await withSnapshotFiles(
+      deps,
+      volume,
+      snapshot,
+      (root) => resolveRestorePaths(request.paths ?? [], root, volume.path),
+      signal,
+    );
     return [
       {
         volume,
@@ -150,13 +165,16 @@ async function resolveTargets(
   return [{ volume, snapshot }];
 }
 
-async function checkTarget(deps: Deps, target: Target, mode: 'rollback' | 'files'): Promise<void> {
+async function checkTarget(
+  deps: Deps,
+  target: Target,
+  mode: 'rollback' | 'files',
+  signal?: AbortSignal,
+): Promise<void> {
   const { volume } = target;
-  if (volume.backend === 'zfs') {
-    // No `zfs rollback`: the dataset stays mounted and its files are replaced (see docs/zfs.md).
-    await requireZfsMount(zfsBackendOf(deps, volume), volume, {
-      nested: mode === 'rollback' ? 'refuse' : 'allow',
-    });
+  if (recoversInPlace(deps.backendFor(volume))) {
+    // The volume is never moved: its storage checks that its files can be replaced where it is.
+    await checkInPlace(deps, volume, mode, signal);
     return;
   }
   let real: string;
@@ -199,8 +217,8 @@ async function checkNestedLayout(
   signal?: AbortSignal,
 ): Promise<void> {
   const { volume } = target;
-  // A zfs rollback refuses every filesystem mounted inside the dataset (requireZfsMount).
-  if (volume.backend === 'zfs' && request.mode === 'rollback') return;
+  // An in-place rollback refuses every filesystem mounted inside the volume (checkInPlace).
+  if (request.mode === 'rollback' && recoversInPlace(deps.backendFor(volume))) return;
   const touched =
     request.mode === 'files' ? [...(target.paths ?? []), ...(target.removeOnly ?? [])] : undefined;
   const layout = await nestedLayout(deps, volume, touched, signal);
@@ -226,10 +244,6 @@ async function checkNestedLayout(
   if (problems.length > 0) throw unplaceableRefusal(volume, problems, target.snapshot.name);
   target.nested = layout.nested;
 }
-
-/** Snapshots without a plain folder on every system (zfs) are opened through the backend to be read. */
-const opensSnapshots = (deps: Deps, volume: VolumeConfig): boolean =>
-  deps.backendFor(volume).openSnapshot !== undefined;
 
 /** What a target's state is identified by: its inode (a folder) or its guid (zfs, asked anew). */
 async function targetIdentity(deps: Deps, target: Target, signal?: AbortSignal): Promise<string> {
@@ -374,12 +388,98 @@ function summaryText(plan: RecoveryPlan): string {
   return lines.join('\n');
 }
 
+type RecoverRequest = ReturnType<typeof RecoverInput.parse>;
+type PlannedVolume = RecoveryPlan['volumes'][number];
+
+/** What a recovery would change in one volume (the plan's change summary), for the paths it touches. */
+async function changeSummaryOf(
+  deps: Deps,
+  target: Target,
+  signal?: AbortSignal,
+): Promise<PlannedVolume['changes']> {
+  const { volume, snapshot } = target;
+  const filter = target.paths
+    ? (path: string) =>
+        [...(target.paths ?? []), ...(target.removeOnly ?? [])].some(
+          (p) => path === p || path.startsWith(`${p}/`),
+        )
+    : undefined;
+  // Snapshots the backend opens for reading are compared by walking both trees.
+  if (opensSnapshots(deps, volume)) {
+    return withSnapshotFiles(
+      deps,
+      volume,
+      snapshot,
+      (root) => walkChangeSummary(volume.path, root, 20, filter),
+      signal,
+    );
+  }
+  return backendChangeSummary(deps.backendFor(volume), volume, {
+    targetPath: snapshot.path,
+    workDir: join(deps.config.stateDir, 'tmp'),
+    ...(filter ? { filter } : {}),
+    signal,
+  });
+}
+
+/** The plan of one volume: what it is recovered to, its safety snapshot, services, checks and changes. */
+async function plannedVolume(
+  deps: Deps,
+  target: Target,
+  request: RecoverRequest,
+  now: Date,
+  context: RecoverContext & { withChanges?: boolean },
+): Promise<PlannedVolume> {
+  const { volume, snapshot } = target;
+  const services = servicesOf(volume);
+  const changes = context.withChanges ? await changeSummaryOf(deps, target, context.signal) : undefined;
+  const safetyBackup = await safetyName(deps, volume, now, context.signal);
+  const inPlacePlan = recoversInPlace(deps.backendFor(volume))
+    ? await planInPlace(deps, volume, snapshot.name, safetyBackup, request.mode, context.signal)
+    : undefined;
+  return {
+    volume: volume.id,
+    snapshot: snapshot.name,
+    snapshotPath: snapshot.path,
+    volumePath: volume.path,
+    safetyBackup,
+    ...(inPlacePlan
+      ? {
+          backend: volume.backend,
+          newerSnapshots: inPlacePlan.newerSnapshots.map((s) => ({
+            name: s.name,
+            ...(s.producer ? { producer: s.producer } : {}),
+            effect: s.effect,
+          })),
+          newerSnapshotsEffect: inPlacePlan.newerSnapshotsEffect,
+        }
+      : {}),
+    ...(target.paths ? { paths: target.paths } : {}),
+    ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
+    ...(target.nested?.length ? { nestedSubvolumes: target.nested } : {}),
+    services: { units: services.units, scope: services.scope },
+    validate: (volume.validate ?? []).map((v) => v.command.join(' ')),
+    ...(changes ? { changes } : {}),
+  };
+}
+
+/** The plan's warning about interrupted recoveries of these volumes, which run first. */
+async function pendingWarnings(deps: Deps, targets: Target[]): Promise<string[]> {
+  const unfinished = (await readJournals(deps.config.stateDir)).filter((j) =>
+    j.journal?.items.some((item) => targets.some((t) => t.volume.id === item.volume)),
+  );
+  if (unfinished.length === 0) return [];
+  return [
+    `An interrupted recovery of this volume is pending (${unfinished.map((j) => j.journal?.recoveryId).join(', ')}); it is finished or undone first.`,
+  ];
+}
+
 export async function planRecovery(
   deps: Deps,
   input: unknown,
   context: RecoverContext & { withChanges?: boolean } = {},
 ): Promise<{
-  request: ReturnType<typeof RecoverInput.parse>;
+  request: RecoverRequest;
   targets: Target[];
   plan: RecoveryPlan;
   fingerprint: string;
@@ -388,85 +488,19 @@ export async function planRecovery(
   const request = withBytePaths(parseInput(RecoverInput, input, 'recover'));
   const targets = await resolveTargets(deps, request, context.signal);
   for (const target of targets) {
-    await checkTarget(deps, target, request.mode);
+    await checkTarget(deps, target, request.mode, context.signal);
     await checkNestedLayout(deps, target, request, context.signal);
   }
   const now = deps.clock();
-  const volumes: RecoveryPlan['volumes'] = [];
-  for (const target of targets) {
-    const { volume, snapshot } = target;
-    const services = servicesOf(volume);
-    let changes;
-    if (context.withChanges) {
-      const filter = target.paths
-        ? (path: string) =>
-            [...(target.paths ?? []), ...(target.removeOnly ?? [])].some(
-              (p) => path === p || path.startsWith(`${p}/`),
-            )
-        : undefined;
-      changes = opensSnapshots(deps, volume)
-        ? await withZfsSnapshot(
-            deps,
-            volume,
-            snapshot.name,
-            (root) => walkChangeSummary(volume.path, root, 20, filter),
-            context.signal,
-          )
-        : await backendChangeSummary(deps.backendFor(volume), volume, {
-            targetPath: snapshot.path,
-            workDir: join(deps.config.stateDir, 'tmp'),
-            ...(filter ? { filter } : {}),
-            signal: context.signal,
-          });
-    }
-    const safetyBackup = await safetyName(deps, volume, now, context.signal);
-    const zfsPlan =
-      volume.backend === 'zfs'
-        ? await planZfsRevert(zfsBackendOf(deps, volume), volume, snapshot.name, safetyBackup, {
-            signal: context.signal,
-            nested: request.mode === 'rollback' ? 'refuse' : 'allow',
-          })
-        : undefined;
-    volumes.push({
-      volume: volume.id,
-      snapshot: snapshot.name,
-      snapshotPath: snapshot.path,
-      volumePath: volume.path,
-      safetyBackup,
-      ...(zfsPlan
-        ? {
-            backend: 'zfs' as const,
-            newerSnapshots: zfsPlan.newerSnapshots.map((s) => ({
-              name: s.name,
-              ...(s.producer ? { producer: s.producer } : {}),
-              effect: s.effect,
-            })),
-            newerSnapshotsEffect: zfsPlan.newerSnapshotsEffect,
-          }
-        : {}),
-      ...(target.paths ? { paths: target.paths } : {}),
-      ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
-      ...(target.nested?.length ? { nestedSubvolumes: target.nested } : {}),
-      services: { units: services.units, scope: services.scope },
-      validate: (volume.validate ?? []).map((v) => v.command.join(' ')),
-      ...(changes ? { changes } : {}),
-    });
-  }
-  const warnings: string[] = [];
-  const unfinished = (await readJournals(deps.config.stateDir)).filter((j) =>
-    j.journal?.items.some((item) => targets.some((t) => t.volume.id === item.volume)),
-  );
-  if (unfinished.length)
-    warnings.push(
-      `An interrupted recovery of this volume is pending (${unfinished.map((j) => j.journal?.recoveryId).join(', ')}); it is finished or undone first.`,
-    );
+  const volumes: PlannedVolume[] = [];
+  for (const target of targets) volumes.push(await plannedVolume(deps, target, request, now, context));
   const plan: RecoveryPlan = {
     mode: request.mode,
     ...(request.operationId ? { operationId: request.operationId } : {}),
     ...(request.reason ? { reason: request.reason } : {}),
     volumes,
     steps: describeSteps(deps, request.mode, volumes),
-    warnings,
+    warnings: await pendingWarnings(deps, targets),
   };
   return {
     request,
@@ -504,12 +538,8 @@ function newRecoveryId(now: Date): string {
   return `rec-${formatTimestamp(now)}-${randomBytes(3).toString('hex')}`;
 }
 
-/**
- * `recover`: plan, confirm, then (under the volume locks, with a journal) swap and validate.
- * Unfinished recoveries of the same volumes are resolved first.
- */
 /** The volumes a request touches, known before planning (an unknown id is refused by planning). */
-async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.parse>): Promise<string[]> {
+async function volumeIdsOf(deps: Deps, request: RecoverRequest): Promise<string[]> {
   if (request.operationId !== undefined) {
     const { history } = await deps.history.read();
     return operationEntries(history, request.operationId)
@@ -519,6 +549,187 @@ async function volumeIdsOf(deps: Deps, request: ReturnType<typeof RecoverInput.p
   return request.volume !== undefined && deps.config.volumes[request.volume] ? [request.volume] : [];
 }
 
+type Planned = Awaited<ReturnType<typeof planRecovery>>;
+type Run = Awaited<ReturnType<typeof runJournal>>;
+
+/**
+ * Plans under the volume locks (briefly): a plan never sees a volume in the middle of another
+ * recovery's swap. The locks are released while the user decides.
+ */
+async function planLocked(
+  deps: Deps,
+  input: unknown,
+  raw: RecoverRequest,
+  context: RecoverContext & { withChanges: boolean },
+): Promise<Planned> {
+  const release = await lockVolumes(deps, await volumeIdsOf(deps, raw), 'recover: planning', context.signal);
+  try {
+    return await planRecovery(deps, input, context);
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * The names shown in the plan: this call's plan (asked directly, or no gate), or the plan the
+ * confirmation token was issued for.
+ */
+async function plannedSafetyNames(
+  deps: Deps,
+  raw: RecoverRequest,
+  planned: Planned,
+): Promise<Record<string, string>> {
+  if (raw.confirmationToken !== undefined) return takePlannedNames(deps, raw.confirmationToken);
+  return Object.fromEntries(planned.plan.volumes.map((v) => [v.volume, v.safetyBackup]));
+}
+
+/** Refuses to act when the volumes are no longer in the state the plan was confirmed for. */
+async function requireUnchanged(deps: Deps, planned: Planned, signal?: AbortSignal): Promise<void> {
+  if ((await fingerprintOf(deps, planned.targets, signal, true)) === planned.fingerprint) return;
+  throw new SnapguardError(
+    'CONFIRMATION_INVALID',
+    'The volume changed while this recovery waited (another recovery, a new snapshot, or a change to the paths the restore touches); the confirmed plan no longer applies. Nothing was changed.',
+    {
+      mcp: 'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
+      cli: 'Look at the current state (`snapguard snapshot list`, `snapguard history`) and run recover again for a fresh plan.',
+    },
+    { details: { reason: 'state-changed' } },
+  );
+}
+
+/** The journal of a confirmed recovery, one item per volume, with the safety names it makes. */
+async function newJournal(
+  deps: Deps,
+  planned: Planned,
+  plannedNames: Record<string, string>,
+  now: Date,
+  signal?: AbortSignal,
+): Promise<Journal> {
+  const journal: Journal = {
+    version: 1,
+    recoveryId: newRecoveryId(now),
+    mode: planned.request.mode,
+    startedAt: now.toISOString(),
+    pid: process.pid,
+    procStart: processStart(process.pid),
+    reason: planned.request.reason ?? null,
+    operationId: planned.request.operationId ?? null,
+    items: [],
+  };
+  for (const target of planned.targets) {
+    journal.items.push({
+      volume: target.volume.id,
+      backend: target.volume.backend,
+      path: target.volume.path,
+      snapshotDir: target.volume.snapshotDir,
+      target: target.snapshot.name,
+      safety: await safetyName(deps, target.volume, now, signal, plannedNames[target.volume.id]),
+      paths: target.paths ?? [],
+      ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
+      units: servicesOf(target.volume).units,
+      done: [],
+    });
+  }
+  return journal;
+}
+
+/**
+ * Records the run in the history. The volumes are in their final state either way: a history that
+ * cannot be written (a full contextDir) is returned as a warning, and the journal, which only guards
+ * the swap, is closed.
+ */
+async function recordRun(deps: Deps, journal: Journal, run: Run, durationSeconds: number): Promise<string[]> {
+  const first = journal.items[0] as JournalItem;
+  try {
+    await step(deps, journal, first, 'record', () =>
+      recordHistory(deps, journal, run.outcomes, run.checks, durationSeconds, run.error?.message),
+    );
+    return [];
+  } catch (error) {
+    deps.logger.error(
+      {
+        recoveryId: journal.recoveryId,
+        outcomes: Object.fromEntries(run.outcomes),
+        error: (error as Error).message,
+      },
+      'the recovery could not be recorded in the history',
+    );
+    return [historyWarning(journal, error)];
+  }
+}
+
+/** The sentence a finished recovery is reported with. */
+function resultMessage(journal: Journal, run: Run, failed: boolean): string {
+  const safeties = journal.items.map((i) => i.safety).join(', ');
+  if (failed) {
+    const firstFail = run.checks.find((c) => !c.ok);
+    return `${journal.mode === 'files' ? describeRestore(journal) : 'Recovered'}, but validation failed (${firstFail?.check}: ${firstFail?.detail ?? 'not ok'}). Nothing was deleted: the previous state is kept in ${safeties}; recover that snapshot to undo.`;
+  }
+  return journal.mode === 'files'
+    ? `${describeRestore(journal)}; the replaced state is kept in ${safeties} (recover it to undo).`
+    : `Recovered ${journal.items.map((i) => `${i.volume} to ${i.target}`).join(', ')}; the previous state is kept in ${safeties} (recover it to undo).`;
+}
+
+/** What `recover` returns once the journal ran to its end. */
+function resultOf(journal: Journal, run: Run, durationSeconds: number, warnings: string[]): RecoverResult {
+  const failed = [...run.outcomes.values()].some((o) => o !== 'success');
+  return {
+    status: failed ? 'failed' : 'recovered',
+    recoveryId: journal.recoveryId,
+    safetyBackup: journal.items[0]?.safety,
+    volumes: journal.items.map((item) => ({
+      volume: item.volume,
+      snapshot: item.target,
+      safetyBackup: item.safety,
+      outcome: run.outcomes.get(item.volume) ?? 'failed',
+    })),
+    durationSeconds,
+    validation: run.checks,
+    message: [resultMessage(journal, run, failed), ...warnings.map((w) => `Warning: ${w}`)].join(' '),
+    ...(warnings.length ? { warnings } : {}),
+  };
+}
+
+/**
+ * The confirmed recovery, under the volume locks: the state is checked against the plan, then the
+ * journal is written, run and recorded, and closed.
+ */
+async function runConfirmed(
+  deps: Deps,
+  planned: Planned,
+  plannedNames: Record<string, string>,
+  context: RecoverContext,
+  started: number,
+): Promise<RecoverResult> {
+  const release = await lockVolumes(
+    deps,
+    planned.targets.map((t) => t.volume.id),
+    `recover ${planned.plan.volumes.map((v) => `${v.volume}<-${v.snapshot}`).join(', ')}`,
+    context.signal,
+  );
+  try {
+    const now = deps.clock();
+    await requireUnchanged(deps, planned, context.signal);
+    const journal = await newJournal(deps, planned, plannedNames, now, context.signal);
+    await writeJournal(deps.config.stateDir, journal, { first: true });
+    const run = await runJournal(deps, journal, context);
+    const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
+    const warnings = await recordRun(deps, journal, run, durationSeconds);
+    await removeJournal(deps.config.stateDir, journal.recoveryId);
+    if (run.error) {
+      if (warnings.length) run.error.message += ` Warning: ${warnings.join(' ')}`;
+      throw run.error;
+    }
+    return resultOf(journal, run, durationSeconds, warnings);
+  } finally {
+    await release();
+  }
+}
+
+/**
+ * `recover`: plan, confirm, then (under the volume locks, with a journal) swap and validate.
+ * Unfinished recoveries of the same volumes are resolved first.
+ */
 export async function recover(
   deps: Deps,
   input: unknown,
@@ -529,25 +740,12 @@ export async function recover(
   // Only new names are written: no services, no safety snapshot, no confirmation.
   if (raw.destination === 'beside') return recoverBeside(deps, raw, context);
   const resolved = raw.dryRun ? [] : await resolveUnfinishedRecoveries(deps, { context });
-  const needsGate = !raw.dryRun && raw.confirmationToken === undefined && deps.config.confirm !== 'never';
-  // Plan under the volume locks (briefly): a plan never sees a volume in the middle of another
-  // recovery's swap. The locks are released while the user decides.
-  const releasePlan = await lockVolumes(
-    deps,
-    await volumeIdsOf(deps, raw),
-    'recover: planning',
-    context.signal,
-  );
-  let planned: Awaited<ReturnType<typeof planRecovery>>;
-  try {
-    planned = await planRecovery(deps, input, {
-      ...context,
-      withChanges: (raw.dryRun || needsGate) && !context.skipChanges,
-    });
-  } finally {
-    await releasePlan();
-  }
   const extra = resolved.length ? { resolved } : {};
+  const needsGate = !raw.dryRun && raw.confirmationToken === undefined && deps.config.confirm !== 'never';
+  const planned = await planLocked(deps, input, raw, {
+    ...context,
+    withChanges: (raw.dryRun || needsGate) && !context.skipChanges,
+  });
   if (raw.dryRun) return { status: 'planned', plan: planned.plan, ...extra };
   if (context.confirm) {
     const answer = await context.confirm({
@@ -561,109 +759,6 @@ export async function recover(
       return { ...answer, ...extra };
     }
   }
-  // The names shown in the plan: this call's plan (asked directly, or no gate), or the plan the
-  // confirmation token was issued for.
-  const plannedNames: Record<string, string> =
-    raw.confirmationToken !== undefined
-      ? await takePlannedNames(deps, raw.confirmationToken)
-      : Object.fromEntries(planned.plan.volumes.map((v) => [v.volume, v.safetyBackup]));
-  const release = await lockVolumes(
-    deps,
-    planned.targets.map((t) => t.volume.id),
-    `recover ${planned.plan.volumes.map((v) => `${v.volume}<-${v.snapshot}`).join(', ')}`,
-    context.signal,
-  );
-  try {
-    const now = deps.clock();
-    if ((await fingerprintOf(deps, planned.targets, context.signal, true)) !== planned.fingerprint) {
-      throw new SnapguardError(
-        'CONFIRMATION_INVALID',
-        'The volume changed while this recovery waited (another recovery, a new snapshot, or a change to the paths the restore touches); the confirmed plan no longer applies. Nothing was changed.',
-        {
-          mcp: 'Look at the current state (list_snapshots, history) and ask for a fresh plan.',
-          cli: 'Look at the current state (`snapguard snapshot list`, `snapguard history`) and run recover again for a fresh plan.',
-        },
-        { details: { reason: 'state-changed' } },
-      );
-    }
-    const journal: Journal = {
-      version: 1,
-      recoveryId: newRecoveryId(now),
-      mode: planned.request.mode,
-      startedAt: now.toISOString(),
-      pid: process.pid,
-      procStart: processStart(process.pid),
-      reason: planned.request.reason ?? null,
-      operationId: planned.request.operationId ?? null,
-      items: [],
-    };
-    for (const target of planned.targets) {
-      journal.items.push({
-        volume: target.volume.id,
-        backend: target.volume.backend,
-        path: target.volume.path,
-        snapshotDir: target.volume.snapshotDir,
-        target: target.snapshot.name,
-        safety: await safetyName(deps, target.volume, now, context.signal, plannedNames[target.volume.id]),
-        paths: target.paths ?? [],
-        ...(target.removeOnly?.length ? { removeOnly: target.removeOnly } : {}),
-        units: servicesOf(target.volume).units,
-        done: [],
-      });
-    }
-    await writeJournal(deps.config.stateDir, journal, { first: true });
-    const run = await runJournal(deps, journal, context);
-    const durationSeconds = Math.round((performance.now() - started) / 10) / 100;
-    const first = journal.items[0] as JournalItem;
-    const warnings: string[] = [];
-    try {
-      await step(deps, journal, first, 'record', () =>
-        recordHistory(deps, journal, run.outcomes, run.checks, durationSeconds, run.error?.message),
-      );
-    } catch (error) {
-      // The volumes are in their final state either way: a history that cannot be written (a full
-      // contextDir) is reported, and the journal, which only guards the swap, is closed.
-      warnings.push(historyWarning(journal, error));
-      deps.logger.error(
-        {
-          recoveryId: journal.recoveryId,
-          outcomes: Object.fromEntries(run.outcomes),
-          error: (error as Error).message,
-        },
-        'the recovery could not be recorded in the history',
-      );
-    }
-    await removeJournal(deps.config.stateDir, journal.recoveryId);
-    if (run.error) {
-      if (warnings.length) run.error.message += ` Warning: ${warnings.join(' ')}`;
-      throw run.error;
-    }
-    const failed = [...run.outcomes.values()].some((o) => o !== 'success');
-    const firstFail = run.checks.find((c) => !c.ok);
-    return {
-      status: failed ? 'failed' : 'recovered',
-      recoveryId: journal.recoveryId,
-      safetyBackup: journal.items[0]?.safety,
-      volumes: journal.items.map((item) => ({
-        volume: item.volume,
-        snapshot: item.target,
-        safetyBackup: item.safety,
-        outcome: run.outcomes.get(item.volume) ?? 'failed',
-      })),
-      durationSeconds,
-      validation: run.checks,
-      message: [
-        failed
-          ? `${journal.mode === 'files' ? describeRestore(journal) : 'Recovered'}, but validation failed (${firstFail?.check}: ${firstFail?.detail ?? 'not ok'}). Nothing was deleted: the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')}; recover that snapshot to undo.`
-          : journal.mode === 'files'
-            ? `${describeRestore(journal)}; the replaced state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`
-            : `Recovered ${journal.items.map((i) => `${i.volume} to ${i.target}`).join(', ')}; the previous state is kept in ${journal.items.map((i) => i.safety).join(', ')} (recover it to undo).`,
-        ...warnings.map((w) => `Warning: ${w}`),
-      ].join(' '),
-      ...(warnings.length ? { warnings } : {}),
-      ...extra,
-    };
-  } finally {
-    await release();
-  }
+  const plannedNames = await plannedSafetyNames(deps, raw, planned);
+  return { ...(await runConfirmed(deps, planned, plannedNames, context, started)), ...extra };
 }

@@ -12,13 +12,12 @@ import {
   driverFor,
   exists,
   recordHistory,
-  recoversInPlace,
   revertJournal,
   runJournal,
   volumeOf,
   type RecoverContext,
 } from './engine.js';
-import { snapshotThere } from './zfs.js';
+import { recoversInPlace, snapshotThere } from './storage.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 
@@ -34,6 +33,105 @@ function ownerAlive(journal: Journal): boolean {
   return start === undefined || start === journal.procStart;
 }
 
+type FoundJournal = Awaited<ReturnType<typeof readJournals>>[number];
+type ResolveOptions = { volumes?: string[]; context?: RecoverContext };
+
+const touchesAsked = (options: ResolveOptions, volumes: string[]) =>
+  !options.volumes || volumes.some((v) => options.volumes?.includes(v));
+
+/** A journal that cannot be read: reported whatever volumes were asked about, and kept. */
+const unreadableReport = (found: FoundJournal): ResolvedRecovery => ({
+  recoveryId: found.file,
+  volumes: [],
+  action: 'unreadable',
+  detail: `cannot read ${found.file}: ${found.error}; inspect and remove it by hand`,
+});
+
+/**
+ * A journal that is not a recovery of this configuration: refused and kept, nothing changed;
+ * undefined when it names none of the volumes asked about.
+ */
+function refusedReport(
+  deps: Deps,
+  found: FoundJournal,
+  journal: Journal,
+  problems: string[],
+  options: ResolveOptions,
+): ResolvedRecovery | undefined {
+  const named = Array.isArray(journal.items)
+    ? journal.items.map((i) => String(i?.volume)).filter((v) => v in deps.config.volumes)
+    : [];
+  if (!touchesAsked(options, named)) return undefined;
+  return {
+    recoveryId: found.file,
+    volumes: named,
+    action: 'refused',
+    detail: `${found.file} does not match the configuration (${problems.join('; ')}); it was not replayed and nothing was changed. Inspect it and remove it by hand`,
+  };
+}
+
+/**
+ * Under the volume locks (held by a recovery for its whole run): a journal still there belongs to a
+ * recovery that is not running any more, so it is read and checked again, then brought to an end.
+ */
+async function resolveLocked(
+  deps: Deps,
+  found: FoundJournal,
+  volumes: string[],
+  context: RecoverContext,
+): Promise<ResolvedRecovery | undefined> {
+  const again = (await readJournals(deps.config.stateDir)).find((j) => j.file === found.file)?.journal;
+  if (!again) return undefined;
+  if (journalProblems(deps.config, again, found.file).length > 0) {
+    return {
+      recoveryId: found.file,
+      volumes,
+      action: 'refused',
+      detail: `${found.file} changed and no longer matches the configuration; it was not replayed`,
+    };
+  }
+  return resolveOne(deps, again, context);
+}
+
+/** One journal found in stateDir: its report, or undefined when it is not about the volumes asked. */
+async function resolveFound(
+  deps: Deps,
+  found: FoundJournal,
+  options: ResolveOptions,
+): Promise<ResolvedRecovery | undefined> {
+  const journal = found.journal;
+  if (!journal) return unreadableReport(found);
+  const problems = journalProblems(deps.config, journal, found.file);
+  if (problems.length > 0) return refusedReport(deps, found, journal, problems, options);
+  const volumes = journal.items.map((i) => i.volume);
+  if (!touchesAsked(options, volumes)) return undefined;
+  const inProgress = (detail: string): ResolvedRecovery => ({
+    recoveryId: journal.recoveryId,
+    volumes,
+    action: 'in-progress',
+    detail,
+  });
+  if (journal.pid !== process.pid && ownerAlive(journal)) {
+    return inProgress(`pid ${journal.pid} is still running it`);
+  }
+  let release: () => Promise<void>;
+  try {
+    release = await lockVolumes(
+      deps,
+      volumes,
+      `doctor: finish ${journal.recoveryId}`,
+      options.context?.signal,
+    );
+  } catch (error) {
+    return inProgress((error as Error).message);
+  }
+  try {
+    return await resolveLocked(deps, found, volumes, options.context ?? {});
+  } finally {
+    await release();
+  }
+}
+
 /**
  * Finds journals of interrupted recoveries and brings each to a consistent end: when the current
  * state has been moved into the safety snapshot (or the safety snapshot of a file restore exists),
@@ -42,86 +140,49 @@ function ownerAlive(journal: Journal): boolean {
  */
 export async function resolveUnfinishedRecoveries(
   deps: Deps,
-  options: { volumes?: string[]; context?: RecoverContext } = {},
+  options: ResolveOptions = {},
 ): Promise<ResolvedRecovery[]> {
   // A journal is replayed as whoever runs snapguard (root): it must come from a folder only that
   // user can write, and describe a recovery of this configuration.
   await assertPrivateDirs(deps.config);
   const reports: ResolvedRecovery[] = [];
   for (const found of await readJournals(deps.config.stateDir)) {
-    const journal = found.journal;
-    if (!journal) {
-      reports.push({
-        recoveryId: found.file,
-        volumes: [],
-        action: 'unreadable',
-        detail: `cannot read ${found.file}: ${found.error}; inspect and remove it by hand`,
-      });
-      continue;
-    }
-    const problems = journalProblems(deps.config, journal, found.file);
-    if (problems.length > 0) {
-      const named = Array.isArray(journal.items)
-        ? journal.items.map((i) => String(i?.volume)).filter((v) => v in deps.config.volumes)
-        : [];
-      if (options.volumes && !named.some((v) => options.volumes?.includes(v))) continue;
-      reports.push({
-        recoveryId: found.file,
-        volumes: named,
-        action: 'refused',
-        detail: `${found.file} does not match the configuration (${problems.join('; ')}); it was not replayed and nothing was changed. Inspect it and remove it by hand`,
-      });
-      continue;
-    }
-    const volumes = journal.items.map((i) => i.volume);
-    if (options.volumes && !volumes.some((v) => options.volumes?.includes(v))) continue;
-    if (journal.pid !== process.pid && ownerAlive(journal)) {
-      reports.push({
-        recoveryId: journal.recoveryId,
-        volumes,
-        action: 'in-progress',
-        detail: `pid ${journal.pid} is still running it`,
-      });
-      continue;
-    }
-    let release: (() => Promise<void>) | undefined;
-    try {
-      release = await lockVolumes(
-        deps,
-        volumes,
-        `doctor: finish ${journal.recoveryId}`,
-        options.context?.signal,
-      );
-    } catch (error) {
-      reports.push({
-        recoveryId: journal.recoveryId,
-        volumes,
-        action: 'in-progress',
-        detail: (error as Error).message,
-      });
-      continue;
-    }
-    try {
-      // The lock is held for a recovery's whole run: once we have it, a journal that is still
-      // there belongs to a recovery that is not running any more.
-      const again = (await readJournals(deps.config.stateDir)).find((j) => j.file === found.file)?.journal;
-      if (!again) continue;
-      // Read again: check it again.
-      if (journalProblems(deps.config, again, found.file).length > 0) {
-        reports.push({
-          recoveryId: found.file,
-          volumes,
-          action: 'refused',
-          detail: `${found.file} changed and no longer matches the configuration; it was not replayed`,
-        });
-        continue;
-      }
-      reports.push(await resolveOne(deps, again, options.context ?? {}));
-    } finally {
-      await release();
-    }
+    const report = await resolveFound(deps, found, options);
+    if (report) reports.push(report);
   }
   return reports;
+}
+
+/**
+ * Before an interrupted swap is continued: which of its steps happened is read from the filesystem,
+ * not only from the journal (a step's completion is written with the next step's intent).
+ */
+async function doneStepsFromDisk(deps: Deps, journal: Journal): Promise<void> {
+  for (const item of journal.items) {
+    const safetyThere = await snapshotThere(deps, item, item.safety);
+    const pathThere = await exists(item.path);
+    const backend = backendOfItem(deps, item);
+    if (recoversInPlace(backend)) {
+      // A zfs copy is redone from the start: it is idempotent, the safety snapshot is reused.
+      if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
+      item.done = item.done.filter((s) => s !== 'copy');
+    } else if (journal.mode === 'rollback') {
+      if (safetyThere && !item.done.includes('move-aside')) item.done.push('move-aside');
+      if (safetyThere && pathThere && !item.done.includes('restore')) {
+        // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.
+        item.done.push('restore');
+      }
+      if (!pathThere)
+        item.done = item.done.filter(
+          (s) => s !== 'restore' && s !== 'carry-nested' && s !== 'protect-safety',
+        );
+      await backend.discardPartialTree?.(item.path);
+    } else {
+      if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
+    }
+    if (!item.done.includes('stop-services') && item.current !== 'stop-services' && item.units.length === 0)
+      item.done.push('stop-services');
+  }
 }
 
 async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext): Promise<ResolvedRecovery> {
@@ -141,31 +202,7 @@ async function resolveOne(deps: Deps, journal: Journal, context: RecoverContext)
   let checks: ValidationCheck[] = [];
   if (swapBegan && targetsThere.every(Boolean)) {
     // Re-derive the done steps from the filesystem for the swap, then continue the journal.
-    for (const item of journal.items) {
-      const safetyThere = await snapshotThere(deps, item, item.safety);
-      const pathThere = await exists(item.path);
-      const backend = backendOfItem(deps, item);
-      if (recoversInPlace(backend)) {
-        // A zfs copy is redone from the start: it is idempotent, the safety snapshot is reused.
-        if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
-        item.done = item.done.filter((s) => s !== 'copy');
-      } else if (journal.mode === 'rollback') {
-        if (safetyThere && !item.done.includes('move-aside')) item.done.push('move-aside');
-        if (safetyThere && pathThere && !item.done.includes('restore')) {
-          // A dir-backend copy is renamed into place only when complete, a btrfs snapshot is atomic.
-          item.done.push('restore');
-        }
-        if (!pathThere)
-          item.done = item.done.filter(
-            (s) => s !== 'restore' && s !== 'carry-nested' && s !== 'protect-safety',
-          );
-        await backend.discardPartialTree?.(item.path);
-      } else {
-        if (safetyThere && !item.done.includes('safety-snapshot')) item.done.push('safety-snapshot');
-      }
-      if (!item.done.includes('stop-services') && item.current !== 'stop-services' && item.units.length === 0)
-        item.done.push('stop-services');
-    }
+    await doneStepsFromDisk(deps, journal);
     const run = await runJournal(deps, journal, context);
     if (run.error) throw run.error;
     outcomes = run.outcomes;
