@@ -35,13 +35,15 @@ export function reportError(error: unknown, options: OutputOptions): number {
     printJson({
       error: {
         code: failure.code,
-        message: failure.message,
+        message: failure.messageFor('cli'),
         hint: failure.hintFor('cli'),
         ...(failure.details ? { details: failure.details } : {}),
       },
     });
   } else {
-    process.stderr.write(`snapguard: ${failure.message}\n  what to do: ${failure.hintFor('cli')}\n`);
+    process.stderr.write(
+      `snapguard: ${failure.messageFor('cli')}\n  what to do: ${failure.hintFor('cli')}\n`,
+    );
   }
   return failure.exitCode;
 }

@@ -71,12 +71,14 @@ export class SnapguardError extends Error {
   readonly details: Record<string, unknown> | undefined;
   /** The hint per interface, when it names tools or options. */
   readonly hints: InterfaceHint | undefined;
+  /** The message in the CLI's words, when `message` names tool arguments (see messageFor). */
+  readonly cliMessage: string | undefined;
 
   constructor(
     code: ErrorCode,
     message: string,
     hint: string | InterfaceHint,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+    options: { cause?: unknown; details?: Record<string, unknown>; cliMessage?: string } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'SnapguardError';
@@ -84,6 +86,12 @@ export class SnapguardError extends Error {
     this.hint = textFor(hint, 'mcp');
     this.hints = typeof hint === 'string' ? undefined : hint;
     this.details = options.details;
+    this.cliMessage = options.cliMessage;
+  }
+
+  /** The message in the words of one interface. */
+  messageFor(surface: Surface): string {
+    return surface === 'cli' && this.cliMessage !== undefined ? this.cliMessage : this.message;
   }
 
   /** The hint in the words of one interface. */

@@ -308,7 +308,13 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     expect(overMcp).not.toContain('snapguard deleted');
     const overCli = await cli(configFile, ['snapshot', 'create', 'Bad/Id']);
     expect(overCli.code).not.toBe(0);
-    expect(overCli.stderr).toContain('Invalid create_snapshot input');
+    // The CLI quotes the value given, not the tool's field (volumes.0) or its name.
+    expect(overCli.stderr).toContain('Invalid value: "Bad/Id": volume ids are lowercase');
+    expect(overCli.stderr).not.toContain('create_snapshot');
+    expect(overCli.stderr).not.toContain('volumes.0');
+    const badOverMcp = textOf(await mcp.call('create_snapshot', { volumes: ['Bad/Id'] }));
+    expect(badOverMcp).toContain('create_snapshot');
+    expect(badOverMcp).toContain('volume ids are lowercase');
     expect(overCli.stderr).toContain('run the command again');
     expect(overCli.stderr).not.toContain('call again');
     const base64Cli = await cli(configFile, ['recover', 'data', 'x', '--files-base64', '!!']);
