@@ -530,7 +530,7 @@ function historyWarning(journal: Journal, error: unknown): string {
     `the recovery could not be recorded in backup-history.json (${(error as Error).message}); ` +
     `the volumes are as reported here and the recovery journal was closed. Free space in contextDir; ` +
     `the safety snapshot${journal.items.length > 1 ? 's' : ''} ${journal.items.map((i) => i.safety).join(', ')} ` +
-    'stay on disk and are listed by list_snapshots.'
+    "stay on disk and are listed with the volume's snapshots (list_snapshots over MCP, snapguard snapshot list on the command line)."
   );
 }
 
