@@ -109,6 +109,7 @@ async function copyTreeInto(
 export function createDirBackend(exec: Exec): SnapshotBackend {
   return {
     kind: 'dir',
+    writableSnapshots: true,
 
     create: (volume, name, options) => copySnapshot(exec, volume, name, options),
 

@@ -205,6 +205,21 @@ export interface SnapshotBackend {
   /** list() fills each snapshot's usedBytes with the bytes only it holds (zfs `used`): health sums them. */
   readonly listsUsedBytes?: true;
   /**
+   * Its snapshots are plain folders that no flag makes read-only (dir): a writable one with an
+   * owned name is still a snapshot. Without it, only read-only snapshots count as snapguard's.
+   */
+  readonly writableSnapshots?: true;
+  /**
+   * What a folder at a snapshot's name is when show() finds no snapshot there, in words for the
+   * refusal (btrfs: a plain folder, not a subvolume). Without it, such a name is not found.
+   */
+  readonly folderNotSnapshot?: string;
+  /**
+   * create() takes a moment whatever the volume holds (copy-on-write) and puts the snapshot at
+   * snapshotDir/name: a caller may hold the history lock across it and write the history alongside.
+   */
+  readonly quickSnapshots?: true;
+  /**
    * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
    * its snapshots are listed from the pool, whether or not snapshotDir exists.
    */

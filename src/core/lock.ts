@@ -62,6 +62,20 @@ async function readOwner(file: string): Promise<LockOwner | undefined | 'missing
   }
 }
 
+/** This process's start time: it does not change while the process runs. */
+let ownStart: { value: string | undefined } | undefined;
+
+/** createExclusive, making the folder first when it is missing (the usual case needs no mkdir). */
+async function createInFolder(file: string) {
+  try {
+    return await createExclusive(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(file), { recursive: true });
+    return createExclusive(file);
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -71,11 +85,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * lock so two processes cannot both take it.
  */
 export async function acquireLock(file: string, options: LockOptions): Promise<HeldLock> {
-  await mkdir(dirname(file), { recursive: true });
   const owner: LockOwner = {
     pid: process.pid,
     host: hostname(),
-    procStart: processStart(process.pid),
+    procStart: (ownStart ??= { value: processStart(process.pid) }).value,
     purpose: options.purpose,
     since: new Date().toISOString(),
   };
@@ -85,7 +98,7 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
   for (;;) {
     options.signal?.throwIfAborted();
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    const handle = await createExclusive(temp);
+    const handle = await createInFolder(temp);
     try {
       await handle.writeFile(ownerText);
     } finally {
