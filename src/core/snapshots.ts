@@ -45,21 +45,33 @@ export function newOperationId(now: Date): string {
 export { lockVolumes } from './volume-locks.js';
 
 /**
- * Parsed names by volume and name: a listing parses every name of the folder, and the names stay
- * the same from one listing to the next. Entries are shared and never changed; the map is emptied
- * when it holds more names than a large folder has.
+ * Parsed names by volume and name, with the creation time as listings print it: a listing parses
+ * every name of the folder, and the names stay the same from one listing to the next. Entries are
+ * shared and never changed; the maps are emptied when they hold more names than a large folder has.
  */
-const parsedNames = new Map<string, ParsedName | null>();
+interface KeptName {
+  parsed: ParsedName;
+  createdAt: string;
+}
+const parsedNames = new Map<string, Map<string, KeptName | null>>();
+let parsedNamesCount = 0;
 const PARSED_NAMES_KEPT = 20_000;
 
-function parseNameKept(volumeId: string, name: string): ParsedName | undefined {
-  const key = `${volumeId}\0${name}`;
-  const known = parsedNames.get(key);
+function keptName(volumeId: string, name: string): KeptName | undefined {
+  let names = parsedNames.get(volumeId);
+  const known = names?.get(name);
   if (known !== undefined) return known ?? undefined;
   const parsed = parseSnapshotName(volumeId, name);
-  if (parsedNames.size >= PARSED_NAMES_KEPT) parsedNames.clear();
-  parsedNames.set(key, parsed ?? null);
-  return parsed;
+  if (parsedNamesCount >= PARSED_NAMES_KEPT) {
+    parsedNames.clear();
+    parsedNamesCount = 0;
+    names = undefined;
+  }
+  if (!names) parsedNames.set(volumeId, (names = new Map()));
+  const kept = parsed ? { parsed, createdAt: parsed.createdAt.toISOString() } : null;
+  names.set(name, kept);
+  parsedNamesCount++;
+  return kept ?? undefined;
 }
 
 /**
@@ -73,10 +85,16 @@ export function ownedName(
   raw: RawSnapshot,
   backend: Pick<SnapshotBackend, 'writableSnapshots'>,
 ): ParsedName | undefined {
-  const parsed = parseNameKept(volume.id, raw.name);
-  if (!parsed) return undefined;
+  return ownedKept(volume, raw, backend)?.parsed;
+}
+
+function ownedKept(
+  volume: VolumeConfig,
+  raw: RawSnapshot,
+  backend: Pick<SnapshotBackend, 'writableSnapshots'>,
+): KeptName | undefined {
   if (!raw.readOnly && !backend.writableSnapshots) return undefined;
-  return parsed;
+  return keptName(volume.id, raw.name);
 }
 
 export function isOwned(
@@ -173,6 +191,8 @@ function toSnapshot(
   location: 'local' | 'external',
   entry?: SnapshotEntry,
   parsed: ParsedName | undefined = parseSnapshotName(volume.id, raw.name),
+  /** parsed.createdAt as an ISO string, when the caller has it already. */
+  createdAt: string = (parsed?.createdAt ?? raw.createdAt).toISOString(),
 ): Snapshot {
   // Keys set one by one in the order of the schema (no spread copies): listings run to thousands.
   const snapshot = { name: raw.name, volume: volume.id, path: raw.path } as Snapshot;
@@ -180,7 +200,7 @@ function toSnapshot(
   if (parsed?.operation) snapshot.operation = parsed.operation;
   if (entry?.operation_id) snapshot.operationId = entry.operation_id;
   // Owned names carry their creation time; it is exact and needs no extra command.
-  snapshot.createdAt = (parsed?.createdAt ?? raw.createdAt).toISOString();
+  snapshot.createdAt = createdAt;
   snapshot.readOnly = raw.readOnly;
   snapshot.location = location;
   if (entry) snapshot.outcome = entry.outcome;
@@ -811,16 +831,25 @@ export async function listSnapshots(
       const raws = await listAt(deps, volume, source, call.signal);
       for (const raw of raws) {
         // External copies (received, or plain copies in a dir folder) are owned by their name.
-        const parsed =
-          source.location === 'local' ? ownedName(volume, raw, backend) : parseNameKept(volume.id, raw.name);
+        const kept =
+          source.location === 'local' ? ownedKept(volume, raw, backend) : keptName(volume.id, raw.name);
+        const parsed = kept?.parsed;
         if (!parsed && !request.includeForeign) continue;
         if (request.type && parsed?.type !== request.type) continue;
         if (request.operation && parsed?.operation !== request.operation) continue;
         const created = parsed?.createdAt ?? raw.createdAt;
         if (since && created < since) continue;
-        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
-        const snapshot = toSnapshot(volume, raw, source.location, entry, parsed);
-        const recovery = source.location === 'local' ? replacedBy.get(`${volume.id}/${raw.name}`) : undefined;
+        const key = source.location === 'local' ? `${volume.id}/${raw.name}` : undefined;
+        const entry = key === undefined ? undefined : entryByName.get(key);
+        const snapshot = toSnapshot(
+          volume,
+          raw,
+          source.location,
+          entry,
+          parsed,
+          kept?.createdAt ?? raw.createdAt.toISOString(),
+        );
+        const recovery = key === undefined || replacedBy.size === 0 ? undefined : replacedBy.get(key);
         const meaning = source.location === 'local' ? snapshotMeaning(snapshot, recovery) : undefined;
         // Filled in place (same keys, same order as a copy): listings run to thousands of entries.
         const listed = snapshot as ListedSnapshot;
