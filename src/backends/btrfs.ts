@@ -196,7 +196,6 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
   const backend: SnapshotBackend = {
     kind: 'btrfs',
     folderNotSnapshot: 'a plain folder, not a btrfs subvolume',
-    quickSnapshots: true,
 
     create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
 

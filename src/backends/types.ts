@@ -215,11 +215,6 @@ export interface SnapshotBackend {
    */
   readonly folderNotSnapshot?: string;
   /**
-   * create() takes a moment whatever the volume holds (copy-on-write) and puts the snapshot at
-   * snapshotDir/name: a caller may hold the history lock across it and write the history alongside.
-   */
-  readonly quickSnapshots?: true;
-  /**
    * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
    * its snapshots are listed from the pool, whether or not snapshotDir exists.
    */

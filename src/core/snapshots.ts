@@ -601,11 +601,8 @@ function dryRunResult(
 
 /**
  * Takes the planned snapshots and records them (and the reused ones) in the history before it
- * returns. When every backend's snapshot is quick and lands at snapshotDir/name, the history
- * write is made ready while the snapshots are taken: its lock, the read and the new file with its
- * fsync run alongside the snapshot commands, and the new file is put in place (rename, folder
- * fsync) only once every snapshot exists. Anything else (a failure, a snapshot not where it was
- * expected) drops that file and records what was really made, as a plain write.
+ * returns. The history is written once the snapshots exist, so its lock is never held while a
+ * snapshot command runs, and it records what was really made.
  */
 async function createAndRecord(
   deps: Deps,
@@ -614,46 +611,7 @@ async function createAndRecord(
   reuses: ReusedSnapshot[],
   warnings: string[],
 ): Promise<MadeSnapshot[]> {
-  const expected = plans.map(({ volume, name }) => ({
-    volume,
-    raw: {
-      name,
-      path: join(volume.snapshotDir, name),
-      createdAt: create.started,
-      readOnly: !deps.backendFor(volume).writableSnapshots,
-    },
-  }));
-  const expectedEntries = expected.map((made) => snapshotEntry(deps, create, made));
-  const early =
-    plans.length > 0 && plans.every(({ volume }) => deps.backendFor(volume).quickSnapshots)
-      ? deps.history.stage(recordCreated(deps, create, expectedEntries, reuses)).then(
-          (staged) => staged,
-          () => undefined,
-        )
-      : undefined;
-  let made: { created: MadeSnapshot[]; failure: unknown };
-  try {
-    made = await takeSnapshots(deps, create, plans);
-  } catch (error) {
-    await (await early)?.abandon();
-    throw error;
-  }
-  const { created, failure } = made;
-  const staged = await early;
-  const asExpected =
-    failure === undefined &&
-    created.length === expected.length &&
-    created.every(
-      ({ raw }, i) =>
-        raw.name === expected[i]?.raw.name &&
-        raw.path === expected[i]?.raw.path &&
-        raw.readOnly === expected[i]?.raw.readOnly,
-    );
-  if (staged && asExpected) {
-    await recordOrExplain(created, reuses, warnings, () => staged.commit());
-    return created;
-  }
-  await staged?.abandon();
+  const { created, failure } = await takeSnapshots(deps, create, plans);
   const entries = created.map((one) => snapshotEntry(deps, create, one));
   // A skipped volume belongs to this operation only when the operation went through.
   const reused = failure ? [] : reuses;
