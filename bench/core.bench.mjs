@@ -3,7 +3,7 @@
 // existing entries, and the server's peak RSS. Needs root and btrfs-progs.
 import { execFile } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,8 @@ const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const exec = createExec();
 
 const ms = (x) => `${x.toFixed(1)} ms`;
+/** The 1-minute load average now: other work on the machine inflates every figure. */
+const load = () => loadavg()[0].toFixed(1);
 
 const dir = await mkdtemp(join(tmpdir(), 'snapguard-bench-core-'));
 const pool = await createLoopBtrfs(exec, dir, 4 * 1024 ** 3);
@@ -53,6 +55,7 @@ try {
     Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${transport.pid}/status`, 'utf8'))[1]) / 1024;
 
   // 1. create: alternate raw and snapguard calls so drift hits both alike.
+  const createLoad = load();
   const raw = [];
   const ours = [];
   for (let i = 0; i < 40; i++) {
@@ -75,7 +78,7 @@ try {
     `| raw btrfs (spawned from node) | ${ms(median(raw))} | ${ms(pct(raw, 90))} |`,
     `| snapguard create_snapshot | ${ms(median(ours))} | ${ms(pct(ours, 90))} |`,
     '',
-    `Ratio of medians: **${(median(ours) / median(raw)).toFixed(2)}x** (target <= 1.3x). 40 calls each, 1,000-file subvolume; the snapguard call includes the lock, the pool usage check, the history write with fsync and the MCP round trip.`,
+    `Ratio of medians: **${(median(ours) / median(raw)).toFixed(2)}x** (target <= 1.3x). 40 calls each, 1,000-file subvolume, load average ${createLoad} -> ${load()}; the snapguard call includes the check for an interrupted recovery, the volume lock, the pool usage check (statfs), the history write (its lock, the new file and its fsync made ready while btrfs takes the snapshot, then the rename and the folder's fsync) and the MCP round trip.`,
     '',
   );
 
@@ -92,6 +95,7 @@ try {
       join(snapshotDir, formatSnapshotName('data', 'scheduled', undefined, new Date(base + i * 3600_000))),
     ]);
   }
+  const listLoad = load();
   const rawList = [];
   const ourList = [];
   let total = 0;
@@ -114,7 +118,7 @@ try {
     `| raw btrfs subvolume list -s | ${ms(median(rawList))} | ${ms(pct(rawList, 90))} |`,
     `| snapguard list_snapshots (${total} listed, full JSON over MCP) | ${ms(median(ourList))} | ${ms(pct(ourList, 90))} |`,
     '',
-    `Ratio of medians: **${(median(ourList) / median(rawList)).toFixed(2)}x** (target <= 1.5x). The pool holds ${2000 + 40} read-only snapshots.`,
+    `Ratio of medians: **${(median(ourList) / median(rawList)).toFixed(2)}x** (target <= 1.5x). The pool holds ${2000 + 40} read-only snapshots; load average ${listLoad} -> ${load()}.`,
     '',
   );
   const memory = async () => {
@@ -138,6 +142,7 @@ try {
     ).join('\n'),
   );
   await run('sh', [script], { maxBuffer: 64 << 20 });
+  const list5kLoad = load();
   const raw5k = [];
   const ours5k = [];
   for (let i = 0; i < 15; i++) {
@@ -164,7 +169,7 @@ try {
     `| raw btrfs subvolume list -s | ${ms(median(raw5k))} | ${ms(pct(raw5k, 90))} |`,
     `| snapguard list_snapshots (${total} listed, full JSON over MCP) | ${ms(median(ours5k))} | ${ms(pct(ours5k, 90))} |`,
     '',
-    `Ratio of medians: **${(median(ours5k) / median(raw5k)).toFixed(2)}x** (target <= 2x).`,
+    `Ratio of medians: **${(median(ours5k) / median(raw5k)).toFixed(2)}x** (target <= 2x); load average ${list5kLoad} -> ${load()}.`,
     '',
     `Server RSS after 100 listings of 5,000: **${after100.rss.toFixed(0)} MiB** (target <= 120 MiB), after 30 s idle: ${afterIdle.rss.toFixed(0)} MiB (${idleRss.toFixed(0)} MiB before the first call); peak ${afterIdle.peak.toFixed(0)} MiB.`,
     '',

@@ -1,7 +1,7 @@
 // Recovery: rollback of a 100k-file volume vs the raw `mv` + `btrfs subvolume snapshot` + read-only
 // flag it performs, and the preview's change summary for 100k files with 1% changed. Needs root and btrfs-progs.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { buildConfig } from '../dist/core/config.js';
@@ -58,6 +58,7 @@ try {
 
   const ours = [];
   const raw = [];
+  const loadAtStart = loadavg()[0].toFixed(1);
   for (let i = 0; i < RUNS; i++) {
     let started = performance.now();
     const result = await recover(deps, { volume: 'vol', snapshot: target.name }, { skipChanges: true });
@@ -96,11 +97,12 @@ try {
     await rm(shm, { recursive: true, force: true });
   }
   const ratio = median(ours) / median(raw);
+  const loadAtEnd = loadavg()[0].toFixed(1);
   process.stdout.write(
     [
       '## Recovery',
       '',
-      `Volume of ${FILES.toLocaleString('en')} files on a loop-mounted btrfs image, ${RUNS} runs each, medians.`,
+      `Volume of ${FILES.toLocaleString('en')} files on a loop-mounted btrfs image, ${RUNS} runs each, medians; load average (1 min) ${loadAtStart} -> ${loadAtEnd} over the rollback runs.`,
       '',
       '| measurement | median | target |',
       '| --- | --- | --- |',

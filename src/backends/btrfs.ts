@@ -199,6 +199,7 @@ export function createBtrfsBackend(exec: Exec): SnapshotBackend {
     ctimeTrusted: true,
     needsRoot: true,
     deleteBatch: DELETE_BATCH,
+    folderNotSnapshot: 'a plain folder, not a btrfs subvolume',
 
     create: (volume, name, options) => createSnapshot(ctx, volume, name, options),
 

@@ -242,6 +242,11 @@ export interface SnapshotBackend {
    */
   readonly writableSnapshots?: true;
   /**
+   * What a folder at a snapshot's name is when show() finds no snapshot there, in words for the
+   * refusal (btrfs: a plain folder, not a subvolume). Without it, such a name is not found.
+   */
+  readonly folderNotSnapshot?: string;
+  /**
    * The volume is a dataset in a pool, not a folder of its own (zfs): its path is a mountpoint and
    * its snapshots are listed from the pool, whether or not snapshotDir exists.
    */

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { createExclusive } from './atomic-file.js';
+import { CREATE_FLAGS, createExclusive } from './atomic-file.js';
 import { SnapguardError } from './errors.js';
 
 export interface LockOwner {
@@ -62,6 +62,56 @@ async function readOwner(file: string): Promise<LockOwner | undefined | 'missing
   }
 }
 
+/** This process's start time: it does not change while the process runs. */
+let ownStart: { value: string | undefined } | undefined;
+
+/**
+ * Writes the owner to a new file `temp` and links it into place as `file` (EEXIST when the lock is
+ * taken); the folder is made only when it is missing. These are a handful of short metadata calls
+ * on a local folder, made synchronously: through the thread pool each would cost a round trip that
+ * takes longer than the call itself, and every snapshot takes two locks (its volume, the history).
+ */
+function linkOwnerFile(temp: string, file: string, ownerText: string): void {
+  let fd: number;
+  try {
+    fd = openSync(temp, CREATE_FLAGS, 0o644);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    mkdirSync(dirname(temp), { recursive: true });
+    fd = openSync(temp, CREATE_FLAGS, 0o644);
+  }
+  try {
+    try {
+      writeFileSync(fd, ownerText);
+    } finally {
+      closeSync(fd);
+    }
+    linkSync(temp, file);
+  } finally {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // Already gone: nothing to clean up.
+    }
+  }
+}
+
+/** The lock's owner when it is this one, read synchronously (see linkOwnerFile); then the lock is removed. */
+function unlinkIfOwner(file: string, owner: LockOwner): void {
+  let current: LockOwner | undefined;
+  try {
+    current = JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
+  } catch {
+    return;
+  }
+  if (current.pid !== owner.pid || current.since !== owner.since) return;
+  try {
+    unlinkSync(file);
+  } catch {
+    // Already gone.
+  }
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -71,11 +121,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * lock so two processes cannot both take it.
  */
 export async function acquireLock(file: string, options: LockOptions): Promise<HeldLock> {
-  await mkdir(dirname(file), { recursive: true });
   const owner: LockOwner = {
     pid: process.pid,
     host: hostname(),
-    procStart: processStart(process.pid),
+    procStart: (ownStart ??= { value: processStart(process.pid) }).value,
     purpose: options.purpose,
     since: new Date().toISOString(),
   };
@@ -85,25 +134,13 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
   for (;;) {
     options.signal?.throwIfAborted();
     const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    const handle = await createExclusive(temp);
     try {
-      await handle.writeFile(ownerText);
-    } finally {
-      await handle.close();
-    }
-    try {
-      await link(temp, file);
-      await unlink(temp);
+      linkOwnerFile(temp, file, ownerText);
       return {
         file,
-        release: async () => {
-          const current = await readOwner(file);
-          if (current && current !== 'missing' && current.pid === owner.pid && current.since === owner.since)
-            await unlink(file).catch(() => undefined);
-        },
+        release: async () => unlinkIfOwner(file, owner),
       };
     } catch (error) {
-      await unlink(temp).catch(() => undefined);
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = await readOwner(file);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RawSnapshot, SnapshotBackend } from '../backends/types.js';
@@ -44,38 +45,64 @@ export function newOperationId(now: Date): string {
 export { lockVolumes } from './volume-locks.js';
 
 /**
- * Parsed names by volume and name: a listing parses every name of the folder, and the names stay
- * the same from one listing to the next. Entries are shared and never changed; the map is emptied
- * when it holds more names than a large folder has.
+ * Parsed names by volume and name, with the creation time as listings print it: a listing parses
+ * every name of the folder, and the names stay the same from one listing to the next. Entries are
+ * shared and never changed; the maps are emptied when they hold more names than a large folder has.
  */
-const parsedNames = new Map<string, ParsedName | null>();
+interface KeptName {
+  parsed: ParsedName;
+  createdAt: string;
+}
+const parsedNames = new Map<string, Map<string, KeptName | null>>();
+let parsedNamesCount = 0;
 const PARSED_NAMES_KEPT = 20_000;
 
-function parseNameKept(volumeId: string, name: string): ParsedName | undefined {
-  const key = `${volumeId}\0${name}`;
-  const known = parsedNames.get(key);
+function keptName(volumeId: string, name: string): KeptName | undefined {
+  let names = parsedNames.get(volumeId);
+  const known = names?.get(name);
   if (known !== undefined) return known ?? undefined;
   const parsed = parseSnapshotName(volumeId, name);
-  if (parsedNames.size >= PARSED_NAMES_KEPT) parsedNames.clear();
-  parsedNames.set(key, parsed ?? null);
-  return parsed;
+  if (parsedNamesCount >= PARSED_NAMES_KEPT) {
+    parsedNames.clear();
+    parsedNamesCount = 0;
+    names = undefined;
+  }
+  if (!names) parsedNames.set(volumeId, (names = new Map()));
+  const kept = parsed ? { parsed, createdAt: parsed.createdAt.toISOString() } : null;
+  names.set(name, kept);
+  parsedNamesCount++;
+  return kept ?? undefined;
 }
 
 /**
  * The parsed name of a snapshot snapguard owns, else undefined: its name parses for the volume and,
- * on btrfs and zfs, it is read-only (a writable subvolume with a snapshot's name is not one of
- * ours). Listings only hold entries directly in the folder that are subvolumes (btrfs), dataset
- * snapshots (zfs) or real folders, not symlinks (dir).
+ * unless the backend's snapshots are writable copies (dir), it is read-only (a writable subvolume
+ * with a snapshot's name is not one of ours). Listings only hold entries directly in the folder
+ * that are subvolumes (btrfs), dataset snapshots (zfs) or real folders, not symlinks (dir).
  */
-export function ownedName(volume: VolumeConfig, raw: RawSnapshot): ParsedName | undefined {
-  const parsed = parseNameKept(volume.id, raw.name);
-  if (!parsed) return undefined;
-  if (volume.backend !== 'dir' && !raw.readOnly) return undefined;
-  return parsed;
+export function ownedName(
+  volume: VolumeConfig,
+  raw: RawSnapshot,
+  backend: Pick<SnapshotBackend, 'writableSnapshots'>,
+): ParsedName | undefined {
+  return ownedKept(volume, raw, backend)?.parsed;
 }
 
-export function isOwned(volume: VolumeConfig, raw: RawSnapshot): boolean {
-  return ownedName(volume, raw) !== undefined;
+function ownedKept(
+  volume: VolumeConfig,
+  raw: RawSnapshot,
+  backend: Pick<SnapshotBackend, 'writableSnapshots'>,
+): KeptName | undefined {
+  if (!raw.readOnly && !backend.writableSnapshots) return undefined;
+  return keptName(volume.id, raw.name);
+}
+
+export function isOwned(
+  volume: VolumeConfig,
+  raw: RawSnapshot,
+  backend: Pick<SnapshotBackend, 'writableSnapshots'>,
+): boolean {
+  return ownedName(volume, raw, backend) !== undefined;
 }
 
 const FAILED_OUTCOMES = new Set(['failed', 'validation_failed', 'command_failed']);
@@ -164,6 +191,8 @@ function toSnapshot(
   location: 'local' | 'external',
   entry?: SnapshotEntry,
   parsed: ParsedName | undefined = parseSnapshotName(volume.id, raw.name),
+  /** parsed.createdAt as an ISO string, when the caller has it already. */
+  createdAt: string = (parsed?.createdAt ?? raw.createdAt).toISOString(),
 ): Snapshot {
   // Keys set one by one in the order of the schema (no spread copies): listings run to thousands.
   const snapshot = { name: raw.name, volume: volume.id, path: raw.path } as Snapshot;
@@ -171,7 +200,7 @@ function toSnapshot(
   if (parsed?.operation) snapshot.operation = parsed.operation;
   if (entry?.operation_id) snapshot.operationId = entry.operation_id;
   // Owned names carry their creation time; it is exact and needs no extra command.
-  snapshot.createdAt = (parsed?.createdAt ?? raw.createdAt).toISOString();
+  snapshot.createdAt = createdAt;
   snapshot.readOnly = raw.readOnly;
   snapshot.location = location;
   if (entry) snapshot.outcome = entry.outcome;
@@ -246,10 +275,11 @@ export async function ownedSnapshots(
   volume: VolumeConfig,
   signal?: AbortSignal,
 ): Promise<{ raw: RawSnapshot; createdAt: Date }[]> {
-  const all = await deps.backendFor(volume).list(volume, { signal });
+  const backend = deps.backendFor(volume);
+  const all = await backend.list(volume, { signal });
   return all
     .flatMap((raw) => {
-      const parsed = ownedName(volume, raw);
+      const parsed = ownedName(volume, raw, backend);
       return parsed ? [{ raw, createdAt: parsed.createdAt, sequence: parsed.sequence }] : [];
     })
     .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || b.sequence - a.sequence);
@@ -312,16 +342,18 @@ export async function requireOwnedSnapshot(
       if (readOnly === true) return { name, path, createdAt: stats.birthtime, readOnly: true };
     }
   }
-  const raw = await deps.backendFor(volume).show(volume, name, { signal });
+  const backend = deps.backendFor(volume);
+  const raw = await backend.show(volume, name, { signal });
   if (!raw) {
-    if (volume.backend === 'btrfs') throw notOwned(volume, name, 'a plain folder, not a btrfs subvolume');
+    if (backend.folderNotSnapshot) throw notOwned(volume, name, backend.folderNotSnapshot);
     throw new SnapguardError(
       'SNAPSHOT_NOT_FOUND',
       `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
       listSnapshotsHint(volume),
     );
   }
-  if (!ownedName(volume, raw)) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
+  if (!ownedName(volume, raw, backend))
+    throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
   return raw;
 }
 
@@ -357,6 +389,30 @@ function pickOwnedSnapshot(volume: VolumeConfig, why: string): InterfaceHint {
   };
 }
 
+/** One create_snapshot call, as every step of it sees it. */
+interface CreateCall {
+  request: z.output<typeof CreateSnapshotInput>;
+  operationId: string;
+  started: Date;
+  signal: AbortSignal | undefined;
+}
+
+interface PlannedSnapshot {
+  volume: VolumeConfig;
+  name: string;
+}
+
+interface MadeSnapshot {
+  volume: VolumeConfig;
+  raw: RawSnapshot;
+}
+
+/** A skipped volume's existing snapshot, recorded as the operation's rollback point. */
+interface ReusedSnapshot {
+  volume: VolumeConfig;
+  existing: Snapshot;
+}
+
 export async function createSnapshots(
   deps: Deps,
   input: unknown,
@@ -373,224 +429,30 @@ export async function createSnapshots(
           `Interrupted recovery ${r.recoveryId} of ${r.volumes.join(', ') || 'unknown volumes'}: ${r.action}, ${r.detail}.`,
       );
   const started = deps.clock();
-  const operationId = newOperationId(started);
+  const create: CreateCall = { request, operationId: newOperationId(started), started, signal: call.signal };
   const release = request.dryRun
     ? async () => undefined
     : await lockVolumes(
         deps,
         volumes.map((v) => v.id),
-        `create_snapshot ${operationId}`,
+        `create_snapshot ${create.operationId}`,
         call.signal,
       );
   try {
-    const plans: { volume: VolumeConfig; name: string }[] = [];
-    const skipped: CreateSnapshotResult['skipped'] = [];
     const warnings: string[] = [...recoveryNotes];
-    // Check every volume before creating any snapshot, so a refusal changes nothing.
-    for (const volume of volumes) {
-      const backend = deps.backendFor(volume);
-      const needsNewest =
-        !request.force && volume.minInterval !== undefined && PRE_CHANGE_TYPES.has(request.type);
-      // Listing costs processes; only the minInterval check needs the newest snapshot.
-      const existing = needsNewest ? await backend.list(volume, { signal: call.signal }) : undefined;
-      const owned = (existing ?? [])
-        .flatMap((raw) => {
-          const parsed = ownedName(volume, raw);
-          return parsed ? [{ raw, parsed }] : [];
-        })
-        .sort(
-          (a, b) =>
-            b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() ||
-            b.parsed.sequence - a.parsed.sequence,
-        );
-      const newest = owned[0];
-      if (needsNewest && newest && volume.minInterval !== undefined) {
-        const age = (started.getTime() - newest.parsed.createdAt.getTime()) / 1000;
-        // The rollback point of a change is the state just before it: an existing snapshot stands
-        // in only when the volume has not changed since it was taken (the backend answers), and
-        // never a pre-recover one (it holds the state a recovery replaced, not the current one).
-        // Names carry the second, so several snapshots can be the newest: each is asked.
-        const candidates =
-          age < volume.minInterval && backend.unchangedSince !== undefined
-            ? owned.filter((o) => o.parsed.createdAt.getTime() === newest.parsed.createdAt.getTime())
-            : [];
-        let reusable: (typeof owned)[number] | undefined;
-        if (!candidates.some((o) => o.parsed.type === 'pre-recover'))
-          for (const candidate of candidates)
-            if (await backend.unchangedSince?.(volume, candidate.raw, { signal: call.signal })) {
-              reusable = candidate;
-              break;
-            }
-        if (reusable && volume.minInterval !== undefined) {
-          skipped.push({
-            volume: volume.id,
-            reason: `${reusable.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point`,
-            existing: toSnapshot(volume, reusable.raw, 'local'),
-          });
-          continue;
-        }
-      }
-      const usage = await backend.poolUsage(volume, { signal: call.signal });
-      const limit = deps.config.health.maxPoolUsage;
-      if (usage.ratio >= limit) {
-        const message = `Pool of volume "${volume.id}" is ${(usage.ratio * 100).toFixed(1)}% full (${formatBytes(usage.availableBytes)} available), at or above maxPoolUsage ${(limit * 100).toFixed(0)}%.`;
-        if (!request.force) {
-          throw new SnapguardError(
-            'POOL_FULL',
-            `${message} No snapshot was created.`,
-            {
-              mcp: `Free space (call prune_snapshots with volume "${volume.id}", delete data) or call create_snapshot again with force: true to snapshot anyway.`,
-              cli: `Free space (\`snapguard prune ${volume.id}\`, delete data) or run it again with --force to snapshot anyway.`,
-            },
-            {
-              details: { volume: volume.id, ratio: usage.ratio, maxPoolUsage: limit },
-            },
-          );
-        }
-        warnings.push(`${message} Snapshotting anyway because force was given.`);
-      }
-      plans.push({
-        volume,
-        name: await firstFreeName(
-          volume,
-          backend,
-          request.type,
-          request.operation,
-          started,
-          existing,
-          call.signal,
-        ),
-      });
-    }
-
-    if (request.dryRun) {
-      return {
-        operationId,
-        dryRun: true,
-        created: [],
-        planned: plans.map(({ volume, name }) => ({
-          name,
-          volume: volume.id,
-          path: `${volume.snapshotDir}/${name}`,
-          type: request.type,
-          ...(request.operation ? { operation: request.operation } : {}),
-          operationId,
-          createdAt: started.toISOString(),
-          readOnly: volume.backend !== 'dir',
-          location: 'local' as const,
-        })),
-        skipped,
-        warnings,
-      };
-    }
-
-    const created: { volume: VolumeConfig; raw: RawSnapshot }[] = [];
-    let failure: unknown;
-    for (const { volume, name } of plans) {
-      try {
-        created.push({
-          volume,
-          raw: await deps.backendFor(volume).create(volume, name, { signal: call.signal }),
-        });
-      } catch (error) {
-        failure = error;
-        break;
-      }
-    }
-    const entries: SnapshotEntry[] = created.map(({ volume, raw }) => ({
-      id: `snap-${randomBytes(6).toString('hex')}`,
-      timestamp: started.toISOString(),
-      host: deps.config.host,
-      subvolume: volume.id,
-      type: request.type,
-      operation: request.operation ?? null,
-      operation_id: operationId,
-      snapshot_name: raw.name,
-      path: raw.path,
-      outcome: 'pending',
-      size_mb: null,
-      backend: volume.backend,
-      read_only: raw.readOnly,
-    }));
-    // A skipped volume still belongs to this operation: its existing snapshot is recorded as the
-    // operation's rollback point, so complete_operation, recover by operationId and health see it.
-    const reuses = failure
-      ? []
-      : skipped.flatMap((skip) => {
-          const volume = volumes.find((v) => v.id === skip.volume);
-          return volume && skip.existing ? [{ volume, existing: skip.existing }] : [];
-        });
-    if (entries.length > 0 || reuses.length > 0) {
-      try {
-        const { movedAside } = await deps.history.update((history) => {
-          history.snapshots.push(...entries);
-          for (const { volume, existing } of reuses) {
-            const reuse: SnapshotReuse = {
-              operation_id: operationId,
-              operation: request.operation ?? null,
-              type: request.type,
-              timestamp: started.toISOString(),
-              outcome: 'pending',
-            };
-            let entry = history.snapshots.findLast(
-              (e) =>
-                e.subvolume === volume.id && e.snapshot_name === existing.name && e.location !== 'external',
-            );
-            if (!entry) {
-              // Made before the history knew it (e.g. the file was moved aside): record it now.
-              entry = {
-                id: `snap-${randomBytes(6).toString('hex')}`,
-                timestamp: existing.createdAt,
-                host: deps.config.host,
-                subvolume: volume.id,
-                type: existing.type ?? 'manual',
-                operation: existing.operation ?? null,
-                operation_id: null,
-                snapshot_name: existing.name,
-                path: existing.path,
-                outcome: 'pending',
-                size_mb: null,
-                backend: volume.backend,
-                read_only: existing.readOnly,
-              };
-              history.snapshots.push(entry);
-            }
-            (entry.reused_by ??= []).push(reuse);
-          }
-        });
-        if (movedAside)
-          warnings.push(
-            `The history file did not parse and was moved to ${movedAside}; a new one was started.`,
-          );
-      } catch (error) {
-        const names = [...created.map(({ raw }) => raw.name), ...reuses.map((r) => r.existing.name)].join(
-          ', ',
-        );
-        const cause = error instanceof SnapguardError ? error : undefined;
-        throw new SnapguardError(
-          'HISTORY_WRITE_FAILED',
-          `${created.length > 0 ? 'Created' : 'Reused'} ${names} but could not record ${created.length + reuses.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
-          cause?.hints ?? cause?.hint ?? 'Check the context directory.',
-          { cause: error },
-        );
-      }
-    }
-    if (failure) {
-      const done = created.map(({ raw }) => raw.name);
-      const base = failure instanceof SnapguardError ? failure : undefined;
-      throw new SnapguardError(
-        base?.code ?? 'COMMAND_FAILED',
-        `${base?.message ?? String(failure)}${done.length ? ` (already created and recorded: ${done.join(', ')})` : ' No snapshot was created.'}`,
-        base?.hints ?? base?.hint ?? 'Read the error above.',
-        { cause: failure },
-      );
-    }
+    const { plans, skipped } = await planSnapshots(deps, create, volumes, warnings);
+    if (request.dryRun) return dryRunResult(deps, create, plans, skipped, warnings);
+    const reuses = skipped.flatMap((skip) => {
+      const volume = volumes.find((v) => v.id === skip.volume);
+      return volume && skip.existing ? [{ volume, existing: skip.existing }] : [];
+    });
+    const created = await createAndRecord(deps, create, plans, reuses, warnings);
     return {
-      operationId,
+      operationId: create.operationId,
       dryRun: false,
       created: created.map(({ volume, raw }) => ({
         ...toSnapshot(volume, raw, 'local'),
-        operationId,
+        operationId: create.operationId,
         outcome: 'pending' as const,
       })),
       planned: [],
@@ -600,6 +462,286 @@ export async function createSnapshots(
   } finally {
     await release();
   }
+}
+
+/**
+ * Checks every volume before any snapshot is taken, so a refusal changes nothing: the volumes
+ * whose newest snapshot stands in for a new one (skipped), the pool usage, and the name of each
+ * snapshot to take.
+ */
+async function planSnapshots(
+  deps: Deps,
+  create: CreateCall,
+  volumes: VolumeConfig[],
+  warnings: string[],
+): Promise<{ plans: PlannedSnapshot[]; skipped: CreateSnapshotResult['skipped'] }> {
+  const plans: PlannedSnapshot[] = [];
+  const skipped: CreateSnapshotResult['skipped'] = [];
+  const { request, started, signal } = create;
+  for (const volume of volumes) {
+    const backend = deps.backendFor(volume);
+    const needsNewest =
+      !request.force && volume.minInterval !== undefined && PRE_CHANGE_TYPES.has(request.type);
+    // Listing costs processes; only the minInterval check needs the newest snapshot.
+    const existing = needsNewest ? await backend.list(volume, { signal }) : undefined;
+    const skip = existing && (await reusableSnapshot(backend, volume, existing, started, signal));
+    if (skip) {
+      skipped.push(skip);
+      continue;
+    }
+    const warning = await checkPoolUsage(deps, backend, volume, request.force, signal);
+    if (warning) warnings.push(warning);
+    const name = await firstFreeName(
+      volume,
+      backend,
+      request.type,
+      request.operation,
+      started,
+      existing,
+      signal,
+    );
+    plans.push({ volume, name });
+  }
+  return { plans, skipped };
+}
+
+/**
+ * The skip entry when the volume's newest snapshot is younger than minInterval and the volume has
+ * not changed since it was taken: that snapshot is the state just before this change and stands in
+ * for a new one. The rollback point of a change is the state just before it: never a pre-recover
+ * snapshot (it holds the state a recovery replaced, not the current one). Names carry the second,
+ * so several snapshots can be the newest: each is asked.
+ */
+async function reusableSnapshot(
+  backend: SnapshotBackend,
+  volume: VolumeConfig,
+  existing: RawSnapshot[],
+  started: Date,
+  signal: AbortSignal | undefined,
+): Promise<CreateSnapshotResult['skipped'][number] | undefined> {
+  const owned = existing
+    .flatMap((raw) => {
+      const parsed = ownedName(volume, raw, backend);
+      return parsed ? [{ raw, parsed }] : [];
+    })
+    .sort(
+      (a, b) =>
+        b.parsed.createdAt.getTime() - a.parsed.createdAt.getTime() || b.parsed.sequence - a.parsed.sequence,
+    );
+  const newest = owned[0];
+  if (!newest || volume.minInterval === undefined) return undefined;
+  const age = (started.getTime() - newest.parsed.createdAt.getTime()) / 1000;
+  const candidates =
+    age < volume.minInterval && backend.unchangedSince !== undefined
+      ? owned.filter((o) => o.parsed.createdAt.getTime() === newest.parsed.createdAt.getTime())
+      : [];
+  if (candidates.some((o) => o.parsed.type === 'pre-recover')) return undefined;
+  for (const candidate of candidates) {
+    if (!(await backend.unchangedSince?.(volume, candidate.raw, { signal }))) continue;
+    return {
+      volume: volume.id,
+      reason: `${candidate.raw.name} is ${formatDuration(Math.max(0, age))} old (younger than minInterval ${formatDuration(volume.minInterval)}) and the volume has not changed since it was taken, so it is the state just before this change and this operation's rollback point`,
+      existing: toSnapshot(volume, candidate.raw, 'local'),
+    };
+  }
+  return undefined;
+}
+
+/** Refuses a pool at or above maxPoolUsage (a warning instead with force). */
+async function checkPoolUsage(
+  deps: Deps,
+  backend: SnapshotBackend,
+  volume: VolumeConfig,
+  force: boolean,
+  signal: AbortSignal | undefined,
+): Promise<string | undefined> {
+  const usage = await backend.poolUsage(volume, { signal });
+  const limit = deps.config.health.maxPoolUsage;
+  if (usage.ratio < limit) return undefined;
+  const message = `Pool of volume "${volume.id}" is ${(usage.ratio * 100).toFixed(1)}% full (${formatBytes(usage.availableBytes)} available), at or above maxPoolUsage ${(limit * 100).toFixed(0)}%.`;
+  if (force) return `${message} Snapshotting anyway because force was given.`;
+  throw new SnapguardError(
+    'POOL_FULL',
+    `${message} No snapshot was created.`,
+    {
+      mcp: `Free space (call prune_snapshots with volume "${volume.id}", delete data) or call create_snapshot again with force: true to snapshot anyway.`,
+      cli: `Free space (\`snapguard prune ${volume.id}\`, delete data) or run it again with --force to snapshot anyway.`,
+    },
+    { details: { volume: volume.id, ratio: usage.ratio, maxPoolUsage: limit } },
+  );
+}
+
+function dryRunResult(
+  deps: Deps,
+  create: CreateCall,
+  plans: PlannedSnapshot[],
+  skipped: CreateSnapshotResult['skipped'],
+  warnings: string[],
+): CreateSnapshotResult {
+  const { request, operationId, started } = create;
+  return {
+    operationId,
+    dryRun: true,
+    created: [],
+    planned: plans.map(({ volume, name }) => ({
+      name,
+      volume: volume.id,
+      path: `${volume.snapshotDir}/${name}`,
+      type: request.type,
+      ...(request.operation ? { operation: request.operation } : {}),
+      operationId,
+      createdAt: started.toISOString(),
+      readOnly: !deps.backendFor(volume).writableSnapshots,
+      location: 'local' as const,
+    })),
+    skipped,
+    warnings,
+  };
+}
+
+/**
+ * Takes the planned snapshots and records them (and the reused ones) in the history before it
+ * returns. The history is written once the snapshots exist, so its lock is never held while a
+ * snapshot command runs, and it records what was really made.
+ */
+async function createAndRecord(
+  deps: Deps,
+  create: CreateCall,
+  plans: PlannedSnapshot[],
+  reuses: ReusedSnapshot[],
+  warnings: string[],
+): Promise<MadeSnapshot[]> {
+  const { created, failure } = await takeSnapshots(deps, create, plans);
+  const entries = created.map((one) => snapshotEntry(deps, create, one));
+  // A skipped volume belongs to this operation only when the operation went through.
+  const reused = failure ? [] : reuses;
+  if (entries.length > 0 || reused.length > 0)
+    await recordOrExplain(created, reused, warnings, () =>
+      deps.history.update(recordCreated(deps, create, entries, reused)),
+    );
+  if (failure) throw creationFailure(failure, created);
+  return created;
+}
+
+/** Takes the planned snapshots in order and stops at the first failure, which it returns. */
+async function takeSnapshots(
+  deps: Deps,
+  create: CreateCall,
+  plans: PlannedSnapshot[],
+): Promise<{ created: MadeSnapshot[]; failure: unknown }> {
+  const created: MadeSnapshot[] = [];
+  for (const { volume, name } of plans) {
+    try {
+      created.push({
+        volume,
+        raw: await deps.backendFor(volume).create(volume, name, { signal: create.signal }),
+      });
+    } catch (error) {
+      return { created, failure: error };
+    }
+  }
+  return { created, failure: undefined };
+}
+
+function snapshotEntry(deps: Deps, create: CreateCall, { volume, raw }: MadeSnapshot): SnapshotEntry {
+  return {
+    id: `snap-${randomBytes(6).toString('hex')}`,
+    timestamp: create.started.toISOString(),
+    host: deps.config.host,
+    subvolume: volume.id,
+    type: create.request.type,
+    operation: create.request.operation ?? null,
+    operation_id: create.operationId,
+    snapshot_name: raw.name,
+    path: raw.path,
+    outcome: 'pending',
+    size_mb: null,
+    backend: volume.backend,
+    read_only: raw.readOnly,
+  };
+}
+
+/**
+ * The history change of a create: the new entries, and for each skipped volume its existing
+ * snapshot marked as this operation's rollback point, so complete_operation, recover by
+ * operationId and health see it.
+ */
+function recordCreated(
+  deps: Deps,
+  create: CreateCall,
+  entries: SnapshotEntry[],
+  reuses: ReusedSnapshot[],
+): (history: History) => void {
+  return (history) => {
+    history.snapshots.push(...entries);
+    for (const { volume, existing } of reuses) {
+      const reuse: SnapshotReuse = {
+        operation_id: create.operationId,
+        operation: create.request.operation ?? null,
+        type: create.request.type,
+        timestamp: create.started.toISOString(),
+        outcome: 'pending',
+      };
+      let entry = history.snapshots.findLast(
+        (e) => e.subvolume === volume.id && e.snapshot_name === existing.name && e.location !== 'external',
+      );
+      if (!entry) {
+        // Made before the history knew it (e.g. the file was moved aside): record it now.
+        entry = {
+          id: `snap-${randomBytes(6).toString('hex')}`,
+          timestamp: existing.createdAt,
+          host: deps.config.host,
+          subvolume: volume.id,
+          type: existing.type ?? 'manual',
+          operation: existing.operation ?? null,
+          operation_id: null,
+          snapshot_name: existing.name,
+          path: existing.path,
+          outcome: 'pending',
+          size_mb: null,
+          backend: volume.backend,
+          read_only: existing.readOnly,
+        };
+        history.snapshots.push(entry);
+      }
+      (entry.reused_by ??= []).push(reuse);
+    }
+  };
+}
+
+/** Runs the history write; a failure says which snapshots exist but are not recorded. */
+async function recordOrExplain(
+  created: MadeSnapshot[],
+  reuses: ReusedSnapshot[],
+  warnings: string[],
+  write: () => Promise<{ movedAside?: string | undefined }>,
+): Promise<void> {
+  try {
+    const { movedAside } = await write();
+    if (movedAside)
+      warnings.push(`The history file did not parse and was moved to ${movedAside}; a new one was started.`);
+  } catch (error) {
+    const names = [...created.map(({ raw }) => raw.name), ...reuses.map((r) => r.existing.name)].join(', ');
+    const cause = error instanceof SnapguardError ? error : undefined;
+    throw new SnapguardError(
+      'HISTORY_WRITE_FAILED',
+      `${created.length > 0 ? 'Created' : 'Reused'} ${names} but could not record ${created.length + reuses.length > 1 ? 'them' : 'it'} in the history: ${cause?.message ?? String(error)}`,
+      cause?.hints ?? cause?.hint ?? 'Check the context directory.',
+      { cause: error },
+    );
+  }
+}
+
+/** The error of a failed snapshot, naming the ones made (and recorded) before it. */
+function creationFailure(failure: unknown, created: MadeSnapshot[]): SnapguardError {
+  const done = created.map(({ raw }) => raw.name);
+  const base = failure instanceof SnapguardError ? failure : undefined;
+  return new SnapguardError(
+    base?.code ?? 'COMMAND_FAILED',
+    `${base?.message ?? String(failure)}${done.length ? ` (already created and recorded: ${done.join(', ')})` : ' No snapshot was created.'}`,
+    base?.hints ?? base?.hint ?? 'Read the error above.',
+    { cause: failure },
+  );
 }
 
 function parseSince(since: string, now: Date): Date {
@@ -642,20 +784,30 @@ export async function listSnapshots(
         source.kind !== 'restic' &&
         (source.location === 'local' ? request.location !== 'external' : request.location !== 'local'),
     );
+    const backend = deps.backendFor(volume);
     for (const source of sources) {
       const raws = await listAt(deps, volume, source, call.signal);
       for (const raw of raws) {
         // External copies (received, or plain copies in a dir folder) are owned by their name.
-        const parsed =
-          source.location === 'local' ? ownedName(volume, raw) : parseNameKept(volume.id, raw.name);
+        const kept =
+          source.location === 'local' ? ownedKept(volume, raw, backend) : keptName(volume.id, raw.name);
+        const parsed = kept?.parsed;
         if (!parsed && !request.includeForeign) continue;
         if (request.type && parsed?.type !== request.type) continue;
         if (request.operation && parsed?.operation !== request.operation) continue;
         const created = parsed?.createdAt ?? raw.createdAt;
         if (since && created < since) continue;
-        const entry = source.location === 'local' ? entryByName.get(`${volume.id}/${raw.name}`) : undefined;
-        const snapshot = toSnapshot(volume, raw, source.location, entry, parsed);
-        const recovery = source.location === 'local' ? replacedBy.get(`${volume.id}/${raw.name}`) : undefined;
+        const key = source.location === 'local' ? `${volume.id}/${raw.name}` : undefined;
+        const entry = key === undefined ? undefined : entryByName.get(key);
+        const snapshot = toSnapshot(
+          volume,
+          raw,
+          source.location,
+          entry,
+          parsed,
+          kept?.createdAt ?? raw.createdAt.toISOString(),
+        );
+        const recovery = key === undefined || replacedBy.size === 0 ? undefined : replacedBy.get(key);
         const meaning = source.location === 'local' ? snapshotMeaning(snapshot, recovery) : undefined;
         // Filled in place (same keys, same order as a copy): listings run to thousands of entries.
         const listed = snapshot as ListedSnapshot;

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deps } from '../../src/core/deps.js';
@@ -414,5 +414,52 @@ describe.runIf(enabled)('the rollback point of a change is the state just before
       await client.close();
       await cleanup();
     }
+  });
+});
+
+describe.runIf(enabled)('create_snapshot calls at once (real btrfs)', () => {
+  let sandbox: BtrfsSandbox;
+  const input = {
+    volumes: {
+      web: { backend: 'btrfs' as const, path: '' },
+      db: { backend: 'btrfs' as const, path: '' },
+    },
+  };
+
+  beforeAll(async () => {
+    sandbox = await createBtrfsSandbox(256, 'snap-at-once');
+    input.volumes.web.path = await sandbox.subvolume('web');
+    input.volumes.db.path = await sandbox.subvolume('db');
+  });
+  afterAll(async () => {
+    await sandbox?.cleanup();
+  });
+
+  it('two writers (two stores stand for two processes) creating on shared volumes: every snapshot made is recorded once, nothing left behind', async () => {
+    const one = sandbox.deps(input);
+    const two = sandbox.deps(input);
+    const results = await Promise.all([
+      ...[0, 1, 2].map(() => createSnapshots(one, { volumes: ['web'], type: 'manual' })),
+      ...[0, 1, 2].map(() => createSnapshots(two, { volumes: ['db'], type: 'manual' })),
+      ...[0, 1].map(() => createSnapshots(two, { volumes: ['web', 'db'], type: 'manual' })),
+    ]);
+    const made = results.flatMap((r) => r.created.map((s) => `${s.volume}/${s.name}`)).sort();
+    expect(made).toHaveLength(10);
+    expect(new Set(made).size).toBe(10);
+    const history = JSON.parse(await readFile(one.history.file, 'utf8'));
+    const recorded = history.snapshots
+      .map((e: { subvolume: string; snapshot_name: string }) => `${e.subvolume}/${e.snapshot_name}`)
+      .sort();
+    expect(recorded).toEqual(made);
+    for (const result of results)
+      for (const snapshot of result.created)
+        expect((await exec('btrfs', ['property', 'get', '-ts', snapshot.path, 'ro'])).stdout.trim()).toBe(
+          'ro=true',
+        );
+    const listed = await listSnapshots(two, {});
+    expect(listed.snapshots.map((s) => `${s.volume}/${s.name}`).sort()).toEqual(made);
+    expect(
+      (await readdir(one.config.contextDir)).filter((n) => n.includes('.tmp-') || n.endsWith('.lock')),
+    ).toEqual([]);
   });
 });

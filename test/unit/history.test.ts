@@ -163,6 +163,46 @@ describe('history store', () => {
     expect([...ids].sort()).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => `snap-${i}`));
   });
 
+  it('a staged write shows nothing until commit, and a writer of another store waits for it (two stores stand for two processes)', async () => {
+    const mine = new HistoryStore({ contextDir: dir });
+    const theirs = new HistoryStore({ contextDir: dir });
+    await mine.update((h) => void h.snapshots.push(entry(1)));
+    const before = await readFile(mine.file, 'utf8');
+    const staged = await mine.stage((h) => void h.snapshots.push(entry(2)));
+    let theirsDone = false;
+    const theirWrite = theirs
+      .update((h) => void h.snapshots.push(entry(3)))
+      .then(() => {
+        theirsDone = true;
+      });
+    // Nothing a reader sees has changed, and the other writer is held by the lock.
+    expect(await readFile(mine.file, 'utf8')).toBe(before);
+    expect((await theirs.read()).history.snapshots.map((e) => e.id)).toEqual(['snap-1']);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(theirsDone).toBe(false);
+    await staged.commit();
+    await theirWrite;
+    const ids = JSON.parse(await readFile(mine.file, 'utf8')).snapshots.map((e: SnapshotEntry) => e.id);
+    expect(ids).toEqual(['snap-1', 'snap-2', 'snap-3']);
+    expect((await readdir(dir)).filter((name) => name.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('an abandoned staged write leaves the file as it was, no temporary file, and the lock free', async () => {
+    const store = new HistoryStore({ contextDir: dir });
+    await store.update((h) => void h.snapshots.push(entry(1)));
+    const before = await readFile(store.file, 'utf8');
+    const staged = await store.stage((h) => void h.snapshots.push(entry(2)));
+    expect((await readdir(dir)).filter((name) => name.includes('.tmp-'))).toHaveLength(1);
+    await staged.abandon();
+    expect(await readFile(store.file, 'utf8')).toBe(before);
+    expect((await readdir(dir)).filter((name) => name.includes('.tmp-') || name.endsWith('.lock'))).toEqual(
+      [],
+    );
+    // The next write starts from the file, not from the abandoned change.
+    await store.update((h) => void h.snapshots.push(entry(3)));
+    expect((await store.read()).history.snapshots.map((e) => e.id)).toEqual(['snap-1', 'snap-3']);
+  });
+
   it('sees an edit in place that keeps the size of the file (a hand edit or another tool)', async () => {
     const store = new HistoryStore({ contextDir: dir });
     await store.update((h) => void h.snapshots.push(entry(1)));

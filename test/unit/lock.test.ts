@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -34,6 +34,33 @@ describe('locks (guardrail 4)', () => {
     await lock.release();
     const again = await acquireLock(file, { purpose: 'snapshot' });
     await again.release();
+  });
+
+  it('makes its folder when missing, also when it was removed after an earlier lock; leaves only the lock file, removed on release', async () => {
+    const file = join(dir, 'locks', 'v.lock');
+    const first = await acquireLock(file, { purpose: 'first' });
+    expect(await readdir(join(dir, 'locks'))).toEqual(['v.lock']);
+    await first.release();
+    await rm(join(dir, 'locks'), { recursive: true });
+    const second = await acquireLock(file, { purpose: 'second' });
+    expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ pid: process.pid, purpose: 'second' });
+    await second.release();
+    expect(await readdir(join(dir, 'locks'))).toEqual([]);
+  });
+
+  it('release leaves a lock that another holder owns by now', async () => {
+    const file = join(dir, 'v.lock');
+    const lock = await acquireLock(file, { purpose: 'mine' });
+    const theirs = JSON.stringify({
+      pid: 1,
+      host: hostname(),
+      procStart: undefined,
+      purpose: 'theirs',
+      since: 'x',
+    });
+    await writeFile(file, theirs);
+    await lock.release();
+    expect(await readFile(file, 'utf8')).toBe(theirs);
   });
 
   it('waits for a holder that releases within the wait time', async () => {

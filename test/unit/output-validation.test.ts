@@ -93,4 +93,53 @@ describe('tool output is still checked against the output schema (synchronous pa
     expect(result.isError).toBe(true);
     expect((result.content[0] as { text: string }).text).toContain('no structured content was provided');
   });
+
+  it('refuses each kind of wrong entry in the middle of a long listing of snapshots, naming the field', async () => {
+    const { ListSnapshotsResultSchema } = await import('../../src/core/schemas.js');
+    const good = (i: number) => ({
+      name: `data-manual-${i}`,
+      volume: 'data',
+      path: `/s/data-manual-${i}`,
+      type: 'manual',
+      createdAt: '2026-01-01T00:00:00.000Z',
+      readOnly: true,
+      location: 'local',
+      rollbackPointOf: ['op-1'],
+      owned: true,
+      ageSeconds: i,
+    });
+    const wrongs: [string, Record<string, unknown>][] = [
+      ['type', { type: 'weekly-ish' }],
+      ['ageSeconds', { ageSeconds: Number.NaN }],
+      ['ageSeconds', { ageSeconds: '5' }],
+      ['readOnly', { readOnly: undefined }],
+      ['rollbackPointOf', { rollbackPointOf: ['op-1', 2] }],
+      ['outcome', { outcome: 'maybe' }],
+      ['name', { name: 7 }],
+    ];
+    for (const [field, change] of wrongs) {
+      const server = new McpServer({ name: 't', version: '1' });
+      const snapshots = Array.from({ length: 600 }, (_, i) =>
+        i === 400 ? { ...good(i), ...change } : good(i),
+      );
+      server.registerTool('list', { outputSchema: ListSnapshotsResultSchema }, async () => ({
+        content: [{ type: 'text', text: 'x' }],
+        structuredContent: { snapshots, total: 600 },
+      }));
+      installSyncOutputValidation(server);
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      await server.connect(serverSide);
+      const client = new Client({ name: 'c', version: '1' });
+      await client.connect(clientSide);
+      closers.push(
+        () => client.close(),
+        () => server.close(),
+      );
+      const result = (await client.callTool({ name: 'list', arguments: {} })) as CallToolResult;
+      expect(result.isError, `${field}: ${JSON.stringify(change)}`).toBe(true);
+      const text = (result.content[0] as { text: string }).text;
+      expect(text).toContain(field);
+      expect(text).toContain('400');
+    }
+  });
 });

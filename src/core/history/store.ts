@@ -1,10 +1,10 @@
-import { link, mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { SnapguardError } from '../errors.js';
-import { withLock } from '../lock.js';
-import { syncDirectory, writeFileAtomic } from '../atomic-file.js';
+import { acquireLock } from '../lock.js';
+import { createExclusive, syncDirectory, tempNameFor, writeFileAtomic } from '../atomic-file.js';
 import { formatTimestamp } from '../naming.js';
 import {
   emptyHistory,
@@ -27,6 +27,25 @@ export interface HistoryUpdateResult<T> {
   result: T;
   /** Where a corrupt file was moved before this write, if it was. */
   movedAside?: string | undefined;
+}
+
+/** A history write made and fsynced under a temporary name, the lock still held (HistoryStore.stage). */
+export interface StagedUpdate<T> {
+  result: T;
+  /** Where a corrupt file was moved before this write, if it was. */
+  movedAside?: string | undefined;
+  /** Puts the new file in place durably and releases the lock. */
+  commit(): Promise<HistoryUpdateResult<T>>;
+  /** Removes the new file and releases the lock: the history stays as it was. */
+  abandon(): Promise<void>;
+}
+
+interface Prepared<T> {
+  result: T;
+  movedAside: string | undefined;
+  history: History;
+  written: string;
+  temp: string;
 }
 
 export interface HistoryStoreOptions {
@@ -142,24 +161,67 @@ export class HistoryStore {
    * reference to it (or to entries put into it) for changing later.
    */
   async update<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
-    let outcome: HistoryUpdateResult<T>;
+    return (await this.stage(mutate)).commit();
+  }
+
+  /**
+   * The first half of update, for a caller that has other work to finish before the write may
+   * count: takes the lock, runs `mutate` and writes the new file under a temporary name (fsynced),
+   * then holds the lock until commit() puts that file in place (rename, folder fsync) or abandon()
+   * drops it. Nothing a reader sees changes before commit(). The lock stays taken in between, so
+   * other writers wait: call one of the two soon, and always (try/finally).
+   */
+  async stage<T>(mutate: (history: History) => T | Promise<T>): Promise<StagedUpdate<T>> {
+    const lock = await this.guard(() =>
+      acquireLock(this.lockFile, {
+        purpose: 'history write',
+        waitMs: 30_000,
+        logger: this.logger,
+        what: 'The history file',
+      }),
+    );
+    let prepared: Prepared<T>;
     try {
-      await mkdir(this.contextDir, { recursive: true });
-      outcome = await withLock(
-        this.lockFile,
-        { purpose: 'history write', waitMs: 30_000, logger: this.logger, what: 'The history file' },
-        () => this.rewrite(mutate),
-      );
+      prepared = await this.guard(() => this.prepare(mutate));
     } catch (error) {
-      // Filesystem failures anywhere on the write path (the lock file too) become one clear error.
+      await lock.release();
+      throw error;
+    }
+    let settled = false;
+    const settle = async (keep: boolean) => {
+      if (settled) throw new Error('a staged history write is committed or abandoned once');
+      settled = true;
+      try {
+        if (!keep) return await unlink(prepared.temp).catch(() => undefined);
+        await this.guard(() => this.putInPlace(prepared));
+      } finally {
+        await lock.release();
+      }
+    };
+    return {
+      result: prepared.result,
+      movedAside: prepared.movedAside,
+      commit: async () => {
+        await settle(true);
+        for (const listener of this.listeners) listener();
+        return { result: prepared.result, movedAside: prepared.movedAside };
+      },
+      abandon: () => settle(false),
+    };
+  }
+
+  /** Filesystem failures anywhere on the write path (the lock file too) become one clear error. */
+  private async guard<R>(work: () => Promise<R>): Promise<R> {
+    try {
+      return await work();
+    } catch (error) {
       if (error instanceof SnapguardError || !(error as NodeJS.ErrnoException).code) throw error;
       throw writeFailure(this.file, error);
     }
-    for (const listener of this.listeners) listener();
-    return outcome;
   }
 
-  private async rewrite<T>(mutate: (history: History) => T | Promise<T>): Promise<HistoryUpdateResult<T>> {
+  /** Under the lock: the current history, changed by `mutate`, written and fsynced under a temporary name. */
+  private async prepare<T>(mutate: (history: History) => T | Promise<T>): Promise<Prepared<T>> {
     let history = emptyHistory();
     let movedAside: string | undefined;
     const cached = this.cache;
@@ -183,9 +245,38 @@ export class HistoryStore {
     await this.archiveOverflow(history);
     // Compact: jq and JSON.parse read it alike, and it is a third smaller and quicker to write.
     const written = `${JSON.stringify(history)}\n`;
-    await writeFileAtomic(this.file, written, { syncDir: true });
-    this.cache = { text: written, history };
-    return { result, movedAside };
+    const temp = tempNameFor(this.file);
+    let created = false;
+    try {
+      const handle = await createExclusive(temp);
+      created = true;
+      try {
+        await handle.writeFile(written);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if (created) await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    return { result, movedAside, history, written, temp };
+  }
+
+  /**
+   * The rename makes the new file the history; the folder's fsync makes the rename itself durable
+   * (the data is already on disk, but without it a power cut can bring back the old name's entry,
+   * the previous file, even though the file existed before).
+   */
+  private async putInPlace(prepared: Prepared<unknown>): Promise<void> {
+    try {
+      await rename(prepared.temp, this.file);
+    } catch (error) {
+      await unlink(prepared.temp).catch(() => undefined);
+      throw error;
+    }
+    await syncDirectory(this.contextDir);
+    this.cache = { text: prepared.written, history: prepared.history };
   }
 
   private async archiveOverflow(history: History): Promise<void> {
