@@ -390,7 +390,9 @@ export async function planPrune(
         // A local writable subvolume with an owned name is not a snapshot: never deleted. (The
         // safety snapshot of an interrupted rollback is writable until the recovery finishes; it
         // is kept as referenced by that recovery.)
-        ...(target.location === 'local' && !isOwned(volume, raw, deps.backendFor(volume)) && !unfinished.includes(raw.name)
+        ...(target.location === 'local' &&
+        !isOwned(volume, raw, deps.backendFor(volume)) &&
+        !unfinished.includes(raw.name)
           ? { notOwned: true }
           : {}),
       })),
