@@ -21,7 +21,7 @@ import { silentLogger } from '../dist/core/logger.js';
 import { createSnapshots } from '../dist/core/snapshots.js';
 import { createServer } from '../dist/mcp/server.js';
 import { HostSessions } from '../dist/mcp/transports/hosts.js';
-import { median, percentile } from './stats.mjs';
+import { median, percentile, targetMark } from './stats.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const SSHD = '/usr/sbin/sshd';
@@ -193,6 +193,7 @@ try {
     `| controller, \`host: h0\` (in-process client -> ssh session) | ${ms(median(via))} | ${ms(percentile(via, 95))} | ${(median(via) / base).toFixed(2)}× |`,
     '',
     'Target: a warm ssh session costs at most 2× a local stdio call.',
+    targetMark('one call through the controller and a warm ssh session / local stdio', median(via) / base, 2),
     '',
   );
 
@@ -296,6 +297,11 @@ try {
     `| slowest single host (its median) | ${ms(slowest)} | - |`,
     `| fan-out over ${HOSTS} hosts | ${ms(median(fan))} | ${ms(percentile(fan, 95))} |`,
     '',
+    targetMark(
+      `fan-out list_snapshots over ${HOSTS} hosts / slowest single host`,
+      median(fan) / slowest,
+      1.5,
+    ),
     `Fan-out / slowest single host: ${(median(fan) / slowest).toFixed(2)}× (target ≤ 1.5×). The hosts' snapguard processes share this machine's ${
       cpus().length
     } cores, so ${HOSTS} answers in parallel compete for CPU here in a way separate hosts would not.`,

@@ -63,6 +63,8 @@ const header = [
   '',
   'Measured by `npm run bench` (bench/*.bench.mjs). Medians of repeated runs; every comparison runs the',
   'raw command on the same filesystem in the same run. Timings are never asserted in tests.',
+  'This file is written by the run; where the time goes behind each target not met (profiles, what was',
+  'tried) is in [performance.md](performance.md).',
   '',
   `- date: ${new Date().toISOString()}`,
   `- machine: ${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, kernel ${release()}`,

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
-import { median, timed } from './stats.mjs';
+import { median, targetMark, timed } from './stats.mjs';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
@@ -91,13 +91,24 @@ try {
             : '';
     lines.push(`| ${c.name} | ${ms(m)} | ${ms(Math.min(...values))}-${ms(Math.max(...values))} | ${ratio} |`);
   }
+  const marks = [
+    targetMark('CLI --version / node floor', median(times.get('snapguard --version')) / floor, 1.6),
+    targetMark(
+      'CLI snapshot create minus raw btrfs / node floor',
+      (median(times.get('snapguard snapshot create')) - raw) / floor,
+      2.5,
+    ),
+  ];
   const createPeak = await peakRssMiB([cli, 'snapshot', 'create', 'data', '--force', '--config', config]);
   const listPeak = await peakRssMiB([cli, 'snapshot', 'list', 'data', '--config', config]);
   if (createPeak !== undefined && listPeak !== undefined)
     lines.push(
       '',
       `CLI peak RSS: snapshot create ${createPeak.toFixed(0)} MiB, snapshot list ${listPeak.toFixed(0)} MiB (target <= 60 MiB).`,
+      targetMark('CLI peak RSS, snapshot create', createPeak, 60, 'MiB'),
+      targetMark('CLI peak RSS, snapshot list', listPeak, 60, 'MiB'),
     );
+  lines.push(...marks);
 } finally {
   await pool.cleanup();
   await rm(dir, { recursive: true, force: true });
