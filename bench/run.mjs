@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { targetsTable } from './stats.mjs';
 import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,34 +19,6 @@ const tool = (cmd, args) => {
     return 'not installed';
   }
 };
-/** The Targets table: every `targetMark` the sections printed, with the section it came from. */
-function targetsTable(texts) {
-  const rows = [];
-  for (const text of texts) {
-    const section = /^## (.+)$/m.exec(text)?.[1] ?? '';
-    for (const match of text.matchAll(/<!-- target: (\{.*\}) -->/g)) {
-      const { label, measured, limit, unit } = JSON.parse(match[1]);
-      const fmt = (v) =>
-        unit === 'x' ? `${v.toFixed(2)}x` : `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
-      rows.push(
-        `| ${label} | ${fmt(measured)} | <= ${fmt(limit)} | ${measured <= limit ? 'met' : '**not met**'} | ${section} |`,
-      );
-    }
-  }
-  if (!rows.length) return '';
-  return [
-    '## Targets',
-    '',
-    'Every target measured in this run (details in the sections below).',
-    '',
-    '| target | measured | limit | | section |',
-    '| --- | --- | --- | --- | --- |',
-    ...rows,
-    '',
-    '',
-  ].join('\n');
-}
-
 const loadAtStart = loadavg()[0].toFixed(2);
 const sections = [];
 for (const file of files) {

@@ -24,3 +24,40 @@ export async function timed(fn) {
 export function targetMark(label, measured, limit, unit = 'x') {
   return `<!-- target: ${JSON.stringify({ label, measured: Number(measured.toFixed(3)), limit, unit })} -->`;
 }
+
+/**
+ * The Targets table of docs/benchmarks.md: every targetMark in the texts, each with the `## `
+ * section it appears under. Returns '' when there is none.
+ */
+export function targetsTable(texts) {
+  const rows = [];
+  for (const text of texts) {
+    let section = '';
+    for (const line of text.split('\n')) {
+      if (line.startsWith('## ')) section = line.slice(3);
+      const match = /<!-- target: (\{.*\}) -->/.exec(line);
+      if (!match) continue;
+      const { label, measured, limit, unit } = JSON.parse(match[1]);
+      // Two decimals, or three when two would print the limit itself for a value above it.
+      const digits = measured > limit && measured.toFixed(2) === limit.toFixed(2) ? 3 : 2;
+      const value = (v, d) =>
+        unit === 'x' ? `${v.toFixed(d)}x` : `${v >= 100 ? v.toFixed(0) : v.toFixed(d)} ${unit}`;
+      const cell = (t) => t.replaceAll('|', '\\|');
+      rows.push(
+        `| ${cell(label)} | ${value(measured, digits)} | <= ${value(limit, limit % 1 ? 2 : 0)} | ${measured <= limit ? 'met' : '**not met**'} | ${cell(section)} |`,
+      );
+    }
+  }
+  if (!rows.length) return '';
+  return [
+    '## Targets',
+    '',
+    'Every target measured in this run (details in the sections below).',
+    '',
+    '| target | measured | limit | | section |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    '',
+    '',
+  ].join('\n');
+}
