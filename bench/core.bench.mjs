@@ -7,13 +7,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { stringify } from 'yaml';
 import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
 import { HistoryStore } from '../dist/core/history/store.js';
 import { formatSnapshotName } from '../dist/core/naming.js';
+import { startMcpServer } from './server.mjs';
 import { median, percentile as pct, targetMark, timed as time } from './stats.mjs';
 
 const run = promisify(execFile);
@@ -43,16 +42,11 @@ try {
       volumes: { data: { backend: 'btrfs', path: data } },
     }),
   );
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [cli, 'mcp', '--config', config],
-    stderr: 'ignore',
-  });
-  server = new Client({ name: 'bench', version: '1' });
-  await server.connect(transport);
+  const started = await startMcpServer(cli, config);
+  server = started.client;
   await server.callTool({ name: 'list_snapshots', arguments: {} }); // warm up
   const idleRss =
-    Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${transport.pid}/status`, 'utf8'))[1]) / 1024;
+    Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${started.pid}/status`, 'utf8'))[1]) / 1024;
 
   // 1. create: alternate raw and snapguard calls so drift hits both alike.
   const createLoad = load();
@@ -124,7 +118,7 @@ try {
     '',
   );
   const memory = async () => {
-    const status = await readFile(`/proc/${transport.pid}/status`, 'utf8');
+    const status = await readFile(`/proc/${started.pid}/status`, 'utf8');
     const kib = (field) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)[1]) / 1024;
     return { rss: kib('VmRSS'), peak: kib('VmHWM') };
   };

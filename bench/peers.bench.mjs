@@ -8,12 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { stringify } from 'yaml';
 import { createExec } from '../dist/system/exec.js';
 import { createLoopBtrfs } from '../dist/system/loop.js';
 import { formatSnapshotName } from '../dist/core/naming.js';
+import { startMcpServer } from './server.mjs';
 import { median, targetMark, timed } from './stats.mjs';
 
 const run = promisify(execFile);
@@ -124,13 +123,8 @@ try {
       join(snapguardDir, formatSnapshotName('sg', 'scheduled', undefined, when)),
     ]);
   }
-  const transport = new StdioClientTransport({
-    command: process.execPath,
-    args: [cli, 'mcp', '--config', config],
-    stderr: 'ignore',
-  });
-  server = new Client({ name: 'bench-peers', version: '1' });
-  await server.connect(transport);
+  const started = await startMcpServer(cli, config, 'bench-peers');
+  server = started.client;
   await server.callTool({ name: 'list_snapshots', arguments: { volume: 'sg', limit: 1 } });
   const warmCreate = async () => {
     const r = await server.callTool({
@@ -179,7 +173,7 @@ try {
     '',
     `Ratio of medians, snapguard CLI / snapper: **${(median(listTimes[1]) / median(listTimes[0])).toFixed(2)}x** (no target). ${ROUNDS} calls each.`,
   );
-  const status = await readFile(`/proc/${transport.pid}/status`, 'utf8').catch(() => '');
+  const status = await readFile(`/proc/${started.pid}/status`, 'utf8').catch(() => '');
   const rss = /VmRSS:\s+(\d+) kB/.exec(status);
   if (rss) lines.push('', `Server RSS after these calls: ${(Number(rss[1]) / 1024).toFixed(0)} MiB.`);
 } finally {
