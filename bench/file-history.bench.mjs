@@ -117,10 +117,10 @@ try {
     '| measurement | median | runs | target |',
     '| --- | --- | --- | --- |',
     `| \`file_versions\` (list 2,000 snapshots, one lstat per copy, group) | ${ms(median(ours))} | ${ours.map(ms).join(', ')} | < 1 s: ${median(ours) < 1000 ? 'met' : 'not met'} |`,
-    targetMark('file_versions across 2,000 snapshots', median(ours) / 1000, 1, 's'),
     `| shell loop: \`stat\` + \`sha256sum\` of the same 2,001 paths | ${ms(median(shell))} | ${shell.map(ms).join(', ')} | |`,
     `| ratio | ${ratio.toFixed(2)} × | | ≤ 1 ×: ${ratio <= 1 ? 'met' : 'not met'} |`,
     '',
+    targetMark('file_versions across 2,000 snapshots', median(ours) / 1000, 1, 's'),
     `${versions.total} distinct versions found (the file changed every 20 snapshots), ${versions.snapshotsChecked} snapshots checked; no content was read (size and mtime told every version apart).`,
     '',
   );
@@ -169,9 +169,9 @@ try {
     '| measurement | median | runs | target |',
     '| --- | --- | --- | --- |',
     `| \`diff_snapshots\` | ${ms(median(diffs))} | ${diffs.map(ms).join(', ')} | < 2 s: ${median(diffs) < 2000 ? 'met' : 'not met'} |`,
-    targetMark('diff_snapshots of 100,000 files', median(diffs) / 1000, 2, 's'),
     `| reference: raw \`btrfs send --no-data -p FROM TO\` + \`receive --dump\` | ${ms(median(sendDump))} | ${sendDump.map(ms).join(', ')} | |`,
     '',
+    targetMark('diff_snapshots of 100,000 files', median(diffs) / 1000, 2, 's'),
     `Found ${diff.modified.count} modified, ${diff.added.count} added, ${diff.removed.count} removed, ${diff.metadata.count} metadata-only (the test changed 1,000 files).`,
     '',
   );
