@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
-import { requireVolume, type VolumeConfig } from '../config.js';
+import type { VolumeConfig } from '../config.js';
 import type { SnapshotBackend } from '../../backends/types.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError, hintOf, toSnapguardError } from '../errors.js';
@@ -20,7 +20,14 @@ import {
   type ServiceDriverFactory,
 } from './services.js';
 import { recoveryKind, swapOrder, swapStepsOf } from './steps.js';
-import { copyInPlace, hasNestedTrees, putBackInPlace, recoversInPlace, snapshotThere } from './storage.js';
+import {
+  copyInPlace,
+  hasNestedTrees,
+  putBackInPlace,
+  recoversInPlace,
+  snapshotThere,
+  volumeOf,
+} from './storage.js';
 
 // The steps of a recovery and the journal-driven runner shared by `recover` and the crash
 // recovery (resume.ts): every step is announced in the journal before it is taken.
@@ -358,10 +365,6 @@ export async function recordHistory(
       }
     }
   });
-}
-
-export function volumeOf(deps: Deps, item: JournalItem): VolumeConfig {
-  return deps.config.volumes[item.volume] ?? requireVolume(deps.config, item.volume);
 }
 
 type Outcome = 'success' | 'failed' | 'reverted';

@@ -14,10 +14,9 @@ import {
   recordHistory,
   revertJournal,
   runJournal,
-  volumeOf,
   type RecoverContext,
 } from './engine.js';
-import { recoversInPlace, snapshotThere } from './storage.js';
+import { recoversInPlace, snapshotThere, volumeOf } from './storage.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.
 

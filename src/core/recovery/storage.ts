@@ -105,12 +105,14 @@ export function withSnapshotFiles<T>(
     : work(snapshot.path);
 }
 
-const volumeOfItem = (deps: Deps, item: JournalItem): VolumeConfig =>
-  deps.config.volumes[item.volume] ?? requireVolume(deps.config, item.volume);
+/** The configured volume a journal item recovers. */
+export function volumeOf(deps: Deps, item: JournalItem): VolumeConfig {
+  return deps.config.volumes[item.volume] ?? requireVolume(deps.config, item.volume);
+}
 
 /** Whether a snapshot exists, asked the backend's way: some snapshots have no folder on every system. */
 export async function snapshotThere(deps: Deps, item: JournalItem, name: string): Promise<boolean> {
-  const volume = volumeOfItem(deps, item);
+  const volume = volumeOf(deps, item);
   const backend = deps.backendFor(volume);
   // Backends that open snapshots for reading have no snapshot folder everywhere: ask them.
   if (backend.openSnapshot) return (await backend.show(volume, name)) !== undefined;
@@ -147,7 +149,7 @@ export async function copyInPlace(
   item: JournalItem,
   signal?: AbortSignal,
 ): Promise<void> {
-  const volume = volumeOfItem(deps, item);
+  const volume = volumeOf(deps, item);
   const backend = inPlaceBackendOf(deps, volume);
   if (journal.mode === 'rollback') {
     await backend.replaceTree(volume, item.target, { signal });
@@ -162,6 +164,6 @@ export async function copyInPlace(
 
 /** Puts the files of a volume recovered in place back from its safety snapshot (undo of an interrupted copy). */
 export async function putBackInPlace(deps: Deps, item: JournalItem): Promise<void> {
-  const volume = volumeOfItem(deps, item);
+  const volume = volumeOf(deps, item);
   await inPlaceBackendOf(deps, volume).replaceTree(volume, item.safety);
 }
