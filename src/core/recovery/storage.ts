@@ -65,44 +65,25 @@ export async function planInPlace(
   });
 }
 
-/** Runs `work` on a readable folder of a snapshot the backend opens for reading (e.g. a temporary clone). */
-async function withOpenedSnapshot<T>(
-  deps: Deps,
-  volume: VolumeConfig,
-  name: string,
-  work: (path: string) => Promise<T>,
-  signal?: AbortSignal,
-): Promise<T> {
-  const backend = deps.backendFor(volume);
-  if (!backend.openSnapshot) {
-    throw new SnapguardError(
-      'INTERNAL',
-      `The ${backend.kind} backend of volume "${volume.id}" cannot open a snapshot for reading.`,
-      'Report this.',
-    );
-  }
-  const reader = await backend.openSnapshot(volume, name, { signal });
-  try {
-    return await work(reader.path);
-  } finally {
-    await reader.close();
-  }
-}
-
 /**
  * Runs `work` on a readable folder of a snapshot: its own path, or, for snapshots without a plain
- * folder on every system, what the backend opens for reading (closed afterwards).
+ * folder on every system, what the backend opens for reading (e.g. a temporary clone, closed afterwards).
  */
-export function withSnapshotFiles<T>(
+export async function withSnapshotFiles<T>(
   deps: Deps,
   volume: VolumeConfig,
   snapshot: { name: string; path: string },
   work: (path: string) => Promise<T>,
   signal?: AbortSignal,
 ): Promise<T> {
-  return opensSnapshots(deps, volume)
-    ? withOpenedSnapshot(deps, volume, snapshot.name, work, signal)
-    : work(snapshot.path);
+  const backend = deps.backendFor(volume);
+  if (!backend.openSnapshot) return work(snapshot.path);
+  const reader = await backend.openSnapshot(volume, snapshot.name, { signal });
+  try {
+    return await work(reader.path);
+  } finally {
+    await reader.close();
+  }
 }
 
 /** The configured volume a journal item recovers. */
