@@ -318,43 +318,41 @@ export async function requireOwnedSnapshot(
       pickOwnedSnapshot(volume, 'snapguard acts only on snapshots it made, named <volume>-<type>-...'),
     );
   }
+  const backend = deps.backendFor(volume);
   // Checked at use, without following anything: what lies at the name must be the snapshot itself
   // (a dataset's snapshots are no folders of a snapshotDir: the backend's show checks them).
-  if (!deps.backendFor(volume).volumeInPool) {
+  if (!backend.volumeInPool) {
     const path = join(volume.snapshotDir, name);
     const stats = await lstat(path).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
       throw error;
     });
-    if (!stats) {
-      throw new SnapguardError(
-        'SNAPSHOT_NOT_FOUND',
-        `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
-        listSnapshotsHint(volume),
-      );
-    }
+    if (!stats) throw notFound(volume, name);
     if (!stats.isDirectory()) {
       throw notOwned(volume, name, stats.isSymbolicLink() ? 'a symlink' : 'not a folder');
     }
     if (need === 'ownership') {
-      const readOnly = await deps.backendFor(volume).readOnlyAt?.(volume, name, { stats });
+      const readOnly = await backend.readOnlyAt?.(volume, name, { stats });
       if (readOnly === false) throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
       if (readOnly === true) return { name, path, createdAt: stats.birthtime, readOnly: true };
     }
   }
-  const backend = deps.backendFor(volume);
   const raw = await backend.show(volume, name, { signal });
   if (!raw) {
     if (backend.folderNotSnapshot) throw notOwned(volume, name, backend.folderNotSnapshot);
-    throw new SnapguardError(
-      'SNAPSHOT_NOT_FOUND',
-      `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
-      listSnapshotsHint(volume),
-    );
+    throw notFound(volume, name);
   }
   if (!ownedName(volume, raw, backend))
     throw notOwned(volume, name, 'a writable subvolume, not a read-only snapshot');
   return raw;
+}
+
+function notFound(volume: VolumeConfig, name: string): SnapguardError {
+  return new SnapguardError(
+    'SNAPSHOT_NOT_FOUND',
+    `Snapshot "${name}" does not exist in ${volume.snapshotDir}.`,
+    listSnapshotsHint(volume),
+  );
 }
 
 function notOwned(volume: VolumeConfig, name: string, what: string): SnapguardError {
