@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSystemdDriver } from '../../system/systemd.js';
 import type { VolumeConfig } from '../config.js';
@@ -8,7 +8,7 @@ import type { Deps } from '../deps.js';
 import { SnapguardError, hintOf, toSnapguardError } from '../errors.js';
 import type { RecoveryEntry, SnapshotEntry } from '../history/schema.js';
 import { faultPoint, writeJournal, type Journal, type JournalItem, type RecoveryStep } from './journal.js';
-import { recheckRestorePath } from './paths.js';
+import { exists, recheckRestorePath } from './paths.js';
 import { carryNested, nestedSubvolumesOf, placeSubvolume, rescueStaged } from './nested.js';
 import type { RecoverResult, RecoveryPlan, ValidationCheck } from './schemas.js';
 import {
@@ -66,15 +66,6 @@ export function driverFor(
 
 export const safetyPathOf = (item: { snapshotDir: string; safety: string }) =>
   join(item.snapshotDir, item.safety);
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export async function step(
   deps: Deps,

@@ -16,7 +16,8 @@ const inside = (child: string, root: string) => child === root || child.startsWi
 /** Lexical checks (shared with the zfs backend): the normalised relative path, "." for the whole tree. */
 export { normaliseRelativePath };
 
-async function exists(path: string): Promise<boolean> {
+/** Whether anything is at `path` (lstat: a symlink counts, whatever it points at). */
+export async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
     return true;

@@ -10,12 +10,12 @@ import type { ServiceDriver } from './services.js';
 import {
   backendOfItem,
   driverFor,
-  exists,
   recordHistory,
   revertJournal,
   runJournal,
   type RecoverContext,
 } from './engine.js';
+import { exists } from './paths.js';
 import { recoversInPlace, snapshotThere, volumeOf } from './storage.js';
 
 // Crash recovery (guardrail 6): finishing or undoing recoveries a dead process left behind.

@@ -1,10 +1,11 @@
-import { lstat, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InPlacePlan, SnapshotBackend } from '../../backends/types.js';
 import { requireVolume, type VolumeConfig } from '../config.js';
 import type { Deps } from '../deps.js';
 import { SnapguardError } from '../errors.js';
 import type { Journal, JournalItem } from './journal.js';
+import { exists } from './paths.js';
 
 // What recovery asks of a volume's storage, always through its backend: whether a snapshot exists,
 // the names of its snapshots, a snapshot's files to read, and for backends that recover in place
@@ -97,10 +98,7 @@ export async function snapshotThere(deps: Deps, item: JournalItem, name: string)
   const backend = deps.backendFor(volume);
   // Backends that open snapshots for reading have no snapshot folder everywhere: ask them.
   if (backend.openSnapshot) return (await backend.show(volume, name)) !== undefined;
-  return lstat(join(item.snapshotDir, name)).then(
-    () => true,
-    () => false,
-  );
+  return exists(join(item.snapshotDir, name));
 }
 
 /**
