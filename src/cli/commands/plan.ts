@@ -144,12 +144,11 @@ function hereOnly(
   host: string | undefined,
 ): Record<string, unknown> {
   if (host !== undefined) return {};
+  const configFile = input.configFile === undefined ? configFileInUse(options.config) : undefined;
   return {
     // ExecStart runs the snapguard that is running now, with the absolute path of the config.
     command: input.command ?? runningCommand(),
-    ...(input.configFile === undefined && configFileInUse(options.config)
-      ? { configFile: configFileInUse(options.config) }
-      : {}),
+    ...(configFile ? { configFile } : {}),
   };
 }
 
