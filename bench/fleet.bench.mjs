@@ -21,7 +21,7 @@ import { silentLogger } from '../dist/core/logger.js';
 import { createSnapshots } from '../dist/core/snapshots.js';
 import { createServer } from '../dist/mcp/server.js';
 import { HostSessions } from '../dist/mcp/transports/hosts.js';
-import { median, percentile, targetMark } from './stats.mjs';
+import { median, percentile, targetMark, timedRuns } from './stats.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const SSHD = '/usr/sbin/sshd';
@@ -120,16 +120,7 @@ async function makeHost(i, key) {
   };
 }
 
-async function measure(fn, rounds) {
-  for (let i = 0; i < 5; i++) await fn();
-  const times = [];
-  for (let i = 0; i < rounds; i++) {
-    const t = performance.now();
-    await fn();
-    times.push(performance.now() - t);
-  }
-  return times;
-}
+const measure = (fn, rounds) => timedRuns(fn, rounds, 5);
 
 let sessions;
 let stdioClient;

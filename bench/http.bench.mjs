@@ -13,7 +13,7 @@ import { buildConfig } from '../dist/core/config.js';
 import { createDeps } from '../dist/core/deps.js';
 import { silentLogger } from '../dist/core/logger.js';
 import { startHttpServer } from '../dist/mcp/transports/http.js';
-import { median, percentile } from './stats.mjs';
+import { median, percentile, timedRuns } from './stats.mjs';
 
 const cli = fileURLToPath(new URL('../dist/cli/index.js', import.meta.url));
 const TOKEN = 'bench-token-0123456789abcdef';
@@ -49,16 +49,7 @@ try {
     }),
   );
 
-  const measure = async (fn) => {
-    for (let i = 0; i < 10; i++) await fn();
-    const times = [];
-    for (let i = 0; i < ROUNDS; i++) {
-      const t = performance.now();
-      await fn();
-      times.push(performance.now() - t);
-    }
-    return times;
-  };
+  const measure = (fn) => timedRuns(fn, ROUNDS, 10);
   const call = (client) => () => client.callTool({ name: 'list_snapshots', arguments: {} });
   const overHttp = await measure(call(httpClient));
   const overStdio = await measure(call(stdioClient));

@@ -16,6 +16,14 @@ export async function timed(fn) {
   return performance.now() - started;
 }
 
+/** Milliseconds of each of `rounds` calls of fn, after `warmup` calls that are not measured. */
+export async function timedRuns(fn, rounds, warmup = 0) {
+  for (let i = 0; i < warmup; i++) await fn();
+  const times = [];
+  for (let i = 0; i < rounds; i++) times.push(await timed(fn));
+  return times;
+}
+
 /**
  * A target of the project and what this run measured, as an HTML comment (invisible in the section):
  * bench/run.mjs gathers these into the Targets table at the top of docs/benchmarks.md.

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { SnapguardError } from './errors.js';
 
 /** The value at a field path of the raw input, for quoting it back. */
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+export function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   let value = input;
   for (const key of path) {
     if (value === null || typeof value !== 'object') return undefined;

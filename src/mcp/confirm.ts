@@ -31,7 +31,6 @@ export type GateOutcome<P> =
     }
   | { proceed: false; status: 'declined' | 'cancelled'; plan: P };
 
-/** True when the connected client declared form elicitation (an empty elicitation capability means form). */
 /**
  * Shows a plan to the user through the client (elicitation) with one "Proceed" tick box: only an
  * explicit accept with the box ticked counts as yes; an accept without it is a decline.
@@ -63,6 +62,7 @@ export async function askToProceed(
   return answer.action;
 }
 
+/** True when the connected client declared form elicitation (an empty elicitation capability means form). */
 export function clientCanElicit(server: McpServer): boolean {
   return Boolean(server.server.getClientCapabilities()?.elicitation?.form);
 }

@@ -387,6 +387,9 @@ describe.runIf(run)('several hosts over real OpenSSH (sshd on 127.0.0.2-4, one b
     ]);
     expect(recovered.code, recovered.stderr).toBe(0);
     expect((JSON.parse(recovered.stdout) as { status: string; host: string }).host).toBe('a');
+    // The host's plan is shown without the token instructions meant for an assistant.
+    expect(recovered.stderr).toContain('host a:');
+    expect(recovered.stderr).not.toContain('confirmationToken');
     expect(await readFile(join(a.volume, 'data.txt'), 'utf8')).toBe('a v1\n');
 
     const line = await runBuiltCli([

@@ -12,6 +12,7 @@ import {
   type PlanStrategyResult,
 } from '../../core/planner/plan.js';
 import { formatBytes, formatDuration } from '../../core/units.js';
+import { valueAt } from '../../core/validate.js';
 import { resolve } from 'node:path';
 import {
   action,
@@ -96,10 +97,7 @@ function inCliWords(error: unknown, request: Record<string, unknown>): unknown {
     const option = OPTION_OF[key] ?? path.join('.');
     const which =
       key === 'volumes' && /^\d+$/.test(path[1] ?? '') ? ` (${ordinal(Number(path[1]) + 1)})` : '';
-    const value = path.reduce<unknown>(
-      (v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined),
-      request,
-    );
+    const value = valueAt(request, path);
     const missing =
       value === undefined ? `missing${key === 'hostType' ? ' (laptop, server or vps)' : ''}` : '';
     return `${option}${which}: ${missing || problem.slice(at + 2)}`;
@@ -146,12 +144,11 @@ function hereOnly(
   host: string | undefined,
 ): Record<string, unknown> {
   if (host !== undefined) return {};
+  const configFile = input.configFile === undefined ? configFileInUse(options.config) : undefined;
   return {
     // ExecStart runs the snapguard that is running now, with the absolute path of the config.
     command: input.command ?? runningCommand(),
-    ...(input.configFile === undefined && configFileInUse(options.config)
-      ? { configFile: configFileInUse(options.config) }
-      : {}),
+    ...(configFile ? { configFile } : {}),
   };
 }
 

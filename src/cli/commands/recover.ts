@@ -3,7 +3,7 @@ import { recover } from '../../core/recovery/recover.js';
 import type { RecoverResult } from '../../core/recovery/schemas.js';
 import { action, loadDeps, withCommon, type CommonOptions } from '../common.js';
 import { confirmOnTerminal } from '../confirm.js';
-import { callRemote, remoteTarget, withHost, withSessions, type HostOptions } from '../remote.js';
+import { runGatedOnHost, withHost, type HostOptions } from '../remote.js';
 import { printJson, printLine } from '../output.js';
 import { SnapguardError } from '../../core/errors.js';
 import { displayPath } from '../../core/file-history/tree.js';
@@ -51,33 +51,11 @@ export function printPlan(summary: string): void {
 }
 
 /** recover --host: the plan and the token come from that host, the confirmation is spent there. */
-async function recoverOnHost(
-  options: RecoverOptions & HostOptions,
-  request: Record<string, unknown>,
-): Promise<number | undefined> {
-  const target = await remoteTarget(options);
-  if (!target) return undefined;
-  const { host } = target;
-  const exitCode = (status: unknown) =>
-    status === 'recovered' || status === 'planned' ? 0 : status === 'failed' ? 2 : 1;
-  return withSessions(target.config, async (sessions) => {
-    const first = await callRemote(sessions, host, 'recover', request);
-    let answer = first;
-    if (first.structured.status === 'confirmation_required') {
-      (options.json ? process.stderr : process.stdout).write(`host ${host}: ${first.text}\n`);
-      if (!(await confirmOnTerminal(`Proceed with this recovery on ${host}?`, { yes: options.yes }))) {
-        if (options.json) printJson({ status: 'declined', host });
-        else printLine('Declined; nothing was changed.');
-        return 1;
-      }
-      answer = await callRemote(sessions, host, 'recover', {
-        ...request,
-        confirmationToken: first.structured.confirmationToken,
-      });
-    }
-    if (options.json) printJson({ ...answer.structured, host });
-    else printLine(`host ${host}: ${answer.text}`);
-    return exitCode(answer.structured.status);
+function recoverOnHost(options: RecoverOptions & HostOptions, request: Record<string, unknown>) {
+  return runGatedOnHost(options, 'recover', request, {
+    question: 'Proceed with this recovery?',
+    exitCode: ({ status }) =>
+      status === 'recovered' || status === 'planned' ? 0 : status === 'failed' ? 2 : 1,
   });
 }
 
