@@ -201,10 +201,6 @@ export interface ZfsBackend extends SnapshotBackend {
   openSnapshot(volume: BackendVolume, name: string, options?: BackendCallOptions): Promise<SnapshotReader>;
 }
 
-export function isZfsBackend(backend: SnapshotBackend): backend is ZfsBackend {
-  return backend.kind === 'zfs' && 'openSnapshot' in backend && 'mountInfo' in backend;
-}
-
 /** What the zfs operations share: the command runner, the owned-name test, and what was probed once. */
 interface ZfsContext {
   exec: Exec;

@@ -30,4 +30,23 @@ describe('recovery asks the backend, never which storage a volume is on', () => 
     const hits = await linesMatching(/from '\.\.\/\.\.\/backends\/(?!types\.js')|isZfsBackend/);
     expect(hits).toEqual([]);
   });
+
+  it('no file of core outside configuration, planning and discovery branches on which storage a volume is on', async () => {
+    // config.ts validates per backend, the planner plans per backend and init.ts classifies what it
+    // discovered: configuration data. journal-check compares a journal's recorded backend with the config.
+    const allowed = /^(planner\/|config\.ts:|init\.ts:|locations\.ts:|recovery\/journal-check\.ts:)/;
+    const coreDir = fileURLToPath(new URL('../../src/core', import.meta.url));
+    const hits: string[] = [];
+    const entries = await readdir(coreDir, { recursive: true, withFileTypes: true });
+    for (const entry of entries.filter((e) => e.isFile() && e.name.endsWith('.ts'))) {
+      const rel = join(entry.parentPath, entry.name).slice(coreDir.length + 1);
+      const lines = (await readFile(join(entry.parentPath, entry.name), 'utf8')).split('\n');
+      lines.forEach((line, i) => {
+        if (/\b(backend|backend\.kind)\s*(===|!==)\s*'(btrfs|zfs|dir)'/.test(line))
+          hits.push(`${rel}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    expect(entries.length).toBeGreaterThan(50);
+    expect(hits.filter((hit) => !allowed.test(hit))).toEqual([]);
+  });
 });
