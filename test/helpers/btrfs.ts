@@ -23,6 +23,11 @@ export interface BtrfsSandbox {
    * CLI) and deps for the same config.
    */
   cliVolume(id: string, path: string): Promise<{ configFile: string; deps: Deps }>;
+  /**
+   * Writes a config file DIR/`name` (for the CLI) with contextDir/stateDir in the sandbox and the rest
+   * as given; returns its path.
+   */
+  writeConfig(input: ConfigInput, name?: string): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -57,6 +62,14 @@ export async function createBtrfsSandbox(sizeMb = 256, label = 'sg'): Promise<Bt
       const configFile = join(dir, `${id}.yaml`);
       await writeFile(configFile, stringify(input));
       return { configFile, deps: createDeps(config(input), { logger: silentLogger(), exec }) };
+    },
+    async writeConfig(input, name = 'snapguard.yaml') {
+      const configFile = join(dir, name);
+      await writeFile(
+        configFile,
+        stringify({ contextDir: join(dir, 'context'), stateDir: join(dir, 'state'), ...input }),
+      );
+      return configFile;
     },
     async cleanup() {
       await pool.cleanup();
