@@ -23,7 +23,29 @@ export interface BtrfsSandbox {
    * CLI) and deps for the same config.
    */
   cliVolume(id: string, path: string): Promise<{ configFile: string; deps: Deps }>;
+  /**
+   * Writes a config file DIR/`name` (for the CLI) with contextDir/stateDir in the sandbox and the rest
+   * as given; returns its path.
+   */
+  writeConfig(input: ConfigInput, name?: string): Promise<string>;
   cleanup(): Promise<void>;
+}
+
+/**
+ * Writes a config file DIR/`name` (for the CLI) with contextDir/stateDir in DIR and the rest as given;
+ * returns its path.
+ */
+export async function writeSandboxConfig(
+  dir: string,
+  input: ConfigInput,
+  name = 'snapguard.yaml',
+): Promise<string> {
+  const configFile = join(dir, name);
+  await writeFile(
+    configFile,
+    stringify({ contextDir: join(dir, 'context'), stateDir: join(dir, 'state'), ...input }),
+  );
+  return configFile;
 }
 
 /** One loop-mounted btrfs image per test file; always call cleanup in afterAll. */
@@ -58,6 +80,7 @@ export async function createBtrfsSandbox(sizeMb = 256, label = 'sg'): Promise<Bt
       await writeFile(configFile, stringify(input));
       return { configFile, deps: createDeps(config(input), { logger: silentLogger(), exec }) };
     },
+    writeConfig: (input, name) => writeSandboxConfig(dir, input, name),
     async cleanup() {
       await pool.cleanup();
       await rm(dir, { recursive: true, force: true });

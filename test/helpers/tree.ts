@@ -40,3 +40,23 @@ export async function treeState(root: string, options: { mtime?: boolean } = {})
   await walk('');
   return out;
 }
+
+const RESTORED_BY_FILES = ['conf.yml', 'dir/x'];
+const KEPT_BY_FILES = ['new-after-snapshot', 'keep/deep/a.txt'];
+
+function pick(state: TreeState, paths: string[]): Record<string, string | undefined> {
+  return Object.fromEntries(paths.map((path) => [path, state[path]]));
+}
+
+/** The paths the recovery tests look at after bringing back conf.yml and dir/ from a snapshot. */
+export function afterFilesRecovery(state: TreeState): Record<string, string | undefined> {
+  return pick(state, [...RESTORED_BY_FILES, ...KEPT_BY_FILES]);
+}
+
+/** What those paths must hold: conf.yml and dir/x as in the snapshot, the later edits as they were. */
+export function expectedAfterFilesRecovery(
+  before: TreeState,
+  target: TreeState,
+): Record<string, string | undefined> {
+  return { ...pick(target, RESTORED_BY_FILES), ...pick(before, KEPT_BY_FILES) };
+}

@@ -8,6 +8,7 @@ import { createDeps, type Deps } from '../../src/core/deps.js';
 import { acquireLock } from '../../src/core/lock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { createExec, type Exec } from '../../src/system/exec.js';
+import { writeSandboxConfig } from './btrfs.js';
 
 export const exec: Exec = createExec();
 
@@ -114,6 +115,8 @@ export interface ZfsSandbox {
   sanoidPath(): Promise<string>;
   config(input: ConfigInput): Config;
   deps(input: ConfigInput, overrides?: Partial<Omit<Deps, 'config'>>): Deps;
+  /** A config file DIR/`name` for the CLI, contextDir/stateDir in the sandbox; returns its path. */
+  writeConfig(input: ConfigInput, name?: string): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -177,6 +180,7 @@ export async function createZfsSandbox(label: string, sizeMb = 128): Promise<Zfs
     config,
     deps: (input, overrides = {}) =>
       createDeps(config(input), { logger: silentLogger(), exec, ...overrides }),
+    writeConfig: (input, name) => writeSandboxConfig(dir, input, name),
     async cleanup() {
       const failures: string[] = [];
       for (const created of pools.reverse()) {

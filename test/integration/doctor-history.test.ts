@@ -28,17 +28,7 @@ describe.runIf(run)(
           data: { backend: 'btrfs', path: data, retention: { preserveMin: 'latest', preserve: '2d' } },
         },
       };
-      configFile = join(box.dir, 'snapguard.yaml');
-      await writeFile(
-        configFile,
-        JSON.stringify({
-          contextDir: join(box.dir, 'context'),
-          stateDir: join(box.dir, 'state'),
-          host: 'test-host',
-          confirm: 'token',
-          ...input,
-        }),
-      );
+      configFile = await box.writeConfig({ host: 'test-host', confirm: 'token', ...input });
       const now = Date.now();
       for (const days of [10, 9, 8]) {
         const past = box.deps(input, { clock: () => new Date(now - days * DAY) });

@@ -185,6 +185,7 @@ describe.runIf(run)(
       expect(plan.host).toBe('nas');
       expect(plan.config).toContain('fragment for nas-itself');
       // The units start the host's snapguard, not the one running here.
+      expect(plan.units.length).toBeGreaterThan(0);
       expect(plan.units.some((u) => u.content.includes(cliPath))).toBe(false);
       const human = await cli([
         'plan',

@@ -38,19 +38,13 @@ describe.runIf(enabled)('errors of the host reach the user as what to do, not as
     await mkdir(files);
     await writeFile(join(files, 'public.txt'), 'anyone may read this\n');
     await writeFile(join(files, 'secret.key'), 'only root may read this\n', { mode: 0o600 });
-    configFile = join(box.dir, 'snapguard.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        contextDir: join(box.dir, 'context'),
-        stateDir: join(box.dir, 'state'),
-        volumes: {
-          data: { backend: 'btrfs', path: data },
-          gone: { backend: 'btrfs', path: join(box.pool.mountPoint, 'not-there') },
-          files: { backend: 'dir', path: files, snapshotDir: join(box.dir, 'files-snapshots') },
-        },
-      }),
-    );
+    configFile = await box.writeConfig({
+      volumes: {
+        data: { backend: 'btrfs', path: data },
+        gone: { backend: 'btrfs', path: join(box.pool.mountPoint, 'not-there') },
+        files: { backend: 'dir', path: files, snapshotDir: join(box.dir, 'files-snapshots') },
+      },
+    });
     history = new HistoryStore({ contextDir: join(box.dir, 'context') });
     const created = await runBuiltCli(['snapshot', 'create', 'data', 'files', '--config', configFile]);
     expect(created.code, created.stderr).toBe(0);

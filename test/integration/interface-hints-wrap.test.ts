@@ -1,7 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireBuiltCli, runBuiltCli } from '../helpers/cli.js';
 import { requireComponents } from '../helpers/env.js';
@@ -24,15 +23,7 @@ describe.runIf(enabled)(
       requireBuiltCli();
       box = await createBtrfsSandbox(256, 'wrap-hints');
       web = await box.subvolume('web');
-      configFile = join(box.dir, 'snapguard.yaml');
-      await writeFile(
-        configFile,
-        stringify({
-          contextDir: join(box.dir, 'context'),
-          stateDir: join(box.dir, 'state'),
-          volumes: { web: { backend: 'btrfs', path: web } },
-        }),
-      );
+      configFile = await box.writeConfig({ volumes: { web: { backend: 'btrfs', path: web } } });
     }, 120_000);
     afterAll(async () => {
       await box?.cleanup();
@@ -98,12 +89,8 @@ describe.runIf(enabled)(
       await mkdir(mnt, { recursive: true });
       await exec('mount', ['--bind', inner, mnt]);
       try {
-        const mountedConfig = join(box.dir, 'mounted.yaml');
-        await writeFile(
-          mountedConfig,
-          stringify({
-            contextDir: join(box.dir, 'context'),
-            stateDir: join(box.dir, 'state'),
+        const mountedConfig = await box.writeConfig(
+          {
             volumes: {
               mounted: {
                 backend: 'btrfs',
@@ -111,7 +98,8 @@ describe.runIf(enabled)(
                 snapshotDir: join(box.pool.mountPoint, '.snapshots', 'mounted'),
               },
             },
-          }),
+          },
+          'mounted.yaml',
         );
         const out = await runBuiltCli(
           [

@@ -64,16 +64,7 @@ describe.runIf(enabled)('zfs SNAPSHOT_NOT_FOUND in the words of each interface (
     const deps = sandbox.deps(input);
     const name = (await createSnapshots(deps, { volumes: [id], type: 'manual' })).created[0]!.name;
     await writeFile(join(mountPoint, 'conf.yml'), 'good: false\n');
-    const configFile = join(sandbox.dir, `${id}.yaml`);
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        contextDir: deps.config.contextDir,
-        stateDir: deps.config.stateDir,
-        host: 'test-host',
-        ...input,
-      }),
-    );
+    const configFile = await sandbox.writeConfig({ host: 'test-host', ...input }, `${id}.yaml`);
     return { id, dataset, name, mountPoint, configFile, input };
   }
 

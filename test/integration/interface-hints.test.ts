@@ -25,16 +25,7 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
   async function setup(name: string, extra: ConfigInput) {
     const input: ConfigInput = { volumes: { data: { backend: 'btrfs', path: data } }, ...extra };
     const deps = sandbox.deps(input);
-    const configFile = join(sandbox.dir, `${name}.yaml`);
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        contextDir: deps.config.contextDir,
-        stateDir: deps.config.stateDir,
-        host: 'test-host',
-        ...input,
-      }),
-    );
+    const configFile = await sandbox.writeConfig({ host: 'test-host', ...input }, `${name}.yaml`);
     const mcp = await connect(deps);
     const made = { deps, mcp, configFile };
     setups.push(made);
@@ -140,11 +131,7 @@ describe.runIf(enabled)('hints speak the language of the interface that shows th
     const fresh = await sandbox.subvolume('fresh');
     const input: ConfigInput = { volumes: { fresh: { backend: 'btrfs', path: fresh } } };
     const deps = sandbox.deps(input);
-    const configFile = join(sandbox.dir, 'fresh.yaml');
-    await writeFile(
-      configFile,
-      JSON.stringify({ contextDir: deps.config.contextDir, stateDir: deps.config.stateDir, ...input }),
-    );
+    const configFile = await sandbox.writeConfig(input, 'fresh.yaml');
     const mcp = await connect(deps);
     setups.push({ deps, mcp, configFile });
     const result = await mcp.call('health_check', { volume: 'fresh' });

@@ -48,17 +48,7 @@ describe.runIf(run)('progress of long CLI work (built CLI, real btrfs)', () => {
         retention: { preserveMin: 'latest', preserve: 'no' },
       },
     };
-    configFile = join(sandbox.dir, 'snapguard.yaml');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        contextDir: join(sandbox.dir, 'context'),
-        stateDir: join(sandbox.dir, 'state'),
-        host: 'test-host',
-        confirm: 'token',
-        volumes,
-      }),
-    );
+    configFile = await sandbox.writeConfig({ host: 'test-host', confirm: 'token', volumes });
     const start = Date.now() - (SNAPSHOTS + 1) * HOUR;
     for (let i = 0; i < SNAPSHOTS; i++) {
       const at = new Date(start + i * HOUR);

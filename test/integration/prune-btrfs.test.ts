@@ -63,17 +63,7 @@ describe.runIf(run)('prune on real btrfs', () => {
         },
       },
     };
-    configFile = join(sandbox.dir, 'snapguard.yaml');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        contextDir: join(sandbox.dir, 'context'),
-        stateDir: join(sandbox.dir, 'state'),
-        host: 'test-host',
-        confirm: 'token',
-        ...configInput,
-      }),
-    );
+    configFile = await sandbox.writeConfig({ host: 'test-host', confirm: 'token', ...configInput });
     deps = sandbox.deps(configInput);
     const dayStart = Math.floor(now.getTime() / DAY) * DAY;
     for (let d = 10; d >= 1; d--) await snapshotAt(`day-${d}`, new Date(dayStart - d * DAY + 2 * HOUR));

@@ -58,16 +58,7 @@ describe.runIf(btrfs)('recover beside the original on real btrfs', () => {
     await writeFile(outside, 'not part of any snapshot\n');
     const volumes = { app: { backend: 'btrfs' as const, path } };
     deps = box.deps({ confirm: 'elicit-or-token', volumes }, { clock: () => new Date(clockTime) });
-    config = join(box.dir, 'snapguard.yaml');
-    await writeFile(
-      config,
-      JSON.stringify({
-        contextDir: join(box.dir, 'context'),
-        stateDir: join(box.dir, 'state'),
-        confirm: 'elicit-or-token',
-        volumes,
-      }),
-    );
+    config = await box.writeConfig({ confirm: 'elicit-or-token', volumes });
     await mkdir(join(path, 'conf'));
     await writeFile(join(path, 'conf', 'app.ini'), 'port = 80\n');
     await chmod(join(path, 'conf', 'app.ini'), 0o640);

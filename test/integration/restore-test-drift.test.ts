@@ -25,16 +25,7 @@ describe.runIf(run)('restore tests report drift and RTO as they are (real btrfs)
     for (let i = 0; i < 5; i++) await writeFile(join(path, 'old', `f${i}.txt`), `file ${i}\n`);
     input = { volumes: { data: { backend: 'btrfs', path, tier: 'important' } } };
     deps = box.deps(input);
-    configFile = join(box.dir, 'snapguard.yaml');
-    await writeFile(
-      configFile,
-      JSON.stringify({
-        contextDir: join(box.dir, 'context'),
-        stateDir: join(box.dir, 'state'),
-        host: 'test-host',
-        ...input,
-      }),
-    );
+    configFile = await box.writeConfig({ host: 'test-host', ...input });
     await createSnapshots(deps, { volumes: ['data'], type: 'manual' });
   });
   afterAll(async () => {

@@ -3,7 +3,6 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { HistoryStore } from '../../src/core/history/store.js';
 import { createBtrfsSandbox, type BtrfsSandbox } from '../helpers/btrfs.js';
 import { requireComponents } from '../helpers/env.js';
@@ -25,19 +24,13 @@ describe.runIf(run)('snapguard wrap (built CLI, real btrfs)', () => {
     box = await createBtrfsSandbox(384, 'wrap');
     const web = await box.subvolume('web');
     page = join(web, 'index.html');
-    configFile = join(box.dir, 'snapguard.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        contextDir: join(box.dir, 'context'),
-        stateDir: join(box.dir, 'state'),
-        confirm: 'elicit-or-token',
-        volumes: {
-          web: { backend: 'btrfs', path: web },
-          site: { backend: 'btrfs', path: (sitePath = await box.subvolume('site')), minInterval: '1h' },
-        },
-      }),
-    );
+    configFile = await box.writeConfig({
+      confirm: 'elicit-or-token',
+      volumes: {
+        web: { backend: 'btrfs', path: web },
+        site: { backend: 'btrfs', path: (sitePath = await box.subvolume('site')), minInterval: '1h' },
+      },
+    });
     history = new HistoryStore({ contextDir: join(box.dir, 'context') });
   });
   afterAll(async () => {

@@ -25,6 +25,12 @@ async function snapshotGuids(dataset: string): Promise<Record<string, string>> {
   );
 }
 
+/** Every snapshot of `before` is in `after` with the same guid; `before` is not empty, so this cannot pass idly. */
+function expectEverySnapshotKept(before: Record<string, string>, after: Record<string, string>): void {
+  expect(Object.keys(before).length).toBeGreaterThan(0);
+  expect(after).toMatchObject(before);
+}
+
 /** A tree summary a user would compare: content, mode, owner, symlink targets. */
 async function describeTree(root: string, paths: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -130,7 +136,7 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
     // Every snapshot that existed is still there with the same guid; the safety snapshot is new.
     const after = await snapshotGuids(dataset);
     expect(Object.keys(after)).toEqual([...Object.keys(before), 'data-pre-recover-20261121-120000']);
-    for (const [name, guid] of Object.entries(before)) expect(after[name]).toBe(guid);
+    expectEverySnapshotKept(before, after);
     // The newer snapshot still has its own contents.
     const newer = await backend.openSnapshot(volume, 'data-pre-update-app-20261102-100000');
     try {
@@ -192,7 +198,7 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
       'new-in-v3.txt': 'only in v3 644 0:0',
     });
     const after = await snapshotGuids(dataset);
-    for (const [name, guid] of Object.entries(before)) expect(after[name]).toBe(guid);
+    expectEverySnapshotKept(before, after);
     // The safety snapshot holds what files mode replaced.
     const safety = await backend.openSnapshot(volume, 'data-pre-recover-20261121-140000');
     try {
@@ -222,7 +228,7 @@ describe.skipIf(!run)('recovery on a zfs dataset keeps the current state and eve
       'new-in-v3.txt': 'missing',
     });
     const after = await snapshotGuids(dataset);
-    for (const [name, guid] of Object.entries(before)) expect(after[name]).toBe(guid);
+    expectEverySnapshotKept(before, after);
     // What was replaced is in the safety snapshot.
     const safety = await backend.openSnapshot(volume, 'data-pre-recover-20261121-145000');
     try {

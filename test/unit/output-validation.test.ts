@@ -12,16 +12,18 @@ describe('tool output is still checked against the output schema (synchronous pa
     for (const close of closers.splice(0)) await close();
   });
 
-  async function connect(output: Record<string, unknown> | undefined): Promise<Client> {
+  const listingSchema = z.object({ items: z.array(z.object({ name: z.string(), readOnly: z.boolean() })) });
+
+  /** A client of a server with one tool, 'listing', whose result is `output` checked against `outputSchema`. */
+  async function connect(
+    output: Record<string, unknown> | undefined,
+    outputSchema: z.ZodTypeAny = listingSchema,
+  ): Promise<Client> {
     const server = new McpServer({ name: 't', version: '1' });
-    server.registerTool(
-      'listing',
-      { outputSchema: z.object({ items: z.array(z.object({ name: z.string(), readOnly: z.boolean() })) }) },
-      async () => ({
-        content: [{ type: 'text', text: 'x' }],
-        ...(output ? { structuredContent: output } : {}),
-      }),
-    );
+    server.registerTool('listing', { outputSchema }, async () => ({
+      content: [{ type: 'text', text: 'x' }],
+      ...(output ? { structuredContent: output } : {}),
+    }));
     installSyncOutputValidation(server);
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
     await server.connect(serverSide);
@@ -118,24 +120,11 @@ describe('tool output is still checked against the output schema (synchronous pa
       ['name', { name: 7 }],
     ];
     for (const [field, change] of wrongs) {
-      const server = new McpServer({ name: 't', version: '1' });
       const snapshots = Array.from({ length: 600 }, (_, i) =>
         i === 400 ? { ...good(i), ...change } : good(i),
       );
-      server.registerTool('list', { outputSchema: ListSnapshotsResultSchema }, async () => ({
-        content: [{ type: 'text', text: 'x' }],
-        structuredContent: { snapshots, total: 600 },
-      }));
-      installSyncOutputValidation(server);
-      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-      await server.connect(serverSide);
-      const client = new Client({ name: 'c', version: '1' });
-      await client.connect(clientSide);
-      closers.push(
-        () => client.close(),
-        () => server.close(),
-      );
-      const result = (await client.callTool({ name: 'list', arguments: {} })) as CallToolResult;
+      const client = await connect({ snapshots, total: 600 }, ListSnapshotsResultSchema);
+      const result = (await client.callTool({ name: 'listing', arguments: {} })) as CallToolResult;
       expect(result.isError, `${field}: ${JSON.stringify(change)}`).toBe(true);
       const text = (result.content[0] as { text: string }).text;
       expect(text).toContain(field);

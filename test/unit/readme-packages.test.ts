@@ -15,7 +15,8 @@ function aptPackages(text: string): Set<string> {
       .slice(at + 'apt-get install'.length)
       .trim()
       .split(/\s+/)) {
-      if (!word || word.startsWith('-') || word === 'DPkg::Lock::Timeout=300') continue;
+      if (!word || word.startsWith('-')) continue;
+      // An option's argument such as DPkg::Lock::Timeout=300 fails the name pattern below.
       const name = word.replace(/^"/, '').replace(/=.*$/, '');
       if (/^[a-z0-9][a-z0-9.+-]*$/.test(name)) names.add(name);
     }

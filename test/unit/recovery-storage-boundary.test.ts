@@ -5,10 +5,18 @@ import { describe, expect, it } from 'vitest';
 
 const recoveryDir = fileURLToPath(new URL('../../src/core/recovery', import.meta.url));
 
+const BACKEND_NAME_COMPARED = /backend (===|!==) '/;
+const BACKEND_MODULE_IMPORTED = /from '\.\.\/\.\.\/backends\/(?!types\.js')|isZfsBackend/;
+
+/** The .ts files of src/core/recovery, sorted. */
+async function recoveryFiles(): Promise<string[]> {
+  return (await readdir(recoveryDir)).filter((n) => n.endsWith('.ts')).sort();
+}
+
 /** Every line of src/core/recovery/*.ts that matches `pattern`, as "file:line: text". */
 async function linesMatching(pattern: RegExp): Promise<string[]> {
   const hits: string[] = [];
-  for (const name of (await readdir(recoveryDir)).filter((n) => n.endsWith('.ts')).sort()) {
+  for (const name of await recoveryFiles()) {
     const lines = (await readFile(join(recoveryDir, name), 'utf8')).split('\n');
     lines.forEach((line, i) => {
       if (pattern.test(line)) hits.push(`${name}:${i + 1}: ${line.trim()}`);
@@ -18,16 +26,32 @@ async function linesMatching(pattern: RegExp): Promise<string[]> {
 }
 
 describe('recovery asks the backend, never which storage a volume is on', () => {
+  it('the scan reads the recovery modules, and its patterns catch the forms they forbid', async () => {
+    // Without this, an emptied or moved directory or a pattern that never matches would pass below.
+    expect(await recoveryFiles()).toEqual(
+      expect.arrayContaining(['engine.ts', 'journal-check.ts', 'recover.ts']),
+    );
+    expect(BACKEND_NAME_COMPARED.test("if (volume.backend === 'zfs') {")).toBe(true);
+    expect(BACKEND_NAME_COMPARED.test("if (item.backend !== 'btrfs') return;")).toBe(true);
+    expect(BACKEND_MODULE_IMPORTED.test("import { createZfsBackend } from '../../backends/zfs.js';")).toBe(
+      true,
+    );
+    expect(BACKEND_MODULE_IMPORTED.test('if (isZfsBackend(backend)) {')).toBe(true);
+    expect(
+      BACKEND_MODULE_IMPORTED.test("import type { SnapshotBackend } from '../../backends/types.js';"),
+    ).toBe(false);
+  });
+
   it('no file of core/recovery compares a backend name or item backend to choose what to do', async () => {
     // journal-check compares the backend recorded in a journal with the configuration: that is data.
-    const hits = (await linesMatching(/backend (===|!==) '/)).filter(
+    const hits = (await linesMatching(BACKEND_NAME_COMPARED)).filter(
       (hit) => !hit.startsWith('journal-check.ts:'),
     );
     expect(hits).toEqual([]);
   });
 
   it('no file of core/recovery imports a backend module other than the interface', async () => {
-    const hits = await linesMatching(/from '\.\.\/\.\.\/backends\/(?!types\.js')|isZfsBackend/);
+    const hits = await linesMatching(BACKEND_MODULE_IMPORTED);
     expect(hits).toEqual([]);
   });
 
